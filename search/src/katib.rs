@@ -1,0 +1,271 @@
+//! Building samplers and stopping rules from Katib's `algorithm` /
+//! `earlyStopping` blocks (`algorithmName` plus `algorithmSettings`, whose values
+//! are strings).
+//!
+//! | algorithmName | sampler | settings (default) |
+//! |---|---|---|
+//! | `random` | [`RandomSampler`] | `random_state` |
+//! | `grid` | [`GridSampler`] | `random_state` |
+//! | `tpe`, `multivariate-tpe` | [`TpeSampler`] | `random_state`, `n_startup_trials` (10), `n_ei_candidates` (24; `n_EI_candidates` also accepted), `gamma` (0.1), `prior_weight` (1.0), `consider_magic_clip` (true), `constant_liar` (true), `bandwidth` (1.3), `adaptive_bandwidth` (true) |
+//! | `bayesianoptimization` | [`GpSampler`] | `random_state`, `n_initial_points` (10), `acq_func` (`EI`; also `PI`, `LCB`, `gp_hedge` = EI), `base_estimator` (`GP` only), `acq_optimizer` (ignored) |
+//!
+//! | early stopping | rule | settings (default) |
+//! |---|---|---|
+//! | `medianstop` | [`MedianStop`] | `min_trials_required` (3), `start_step` (4) |
+//! | `asha` | [`Asha`] | `min_resource` (1), `reduction_factor` (3), `min_early_stopping_rate` (0) |
+//!
+//! Unknown names and unparsable values are errors, as in Katib, rather than being
+//! silently ignored.
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sampler::Sampler;
+use crate::sampler::gp::{Acquisition, GpConfig, GpSampler};
+use crate::sampler::grid::GridSampler;
+use crate::sampler::random::RandomSampler;
+use crate::sampler::tpe::{TpeConfig, TpeSampler};
+use crate::stopping::{Asha, MedianStop, StoppingRule};
+
+/// One `{name, value}` entry of `algorithmSettings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlgorithmSetting {
+    pub name: String,
+    pub value: String,
+}
+
+impl AlgorithmSetting {
+    pub fn new(name: impl Into<String>, value: impl ToString) -> Self {
+        AlgorithmSetting {
+            name: name.into(),
+            value: value.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown algorithm {0:?} (known: {1})")]
+    UnknownAlgorithm(String, &'static str),
+    #[error("algorithm {algorithm:?} has no setting {name:?} (known: {known})")]
+    UnknownSetting {
+        algorithm: String,
+        name: String,
+        known: &'static str,
+    },
+    #[error("setting {name:?} = {value:?}: {reason}")]
+    BadValue {
+        name: String,
+        value: String,
+        reason: String,
+    },
+}
+
+const SAMPLERS: &str = "random, grid, tpe, multivariate-tpe, bayesianoptimization";
+const STOPPERS: &str = "medianstop, asha";
+
+fn parse<T: FromStr>(
+    s: &AlgorithmSetting,
+    ok: impl Fn(&T) -> bool,
+    reason: &str,
+) -> Result<T, ConfigError> {
+    s.value
+        .trim()
+        .parse::<T>()
+        .ok()
+        .filter(|v| ok(v))
+        .ok_or_else(|| ConfigError::BadValue {
+            name: s.name.clone(),
+            value: s.value.clone(),
+            reason: reason.into(),
+        })
+}
+
+fn parse_bool(s: &AlgorithmSetting) -> Result<bool, ConfigError> {
+    match s.value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::BadValue {
+            name: s.name.clone(),
+            value: s.value.clone(),
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
+fn seed(s: &AlgorithmSetting) -> Result<Option<u64>, ConfigError> {
+    // Katib clients sometimes write "None" for "unseeded".
+    if s.value.trim().is_empty() || s.value.trim() == "None" {
+        return Ok(None);
+    }
+    parse::<u64>(s, |_| true, "expected an integer >= 0").map(Some)
+}
+
+/// A sampler from Katib's `algorithmName` and `algorithmSettings`.
+pub fn sampler_from_katib(
+    algorithm: &str,
+    settings: &[AlgorithmSetting],
+) -> Result<Box<dyn Sampler>, ConfigError> {
+    let unknown = |s: &AlgorithmSetting, known: &'static str| ConfigError::UnknownSetting {
+        algorithm: algorithm.to_string(),
+        name: s.name.clone(),
+        known,
+    };
+    match algorithm {
+        "random" | "grid" => {
+            let mut random_state = None;
+            for s in settings {
+                match s.name.as_str() {
+                    "random_state" => random_state = seed(s)?,
+                    _ => return Err(unknown(s, "random_state")),
+                }
+            }
+            Ok(if algorithm == "random" {
+                Box::new(RandomSampler::new(random_state))
+            } else {
+                Box::new(GridSampler::new(random_state))
+            })
+        }
+        "tpe" | "multivariate-tpe" => {
+            const KNOWN: &str = "random_state, n_startup_trials, n_ei_candidates, gamma, prior_weight, consider_magic_clip, constant_liar, bandwidth, adaptive_bandwidth";
+            let mut cfg = TpeConfig::default();
+            for s in settings {
+                match s.name.as_str() {
+                    "random_state" | "seed" => cfg.seed = seed(s)?,
+                    "n_startup_trials" => {
+                        cfg.n_startup_trials = parse(s, |_| true, "expected an integer >= 0")?
+                    }
+                    "n_ei_candidates" | "n_EI_candidates" => {
+                        cfg.n_ei_candidates = parse(s, |v| *v > 0, "expected an integer > 0")?
+                    }
+                    "gamma" => {
+                        cfg.gamma = parse(
+                            s,
+                            |v: &f64| *v > 0.0 && *v < 1.0,
+                            "expected a number in (0, 1)",
+                        )?
+                    }
+                    "prior_weight" => {
+                        cfg.prior_weight = parse(
+                            s,
+                            |v: &f64| *v > 0.0 && v.is_finite(),
+                            "expected a number > 0",
+                        )?
+                    }
+                    "consider_magic_clip" => cfg.consider_magic_clip = parse_bool(s)?,
+                    "constant_liar" => cfg.constant_liar = parse_bool(s)?,
+                    "bandwidth" => {
+                        cfg.bandwidth = parse(
+                            s,
+                            |v: &f64| *v > 0.0 && v.is_finite(),
+                            "expected a number > 0",
+                        )?
+                    }
+                    "adaptive_bandwidth" => cfg.adaptive_bandwidth = parse_bool(s)?,
+                    _ => return Err(unknown(s, KNOWN)),
+                }
+            }
+            Ok(Box::new(TpeSampler::new(cfg)))
+        }
+        "bayesianoptimization" => {
+            const KNOWN: &str =
+                "random_state, n_initial_points, acq_func, base_estimator, acq_optimizer";
+            let mut cfg = GpConfig::default();
+            for s in settings {
+                match s.name.as_str() {
+                    "random_state" => cfg.seed = seed(s)?,
+                    "n_initial_points" => {
+                        cfg.n_initial_points = parse(s, |_| true, "expected an integer >= 0")?
+                    }
+                    "acq_func" => {
+                        cfg.acquisition = match s.value.trim() {
+                            "EI" | "gp_hedge" | "EIps" => Acquisition::ExpectedImprovement,
+                            "PI" | "PIps" => Acquisition::ProbabilityOfImprovement,
+                            "LCB" => Acquisition::LowerConfidenceBound,
+                            _ => {
+                                return Err(ConfigError::BadValue {
+                                    name: s.name.clone(),
+                                    value: s.value.clone(),
+                                    reason: "expected EI, PI, LCB or gp_hedge".into(),
+                                });
+                            }
+                        }
+                    }
+                    "base_estimator" if s.value.trim() == "GP" => {}
+                    "base_estimator" => {
+                        return Err(ConfigError::BadValue {
+                            name: s.name.clone(),
+                            value: s.value.clone(),
+                            reason: "only GP is implemented".into(),
+                        });
+                    }
+                    "acq_optimizer" => {}
+                    _ => return Err(unknown(s, KNOWN)),
+                }
+            }
+            Ok(Box::new(GpSampler::new(cfg)))
+        }
+        _ => Err(ConfigError::UnknownAlgorithm(
+            algorithm.to_string(),
+            SAMPLERS,
+        )),
+    }
+}
+
+/// A stopping rule from Katib's `earlyStopping` block.
+pub fn stopping_from_katib(
+    algorithm: &str,
+    settings: &[AlgorithmSetting],
+) -> Result<Box<dyn StoppingRule>, ConfigError> {
+    let unknown = |s: &AlgorithmSetting, known: &'static str| ConfigError::UnknownSetting {
+        algorithm: algorithm.to_string(),
+        name: s.name.clone(),
+        known,
+    };
+    match algorithm {
+        "medianstop" => {
+            let mut rule = MedianStop::default();
+            for s in settings {
+                match s.name.as_str() {
+                    "min_trials_required" => {
+                        rule.min_trials_required = parse(s, |v| *v > 0, "expected an integer > 0")?
+                    }
+                    "start_step" => {
+                        rule.start_step = parse(s, |v| *v >= 1, "expected an integer >= 1")?
+                    }
+                    _ => return Err(unknown(s, "min_trials_required, start_step")),
+                }
+            }
+            Ok(Box::new(rule))
+        }
+        "asha" => {
+            let mut rule = Asha::default();
+            for s in settings {
+                match s.name.as_str() {
+                    "min_resource" => {
+                        rule.min_resource = parse(s, |v| *v >= 1, "expected an integer >= 1")?
+                    }
+                    "reduction_factor" => {
+                        rule.reduction_factor = parse(s, |v| *v >= 2, "expected an integer >= 2")?
+                    }
+                    "min_early_stopping_rate" => {
+                        rule.min_early_stopping_rate =
+                            parse(s, |v| *v < 32, "expected an integer in 0..32")?
+                    }
+                    _ => {
+                        return Err(unknown(
+                            s,
+                            "min_resource, reduction_factor, min_early_stopping_rate",
+                        ));
+                    }
+                }
+            }
+            Ok(Box::new(rule))
+        }
+        _ => Err(ConfigError::UnknownAlgorithm(
+            algorithm.to_string(),
+            STOPPERS,
+        )),
+    }
+}

@@ -1,0 +1,170 @@
+//! The [`Sampler`] trait and what the samplers share.
+//!
+//! # Lifecycle
+//!
+//! The driver (for example [`crate::Study`] or `kale tune`) owns the trials and
+//! repeats:
+//!
+//! 1. **ask**: [`Sampler::ask`] gets the search space, a snapshot of *all* trials
+//!    so far (finished ones and those still running) and the objective direction,
+//!    and returns parameters for one new trial, or [`Suggestion::Exhausted`] when
+//!    it has nothing new to offer (grid search after the last point). The driver
+//!    records the new trial as `Running` before asking again, which is how
+//!    samplers avoid handing out a point that is already being evaluated.
+//! 2. evaluate the trial (possibly concurrently with others, possibly stopped
+//!    early by a [`crate::stopping::StoppingRule`]);
+//! 3. **tell**: the driver marks the trial finished and calls [`Sampler::tell`]
+//!    with the final snapshot. The default does nothing: samplers read
+//!    everything they need from the history passed to `ask`, so a sampler built
+//!    afresh over a stored history behaves like one that saw the whole run.
+//!
+//! Samplers never write trials. With a seed, the same sequence of `ask` calls over
+//! the same histories gives the same suggestions.
+
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+
+use crate::space::{Dim, Params, SearchSpace};
+use crate::trial::{Direction, Trial};
+
+pub mod gp;
+pub mod grid;
+pub mod random;
+pub mod tpe;
+
+/// What [`Sampler::ask`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Suggestion {
+    Params(Params),
+    /// No unvisited point is left; the experiment should end with "search space exhausted".
+    Exhausted,
+}
+
+impl Suggestion {
+    pub fn params(self) -> Option<Params> {
+        match self {
+            Suggestion::Params(p) => Some(p),
+            Suggestion::Exhausted => None,
+        }
+    }
+}
+
+/// Why a sampler cannot work on a search space.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SamplerError {
+    #[error("{sampler}: parameter {name:?}: {reason}")]
+    UnsupportedParameter {
+        sampler: &'static str,
+        name: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A search algorithm. See the [module docs](self) for when each method is called.
+pub trait Sampler: Send {
+    /// Katib algorithm name of this sampler.
+    fn name(&self) -> &'static str;
+
+    /// Parameters for one new trial.
+    fn ask(
+        &mut self,
+        space: &SearchSpace,
+        trials: &[Trial],
+        direction: Direction,
+    ) -> Result<Suggestion, SamplerError>;
+
+    /// Called once when a trial has finished. Default: nothing.
+    fn tell(&mut self, _trial: &Trial) {}
+}
+
+/// Generator for a sampler: seeded when `random_state` is given, else from the
+/// process's hash randomisation (which the OS seeds), so unseeded runs differ.
+pub(crate) fn make_rng(seed: Option<u64>) -> Xoshiro256PlusPlus {
+    let seed = seed.unwrap_or_else(|| {
+        use std::hash::{BuildHasher, RandomState};
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        RandomState::new().hash_one(nanos)
+    });
+    Xoshiro256PlusPlus::seed_from_u64(seed)
+}
+
+pub(crate) fn decode(space: &SearchSpace, dims: &[Dim], x: &[f64]) -> Params {
+    space
+        .parameters()
+        .iter()
+        .zip(dims)
+        .zip(x)
+        .map(|((p, d), &v)| (p.name.clone(), d.decode(v)))
+        .collect()
+}
+
+/// Sampler coordinates of a trial's parameters; `None` when the trial does not fit
+/// the space (e.g. it was run before the space was edited).
+pub(crate) fn encode(space: &SearchSpace, dims: &[Dim], params: &Params) -> Option<Vec<f64>> {
+    space
+        .parameters()
+        .iter()
+        .zip(dims)
+        .map(|(p, d)| d.encode(params.get(&p.name)?))
+        .collect()
+}
+
+/// Latin-hypercube start: the first `n` trials each take a different stratum of
+/// every parameter, so a 10-trial start covers each axis evenly and visits every
+/// category of a small categorical, which independent random draws often miss.
+#[derive(Debug, Clone)]
+pub(crate) struct LatinStart {
+    n: usize,
+    strata: Vec<Vec<usize>>,
+}
+
+impl LatinStart {
+    pub fn new<R: rand::Rng + ?Sized>(n: usize, dims: usize, rng: &mut R) -> Self {
+        use rand::seq::SliceRandom;
+        let strata = (0..dims)
+            .map(|_| {
+                let mut p: Vec<usize> = (0..n).collect();
+                p.shuffle(rng);
+                p
+            })
+            .collect();
+        LatinStart { n, strata }
+    }
+
+    /// Point number `i` of the design, or `None` once the design is used up.
+    pub fn point<R: rand::Rng + ?Sized>(
+        &self,
+        i: usize,
+        dims: &[Dim],
+        rng: &mut R,
+    ) -> Option<Vec<f64>> {
+        use rand::RngExt;
+        if i >= self.n || dims.len() != self.strata.len() {
+            return None;
+        }
+        Some(
+            dims.iter()
+                .zip(&self.strata)
+                .map(|(d, s)| d.from_unit((s[i] as f64 + rng.random::<f64>()) / self.n as f64))
+                .collect(),
+        )
+    }
+}
+
+/// A standard normal draw (Marsaglia's polar method); `rand` 0.10 itself has no
+/// normal distribution and one function does not justify `rand_distr`.
+pub(crate) fn std_normal<R: rand::Rng + ?Sized>(rng: &mut R) -> f64 {
+    use rand::RngExt;
+    loop {
+        let u = 2.0 * rng.random::<f64>() - 1.0;
+        let v = 2.0 * rng.random::<f64>() - 1.0;
+        let s = u * u + v * v;
+        if s > 0.0 && s < 1.0 {
+            return u * (-2.0 * s.ln() / s).sqrt();
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Independent random draws from each parameter's own distribution.
+//!
+//! Katib name `random`; setting `random_state` (seed, default: unseeded).
+//!
+//! ```
+//! use kale_search::{Direction, ParameterSpec, SearchSpace, Sampler, sampler::random::RandomSampler};
+//!
+//! let space = SearchSpace::new(vec![ParameterSpec::double("lr", 1e-4, 1e-1).log()]).unwrap();
+//! let mut sampler = RandomSampler::new(Some(7));
+//! let params = sampler.ask(&space, &[], Direction::Minimize).unwrap().params().unwrap();
+//! let lr = params["lr"].as_f64().unwrap();
+//! assert!((1e-4..=1e-1).contains(&lr));
+//! ```
+
+use rand::rngs::Xoshiro256PlusPlus;
+
+use super::{Sampler, SamplerError, Suggestion, decode, make_rng};
+use crate::space::SearchSpace;
+use crate::trial::{Direction, Trial};
+
+pub struct RandomSampler {
+    rng: Xoshiro256PlusPlus,
+}
+
+impl RandomSampler {
+    /// `seed` is Katib's `random_state`.
+    pub fn new(seed: Option<u64>) -> Self {
+        RandomSampler {
+            rng: make_rng(seed),
+        }
+    }
+}
+
+impl Sampler for RandomSampler {
+    fn name(&self) -> &'static str {
+        "random"
+    }
+
+    fn ask(
+        &mut self,
+        space: &SearchSpace,
+        _: &[Trial],
+        _: Direction,
+    ) -> Result<Suggestion, SamplerError> {
+        let dims = space.dims();
+        let x: Vec<f64> = dims.iter().map(|d| d.sample(&mut self.rng)).collect();
+        Ok(Suggestion::Params(decode(space, &dims, &x)))
+    }
+}

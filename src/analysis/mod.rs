@@ -1,0 +1,140 @@
+//! Static analysis of notebook Python: which global names a block of cells
+//! reads, binds and deletes, what its top-level functions depend on, and the
+//! two special cells (`pipeline-parameters`, `pipeline-metrics`).
+//!
+//! The analysis is deliberately flow-insensitive inside a block (a binding
+//! inside an `if` counts) but keeps evaluation order through `seq`, so the
+//! caller can tell `x = x + 1` (needs `x` from an earlier step) from
+//! `x = 1; y = x` (self-sufficient).
+//!
+//! It never fails: syntax errors are collected as [`SyntaxIssue`]s and the
+//! parser's error recovery still lets us see most of the names.
+
+mod builtins;
+mod ipython;
+mod scope;
+mod source;
+mod special_cells;
+mod walker;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use builtins::is_builtin;
+pub use special_cells::{ParamDecl, ParamValue, parse_metrics, parse_parameters};
+
+/// One notebook cell's code.
+#[derive(Clone, Copy, Debug)]
+pub struct CellSource<'a> {
+    /// Notebook cell number, 1-based; only used in locations.
+    pub number: usize,
+    pub source: &'a str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Location {
+    pub cell: usize,
+    /// 1-based line within the cell.
+    pub line: u32,
+    /// 1-based column, counted in Unicode scalar values (not bytes).
+    pub col: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Occurrence {
+    /// Evaluation order across the whole block: comparable between
+    /// `first_read` and `first_bind`.
+    pub seq: u32,
+    pub at: Location,
+}
+
+/// Facts about a block of cells executed in order in one module namespace.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct BlockFacts {
+    /// First module-level read of each global name, in evaluation order.
+    /// Builtins are included: only the caller knows whether an earlier block
+    /// shadowed them.
+    pub first_read: BTreeMap<String, Occurrence>,
+    /// First module-level binding of each global name.
+    pub first_bind: BTreeMap<String, Occurrence>,
+    /// Names deleted at module level (including `except ... as e` names,
+    /// which Python deletes at the end of the handler) and not rebound
+    /// afterwards.
+    pub deleted: BTreeSet<String>,
+    /// Top-level `def`s, `name = lambda ...`, and top-level classes (whose
+    /// facts are the union of their methods'); last definition wins.
+    pub functions: BTreeMap<String, FunctionFacts>,
+    pub classes: BTreeSet<String>,
+    pub dynamic: Vec<DynamicUse>,
+    pub ipython: Vec<IpythonUse>,
+    pub syntax_errors: Vec<SyntaxIssue>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FunctionFacts {
+    /// Free names of the body (nested scopes included) that resolve to the
+    /// module. Builtins are left out unless the block binds them at module
+    /// level. Calls to other globals show up here as plain reads.
+    pub global_reads: BTreeSet<String>,
+    /// Names declared `global` and assigned or deleted in the body.
+    pub global_writes: BTreeSet<String>,
+    pub defined_at: Location,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DynamicUse {
+    pub kind: DynamicKind,
+    pub at: Location,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum DynamicKind {
+    /// `from module import *`; `module` keeps relative-import dots.
+    WildcardImport {
+        module: String,
+    },
+    Exec,
+    Eval,
+    Globals,
+    Locals,
+    /// `vars()` without arguments (`vars(obj)` does not touch the namespace).
+    Vars,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct IpythonUse {
+    pub kind: IpythonKind,
+    /// Magic name for magics (`"time"`), the command word for shell escapes
+    /// (`"pip"`), the callee for autocalls, `""` for help.
+    pub name: String,
+    /// The escape's source text. For a cell magic, the whole cell from `%%`.
+    pub text: String,
+    pub at: Location,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum IpythonKind {
+    LineMagic,
+    CellMagic,
+    /// `!cmd`
+    Shell,
+    /// `!!cmd`
+    ShellCapture,
+    /// `x?`, `?x`, `x??`, `??x`
+    Help,
+    /// IPython autocall escapes `/f a`, `,f a b`, `;f a b` (calls `f`).
+    AutoCall,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SyntaxIssue {
+    pub message: String,
+    pub at: Location,
+}
+
+/// Analyses cells executed in order in one module namespace.
+pub fn analyze_block(cells: &[CellSource]) -> BlockFacts {
+    walker::analyze(cells)
+}

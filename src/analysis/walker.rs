@@ -1,0 +1,865 @@
+//! The scope-aware AST walk behind [`super::analyze_block`].
+//!
+//! Every parsed text (a cell, a `%%time` body, a `%time` argument, a `{expr}`
+//! in a shell escape) is a slice of the current cell, so a single `base`
+//! offset maps parser offsets back to cell locations.
+
+use std::collections::BTreeSet;
+
+use ruff_python_ast::visitor::{self, Visitor};
+use ruff_python_ast::{
+    self as ast, Expr, ExprContext, IpyEscapeKind, Mod, Parameters, Pattern, Stmt,
+};
+use ruff_python_parser::Mode;
+use ruff_text_size::{Ranged, TextRange, TextSize};
+
+use super::ipython::{self, CellMagicBody, Interpolation};
+use super::scope::{Scope, ScopeKind, import_binding};
+use super::source::{LineIndex, parse};
+use super::{
+    BlockFacts, CellSource, DynamicKind, DynamicUse, FunctionFacts, IpythonKind, IpythonUse,
+    Location, Occurrence, SyntaxIssue, is_builtin,
+};
+
+pub(crate) fn analyze(cells: &[CellSource]) -> BlockFacts {
+    let mut a = Analyzer {
+        cell: 0,
+        src: "",
+        index: LineIndex::new(""),
+        base: 0,
+        scopes: vec![Scope::new(ScopeKind::Module)],
+        target: Target::Module,
+        acc: None,
+        seq: 0,
+        facts: BlockFacts::default(),
+    };
+    for cell in cells {
+        a.cell = cell.number;
+        a.src = cell.source;
+        a.index = LineIndex::new(cell.source);
+        a.analyze_cell();
+    }
+    let mut facts = a.facts;
+    // Builtins read by functions only matter when this block shadows them.
+    let bound = &facts.first_bind;
+    for f in facts.functions.values_mut() {
+        f.global_reads
+            .retain(|n| !is_builtin(n) || bound.contains_key(n));
+    }
+    facts
+}
+
+/// Where global reads and writes currently go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// Executed when the block runs.
+    Module,
+    /// Executed when the top-level function/class being defined is called:
+    /// recorded in `Analyzer::acc`.
+    Function,
+}
+
+struct Analyzer<'s> {
+    cell: usize,
+    src: &'s str,
+    index: LineIndex<'s>,
+    /// Offset of the text being walked within `src`.
+    base: usize,
+    scopes: Vec<Scope>,
+    target: Target,
+    /// Facts of the top-level def/class/lambda being defined.
+    acc: Option<FunctionFacts>,
+    seq: u32,
+    facts: BlockFacts,
+}
+
+impl Analyzer<'_> {
+    // ---- locations and parsing -------------------------------------------
+
+    fn at(&self, offset: TextSize) -> Location {
+        self.index
+            .location(self.cell, self.base + offset.to_usize())
+    }
+
+    fn at_abs(&self, offset: usize) -> Location {
+        self.index.location(self.cell, offset)
+    }
+
+    fn text(&self, range: TextRange) -> &str {
+        let start = self.base + range.start().to_usize();
+        let end = self.base + range.end().to_usize();
+        self.src.get(start..end).unwrap_or_default()
+    }
+
+    fn analyze_cell(&mut self) {
+        let src = self.src;
+        let Some(magic) = ipython::split_cell_magic(src) else {
+            self.walk_text(0, src.len(), Mode::Ipython, true);
+            return;
+        };
+        self.facts.ipython.push(IpythonUse {
+            kind: IpythonKind::CellMagic,
+            name: magic.name.to_owned(),
+            text: src[magic.start..].trim_end().to_owned(),
+            at: self.at_abs(magic.start),
+        });
+        match ipython::classify_cell_magic(magic.name) {
+            CellMagicBody::Foreign => {}
+            CellMagicBody::Python { line_is_code } => {
+                let (args, args_at) = magic.args;
+                if line_is_code {
+                    if let Some((code, off)) = ipython::python_argument(magic.name, args) {
+                        let start = args_at + off;
+                        self.walk_text(start, start + code.len(), Mode::Ipython, true);
+                    }
+                } else if magic.name == "capture" {
+                    self.capture_target(args, args_at);
+                }
+                self.walk_text(magic.body_start, src.len(), Mode::Ipython, true);
+            }
+            CellMagicBody::Unknown => {
+                self.walk_text(magic.body_start, src.len(), Mode::Ipython, false);
+            }
+        }
+    }
+
+    /// `%%capture [--no-stdout ...] out` binds `out`.
+    fn capture_target(&mut self, args: &str, args_at: usize) {
+        let mut off = 0;
+        for word in args.split_whitespace() {
+            let pos = args[off..].find(word).map_or(off, |p| off + p);
+            off = pos + word.len();
+            if !word.starts_with('-') {
+                let at = self.at_abs(args_at + pos);
+                self.module_bind(word, at);
+                return;
+            }
+        }
+    }
+
+    /// Parses `src[start..end]` and walks it. With `report_errors` false, a
+    /// text with syntax errors is ignored entirely (it probably isn't Python).
+    fn walk_text(&mut self, start: usize, end: usize, mode: Mode, report_errors: bool) {
+        let Some(text) = self.src.get(start..end) else {
+            return;
+        };
+        let saved = self.base;
+        self.base = start;
+        match parse(text, mode) {
+            None => {
+                if report_errors {
+                    let at = self.at_abs(start);
+                    self.facts.syntax_errors.push(SyntaxIssue {
+                        message: "internal parser error".to_owned(),
+                        at,
+                    });
+                }
+            }
+            Some(parsed) => {
+                if !parsed.errors().is_empty() {
+                    if !report_errors {
+                        self.base = saved;
+                        return;
+                    }
+                    for e in parsed.errors() {
+                        let at = self.at(e.location.start());
+                        self.facts.syntax_errors.push(SyntaxIssue {
+                            message: e.error.to_string(),
+                            at,
+                        });
+                    }
+                }
+                match parsed.syntax() {
+                    Mod::Module(m) => self.stmts(&m.body),
+                    Mod::Expression(e) => self.visit_expr(&e.body),
+                }
+            }
+        }
+        self.base = saved;
+    }
+
+    // ---- recording --------------------------------------------------------
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn module_read(&mut self, name: &str, at: Location) {
+        let seq = self.next_seq();
+        self.facts
+            .first_read
+            .entry(name.to_owned())
+            .or_insert(Occurrence { seq, at });
+    }
+
+    fn module_bind(&mut self, name: &str, at: Location) {
+        let seq = self.next_seq();
+        self.facts
+            .first_bind
+            .entry(name.to_owned())
+            .or_insert(Occurrence { seq, at });
+        self.facts.deleted.remove(name);
+    }
+
+    fn global_read(&mut self, name: &str, at: Location) {
+        match (self.target, &mut self.acc) {
+            (Target::Function, Some(acc)) => {
+                acc.global_reads.insert(name.to_owned());
+            }
+            _ => self.module_read(name, at),
+        }
+    }
+
+    fn global_write(&mut self, name: &str, at: Location) {
+        match (self.target, &mut self.acc) {
+            (Target::Function, Some(acc)) => {
+                acc.global_writes.insert(name.to_owned());
+            }
+            _ => self.module_bind(name, at),
+        }
+    }
+
+    fn dynamic(&mut self, kind: DynamicKind, at: Location) {
+        self.facts.dynamic.push(DynamicUse { kind, at });
+    }
+
+    // ---- name resolution --------------------------------------------------
+
+    /// Whether a load of `name` here resolves to the module namespace.
+    fn is_global(&self, name: &str) -> bool {
+        let innermost = self.scopes.len() - 1;
+        for (i, scope) in self.scopes.iter().enumerate().rev() {
+            if scope.globals.contains(name) {
+                return true;
+            }
+            match scope.kind {
+                ScopeKind::Module => return true,
+                // Class namespaces are invisible to nested scopes.
+                ScopeKind::Class if i != innermost => continue,
+                _ if scope.nonlocals.contains(name) => continue,
+                _ if scope.locals.contains(name) => return false,
+                _ => {}
+            }
+        }
+        true
+    }
+
+    fn read(&mut self, name: &str, at: Location) {
+        if self.is_global(name) {
+            self.global_read(name, at);
+        }
+    }
+
+    fn bind(&mut self, name: &str, at: Location) {
+        let idx = self.scopes.len() - 1;
+        self.bind_in(idx, name, at);
+    }
+
+    /// Walrus targets bind in the nearest enclosing non-comprehension scope.
+    fn bind_walrus(&mut self, name: &str, at: Location) {
+        let idx = self
+            .scopes
+            .iter()
+            .rposition(|s| s.kind != ScopeKind::Comprehension)
+            .unwrap_or(0);
+        self.bind_in(idx, name, at);
+    }
+
+    fn bind_in(&mut self, idx: usize, name: &str, at: Location) {
+        let scope = &mut self.scopes[idx];
+        match scope.kind {
+            ScopeKind::Module => self.module_bind(name, at),
+            _ if scope.globals.contains(name) => self.global_write(name, at),
+            ScopeKind::Class => {
+                scope.locals.insert(name.to_owned());
+            }
+            // Function-like scopes know their locals from the pre-pass.
+            _ => {}
+        }
+    }
+
+    fn delete(&mut self, name: &str, at: Location) {
+        self.read(name, at);
+        let scope = self
+            .scopes
+            .last_mut()
+            .expect("module scope is never popped");
+        match scope.kind {
+            ScopeKind::Module => {
+                self.next_seq();
+                self.facts.deleted.insert(name.to_owned());
+            }
+            _ if scope.globals.contains(name) => self.global_write(name, at),
+            ScopeKind::Class => {
+                scope.locals.remove(name);
+            }
+            _ => {}
+        }
+    }
+
+    fn in_function_scope(&self) -> bool {
+        self.scopes.last().is_some_and(|s| {
+            matches!(
+                s.kind,
+                ScopeKind::Function | ScopeKind::Lambda | ScopeKind::Comprehension
+            )
+        })
+    }
+
+    /// At module level (possibly inside a PEP 695 annotation scope).
+    fn at_module_level(&self) -> bool {
+        self.scopes
+            .iter()
+            .rev()
+            .find(|s| s.kind != ScopeKind::TypeParams)
+            .is_some_and(|s| s.kind == ScopeKind::Module)
+    }
+
+    // ---- definitions ------------------------------------------------------
+
+    /// Runs `body` as code executed later, when the definition is called.
+    /// Returns the facts if this definition is top-level (owns the facts).
+    fn deferred(
+        &mut self,
+        defined_at: Location,
+        body: impl FnOnce(&mut Self),
+    ) -> Option<FunctionFacts> {
+        let owns = self.target == Target::Module && self.acc.is_none() && self.at_module_level();
+        if owns {
+            self.acc = Some(FunctionFacts {
+                global_reads: BTreeSet::new(),
+                global_writes: BTreeSet::new(),
+                defined_at,
+            });
+        }
+        let saved = self.target;
+        if self.acc.is_some() {
+            self.target = Target::Function;
+        }
+        body(self);
+        self.target = saved;
+        if owns { self.acc.take() } else { None }
+    }
+
+    fn parameter_defaults(&mut self, p: &Parameters) {
+        for d in p
+            .posonlyargs
+            .iter()
+            .chain(&p.args)
+            .chain(&p.kwonlyargs)
+            .filter_map(|p| p.default.as_deref())
+        {
+            self.visit_expr(d);
+        }
+    }
+
+    fn parameter_annotations(&mut self, p: &Parameters) {
+        let all = p
+            .posonlyargs
+            .iter()
+            .chain(&p.args)
+            .chain(&p.kwonlyargs)
+            .map(|p| &p.parameter)
+            .chain(p.vararg.as_deref())
+            .chain(p.kwarg.as_deref());
+        for param in all {
+            if let Some(a) = &param.annotation {
+                self.visit_expr(a);
+            }
+        }
+    }
+
+    fn with_type_params(&mut self, params: Option<&ast::TypeParams>, f: impl FnOnce(&mut Self)) {
+        let Some(params) = params else { return f(self) };
+        for p in &params.type_params {
+            let (bound, default) = match p {
+                ast::TypeParam::TypeVar(t) => (t.bound.as_deref(), t.default.as_deref()),
+                ast::TypeParam::TypeVarTuple(t) => (None, t.default.as_deref()),
+                ast::TypeParam::ParamSpec(t) => (None, t.default.as_deref()),
+            };
+            self.scopes.push(Scope::type_params(params));
+            for e in bound.into_iter().chain(default) {
+                self.visit_expr(e);
+            }
+            self.scopes.pop();
+        }
+        self.scopes.push(Scope::type_params(params));
+        f(self);
+        self.scopes.pop();
+    }
+
+    fn function_def(&mut self, f: &ast::StmtFunctionDef) {
+        for d in &f.decorator_list {
+            self.visit_expr(&d.expression);
+        }
+        self.parameter_defaults(&f.parameters);
+        let at = self.at(f.name.start());
+        let owned = self.with_type_params_ret(f.type_params.as_deref(), |a| {
+            a.parameter_annotations(&f.parameters);
+            if let Some(r) = &f.returns {
+                a.visit_expr(r);
+            }
+            a.deferred(at, |a| {
+                a.scopes.push(Scope::function(Some(&f.parameters), &f.body));
+                a.stmts(&f.body);
+                a.scopes.pop();
+            })
+        });
+        self.bind(&f.name.id, at);
+        if let Some(facts) = owned {
+            self.facts.functions.insert(f.name.id.to_string(), facts);
+        }
+    }
+
+    fn with_type_params_ret<R>(
+        &mut self,
+        params: Option<&ast::TypeParams>,
+        f: impl FnOnce(&mut Self) -> R,
+    ) -> R {
+        let mut out = None;
+        self.with_type_params(params, |a| out = Some(f(a)));
+        out.expect("closure always runs")
+    }
+
+    fn class_def(&mut self, c: &ast::StmtClassDef) {
+        for d in &c.decorator_list {
+            self.visit_expr(&d.expression);
+        }
+        let at = self.at(c.name.start());
+        let top = self.target == Target::Module && self.acc.is_none() && self.at_module_level();
+        if top {
+            self.acc = Some(FunctionFacts {
+                global_reads: BTreeSet::new(),
+                global_writes: BTreeSet::new(),
+                defined_at: at,
+            });
+        }
+        self.with_type_params(c.type_params.as_deref(), |a| {
+            if let Some(args) = &c.arguments {
+                a.visit_arguments(args);
+            }
+            // The body runs now, in the current target; methods defer.
+            a.scopes.push(Scope::new(ScopeKind::Class));
+            a.stmts(&c.body);
+            a.scopes.pop();
+        });
+        self.bind(&c.name.id, at);
+        if top {
+            if let Some(facts) = self.acc.take() {
+                self.facts.functions.insert(c.name.id.to_string(), facts);
+            }
+            self.facts.classes.insert(c.name.id.to_string());
+        }
+    }
+
+    fn lambda(&mut self, l: &ast::ExprLambda) {
+        if let Some(p) = &l.parameters {
+            self.parameter_defaults(p);
+        }
+        let scope = Scope::lambda(l.parameters.as_deref(), &l.body);
+        // A lambda inside a class body is a method; elsewhere at module level
+        // its reads are attributed to the module (it may be called anywhere).
+        let saved = self.target;
+        if self.acc.is_some() {
+            self.target = Target::Function;
+        }
+        self.scopes.push(scope);
+        self.visit_expr(&l.body);
+        self.scopes.pop();
+        self.target = saved;
+    }
+
+    /// `name = lambda ...` at module level is a function definition.
+    fn named_lambda(&mut self, name: &ast::ExprName, l: &ast::ExprLambda) {
+        if let Some(p) = &l.parameters {
+            self.parameter_defaults(p);
+        }
+        let at = self.at(name.start());
+        let owned = self.deferred(at, |a| {
+            a.scopes
+                .push(Scope::lambda(l.parameters.as_deref(), &l.body));
+            a.visit_expr(&l.body);
+            a.scopes.pop();
+        });
+        self.bind(&name.id, at);
+        if let Some(facts) = owned {
+            self.facts.functions.insert(name.id.to_string(), facts);
+        }
+    }
+
+    fn comprehension(&mut self, generators: &[ast::Comprehension], elts: &[&Expr]) {
+        let Some(first) = generators.first() else {
+            return;
+        };
+        // The first iterable is evaluated in the enclosing scope.
+        self.visit_expr(&first.iter);
+        self.scopes.push(Scope::comprehension(generators));
+        for (i, g) in generators.iter().enumerate() {
+            if i > 0 {
+                self.visit_expr(&g.iter);
+            }
+            self.visit_expr(&g.target);
+            for e in &g.ifs {
+                self.visit_expr(e);
+            }
+        }
+        for e in elts {
+            self.visit_expr(e);
+        }
+        self.scopes.pop();
+    }
+
+    // ---- statements -------------------------------------------------------
+
+    fn stmts(&mut self, body: &[Stmt]) {
+        for s in body {
+            self.stmt(s);
+        }
+    }
+
+    fn stmt(&mut self, stmt: &Stmt) {
+        match stmt {
+            Stmt::FunctionDef(f) => self.function_def(f),
+            Stmt::ClassDef(c) => self.class_def(c),
+            Stmt::Assign(a) => match (&*a.value, a.targets.as_slice()) {
+                (Expr::Lambda(l), [Expr::Name(n)])
+                    if self.at_module_level() && self.acc.is_none() =>
+                {
+                    self.named_lambda(n, l);
+                }
+                _ => {
+                    self.visit_expr(&a.value);
+                    for t in &a.targets {
+                        self.visit_expr(t);
+                    }
+                }
+            },
+            Stmt::AnnAssign(a) => {
+                let evaluates_annotation = !self.in_function_scope();
+                match (&a.value, &*a.target) {
+                    (Some(v), Expr::Name(n)) if self.at_module_level() && self.acc.is_none() => {
+                        if let Expr::Lambda(l) = &**v {
+                            self.named_lambda(n, l);
+                        } else {
+                            self.visit_expr(v);
+                            self.visit_expr(&a.target);
+                        }
+                    }
+                    (Some(v), _) => {
+                        self.visit_expr(v);
+                        self.visit_expr(&a.target);
+                    }
+                    // `x: int` binds nothing; `obj.x: int` still evaluates `obj`.
+                    (None, Expr::Name(_)) => {}
+                    (None, t) => self.visit_expr(t),
+                }
+                if evaluates_annotation {
+                    self.visit_expr(&a.annotation);
+                }
+            }
+            Stmt::AugAssign(a) => {
+                if let Expr::Name(n) = &*a.target {
+                    let at = self.at(n.start());
+                    self.read(&n.id, at);
+                    self.visit_expr(&a.value);
+                    self.bind(&n.id, at);
+                } else {
+                    self.visit_expr(&a.target);
+                    self.visit_expr(&a.value);
+                }
+            }
+            Stmt::TypeAlias(t) => {
+                // The value is lazy and may refer to the alias itself.
+                self.visit_expr(&t.name);
+                self.with_type_params(t.type_params.as_deref(), |a| a.visit_expr(&t.value));
+            }
+            Stmt::For(f) => {
+                self.visit_expr(&f.iter);
+                self.visit_expr(&f.target);
+                self.stmts(&f.body);
+                self.stmts(&f.orelse);
+            }
+            Stmt::While(w) => {
+                self.visit_expr(&w.test);
+                self.stmts(&w.body);
+                self.stmts(&w.orelse);
+            }
+            Stmt::If(i) => {
+                self.visit_expr(&i.test);
+                self.stmts(&i.body);
+                for clause in &i.elif_else_clauses {
+                    if let Some(t) = &clause.test {
+                        self.visit_expr(t);
+                    }
+                    self.stmts(&clause.body);
+                }
+            }
+            Stmt::With(w) => {
+                for item in &w.items {
+                    self.visit_expr(&item.context_expr);
+                    if let Some(v) = &item.optional_vars {
+                        self.visit_expr(v);
+                    }
+                }
+                self.stmts(&w.body);
+            }
+            Stmt::Match(m) => {
+                self.visit_expr(&m.subject);
+                for case in &m.cases {
+                    self.visit_pattern(&case.pattern);
+                    if let Some(g) = &case.guard {
+                        self.visit_expr(g);
+                    }
+                    self.stmts(&case.body);
+                }
+            }
+            Stmt::Try(t) => {
+                self.stmts(&t.body);
+                for h in &t.handlers {
+                    let ast::ExceptHandler::ExceptHandler(h) = h;
+                    if let Some(e) = &h.type_ {
+                        self.visit_expr(e);
+                    }
+                    let name = h
+                        .name
+                        .as_ref()
+                        .map(|n| (n.id.to_string(), self.at(n.start())));
+                    if let Some((n, at)) = &name {
+                        self.bind(n, *at);
+                    }
+                    self.stmts(&h.body);
+                    // Python deletes the name when the handler ends.
+                    if let Some((n, _)) = &name
+                        && self
+                            .scopes
+                            .last()
+                            .is_some_and(|s| s.kind == ScopeKind::Module)
+                    {
+                        self.next_seq();
+                        self.facts.deleted.insert(n.clone());
+                    }
+                }
+                self.stmts(&t.orelse);
+                self.stmts(&t.finalbody);
+            }
+            Stmt::Import(i) => {
+                for alias in &i.names {
+                    let at = self.at(alias.start());
+                    self.bind(import_binding(alias), at);
+                }
+            }
+            Stmt::ImportFrom(i) => {
+                for alias in &i.names {
+                    let at = self.at(alias.start());
+                    if alias.name.id.as_str() == "*" {
+                        let module = format!(
+                            "{}{}",
+                            ".".repeat(i.level as usize),
+                            i.module.as_ref().map_or("", |m| m.id.as_str())
+                        );
+                        self.dynamic(DynamicKind::WildcardImport { module }, at);
+                    } else {
+                        let name = alias.asname.as_ref().unwrap_or(&alias.name);
+                        self.bind(&name.id, at);
+                    }
+                }
+            }
+            Stmt::Global(g) => {
+                // In function scopes the pre-pass already saw it; at module
+                // level it is a no-op.
+                if let Some(s) = self.scopes.last_mut()
+                    && s.kind == ScopeKind::Class
+                {
+                    s.globals.extend(g.names.iter().map(|n| n.id.to_string()));
+                }
+            }
+            Stmt::IpyEscapeCommand(c) => self.escape(c.kind, c.range),
+            Stmt::Nonlocal(_) | Stmt::Pass(_) | Stmt::Break(_) | Stmt::Continue(_) => {}
+            Stmt::Return(_)
+            | Stmt::Delete(_)
+            | Stmt::Raise(_)
+            | Stmt::Assert(_)
+            | Stmt::Expr(_) => {
+                visitor::walk_stmt(self, stmt);
+            }
+        }
+    }
+
+    // ---- IPython escapes --------------------------------------------------
+
+    fn escape(&mut self, kind: IpyEscapeKind, range: TextRange) {
+        let start = self.base + range.start().to_usize();
+        let text = self.text(range).to_owned();
+        let at = self.at_abs(start);
+        // The escape prefix (`%`, `!!`, `?`...) is ASCII; help escapes may
+        // also end with `?`/`??`.
+        let prefix_len = text.len()
+            - text
+                .trim_start_matches(['%', '!', '?', ',', ';', '/'])
+                .len();
+        let body = &text[prefix_len..];
+        let body_at = start + prefix_len;
+        let (word, rest, rest_off) = ipython::first_word(body);
+        let word = word.to_owned();
+        let push = |a: &mut Self, kind, name: &str| {
+            a.facts.ipython.push(IpythonUse {
+                kind,
+                name: name.to_owned(),
+                text: text.clone(),
+                at,
+            });
+        };
+        match kind {
+            IpyEscapeKind::Magic => {
+                push(self, IpythonKind::LineMagic, &word);
+                let rest_at = body_at + rest_off;
+                if let Some((code, off)) = ipython::python_argument(&word, rest) {
+                    let s = rest_at + off;
+                    self.walk_text(s, s + code.len(), Mode::Ipython, true);
+                } else if word == "store" {
+                    self.store_magic(rest, rest_at);
+                }
+            }
+            IpyEscapeKind::Magic2 => {
+                push(self, IpythonKind::CellMagic, &word);
+                self.facts.syntax_errors.push(SyntaxIssue {
+                    message: format!(
+                        "cell magic `%%{word}` is only valid on the first line of a cell"
+                    ),
+                    at,
+                });
+            }
+            IpyEscapeKind::Shell | IpyEscapeKind::ShCap => {
+                // The parser reports `x = !!cmd` as a plain shell escape.
+                let k = if kind == IpyEscapeKind::ShCap || text.starts_with("!!") {
+                    IpythonKind::ShellCapture
+                } else {
+                    IpythonKind::Shell
+                };
+                push(self, k, &word);
+                for i in ipython::shell_interpolations(body) {
+                    match i {
+                        Interpolation::Name(n, off) => {
+                            let loc = self.at_abs(body_at + off);
+                            self.read(n, loc);
+                        }
+                        Interpolation::Expr(e, off) => {
+                            let s = body_at + off;
+                            self.walk_text(s, s + e.len(), Mode::Expression, false);
+                        }
+                    }
+                }
+            }
+            IpyEscapeKind::Help | IpyEscapeKind::Help2 => push(self, IpythonKind::Help, ""),
+            IpyEscapeKind::Quote | IpyEscapeKind::Quote2 | IpyEscapeKind::Paren => {
+                let callee = word.split('.').next().unwrap_or_default().to_owned();
+                push(self, IpythonKind::AutoCall, &callee);
+                if !callee.is_empty() {
+                    self.read(&callee, self.at_abs(body_at));
+                }
+            }
+        }
+    }
+
+    /// `%store x` reads `x`; `%store -r x y` restores (binds) them.
+    fn store_magic(&mut self, args: &str, args_at: usize) {
+        let words: Vec<&str> = args.split_whitespace().collect();
+        let restore = words.first() == Some(&"-r");
+        if words.iter().any(|w| *w == "-d" || *w == "-z") || (restore && words.len() == 1) {
+            return;
+        }
+        let mut off = 0;
+        for w in words {
+            let pos = args[off..].find(w).map_or(off, |p| off + p);
+            off = pos + w.len();
+            if w.starts_with('-') || w.starts_with('>') {
+                if w.starts_with('>') {
+                    break;
+                }
+                continue;
+            }
+            if !w.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let at = self.at_abs(args_at + pos);
+            if restore {
+                self.bind(w, at);
+            } else {
+                self.read(w, at);
+            }
+        }
+    }
+}
+
+impl<'a> Visitor<'a> for Analyzer<'_> {
+    fn visit_stmt(&mut self, stmt: &'a Stmt) {
+        self.stmt(stmt);
+    }
+
+    fn visit_expr(&mut self, expr: &'a Expr) {
+        match expr {
+            Expr::Name(n) => {
+                let at = self.at(n.start());
+                match n.ctx {
+                    ExprContext::Load | ExprContext::Invalid => self.read(&n.id, at),
+                    ExprContext::Store => self.bind(&n.id, at),
+                    ExprContext::Del => self.delete(&n.id, at),
+                }
+            }
+            Expr::Named(n) => {
+                self.visit_expr(&n.value);
+                if let Expr::Name(t) = &*n.target {
+                    let at = self.at(t.start());
+                    self.bind_walrus(&t.id, at);
+                }
+            }
+            Expr::Lambda(l) => self.lambda(l),
+            Expr::ListComp(c) => self.comprehension(&c.generators, &[&c.elt]),
+            Expr::SetComp(c) => self.comprehension(&c.generators, &[&c.elt]),
+            Expr::Generator(c) => self.comprehension(&c.generators, &[&c.elt]),
+            Expr::DictComp(c) => {
+                let mut elts: Vec<&Expr> = c.key.as_deref().into_iter().collect();
+                elts.push(&c.value);
+                self.comprehension(&c.generators, &elts);
+            }
+            Expr::Call(call) => {
+                if let Expr::Name(f) = &*call.func {
+                    let no_args =
+                        call.arguments.args.is_empty() && call.arguments.keywords.is_empty();
+                    let kind = match f.id.as_str() {
+                        "exec" => Some(DynamicKind::Exec),
+                        "eval" => Some(DynamicKind::Eval),
+                        "globals" => Some(DynamicKind::Globals),
+                        "locals" => Some(DynamicKind::Locals),
+                        "vars" if no_args => Some(DynamicKind::Vars),
+                        _ => None,
+                    };
+                    if let Some(kind) = kind
+                        && self.is_global(&f.id)
+                    {
+                        let at = self.at(f.start());
+                        self.dynamic(kind, at);
+                    }
+                }
+                visitor::walk_expr(self, expr);
+            }
+            Expr::IpyEscapeCommand(c) => self.escape(c.kind, c.range),
+            _ => visitor::walk_expr(self, expr),
+        }
+    }
+
+    fn visit_pattern(&mut self, pattern: &'a Pattern) {
+        visitor::walk_pattern(self, pattern);
+        let name = match pattern {
+            Pattern::MatchAs(p) => p.name.as_ref(),
+            Pattern::MatchStar(p) => p.name.as_ref(),
+            Pattern::MatchMapping(p) => p.rest.as_ref(),
+            _ => None,
+        };
+        if let Some(n) = name {
+            let at = self.at(n.start());
+            self.bind(&n.id, at);
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Step programs: one Python program per step, generated from the pipeline, plus the
+//! embedded runtime module they import.
+//!
+//! A program does not contain any path. It asks the runtime for its step directory
+//! (environment variable `KALE_STEP_DIR`, whose `context.json` says where each input
+//! lives), so the same text runs locally and in a Kubeflow container, and its hash can
+//! key the step cache.
+//!
+//! Layout, as in Kale: runtime start, inputs, parameters (only those the step uses),
+//! the `imports` cells, the `functions` cells, the step's own cells, then saving of
+//! outputs and metrics. Plain-Python steps have their cells inline; steps with IPython
+//! syntax hand each cell to IPython (`_kale.run_cell`), which transforms magics the way
+//! Jupyter does. Either way, [`LineMap`] maps a traceback back to the notebook.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::analysis::ParamValue;
+use crate::pipeline::{Pipeline, Step, python_string};
+
+/// The runtime module the programs import, embedded in the binary.
+pub const RUNTIME_SOURCE: &str = include_str!("../runtime/kale_runtime.py");
+/// File name the runtime must have so `import kale_runtime` finds it.
+pub const RUNTIME_FILE: &str = "kale_runtime.py";
+
+/// Version of the program layout and runtime together; part of every cache key, so a
+/// kale upgrade that changes either never reuses stale outputs.
+pub fn runtime_version() -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in RUNTIME_SOURCE.bytes().chain(LAYOUT_VERSION.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{}-{h:016x}", env!("CARGO_PKG_VERSION"))
+}
+
+const LAYOUT_VERSION: &str = "layout-1";
+
+/// A span of generated lines that came from one notebook cell.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Span {
+    /// First generated line (1-based).
+    pub start: u32,
+    pub len: u32,
+    pub cell: usize,
+}
+
+/// Generated line → (cell, line in cell).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LineMap {
+    pub spans: Vec<Span>,
+}
+
+impl LineMap {
+    pub fn locate(&self, line: u32) -> Option<(usize, u32)> {
+        self.spans
+            .iter()
+            .find(|s| line >= s.start && line < s.start + s.len)
+            .map(|s| (s.cell, line - s.start + 1))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct StepProgram {
+    pub source: String,
+    pub line_map: LineMap,
+    pub ipython: bool,
+}
+
+/// Builds the program for `step`, with `values` giving the value of every pipeline
+/// parameter (defaults already replaced by overrides).
+pub fn step_program(
+    pipeline: &Pipeline,
+    step: &Step,
+    values: &BTreeMap<String, ParamValue>,
+) -> StepProgram {
+    let mut w = Writer::default();
+    let ipython = step.ipython_at.is_some();
+    w.line(&format!(
+        "# kale step program: step `{}` of pipeline `{}`. Generated; do not edit.",
+        step.name, pipeline.name
+    ));
+    // Jupyter puts the working directory first on sys.path; a script gets its own
+    // directory instead, which would hide the notebook's local modules.
+    w.line("import sys as _kale_sys; _kale_sys.path[0] = ''");
+    w.line("import kale_runtime as _kale");
+    w.line(&format!("_kale.start({})", python_string(&step.name)));
+    if ipython {
+        w.line("_kale.enable_ipython()");
+    }
+    if !step.inputs.is_empty() {
+        let names: Vec<String> = step.inputs.keys().map(|n| python_string(n)).collect();
+        w.line(&format!(
+            "globals().update(_kale.inputs([{}]))",
+            names.join(", ")
+        ));
+    }
+    for name in &step.parameters {
+        if let Some(v) = values.get(name) {
+            w.line(&format!("{name} = {}", v.to_python()));
+        }
+    }
+    let cells = pipeline
+        .imports_cells
+        .iter()
+        .chain(&pipeline.functions_cells)
+        .chain(&step.cells);
+    for &cell in cells {
+        let source = pipeline
+            .sources
+            .get(&cell)
+            .map(String::as_str)
+            .unwrap_or("");
+        w.line(&format!("# --- cell {cell}"));
+        if ipython {
+            w.line(&format!(
+                "_kale.run_cell({}, {cell})",
+                python_string(source)
+            ));
+        } else {
+            w.cell(cell, source);
+        }
+    }
+    let outputs: Vec<String> = step.outputs.iter().map(|n| python_string(n)).collect();
+    let metrics: Vec<String> = step.metrics.iter().map(|n| python_string(n)).collect();
+    w.line(&format!(
+        "_kale.finish(outputs=[{}], metrics=[{}])",
+        outputs.join(", "),
+        metrics.join(", ")
+    ));
+    StepProgram {
+        source: w.out,
+        line_map: LineMap { spans: w.spans },
+        ipython,
+    }
+}
+
+#[derive(Default)]
+struct Writer {
+    out: String,
+    next_line: u32,
+    spans: Vec<Span>,
+}
+
+impl Writer {
+    fn line(&mut self, text: &str) {
+        let _ = writeln!(self.out, "{text}");
+        self.next_line += 1;
+    }
+
+    fn cell(&mut self, cell: usize, source: &str) {
+        let start = self.next_line + 1;
+        let mut len = 0;
+        for line in source.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            let _ = writeln!(self.out, "{line}");
+            len += 1;
+        }
+        self.next_line += len;
+        self.spans.push(Span { start, len, cell });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_map_finds_cells() {
+        let map = LineMap {
+            spans: vec![
+                Span {
+                    start: 5,
+                    len: 3,
+                    cell: 2,
+                },
+                Span {
+                    start: 9,
+                    len: 1,
+                    cell: 7,
+                },
+            ],
+        };
+        assert_eq!(map.locate(5), Some((2, 1)));
+        assert_eq!(map.locate(7), Some((2, 3)));
+        assert_eq!(map.locate(8), None);
+        assert_eq!(map.locate(9), Some((7, 1)));
+    }
+
+    #[test]
+    fn writer_keeps_cells_verbatim() {
+        let mut w = Writer::default();
+        w.line("a");
+        w.cell(3, "x = 1\r\ny = 2");
+        w.line("b");
+        assert_eq!(w.out, "a\nx = 1\ny = 2\nb\n");
+        assert_eq!(
+            w.spans,
+            vec![Span {
+                start: 2,
+                len: 2,
+                cell: 3
+            }]
+        );
+    }
+}

@@ -1,0 +1,24 @@
+use std::process::ExitCode;
+
+use crate::cli::InspectArgs;
+
+use super::{EXIT_BAD_INPUT, print_diagnostics};
+
+pub fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let (pipeline, diags) = kale::pipeline::load(&args.notebook);
+    let Some(p) = pipeline else {
+        print_diagnostics(&args.notebook, &diags);
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    };
+    if args.json {
+        // Warnings travel inside the JSON document; stderr stays quiet for scripts.
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&kale::inspect::to_json(&p, &diags))?
+        );
+    } else {
+        print_diagnostics(&args.notebook, &diags);
+        print!("{}", kale::inspect::to_text(&p));
+    }
+    Ok(ExitCode::SUCCESS)
+}

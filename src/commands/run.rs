@@ -1,0 +1,135 @@
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use kale::exec::{self, RunOptions, RunStatus};
+use serde_json::json;
+
+use crate::cli::RunArgs;
+
+use super::reporters::TerminalReporter;
+use super::{EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STEP_FAILED};
+
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let pipeline = match super::load_pipeline(&args.notebook) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let mut overrides = BTreeMap::new();
+    for text in &args.params {
+        match kale::pipeline::parse_override(&pipeline, text) {
+            Ok((name, value)) => {
+                overrides.insert(name, value);
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            }
+        }
+    }
+    let interpreter = match super::interpreter(args.python.python.as_deref()) {
+        Ok(i) => i,
+        Err(code) => return Ok(code),
+    };
+    if let Some(step) = pipeline.steps.iter().find(|s| s.ipython_at.is_some())
+        && !interpreter.has_ipython
+    {
+        let (cell, line) = step.ipython_at.unwrap();
+        eprintln!(
+            "error: {}: cell {cell}, line {line}: step `{}` uses IPython syntax, but IPython is not installed in {}\n  hint: `{} -m pip install ipython`, or rewrite the line as plain Python",
+            args.notebook.display(),
+            step.name,
+            interpreter.executable.display(),
+            interpreter.executable.display()
+        );
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    }
+    let opts = RunOptions {
+        values: exec::parameter_values(&pipeline, &overrides),
+        interpreter,
+        jobs: args.jobs.unwrap_or_else(default_jobs),
+        runs_dir: exec::default_runs_dir(&args.notebook),
+        run_id: None,
+    };
+    let names: Vec<String> = pipeline.steps.iter().map(|s| s.name.clone()).collect();
+    let reporter = Arc::new(TerminalReporter::new(
+        pipeline.steps.len(),
+        !args.quiet,
+        &names,
+    ));
+    let rt = super::runtime()?;
+    let outcome = rt.block_on(async {
+        let cancel = super::ctrl_c_signal();
+        exec::run(&pipeline, &opts, reporter.clone(), cancel).await
+    })?;
+    reporter.finish();
+    let m = &outcome.manifest;
+    let seconds = m.finished_at.unwrap_or(m.started_at) - m.started_at;
+    if args.json {
+        let mut doc = json!({
+            "run_id": m.run_id,
+            "status": m.status.as_str(),
+            "metrics": m.metrics,
+            "steps": m.steps.iter().map(|s| json!({"name": s.name, "status": s.status.as_str(), "seconds": s.seconds})).collect::<Vec<_>>(),
+            "run_dir": outcome.run_dir,
+        });
+        if let Some((step, err)) = &outcome.failure {
+            doc["error"] = json!({"step": step, "type": err.kind, "message": err.message, "cell": err.cell, "line": err.line});
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else if !m.metrics.is_empty() {
+        println!("metrics");
+        for (name, value) in &m.metrics {
+            println!("  {name:<20} {value}");
+        }
+    }
+    if let Some((step, err)) = &outcome.failure {
+        eprintln!(
+            "{}",
+            describe_failure(&args.notebook, step, err, &outcome.run_dir)
+        );
+    }
+    eprintln!(
+        "run {} {} in {seconds:.2}s — {}",
+        m.run_id,
+        m.status.as_str(),
+        outcome.run_dir.display()
+    );
+    Ok(match m.status {
+        RunStatus::Succeeded => ExitCode::SUCCESS,
+        RunStatus::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
+        _ => ExitCode::from(EXIT_STEP_FAILED),
+    })
+}
+
+pub fn describe_failure(
+    notebook: &std::path::Path,
+    step: &str,
+    err: &kale::exec::StepError,
+    run_dir: &std::path::Path,
+) -> String {
+    let mut out = match (err.cell, err.line) {
+        (Some(cell), Some(line)) => format!(
+            "error: step `{step}` failed at {}: cell {cell}, line {line}",
+            notebook.display()
+        ),
+        _ => format!("error: step `{step}` failed ({})", notebook.display()),
+    };
+    if let Some(code) = &err.code {
+        out.push_str(&format!("\n    {code}"));
+    }
+    out.push_str(&format!("\n  {}: {}", err.kind, err.message));
+    out.push_str(&format!(
+        "\n  log: {}",
+        kale::exec::step_dir(run_dir, step)
+            .join("stderr.log")
+            .display()
+    ));
+    out
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}

@@ -1,0 +1,656 @@
+//! The local executor: runs a pipeline's steps as Python subprocesses, in parallel
+//! where the DAG allows, and records everything in the run directory.
+//!
+//! Layout of `.kale/runs/<run-id>/` (beside the notebook):
+//! `manifest.json`, `kale_runtime.py`, and per step `steps/<step>/` with `program.py`,
+//! `linemap.json`, `context.json` (inputs for the runtime), `stdout.log`, `stderr.log`,
+//! `outputs/` + `outputs.json`, `metrics.json`, `status.json` and, on failure,
+//! `error.json`.
+
+pub mod manifest;
+pub mod python;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::analysis::ParamValue;
+use crate::codegen::{self, LineMap, StepProgram};
+use crate::pipeline::{Pipeline, Step};
+
+pub use manifest::{Manifest, RunStatus, SavedObject, StepError, StepRecord, StepStatus};
+pub use python::Interpreter;
+
+/// What a caller sees while a run progresses. Called from several tasks at once.
+pub trait Reporter: Send + Sync {
+    fn step_started(&self, _step: &str) {}
+    fn step_output(&self, _step: &str, _line: &str, _is_stderr: bool) {}
+    fn step_finished(&self, _step: &str, _status: StepStatus, _seconds: f64) {}
+}
+
+/// A reporter that shows nothing (tests, `--json` with `--quiet`).
+pub struct Silent;
+impl Reporter for Silent {}
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub interpreter: Interpreter,
+    /// Value of every pipeline parameter for this run.
+    pub values: BTreeMap<String, ParamValue>,
+    pub jobs: usize,
+    /// Directory holding the runs (`.kale/runs` beside the notebook by default).
+    pub runs_dir: PathBuf,
+    pub run_id: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    pub manifest: Manifest,
+    pub run_dir: PathBuf,
+    /// The first step that failed, with its error mapped to the notebook.
+    pub failure: Option<(String, StepError)>,
+}
+
+/// Values of all parameters: the notebook defaults, with `overrides` applied.
+pub fn parameter_values(
+    pipeline: &Pipeline,
+    overrides: &BTreeMap<String, ParamValue>,
+) -> BTreeMap<String, ParamValue> {
+    pipeline
+        .parameters
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                overrides
+                    .get(&p.name)
+                    .cloned()
+                    .unwrap_or_else(|| p.value.clone()),
+            )
+        })
+        .collect()
+}
+
+/// Default directory for runs: `.kale/runs` beside the notebook.
+pub fn default_runs_dir(notebook: &Path) -> PathBuf {
+    notebook_dir(notebook).join(".kale").join("runs")
+}
+
+pub fn notebook_dir(notebook: &Path) -> PathBuf {
+    match notebook.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A fresh, sortable run id: UTC time plus random suffix.
+pub fn new_run_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    let suffix: u32 = rand::random::<u32>() & 0xffff;
+    format!(
+        "{y:04}{mo:02}{d:02}-{:02}{:02}{:02}-{suffix:04x}",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+struct Finished {
+    step: String,
+    record: StepRecord,
+}
+
+/// Runs the pipeline. Returns when every step has finished, failed, or been stopped
+/// because `cancel` turned true. I/O errors on the run directory are returned as `Err`.
+pub async fn run(
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    reporter: Arc<dyn Reporter>,
+    mut cancel: watch::Receiver<bool>,
+) -> std::io::Result<RunOutcome> {
+    let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
+    let run_dir = opts.runs_dir.join(&run_id);
+    std::fs::create_dir_all(run_dir.join("steps"))?;
+    let run_dir = run_dir.canonicalize()?;
+    let runtime_dir = install_runtime(&opts.runs_dir, &opts.interpreter)?;
+    let workdir = notebook_dir(&pipeline.notebook).canonicalize()?;
+
+    let mut manifest = Manifest {
+        run_id: run_id.clone(),
+        notebook: pipeline.notebook.clone(),
+        notebook_hash: String::new(),
+        pipeline: pipeline.name.clone(),
+        status: RunStatus::Running,
+        started_at: manifest::now(),
+        finished_at: None,
+        python: opts.interpreter.executable.clone(),
+        runtime_version: codegen::runtime_version(),
+        parameters: opts
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect(),
+        metrics: BTreeMap::new(),
+        steps: pipeline
+            .steps
+            .iter()
+            .map(|s| StepRecord {
+                name: s.name.clone(),
+                status: StepStatus::Pending,
+                seconds: None,
+                started_at: None,
+                finished_at: None,
+                key: None,
+                parameters: s
+                    .parameters
+                    .iter()
+                    .filter_map(|p| opts.values.get(p).map(|v| (p.clone(), v.to_json())))
+                    .collect(),
+                inputs: BTreeMap::new(),
+                outputs: Vec::new(),
+                metrics: BTreeMap::new(),
+                error: None,
+                exit_code: None,
+            })
+            .collect(),
+    };
+    manifest.write(&run_dir)?;
+
+    let jobs = opts.jobs.max(1);
+    let mut running: JoinSet<Finished> = JoinSet::new();
+    let mut stopping = false;
+    let mut interrupted = *cancel.borrow();
+    let mut failure: Option<(String, StepError)> = None;
+
+    loop {
+        if !stopping && !interrupted {
+            for step in &pipeline.steps {
+                if running.len() >= jobs {
+                    break;
+                }
+                if manifest.step(&step.name).map(|r| r.status) != Some(StepStatus::Pending) {
+                    continue;
+                }
+                let ready = step
+                    .depends_on
+                    .iter()
+                    .chain(step.inputs.values())
+                    .all(|p| manifest.step(p).is_some_and(|r| r.status.is_success()));
+                if !ready {
+                    continue;
+                }
+                let inputs = match resolve_inputs(step, &manifest, &run_dir) {
+                    Ok(i) => i,
+                    Err(e) => return Err(e),
+                };
+                let program = codegen::step_program(pipeline, step, &opts.values);
+                let record = manifest.step_mut(&step.name);
+                record.status = StepStatus::Running;
+                record.started_at = Some(manifest::now());
+                record.inputs = inputs.clone();
+                manifest.write(&run_dir)?;
+                reporter.step_started(&step.name);
+                let task = StepTask {
+                    step: step.clone(),
+                    program,
+                    inputs,
+                    run_dir: run_dir.clone(),
+                    runtime_dir: runtime_dir.clone(),
+                    workdir: workdir.clone(),
+                    python: opts.interpreter.executable.clone(),
+                    sources: pipeline.sources.clone(),
+                    reporter: reporter.clone(),
+                    cancel: cancel.clone(),
+                    record: manifest.step(&step.name).cloned().unwrap(),
+                };
+                running.spawn(task.run());
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next() => {
+                let Some(joined) = joined else { continue };
+                let finished = joined.map_err(std::io::Error::other)?;
+                let status = finished.record.status;
+                reporter.step_finished(&finished.step, status, finished.record.seconds.unwrap_or(0.0));
+                if status == StepStatus::Failed && failure.is_none() {
+                    let err = finished.record.error.clone().unwrap_or(StepError {
+                        kind: "Error".into(),
+                        message: "the step failed".into(),
+                        cell: None,
+                        line: None,
+                        code: None,
+                        variable: None,
+                    });
+                    failure = Some((finished.step.clone(), err));
+                    stopping = true;
+                }
+                if status == StepStatus::Interrupted {
+                    interrupted = true;
+                }
+                for (k, v) in &finished.record.metrics {
+                    manifest.metrics.insert(k.clone(), v.clone());
+                }
+                *manifest.step_mut(&finished.step) = finished.record;
+                manifest.write(&run_dir)?;
+            }
+            changed = cancel.changed(), if !interrupted => {
+                if changed.is_err() || *cancel.borrow() {
+                    interrupted = true;
+                }
+            }
+        }
+    }
+
+    for record in &mut manifest.steps {
+        if record.status == StepStatus::Pending {
+            record.status = StepStatus::NotRun;
+        }
+    }
+    manifest.status = if interrupted {
+        RunStatus::Interrupted
+    } else if failure.is_some() || manifest.steps.iter().any(|s| !s.status.is_success()) {
+        RunStatus::Failed
+    } else {
+        RunStatus::Succeeded
+    };
+    manifest.finished_at = Some(manifest::now());
+    manifest.write(&run_dir)?;
+    Ok(RunOutcome {
+        manifest,
+        run_dir,
+        failure,
+    })
+}
+
+/// Writes the embedded runtime once per kale version under `.kale/runtime/<version>/`
+/// and byte-compiles it, so steps do not recompile it on every start (many
+/// environments set PYTHONDONTWRITEBYTECODE, which would otherwise cost each step ~13 ms).
+fn install_runtime(runs_dir: &Path, interpreter: &Interpreter) -> std::io::Result<PathBuf> {
+    let base = runs_dir.parent().unwrap_or(runs_dir).join("runtime");
+    let dir = base.join(codegen::runtime_version());
+    let file = dir.join(codegen::RUNTIME_FILE);
+    let current = std::fs::read_to_string(&file).ok();
+    if current.as_deref() != Some(codegen::RUNTIME_SOURCE) {
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!(
+            ".{}.tmp{}",
+            codegen::RUNTIME_FILE,
+            std::process::id()
+        ));
+        std::fs::write(&tmp, codegen::RUNTIME_SOURCE)?;
+        std::fs::rename(&tmp, &file)?;
+    }
+    let (major, minor) = interpreter.version;
+    let compiled = dir
+        .join("__pycache__")
+        .join(format!("kale_runtime.cpython-{major}{minor}.pyc"))
+        .exists();
+    if !compiled {
+        // Best effort: a failure only costs start-up time.
+        let _ = std::process::Command::new(&interpreter.executable)
+            .arg("-m")
+            .arg("py_compile")
+            .arg(&file)
+            .status();
+    }
+    dir.canonicalize()
+}
+
+fn resolve_inputs(
+    step: &Step,
+    manifest: &Manifest,
+    run_dir: &Path,
+) -> std::io::Result<BTreeMap<String, manifest::InputRef>> {
+    let mut out = BTreeMap::new();
+    for (var, provider) in &step.inputs {
+        let record = manifest
+            .step(provider)
+            .expect("provider is a pipeline step");
+        let saved = record
+            .outputs
+            .iter()
+            .find(|o| &o.name == var)
+            .ok_or_else(|| {
+                std::io::Error::other(format!(
+                    "step `{provider}` finished without saving `{var}`, which step `{}` reads",
+                    step.name
+                ))
+            })?;
+        out.insert(
+            var.clone(),
+            manifest::InputRef {
+                from: provider.clone(),
+                file: step_dir(run_dir, provider)
+                    .join("outputs")
+                    .join(&saved.file),
+                hash: saved.hash.clone(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+pub fn step_dir(run_dir: &Path, step: &str) -> PathBuf {
+    run_dir.join("steps").join(step)
+}
+
+struct StepTask {
+    step: Step,
+    program: StepProgram,
+    inputs: BTreeMap<String, manifest::InputRef>,
+    run_dir: PathBuf,
+    runtime_dir: PathBuf,
+    workdir: PathBuf,
+    python: PathBuf,
+    sources: BTreeMap<usize, String>,
+    reporter: Arc<dyn Reporter>,
+    cancel: watch::Receiver<bool>,
+    record: StepRecord,
+}
+
+impl StepTask {
+    async fn run(mut self) -> Finished {
+        let started = std::time::Instant::now();
+        let dir = step_dir(&self.run_dir, &self.step.name);
+        let result = self.execute(&dir).await;
+        let mut record = self.record;
+        record.seconds = Some(started.elapsed().as_secs_f64());
+        record.finished_at = Some(manifest::now());
+        match result {
+            Ok(Exit::Interrupted) => {
+                record.status = StepStatus::Interrupted;
+            }
+            Ok(Exit::Code(code)) => {
+                record.exit_code = code;
+                let status = read_json(&dir.join("status.json"));
+                let succeeded = code == Some(0)
+                    && status
+                        .as_ref()
+                        .and_then(|s| s.get("status"))
+                        .and_then(Value::as_str)
+                        == Some("succeeded");
+                if succeeded {
+                    record.outputs = read_json(&dir.join("outputs.json"))
+                        .and_then(|v| serde_json::from_value(v).ok())
+                        .unwrap_or_default();
+                    record.metrics = read_json(&dir.join("metrics.json"))
+                        .and_then(|v| v.as_object().cloned())
+                        .map(|m| m.into_iter().collect())
+                        .unwrap_or_default();
+                    record.status = StepStatus::Succeeded;
+                } else {
+                    record.status = StepStatus::Failed;
+                    record.error = Some(step_error(
+                        &dir,
+                        &self.program.line_map,
+                        &self.sources,
+                        code,
+                    ));
+                }
+            }
+            Err(e) => {
+                record.status = StepStatus::Failed;
+                record.error = Some(StepError {
+                    kind: "KaleError".into(),
+                    message: format!("could not run the step: {e}"),
+                    cell: None,
+                    line: None,
+                    code: None,
+                    variable: None,
+                });
+            }
+        }
+        Finished {
+            step: self.step.name.clone(),
+            record,
+        }
+    }
+
+    async fn execute(&mut self, dir: &Path) -> std::io::Result<Exit> {
+        std::fs::create_dir_all(dir)?;
+        let program_path = dir.join("program.py");
+        std::fs::write(&program_path, &self.program.source)?;
+        std::fs::write(
+            dir.join("linemap.json"),
+            serde_json::to_vec(&self.program.line_map).unwrap(),
+        )?;
+        let inputs: serde_json::Map<String, Value> = self
+            .inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.file.display().to_string())))
+            .collect();
+        manifest::write_json_atomic(
+            &dir.join("context.json"),
+            &json!({"step": self.step.name, "inputs": inputs}),
+        )?;
+        for stale in ["status.json", "error.json", "outputs.json", "metrics.json"] {
+            let _ = std::fs::remove_file(dir.join(stale));
+        }
+
+        let pythonpath = match std::env::var_os("PYTHONPATH") {
+            Some(existing) if !existing.is_empty() => {
+                let mut p = self.runtime_dir.clone().into_os_string();
+                p.push(":");
+                p.push(existing);
+                p
+            }
+            _ => self.runtime_dir.clone().into_os_string(),
+        };
+        let mut child = Command::new(&self.python)
+            .arg(&program_path)
+            .current_dir(&self.workdir)
+            .env("KALE_STEP_DIR", dir)
+            .env("PYTHONPATH", pythonpath)
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            // Own process group: a Ctrl-C at the terminal reaches kale, which then stops
+            // the step (and anything it started) deliberately and records it.
+            .process_group(0)
+            .spawn()?;
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let out_task = tokio::spawn(pump(
+            stdout,
+            dir.join("stdout.log"),
+            self.step.name.clone(),
+            false,
+            self.reporter.clone(),
+        ));
+        let err_task = tokio::spawn(pump(
+            stderr,
+            dir.join("stderr.log"),
+            self.step.name.clone(),
+            true,
+            self.reporter.clone(),
+        ));
+        let exit = loop {
+            tokio::select! {
+                status = child.wait() => break Exit::Code(status?.code()),
+                changed = self.cancel.changed() => {
+                    if changed.is_err() || *self.cancel.borrow() {
+                        terminate(&mut child).await;
+                        break Exit::Interrupted;
+                    }
+                }
+            }
+        };
+        let _ = out_task.await;
+        let _ = err_task.await;
+        Ok(exit)
+    }
+}
+
+enum Exit {
+    Code(Option<i32>),
+    Interrupted,
+}
+
+/// SIGTERM first so Python can run its exit handlers (the runtime records the step as
+/// failed); SIGKILL if it has not gone after a grace period.
+async fn terminate(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        #[cfg(unix)]
+        // SAFETY: plain FFI call; a negative pid addresses the step's process group.
+        unsafe {
+            libc::kill(-(pid as libc::pid_t), libc::SIGTERM);
+        }
+    }
+    match tokio::time::timeout(std::time::Duration::from_secs(3), child.wait()).await {
+        Ok(_) => {}
+        Err(_) => {
+            if let Some(pid) = child.id() {
+                // SAFETY: as above.
+                unsafe {
+                    libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+                }
+            }
+            let _ = child.kill().await;
+        }
+    }
+}
+
+async fn pump<R: tokio::io::AsyncRead + Unpin>(
+    reader: R,
+    log: PathBuf,
+    step: String,
+    is_stderr: bool,
+    reporter: Arc<dyn Reporter>,
+) {
+    let Ok(mut file) = tokio::fs::File::create(&log).await else {
+        return;
+    };
+    let mut lines = BufReader::new(reader).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let _ = file.write_all(line.as_bytes()).await;
+        let _ = file.write_all(b"\n").await;
+        reporter.step_output(&step, &line, is_stderr);
+    }
+    let _ = file.flush().await;
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+}
+
+/// Reads `error.json` and maps its innermost frame in the user's code to the notebook.
+fn step_error(
+    dir: &Path,
+    line_map: &LineMap,
+    sources: &BTreeMap<usize, String>,
+    code: Option<i32>,
+) -> StepError {
+    let Some(err) = read_json(&dir.join("error.json")) else {
+        let tail = std::fs::read_to_string(dir.join("stderr.log"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        let message = match code {
+            Some(c) => format!("the step's Python process exited with status {c}"),
+            None => "the step's Python process was killed by a signal".to_string(),
+        };
+        return StepError {
+            kind: "ProcessExit".into(),
+            message: if tail.is_empty() {
+                message
+            } else {
+                format!("{message}: {tail}")
+            },
+            cell: None,
+            line: None,
+            code: None,
+            variable: None,
+        };
+    };
+    let program = dir.join("program.py");
+    let mut location = None;
+    if let Some(frames) = err.get("frames").and_then(Value::as_array) {
+        for frame in frames.iter().rev() {
+            let file = frame.get("file").and_then(Value::as_str).unwrap_or("");
+            let line = frame.get("line").and_then(Value::as_u64).unwrap_or(0) as u32;
+            if let Some(cell) = file
+                .strip_prefix("<cell ")
+                .and_then(|r| r.strip_suffix('>'))
+                .and_then(|n| n.parse::<usize>().ok())
+            {
+                location = Some((cell, line));
+                break;
+            }
+            if Path::new(file) == program {
+                if let Some(found) = line_map.locate(line) {
+                    location = Some(found);
+                }
+                break;
+            }
+        }
+    }
+    let code_line = location.and_then(|(cell, line)| {
+        sources
+            .get(&cell)
+            .and_then(|s| s.lines().nth(line.saturating_sub(1) as usize))
+            .map(|l| l.trim().to_string())
+    });
+    StepError {
+        kind: err
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("Error")
+            .to_string(),
+        message: err
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        cell: location.map(|l| l.0),
+        line: location.map(|l| l.1),
+        code: code_line,
+        variable: err
+            .get("variable")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    }
+}
+
+/// Step-name → record lookup for callers that want the outcome by name.
+pub fn records_by_name(m: &Manifest) -> HashMap<&str, &StepRecord> {
+    m.steps.iter().map(|s| (s.name.as_str(), s)).collect()
+}

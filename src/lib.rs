@@ -1,0 +1,26 @@
+//! kale turns an annotated Jupyter notebook into a pipeline: steps in a DAG, with the
+//! data each step needs found by static analysis.
+//!
+//! Data flows one way through the modules:
+//! [`notebook`] (cells, tags, metadata) → [`analysis`] (what each block of Python
+//! reads and binds) → [`pipeline`] (the DAG and who provides which variable).
+//!
+//! ```no_run
+//! let (pipeline, diagnostics) = kale::pipeline::load(std::path::Path::new("notebook.ipynb"));
+//! for d in diagnostics.iter() {
+//!     eprintln!("{}", d.render(std::path::Path::new("notebook.ipynb")));
+//! }
+//! if let Some(p) = pipeline {
+//!     for step in &p.steps {
+//!         println!("{} reads {:?}", step.name, step.inputs.keys().collect::<Vec<_>>());
+//!     }
+//! }
+//! ```
+
+pub mod analysis;
+pub mod codegen;
+pub mod diagnostics;
+pub mod exec;
+pub mod inspect;
+pub mod notebook;
+pub mod pipeline;

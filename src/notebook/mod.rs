@@ -1,0 +1,270 @@
+//! The notebook side: reading `.ipynb` files, the Kale tag language, the
+//! `kubeflow_notebook` metadata, and grouping cells into the blocks a pipeline is made of.
+//!
+//! Nothing here looks inside the Python code; that is [`crate::analysis`]'s job.
+
+mod metadata;
+mod structure;
+mod tags;
+
+pub use metadata::{KatibMetadata, NotebookMetadata, Volume};
+pub use structure::{Block, BlockKind, NotebookStructure, StepConfig, StepDecl, structure};
+pub use tags::{RESERVED_STEP_NAMES, Tag, parse_tag};
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::diagnostics::{Diagnostic, Diagnostics};
+
+/// A code or markdown cell, with the 1-based number Jupyter shows for it.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    pub number: usize,
+    pub kind: CellKind,
+    pub source: String,
+    /// Tags exactly as stored; non-string tags were already reported and dropped.
+    pub tags: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellKind {
+    Code,
+    Markdown,
+    Raw,
+}
+
+/// A notebook as kale needs it: the cells and the raw notebook-level metadata.
+#[derive(Clone, Debug)]
+pub struct Notebook {
+    pub path: PathBuf,
+    pub cells: Vec<Cell>,
+    pub metadata: Value,
+    /// Hash of the file bytes, so experiments can tell when the notebook changed.
+    pub content: String,
+}
+
+impl Notebook {
+    pub fn code_cells(&self) -> impl Iterator<Item = &Cell> {
+        self.cells.iter().filter(|c| c.kind == CellKind::Code)
+    }
+
+    pub fn cell(&self, number: usize) -> Option<&Cell> {
+        number.checked_sub(1).and_then(|i| self.cells.get(i))
+    }
+}
+
+/// Reads and parses a notebook file. A file that cannot be used at all yields `Err` with
+/// the reasons; problems inside individual cells (such as a non-string tag) are pushed to
+/// `diags` and the rest of the notebook still loads.
+pub fn load(path: &Path, diags: &mut Diagnostics) -> Result<Notebook, Diagnostic> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        let d = Diagnostic::error(format!("cannot read the notebook: {e}"));
+        if e.kind() == std::io::ErrorKind::NotFound {
+            d.with_hint("check the path; kale takes the path of an `.ipynb` file")
+        } else {
+            d
+        }
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Diagnostic::error("the file is not UTF-8 text, so it is not a Jupyter notebook")
+    })?;
+    parse(path, &text, diags)
+}
+
+/// Parses notebook JSON text (nbformat 4).
+pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Result<Notebook, Diagnostic> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        Diagnostic::error(format!(
+            "the file is not valid JSON (line {}, column {}: {}), so it is not a Jupyter notebook",
+            e.line(),
+            e.column(),
+            e
+        ))
+        .with_hint("a notebook is the `.ipynb` JSON file Jupyter saves; was it truncated or edited by hand?")
+    })?;
+    let Value::Object(top) = &value else {
+        return Err(Diagnostic::error(
+            "the file is JSON but not a Jupyter notebook: expected an object with a `cells` list",
+        ));
+    };
+    if top.get("worksheets").is_some() && top.get("cells").is_none() {
+        return Err(Diagnostic::error(
+            "this is an nbformat 3 notebook; kale reads nbformat 4",
+        )
+        .with_hint("open and save it in Jupyter, or run `jupyter nbconvert --to notebook --nbformat 4`"));
+    }
+    let Some(cells_value) = top.get("cells") else {
+        return Err(Diagnostic::error(
+            "the file is JSON but not a Jupyter notebook: it has no `cells` list",
+        ));
+    };
+    let Value::Array(raw_cells) = cells_value else {
+        return Err(Diagnostic::error("the notebook's `cells` is not a list"));
+    };
+    let mut cells = Vec::with_capacity(raw_cells.len());
+    for (index, raw) in raw_cells.iter().enumerate() {
+        let number = index + 1;
+        let Value::Object(obj) = raw else {
+            diags.push(
+                Diagnostic::error("this cell is not a JSON object; it is ignored").in_cell(number),
+            );
+            continue;
+        };
+        let kind = match obj.get("cell_type").and_then(Value::as_str) {
+            Some("code") => CellKind::Code,
+            Some("markdown") => CellKind::Markdown,
+            Some("raw") => CellKind::Raw,
+            other => {
+                diags.push(
+                    Diagnostic::error(format!(
+                        "unknown cell type {}; expected `code`, `markdown` or `raw`",
+                        other
+                            .map(|s| format!("`{s}`"))
+                            .unwrap_or_else(|| "(missing)".into())
+                    ))
+                    .in_cell(number),
+                );
+                continue;
+            }
+        };
+        let source = match obj.get("source") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(parts)) => {
+                let mut s = String::new();
+                for part in parts {
+                    match part {
+                        Value::String(p) => s.push_str(p),
+                        _ => {
+                            diags.push(
+                                Diagnostic::error("the cell's source contains a non-string line")
+                                    .in_cell(number),
+                            );
+                        }
+                    }
+                }
+                s
+            }
+            None | Some(Value::Null) => String::new(),
+            Some(_) => {
+                diags.push(
+                    Diagnostic::error(
+                        "the cell's `source` is neither a string nor a list of strings",
+                    )
+                    .in_cell(number),
+                );
+                String::new()
+            }
+        };
+        let mut tags = Vec::new();
+        if let Some(raw_tags) = obj.get("metadata").and_then(|m| m.get("tags")) {
+            match raw_tags {
+                Value::Array(list) => {
+                    for tag in list {
+                        match tag {
+                            Value::String(t) => tags.push(t.clone()),
+                            other => diags.push(
+                                Diagnostic::error(format!("tags must be strings, found {other}"))
+                                    .in_cell(number),
+                            ),
+                        }
+                    }
+                }
+                Value::Null => {}
+                other => diags.push(
+                    Diagnostic::error(format!(
+                        "`metadata.tags` must be a list of strings, found {other}"
+                    ))
+                    .in_cell(number),
+                ),
+            }
+        }
+        cells.push(Cell {
+            number,
+            kind,
+            source,
+            tags,
+        });
+    }
+    let metadata = top.get("metadata").cloned().unwrap_or(Value::Null);
+    Ok(Notebook {
+        path: path.to_path_buf(),
+        cells,
+        metadata,
+        content: content_hash(text.as_bytes()),
+    })
+}
+
+fn content_hash(bytes: &[u8]) -> String {
+    // FNV-1a is enough to notice that a notebook changed between runs; cryptographic
+    // content addressing of data lives in the executor.
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> (Result<Notebook, Diagnostic>, Diagnostics) {
+        let mut d = Diagnostics::default();
+        let r = parse(Path::new("nb.ipynb"), text, &mut d);
+        (r, d)
+    }
+
+    #[test]
+    fn source_as_list_or_string() {
+        let (nb, d) = parse_str(
+            r#"{"cells":[{"cell_type":"code","source":["a = 1\n","b = 2"],"metadata":{"tags":["step:x"]}},
+                        {"cell_type":"markdown","source":"heading","metadata":{}}],"metadata":{},"nbformat":4}"#,
+        );
+        let nb = nb.unwrap();
+        assert!(d.is_empty());
+        assert_eq!(nb.cells[0].source, "a = 1\nb = 2");
+        assert_eq!(nb.cells[0].tags, vec!["step:x"]);
+        assert_eq!(nb.cells[1].number, 2);
+        assert_eq!(nb.cells[1].kind, CellKind::Markdown);
+    }
+
+    #[test]
+    fn malformed_json_names_the_position() {
+        let (nb, _) = parse_str("{\"cells\": [");
+        let err = nb.unwrap_err();
+        assert!(err.message.contains("not valid JSON"), "{}", err.message);
+        assert!(err.message.contains("line 1"), "{}", err.message);
+    }
+
+    #[test]
+    fn json_but_not_a_notebook() {
+        let (nb, _) = parse_str("[1, 2]");
+        assert!(nb.unwrap_err().message.contains("not a Jupyter notebook"));
+        let (nb, _) = parse_str("{\"foo\": 1}");
+        assert!(nb.unwrap_err().message.contains("no `cells`"));
+        let (nb, _) = parse_str("{\"worksheets\": []}");
+        assert!(nb.unwrap_err().message.contains("nbformat 3"));
+    }
+
+    #[test]
+    fn non_string_tags_are_reported_with_the_cell() {
+        let (nb, d) = parse_str(
+            r#"{"cells":[{"cell_type":"markdown","source":""},{"cell_type":"code","source":"x","metadata":{"tags":["step:a", 3]}}]}"#,
+        );
+        let nb = nb.unwrap();
+        assert_eq!(nb.cells[1].tags, vec!["step:a"]);
+        let errs: Vec<_> = d.errors().collect();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].cell, Some(2));
+    }
+
+    #[test]
+    fn missing_file_has_a_hint() {
+        let mut d = Diagnostics::default();
+        let err = load(Path::new("/nonexistent/nb.ipynb"), &mut d).unwrap_err();
+        assert!(err.message.contains("cannot read"));
+        assert!(err.hint.is_some());
+    }
+}

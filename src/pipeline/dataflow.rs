@@ -1,0 +1,426 @@
+//! Which variables each step receives, and from whom.
+//!
+//! The rule: a name a step reads comes from the **nearest ancestor in the DAG that
+//! touched it** — bound it, or read it (reading may mutate: `model.fit(X)`,
+//! `df['a'] = 1`). "Nearest" means a touching ancestor with no touching descendant
+//! among the step's ancestors; if several remain (parallel branches), the one latest in
+//! the notebook wins, as it would when running the notebook top to bottom, and a
+//! warning says the choice was ambiguous.
+//!
+//! Pipeline parameters and builtins are immutable from a reader's point of view, so
+//! only *binding* them counts as touching. Names bound by `imports` and `functions`
+//! cells are never inputs: every step re-runs those cells.
+//!
+//! Functions carry their global reads with them: reading a function's name (calling
+//! it, or passing it along) reads every global the function reads, transitively through
+//! the functions it reads in turn. This is what makes a helper defined in a `functions`
+//! cell pull `THRESHOLD` from the step that set it, and what records which parameters a
+//! step uses through its helpers.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use crate::analysis::{self, BlockFacts, CellSource, DynamicKind, Location};
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::notebook::{Notebook, NotebookStructure};
+
+use super::dag::Dag;
+use super::{Metric, Parameter, Step};
+
+/// A name a step needs from outside its own code, with where it is first needed.
+struct Need {
+    name: String,
+    at: Location,
+}
+
+struct StepFacts {
+    facts: BlockFacts,
+    needs: Vec<Need>,
+    touched_bind: BTreeSet<String>,
+    touched_read: BTreeSet<String>,
+}
+
+pub(super) fn resolve(
+    nb: &Notebook,
+    s: &NotebookStructure,
+    dag: &Dag,
+    parameters: &[Parameter],
+    metric_names: &[(String, usize, u32)],
+    diags: &mut Diagnostics,
+) -> (Vec<Step>, Vec<Metric>) {
+    let source_of = |n: usize| -> CellSource<'_> {
+        CellSource {
+            number: n,
+            source: nb.cell(n).map(|c| c.source.as_str()).unwrap_or(""),
+        }
+    };
+    let prelude: Vec<CellSource> = s
+        .imports
+        .iter()
+        .chain(&s.functions)
+        .map(|&n| source_of(n))
+        .collect();
+    let prelude_facts = analysis::analyze_block(&prelude);
+    let prelude_names: BTreeSet<String> = prelude_facts
+        .first_bind
+        .keys()
+        .chain(prelude_facts.functions.keys())
+        .cloned()
+        .collect();
+    let param_names: BTreeSet<&str> = parameters.iter().map(|p| p.name.as_str()).collect();
+
+    let mut reported: HashSet<(usize, u32, String)> = HashSet::new();
+    let mut report = |diags: &mut Diagnostics, d: Diagnostic| {
+        let key = (d.cell.unwrap_or(0), d.line.unwrap_or(0), d.message.clone());
+        if reported.insert(key) {
+            diags.push(d);
+        }
+    };
+
+    let mut per_step: Vec<StepFacts> = Vec::with_capacity(s.steps.len());
+    for decl in &s.steps {
+        let mut cells = prelude.clone();
+        cells.extend(decl.cells.iter().map(|&n| source_of(n)));
+        let facts = analysis::analyze_block(&cells);
+        for e in &facts.syntax_errors {
+            report(
+                diags,
+                Diagnostic::error(format!("syntax error: {}", e.message)).at(e.at.cell, e.at.line),
+            );
+        }
+        for d in &facts.dynamic {
+            let what = match &d.kind {
+                DynamicKind::WildcardImport { module } => format!("`from {module} import *`"),
+                DynamicKind::Exec => "`exec`".into(),
+                DynamicKind::Eval => "`eval`".into(),
+                DynamicKind::Globals => "`globals()`".into(),
+                DynamicKind::Locals => "`locals()`".into(),
+                DynamicKind::Vars => "`vars()`".into(),
+            };
+            report(
+                diags,
+                Diagnostic::warning(format!(
+                    "{what} hides which names this code reads or defines; kale's data-flow analysis cannot see through it"
+                ))
+                .at(d.at.cell, d.at.line),
+            );
+        }
+        per_step.push(step_facts(facts));
+    }
+
+    // Function closure needs the definitions visible from each step: its own block first,
+    // then the latest ancestor that defines the function.
+    for i in 0..s.steps.len() {
+        let mut extra_reads: Vec<Need> = Vec::new();
+        let mut extra_writes: BTreeSet<String> = BTreeSet::new();
+        let own = &per_step[i].facts;
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut work: Vec<(String, u32, Location)> = own
+            .first_read
+            .iter()
+            .map(|(n, occ)| (n.clone(), occ.seq, occ.at))
+            .collect();
+        while let Some((name, seq, at)) = work.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let Some(function) = visible_function(&per_step, dag, i, &name) else {
+                continue;
+            };
+            extra_writes.extend(function.global_writes.iter().cloned());
+            for g in &function.global_reads {
+                let bound_before = own.first_bind.get(g).is_some_and(|b| b.seq < seq);
+                if !bound_before {
+                    extra_reads.push(Need {
+                        name: g.clone(),
+                        at,
+                    });
+                }
+                work.push((g.clone(), seq, at));
+            }
+        }
+        let sf = &mut per_step[i];
+        for need in extra_reads {
+            sf.touched_read.insert(need.name.clone());
+            if !sf.needs.iter().any(|n| n.name == need.name) {
+                sf.needs.push(need);
+            }
+        }
+        sf.touched_bind.extend(extra_writes);
+    }
+
+    let touches = |step: usize, name: &str| -> bool {
+        let sf = &per_step[step];
+        if param_names.contains(name) || analysis::is_builtin(name) {
+            sf.touched_bind.contains(name)
+        } else {
+            sf.touched_bind.contains(name) || sf.touched_read.contains(name)
+        }
+    };
+    // Among `candidates`, the ones no other candidate descends from; the latest in the
+    // notebook is the provider.
+    let nearest = |candidates: &[usize]| -> (usize, Vec<usize>) {
+        let maximal: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&c| !candidates.iter().any(|&d| d != c && dag.is_ancestor(c, d)))
+            .collect();
+        let provider = *maximal.iter().max().expect("candidates is not empty");
+        (provider, maximal)
+    };
+
+    let skipped_binds: Vec<(usize, BlockFacts)> = s
+        .skipped
+        .iter()
+        .chain(&s.unassigned)
+        .map(|&n| (n, analysis::analyze_block(&[source_of(n)])))
+        .collect();
+
+    let mut inputs: Vec<BTreeMap<String, String>> = vec![BTreeMap::new(); s.steps.len()];
+    let mut outputs: Vec<BTreeSet<String>> = vec![BTreeSet::new(); s.steps.len()];
+    let mut used_params: Vec<BTreeSet<String>> = vec![BTreeSet::new(); s.steps.len()];
+
+    for &i in dag.order() {
+        let step_name = &s.steps[i].name;
+        let dynamic = !per_step[i].facts.dynamic.is_empty();
+        for need in &per_step[i].needs {
+            let n = need.name.as_str();
+            if prelude_names.contains(n) {
+                continue;
+            }
+            let candidates: Vec<usize> = dag.ancestors_of(i).filter(|&a| touches(a, n)).collect();
+            if candidates.is_empty() {
+                if param_names.contains(n) {
+                    used_params[i].insert(n.to_string());
+                    continue;
+                }
+                if analysis::is_builtin(n) {
+                    continue;
+                }
+                let d = undefined_name(s, &per_step, &skipped_binds, i, n, need.at, dynamic);
+                report(diags, d);
+                continue;
+            }
+            let (provider, maximal) = nearest(&candidates);
+            if maximal.len() > 1 {
+                let names = maximal
+                    .iter()
+                    .map(|&m| format!("`{}`", s.steps[m].name))
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                report(
+                    diags,
+                    Diagnostic::warning(format!(
+                        "step `{step_name}` reads `{n}`, which parallel steps {names} both touch; using the value from `{}` (the later one in the notebook)",
+                        s.steps[provider].name
+                    ))
+                    .at(need.at.cell, need.at.line)
+                    .with_hint(format!(
+                        "rename the variable in one branch, or chain the branches with `prev:` so the order is explicit"
+                    )),
+                );
+            }
+            if per_step[provider].facts.deleted.contains(n) {
+                report(
+                    diags,
+                    Diagnostic::error(format!(
+                        "step `{step_name}` reads `{n}`, but step `{}` deletes it with `del`",
+                        s.steps[provider].name
+                    ))
+                    .at(need.at.cell, need.at.line),
+                );
+                continue;
+            }
+            inputs[i].insert(n.to_string(), s.steps[provider].name.clone());
+            outputs[provider].insert(n.to_string());
+        }
+    }
+
+    let mut step_metrics: Vec<Vec<String>> = vec![Vec::new(); s.steps.len()];
+    let mut metrics = Vec::new();
+    for (m, cell, line) in metric_names {
+        let mut candidates: Vec<usize> = (0..s.steps.len()).filter(|&st| touches(st, m)).collect();
+        if candidates.is_empty() && param_names.contains(m.as_str()) {
+            // A parameter reported as a metric (Kale's own test notebook does this): the
+            // steps that use it have its value; if none does, the last step gets it.
+            candidates = (0..s.steps.len())
+                .filter(|&st| used_params[st].contains(m))
+                .collect();
+            if candidates.is_empty() {
+                let last = *dag.order().last().expect("the pipeline has steps");
+                used_params[last].insert(m.clone());
+                candidates.push(last);
+            }
+        }
+        if candidates.is_empty() {
+            report(
+                diags,
+                Diagnostic::error(format!("metric `{m}` is never set by any step"))
+                    .at(*cell, *line)
+                    .with_hint(format!(
+                        "assign `{m}` in a step, or remove the `print({m})` line"
+                    )),
+            );
+            continue;
+        }
+        let (provider, maximal) = nearest(&candidates);
+        if maximal.len() > 1 {
+            let names = maximal
+                .iter()
+                .map(|&x| format!("`{}`", s.steps[x].name))
+                .collect::<Vec<_>>()
+                .join(" and ");
+            report(
+                diags,
+                Diagnostic::warning(format!(
+                    "metric `{m}` is set by parallel steps {names}; reporting the value from `{}`",
+                    s.steps[provider].name
+                ))
+                .at(*cell, *line),
+            );
+        }
+        outputs[provider].insert(m.clone());
+        step_metrics[provider].push(m.clone());
+        metrics.push(Metric {
+            name: m.clone(),
+            step: s.steps[provider].name.clone(),
+            cell: *cell,
+            line: *line,
+        });
+    }
+
+    let steps = dag
+        .order()
+        .iter()
+        .map(|&i| {
+            let decl = &s.steps[i];
+            Step {
+                name: decl.name.clone(),
+                cells: decl.cells.clone(),
+                depends_on: decl.parents.iter().map(|(p, _)| p.clone()).collect(),
+                inputs: std::mem::take(&mut inputs[i]),
+                outputs: std::mem::take(&mut outputs[i]),
+                parameters: std::mem::take(&mut used_params[i]),
+                metrics: std::mem::take(&mut step_metrics[i]),
+                config: decl.config.clone(),
+                ipython_at: per_step[i]
+                    .facts
+                    .ipython
+                    .first()
+                    .map(|u| (u.at.cell, u.at.line)),
+            }
+        })
+        .collect();
+    (steps, metrics)
+}
+
+fn step_facts(facts: BlockFacts) -> StepFacts {
+    let mut needs = Vec::new();
+    for (name, occ) in &facts.first_read {
+        let bound_before = facts.first_bind.get(name).is_some_and(|b| b.seq < occ.seq);
+        if !bound_before {
+            needs.push(Need {
+                name: name.clone(),
+                at: occ.at,
+            });
+        }
+    }
+    // Report in the order a reader meets them.
+    needs.sort_by_key(|n| n.at);
+    let touched_bind = facts.first_bind.keys().cloned().collect();
+    let touched_read = facts.first_read.keys().cloned().collect();
+    StepFacts {
+        facts,
+        needs,
+        touched_bind,
+        touched_read,
+    }
+}
+
+fn visible_function<'a>(
+    per_step: &'a [StepFacts],
+    dag: &Dag,
+    step: usize,
+    name: &str,
+) -> Option<&'a analysis::FunctionFacts> {
+    if let Some(f) = per_step[step].facts.functions.get(name) {
+        return Some(f);
+    }
+    dag.ancestors_of(step)
+        .filter(|&a| per_step[a].facts.functions.contains_key(name))
+        .max()
+        .and_then(|a| per_step[a].facts.functions.get(name))
+}
+
+fn undefined_name(
+    s: &NotebookStructure,
+    per_step: &[StepFacts],
+    skipped: &[(usize, BlockFacts)],
+    step: usize,
+    name: &str,
+    at: Location,
+    dynamic: bool,
+) -> Diagnostic {
+    let step_name = &s.steps[step].name;
+    let elsewhere = (0..s.steps.len())
+        .filter(|&t| t != step && per_step[t].touched_bind.contains(name))
+        .min_by_key(|&t| (t > step, t));
+    let d = if let Some(t) = elsewhere {
+        let other = &s.steps[t];
+        let def_cell = per_step[t]
+            .facts
+            .first_bind
+            .get(name)
+            .map(|o| o.at.cell)
+            .unwrap_or(other.first_cell());
+        if t < step {
+            Diagnostic::error(format!(
+                "step `{step_name}` reads `{name}`, which step `{}` defines (cell {def_cell}), but `{}` is not an ancestor of `{step_name}`",
+                other.name, other.name
+            ))
+            .with_hint(format!(
+                "add the tag `prev:{}` to cell {}, the first cell of step `{step_name}`",
+                other.name,
+                s.steps[step].first_cell()
+            ))
+        } else {
+            Diagnostic::error(format!(
+                "step `{step_name}` reads `{name}` before it is defined: step `{}` defines it later, in cell {def_cell}",
+                other.name
+            ))
+            .with_hint("move the definition above, into this step or one of its ancestors")
+        }
+    } else if let Some((cell, _)) = skipped
+        .iter()
+        .find(|(_, f)| f.first_bind.contains_key(name))
+    {
+        let why = if s.skipped.contains(cell) {
+            "which is tagged `skip`"
+        } else {
+            "which is untagged and comes before the first tagged cell, so it is not part of the pipeline"
+        };
+        Diagnostic::error(format!(
+            "step `{step_name}` reads `{name}`, which is only defined in cell {cell}, {why}"
+        ))
+        .with_hint(format!(
+            "move the definition into a step (or the `imports`/`functions` cells), or change cell {cell}'s tags"
+        ))
+    } else {
+        Diagnostic::error(format!(
+            "step `{step_name}` reads `{name}`, but nothing before it defines `{name}`; the step would fail with NameError"
+        ))
+        .with_hint("define it in this step or an ancestor step, or in an `imports`/`functions` cell")
+    };
+    let d = d.at(at.cell, at.line);
+    if dynamic {
+        Diagnostic {
+            severity: crate::diagnostics::Severity::Warning,
+            message: format!(
+                "{} (it may come from a wildcard import or dynamic code, which kale cannot see)",
+                d.message
+            ),
+            ..d
+        }
+    } else {
+        d
+    }
+}

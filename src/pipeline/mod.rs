@@ -1,0 +1,254 @@
+//! The pipeline model: steps in a DAG, with the pipeline parameters and metrics, and for
+//! every step the variables it receives from upstream and hands on downstream.
+//!
+//! [`build`] is where the notebook side meets the analysis: it takes the grouped cells
+//! ([`crate::notebook::structure`]), the per-block facts ([`crate::analysis`]) and
+//! resolves every name a step reads to the step that provides it (see [`dataflow`]).
+
+mod dag;
+mod dataflow;
+mod overrides;
+mod params;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::analysis::{self, CellSource, ParamValue};
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::notebook::{self, Notebook, NotebookMetadata, NotebookStructure, StepConfig};
+
+pub use dag::Dag;
+pub use overrides::{convert, parse_override};
+pub use params::{python_float, python_string};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Parameter {
+    pub name: String,
+    pub value: ParamValue,
+    pub cell: usize,
+    pub line: u32,
+}
+
+impl Parameter {
+    pub fn type_name(&self) -> &'static str {
+        self.value.type_name()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Metric {
+    pub name: String,
+    /// The step whose namespace holds the metric's final value.
+    pub step: String,
+    pub cell: usize,
+    pub line: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    pub name: String,
+    pub cells: Vec<usize>,
+    /// Direct parents: the `prev:` edges, in the order declared.
+    pub depends_on: Vec<String>,
+    /// Variable → the step it is loaded from.
+    pub inputs: BTreeMap<String, String>,
+    /// Variables saved after the step for descendants (and the metrics it reports).
+    pub outputs: BTreeSet<String>,
+    /// Pipeline parameters the step reads, directly or through the functions it calls.
+    pub parameters: BTreeSet<String>,
+    /// Metrics whose values this step reports.
+    pub metrics: Vec<String>,
+    pub config: StepConfig,
+    /// Where the step (or the imports/functions cells it runs) first uses IPython
+    /// syntax (`%magic`, `!shell`): such a step must run under IPython.
+    pub ipython_at: Option<(usize, u32)>,
+}
+
+/// A validated pipeline. Steps are in a topological order that follows the notebook
+/// where the DAG allows.
+#[derive(Clone, Debug, Serialize)]
+pub struct Pipeline {
+    pub name: String,
+    pub experiment: String,
+    pub description: String,
+    pub notebook: PathBuf,
+    pub metadata: NotebookMetadata,
+    pub imports_cells: Vec<usize>,
+    pub functions_cells: Vec<usize>,
+    /// Source of every code cell a step runs (imports, functions and step cells), by
+    /// cell number, so later layers need not go back to the notebook.
+    #[serde(skip)]
+    pub sources: BTreeMap<usize, String>,
+    pub parameters: Vec<Parameter>,
+    pub metrics: Vec<Metric>,
+    pub steps: Vec<Step>,
+    #[serde(skip)]
+    pub dag: Dag,
+}
+
+impl Pipeline {
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
+    pub fn parameter(&self, name: &str) -> Option<&Parameter> {
+        self.parameters.iter().find(|p| p.name == name)
+    }
+}
+
+/// Loads, groups and analyses a notebook. Returns the pipeline when there is no error;
+/// the diagnostics (warnings, and errors if any) come back either way.
+pub fn build(nb: &Notebook) -> (Option<Pipeline>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let structure = notebook::structure(nb, &mut diags);
+    let pipeline = build_from_structure(nb, &structure, &mut diags);
+    if diags.has_errors() {
+        (None, diags)
+    } else {
+        (pipeline, diags)
+    }
+}
+
+/// Reads the file and builds the pipeline; a file that is not a notebook yields one error.
+pub fn load(path: &std::path::Path) -> (Option<Pipeline>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    match notebook::load(path, &mut diags) {
+        Ok(nb) => {
+            let (p, more) = build(&nb);
+            diags.extend(more);
+            if diags.has_errors() {
+                (None, diags)
+            } else {
+                (p, diags)
+            }
+        }
+        Err(e) => {
+            diags.push(e);
+            (None, diags)
+        }
+    }
+}
+
+fn build_from_structure(
+    nb: &Notebook,
+    s: &NotebookStructure,
+    diags: &mut Diagnostics,
+) -> Option<Pipeline> {
+    let source_of = |n: usize| -> CellSource<'_> {
+        CellSource {
+            number: n,
+            source: nb.cell(n).map(|c| c.source.as_str()).unwrap_or(""),
+        }
+    };
+
+    let mut parameters: Vec<Parameter> = Vec::new();
+    for &n in &s.parameters {
+        let (decls, issues) = analysis::parse_parameters(&source_of(n));
+        for issue in issues {
+            diags.push(Diagnostic::error(issue.message).at(issue.at.cell, issue.at.line));
+        }
+        for d in decls {
+            parameters.retain(|p| p.name != d.name);
+            parameters.push(Parameter {
+                name: d.name,
+                value: d.value,
+                cell: d.at.cell,
+                line: d.at.line,
+            });
+        }
+    }
+
+    let mut metric_names: Vec<(String, usize, u32)> = Vec::new();
+    for &n in &s.metrics {
+        let (names, issues) = analysis::parse_metrics(&source_of(n));
+        for issue in issues {
+            diags.push(
+                Diagnostic::error(issue.message)
+                    .at(issue.at.cell, issue.at.line)
+                    .with_hint("the `pipeline-metrics` cell holds only `print(variable)` lines, one per metric"),
+            );
+        }
+        for (name, at) in names {
+            if !metric_names.iter().any(|(m, _, _)| *m == name) {
+                metric_names.push((name, at.cell, at.line));
+            }
+        }
+    }
+
+    if s.steps.is_empty() {
+        diags.push(
+            Diagnostic::error("the notebook has no pipeline steps")
+                .with_hint("tag the cells that make up each step with `step:NAME` (Kale's `block:NAME` works too)"),
+        );
+        return None;
+    }
+
+    let dag = match dag::Dag::new(s) {
+        Ok(dag) => dag,
+        Err(cycle) => {
+            diags.push(cycle);
+            return None;
+        }
+    };
+
+    let (steps, metrics) = dataflow::resolve(nb, s, &dag, &parameters, &metric_names, diags);
+
+    let stem = nb
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "pipeline".into());
+    let name = s
+        .metadata
+        .pipeline_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| sanitize_name(&stem));
+    let experiment = s
+        .metadata
+        .experiment_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| name.clone());
+    Some(Pipeline {
+        name,
+        experiment,
+        description: s.metadata.pipeline_description.clone().unwrap_or_default(),
+        notebook: nb.path.clone(),
+        metadata: s.metadata.clone(),
+        imports_cells: s.imports.clone(),
+        functions_cells: s.functions.clone(),
+        sources: s
+            .imports
+            .iter()
+            .chain(&s.functions)
+            .chain(s.steps.iter().flat_map(|st| st.cells.iter()))
+            .map(|&n| (n, nb.cell(n).map(|c| c.source.clone()).unwrap_or_default()))
+            .collect(),
+        parameters,
+        metrics,
+        steps,
+        dag,
+    })
+}
+
+/// A KFP-friendly name (`[a-z0-9-]`) from a file stem.
+pub fn sanitize_name(stem: &str) -> String {
+    let mut out = String::new();
+    for c in stem.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let trimmed = out.trim_matches('-');
+    if trimmed.is_empty() {
+        "pipeline".into()
+    } else {
+        trimmed.to_string()
+    }
+}

@@ -1,0 +1,75 @@
+//! `-p name=value` parameter overrides, typed by the parameter's default.
+
+use crate::analysis::ParamValue;
+
+use super::Pipeline;
+
+/// Parses `name=value` against the pipeline's parameters. The error names the problem
+/// and what would be accepted.
+pub fn parse_override(pipeline: &Pipeline, text: &str) -> Result<(String, ParamValue), String> {
+    let Some((name, raw)) = text.split_once('=') else {
+        return Err(format!("`-p {text}` is not of the form NAME=VALUE"));
+    };
+    let name = name.trim();
+    let Some(param) = pipeline.parameter(name) else {
+        let known: Vec<String> = pipeline
+            .parameters
+            .iter()
+            .map(|p| format!("`{}`", p.name))
+            .collect();
+        return Err(if known.is_empty() {
+            format!(
+                "`{name}` is not a pipeline parameter: the notebook has no `pipeline-parameters` cell"
+            )
+        } else {
+            format!(
+                "`{name}` is not a pipeline parameter; the parameters are {}",
+                known.join(", ")
+            )
+        });
+    };
+    let value = convert(&param.value, raw).map_err(|expected| {
+        format!(
+            "`-p {name}={raw}`: `{name}` is {} (default {}), and `{raw}` is not {expected}",
+            article(param.type_name()),
+            param.value.to_python()
+        )
+    })?;
+    Ok((name.to_string(), value))
+}
+
+/// Converts text to the type of `like`; the error says what was expected.
+pub fn convert(like: &ParamValue, raw: &str) -> Result<ParamValue, &'static str> {
+    let t = raw.trim();
+    match like {
+        ParamValue::Int(_) => {
+            if let Ok(i) = t.replace('_', "").parse::<i64>() {
+                return Ok(ParamValue::Int(i));
+            }
+            // `3.0` is an int written as a float; accept it when exact.
+            match t.parse::<f64>() {
+                Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(ParamValue::Int(f as i64)),
+                _ => Err("an integer"),
+            }
+        }
+        ParamValue::Float(_) => match t.replace('_', "").parse::<f64>() {
+            Ok(f) if f.is_finite() => Ok(ParamValue::Float(f)),
+            _ => Err("a finite number"),
+        },
+        ParamValue::Bool(_) => match t.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(ParamValue::Bool(true)),
+            "false" | "0" | "no" => Ok(ParamValue::Bool(false)),
+            _ => Err("true or false"),
+        },
+        ParamValue::Str(_) => Ok(ParamValue::Str(raw.to_string())),
+    }
+}
+
+fn article(type_name: &str) -> &'static str {
+    match type_name {
+        "int" => "an int",
+        "float" => "a float",
+        "bool" => "a bool",
+        _ => "a str",
+    }
+}

@@ -1,0 +1,7 @@
+//! The integration-test binary: each module drives the real `kale` binary on real
+//! notebooks (written to temporary directories or taken from `../shared/corpus`).
+
+mod corpus;
+mod inspect;
+mod support;
+mod validate;

@@ -1,0 +1,86 @@
+//! Shared helpers: build notebooks from (tags, source) pairs and run the binary.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::{Value, json};
+
+/// A code cell with tags, or a markdown cell.
+pub enum C<'a> {
+    Code(&'a [&'a str], &'a str),
+    Md(&'a str),
+}
+
+pub fn notebook_json(cells: &[C], kubeflow: Option<Value>) -> Value {
+    let cells: Vec<Value> = cells
+        .iter()
+        .map(|c| match c {
+            C::Code(tags, src) => json!({"cell_type": "code", "execution_count": null, "metadata": {"tags": tags}, "outputs": [], "source": src}),
+            C::Md(src) => json!({"cell_type": "markdown", "metadata": {}, "source": src}),
+        })
+        .collect();
+    let mut metadata = json!({"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}});
+    if let Some(k) = kubeflow {
+        metadata["kubeflow_notebook"] = k;
+    }
+    json!({"cells": cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": 5})
+}
+
+/// Writes a notebook into `dir` and returns its path.
+pub fn write_notebook(dir: &Path, name: &str, cells: &[C], kubeflow: Option<Value>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&notebook_json(cells, kubeflow)).unwrap(),
+    )
+    .unwrap();
+    path
+}
+
+pub fn kale() -> Command {
+    Command::cargo_bin("kale").unwrap()
+}
+
+/// Root of the shared corpus (`../shared/corpus` beside the project).
+pub fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+}
+
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// Runs `kale inspect --json` and parses the document; panics with stderr on failure.
+pub fn inspect_json(path: &Path) -> Value {
+    let out = kale()
+        .arg("inspect")
+        .arg(path)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "inspect failed for {}:\n{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The step object named `name` in an inspect document.
+pub fn step<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {doc:#}"))
+}
+
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
