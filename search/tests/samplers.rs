@@ -22,7 +22,7 @@ fn mixed_space(continuous: bool) -> SearchSpace {
     let mut p = vec![
         ParameterSpec::double("lr_step", 0.01, 0.1).with_step(0.01),
         ParameterSpec::int("layers", 1, 6),
-        ParameterSpec::int("units", 8, 512).with_step(8).log(),
+        ParameterSpec::int("units", 8, 512).with_step(8.0).log(),
         ParameterSpec::categorical("act", &["relu", "tanh", "gelu"]),
         ParameterSpec::discrete("bs", &[16.0, 32.0, 64.0]),
     ];

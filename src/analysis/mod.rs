@@ -136,5 +136,19 @@ pub struct SyntaxIssue {
 
 /// Analyses cells executed in order in one module namespace.
 pub fn analyze_block(cells: &[CellSource]) -> BlockFacts {
-    walker::analyze(cells)
+    source::with_big_stack(|| walker::analyze(cells)).unwrap_or_else(|| BlockFacts {
+        syntax_errors: vec![internal_error(cells.first())],
+        ..BlockFacts::default()
+    })
+}
+
+fn internal_error(cell: Option<&CellSource>) -> SyntaxIssue {
+    SyntaxIssue {
+        message: "internal error while analysing this code".to_owned(),
+        at: Location {
+            cell: cell.map_or(0, |c| c.number),
+            line: 1,
+            col: 1,
+        },
+    }
 }

@@ -50,10 +50,60 @@ fn options(mode: Mode) -> ParseOptions {
 }
 
 /// Parses without ever unwinding into the caller: a parser bug must cost us
-/// one cell's facts, not the whole command.
-pub(crate) fn parse(src: &str, mode: Mode) -> Option<Parsed<Mod>> {
+/// one cell's facts, not the whole command. `Err` carries the message to
+/// report instead of the parser's errors.
+pub(crate) fn parse(src: &str, mode: Mode) -> Result<Parsed<Mod>, &'static str> {
+    if too_deep(src) {
+        return Err("code is nested too deeply to analyse (more than 1000 levels)");
+    }
     let src = src.to_owned();
-    std::panic::catch_unwind(move || parse_unchecked(&src, options(mode))).ok()
+    std::panic::catch_unwind(move || parse_unchecked(&src, options(mode)))
+        .map_err(|_| "internal parser error")
+}
+
+/// The parser recurses per nesting level. CPython itself rejects more than
+/// 200 nested brackets, so refusing 1000 loses no valid program while keeping
+/// the recursion within `with_big_stack`'s budget.
+fn too_deep(src: &str) -> bool {
+    const LIMIT: usize = 1000;
+    let (mut depth, mut unary_run) = (0usize, 0usize);
+    for b in src.bytes() {
+        match b {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        match b {
+            b'-' | b'+' | b'~' => unary_run += 1,
+            b' ' | b'\t' => {}
+            _ => unary_run = 0,
+        }
+        if depth > LIMIT || unary_run > LIMIT {
+            return true;
+        }
+    }
+    false
+}
+
+/// Runs `f` on a thread with a large stack: the parser and the walk recurse
+/// once per nesting level, and pathological input (thousands of nested
+/// brackets) must not overflow the caller's stack. The memory is only
+/// reserved, not committed. Falls back to the current thread if no thread can
+/// be spawned; `None` if `f` panicked.
+pub(crate) fn with_big_stack<R: Send>(f: impl FnOnce() -> R + Send) -> Option<R> {
+    const STACK: usize = 1 << 30;
+    // Shared so that the closure is still ours if spawning fails.
+    let f = std::sync::Mutex::new(Some(f));
+    let run = || f.lock().ok().and_then(|mut g| g.take()).map(|f| f());
+    std::thread::scope(|s| {
+        match std::thread::Builder::new()
+            .stack_size(STACK)
+            .spawn_scoped(s, run)
+        {
+            Ok(handle) => handle.join().ok().flatten(),
+            Err(_) => run(),
+        }
+    })
 }
 
 /// Byte ranges of the lines of `src`, without their terminators.

@@ -5,7 +5,7 @@ use ruff_python_ast::{self as ast, Expr, Mod, Number, Stmt, UnaryOp};
 use ruff_python_parser::Mode;
 use ruff_text_size::{Ranged, TextRange};
 
-use super::source::{LineIndex, parse};
+use super::source::{LineIndex, parse, with_big_stack};
 use super::{CellSource, Location, SyntaxIssue};
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -45,8 +45,8 @@ impl<'a> Cell<'a> {
         };
         let mut body = Vec::new();
         match parse(cell.source, Mode::Ipython) {
-            None => this.issue(0, "internal parser error".to_owned()),
-            Some(parsed) => {
+            Err(message) => this.issue(0, message.to_owned()),
+            Ok(parsed) => {
                 for e in parsed.errors() {
                     this.issue(e.location.start().to_usize(), e.error.to_string());
                 }
@@ -88,6 +88,11 @@ impl<'a> Cell<'a> {
 /// problem is reported; a later assignment to a name replaces the earlier
 /// value, keeping the first position.
 pub fn parse_parameters(cell: &CellSource) -> (Vec<ParamDecl>, Vec<SyntaxIssue>) {
+    with_big_stack(|| parameters(cell))
+        .unwrap_or_else(|| (Vec::new(), vec![super::internal_error(Some(cell))]))
+}
+
+fn parameters(cell: &CellSource) -> (Vec<ParamDecl>, Vec<SyntaxIssue>) {
     let (mut c, body) = Cell::parse(cell);
     let mut decls: Vec<ParamDecl> = Vec::new();
     for stmt in &body {
@@ -221,6 +226,11 @@ fn describe(expr: &Expr) -> &'static str {
 /// Reads a `pipeline-metrics` cell: each statement is `print(var)` or `var`.
 /// Returns the metric names in order, without duplicates.
 pub fn parse_metrics(cell: &CellSource) -> (Vec<(String, Location)>, Vec<SyntaxIssue>) {
+    with_big_stack(|| metrics(cell))
+        .unwrap_or_else(|| (Vec::new(), vec![super::internal_error(Some(cell))]))
+}
+
+fn metrics(cell: &CellSource) -> (Vec<(String, Location)>, Vec<SyntaxIssue>) {
     let (mut c, body) = Cell::parse(cell);
     let mut metrics: Vec<(String, Location)> = Vec::new();
     for stmt in &body {

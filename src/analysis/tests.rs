@@ -883,3 +883,20 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn deep_nesting_is_reported_not_fatal() {
+    for src in [
+        format!("x = {}1{}", "(".repeat(5000), ")".repeat(5000)),
+        format!("x = {}1", "-".repeat(1_000_000)),
+        format!("x = {}1{}", "[".repeat(900), "]".repeat(900)),
+        "y = not x\n".repeat(2000),
+    ] {
+        let f = one(&src);
+        assert!(f.syntax_errors.len() <= 1, "{:?}", f.syntax_errors);
+        let _ = parse_parameters(&cell(&src));
+        let _ = parse_metrics(&cell(&src));
+    }
+    let f = one(&format!("x = {}1", "-".repeat(1_000_000)));
+    assert!(f.syntax_errors[0].message.contains("nested too deeply"));
+}

@@ -146,16 +146,16 @@ impl Analyzer<'_> {
         let saved = self.base;
         self.base = start;
         match parse(text, mode) {
-            None => {
+            Err(message) => {
                 if report_errors {
                     let at = self.at_abs(start);
                     self.facts.syntax_errors.push(SyntaxIssue {
-                        message: "internal parser error".to_owned(),
+                        message: message.to_owned(),
                         at,
                     });
                 }
             }
-            Some(parsed) => {
+            Ok(parsed) => {
                 if !parsed.errors().is_empty() {
                     if !report_errors {
                         self.base = saved;

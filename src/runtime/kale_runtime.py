@@ -1082,8 +1082,10 @@ def finish(outputs, metrics):
     """Save the outputs and metrics of the step, then mark it succeeded."""
     namespace = sys.modules["__main__"].__dict__
     step_dir = _state["dir"]
-    save_outputs(list(outputs), namespace, os.path.join(step_dir, "outputs"))
+    # Metrics first: a metric that was never set is reported as such, not as a
+    # missing output.
     write_metrics(list(metrics), namespace, os.path.join(step_dir, "metrics.json"))
+    save_outputs(list(outputs), namespace, os.path.join(step_dir, "outputs"))
     end_step()
 
 

@@ -3,5 +3,6 @@
 
 mod corpus;
 mod inspect;
+mod run;
 mod support;
 mod validate;

@@ -84,3 +84,42 @@ pub fn strings(v: &Value) -> Vec<String> {
         .map(|s| s.as_str().unwrap().to_string())
         .collect()
 }
+
+/// The Python the tests run steps with: `KALE_TEST_PYTHON` (set by `.ci/run`), else the
+/// project's `.venv`, else `python3`.
+pub fn python() -> String {
+    if let Ok(p) = std::env::var("KALE_TEST_PYTHON")
+        && !p.is_empty()
+    {
+        return p;
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if venv.exists() {
+        return venv.display().to_string();
+    }
+    "python3".into()
+}
+
+/// `kale <args>` with the test Python selected.
+pub fn kale_with_python() -> Command {
+    let mut cmd = kale();
+    cmd.env("KALE_PYTHON", python());
+    cmd
+}
+
+/// Runs `kale run NB --json` and returns (exit code, JSON document or Null, stderr).
+pub fn run_json(path: &Path, extra: &[&str]) -> (i32, Value, String) {
+    let out = kale_with_python()
+        .arg("run")
+        .arg(path)
+        .arg("--json")
+        .args(extra)
+        .output()
+        .unwrap();
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        doc,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}

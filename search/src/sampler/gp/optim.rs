@@ -48,7 +48,13 @@ where
             dir = g.iter().map(|v| -v).collect();
             slope = -dot(&g, &g);
         }
-        let mut step = 1.0;
+        // Without curvature pairs the direction is the raw gradient, whose scale
+        // is arbitrary: start with a unit-length step instead.
+        let mut step = if s_hist.is_empty() {
+            1.0 / dot(&dir, &dir).sqrt().max(1e-12)
+        } else {
+            1.0
+        };
         let mut accepted = None;
         for _ in 0..30 {
             let xn: Vec<f64> = x.iter().zip(&dir).map(|(a, b)| a + step * b).collect();
