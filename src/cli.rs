@@ -20,6 +20,16 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Run the pipeline on this machine: each step in its own Python process.
     Run(RunArgs),
+    /// Write the pipeline as a Kubeflow Pipelines v2 pipeline or a Katib Experiment.
+    Compile(CompileArgs),
+    /// Tune the pipeline parameters against a metric, on this machine.
+    Tune(TuneArgs),
+    /// List, show, compare and plot tuning experiments.
+    #[command(subcommand)]
+    Experiments(ExperimentsCommand),
+    /// Inspect or prune the step cache (`.kale/cache` beside the notebook).
+    #[command(subcommand)]
+    Cache(CacheCommand),
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +70,196 @@ pub struct RunArgs {
     /// Do not stream step output; it still goes to the step's log files.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Run every step, ignoring (and not filling) the step cache.
+    #[arg(long)]
+    pub no_cache: bool,
     #[command(flatten)]
     pub python: PythonArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompileTarget {
+    /// Kubeflow Pipelines v2 IR YAML (upload it to KFP, or let `kale submit` do it).
+    Kfp,
+    /// A Katib v1beta1 Experiment whose trials are KFP runs of the pipeline.
+    Katib,
+}
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// Path to the `.ipynb` notebook.
+    pub notebook: PathBuf,
+    /// What to produce.
+    #[arg(long, value_enum, default_value = "kfp")]
+    pub target: CompileTarget,
+    /// Output file (default: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub katib: KatibArgs,
+    #[command(flatten)]
+    pub search: SearchFlags,
+}
+
+/// The search settings shared by `kale tune` and `kale compile --target katib`; they
+/// map one to one onto `kale::tune::space::SearchArgs`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SearchFlags {
+    /// Metric to optimise: a name the `pipeline-metrics` cell prints.
+    #[arg(long, value_name = "METRIC", help_heading = "Search")]
+    pub objective: Option<String>,
+    /// `maximize` or `minimize` (default: the notebook's katib_metadata, else maximize).
+    #[arg(long, value_name = "DIRECTION", help_heading = "Search")]
+    pub goal: Option<String>,
+    /// Stop once a trial's objective reaches this value.
+    #[arg(long, value_name = "VALUE", help_heading = "Search")]
+    pub target_value: Option<f64>,
+    /// Katib algorithm name: random, grid, tpe, multivariate-tpe, bayesianoptimization...
+    #[arg(long, value_name = "NAME", help_heading = "Search")]
+    pub algorithm: Option<String>,
+    /// An algorithm setting (repeatable): `--setting random_state=7`.
+    #[arg(long = "setting", value_name = "NAME=VALUE", help_heading = "Search")]
+    pub algorithm_settings: Vec<String>,
+    /// A parameter to search (repeatable): `--param lr=double:1e-4..1e-1:log`.
+    #[arg(long = "param", value_name = "NAME=SPEC", help_heading = "Search")]
+    pub params: Vec<String>,
+    /// A Katib `parameters` list (YAML or JSON) to use as the search space.
+    #[arg(long = "space", value_name = "FILE", help_heading = "Search")]
+    pub space_file: Option<PathBuf>,
+    /// Trials in total.
+    #[arg(long, value_name = "N", help_heading = "Search")]
+    pub max_trials: Option<u64>,
+    /// Trials at once.
+    #[arg(long, value_name = "N", help_heading = "Search")]
+    pub parallel: Option<usize>,
+    /// Failed trials after which the experiment fails.
+    #[arg(long, value_name = "N", help_heading = "Search")]
+    pub max_failed: Option<u64>,
+    /// Early-stopping algorithm (`medianstop`).
+    #[arg(long, value_name = "NAME", help_heading = "Search")]
+    pub early_stopping: Option<String>,
+    /// An early-stopping setting (repeatable): `--early-stopping-setting start_step=4`.
+    #[arg(
+        long = "early-stopping-setting",
+        value_name = "NAME=VALUE",
+        help_heading = "Search"
+    )]
+    pub early_stopping_settings: Vec<String>,
+    /// Seed for the algorithm (`random_state`).
+    #[arg(long, value_name = "N", help_heading = "Search")]
+    pub seed: Option<u64>,
+}
+
+/// Where the Katib trials find Kubeflow Pipelines and the pipeline they run.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KatibArgs {
+    /// Experiment name (default: the notebook's experiment name); a DNS label of at most 40 characters.
+    #[arg(long, value_name = "NAME", help_heading = "Katib")]
+    pub experiment_name: Option<String>,
+    /// Image of the trial Job; it must contain the `kale` binary.
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        env = "KALE_TRIAL_IMAGE",
+        help_heading = "Katib"
+    )]
+    pub trial_image: Option<String>,
+    /// KFP pipeline id the trials run (default: resolved by pipeline name when each trial starts).
+    #[arg(long, value_name = "ID", help_heading = "Katib")]
+    pub pipeline_id: Option<String>,
+    /// KFP pipeline version id the trials run (default: the newest version at trial start).
+    #[arg(long, value_name = "ID", help_heading = "Katib")]
+    pub pipeline_version: Option<String>,
+    /// KFP API endpoint as seen from inside the cluster.
+    #[arg(long, value_name = "URL", help_heading = "Katib")]
+    pub trial_kfp_endpoint: Option<String>,
+    /// Service account of the trial pods (needs access to the KFP API).
+    #[arg(long, value_name = "NAME", help_heading = "Katib")]
+    pub service_account: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// Path to the `.ipynb` notebook.
+    pub notebook: PathBuf,
+    #[command(flatten)]
+    pub search: SearchFlags,
+    /// Experiment name (default: `<pipeline>-<n>`, the first free one).
+    #[arg(long, value_name = "EXP")]
+    pub name: Option<String>,
+    /// Continue the experiment `--name` where it stopped; finished trials are kept.
+    #[arg(long, requires = "name")]
+    pub resume: bool,
+    /// Stop a trial that runs longer than this many seconds and count it as failed.
+    #[arg(long, value_name = "SECONDS")]
+    pub trial_timeout: Option<f64>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub python: PythonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExperimentsCommand {
+    /// Experiments of the notebooks in a directory (default: the current one).
+    List(StoreArgs),
+    /// One experiment's settings and trials.
+    Show(ShowArgs),
+    /// Several experiments side by side.
+    Compare(CompareArgs),
+    /// Plot each trial's objective and the best so far, as SVG.
+    Plot(PlotArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory holding the notebook (its `.kale/kale.db`), or a notebook path.
+    #[arg(long = "dir", short = 'C', value_name = "PATH", default_value = ".")]
+    pub dir: PathBuf,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    pub experiment: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    #[arg(required = true, num_args = 2..)]
+    pub experiments: Vec<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    pub experiment: String,
+    /// Output file (`.svg`).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Entries, objects and size of the step cache.
+    Stats(StoreArgs),
+    /// Remove cached data no recent or pinned run uses.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Keep the data of the newest N runs (trials count as runs).
+    #[arg(long, default_value_t = 20)]
+    pub keep_runs: usize,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }

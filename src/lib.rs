@@ -22,5 +22,8 @@ pub mod codegen;
 pub mod diagnostics;
 pub mod exec;
 pub mod inspect;
+pub mod kubeflow;
 pub mod notebook;
 pub mod pipeline;
+pub mod store;
+pub mod tune;

@@ -1,8 +1,12 @@
 //! One module per subcommand; each turns parsed arguments into library calls.
 
+mod cache;
+mod compile;
+mod experiments;
 mod inspect;
 mod reporters;
 mod run;
+mod tune;
 mod validate;
 
 use std::path::Path;
@@ -20,6 +24,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Tune(args) => tune::run(&args),
+        Command::Experiments(cmd) => experiments::run(&cmd),
+        Command::Cache(cmd) => cache::run(&cmd),
+        Command::Compile(args) => compile::run(&args),
     }
 }
 

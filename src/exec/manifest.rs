@@ -120,6 +120,14 @@ pub struct Manifest {
     pub runtime_version: String,
     pub parameters: BTreeMap<String, Value>,
     pub metrics: BTreeMap<String, Value>,
+    /// The tuning experiment and trial number this run belongs to, if any.
+    #[serde(default)]
+    pub experiment: Option<String>,
+    #[serde(default)]
+    pub trial: Option<u64>,
+    /// Pinned runs keep their data when the cache is pruned.
+    #[serde(default)]
+    pub pinned: bool,
     pub steps: Vec<StepRecord>,
 }
 

@@ -7,6 +7,7 @@
 //! `outputs/` + `outputs.json`, `metrics.json`, `status.json` and, on failure,
 //! `error.json`.
 
+pub mod cache;
 pub mod manifest;
 pub mod python;
 
@@ -48,6 +49,10 @@ pub struct RunOptions {
     /// Directory holding the runs (`.kale/runs` beside the notebook by default).
     pub runs_dir: PathBuf,
     pub run_id: Option<String>,
+    /// Step cache; `None` runs every step.
+    pub cache: Option<Arc<cache::Cache>>,
+    /// Set when the run is a trial of a tuning experiment.
+    pub experiment: Option<(String, u64)>,
 }
 
 /// How a run ended.
@@ -158,6 +163,9 @@ pub async fn run(
             .map(|(k, v)| (k.clone(), v.to_json()))
             .collect(),
         metrics: BTreeMap::new(),
+        experiment: opts.experiment.as_ref().map(|(e, _)| e.clone()),
+        trial: opts.experiment.as_ref().map(|(_, t)| *t),
+        pinned: false,
         steps: pipeline
             .steps
             .iter()
@@ -211,7 +219,11 @@ pub async fn run(
                     Err(e) => return Err(e),
                 };
                 let program = codegen::step_program(pipeline, step, &opts.values);
+                let key = (opts.cache.is_some() && step.config.cache != Some(false)).then(|| {
+                    cache::Cache::key(&program.source, &manifest.runtime_version, &inputs)
+                });
                 let record = manifest.step_mut(&step.name);
+                record.key = key.clone();
                 record.status = StepStatus::Running;
                 record.started_at = Some(manifest::now());
                 record.inputs = inputs.clone();
@@ -229,6 +241,12 @@ pub async fn run(
                     reporter: reporter.clone(),
                     cancel: cancel.clone(),
                     record: manifest.step(&step.name).cloned().unwrap(),
+                    cache: if key.is_some() {
+                        opts.cache.clone()
+                    } else {
+                        None
+                    },
+                    key,
                 };
                 running.spawn(task.run());
             }
@@ -376,12 +394,52 @@ struct StepTask {
     reporter: Arc<dyn Reporter>,
     cancel: watch::Receiver<bool>,
     record: StepRecord,
+    cache: Option<Arc<cache::Cache>>,
+    key: Option<String>,
 }
 
 impl StepTask {
     async fn run(mut self) -> Finished {
         let started = std::time::Instant::now();
         let dir = step_dir(&self.run_dir, &self.step.name);
+        // Hold the key while computing it, so a parallel trial needing the same step
+        // waits and then reuses the result instead of running it too.
+        let cache = self.cache.clone();
+        let key = self.key.clone();
+        let _guard = match (&cache, &key) {
+            (Some(c), Some(k)) => Some(c.lock(k).await),
+            _ => None,
+        };
+        if let (Some(c), Some(k)) = (&cache, &key) {
+            match c.lookup(k) {
+                cache::Lookup::Hit(entry) => {
+                    let mut record = self.record;
+                    let materialized = std::fs::create_dir_all(&dir)
+                        .and_then(|_| std::fs::write(dir.join("program.py"), &self.program.source))
+                        .and_then(|_| c.materialize(&entry, &dir));
+                    if materialized.is_ok() {
+                        record.status = StepStatus::Cached;
+                        record.outputs = entry.outputs;
+                        record.metrics = entry.metrics;
+                        record.seconds = Some(started.elapsed().as_secs_f64());
+                        record.finished_at = Some(manifest::now());
+                        return Finished {
+                            step: self.step.name.clone(),
+                            record,
+                        };
+                    }
+                    self.record = record;
+                }
+                cache::Lookup::Corrupt(why) => {
+                    self.reporter.step_output(
+                        &self.step.name,
+                        &format!("kale: {why}; running the step again"),
+                        true,
+                    );
+                }
+                cache::Lookup::Miss => {}
+            }
+        }
         let result = self.execute(&dir).await;
         let mut record = self.record;
         record.seconds = Some(started.elapsed().as_secs_f64());
@@ -408,6 +466,23 @@ impl StepTask {
                         .map(|m| m.into_iter().collect())
                         .unwrap_or_default();
                     record.status = StepStatus::Succeeded;
+                    if let (Some(c), Some(k)) = (&cache, &key) {
+                        let seconds = started.elapsed().as_secs_f64();
+                        if let Err(e) = c.store(
+                            k,
+                            &self.step.name,
+                            &dir,
+                            &record.outputs,
+                            &record.metrics,
+                            seconds,
+                        ) {
+                            self.reporter.step_output(
+                                &self.step.name,
+                                &format!("kale: could not cache the step's outputs: {e}"),
+                                true,
+                            );
+                        }
+                    }
                 } else {
                     record.status = StepStatus::Failed;
                     record.error = Some(step_error(

@@ -1,0 +1,341 @@
+//! The Katib `Experiment` (kubeflow.org/v1beta1) for tuning a pipeline on a cluster.
+//!
+//! Every trial is a `batch/v1` Job whose `main` container runs `kale trial`: one KFP run
+//! of the uploaded pipeline version with the trial's parameters, whose metrics it prints
+//! as `name=value` lines for Katib's default StdOut collector. A plain Job keeps the
+//! cluster requirements to Katib and KFP themselves: Katib fills in its success and
+//! failure conditions, and no katib-config or RBAC change is needed (an Argo or KFP
+//! trial kind would need both).
+
+use serde_json::{Map, Value, json};
+
+use crate::pipeline::Pipeline;
+use crate::tune::space::ResolvedSearch;
+use kale_search::Direction;
+
+/// Trial parameter that carries the trial's name (reused as the KFP run name).
+pub const TRIAL_NAME_PARAMETER: &str = "kaleTrialName";
+/// Katib's webhook limit for Experiment names.
+pub const MAX_NAME_LEN: usize = 40;
+
+/// Where trials find the pipeline and the KFP API.
+#[derive(Debug, Clone, Default)]
+pub struct TrialTarget {
+    /// Image of the trial Job; must contain `kale`.
+    pub image: String,
+    /// KFP pipeline id; without it each trial looks the pipeline up by name.
+    pub pipeline_id: Option<String>,
+    /// KFP pipeline version id; without it each trial takes the newest version.
+    pub pipeline_version: Option<String>,
+    /// KFP experiment the runs go into.
+    pub kfp_experiment_id: Option<String>,
+    /// KFP endpoint as seen from the trial pod (default: the in-cluster service).
+    pub kfp_endpoint: Option<String>,
+    pub service_account: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KatibError {
+    #[error(
+        "experiment name `{0}` is not valid for Katib: it must be a DNS label (lowercase letters, digits and `-`, starting with a letter) of at most 40 characters"
+    )]
+    BadName(String),
+    #[error("{0}")]
+    BadCounts(String),
+    #[error("parameter `{0}` is not a pipeline parameter")]
+    NotAParameter(String),
+    #[error(
+        "value `{value}` of parameter `{name}` cannot be passed safely through Katib's StdOut metrics collector, which re-runs the trial command through `sh -c` without quoting"
+    )]
+    ShellUnsafe { name: String, value: String },
+}
+
+impl KatibError {
+    pub fn hint(&self) -> &'static str {
+        match self {
+            KatibError::BadName(_) => "pass --experiment-name with a shorter lowercase name",
+            KatibError::BadCounts(_) => {
+                "Katib needs parallel trials and failed trials no larger than the total (--parallel, --max-failed, --max-trials)"
+            }
+            KatibError::NotAParameter(_) => {
+                "search only the names the `pipeline-parameters` cell assigns"
+            }
+            KatibError::ShellUnsafe { .. } => {
+                "use categorical values made of letters, digits and `._-+:/@,`"
+            }
+        }
+    }
+}
+
+/// An Experiment ready to apply.
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    pub name: String,
+    pub value: Value,
+    pub yaml: String,
+}
+
+/// A Katib-valid name derived from `base` (the notebook's experiment name).
+pub fn default_name(base: &str) -> String {
+    let mut name = crate::pipeline::sanitize_name(base);
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        name = format!("kale-{name}");
+    }
+    name.truncate(MAX_NAME_LEN);
+    name.trim_end_matches('-').to_string()
+}
+
+pub fn check_name(name: &str) -> Result<(), KatibError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(KatibError::BadName(name.to_string()))
+    }
+}
+
+fn shell_safe(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-+:/@,=".contains(c))
+}
+
+/// The arguments of `kale trial` inside the Job, one shell-safe word each (Katib's
+/// collector joins them with spaces under `sh -c`).
+pub fn trial_command(
+    p: &Pipeline,
+    search: &ResolvedSearch,
+    target: &TrialTarget,
+) -> Result<Vec<String>, KatibError> {
+    let mut cmd: Vec<String> = vec!["kale".into(), "trial".into()];
+    if let Some(e) = &target.kfp_endpoint {
+        cmd.push(format!("--kfp-endpoint={e}"));
+    }
+    match &target.pipeline_id {
+        Some(id) => cmd.push(format!("--pipeline-id={id}")),
+        None => cmd.push(format!(
+            "--pipeline={}",
+            crate::kubeflow::kfp::pipeline_name(p)
+        )),
+    }
+    if let Some(v) = &target.pipeline_version {
+        cmd.push(format!("--pipeline-version={v}"));
+    }
+    if let Some(x) = &target.kfp_experiment_id {
+        cmd.push(format!("--kfp-experiment-id={x}"));
+    }
+    cmd.push(format!(
+        "--run-name=${{trialParameters.{TRIAL_NAME_PARAMETER}}}"
+    ));
+    for spec in search.space.parameters() {
+        cmd.push(format!(
+            "--param={}=${{trialParameters.{}}}",
+            spec.name, spec.name
+        ));
+    }
+    let mut metrics = vec![search.objective.clone()];
+    metrics.extend(search.additional_metrics.iter().cloned());
+    cmd.push(format!("--metrics={}", metrics.join(",")));
+    for word in &cmd {
+        // Ids and URLs come from the user; the placeholders are ours.
+        if !word.contains("${") && !shell_safe(word) {
+            return Err(KatibError::ShellUnsafe {
+                name: word.split('=').next().unwrap_or(word).to_string(),
+                value: word.clone(),
+            });
+        }
+    }
+    Ok(cmd)
+}
+
+/// Builds the Experiment. Pure: no I/O.
+pub fn experiment(
+    p: &Pipeline,
+    name: &str,
+    search: &ResolvedSearch,
+    target: &TrialTarget,
+) -> Result<Experiment, KatibError> {
+    check_name(name)?;
+    if search.parallel as u64 > search.max_trials {
+        return Err(KatibError::BadCounts(format!(
+            "parallel trials ({}) exceed the total number of trials ({})",
+            search.parallel, search.max_trials
+        )));
+    }
+    if search.max_failed > search.max_trials {
+        return Err(KatibError::BadCounts(format!(
+            "failed trials allowed ({}) exceed the total number of trials ({})",
+            search.max_failed, search.max_trials
+        )));
+    }
+    for spec in search.space.parameters() {
+        if p.parameter(&spec.name).is_none() {
+            return Err(KatibError::NotAParameter(spec.name.clone()));
+        }
+        for v in spec.feasible_space.list.iter().flatten() {
+            if !shell_safe(v) {
+                return Err(KatibError::ShellUnsafe {
+                    name: spec.name.clone(),
+                    value: v.clone(),
+                });
+            }
+        }
+    }
+
+    let mut objective = Map::new();
+    objective.insert(
+        "type".into(),
+        json!(match search.direction {
+            Direction::Maximize => "maximize",
+            Direction::Minimize => "minimize",
+        }),
+    );
+    if let Some(g) = search.goal {
+        objective.insert("goal".into(), json!(g));
+    }
+    objective.insert("objectiveMetricName".into(), json!(search.objective));
+    if !search.additional_metrics.is_empty() {
+        objective.insert(
+            "additionalMetricNames".into(),
+            json!(search.additional_metrics),
+        );
+    }
+
+    let mut algorithm = Map::new();
+    algorithm.insert("algorithmName".into(), json!(search.algorithm));
+    if !search.settings.is_empty() {
+        algorithm.insert("algorithmSettings".into(), json!(search.settings));
+    }
+
+    let mut trial_parameters = vec![json!({
+        "name": TRIAL_NAME_PARAMETER,
+        "description": "Katib trial name, reused as the KFP run name",
+        "reference": "${trialSpec.Name}",
+    })];
+    for spec in search.space.parameters() {
+        let kind = p
+            .parameter(&spec.name)
+            .map(|x| crate::kubeflow::kfp::parameter_type(&x.value))
+            .unwrap_or("STRING");
+        trial_parameters.push(json!({
+            "name": spec.name,
+            "description": format!("pipeline parameter {} ({kind})", spec.name),
+            "reference": spec.name,
+        }));
+    }
+
+    let mut pod_spec = Map::new();
+    pod_spec.insert("restartPolicy".into(), json!("Never"));
+    if let Some(sa) = &target.service_account {
+        pod_spec.insert("serviceAccountName".into(), json!(sa));
+    }
+    pod_spec.insert(
+        "containers".into(),
+        json!([{
+            "name": "main",
+            "image": target.image,
+            "command": trial_command(p, search, target)?,
+        }]),
+    );
+    let job = json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {
+                    // Istio's sidecar never exits, so the Job would never complete.
+                    "annotations": {"sidecar.istio.io/inject": "false"},
+                    // Kubeflow's PodDefault for this label mounts the KFP API token.
+                    "labels": {"access-ml-pipeline": "true"},
+                },
+                "spec": pod_spec,
+            },
+        },
+    });
+
+    let mut spec = Map::new();
+    spec.insert("objective".into(), Value::Object(objective));
+    spec.insert("algorithm".into(), Value::Object(algorithm));
+    if let Some((name, settings)) = &search.early_stopping {
+        let mut es = Map::new();
+        es.insert("algorithmName".into(), json!(name));
+        if !settings.is_empty() {
+            es.insert("algorithmSettings".into(), json!(settings));
+        }
+        spec.insert("earlyStopping".into(), Value::Object(es));
+    }
+    spec.insert("parallelTrialCount".into(), json!(search.parallel));
+    spec.insert("maxTrialCount".into(), json!(search.max_trials));
+    spec.insert("maxFailedTrialCount".into(), json!(search.max_failed));
+    spec.insert("parameters".into(), search.space.to_katib_json());
+    spec.insert(
+        "metricsCollectorSpec".into(),
+        json!({"collector": {"kind": "StdOut"}}),
+    );
+    spec.insert(
+        "trialTemplate".into(),
+        json!({
+            // Keeps the trial pods, so their logs stay readable after the trial ends.
+            "retain": true,
+            "primaryContainerName": "main",
+            "trialParameters": trial_parameters,
+            "trialSpec": job,
+        }),
+    );
+
+    let value = json!({
+        "apiVersion": "kubeflow.org/v1beta1",
+        "kind": "Experiment",
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/created-by": "kale"},
+        },
+        "spec": spec,
+    });
+    let yaml = format!(
+        "# Katib Experiment generated by kale {} from {}; do not edit.\n{}",
+        env!("CARGO_PKG_VERSION"),
+        p.notebook
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default(),
+        crate::kubeflow::kfp::to_yaml(&value)
+    );
+    Ok(Experiment {
+        name: name.to_string(),
+        value,
+        yaml,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(default_name("Digits HPO"), "digits-hpo");
+        assert_eq!(default_name("9lives"), "kale-9lives");
+        assert_eq!(default_name(&"a".repeat(60)).len(), 40);
+        assert!(check_name("digits").is_ok());
+        for bad in ["", "Digits", "1x", "x-", "x_y", &"a".repeat(41)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shell_safety() {
+        assert!(shell_safe("relu"));
+        assert!(shell_safe("http://ml-pipeline.kubeflow:8888"));
+        assert!(!shell_safe("a b"));
+        assert!(!shell_safe("x;rm"));
+        assert!(!shell_safe("$(x)"));
+    }
+}

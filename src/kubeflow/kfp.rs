@@ -1,0 +1,670 @@
+//! The Kubeflow Pipelines v2 IR (`PipelineSpec` YAML, schema 2.1.0) for a pipeline.
+//!
+//! One component per step. Each container runs the same step program as `kale run`
+//! (from [`codegen::step_program`]) through a small standard-library bootstrap
+//! (`kfp_bootstrap.py`), so the image needs Python and the notebook's libraries, not
+//! kale. Choices that matter on a cluster:
+//!
+//! - A step receives only the pipeline parameters it uses, and the program text does not
+//!   contain their values (they arrive as component inputs). KFP's cache key is the
+//!   component plus its input values, so steps that do not depend on a tuned parameter
+//!   are reused across Katib trials.
+//! - Data travels as KFP artifacts: each output variable is an artifact directory
+//!   holding `<var>.<ext>`, so the file extension that tells the runtime how to load
+//!   it survives the trip through object storage.
+//! - `prev:` edges stay in `dependentTasks` even when no data flows along them.
+//! - A step that reports metrics has a `system.Metrics` output named
+//!   [`METRICS_ARTIFACT`]; `kale trial` reads it back.
+//!
+//! Kubernetes-only settings (pod labels and annotations, secrets as environment
+//! variables, PVC mounts) go into the second YAML document, the `PlatformSpec`, as the
+//! KFP SDK writes them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value, json};
+
+use crate::analysis::ParamValue;
+use crate::codegen;
+use crate::pipeline::{Pipeline, Step};
+
+/// Image for steps when neither the step's `image:` tag nor the notebook's `base_image`
+/// names one (Kale's default too).
+pub const DEFAULT_IMAGE: &str = "python:3.12";
+/// Output key of a step's `system.Metrics` artifact. The hyphen keeps it apart from
+/// every data artifact, whose keys are Python identifiers.
+pub const METRICS_ARTIFACT: &str = "kale-metrics";
+/// The container entry point, embedded in every executor.
+pub const BOOTSTRAP_SOURCE: &str = include_str!("kfp_bootstrap.py");
+
+const SCHEMA_VERSION: &str = "2.1.0";
+
+/// What can stop a notebook from becoming a KFP pipeline.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CompileError {
+    #[error("step `{step}`: `limit:{key}:{value}` cannot be expressed in a Kubeflow pipeline")]
+    UnsupportedLimit {
+        step: String,
+        key: String,
+        value: String,
+    },
+    #[error("step `{step}`: `limit:{key}:{value}` is not a Kubernetes quantity")]
+    BadQuantity {
+        step: String,
+        key: String,
+        value: String,
+    },
+    #[error("step `{step}` asks for two accelerator kinds ({first} and {second})")]
+    TwoAccelerators {
+        step: String,
+        first: String,
+        second: String,
+    },
+    #[error("volume `{name}` has type `{kind}`, which kale cannot mount on Kubeflow Pipelines")]
+    UnsupportedVolume { name: String, kind: String },
+    #[error("pipeline parameter `{0}` has a value JSON cannot hold (NaN or infinity)")]
+    NonFiniteParameter(String),
+}
+
+impl CompileError {
+    pub fn hint(&self) -> &'static str {
+        match self {
+            CompileError::UnsupportedLimit { .. } => {
+                "KFP containers take `limit:cpu:N`, `limit:memory:SIZE` and one accelerator such as `limit:nvidia.com/gpu:1`"
+            }
+            CompileError::BadQuantity { .. } => {
+                "write quantities as Kubernetes does: `2`, `500m`, `4Gi`, `512M`; accelerator counts are whole numbers"
+            }
+            CompileError::TwoAccelerators { .. } => {
+                "a KFP container has one accelerator type; keep one `limit:` tag for accelerators"
+            }
+            CompileError::UnsupportedVolume { .. } => {
+                "create the PersistentVolumeClaim on the cluster and list it with `type: pvc` (its `name` is the claim's name)"
+            }
+            CompileError::NonFiniteParameter(_) => {
+                "give the parameter a finite default in the `pipeline-parameters` cell"
+            }
+        }
+    }
+}
+
+/// A compiled pipeline: the YAML text plus what the user should know about it.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub yaml: String,
+    /// The `PipelineSpec` document (first YAML document).
+    pub spec: Value,
+    /// The `PlatformSpec` document, when any step needs Kubernetes settings.
+    pub platform: Option<Value>,
+    pub warnings: Vec<String>,
+}
+
+/// KFP's type name for a pipeline parameter.
+pub fn parameter_type(v: &ParamValue) -> &'static str {
+    match v {
+        ParamValue::Int(_) => "NUMBER_INTEGER",
+        ParamValue::Float(_) => "NUMBER_DOUBLE",
+        ParamValue::Str(_) => "STRING",
+        ParamValue::Bool(_) => "BOOLEAN",
+    }
+}
+
+/// The parameter value as JSON, the form the KFP API requires (numbers as numbers).
+pub fn parameter_json(name: &str, v: &ParamValue) -> Result<Value, CompileError> {
+    Ok(match v {
+        ParamValue::Int(i) => json!(i),
+        ParamValue::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Value::Number)
+            .ok_or_else(|| CompileError::NonFiniteParameter(name.to_string()))?,
+        ParamValue::Str(s) => json!(s),
+        ParamValue::Bool(b) => json!(b),
+    })
+}
+
+/// The name KFP and Kubernetes accept (`^[a-z0-9][a-z0-9-]{0,127}$`).
+pub fn pipeline_name(p: &Pipeline) -> String {
+    let mut name = crate::pipeline::sanitize_name(&p.name);
+    name.truncate(128);
+    name.trim_end_matches('-').to_string()
+}
+
+/// Task names for every step: lowercase DNS labels (Argo, which runs KFP, names pods
+/// after them), unique even when two step names sanitise alike.
+pub fn task_names(p: &Pipeline) -> BTreeMap<String, String> {
+    let mut used = BTreeSet::new();
+    let mut out = BTreeMap::new();
+    for step in &p.steps {
+        let mut base = crate::pipeline::sanitize_name(&step.name);
+        if !base.starts_with(|c: char| c.is_ascii_lowercase()) {
+            base = format!("step-{base}");
+        }
+        base.truncate(60);
+        let mut name = base.clone();
+        let mut n = 2;
+        while !used.insert(name.clone()) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        out.insert(step.name.clone(), name);
+    }
+    out
+}
+
+fn artifact_type(title: &str) -> Value {
+    json!({"artifactType": {"schemaTitle": title, "schemaVersion": "0.0.1"}})
+}
+
+/// Builds the IR. Pure: no I/O.
+pub fn compile(p: &Pipeline) -> Result<Compiled, CompileError> {
+    let mut warnings = Vec::new();
+    let name = pipeline_name(p);
+    if name != p.name {
+        warnings.push(format!(
+            "pipeline name `{}` is not a valid KFP name; using `{name}`",
+            p.name
+        ));
+    }
+    let tasks_by_step = task_names(p);
+    let volumes = pvc_mounts(p)?;
+
+    let mut components = Map::new();
+    let mut executors = Map::new();
+    let mut tasks = Map::new();
+    let mut platform_executors = Map::new();
+
+    for step in &p.steps {
+        let task = &tasks_by_step[&step.name];
+        let comp = format!("comp-{task}");
+        let exec = format!("exec-{task}");
+
+        components.insert(comp.clone(), component(p, step, &exec));
+        let (container, mut step_warnings) = container(p, step, &volumes)?;
+        warnings.append(&mut step_warnings);
+        executors.insert(exec.clone(), json!({ "container": container }));
+        tasks.insert(task.clone(), dag_task(p, step, &comp, &tasks_by_step));
+        if let Some(k8s) = kubernetes_config(step, &volumes) {
+            platform_executors.insert(exec, k8s);
+        }
+    }
+
+    let mut pipeline_info = Map::new();
+    pipeline_info.insert("name".into(), json!(name));
+    if !p.description.is_empty() {
+        pipeline_info.insert("description".into(), json!(p.description));
+    }
+
+    let mut root = Map::new();
+    root.insert("dag".into(), json!({ "tasks": tasks }));
+    if !p.parameters.is_empty() {
+        let mut params = Map::new();
+        for param in &p.parameters {
+            params.insert(
+                param.name.clone(),
+                json!({
+                    "parameterType": parameter_type(&param.value),
+                    "defaultValue": parameter_json(&param.name, &param.value)?,
+                    "isOptional": true,
+                }),
+            );
+        }
+        root.insert("inputDefinitions".into(), json!({ "parameters": params }));
+    }
+
+    let spec = json!({
+        "components": components,
+        "deploymentSpec": { "executors": executors },
+        "pipelineInfo": pipeline_info,
+        "root": root,
+        "schemaVersion": SCHEMA_VERSION,
+        "sdkVersion": format!("kale-{}", env!("CARGO_PKG_VERSION")),
+    });
+    let platform = (!platform_executors.is_empty()).then(|| {
+        json!({"platforms": {"kubernetes": {"deploymentSpec": {"executors": platform_executors}}}})
+    });
+
+    let mut yaml = header(p, &name);
+    match &platform {
+        Some(pl) => yaml.push_str(&to_yaml_multiple(&[&spec, pl])),
+        None => yaml.push_str(&to_yaml(&spec)),
+    }
+    Ok(Compiled {
+        yaml,
+        spec,
+        platform,
+        warnings,
+    })
+}
+
+fn header(p: &Pipeline, name: &str) -> String {
+    let file = p
+        .notebook
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let mut h = format!(
+        "# PIPELINE DEFINITION\n# Name: {name}\n# Generated by kale {} from {file}; do not edit.\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    if !p.parameters.is_empty() {
+        h.push_str("# Inputs:\n");
+        for param in &p.parameters {
+            h.push_str(&format!(
+                "#    {}: {} [Default: {}]\n",
+                param.name,
+                param.type_name(),
+                param.value.to_python()
+            ));
+        }
+    }
+    h
+}
+
+pub(crate) fn to_yaml(v: &Value) -> String {
+    serde_saphyr::to_string(v).expect("JSON values always serialise to YAML")
+}
+
+fn to_yaml_multiple(docs: &[&Value]) -> String {
+    serde_saphyr::to_string_multiple(docs).expect("JSON values always serialise to YAML")
+}
+
+fn component(p: &Pipeline, step: &Step, exec: &str) -> Value {
+    let mut c = Map::new();
+    c.insert("executorLabel".into(), json!(exec));
+    let mut inputs = Map::new();
+    if !step.inputs.is_empty() {
+        let arts: Map<String, Value> = step
+            .inputs
+            .keys()
+            .map(|v| (v.clone(), artifact_type("system.Dataset")))
+            .collect();
+        inputs.insert("artifacts".into(), Value::Object(arts));
+    }
+    let params: Map<String, Value> = step_parameters(p, step)
+        .map(|param| {
+            (
+                param.name.clone(),
+                json!({"parameterType": parameter_type(&param.value)}),
+            )
+        })
+        .collect();
+    if !params.is_empty() {
+        inputs.insert("parameters".into(), Value::Object(params));
+    }
+    if !inputs.is_empty() {
+        c.insert("inputDefinitions".into(), Value::Object(inputs));
+    }
+    let mut outs: Map<String, Value> = step
+        .outputs
+        .iter()
+        .map(|v| (v.clone(), artifact_type("system.Dataset")))
+        .collect();
+    if !step.metrics.is_empty() {
+        outs.insert(METRICS_ARTIFACT.into(), artifact_type("system.Metrics"));
+    }
+    if !outs.is_empty() {
+        c.insert(
+            "outputDefinitions".into(),
+            json!({ "artifacts": Value::Object(outs) }),
+        );
+    }
+    Value::Object(c)
+}
+
+fn step_parameters<'a>(
+    p: &'a Pipeline,
+    step: &'a Step,
+) -> impl Iterator<Item = &'a crate::pipeline::Parameter> {
+    step.parameters.iter().filter_map(|n| p.parameter(n))
+}
+
+fn python_type(v: &ParamValue) -> &'static str {
+    match v {
+        ParamValue::Int(_) => "int",
+        ParamValue::Float(_) => "float",
+        ParamValue::Str(_) => "str",
+        ParamValue::Bool(_) => "bool",
+    }
+}
+
+/// The step program with no parameter values: `step_program` writes an assignment only
+/// for parameters present in `values`, and the bootstrap supplies them as the program's
+/// initial globals instead.
+pub fn program_without_values(p: &Pipeline, step: &Step) -> codegen::StepProgram {
+    codegen::step_program(p, step, &BTreeMap::new())
+}
+
+fn image_of(p: &Pipeline, step: &Step) -> String {
+    step.config
+        .image
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or_else(|| p.metadata.base_image.clone())
+        .unwrap_or_else(|| DEFAULT_IMAGE.to_string())
+}
+
+fn container(
+    p: &Pipeline,
+    step: &Step,
+    volumes: &[PvcMount],
+) -> Result<(Value, Vec<String>), CompileError> {
+    let mut warnings = Vec::new();
+    let program = program_without_values(p, step);
+    if program.ipython {
+        warnings.push(format!(
+            "step `{}` uses IPython syntax: its image must have IPython installed",
+            step.name
+        ));
+    }
+    let mut args: Vec<String> = vec![
+        "--step".into(),
+        step.name.clone(),
+        "--runtime".into(),
+        codegen::RUNTIME_SOURCE.into(),
+        "--program".into(),
+        program.source,
+    ];
+    for param in step_parameters(p, step) {
+        args.extend([
+            "--param".into(),
+            param.name.clone(),
+            python_type(&param.value).into(),
+            format!("{{{{$.inputs.parameters['{}']}}}}", param.name),
+        ]);
+    }
+    for var in step.inputs.keys() {
+        args.extend([
+            "--input".into(),
+            var.clone(),
+            format!("{{{{$.inputs.artifacts['{var}'].path}}}}"),
+        ]);
+    }
+    for var in &step.outputs {
+        args.extend([
+            "--output".into(),
+            var.clone(),
+            format!("{{{{$.outputs.artifacts['{var}'].path}}}}"),
+        ]);
+    }
+    if !step.metrics.is_empty() {
+        args.extend([
+            "--metrics".into(),
+            format!("{{{{$.outputs.artifacts['{METRICS_ARTIFACT}'].path}}}}"),
+            format!("{{{{$.outputs.artifacts['{METRICS_ARTIFACT}'].uri}}}}"),
+            "{{$.outputs.output_file}}".into(),
+        ]);
+    }
+
+    let mut c = Map::new();
+    c.insert("image".into(), json!(image_of(p, step)));
+    c.insert(
+        "command".into(),
+        json!(["python3", "-u", "-c", BOOTSTRAP_SOURCE]),
+    );
+    c.insert("args".into(), json!(args));
+    let mut env = vec![json!({"name": "PYTHONUNBUFFERED", "value": "1"})];
+    for v in volumes.iter().filter(|v| v.expose_as_env) {
+        env.push(json!({"name": v.env_name(), "value": v.mount_path}));
+    }
+    c.insert("env".into(), Value::Array(env));
+    if let Some(r) = resources(step)? {
+        c.insert("resources".into(), r);
+    }
+    Ok((Value::Object(c), warnings))
+}
+
+fn is_quantity(s: &str) -> bool {
+    // Kubernetes' resource.Quantity syntax: a decimal number with an optional binary
+    // (Ki..Ei), decimal (n, u, m, k, M..E) or exponent suffix.
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(
+            r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?[0-9]+)?$",
+        )
+        .unwrap()
+    })
+    .is_match(s)
+}
+
+fn resources(step: &Step) -> Result<Option<Value>, CompileError> {
+    let mut r = Map::new();
+    let mut accelerator: Option<(String, String)> = None;
+    for (key, value) in &step.config.limits {
+        let err_quantity = || CompileError::BadQuantity {
+            step: step.name.clone(),
+            key: key.clone(),
+            value: value.clone(),
+        };
+        match key.as_str() {
+            "cpu" => {
+                if !is_quantity(value) {
+                    return Err(err_quantity());
+                }
+                r.insert("resourceCpuLimit".into(), json!(value));
+            }
+            "memory" => {
+                if !is_quantity(value) {
+                    return Err(err_quantity());
+                }
+                r.insert("resourceMemoryLimit".into(), json!(value));
+            }
+            // Extended resources (`vendor.com/gpu`, `google.com/tpu`) are what KFP calls
+            // accelerators.
+            k if k.contains('/') => {
+                if value.parse::<u32>().is_err() {
+                    return Err(err_quantity());
+                }
+                if let Some((first, _)) = &accelerator {
+                    return Err(CompileError::TwoAccelerators {
+                        step: step.name.clone(),
+                        first: first.clone(),
+                        second: k.to_string(),
+                    });
+                }
+                accelerator = Some((k.to_string(), value.clone()));
+            }
+            _ => {
+                return Err(CompileError::UnsupportedLimit {
+                    step: step.name.clone(),
+                    key: key.clone(),
+                    value: value.clone(),
+                });
+            }
+        }
+    }
+    if let Some((kind, count)) = accelerator {
+        // The deprecated `type`/`count` pair too, as the SDK writes it, for KFP
+        // backends older than the `resource*` fields.
+        r.insert(
+            "accelerator".into(),
+            json!({"resourceType": kind, "resourceCount": count, "type": kind, "count": count}),
+        );
+    }
+    Ok((!r.is_empty()).then_some(Value::Object(r)))
+}
+
+fn dag_task(
+    p: &Pipeline,
+    step: &Step,
+    comp: &str,
+    tasks_by_step: &BTreeMap<String, String>,
+) -> Value {
+    let mut t = Map::new();
+    t.insert("taskInfo".into(), json!({"name": step.name}));
+    t.insert("componentRef".into(), json!({"name": comp}));
+    let mut inputs = Map::new();
+    if !step.inputs.is_empty() {
+        let arts: Map<String, Value> = step
+            .inputs
+            .iter()
+            .map(|(var, provider)| {
+                (
+                    var.clone(),
+                    json!({"taskOutputArtifact": {
+                        "producerTask": tasks_by_step[provider],
+                        "outputArtifactKey": var,
+                    }}),
+                )
+            })
+            .collect();
+        inputs.insert("artifacts".into(), Value::Object(arts));
+    }
+    let params: Map<String, Value> = step_parameters(p, step)
+        .map(|param| {
+            (
+                param.name.clone(),
+                json!({"componentInputParameter": param.name}),
+            )
+        })
+        .collect();
+    if !params.is_empty() {
+        inputs.insert("parameters".into(), Value::Object(params));
+    }
+    if !inputs.is_empty() {
+        t.insert("inputs".into(), Value::Object(inputs));
+    }
+    // `prev:` parents and data producers alike: the explicit order the notebook asked
+    // for survives even where no variable flows (Kale drops those edges).
+    let deps: BTreeSet<&str> = step
+        .depends_on
+        .iter()
+        .chain(step.inputs.values())
+        .map(|s| tasks_by_step[s].as_str())
+        .collect();
+    if !deps.is_empty() {
+        t.insert("dependentTasks".into(), json!(deps));
+    }
+    let cache = step
+        .config
+        .cache
+        .or(p.metadata.enable_caching)
+        .unwrap_or(true);
+    t.insert("cachingOptions".into(), json!({"enableCache": cache}));
+    Value::Object(t)
+}
+
+/// A PVC from the notebook's `volumes`, mounted into every step.
+#[derive(Debug, Clone)]
+pub struct PvcMount {
+    pub claim: String,
+    pub mount_path: String,
+    pub expose_as_env: bool,
+}
+
+impl PvcMount {
+    /// Kale's variable name for an exposed volume: `KALE_VOLUME_<CLAIM>`.
+    pub fn env_name(&self) -> String {
+        let upper: String = self
+            .claim
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("KALE_VOLUME_{upper}")
+    }
+}
+
+fn pvc_mounts(p: &Pipeline) -> Result<Vec<PvcMount>, CompileError> {
+    p.metadata
+        .volumes
+        .iter()
+        .map(|v| {
+            if v.kind == "pvc" {
+                Ok(PvcMount {
+                    claim: v.name.clone(),
+                    mount_path: v.mount_point.clone(),
+                    expose_as_env: v.expose_as_env_var,
+                })
+            } else {
+                Err(CompileError::UnsupportedVolume {
+                    name: v.name.clone(),
+                    kind: v.kind.clone(),
+                })
+            }
+        })
+        .collect()
+}
+
+fn kubernetes_config(step: &Step, volumes: &[PvcMount]) -> Option<Value> {
+    let mut k = Map::new();
+    let cfg = &step.config;
+    if !cfg.labels.is_empty() || !cfg.annotations.is_empty() {
+        let mut md = Map::new();
+        if !cfg.labels.is_empty() {
+            md.insert("labels".into(), json!(cfg.labels));
+        }
+        if !cfg.annotations.is_empty() {
+            md.insert("annotations".into(), json!(cfg.annotations));
+        }
+        k.insert("podMetadata".into(), Value::Object(md));
+    }
+    if !cfg.secrets.is_empty() {
+        let mut by_secret: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+        for s in &cfg.secrets {
+            by_secret
+                .entry(&s.name)
+                .or_default()
+                .push(json!({"secretKey": s.key, "envVar": s.env}));
+        }
+        let list: Vec<Value> = by_secret
+            .into_iter()
+            .map(|(name, keys)| json!({"secretName": name, "keyToEnv": keys}))
+            .collect();
+        k.insert("secretAsEnv".into(), Value::Array(list));
+    }
+    if !volumes.is_empty() {
+        let mounts: Vec<Value> = volumes
+            .iter()
+            .map(|v| {
+                // `constant` is deprecated but still what older backends read; the SDK
+                // writes both.
+                json!({
+                    "constant": v.claim,
+                    "mountPath": v.mount_path,
+                    "pvcNameParameter": {"runtimeValue": {"constant": v.claim}},
+                })
+            })
+            .collect();
+        k.insert("pvcMount".into(), Value::Array(mounts));
+    }
+    (!k.is_empty()).then_some(Value::Object(k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        for ok in ["1", "500m", "0.5", "4Gi", "512M", "1e3", ".5"] {
+            assert!(is_quantity(ok), "{ok}");
+        }
+        for bad in ["", "4GB", "two", "1.2.3", "-1"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn env_names_follow_kale() {
+        let v = PvcMount {
+            claim: "my-data.v2".into(),
+            mount_path: "/data".into(),
+            expose_as_env: true,
+        };
+        assert_eq!(v.env_name(), "KALE_VOLUME_MY_DATA_V2");
+    }
+
+    #[test]
+    fn parameter_types_and_values() {
+        assert_eq!(parameter_type(&ParamValue::Int(3)), "NUMBER_INTEGER");
+        assert_eq!(parameter_type(&ParamValue::Float(0.5)), "NUMBER_DOUBLE");
+        assert_eq!(parameter_type(&ParamValue::Str("a".into())), "STRING");
+        assert_eq!(parameter_type(&ParamValue::Bool(true)), "BOOLEAN");
+        assert_eq!(parameter_json("x", &ParamValue::Int(3)).unwrap(), json!(3));
+        assert!(parameter_json("x", &ParamValue::Float(f64::NAN)).is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! Running a notebook's pipeline on Kubernetes with Kubeflow Pipelines (KFP) v2 and
+//! Katib. kale only compiles, submits and watches; the cluster does the running.
+//!
+//! The manifest builders ([`kfp`], [`katib`]) are pure functions of the
+//! [`crate::pipeline::Pipeline`]; the clients that talk to a cluster live apart from
+//! them, so the builders are tested without any network.
+//!
+//! How the pieces fit:
+//! - `kale compile --target kfp` writes [`kfp::compile`]'s IR YAML.
+//! - `kale submit` uploads it and starts one run.
+//! - `kale compile --target katib` / `kale tune --katib` build a Katib Experiment whose
+//!   every trial is a `batch/v1` Job running `kale trial`, which starts one KFP run of
+//!   the uploaded pipeline version with the trial's parameters and prints the run's
+//!   metrics as `name=value` lines for Katib's StdOut collector.
+
+pub mod katib;
+pub mod kfp;

@@ -1,0 +1,534 @@
+//! The experiment store: SQLite at `.kale/kale.db` beside the notebook.
+//!
+//! Every state change is its own committed transaction, so killing the tuning process
+//! (even `kill -9`) loses at most the trials that were running. The database runs in
+//! WAL mode with a busy timeout, so two tunes of the same notebook (or a tune and an
+//! `experiments show`) can use it at once.
+//!
+//! Contract: finished trials are never modified; a trial left `running` by a process
+//! that is gone is marked `interrupted` the next time the experiment is opened for
+//! writing, and does not count towards the trial budget.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("experiment store {path}: {source}")]
+    Sql {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("no experiment named `{0}`")]
+    NotFound(String),
+    #[error("experiment `{name}` is being run by another kale process (pid {pid})")]
+    Busy { name: String, pid: i64 },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Experiment {
+    pub id: i64,
+    pub name: String,
+    pub notebook: String,
+    pub notebook_hash: String,
+    pub objective: String,
+    pub direction: String,
+    pub goal: Option<f64>,
+    pub algorithm: String,
+    pub settings: Value,
+    pub space: Value,
+    pub max_trials: i64,
+    pub parallel: i64,
+    pub max_failed: i64,
+    pub early_stopping: Option<Value>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub created_at: f64,
+    pub updated_at: f64,
+    /// Seconds spent running, summed over sessions (a resumed experiment adds up).
+    pub wall_seconds: f64,
+    pub owner_pid: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TrialRow {
+    pub experiment_id: i64,
+    pub number: i64,
+    pub params: Value,
+    /// running, succeeded, failed, early_stopped, interrupted
+    pub status: String,
+    pub value: Option<f64>,
+    pub metrics: Value,
+    pub intermediate: Vec<f64>,
+    pub started_at: f64,
+    pub finished_at: Option<f64>,
+    pub seconds: Option<f64>,
+    pub cache_hits: i64,
+    pub cache_misses: i64,
+    pub error: Option<String>,
+    pub run_dir: Option<String>,
+}
+
+/// Settings of a new experiment.
+#[derive(Clone, Debug)]
+pub struct NewExperiment {
+    pub name: String,
+    pub notebook: String,
+    pub notebook_hash: String,
+    pub objective: String,
+    pub direction: String,
+    pub goal: Option<f64>,
+    pub algorithm: String,
+    pub settings: Value,
+    pub space: Value,
+    pub max_trials: i64,
+    pub parallel: i64,
+    pub max_failed: i64,
+    pub early_stopping: Option<Value>,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS experiments (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    notebook TEXT NOT NULL,
+    notebook_hash TEXT NOT NULL,
+    objective TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    goal REAL,
+    algorithm TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    space TEXT NOT NULL,
+    max_trials INTEGER NOT NULL,
+    parallel INTEGER NOT NULL,
+    max_failed INTEGER NOT NULL,
+    early_stopping TEXT,
+    status TEXT NOT NULL,
+    reason TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    wall_seconds REAL NOT NULL DEFAULT 0,
+    owner_pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS trials (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    params TEXT NOT NULL,
+    status TEXT NOT NULL,
+    value REAL,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    intermediate TEXT NOT NULL DEFAULT '[]',
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    seconds REAL,
+    cache_hits INTEGER NOT NULL DEFAULT 0,
+    cache_misses INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    run_dir TEXT,
+    PRIMARY KEY (experiment_id, number)
+);
+PRAGMA user_version = 1;
+";
+
+fn now() -> f64 {
+    crate::exec::manifest::now()
+}
+
+impl Store {
+    /// `.kale/kale.db` beside the notebook.
+    pub fn default_path(notebook: &Path) -> PathBuf {
+        crate::exec::notebook_dir(notebook)
+            .join(".kale")
+            .join("kale.db")
+    }
+
+    pub fn open(path: &Path) -> Result<Store> {
+        let sql = |source| StoreError::Sql {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        // WAL + NORMAL is durable across process crashes (what kill -9 is); only an OS
+        // crash could lose the last transactions.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn create_experiment(&self, e: &NewExperiment) -> Result<Experiment> {
+        let t = now();
+        self.conn
+            .execute(
+                "INSERT INTO experiments (name, notebook, notebook_hash, objective, direction, goal, algorithm, settings, space,
+                 max_trials, parallel, max_failed, early_stopping, status, created_at, updated_at, owner_pid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'running', ?14, ?14, ?15)",
+                params![
+                    e.name,
+                    e.notebook,
+                    e.notebook_hash,
+                    e.objective,
+                    e.direction,
+                    e.goal,
+                    e.algorithm,
+                    e.settings.to_string(),
+                    e.space.to_string(),
+                    e.max_trials,
+                    e.parallel,
+                    e.max_failed,
+                    e.early_stopping.as_ref().map(|v| v.to_string()),
+                    t,
+                    i64::from(std::process::id()),
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        self.experiment(&e.name)
+    }
+
+    pub fn experiment(&self, name: &str) -> Result<Experiment> {
+        self.conn
+            .query_row(
+                "SELECT * FROM experiments WHERE name = ?1",
+                [name],
+                row_to_experiment,
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?
+            .ok_or_else(|| StoreError::NotFound(name.to_string()))
+    }
+
+    pub fn experiment_exists(&self, name: &str) -> Result<bool> {
+        match self.experiment(name) {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn experiments(&self) -> Result<Vec<Experiment>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM experiments ORDER BY created_at")
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([], row_to_experiment)
+            .map_err(|e| self.sql(e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.sql(e))?;
+        Ok(rows)
+    }
+
+    /// Takes ownership of an experiment for this process, after checking no other live
+    /// process owns it; trials a dead owner left running become `interrupted`.
+    pub fn claim(&self, experiment: &Experiment) -> Result<()> {
+        let me = i64::from(std::process::id());
+        if let Some(pid) = experiment.owner_pid
+            && pid != me
+            && experiment.status == "running"
+            && process_alive(pid)
+        {
+            return Err(StoreError::Busy {
+                name: experiment.name.clone(),
+                pid,
+            });
+        }
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.sql(e))?;
+        tx.execute(
+            "UPDATE trials SET status = 'interrupted', finished_at = ?2,
+             error = COALESCE(error, 'the tuning process stopped while the trial ran')
+             WHERE experiment_id = ?1 AND status = 'running'",
+            params![experiment.id, now()],
+        )
+        .map_err(|e| self.sql(e))?;
+        tx.execute(
+            "UPDATE experiments SET owner_pid = ?2, status = 'running', reason = NULL, updated_at = ?3 WHERE id = ?1",
+            params![experiment.id, me, now()],
+        )
+        .map_err(|e| self.sql(e))?;
+        tx.commit().map_err(|e| self.sql(e))
+    }
+
+    pub fn finish_experiment(
+        &self,
+        id: i64,
+        status: &str,
+        reason: &str,
+        wall_seconds: f64,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE experiments SET status = ?2, reason = ?3, updated_at = ?4,
+                 wall_seconds = wall_seconds + ?5, owner_pid = NULL WHERE id = ?1",
+                params![id, status, reason, now(), wall_seconds],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    pub fn next_trial_number(&self, experiment_id: i64) -> Result<i64> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE experiment_id = ?1",
+                [experiment_id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))
+    }
+
+    pub fn start_trial(&self, experiment_id: i64, number: i64, params_json: &Value) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO trials (experiment_id, number, params, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4)",
+                params![experiment_id, number, params_json.to_string(), now()],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    pub fn set_run_dir(&self, experiment_id: i64, number: i64, run_dir: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE trials SET run_dir = ?3 WHERE experiment_id = ?1 AND number = ?2",
+                params![experiment_id, number, run_dir],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    pub fn record_intermediate(
+        &self,
+        experiment_id: i64,
+        number: i64,
+        values: &[f64],
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE trials SET intermediate = ?3 WHERE experiment_id = ?1 AND number = ?2 AND status = 'running'",
+                params![experiment_id, number, serde_json::to_string(values).unwrap()],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_trial(
+        &self,
+        experiment_id: i64,
+        number: i64,
+        status: &str,
+        value: Option<f64>,
+        metrics: &BTreeMap<String, Value>,
+        seconds: f64,
+        cache_hits: i64,
+        cache_misses: i64,
+        error: Option<&str>,
+    ) -> Result<()> {
+        // `status = 'running'` keeps finished trials immutable.
+        self.conn
+            .execute(
+                "UPDATE trials SET status = ?3, value = ?4, metrics = ?5, finished_at = ?6, seconds = ?7,
+                 cache_hits = ?8, cache_misses = ?9, error = ?10
+                 WHERE experiment_id = ?1 AND number = ?2 AND status = 'running'",
+                params![
+                    experiment_id,
+                    number,
+                    status,
+                    value,
+                    serde_json::to_string(metrics).unwrap(),
+                    now(),
+                    seconds,
+                    cache_hits,
+                    cache_misses,
+                    error
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    pub fn trials(&self, experiment_id: i64) -> Result<Vec<TrialRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM trials WHERE experiment_id = ?1 ORDER BY number")
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([experiment_id], row_to_trial)
+            .map_err(|e| self.sql(e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.sql(e))?;
+        Ok(rows)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn row_to_experiment(r: &rusqlite::Row) -> rusqlite::Result<Experiment> {
+    let json = |s: String| serde_json::from_str(&s).unwrap_or(Value::Null);
+    Ok(Experiment {
+        id: r.get("id")?,
+        name: r.get("name")?,
+        notebook: r.get("notebook")?,
+        notebook_hash: r.get("notebook_hash")?,
+        objective: r.get("objective")?,
+        direction: r.get("direction")?,
+        goal: r.get("goal")?,
+        algorithm: r.get("algorithm")?,
+        settings: json(r.get("settings")?),
+        space: json(r.get("space")?),
+        max_trials: r.get("max_trials")?,
+        parallel: r.get("parallel")?,
+        max_failed: r.get("max_failed")?,
+        early_stopping: r.get::<_, Option<String>>("early_stopping")?.map(json),
+        status: r.get("status")?,
+        reason: r.get("reason")?,
+        created_at: r.get("created_at")?,
+        updated_at: r.get("updated_at")?,
+        wall_seconds: r.get("wall_seconds")?,
+        owner_pid: r.get("owner_pid")?,
+    })
+}
+
+fn row_to_trial(r: &rusqlite::Row) -> rusqlite::Result<TrialRow> {
+    let json = |s: String| serde_json::from_str(&s).unwrap_or(Value::Null);
+    Ok(TrialRow {
+        experiment_id: r.get("experiment_id")?,
+        number: r.get("number")?,
+        params: json(r.get("params")?),
+        status: r.get("status")?,
+        value: r.get("value")?,
+        metrics: json(r.get("metrics")?),
+        intermediate: serde_json::from_str(&r.get::<_, String>("intermediate")?)
+            .unwrap_or_default(),
+        started_at: r.get("started_at")?,
+        finished_at: r.get("finished_at")?,
+        seconds: r.get("seconds")?,
+        cache_hits: r.get("cache_hits")?,
+        cache_misses: r.get("cache_misses")?,
+        error: r.get("error")?,
+        run_dir: r.get("run_dir")?,
+    })
+}
+
+/// Whether a process with this pid exists (signal 0 probes without sending).
+pub fn process_alive(pid: i64) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn new(name: &str) -> NewExperiment {
+        NewExperiment {
+            name: name.into(),
+            notebook: "nb.ipynb".into(),
+            notebook_hash: "h".into(),
+            objective: "acc".into(),
+            direction: "maximize".into(),
+            goal: None,
+            algorithm: "random".into(),
+            settings: json!([]),
+            space: json!([]),
+            max_trials: 5,
+            parallel: 2,
+            max_failed: 1,
+            early_stopping: None,
+        }
+    }
+
+    #[test]
+    fn trials_persist_and_finished_ones_are_immutable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kale.db");
+        let store = Store::open(&path).unwrap();
+        let e = store.create_experiment(&new("e1")).unwrap();
+        store.start_trial(e.id, 0, &json!({"x": 1})).unwrap();
+        store
+            .finish_trial(
+                e.id,
+                0,
+                "succeeded",
+                Some(0.5),
+                &BTreeMap::new(),
+                1.0,
+                1,
+                2,
+                None,
+            )
+            .unwrap();
+        // A second finish is ignored.
+        store
+            .finish_trial(
+                e.id,
+                0,
+                "failed",
+                None,
+                &BTreeMap::new(),
+                1.0,
+                0,
+                0,
+                Some("x"),
+            )
+            .unwrap();
+        store.start_trial(e.id, 1, &json!({"x": 2})).unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let trials = store.trials(e.id).unwrap();
+        assert_eq!(trials[0].status, "succeeded");
+        assert_eq!(trials[0].value, Some(0.5));
+        assert_eq!(trials[1].status, "running");
+        // Claiming (as a resumed run does) marks the orphaned running trial.
+        let e = store.experiment("e1").unwrap();
+        store.claim(&e).unwrap();
+        assert_eq!(store.trials(e.id).unwrap()[1].status, "interrupted");
+        assert_eq!(store.next_trial_number(e.id).unwrap(), 2);
+    }
+
+    #[test]
+    fn duplicate_names_are_rejected_and_missing_ones_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kale.db")).unwrap();
+        store.create_experiment(&new("e1")).unwrap();
+        assert!(store.create_experiment(&new("e1")).is_err());
+        assert!(matches!(
+            store.experiment("nope"),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+}

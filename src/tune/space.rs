@@ -1,0 +1,506 @@
+//! Where a tuning experiment's settings come from, and their validation against the
+//! notebook: `--param` flags, else a `--space FILE`, else the notebook's
+//! `kubeflow_notebook.katib_metadata` (so notebooks Kale's Katib dialog saved tune as
+//! they are). Shared by `kale tune` and `kale compile --target katib`.
+
+use std::path::PathBuf;
+
+use kale_search::katib::AlgorithmSetting;
+use kale_search::space::{Distribution, FeasibleSpace, ParameterSpec, ParameterType};
+use kale_search::{Direction, SearchSpace};
+use serde_json::Value;
+
+use crate::analysis::ParamValue;
+use crate::pipeline::{Pipeline, convert};
+
+/// The search settings as the user gave them (flags), before resolution.
+#[derive(Clone, Debug, Default)]
+pub struct SearchArgs {
+    pub objective: Option<String>,
+    /// `maximize` or `minimize`.
+    pub goal: Option<String>,
+    pub target_value: Option<f64>,
+    pub algorithm: Option<String>,
+    /// `name=value` algorithm settings.
+    pub settings: Vec<String>,
+    /// `--param` specs, e.g. `lr=double:1e-4..1e-1:log`.
+    pub params: Vec<String>,
+    pub space_file: Option<PathBuf>,
+    pub max_trials: Option<u64>,
+    pub parallel: Option<usize>,
+    pub max_failed: Option<u64>,
+    pub early_stopping: Option<String>,
+    /// `name=value` early-stopping settings.
+    pub early_stopping_settings: Vec<String>,
+    pub seed: Option<u64>,
+}
+
+/// Every setting of an experiment, resolved and checked against the notebook.
+#[derive(Clone, Debug)]
+pub struct ResolvedSearch {
+    pub objective: String,
+    /// The notebook's other metrics, recorded alongside the objective.
+    pub additional_metrics: Vec<String>,
+    pub direction: Direction,
+    /// Where the direction came from, for the line kale always prints.
+    pub direction_source: &'static str,
+    pub goal: Option<f64>,
+    pub algorithm: String,
+    pub settings: Vec<AlgorithmSetting>,
+    pub space: SearchSpace,
+    pub space_source: String,
+    pub max_trials: u64,
+    pub parallel: usize,
+    pub max_failed: u64,
+    pub early_stopping: Option<(String, Vec<AlgorithmSetting>)>,
+}
+
+/// Katib's defaults for a Kale notebook (`maxTrialCount` 12, `maxFailedTrialCount` 3).
+pub const DEFAULT_MAX_TRIALS: u64 = 12;
+pub const DEFAULT_MAX_FAILED: u64 = 3;
+
+pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Vec<String>> {
+    let mut errors = Vec::new();
+    let katib = p.metadata.katib_metadata.as_ref().map(|k| &k.0);
+    let metrics: Vec<&str> = p.metrics.iter().map(|m| m.name.as_str()).collect();
+
+    // Objective.
+    let from_notebook = katib
+        .and_then(|k| k.pointer("/objective/objectiveMetricName"))
+        .and_then(Value::as_str)
+        .map(|s| s.to_string());
+    let objective = match args.objective.clone().or(from_notebook) {
+        Some(o) => {
+            // Kale's Katib dialog stores sanitised names (`test-accuracy`).
+            let candidate = if metrics.contains(&o.as_str()) {
+                o.clone()
+            } else {
+                o.replace('-', "_")
+            };
+            if metrics.contains(&candidate.as_str()) {
+                candidate
+            } else {
+                errors.push(if metrics.is_empty() {
+                    format!("objective `{o}` is not a pipeline metric: the notebook has no `pipeline-metrics` cell; add one with `print({o})`")
+                } else {
+                    format!(
+                        "objective `{o}` is not a pipeline metric; the metrics are {}",
+                        quoted(&metrics)
+                    )
+                });
+                o
+            }
+        }
+        None => {
+            errors.push(if metrics.is_empty() {
+                "no objective: pass --objective METRIC, and add a `pipeline-metrics` cell that prints it".into()
+            } else {
+                format!("no objective: pass --objective with one of {}", quoted(&metrics))
+            });
+            String::new()
+        }
+    };
+
+    let (direction, direction_source) = match args.goal.as_deref() {
+        Some("maximize" | "max") => (Direction::Maximize, "--goal"),
+        Some("minimize" | "min") => (Direction::Minimize, "--goal"),
+        Some(other) => {
+            errors.push(format!(
+                "--goal must be `maximize` or `minimize`, not `{other}`"
+            ));
+            (Direction::Maximize, "--goal")
+        }
+        None => match katib
+            .and_then(|k| k.pointer("/objective/type"))
+            .and_then(Value::as_str)
+        {
+            Some("minimize") => (Direction::Minimize, "the notebook's katib_metadata"),
+            Some("maximize") => (Direction::Maximize, "the notebook's katib_metadata"),
+            _ => (Direction::Maximize, "the default"),
+        },
+    };
+    let goal = args.target_value.or_else(|| {
+        katib
+            .and_then(|k| k.pointer("/objective/goal"))
+            .and_then(|g| {
+                g.as_f64()
+                    .or_else(|| g.as_str().and_then(|s| s.parse().ok()))
+            })
+    });
+
+    // Search space.
+    let (specs, space_source): (Vec<ParameterSpec>, String) = if !args.params.is_empty() {
+        let mut specs = Vec::new();
+        for text in &args.params {
+            match parse_param_flag(text) {
+                Ok(s) => specs.push(s),
+                Err(e) => errors.push(e),
+            }
+        }
+        (specs, "--param flags".into())
+    } else if let Some(file) = &args.space_file {
+        match read_space_file(file) {
+            Ok(s) => (s, format!("{}", file.display())),
+            Err(e) => {
+                errors.push(e);
+                (Vec::new(), String::new())
+            }
+        }
+    } else if let Some(params) = katib.and_then(|k| k.get("parameters")) {
+        match serde_json::from_value::<Vec<ParameterSpec>>(params.clone()) {
+            Ok(s) => (s, "the notebook's katib_metadata".into()),
+            Err(e) => {
+                errors.push(format!("the notebook's `katib_metadata.parameters` is not a valid Katib search space: {e}"));
+                (Vec::new(), String::new())
+            }
+        }
+    } else {
+        errors.push(format!(
+            "no search space: pass --param NAME=SPEC for the parameters to tune (the pipeline parameters are {}), or --space FILE",
+            if p.parameters.is_empty() {
+                "none: add a `pipeline-parameters` cell".to_string()
+            } else {
+                quoted(&p.parameters.iter().map(|x| x.name.as_str()).collect::<Vec<_>>())
+            }
+        ));
+        (Vec::new(), String::new())
+    };
+    for spec in &specs {
+        if let Err(e) = check_against_parameter(p, spec) {
+            errors.push(e);
+        }
+    }
+    let space = if specs.is_empty() {
+        None
+    } else {
+        match SearchSpace::new(specs) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                errors.push(format!("invalid search space: {e}"));
+                None
+            }
+        }
+    };
+
+    // Algorithm and its settings.
+    let algorithm = args
+        .algorithm
+        .clone()
+        .or_else(|| {
+            katib
+                .and_then(|k| k.pointer("/algorithm/algorithmName"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "tpe".into());
+    let mut settings: Vec<AlgorithmSetting> = if args.algorithm.is_none() {
+        katib
+            .and_then(|k| k.pointer("/algorithm/algorithmSettings"))
+            .and_then(|s| serde_json::from_value::<Vec<AlgorithmSetting>>(s.clone()).ok())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    for text in &args.settings {
+        match text.split_once('=') {
+            Some((k, v)) => {
+                settings.retain(|s| s.name != k.trim());
+                settings.push(AlgorithmSetting::new(k.trim(), v.trim()));
+            }
+            None => errors.push(format!("--setting `{text}` is not of the form NAME=VALUE")),
+        }
+    }
+    if let Some(seed) = args.seed {
+        settings.retain(|s| s.name != "random_state");
+        settings.push(AlgorithmSetting::new("random_state", seed));
+    }
+    // Settings Kale's dialog saves for scikit-optimize's BO have no meaning for other
+    // algorithms; drop them instead of failing on notebooks saved that way.
+    if algorithm != "bayesianoptimization" {
+        settings.retain(|s| {
+            !matches!(
+                s.name.as_str(),
+                "acq_optimizer" | "acq_func" | "base_estimator" | "n_initial_points"
+            )
+        });
+    }
+    if let Err(e) = kale_search::katib::sampler_from_katib(&algorithm, &settings) {
+        errors.push(format!("{e}"));
+    }
+
+    let early_stopping = args.early_stopping.as_ref().map(|name| {
+        let mut es = Vec::new();
+        for text in &args.early_stopping_settings {
+            match text.split_once('=') {
+                Some((k, v)) => es.push(AlgorithmSetting::new(k.trim(), v.trim())),
+                None => errors.push(format!(
+                    "--early-stopping-setting `{text}` is not of the form NAME=VALUE"
+                )),
+            }
+        }
+        if let Err(e) = kale_search::katib::stopping_from_katib(name, &es) {
+            errors.push(format!("{e}"));
+        }
+        (name.clone(), es)
+    });
+
+    let count = |key: &str| katib.and_then(|k| k.get(key)).and_then(Value::as_u64);
+    let max_trials = args
+        .max_trials
+        .or_else(|| count("maxTrialCount"))
+        .unwrap_or(DEFAULT_MAX_TRIALS);
+    let max_failed = args
+        .max_failed
+        .or_else(|| count("maxFailedTrialCount"))
+        .unwrap_or(DEFAULT_MAX_FAILED);
+    let parallel = args
+        .parallel
+        .or_else(|| count("parallelTrialCount").map(|n| n as usize))
+        .unwrap_or_else(default_parallel);
+    if max_trials == 0 {
+        errors.push("--max-trials must be at least 1".into());
+    }
+    if parallel == 0 {
+        errors.push("--parallel must be at least 1".into());
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(ResolvedSearch {
+        additional_metrics: metrics
+            .iter()
+            .filter(|m| **m != objective)
+            .map(|m| m.to_string())
+            .collect(),
+        objective,
+        direction,
+        direction_source,
+        goal,
+        algorithm,
+        settings,
+        space: space.expect("no errors means a space"),
+        space_source,
+        max_trials,
+        parallel,
+        max_failed,
+        early_stopping,
+    })
+}
+
+/// Local default for parallel trials: the number of cores. Katib's default is 3; on a
+/// laptop more trials than cores only makes each slower, and the steps of one trial
+/// already run in parallel where the DAG allows.
+pub fn default_parallel() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+fn quoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `NAME=int:MIN..MAX[:step=S][:log|:normal|:lognormal]`, `NAME=double:...`,
+/// `NAME=categorical:A,B,C`, `NAME=discrete:0.5,1.0`.
+pub fn parse_param_flag(text: &str) -> Result<ParameterSpec, String> {
+    let bad = |why: &str| {
+        format!(
+            "--param `{text}`: {why}; write e.g. `lr=double:1e-4..1e-1:log`, `depth=int:2..10`, `depth=int:2..10:step=2`, `kernel=categorical:rbf,linear` or `alpha=discrete:0.1,0.5,1`"
+        )
+    };
+    let (name, spec) = text.split_once('=').ok_or_else(|| bad("missing `=`"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(bad("missing parameter name"));
+    }
+    let (kind, rest) = spec
+        .split_once(':')
+        .ok_or_else(|| bad("missing the type"))?;
+    let list = |rest: &str| -> Vec<String> {
+        rest.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let mut feasible = FeasibleSpace::default();
+    let parameter_type = match kind.trim() {
+        "categorical" => {
+            feasible.list = Some(list(rest));
+            ParameterType::Categorical
+        }
+        "discrete" => {
+            let values = list(rest);
+            for v in &values {
+                v.parse::<f64>()
+                    .map_err(|_| bad(&format!("discrete value `{v}` is not a number")))?;
+            }
+            feasible.list = Some(values);
+            ParameterType::Discrete
+        }
+        kind @ ("int" | "double" | "float") => {
+            let mut parts = rest.split(':');
+            let range = parts.next().unwrap_or("");
+            let (lo, hi) = range
+                .split_once("..")
+                .ok_or_else(|| bad("the range must be MIN..MAX"))?;
+            let lo: f64 = lo
+                .trim()
+                .parse()
+                .map_err(|_| bad(&format!("`{lo}` is not a number")))?;
+            let hi: f64 = hi
+                .trim()
+                .parse()
+                .map_err(|_| bad(&format!("`{hi}` is not a number")))?;
+            feasible.min = Some(lo);
+            feasible.max = Some(hi);
+            for opt in parts {
+                match opt.trim() {
+                    "log" | "logUniform" | "loguniform" => {
+                        feasible.distribution = Some(Distribution::LogUniform)
+                    }
+                    "uniform" => feasible.distribution = Some(Distribution::Uniform),
+                    "normal" => feasible.distribution = Some(Distribution::Normal),
+                    "lognormal" | "logNormal" => {
+                        feasible.distribution = Some(Distribution::LogNormal)
+                    }
+                    o if o.starts_with("step=") => {
+                        let s = &o[5..];
+                        feasible.step = Some(
+                            s.parse()
+                                .map_err(|_| bad(&format!("step `{s}` is not a number")))?,
+                        );
+                    }
+                    o => return Err(bad(&format!("unknown option `{o}`"))),
+                }
+            }
+            if kind == "int" {
+                ParameterType::Int
+            } else {
+                ParameterType::Double
+            }
+        }
+        other => return Err(bad(&format!("unknown type `{other}`"))),
+    };
+    let spec = ParameterSpec {
+        name: name.to_string(),
+        parameter_type,
+        feasible_space: feasible,
+    };
+    spec.validate()
+        .map_err(|e| format!("--param `{text}`: {e}"))?;
+    Ok(spec)
+}
+
+/// A YAML or JSON file in Katib's `parameters` shape: a list of parameter specs, or an
+/// object with a `parameters` key (a whole Katib spec or `katib_metadata` works too).
+fn read_space_file(path: &std::path::Path) -> Result<Vec<ParameterSpec>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the search-space file {}: {e}", path.display()))?;
+    let value: Value = serde_json::from_str(&text)
+        .or_else(|_| serde_saphyr::from_str::<Value>(&text))
+        .map_err(|e| format!("{} is neither JSON nor YAML: {e}", path.display()))?;
+    let list = match &value {
+        Value::Array(_) => value.clone(),
+        Value::Object(o) => o
+            .get("parameters")
+            .or_else(|| o.get("spec").and_then(|s| s.get("parameters")))
+            .cloned()
+            .ok_or_else(|| format!("{} has no `parameters` list", path.display()))?,
+        _ => {
+            return Err(format!(
+                "{} must hold a list of Katib parameters",
+                path.display()
+            ));
+        }
+    };
+    serde_json::from_value(list)
+        .map_err(|e| format!("{}: not a valid Katib search space: {e}", path.display()))
+}
+
+/// A tunable name must be a pipeline parameter whose type can hold the space's values.
+fn check_against_parameter(p: &Pipeline, spec: &ParameterSpec) -> Result<(), String> {
+    let Some(param) = p.parameter(&spec.name) else {
+        let known: Vec<&str> = p.parameters.iter().map(|x| x.name.as_str()).collect();
+        return Err(if known.is_empty() {
+            format!(
+                "`{}` cannot be tuned: the notebook has no pipeline parameters (add a `pipeline-parameters` cell)",
+                spec.name
+            )
+        } else {
+            format!(
+                "`{}` is not a pipeline parameter, so it cannot be tuned; the parameters are {}",
+                spec.name,
+                quoted(&known)
+            )
+        });
+    };
+    let fits = match (&param.value, spec.parameter_type) {
+        (ParamValue::Int(_), ParameterType::Int) => true,
+        (
+            ParamValue::Float(_),
+            ParameterType::Int | ParameterType::Double | ParameterType::Discrete,
+        ) => true,
+        (ParamValue::Int(_), ParameterType::Discrete) => spec
+            .feasible_space
+            .list
+            .iter()
+            .flatten()
+            .all(|v| v.parse::<f64>().is_ok_and(|f| f.fract() == 0.0)),
+        (_, ParameterType::Categorical) => spec
+            .feasible_space
+            .list
+            .iter()
+            .flatten()
+            .all(|v| convert(&param.value, v).is_ok()),
+        _ => false,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is {} parameter (default {}), so it cannot take {} values{}",
+            spec.name,
+            match param.type_name() {
+                "int" => "an int",
+                "float" => "a float",
+                "bool" => "a bool",
+                _ => "a str",
+            },
+            param.value.to_python(),
+            match spec.parameter_type {
+                ParameterType::Int => "int",
+                ParameterType::Double => "double",
+                ParameterType::Categorical => "these categorical",
+                ParameterType::Discrete => "these discrete",
+            },
+            match param.type_name() {
+                "int" => "; use `int:MIN..MAX`",
+                "str" | "bool" => "; use `categorical:A,B,...`",
+                _ => "",
+            }
+        ))
+    }
+}
+
+/// Converts a sampler's value to the pipeline parameter's declared type.
+pub fn to_pipeline_value(
+    like: &ParamValue,
+    v: &kale_search::ParamValue,
+) -> Result<ParamValue, String> {
+    use kale_search::ParamValue as S;
+    Ok(match (like, v) {
+        (ParamValue::Int(_), S::Int(i)) => ParamValue::Int(*i),
+        (ParamValue::Int(_), S::Double(f)) if f.fract() == 0.0 => ParamValue::Int(*f as i64),
+        (ParamValue::Float(_), S::Int(i)) => ParamValue::Float(*i as f64),
+        (ParamValue::Float(_), S::Double(f)) => ParamValue::Float(*f),
+        (like, S::Categorical(s)) => convert(like, s).map_err(|e| format!("`{s}` is not {e}"))?,
+        (like, other) => {
+            convert(like, &other.to_string()).map_err(|e| format!("`{other}` is not {e}"))?
+        }
+    })
+}
