@@ -14,7 +14,7 @@ fn param(i: usize) -> impl Strategy<Value = ParameterSpec> {
         (
             -1e3f64..1e3,
             1e-3f64..1e3,
-            prop::option::of(1usize..20),
+            prop::option::of(2usize..20),
             prop::bool::ANY
         )
             .prop_map(move |(lo, w, steps, log)| {

@@ -5,4 +5,5 @@ mod corpus;
 mod inspect;
 mod run;
 mod support;
+mod tune;
 mod validate;

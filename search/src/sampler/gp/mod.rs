@@ -9,9 +9,10 @@
 //! parameters at their lattice points), categoricals compared by equality,
 //! outputs standardised; Matérn-5/2 kernel with one lengthscale per parameter,
 //! hyperparameters fitted by maximising the marginal likelihood under weak
-//! priors (see `model.rs`). Running trials enter the model at their predicted
-//! mean ("kriging believer"), which flattens the acquisition around them, so
-//! concurrent workers get different points.
+//! priors (see `model.rs`). Running trials enter the model as if they had
+//! returned the worst value seen so far (a pessimistic constant liar), which
+//! pushes the acquisition away from them, so concurrent workers spread out
+//! instead of crowding around the current optimum.
 //!
 //! The acquisition is maximised over a few thousand random and near-best
 //! candidates, then polished by pattern search from the most promising ones.
@@ -240,6 +241,16 @@ impl Sampler for GpSampler {
             });
             let x = start
                 .point(trials.len(), &dims, &mut self.rng)
+                .filter(|x| !visited.contains(&key(x)))
+                .or_else(|| {
+                    (0..64)
+                        .map(|_| {
+                            dims.iter()
+                                .map(|d| d.sample(&mut self.rng))
+                                .collect::<Vec<f64>>()
+                        })
+                        .find(|x| !visited.contains(&key(x)))
+                })
                 .unwrap_or_else(|| dims.iter().map(|d| d.sample(&mut self.rng)).collect());
             return Ok(Suggestion::Params(decode(space, &dims, &x)));
         }
@@ -270,10 +281,11 @@ impl Sampler for GpSampler {
             let mut terms = vec![0.0; d];
             let mut xs2 = xs.clone();
             let mut y2 = y.clone();
+            let worst = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             for r in &running {
                 let (m, _) = gp.predict(r, &mut buf, &mut terms);
                 xs2.extend_from_slice(r);
-                y2.push(m);
+                y2.push(m.max(worst));
             }
             let data2 = Data {
                 x: &xs2,

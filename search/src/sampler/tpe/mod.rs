@@ -276,9 +276,22 @@ impl Sampler for TpeSampler {
             let start = self.start.get_or_insert_with(|| {
                 LatinStart::new(self.cfg.n_startup_trials, dims.len(), &mut self.rng)
             });
+            // A design point that repeats a trial (small discrete spaces) is
+            // replaced by a fresh random one when there is one.
             let x = start
                 .point(trials.len(), &dims, &mut self.rng)
+                .filter(|x| !visited.contains(&point_hash(x)))
+                .or_else(|| {
+                    (0..64)
+                        .map(|_| {
+                            dims.iter()
+                                .map(|d| d.sample(&mut self.rng))
+                                .collect::<Vec<f64>>()
+                        })
+                        .find(|x| !visited.contains(&point_hash(x)))
+                })
                 .unwrap_or_else(|| dims.iter().map(|d| d.sample(&mut self.rng)).collect());
+            self.cache = cache;
             return Ok(Suggestion::Params(decode(space, &dims, &x)));
         }
 

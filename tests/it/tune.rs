@@ -1,0 +1,401 @@
+//! `kale tune` end to end with real Python, the real step cache and a real SQLite store.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{C, kale_with_python, write_notebook};
+
+/// A notebook with an expensive-looking parameter-independent step that leaves a side
+/// effect (one line per execution in `executions.log`), and a cheap tuned step whose
+/// objective peaks at x = 3, y = "b".
+fn quadratic(dir: &Path, sleep: f64) -> std::path::PathBuf {
+    write_notebook(
+        dir,
+        "quad.ipynb",
+        &[
+            C::Code(&["imports"], "import time"),
+            C::Code(&["pipeline-parameters"], "x = 0.0\ny = 'a'\nn = 1"),
+            C::Code(
+                &["step:prepare"],
+                &format!(
+                    "with open('executions.log', 'a') as log:\n    log.write('prepare\\n')\ntime.sleep({sleep})\noffsets = {{'a': 1.0, 'b': 0.0, 'c': 2.0}}"
+                ),
+            ),
+            C::Code(
+                &["step:score", "prev:prepare"],
+                "score = -(x - 3) ** 2 - offsets[y] + n * 0",
+            ),
+            C::Code(&["pipeline-metrics"], "print(score)"),
+        ],
+        None,
+    )
+}
+
+fn tune_json(nb: &Path, args: &[&str]) -> (i32, Value, String) {
+    let out = kale_with_python()
+        .arg("tune")
+        .arg(nb)
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn show(nb: &Path, name: &str) -> Value {
+    let out = crate::support::kale()
+        .args(["experiments", "show", name, "--json", "--dir"])
+        .arg(nb.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn grid_search_finds_the_known_best_point_and_runs_shared_steps_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = quadratic(dir.path(), 0.0);
+    let (code, doc, stderr) = tune_json(
+        &nb,
+        &[
+            "--objective",
+            "score",
+            "--algorithm",
+            "grid",
+            "--param",
+            "x=int:0..5",
+            "--param",
+            "y=categorical:a,b,c",
+            "--max-trials",
+            "100",
+            "--parallel",
+            "3",
+            "--name",
+            "grid1",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("maximize `score` (direction from the default)"),
+        "{stderr}"
+    );
+    assert_eq!(doc["status"], "succeeded");
+    assert_eq!(doc["reason"], "search space exhausted");
+    assert_eq!(doc["trials"]["total"], json!(18));
+    assert_eq!(doc["trials"]["succeeded"], json!(18));
+    assert_eq!(doc["best"]["params"], json!({"x": 3, "y": "b"}));
+    assert_eq!(doc["best"]["metrics"]["score"].as_f64(), Some(0.0));
+    // The parameter-independent step ran once across the 18 trials; every other trial
+    // reused it from the cache.
+    let log = std::fs::read_to_string(dir.path().join("executions.log")).unwrap();
+    assert_eq!(log.lines().count(), 1, "{log}");
+    assert_eq!(doc["cache"], json!({"hits": 17, "misses": 19}));
+    // Each trial is a run directory whose manifest names the experiment.
+    let shown = show(&nb, "grid1");
+    let trials = shown["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 18);
+    let run_dir = trials[0]["run_dir"].as_str().unwrap();
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(run_dir).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["experiment"], "grid1");
+}
+
+#[test]
+fn random_and_tpe_searches_improve_and_compare_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = quadratic(dir.path(), 0.0);
+    for (name, algorithm) in [("rand", "random"), ("tpe", "tpe")] {
+        let (code, doc, stderr) = tune_json(
+            &nb,
+            &[
+                "--objective",
+                "score",
+                "--algorithm",
+                algorithm,
+                "--seed",
+                "3",
+                "--param",
+                "x=double:-10..10",
+                "--param",
+                "y=categorical:a,b,c",
+                "--max-trials",
+                "24",
+                "--parallel",
+                "2",
+                "--name",
+                name,
+            ],
+        );
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(doc["trials"]["succeeded"], json!(24), "{doc}");
+        let best = doc["best"]["metrics"]["score"].as_f64().unwrap();
+        assert!(best > -2.5, "{algorithm}: best {best}");
+    }
+    // Without a terminal, one line per finished trial.
+    let out = crate::support::kale()
+        .args(["experiments", "compare", "rand", "tpe", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    for row in [
+        "algorithm",
+        "trials",
+        "best value",
+        "best params",
+        "wall time",
+        "cache hit rate",
+    ] {
+        assert!(text.contains(row), "{row} missing in\n{text}");
+    }
+    assert!(text.contains("random") && text.contains("tpe"), "{text}");
+    assert!(text.contains("24 (24 ok, 0 failed)"), "{text}");
+    let svg = dir.path().join("history.svg");
+    let out = crate::support::kale()
+        .args(["experiments", "plot", "tpe", "-o"])
+        .arg(&svg)
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg"));
+    assert_eq!(
+        text.matches("<circle").count(),
+        24 + 1,
+        "one dot per trial plus the legend"
+    );
+    assert!(text.contains("best so far"));
+    let list = crate::support::kale()
+        .args(["experiments", "list", "--json", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn failing_trials_are_recorded_with_the_cell_and_line_and_end_the_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "fail.ipynb",
+        &[
+            C::Code(&["pipeline-parameters"], "x = 1"),
+            C::Code(
+                &["step:a"],
+                "if x >= 7:\n    raise ValueError('x too large')\nvalue = x",
+            ),
+            C::Code(&["pipeline-metrics"], "print(value)"),
+        ],
+        None,
+    );
+    let (code, doc, stderr) = tune_json(
+        &nb,
+        &[
+            "--objective",
+            "value",
+            "--algorithm",
+            "grid",
+            "--seed",
+            "1",
+            "--param",
+            "x=int:0..9",
+            "--max-failed",
+            "2",
+            "--parallel",
+            "1",
+            "--name",
+            "f",
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc["reason"], "more than 2 trials failed");
+    assert_eq!(doc["trials"]["failed"], json!(3));
+    let shown = show(&nb, "f");
+    // The grid's order is shuffled by its seed; the best is the largest x that worked.
+    let best_ok = shown["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "succeeded")
+        .map(|t| t["params"]["x"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    assert!(best_ok <= 6);
+    assert_eq!(doc["best"]["params"], json!({"x": best_ok}));
+    let failed: Vec<&Value> = shown["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "failed")
+        .collect();
+    let error = failed[0]["error"].as_str().unwrap();
+    assert_eq!(
+        error,
+        "step `a` failed at cell 2, line 2: ValueError: x too large"
+    );
+}
+
+#[test]
+fn objective_must_be_a_metric_and_params_must_be_pipeline_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = quadratic(dir.path(), 0.0);
+    let (code, _, stderr) = tune_json(
+        &nb,
+        &[
+            "--objective",
+            "loss",
+            "--param",
+            "lr=double:0..1",
+            "--param",
+            "x=int:0..3:step=0",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("objective `loss` is not a pipeline metric; the metrics are `score`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`lr` is not a pipeline parameter, so it cannot be tuned; the parameters are `x`, `y`, `n`"), "{stderr}");
+    let (code, _, stderr) = tune_json(&nb, &["--objective", "score", "--param", "n=double:0..1"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("`n` is an int parameter (default 1), so it cannot take double values; use `int:MIN..MAX`"), "{stderr}");
+    let (code, _, stderr) = tune_json(&nb, &["--objective", "score", "--param", "x=double:1..0"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("x"), "{stderr}");
+}
+
+#[test]
+fn kill_9_then_resume_reaches_the_full_count_without_losing_or_repeating_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "slow.ipynb",
+        &[
+            C::Code(&["imports"], "import time"),
+            C::Code(&["pipeline-parameters"], "x = 0.0"),
+            C::Code(&["step:work"], "time.sleep(0.4)\nvalue = -(x - 1) ** 2"),
+            C::Code(&["pipeline-metrics"], "print(value)"),
+        ],
+        None,
+    );
+    let args = [
+        "--objective",
+        "value",
+        "--algorithm",
+        "random",
+        "--seed",
+        "5",
+        "--param",
+        "x=double:0..2",
+        "--max-trials",
+        "10",
+        "--parallel",
+        "2",
+        "--name",
+        "k",
+    ];
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kale"))
+        .env("KALE_PYTHON", crate::support::python())
+        .arg("tune")
+        .arg(&nb)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until some trials finished, then kill -9 while others run.
+    let db = dir.path().join(".kale/kale.db");
+    let started = Instant::now();
+    let completed_before = loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let out = crate::support::kale()
+            .args(["experiments", "show", "k", "--json", "--dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let done = if db.exists() && out.status.success() {
+            let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+            shown["trials"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t["status"] == "succeeded")
+                .count()
+        } else {
+            0
+        };
+        if done >= 3 {
+            break done;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "tune made no progress"
+        );
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = show(&nb, "k");
+    let succeeded_before: Vec<(i64, Value)> = before["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "succeeded")
+        .map(|t| (t["number"].as_i64().unwrap(), t["params"].clone()))
+        .collect();
+    assert!(succeeded_before.len() >= completed_before);
+    assert!(succeeded_before.len() < 10);
+
+    let (code, doc, stderr) = tune_json(&nb, &["--name", "k", "--resume"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(doc["trials"]["succeeded"], json!(10), "{doc}");
+    let after = show(&nb, "k");
+    let trials = after["trials"].as_array().unwrap();
+    let succeeded: Vec<&Value> = trials
+        .iter()
+        .filter(|t| t["status"] == "succeeded")
+        .collect();
+    assert_eq!(succeeded.len(), 10);
+    // Every trial completed before the kill is still there, unchanged, and no trial
+    // number appears twice.
+    for (number, params) in &succeeded_before {
+        let t = trials
+            .iter()
+            .find(|t| t["number"] == json!(number))
+            .unwrap();
+        assert_eq!(t["status"], "succeeded");
+        assert_eq!(&t["params"], params);
+    }
+    let mut numbers: Vec<i64> = trials
+        .iter()
+        .map(|t| t["number"].as_i64().unwrap())
+        .collect();
+    numbers.dedup();
+    assert_eq!(numbers.len(), trials.len());
+    // Trials that were running at the kill are marked, not counted.
+    assert!(
+        trials
+            .iter()
+            .all(|t| t["status"] == "succeeded" || t["status"] == "interrupted"),
+        "{trials:?}"
+    );
+}
