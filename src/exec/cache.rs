@@ -195,7 +195,7 @@ impl Cache {
                     object.name
                 )));
             }
-            let tmp = target.with_extension(format!("tmp{}", std::process::id()));
+            let tmp = super::tmpname::beside(&target);
             link_or_copy(&source, &tmp)?;
             std::fs::rename(&tmp, &target)?;
         }

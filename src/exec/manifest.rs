@@ -157,7 +157,7 @@ impl Manifest {
 }
 
 pub fn write_json_atomic(path: &Path, value: &Value) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = super::tmpname::beside(path);
     std::fs::write(&tmp, serde_json::to_vec_pretty(value).unwrap())?;
     std::fs::rename(&tmp, path)
 }

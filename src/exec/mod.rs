@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod manifest;
 pub mod python;
+mod tmpname;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -320,11 +321,7 @@ fn install_runtime(runs_dir: &Path, interpreter: &Interpreter) -> std::io::Resul
     let current = std::fs::read_to_string(&file).ok();
     if current.as_deref() != Some(codegen::RUNTIME_SOURCE) {
         std::fs::create_dir_all(&dir)?;
-        let tmp = dir.join(format!(
-            ".{}.tmp{}",
-            codegen::RUNTIME_FILE,
-            std::process::id()
-        ));
+        let tmp = tmpname::beside(&file);
         std::fs::write(&tmp, codegen::RUNTIME_SOURCE)?;
         std::fs::rename(&tmp, &file)?;
     }

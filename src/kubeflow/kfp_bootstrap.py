@@ -117,7 +117,9 @@ def main():
         json.dump({"step": opts["step"], "inputs": inputs}, f)
 
     os.environ["KALE_STEP_DIR"] = step_dir
-    sys.path.insert(0, runtime_dir)
+    # Index 1: the program replaces sys.path[0] with the working directory, as Jupyter
+    # has it.
+    sys.path.insert(1, runtime_dir)
     sys.argv = [program]
     # The program is compiled without parameter assignments; the values arrive as its
     # initial globals, so one compiled pipeline serves every set of parameter values.

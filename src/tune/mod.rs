@@ -322,7 +322,20 @@ pub async fn tune(
 ) -> Result<TuneOutcome, TuneError> {
     let session_start = Instant::now();
     let store = Store::open(&opts.store_path)?;
-    let mut sampler = sampler_from_katib(&search.algorithm, &search.settings)
+    let mut rows = store.trials(experiment.id)?;
+    let mut next_number = store.next_trial_number(experiment.id)?;
+    // A resumed session must not replay the suggestions of the first one: derive a
+    // fresh but reproducible seed from the user's seed and the trials already made.
+    let mut settings = search.settings.clone();
+    if next_number > 0
+        && let Some(s) = settings.iter_mut().find(|s| s.name == "random_state")
+        && let Ok(seed) = s.value.trim().parse::<u64>()
+    {
+        s.value = seed
+            .wrapping_add((next_number as u64).wrapping_mul(0x9E37_79B9))
+            .to_string();
+    }
+    let mut sampler = sampler_from_katib(&search.algorithm, &settings)
         .map_err(|e| TuneError::Setup(e.to_string()))?;
     let stopping = match &search.early_stopping {
         Some((name, settings)) => {
@@ -330,9 +343,7 @@ pub async fn tune(
         }
         None => None,
     };
-    let mut rows = store.trials(experiment.id)?;
     let mut history = history_from_rows(&search.space, &rows);
-    let mut next_number = store.next_trial_number(experiment.id)?;
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
     let mut running: HashMap<i64, Running> = HashMap::new();
     let mut tasks: JoinSet<()> = JoinSet::new();

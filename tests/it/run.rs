@@ -195,7 +195,7 @@ fn a_failing_step_names_the_cell_and_line_and_stops_its_dependents() {
         stderr.contains("ZeroDivisionError: division by zero"),
         "{stderr}"
     );
-    let (code, doc, _) = run_json(&nb, &[]);
+    let (code, doc, _) = run_json(&nb, &["--no-cache"]);
     assert_eq!(code, 1);
     assert_eq!(doc["error"]["cell"], json!(3));
     assert_eq!(doc["error"]["line"], json!(2));

@@ -367,8 +367,8 @@ fn kill_9_then_resume_reaches_the_full_count_without_losing_or_repeating_trials(
 
     let (code, doc, stderr) = tune_json(&nb, &["--name", "k", "--resume"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(doc["trials"]["succeeded"], json!(10), "{doc}");
     let after = show(&nb, "k");
+    assert_eq!(doc["trials"]["succeeded"], json!(10), "{doc}\n{after:#}");
     let trials = after["trials"].as_array().unwrap();
     let succeeded: Vec<&Value> = trials
         .iter()
@@ -398,4 +398,134 @@ fn kill_9_then_resume_reaches_the_full_count_without_losing_or_repeating_trials(
             .all(|t| t["status"] == "succeeded" || t["status"] == "interrupted"),
         "{trials:?}"
     );
+}
+
+#[test]
+fn early_stopping_reads_katib_style_lines_and_stops_bad_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "epochs.ipynb",
+        &[
+            C::Code(&["imports"], "import time"),
+            C::Code(&["pipeline-parameters"], "x = 0"),
+            C::Code(
+                &["step:train"],
+                "for epoch in range(8):\n    score = -(x - 3) ** 2 + 0.01 * epoch\n    print(f'score={score}')\n    time.sleep(0.15)",
+            ),
+            C::Code(&["pipeline-metrics"], "print(score)"),
+        ],
+        None,
+    );
+    let (code, doc, stderr) = tune_json(
+        &nb,
+        &[
+            "--objective",
+            "score",
+            "--algorithm",
+            "grid",
+            "--seed",
+            "2",
+            "--param",
+            "x=int:0..6",
+            "--parallel",
+            "1",
+            "--max-trials",
+            "7",
+            "--name",
+            "es",
+            "--early-stopping",
+            "medianstop",
+            "--early-stopping-setting",
+            "min_trials_required=2",
+            "--early-stopping-setting",
+            "start_step=2",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        doc["trials"]["early_stopped"].as_u64().unwrap() >= 1,
+        "{doc}\n{stderr}"
+    );
+    let shown = show(&nb, "es");
+    for t in shown["trials"].as_array().unwrap() {
+        let reports = t["intermediate"].as_array().unwrap().len();
+        match t["status"].as_str().unwrap() {
+            "succeeded" => assert_eq!(reports, 8, "{t}"),
+            "early_stopped" => assert!(reports < 8, "{t}"),
+            other => panic!("unexpected status {other}: {t}"),
+        }
+    }
+}
+
+#[test]
+fn search_space_from_a_katib_file_and_from_notebook_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "meta.ipynb",
+        &[
+            C::Code(&["pipeline-parameters"], "x = 0.0\nkind = 'a'"),
+            C::Code(
+                &["step:s"],
+                "loss = (x - 1) ** 2 + (0 if kind == 'b' else 1)",
+            ),
+            C::Code(&["pipeline-metrics"], "print(loss)"),
+        ],
+        Some(json!({
+            "pipeline_name": "meta", "experiment_name": "meta",
+            "katib_metadata": {
+                "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+                "algorithm": {"algorithmName": "random", "algorithmSettings": [{"name": "random_state", "value": "4"}]},
+                "parameters": [
+                    {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "2", "step": "0.5"}},
+                    {"name": "kind", "parameterType": "categorical", "feasibleSpace": {"list": ["a", "b"]}}
+                ],
+                "maxTrialCount": 6, "parallelTrialCount": 2, "maxFailedTrialCount": 1
+            }
+        })),
+    );
+    let (code, doc, stderr) = tune_json(&nb, &["--name", "from-meta"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("minimize `loss` (direction from the notebook's katib_metadata)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("space from the notebook's katib_metadata"),
+        "{stderr}"
+    );
+    assert_eq!(doc["trials"]["total"], json!(6));
+    for t in show(&nb, "from-meta")["trials"].as_array().unwrap() {
+        let x = t["params"]["x"].as_f64().unwrap();
+        assert!(
+            (x * 2.0).fract() == 0.0 && (0.0..=2.0).contains(&x),
+            "step 0.5 respected: {x}"
+        );
+    }
+
+    let space = dir.path().join("space.yaml");
+    std::fs::write(
+        &space,
+        "- name: x\n  parameterType: double\n  feasibleSpace:\n    min: \"0.5\"\n    max: \"1.5\"\n- name: kind\n  parameterType: categorical\n  feasibleSpace:\n    list: [\"b\"]\n",
+    )
+    .unwrap();
+    let (code, doc, stderr) = tune_json(
+        &nb,
+        &[
+            "--name",
+            "from-file",
+            "--space",
+            space.to_str().unwrap(),
+            "--max-trials",
+            "4",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(doc["trials"]["total"], json!(4));
+    for t in show(&nb, "from-file")["trials"].as_array().unwrap() {
+        let x = t["params"]["x"].as_f64().unwrap();
+        assert!((0.5..=1.5).contains(&x), "{x}");
+        assert_eq!(t["params"]["kind"], "b");
+    }
 }
