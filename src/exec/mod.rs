@@ -538,7 +538,8 @@ impl StepTask {
             }
             _ => self.runtime_dir.clone().into_os_string(),
         };
-        let mut child = Command::new(&self.python)
+        let mut child = Command::new(&self.python);
+        child
             .arg(&program_path)
             .current_dir(&self.workdir)
             .env("KALE_STEP_DIR", dir)
@@ -550,8 +551,17 @@ impl StepTask {
             .kill_on_drop(true)
             // Own process group: a Ctrl-C at the terminal reaches kale, which then stops
             // the step (and anything it started) deliberately and records it.
-            .process_group(0)
-            .spawn()?;
+            .process_group(0);
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the step
+        // if kale itself dies (kill -9), so no orphan keeps computing.
+        unsafe {
+            child.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = child.spawn()?;
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let out_task = tokio::spawn(pump(

@@ -60,8 +60,6 @@ pub enum CompileError {
         first: String,
         second: String,
     },
-    #[error("volume `{name}` has type `{kind}`, which kale cannot mount on Kubeflow Pipelines")]
-    UnsupportedVolume { name: String, kind: String },
     #[error("pipeline parameter `{0}` has a value JSON cannot hold (NaN or infinity)")]
     NonFiniteParameter(String),
 }
@@ -77,9 +75,6 @@ impl CompileError {
             }
             CompileError::TwoAccelerators { .. } => {
                 "a KFP container has one accelerator type; keep one `limit:` tag for accelerators"
-            }
-            CompileError::UnsupportedVolume { .. } => {
-                "create the PersistentVolumeClaim on the cluster and list it with `type: pvc` (its `name` is the claim's name)"
             }
             CompileError::NonFiniteParameter(_) => {
                 "give the parameter a finite default in the `pipeline-parameters` cell"
@@ -165,7 +160,7 @@ pub fn compile(p: &Pipeline) -> Result<Compiled, CompileError> {
         ));
     }
     let tasks_by_step = task_names(p);
-    let volumes = pvc_mounts(p)?;
+    let volumes = pvc_mounts(p, &mut warnings);
 
     let mut components = Map::new();
     let mut executors = Map::new();
@@ -568,25 +563,25 @@ impl PvcMount {
     }
 }
 
-fn pvc_mounts(p: &Pipeline) -> Result<Vec<PvcMount>, CompileError> {
-    p.metadata
-        .volumes
-        .iter()
-        .map(|v| {
-            if v.kind == "pvc" {
-                Ok(PvcMount {
-                    claim: v.name.clone(),
-                    mount_path: v.mount_point.clone(),
-                    expose_as_env: v.expose_as_env_var,
-                })
-            } else {
-                Err(CompileError::UnsupportedVolume {
-                    name: v.name.clone(),
-                    kind: v.kind.clone(),
-                })
-            }
-        })
-        .collect()
+/// The notebook's PVC volumes. Kale 2.x mounts only `type: pvc` and drops the rest;
+/// kale does the same, but says so.
+fn pvc_mounts(p: &Pipeline, warnings: &mut Vec<String>) -> Vec<PvcMount> {
+    let mut out = Vec::new();
+    for v in &p.metadata.volumes {
+        if v.kind == "pvc" {
+            out.push(PvcMount {
+                claim: v.name.clone(),
+                mount_path: v.mount_point.clone(),
+                expose_as_env: v.expose_as_env_var,
+            });
+        } else {
+            warnings.push(format!(
+                "volume `{}` (type `{}`) is not mounted: only existing claims (`type: pvc`) are; create the PersistentVolumeClaim on the cluster and list it with `type: pvc`",
+                v.name, v.kind
+            ));
+        }
+    }
+    out
 }
 
 fn kubernetes_config(step: &Step, volumes: &[PvcMount]) -> Option<Value> {

@@ -2,7 +2,9 @@
 //! notebooks (written to temporary directories or taken from `../shared/corpus`).
 
 mod corpus;
+mod fuzz;
 mod inspect;
+mod kubeflow;
 mod run;
 mod support;
 mod tune;

@@ -535,3 +535,86 @@ fn kale_run_computes_what_running_the_notebook_top_to_bottom_computes() {
         }
     }
 }
+
+#[test]
+fn ctrl_c_stops_running_steps_and_leaves_a_consistent_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "slow.ipynb",
+        &[
+            C::Code(&["imports"], "import time"),
+            C::Code(&["step:quick"], "a = 1"),
+            C::Code(&["step:slow", "prev:quick"], "time.sleep(60)\nb = a"),
+            C::Code(&["step:after", "prev:slow"], "c = b"),
+        ],
+        None,
+    );
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kale"))
+        .env("KALE_PYTHON", python())
+        .arg("run")
+        .arg(&nb)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let runs = dir.path().join(".kale/runs");
+    let started = std::time::Instant::now();
+    let status_file = loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let found = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path().join("steps/slow/status.json"));
+        if let Some(f) = found.filter(|f| f.exists()) {
+            break f;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "step `slow` never started"
+        );
+    };
+    let step_pid: i32 = {
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(&status_file).unwrap()).unwrap();
+        v["pid"].as_i64().unwrap() as i32
+    };
+    // SAFETY: sending SIGINT to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let run_dir = status_file
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap();
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["status"], "interrupted");
+    let statuses: Vec<&str> = manifest["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["succeeded", "interrupted", "not_run"]);
+    // The step's Python process is gone, not orphaned.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // SAFETY: signal 0 only probes for existence.
+    let alive = unsafe { libc::kill(step_pid, 0) } == 0;
+    assert!(!alive, "step process {step_pid} survived Ctrl-C");
+    // No temporary files were left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(run_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}

@@ -529,3 +529,60 @@ fn search_space_from_a_katib_file_and_from_notebook_metadata() {
         assert_eq!(t["params"]["kind"], "b");
     }
 }
+
+#[test]
+fn two_tunes_of_one_notebook_at_once_share_the_store_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = quadratic(dir.path(), 0.2);
+    let spawn = |name: &str, seed: &str| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("kale"))
+            .env("KALE_PYTHON", crate::support::python())
+            .arg("tune")
+            .arg(&nb)
+            .args([
+                "--objective",
+                "score",
+                "--algorithm",
+                "random",
+                "--seed",
+                seed,
+                "--param",
+                "x=double:0..6",
+                "--max-trials",
+                "8",
+                "--parallel",
+                "2",
+                "--json",
+                "--name",
+                name,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn("left", "1");
+    let b = spawn("right", "2");
+    for (child, name) in [(a, "left"), (b, "right")] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["trials"]["succeeded"], json!(8), "{name}: {doc}");
+        assert_eq!(show(&nb, name)["trials"].as_array().unwrap().len(), 8);
+    }
+    let conn = rusqlite::Connection::open(dir.path().join(".kale/kale.db")).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    // A second tune may not take over an experiment another live process runs.
+    let (code, _, stderr) = tune_json(&nb, &["--name", "left", "--resume"]);
+    assert_eq!(
+        code, 0,
+        "resuming a finished experiment is allowed: {stderr}"
+    );
+}

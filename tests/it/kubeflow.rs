@@ -1,0 +1,714 @@
+//! `kale compile --target kfp|katib`: every manifest is checked by the real offline
+//! validators (`../shared/tools/validate_{kfp,katib}.py`, from the venv that
+//! `scripts/validators-env` builds), the example's manifests are compared with golden
+//! files, and the compiled KFP containers are run here the way KFP's launcher would run
+//! them, to show that they drive the step programs like `kale run` does.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+
+use crate::support::{C, corpus_dir, examples_dir, kale, python, write_notebook};
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The validators' Python: `KALE_VALIDATORS_PYTHON` (set by `.ci/run`), else the venv
+/// `scripts/validators-env` creates (so a plain `cargo test` validates too).
+pub fn validators_python() -> String {
+    static PY: OnceLock<String> = OnceLock::new();
+    PY.get_or_init(|| {
+        if let Ok(p) = std::env::var("KALE_VALIDATORS_PYTHON")
+            && !p.is_empty()
+        {
+            return p;
+        }
+        let out = Command::new(manifest_dir().join("scripts/validators-env"))
+            .output()
+            .expect("run scripts/validators-env");
+        assert!(
+            out.status.success(),
+            "scripts/validators-env failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .expect("validators-env prints the interpreter")
+            .trim()
+            .to_string()
+    })
+    .clone()
+}
+
+/// Runs `tool` (validate_kfp.py or validate_katib.py) on every file in one Python
+/// process (importing kfp costs seconds); returns the report of each failing file.
+pub fn validate(tool: &str, files: &[PathBuf]) -> Vec<String> {
+    let tool = manifest_dir().join("../shared/tools").join(tool);
+    assert!(tool.exists(), "missing validator {}", tool.display());
+    let driver = r#"
+import contextlib, importlib.util, io, sys
+spec = importlib.util.spec_from_file_location("validator", sys.argv[1])
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+for f in sys.argv[2:]:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        try:
+            rc = mod.main([f])
+        except SystemExit as e:
+            rc = e.code
+    print("@@ %s %s" % (rc, f))
+    print(buf.getvalue())
+"#;
+    let out = Command::new(validators_python())
+        .arg("-c")
+        .arg(driver)
+        .arg(&tool)
+        .args(files)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "validator driver failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut failures = Vec::new();
+    let mut seen = 0;
+    for block in stdout.split("@@ ").skip(1) {
+        seen += 1;
+        if !block.starts_with("0 ") {
+            failures.push(block.to_string());
+        }
+    }
+    assert_eq!(seen, files.len(), "validator output:\n{stdout}");
+    failures
+}
+
+fn compile(nb: &Path, args: &[&str], out: &Path) -> std::process::Output {
+    kale()
+        .arg("compile")
+        .arg(nb)
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+fn yaml_docs(text: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(text).expect("kale writes parseable YAML")
+}
+
+/// The manifest with the long embedded sources (bootstrap, runtime, step programs)
+/// replaced by markers: the golden file pins the structure, not the Python text that
+/// other tests check.
+fn normalised_kfp(text: &str) -> String {
+    let mut docs = yaml_docs(text);
+    let spec = &mut docs[0];
+    for (_, exec) in spec["deploymentSpec"]["executors"]
+        .as_object_mut()
+        .unwrap()
+        .iter_mut()
+    {
+        let c = &mut exec["container"];
+        c["command"][3] = json!("<kfp_bootstrap.py>");
+        let args = c["args"].as_array_mut().unwrap();
+        for i in 0..args.len() {
+            if args[i] == "--runtime" {
+                args[i + 1] = json!("<kale_runtime.py>");
+            }
+            if args[i] == "--program" {
+                args[i + 1] = json!("<step program>");
+            }
+        }
+    }
+    docs.iter()
+        .map(|d| serde_saphyr::to_string(d).unwrap())
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+fn check_golden(name: &str, actual: &str) {
+    let path = manifest_dir().join("tests/golden").join(name);
+    if std::env::var_os("KALE_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden file {}; run with KALE_UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{} differs from the compiled output (KALE_UPDATE_GOLDEN=1 rewrites it):\n--- actual\n{actual}",
+        path.display()
+    );
+}
+
+#[test]
+fn digits_compiles_to_a_valid_kfp_pipeline_matching_the_golden_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pipeline.yaml");
+    let res = compile(
+        &examples_dir().join("digits.ipynb"),
+        &["--target", "kfp"],
+        &out,
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let failures = validate("validate_kfp.py", std::slice::from_ref(&out));
+    assert!(failures.is_empty(), "{failures:#?}");
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    check_golden("digits.kfp.yaml", &normalised_kfp(&text));
+
+    // The containers carry the very runtime `kale run` uses, and the parameter values
+    // are not in the program text (they are component inputs).
+    let spec = &yaml_docs(&text)[0];
+    let train = &spec["deploymentSpec"]["executors"]["exec-train"]["container"];
+    let args: Vec<&str> = train["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let at = |flag: &str| args[args.iter().position(|a| *a == flag).unwrap() + 1];
+    assert_eq!(at("--runtime"), kale::codegen::RUNTIME_SOURCE);
+    assert!(at("--program").contains("model = SVC(C=C, gamma=gamma, kernel=kernel)"));
+    assert!(!at("--program").contains("C = 1.0"));
+    assert!(args.contains(&"{{$.inputs.parameters['C']}}"));
+}
+
+#[test]
+fn digits_compiles_to_a_valid_katib_experiment_matching_the_golden_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("experiment.yaml");
+    let res = compile(
+        &examples_dir().join("digits.ipynb"),
+        &[
+            "--target",
+            "katib",
+            "--trial-image",
+            "ghcr.io/example/kale:0.1.0",
+            "--pipeline-id",
+            "0f5e0a6c-8d4e-4d4b-9d62-7d3c6f1b2a10",
+            "--pipeline-version",
+            "6b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d",
+        ],
+        &out,
+    );
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let failures = validate("validate_katib.py", std::slice::from_ref(&out));
+    assert!(failures.is_empty(), "{failures:#?}");
+    check_golden("digits.katib.yaml", &std::fs::read_to_string(&out).unwrap());
+}
+
+#[test]
+fn katib_experiments_from_search_flags_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = examples_dir().join("digits.ipynb");
+    let cases: &[&[&str]] = &[
+        // no pipeline id: trials look the pipeline up by name
+        &[
+            "--objective",
+            "f1",
+            "--goal",
+            "minimize",
+            "--target-value",
+            "0.2",
+        ],
+        &[
+            "--param",
+            "C=double:0.1..10:log",
+            "--param",
+            "kernel=categorical:rbf,linear",
+            "--algorithm",
+            "random",
+            "--seed",
+            "3",
+            "--max-trials",
+            "6",
+            "--parallel",
+            "2",
+            "--max-failed",
+            "1",
+            "--early-stopping",
+            "medianstop",
+            "--early-stopping-setting",
+            "start_step=2",
+            "--experiment-name",
+            "digits-random",
+            "--service-account",
+            "default-editor",
+            "--trial-kfp-endpoint",
+            "http://ml-pipeline.kubeflow:8888",
+        ],
+        &[
+            "--param",
+            "C=double:0.1..10:0.5",
+            "--algorithm",
+            "grid",
+            "--max-trials",
+            "5",
+        ],
+    ];
+    let mut files = Vec::new();
+    for (i, args) in cases.iter().enumerate() {
+        let out = dir.path().join(format!("exp{i}.yaml"));
+        let mut all = vec!["--target", "katib"];
+        all.extend_from_slice(args);
+        let res = compile(&nb, &all, &out);
+        assert!(
+            res.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        files.push(out);
+    }
+    let failures = validate("validate_katib.py", &files);
+    assert!(failures.is_empty(), "{failures:#?}");
+    let first = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(first.contains("--pipeline=digits-svc"), "{first}");
+    assert!(first.contains("goal: 0.2"), "{first}");
+}
+
+#[test]
+fn katib_compile_explains_bad_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = examples_dir().join("digits.ipynb");
+    let out = dir.path().join("x.yaml");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--objective", "loss"],
+            "objective `loss` is not a pipeline metric",
+        ),
+        (&["--experiment-name", "Digits_HPO"], "not valid for Katib"),
+        (
+            &["--parallel", "30", "--max-trials", "4"],
+            "exceed the total",
+        ),
+        (
+            &["--param", "kernel=categorical:a b,c"],
+            "cannot be passed safely",
+        ),
+    ];
+    for (args, message) in cases {
+        let mut all = vec!["--target", "katib"];
+        all.extend_from_slice(args);
+        let res = compile(&nb, &all, &out);
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
+
+/// A notebook that exercises every KFP feature kale maps: parameters of all four types,
+/// a `prev:` edge without data, metrics, resources, labels, annotations, secrets, PVCs.
+fn feature_notebook(dir: &Path, a: i64) -> PathBuf {
+    let params = format!("a = {a}\nscale = 0.5\nlabel = \"x y\"\nflag = True\n");
+    write_notebook(
+        dir,
+        "features.ipynb",
+        &[
+            C::Code(&["imports"], "import json"),
+            C::Code(&["pipeline-parameters"], &params),
+            C::Code(
+                &[
+                    "step:side",
+                    "label:team:ml",
+                    "annotation:note:side-step",
+                    "limit:cpu:500m",
+                    "limit:memory:1Gi",
+                ],
+                "side = json.dumps({'k': 1})",
+            ),
+            C::Code(
+                &[
+                    "step:make",
+                    "limit:nvidia.com/gpu:1",
+                    "secret:creds:token:API_TOKEN",
+                ],
+                "data = list(range(a))",
+            ),
+            C::Code(
+                &["step:use", "prev:make", "prev:side", "cache:disabled"],
+                "total = sum(data) * scale\nn = len(label) + int(flag)",
+            ),
+            C::Code(&["pipeline-metrics"], "print(total)\nprint(n)"),
+        ],
+        Some(json!({
+            "pipeline_name": "Feature Pipeline",
+            "base_image": "python:3.12-slim",
+            "volumes": [
+                {"name": "shared-data", "mount_point": "/data", "type": "pvc", "expose_as_env_var": true},
+                {"name": "scratch", "mount_point": "/scratch", "type": "clone"}
+            ],
+        })),
+    )
+}
+
+#[test]
+fn kubernetes_settings_go_where_kfp_reads_them_and_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = feature_notebook(dir.path(), 2);
+    let out = dir.path().join("p.yaml");
+    let res = compile(&nb, &[], &out);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("volume `scratch` (type `clone`) is not mounted"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("using `feature-pipeline`"), "{stderr}");
+    let failures = validate("validate_kfp.py", std::slice::from_ref(&out));
+    assert!(failures.is_empty(), "{failures:#?}");
+
+    let docs = yaml_docs(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(docs.len(), 2, "a PipelineSpec and a PlatformSpec");
+    let (spec, platform) = (&docs[0], &docs[1]);
+    let tasks = &spec["root"]["dag"]["tasks"];
+    // The `prev:side` edge stays although no variable flows from `side` to `use`.
+    assert_eq!(tasks["use"]["dependentTasks"], json!(["make", "side"]));
+    assert_eq!(
+        tasks["use"]["cachingOptions"],
+        json!({"enableCache": false})
+    );
+    assert_eq!(
+        tasks["make"]["cachingOptions"],
+        json!({"enableCache": true})
+    );
+    // Each step gets only the parameters it reads.
+    assert!(tasks["side"].get("inputs").is_none());
+    assert_eq!(
+        tasks["make"]["inputs"]["parameters"],
+        json!({"a": {"componentInputParameter": "a"}})
+    );
+    let root_params = &spec["root"]["inputDefinitions"]["parameters"];
+    assert_eq!(root_params["a"]["parameterType"], "NUMBER_INTEGER");
+    assert_eq!(root_params["scale"]["parameterType"], "NUMBER_DOUBLE");
+    assert_eq!(root_params["label"]["parameterType"], "STRING");
+    assert_eq!(root_params["flag"]["parameterType"], "BOOLEAN");
+    assert_eq!(root_params["flag"]["defaultValue"], json!(true));
+    assert_eq!(
+        spec["components"]["comp-use"]["outputDefinitions"]["artifacts"]["kale-metrics"]["artifactType"]
+            ["schemaTitle"],
+        "system.Metrics"
+    );
+    let execs = &spec["deploymentSpec"]["executors"];
+    assert_eq!(
+        execs["exec-side"]["container"]["resources"],
+        json!({"resourceCpuLimit": "500m", "resourceMemoryLimit": "1Gi"})
+    );
+    assert_eq!(
+        execs["exec-make"]["container"]["resources"]["accelerator"]["resourceType"],
+        "nvidia.com/gpu"
+    );
+    assert_eq!(execs["exec-make"]["container"]["image"], "python:3.12-slim");
+    assert!(
+        execs["exec-make"]["container"]["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "KALE_VOLUME_SHARED_DATA", "value": "/data"}))
+    );
+    let k8s = &platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"];
+    assert_eq!(
+        k8s["exec-side"]["podMetadata"],
+        json!({"labels": {"team": "ml"}, "annotations": {"note": "side-step"}})
+    );
+    assert_eq!(
+        k8s["exec-make"]["secretAsEnv"],
+        json!([{"secretName": "creds", "keyToEnv": [{"secretKey": "token", "envVar": "API_TOKEN"}]}])
+    );
+    assert_eq!(k8s["exec-use"]["pvcMount"][0]["mountPath"], "/data");
+}
+
+#[test]
+fn steps_that_do_not_read_a_parameter_compile_identically_whatever_its_value() {
+    // KFP's cache key is the executor plus its inputs: a step independent of `a` must
+    // not change when `a` does, so Katib trials reuse it.
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let (o1, o2) = (d1.path().join("p.yaml"), d2.path().join("p.yaml"));
+    assert!(
+        compile(&feature_notebook(d1.path(), 2), &[], &o1)
+            .status
+            .success()
+    );
+    assert!(
+        compile(&feature_notebook(d2.path(), 7), &[], &o2)
+            .status
+            .success()
+    );
+    let s1 = &yaml_docs(&std::fs::read_to_string(&o1).unwrap())[0];
+    let s2 = &yaml_docs(&std::fs::read_to_string(&o2).unwrap())[0];
+    for exec in ["exec-side", "exec-make", "exec-use"] {
+        assert_eq!(
+            s1["deploymentSpec"]["executors"][exec], s2["deploymentSpec"]["executors"][exec],
+            "{exec}"
+        );
+    }
+    assert_ne!(
+        s1["root"]["inputDefinitions"]["parameters"]["a"],
+        s2["root"]["inputDefinitions"]["parameters"]["a"]
+    );
+}
+
+#[test]
+fn unsupported_limits_are_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    for (tag, message) in [
+        ("limit:ephemeral-storage:1Gi", "cannot be expressed"),
+        ("limit:memory:4GB", "not a Kubernetes quantity"),
+    ] {
+        let nb = write_notebook(
+            dir.path(),
+            "bad.ipynb",
+            &[C::Code(&["step:a", tag], "x = 1")],
+            None,
+        );
+        let res = compile(&nb, &[], &dir.path().join("p.yaml"));
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(message) && stderr.contains("hint:"),
+            "{stderr}"
+        );
+    }
+}
+
+/// Runs the compiled pipeline the way KFP's launcher would: tasks in dependency order,
+/// placeholders replaced (parameters rendered as text, artifacts as local directories),
+/// each container's command + args executed with the test Python instead of the image.
+fn emulate_kfp(spec: &Value, params: &Value, root: &Path) -> Vec<(String, std::process::Output)> {
+    let tasks = spec["root"]["dag"]["tasks"].as_object().unwrap();
+    let mut values = serde_json::Map::new();
+    for (k, v) in spec["root"]["inputDefinitions"]["parameters"]
+        .as_object()
+        .unwrap()
+    {
+        values.insert(k.clone(), v["defaultValue"].clone());
+    }
+    for (k, v) in params.as_object().unwrap() {
+        values.insert(k.clone(), v.clone());
+    }
+    let render = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        // KFP keeps integers as doubles; render them that way to prove the bootstrap
+        // converts back to the declared type.
+        Value::Number(n) if n.is_i64() => format!("{}.0", n),
+        other => other.to_string(),
+    };
+    let placeholder = regex::Regex::new(
+        r"\{\{\$\.([a-z_]+)\.?(parameters|artifacts)?(?:\['([^']+)'\])?(?:\.(path|uri))?\}\}",
+    )
+    .unwrap();
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut outputs = Vec::new();
+    while done.len() < tasks.len() {
+        let before = done.len();
+        for (name, t) in tasks {
+            if done.contains(name) {
+                continue;
+            }
+            let deps: Vec<&str> = t["dependentTasks"]
+                .as_array()
+                .map(|a| a.iter().map(|d| d.as_str().unwrap()).collect())
+                .unwrap_or_default();
+            if deps.iter().any(|d| !done.contains(*d)) {
+                continue;
+            }
+            let comp = &spec["components"][t["componentRef"]["name"].as_str().unwrap()];
+            let exec =
+                &spec["deploymentSpec"]["executors"][comp["executorLabel"].as_str().unwrap()];
+            let sub = |s: &str| -> String {
+                placeholder
+                    .replace_all(s, |c: &regex::Captures| {
+                        let (scope, kind, key, field) = (
+                            &c[1],
+                            c.get(2).map_or("", |m| m.as_str()),
+                            c.get(3).map_or("", |m| m.as_str()),
+                            c.get(4).map_or("", |m| m.as_str()),
+                        );
+                        match (scope, kind, field) {
+                            ("inputs", "parameters", _) => {
+                                let src = t["inputs"]["parameters"][key]["componentInputParameter"]
+                                    .as_str()
+                                    .unwrap();
+                                render(&values[src])
+                            }
+                            ("inputs", "artifacts", "path") => {
+                                let src = &t["inputs"]["artifacts"][key]["taskOutputArtifact"];
+                                root.join(src["producerTask"].as_str().unwrap())
+                                    .join(src["outputArtifactKey"].as_str().unwrap())
+                                    .display()
+                                    .to_string()
+                            }
+                            ("outputs", "artifacts", "path") => {
+                                root.join(name).join(key).display().to_string()
+                            }
+                            ("outputs", "artifacts", "uri") => {
+                                format!("minio://mlpipeline/{name}/{key}")
+                            }
+                            ("outputs", "", "") if c[0].contains("output_file") => root
+                                .join(name)
+                                .join("executor_output.json")
+                                .display()
+                                .to_string(),
+                            _ => panic!("unexpected placeholder {}", &c[0]),
+                        }
+                    })
+                    .to_string()
+            };
+            let command: Vec<String> = exec["container"]["command"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(exec["container"]["args"].as_array().unwrap())
+                .map(|a| sub(a.as_str().unwrap()))
+                .collect();
+            assert_eq!(command[0], "python3");
+            let out = Command::new(python())
+                .args(&command[1..])
+                .current_dir(root)
+                .env_remove("PYTHONPATH")
+                .output()
+                .unwrap();
+            let ok = out.status.success();
+            outputs.push((name.clone(), out));
+            if !ok {
+                return outputs;
+            }
+            done.insert(name.clone());
+        }
+        assert!(done.len() > before, "no task could start: a cycle?");
+    }
+    outputs
+}
+
+#[test]
+fn compiled_containers_run_the_step_programs_with_the_runs_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = feature_notebook(dir.path(), 2);
+    let out = dir.path().join("p.yaml");
+    assert!(compile(&nb, &[], &out).status.success());
+    let spec = &yaml_docs(&std::fs::read_to_string(&out).unwrap())[0];
+
+    for (params, total, n) in [
+        (json!({}), 0.5, 4),
+        (
+            json!({"a": 4, "scale": 2.0, "label": "hello", "flag": false}),
+            12.0,
+            5,
+        ),
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let runs = emulate_kfp(spec, &params, root.path());
+        for (task, o) in &runs {
+            assert!(
+                o.status.success(),
+                "task {task} failed:\n{}\n{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        assert_eq!(runs.len(), 3);
+        // The data artifact is a directory holding the marshalled file.
+        assert!(root.path().join("make/data").read_dir().unwrap().count() == 1);
+        let metrics: Value =
+            serde_json::from_slice(&std::fs::read(root.path().join("use/kale-metrics")).unwrap())
+                .unwrap();
+        assert_eq!(metrics, json!({"total": total, "n": n}), "{params}");
+        let executor_output: Value = serde_json::from_slice(
+            &std::fs::read(root.path().join("use/executor_output.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            executor_output["artifacts"]["kale-metrics"]["artifacts"][0]["metadata"],
+            metrics
+        );
+    }
+}
+
+#[test]
+fn a_failing_step_fails_its_container_with_the_users_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "fail.ipynb",
+        &[
+            C::Code(&["step:a"], "x = 1"),
+            C::Code(&["step:b", "prev:a"], "y = x / 0"),
+        ],
+        None,
+    );
+    let out = dir.path().join("p.yaml");
+    assert!(compile(&nb, &[], &out).status.success());
+    let spec = &yaml_docs(&std::fs::read_to_string(&out).unwrap())[0];
+    let root = tempfile::tempdir().unwrap();
+    let runs = emulate_kfp(spec, &json!({}), root.path());
+    let (task, last) = runs.last().unwrap();
+    assert_eq!(task, "b");
+    assert!(!last.status.success());
+    assert!(String::from_utf8_lossy(&last.stderr).contains("ZeroDivisionError"));
+}
+
+/// Every example and every corpus notebook that inspects cleanly compiles to a pipeline
+/// the KFP validator accepts.
+#[test]
+fn examples_and_clean_corpus_notebooks_compile_to_valid_pipelines() {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "ipynb") {
+                out.push(p);
+            }
+        }
+    }
+    let mut notebooks = Vec::new();
+    walk(&examples_dir(), &mut notebooks);
+    walk(&corpus_dir(), &mut notebooks);
+    notebooks.sort();
+    let dir = tempfile::tempdir().unwrap();
+    let mut compiled = Vec::new();
+    for (i, nb) in notebooks.iter().enumerate() {
+        let inspect = kale().arg("inspect").arg(nb).output().unwrap();
+        if !inspect.status.success() {
+            continue;
+        }
+        let out = dir.path().join(format!("{i}.yaml"));
+        let res = compile(nb, &[], &out);
+        assert!(
+            res.status.success(),
+            "{} inspects but does not compile:\n{}",
+            nb.display(),
+            String::from_utf8_lossy(&res.stderr)
+        );
+        compiled.push(out);
+    }
+    assert!(
+        compiled.len() >= 20,
+        "only {} notebooks compiled",
+        compiled.len()
+    );
+    let failures = validate("validate_kfp.py", &compiled);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
