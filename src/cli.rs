@@ -22,6 +22,10 @@ pub enum Command {
     Run(RunArgs),
     /// Write the pipeline as a Kubeflow Pipelines v2 pipeline or a Katib Experiment.
     Compile(CompileArgs),
+    /// Upload the pipeline to Kubeflow Pipelines and start one run.
+    Submit(SubmitArgs),
+    /// Run one Katib trial: a KFP run with the trial's parameters; prints `metric=value` lines.
+    Trial(TrialArgs),
     /// Tune the pipeline parameters against a metric, on this machine.
     Tune(TuneArgs),
     /// List, show, compare and plot tuning experiments.
@@ -30,6 +34,11 @@ pub enum Command {
     /// Inspect or prune the step cache (`.kale/cache` beside the notebook).
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// List and show recorded runs and trials; pin a run so pruning keeps its data.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Write a notebook that reopens one step of a run with exactly the data it had.
+    Debug(DebugArgs),
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +202,9 @@ pub struct TuneArgs {
     /// Stop a trial that runs longer than this many seconds and count it as failed.
     #[arg(long, value_name = "SECONDS")]
     pub trial_timeout: Option<f64>,
+    /// Run every step of every trial, ignoring the step cache (for comparisons).
+    #[arg(long)]
+    pub no_cache: bool,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -262,4 +274,117 @@ pub struct PruneArgs {
     pub keep_runs: usize,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Recent runs and trials: id, notebook, status, failing step, when.
+    List(RunsListArgs),
+    /// One run's steps: status, timings, cache hits, inputs and outputs with sizes and hashes.
+    Show(RunRefArgs),
+    /// Keep a run's data when `kale cache prune` runs.
+    Pin(RunRefArgs),
+    /// Let `kale cache prune` remove a pinned run's data again.
+    Unpin(RunRefArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunsListArgs {
+    /// Only the runs of this notebook (its directory's runs otherwise).
+    pub notebook: Option<PathBuf>,
+    /// Show at most N runs, newest first.
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunRefArgs {
+    /// Run id (or a unique prefix), `EXPERIMENT/TRIAL`, `last`, or a run directory.
+    pub run: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DebugArgs {
+    /// Run id (or a unique prefix), `EXPERIMENT/TRIAL`, `last`, or a run directory.
+    pub run: String,
+    /// Step to reopen (default: the step that failed).
+    pub step: Option<String>,
+    /// Where to write the notebook (default: beside the original, named `*.kale-debug-*.ipynb`).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// How to reach the Kubeflow Pipelines API.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KfpArgs {
+    /// KFP API endpoint (default: $KF_PIPELINES_ENDPOINT, else the in-cluster service).
+    /// The token comes from $KF_PIPELINES_TOKEN or the file $KF_PIPELINES_SA_TOKEN_PATH.
+    #[arg(long, value_name = "URL")]
+    pub kfp_endpoint: Option<String>,
+    /// Namespace of the user's pipelines and runs (multi-user Kubeflow).
+    #[arg(short = 'n', long, value_name = "NS")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Path to the `.ipynb` notebook.
+    pub notebook: PathBuf,
+    #[command(flatten)]
+    pub kfp: KfpArgs,
+    /// Override a pipeline parameter for this run (repeatable): `-p lr=0.5`.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// KFP experiment for the run (default: the notebook's experiment name).
+    #[arg(long, value_name = "NAME")]
+    pub experiment: Option<String>,
+    /// Run name (default: pipeline name and time).
+    #[arg(long, value_name = "NAME")]
+    pub run_name: Option<String>,
+    /// Upload only; do not start a run.
+    #[arg(long)]
+    pub upload_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrialArgs {
+    #[arg(long, value_name = "URL")]
+    /// KFP API endpoint (default: $KF_PIPELINES_ENDPOINT, else the in-cluster service).
+    pub kfp_endpoint: Option<String>,
+    /// Pipeline id (or name it with --pipeline).
+    #[arg(long, value_name = "ID", required_unless_present = "pipeline")]
+    pub pipeline_id: Option<String>,
+    /// Pipeline display name, looked up when there is no --pipeline-id.
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+    /// Pipeline version id (default: the pipeline's newest version).
+    #[arg(long, value_name = "ID")]
+    pub pipeline_version: Option<String>,
+    /// KFP experiment id for the run.
+    #[arg(long, value_name = "ID")]
+    pub kfp_experiment_id: Option<String>,
+    /// Namespace used to look the pipeline up by name.
+    #[arg(short = 'n', long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Run name (Katib passes the trial name).
+    #[arg(long, value_name = "NAME")]
+    pub run_name: Option<String>,
+    /// A parameter value, converted to the type the pipeline declares (repeatable).
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Metrics to print, comma-separated (default: all the run reported).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub metrics: Vec<String>,
+    /// Seconds between checks of the run's state.
+    #[arg(long, value_name = "SECONDS", default_value = "10")]
+    pub poll_interval: f64,
+    /// Give up (and fail the trial) after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }

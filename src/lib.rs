@@ -25,5 +25,6 @@ pub mod inspect;
 pub mod kubeflow;
 pub mod notebook;
 pub mod pipeline;
+pub mod snapshot;
 pub mod store;
 pub mod tune;

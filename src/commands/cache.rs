@@ -73,6 +73,11 @@ pub fn run(cmd: &CacheCommand) -> anyhow::Result<ExitCode> {
                         for o in &s.outputs {
                             keep.insert(o.hash.clone());
                         }
+                        // `kale debug` loads a step's inputs; keep them even if the
+                        // record of the step that saved them were incomplete.
+                        for i in s.inputs.values() {
+                            keep.insert(i.hash.clone());
+                        }
                     }
                 } else {
                     // The run's record stays; its data goes, and `kale debug` says so.

@@ -2,10 +2,14 @@
 
 mod cache;
 mod compile;
+mod debug;
 mod experiments;
 mod inspect;
 mod reporters;
 mod run;
+mod runs;
+mod submit;
+mod trial;
 mod tune;
 mod validate;
 
@@ -28,6 +32,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Experiments(cmd) => experiments::run(&cmd),
         Command::Cache(cmd) => cache::run(&cmd),
         Command::Compile(args) => compile::run(&args),
+        Command::Submit(args) => submit::run(&args),
+        Command::Trial(args) => trial::run(&args),
+        Command::Runs(cmd) => runs::run(&cmd),
+        Command::Debug(args) => debug::run(&args),
     }
 }
 

@@ -15,3 +15,5 @@
 
 pub mod katib;
 pub mod kfp;
+pub mod kfp_client;
+pub mod trial;

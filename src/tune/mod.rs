@@ -48,7 +48,8 @@ pub struct TuneOptions {
     pub interpreter: Interpreter,
     pub runs_dir: PathBuf,
     pub store_path: PathBuf,
-    pub cache: Arc<Cache>,
+    /// Step cache shared by the trials; `None` runs every step of every trial.
+    pub cache: Option<Arc<Cache>>,
     /// Steps run at once inside one trial.
     pub jobs_per_trial: usize,
     /// A trial running longer than this is stopped and counted as failed.
@@ -483,7 +484,7 @@ pub async fn tune(
                     jobs: opts.jobs_per_trial,
                     runs_dir: opts.runs_dir.clone(),
                     run_id: Some(run_id.clone()),
-                    cache: Some(opts.cache.clone()),
+                    cache: opts.cache.clone(),
                     experiment: Some((experiment.name.clone(), number as u64)),
                 };
                 store.set_run_dir(

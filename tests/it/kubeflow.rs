@@ -262,7 +262,7 @@ fn katib_experiments_from_search_flags_validate() {
         ],
         &[
             "--param",
-            "C=double:0.1..10:0.5",
+            "C=double:0.5..10:step=0.5",
             "--algorithm",
             "grid",
             "--max-trials",
@@ -499,11 +499,10 @@ fn unsupported_limits_are_refused_with_a_hint() {
 fn emulate_kfp(spec: &Value, params: &Value, root: &Path) -> Vec<(String, std::process::Output)> {
     let tasks = spec["root"]["dag"]["tasks"].as_object().unwrap();
     let mut values = serde_json::Map::new();
-    for (k, v) in spec["root"]["inputDefinitions"]["parameters"]
-        .as_object()
-        .unwrap()
-    {
-        values.insert(k.clone(), v["defaultValue"].clone());
+    if let Some(declared) = spec["root"]["inputDefinitions"]["parameters"].as_object() {
+        for (k, v) in declared {
+            values.insert(k.clone(), v["defaultValue"].clone());
+        }
     }
     for (k, v) in params.as_object().unwrap() {
         values.insert(k.clone(), v.clone());
@@ -540,12 +539,8 @@ fn emulate_kfp(spec: &Value, params: &Value, root: &Path) -> Vec<(String, std::p
             let sub = |s: &str| -> String {
                 placeholder
                     .replace_all(s, |c: &regex::Captures| {
-                        let (scope, kind, key, field) = (
-                            &c[1],
-                            c.get(2).map_or("", |m| m.as_str()),
-                            c.get(3).map_or("", |m| m.as_str()),
-                            c.get(4).map_or("", |m| m.as_str()),
-                        );
+                        let (scope, kind, key) = (&c[1], &c[2], &c[3]);
+                        let field = c.get(4).map_or("", |m| m.as_str());
                         match (scope, kind, field) {
                             ("inputs", "parameters", _) => {
                                 let src = t["inputs"]["parameters"][key]["componentInputParameter"]
@@ -566,15 +561,17 @@ fn emulate_kfp(spec: &Value, params: &Value, root: &Path) -> Vec<(String, std::p
                             ("outputs", "artifacts", "uri") => {
                                 format!("minio://mlpipeline/{name}/{key}")
                             }
-                            ("outputs", "", "") if c[0].contains("output_file") => root
-                                .join(name)
-                                .join("executor_output.json")
-                                .display()
-                                .to_string(),
                             _ => panic!("unexpected placeholder {}", &c[0]),
                         }
                     })
-                    .to_string()
+                    .replace(
+                        "{{$.outputs.output_file}}",
+                        &root
+                            .join(name)
+                            .join("executor_output.json")
+                            .display()
+                            .to_string(),
+                    )
             };
             let command: Vec<String> = exec["container"]["command"]
                 .as_array()

@@ -2,9 +2,11 @@
 //! notebooks (written to temporary directories or taken from `../shared/corpus`).
 
 mod corpus;
+mod debug;
 mod fuzz;
 mod inspect;
 mod kubeflow;
+mod kubeflow_kfp;
 mod run;
 mod support;
 mod tune;

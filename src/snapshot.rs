@@ -1,0 +1,882 @@
+//! Run snapshots and debug notebooks.
+//!
+//! A run's snapshot is its `manifest.json` plus the content hashes it records for every
+//! step's inputs and outputs. The bytes live in the run's `steps/<step>/outputs/` (hard
+//! links) and, for steps the cache stored, once in `.kale/cache/objects/<sha256>`; either
+//! copy will do, since the hash says which bytes are meant. `kale cache prune` may take
+//! both away, so every reader here says which objects are gone instead of failing later
+//! inside Python.
+//!
+//! [`debug_notebook`] turns one step of a run back into a notebook: a first cell that
+//! loads the step's inputs from the snapshot and sets the parameters it ran with, then
+//! the imports, functions and the step's own cells, as the run executed them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::analysis::ParamValue;
+use crate::codegen::{self, LineMap};
+use crate::exec::cache::file_hash;
+use crate::exec::{Manifest, StepRecord, StepStatus, step_dir};
+use crate::pipeline::{self, Pipeline, python_float, python_string};
+
+/// `.kale/runs` for a notebook path or for the directory that holds notebooks.
+pub fn runs_dir(base: &Path) -> PathBuf {
+    if base.is_file() || base.extension().is_some_and(|e| e == "ipynb") {
+        crate::exec::default_runs_dir(base)
+    } else {
+        base.join(".kale").join("runs")
+    }
+}
+
+/// The directory the notebook (and so its `.kale/`) lives in, from a runs directory.
+pub fn project_dir(runs_dir: &Path) -> PathBuf {
+    runs_dir
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn objects_dir(runs_dir: &Path) -> PathBuf {
+    runs_dir
+        .parent()
+        .unwrap_or(runs_dir)
+        .join("cache")
+        .join("objects")
+}
+
+/// The notebook a run came from. The manifest records the path as typed, which may be
+/// relative to wherever `kale run` was started, so the file name is resolved against
+/// the project directory instead.
+pub fn notebook_path(runs_dir: &Path, manifest: &Manifest) -> PathBuf {
+    match manifest.notebook.file_name() {
+        Some(name) => project_dir(runs_dir).join(name),
+        None => manifest.notebook.clone(),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Run {
+    /// `EXP/TRIAL` for a tuning trial, which is how users name it.
+    pub fn trial_label(&self) -> Option<String> {
+        Some(format!(
+            "{}/{}",
+            self.manifest.experiment.as_ref()?,
+            self.manifest.trial?
+        ))
+    }
+
+    /// The first failed step, else the first interrupted one.
+    pub fn failing_step(&self) -> Option<&StepRecord> {
+        let steps = &self.manifest.steps;
+        steps
+            .iter()
+            .find(|s| s.status == StepStatus::Failed)
+            .or_else(|| steps.iter().find(|s| s.status == StepStatus::Interrupted))
+    }
+}
+
+/// Every readable run under `runs_dir`, newest first.
+pub fn list_runs(runs_dir: &Path) -> Vec<Run> {
+    let mut runs: Vec<Run> = std::fs::read_dir(runs_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let manifest = Manifest::read(&e.path()).ok()?;
+            Some(Run {
+                dir: e.path(),
+                manifest,
+            })
+        })
+        .collect();
+    runs.sort_by(|a, b| {
+        b.manifest
+            .started_at
+            .total_cmp(&a.manifest.started_at)
+            .then_with(|| b.manifest.run_id.cmp(&a.manifest.run_id))
+    });
+    runs
+}
+
+/// Finds a run by id, unique id prefix, `EXP/TRIAL`, `last`, or run directory path.
+pub fn resolve(runs_dir: &Path, spec: &str) -> Result<Run, String> {
+    let as_path = Path::new(spec);
+    if as_path.join("manifest.json").is_file() {
+        let manifest = Manifest::read(as_path).map_err(|e| format!("{spec}: {e}"))?;
+        return Ok(Run {
+            dir: as_path.to_path_buf(),
+            manifest,
+        });
+    }
+    let runs = list_runs(runs_dir);
+    if runs.is_empty() {
+        return Err(format!(
+            "no runs in {}\n  hint: `kale run NOTEBOOK` or `kale tune NOTEBOOK` records runs there; pass `-C DIR` for another notebook directory",
+            runs_dir.display()
+        ));
+    }
+    let not_found = |what: String| {
+        format!(
+            "{what} in {}\n  hint: `kale runs list` shows the recorded runs",
+            runs_dir.display()
+        )
+    };
+    if spec == "last" || spec == "latest" {
+        return Ok(runs.into_iter().next().unwrap());
+    }
+    if let Some((experiment, trial)) = spec.split_once('/') {
+        let number: u64 = trial
+            .trim_start_matches(['t', 'T'])
+            .parse()
+            .map_err(|_| format!("`{spec}`: expected EXPERIMENT/TRIAL, with a trial number"))?;
+        return runs
+            .into_iter()
+            .find(|r| {
+                r.manifest.experiment.as_deref() == Some(experiment)
+                    && r.manifest.trial == Some(number)
+            })
+            .ok_or_else(|| not_found(format!("no trial {number} of experiment `{experiment}`")));
+    }
+    if let Some(i) = runs.iter().position(|r| r.manifest.run_id == spec) {
+        return Ok(runs.into_iter().nth(i).unwrap());
+    }
+    let mut matches: Vec<Run> = runs
+        .into_iter()
+        .filter(|r| r.manifest.run_id.starts_with(spec))
+        .collect();
+    match matches.len() {
+        1 => Ok(matches.pop().unwrap()),
+        0 => Err(not_found(format!("no run `{spec}`"))),
+        n => Err(format!(
+            "`{spec}` matches {n} runs ({}); give more of the id",
+            matches
+                .iter()
+                .take(4)
+                .map(|r| r.manifest.run_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// Where an object of a snapshot can be read from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Location {
+    /// The run's own output file.
+    Run,
+    /// Only the content-addressed store still has it.
+    Store,
+    /// Pruned (or damaged): no copy with this hash is left.
+    Missing,
+}
+
+/// One object (a step input or output) of a snapshot.
+#[derive(Clone, Debug, Serialize)]
+pub struct Object {
+    pub name: String,
+    /// The step that saved it.
+    pub step: String,
+    /// Where the run keeps it: `steps/<step>/outputs/<file>` of the run directory.
+    pub file: PathBuf,
+    pub hash: String,
+    pub bytes: Option<u64>,
+    pub location: Location,
+}
+
+/// Finds `hash` in the run's file or in the store. `verify` reads the bytes to check
+/// the hash; without it only existence is checked, which is what listings can afford.
+pub fn locate(runs_dir: &Path, run_file: &Path, hash: &str, verify: bool) -> Location {
+    let ok = |p: &Path| {
+        if verify {
+            file_hash(p).is_ok_and(|h| h == hash)
+        } else {
+            p.is_file()
+        }
+    };
+    if ok(run_file) {
+        return Location::Run;
+    }
+    let hex = hash.strip_prefix("sha256:").unwrap_or(hash);
+    if ok(&objects_dir(runs_dir).join(hex)) {
+        return Location::Store;
+    }
+    Location::Missing
+}
+
+/// The inputs of `step` as objects of the snapshot.
+pub fn step_inputs(runs_dir: &Path, run: &Run, step: &StepRecord, verify: bool) -> Vec<Object> {
+    step.inputs
+        .iter()
+        .map(|(name, input)| {
+            // Rebuilt from the run directory rather than taken from the manifest, which
+            // holds an absolute path that a moved project no longer has.
+            let file_name = input
+                .file
+                .file_name()
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            let file = step_dir(&run.dir, &input.from)
+                .join("outputs")
+                .join(file_name);
+            let bytes = run.manifest.step(&input.from).and_then(|p| {
+                p.outputs
+                    .iter()
+                    .find(|o| o.hash == input.hash)
+                    .map(|o| o.bytes)
+            });
+            Object {
+                name: name.clone(),
+                step: input.from.clone(),
+                location: locate(runs_dir, &file, &input.hash, verify),
+                file,
+                hash: input.hash.clone(),
+                bytes,
+            }
+        })
+        .collect()
+}
+
+/// The outputs `step` saved, as objects of the snapshot.
+pub fn step_outputs(runs_dir: &Path, run: &Run, step: &StepRecord, verify: bool) -> Vec<Object> {
+    step.outputs
+        .iter()
+        .map(|o| {
+            let file = step_dir(&run.dir, &step.name).join("outputs").join(&o.file);
+            Object {
+                name: o.name.clone(),
+                step: step.name.clone(),
+                location: locate(runs_dir, &file, &o.hash, verify),
+                file,
+                hash: o.hash.clone(),
+                bytes: Some(o.bytes),
+            }
+        })
+        .collect()
+}
+
+/// Every object of the run that no copy is left of.
+pub fn missing_objects(runs_dir: &Path, run: &Run) -> Vec<Object> {
+    run.manifest
+        .steps
+        .iter()
+        .flat_map(|s| step_outputs(runs_dir, run, s, false))
+        .filter(|o| o.location == Location::Missing)
+        .collect()
+}
+
+/// Puts a store object back where the run keeps it, so the debug notebook can load it
+/// by its file name (the name carries the format).
+fn restore(runs_dir: &Path, object: &Object) -> std::io::Result<()> {
+    let hex = object.hash.strip_prefix("sha256:").unwrap_or(&object.hash);
+    let source = objects_dir(runs_dir).join(hex);
+    if let Some(parent) = object.file.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let _ = std::fs::remove_file(&object.file);
+    if std::fs::hard_link(&source, &object.file).is_err() {
+        std::fs::copy(&source, &object.file)?;
+    }
+    Ok(())
+}
+
+/// One notebook cell as the run executed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramCell {
+    pub cell: usize,
+    pub source: String,
+}
+
+/// Recovers the cells a step program ran, in order, from its text (and its line map,
+/// which resolves the one ambiguity: a cell line that looks like a cell marker).
+pub fn program_cells(program: &str, line_map: Option<&LineMap>) -> Vec<ProgramCell> {
+    let lines: Vec<&str> = program.split('\n').collect();
+    let mut cells = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let Some(cell) = lines[i]
+            .strip_prefix("# --- cell ")
+            .and_then(|n| n.trim().parse::<usize>().ok())
+        else {
+            i += 1;
+            continue;
+        };
+        let body = i + 1;
+        if let Some(call) = lines
+            .get(body)
+            .and_then(|l| l.strip_prefix("_kale.run_cell("))
+        {
+            if let Some((source, _)) = parse_python_string(call) {
+                cells.push(ProgramCell { cell, source });
+            }
+            i = body + 1;
+            continue;
+        }
+        let span = line_map.and_then(|m| {
+            m.spans
+                .iter()
+                .find(|s| s.cell == cell && s.start as usize == body + 1)
+        });
+        let end = match span {
+            Some(s) => (body + s.len as usize).min(lines.len()),
+            None => (body..lines.len())
+                .find(|&j| {
+                    lines[j].starts_with("# --- cell ") || lines[j].starts_with("_kale.finish(")
+                })
+                .unwrap_or(lines.len()),
+        };
+        cells.push(ProgramCell {
+            cell,
+            source: lines[body..end].join("\n"),
+        });
+        i = end;
+    }
+    cells
+}
+
+/// Parses a literal as [`python_string`] writes it; returns it and the rest of the text.
+fn parse_python_string(text: &str) -> Option<(String, &str)> {
+    let rest = text.strip_prefix('"')?;
+    let mut out = String::new();
+    let mut chars = rest.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &rest[i + 1..])),
+            '\\' => {
+                let (_, e) = chars.next()?;
+                match e {
+                    'n' => out.push('\n'),
+                    'r' => out.push('\r'),
+                    't' => out.push('\t'),
+                    'x' | 'u' => {
+                        let width = if e == 'x' { 2 } else { 4 };
+                        let hex: String = (0..width)
+                            .filter_map(|_| chars.next())
+                            .map(|p| p.1)
+                            .collect();
+                        out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                    }
+                    other => out.push(other),
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// A Python literal for a parameter value as the manifest records it.
+pub fn python_literal(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(b) => ParamValue::Bool(*b).to_python(),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => i.to_string(),
+            None => python_float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        // Non-finite floats are recorded as their Python spelling.
+        Value::String(s)
+            if ["float('nan')", "float('inf')", "float('-inf')"].contains(&s.as_str()) =>
+        {
+            s.clone()
+        }
+        Value::String(s) => python_string(s),
+        Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(python_literal)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", python_string(k), python_literal(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DebugError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("the snapshot of run `{run}` is incomplete: {} of the inputs step `{step}` read {} been pruned", .missing.len(), if .missing.len() == 1 { "has" } else { "have" })]
+    Pruned {
+        run: String,
+        step: String,
+        missing: Vec<Object>,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What [`debug_notebook`] wrote.
+#[derive(Clone, Debug, Serialize)]
+pub struct DebugNotebook {
+    pub path: PathBuf,
+    pub run_id: String,
+    pub step: String,
+    pub status: StepStatus,
+    /// Things the user should know (the notebook changed since the run, ...).
+    pub warnings: Vec<String>,
+}
+
+/// Writes the debug notebook for `step` (default: the failing step) of `run`.
+pub fn debug_notebook(
+    runs_dir: &Path,
+    run: &Run,
+    step: Option<&str>,
+    output: Option<&Path>,
+) -> Result<DebugNotebook, DebugError> {
+    let m = &run.manifest;
+    let record = match step {
+        Some(name) => m.step(name).ok_or_else(|| {
+            DebugError::Usage(format!(
+                "run `{}` has no step `{name}`; its steps: {}",
+                m.run_id,
+                step_names(m)
+            ))
+        })?,
+        None => run.failing_step().ok_or_else(|| {
+            DebugError::Usage(format!(
+                "no step failed in run `{}`; name the step to debug (one of: {})",
+                m.run_id,
+                step_names(m)
+            ))
+        })?,
+    };
+    let sdir = step_dir(&run.dir, &record.name);
+    let program_path = sdir.join("program.py");
+    if matches!(record.status, StepStatus::NotRun | StepStatus::Pending) || !program_path.exists() {
+        let hint = run
+            .failing_step()
+            .map(|f| {
+                format!(
+                    "; `kale debug {} {}` opens the step that failed",
+                    m.run_id, f.name
+                )
+            })
+            .unwrap_or_default();
+        return Err(DebugError::Usage(format!(
+            "step `{}` did not start in run `{}`, so there is nothing to reopen{hint}",
+            record.name, m.run_id
+        )));
+    }
+
+    let inputs = step_inputs(runs_dir, run, record, true);
+    let missing: Vec<Object> = inputs
+        .iter()
+        .filter(|o| o.location == Location::Missing)
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(DebugError::Pruned {
+            run: m.run_id.clone(),
+            step: record.name.clone(),
+            missing,
+        });
+    }
+    for o in inputs.iter().filter(|o| o.location == Location::Store) {
+        restore(runs_dir, o)?;
+    }
+
+    let program = std::fs::read_to_string(&program_path)?;
+    let line_map: Option<LineMap> = std::fs::read_to_string(sdir.join("linemap.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let cells = program_cells(&program, line_map.as_ref());
+
+    let nb_path = notebook_path(runs_dir, m);
+    let pipeline = pipeline::load(&nb_path).0;
+    let mut warnings = Vec::new();
+    let changed = match &pipeline {
+        Some(p) => cells
+            .iter()
+            .any(|c| p.sources.get(&c.cell).map(|s| s.replace('\r', "")) != Some(c.source.clone())),
+        None => true,
+    };
+    if changed {
+        warnings.push(format!(
+            "{} changed since run `{}` (or no longer loads); the debug notebook has the code the run executed",
+            nb_path.display(),
+            m.run_id
+        ));
+    }
+
+    let project = project_dir(runs_dir);
+    let runtime_dir = install_runtime(runs_dir)?;
+    let stem = nb_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "notebook".into());
+    let path = match output {
+        Some(p) => p.to_path_buf(),
+        None => project.join(format!(
+            "{stem}.kale-debug-{}-{}.ipynb",
+            record.name, m.run_id
+        )),
+    };
+    let rel = |p: &Path| relative_to(&project, p);
+
+    let mut nb = NotebookWriter::default();
+    nb.markdown(&header(run, record, &nb_path));
+    nb.code(
+        &loader_cell(run, record, &inputs, &rel(&runtime_dir), &rel),
+        json!({"role": "snapshot"}),
+    );
+    let role_of = |cell: usize| match &pipeline {
+        Some(p) if !changed && p.imports_cells.contains(&cell) => "imports",
+        Some(p) if !changed && p.functions_cells.contains(&cell) => "functions",
+        Some(_) if !changed => "step",
+        _ => "code",
+    };
+    let mut last_role = "";
+    for c in &cells {
+        let role = role_of(c.cell);
+        if role != last_role {
+            nb.markdown(&match role {
+                "imports" => "## Imports".to_string(),
+                "functions" => "## Functions".to_string(),
+                "step" => format!("## Step `{}`", record.name),
+                _ => format!("## Code step `{}` ran", record.name),
+            });
+            last_role = role;
+        }
+        nb.code(&c.source, json!({"role": role, "cell": c.cell}));
+    }
+    if record.status.is_success() && !record.outputs.is_empty() {
+        nb.markdown(&format!(
+            "## Check\nSaves the step's outputs as the run did and compares their content hashes with the ones run `{}` recorded.",
+            m.run_id
+        ));
+        nb.code(&check_cell(record), json!({"role": "check"}));
+    }
+
+    let kernelspec = original_metadata(&nb_path);
+    let doc = nb.finish(
+        kernelspec,
+        json!({
+            "run": m.run_id,
+            "step": record.name,
+            "notebook": nb_path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "generated_by": format!("kale {}", env!("CARGO_PKG_VERSION")),
+        }),
+    );
+    let mut text = serde_json::to_string_pretty(&doc).unwrap();
+    text.push('\n');
+    std::fs::write(&path, text)?;
+    Ok(DebugNotebook {
+        path,
+        run_id: m.run_id.clone(),
+        step: record.name.clone(),
+        status: record.status,
+        warnings,
+    })
+}
+
+fn step_names(m: &Manifest) -> String {
+    m.steps
+        .iter()
+        .map(|s| format!("`{}`", s.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Paths in the notebook are relative to its directory, the kernel's working
+/// directory, so the project can move with its `.kale/`.
+fn relative_to(base: &Path, p: &Path) -> String {
+    let base = base.canonicalize().unwrap_or_else(|_| base.to_path_buf());
+    let full = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    full.strip_prefix(&base)
+        .map(Path::to_path_buf)
+        .unwrap_or(full)
+        .display()
+        .to_string()
+}
+
+/// Writes the current runtime under `.kale/runtime/<version>/`, as `kale run` does; the
+/// notebook imports its loader from there.
+fn install_runtime(runs_dir: &Path) -> std::io::Result<PathBuf> {
+    let dir = runs_dir
+        .parent()
+        .unwrap_or(runs_dir)
+        .join("runtime")
+        .join(codegen::runtime_version());
+    let file = dir.join(codegen::RUNTIME_FILE);
+    if std::fs::read_to_string(&file).ok().as_deref() != Some(codegen::RUNTIME_SOURCE) {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(&file, codegen::RUNTIME_SOURCE)?;
+    }
+    Ok(dir)
+}
+
+fn header(run: &Run, record: &StepRecord, nb_path: &Path) -> String {
+    let m = &run.manifest;
+    let of = match run.trial_label() {
+        Some(t) => format!("trial `{t}` (run `{}`)", m.run_id),
+        None => format!("run `{}`", m.run_id),
+    };
+    let mut s = format!(
+        "# Debug: step `{}` of {of}\nGenerated by `kale debug` from `{}`; edits here do not change it. Run the cells in order: the first loads the inputs the step read and sets the parameters it ran with, from the run's snapshot.\n\nIn the run the step **{}**",
+        record.name,
+        nb_path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        record.status.as_str()
+    );
+    if let Some(e) = &record.error {
+        s.push_str(&format!(": `{}: {}`", e.kind, e.message));
+        if let (Some(cell), Some(line)) = (e.cell, e.line) {
+            s.push_str(&format!(" (notebook cell {cell}, line {line}"));
+            if let Some(code) = &e.code {
+                s.push_str(&format!(": `{code}`"));
+            }
+            s.push(')');
+        }
+    }
+    s.push('.');
+    s
+}
+
+fn loader_cell(
+    run: &Run,
+    record: &StepRecord,
+    inputs: &[Object],
+    runtime_dir: &str,
+    rel: &dyn Fn(&Path) -> String,
+) -> String {
+    let mut s = format!(
+        "# kale debug: the inputs and parameters of step `{}` in run `{}`\n",
+        record.name, run.manifest.run_id
+    );
+    s.push_str("import sys as _kale_sys\n");
+    s.push_str(&format!(
+        "if {rt} not in _kale_sys.path:\n    _kale_sys.path.insert(0, {rt})\n",
+        rt = python_string(runtime_dir)
+    ));
+    s.push_str("import kale_runtime as _kale\n");
+    if !inputs.is_empty() {
+        s.push_str("globals().update(_kale.load_inputs({\n");
+        for o in inputs {
+            s.push_str(&format!(
+                "    {}: {},  # from step `{}`, {}\n",
+                python_string(&o.name),
+                python_string(&rel(&o.file)),
+                o.step,
+                o.hash
+            ));
+        }
+        s.push_str("}))\n");
+    }
+    for (name, value) in &record.parameters {
+        s.push_str(&format!("{name} = {}\n", python_literal(value)));
+    }
+    s.trim_end().to_string()
+}
+
+fn check_cell(record: &StepRecord) -> String {
+    let mut s = String::from("import tempfile as _kale_tempfile\n_kale_expected = {\n");
+    for o in &record.outputs {
+        s.push_str(&format!(
+            "    {}: {},\n",
+            python_string(&o.name),
+            python_string(&o.hash)
+        ));
+    }
+    s.push_str(
+        "}\n\
+with _kale_tempfile.TemporaryDirectory() as _kale_tmp:\n\
+    for _kale_name, _kale_hash in _kale_expected.items():\n\
+        _kale_now = _kale.save(_kale_name, globals()[_kale_name], _kale_tmp)[\"hash\"]\n\
+        print(_kale_name, _kale_now, \"same as the run\" if _kale_now == _kale_hash else \"DIFFERS from the run's \" + _kale_hash)",
+    );
+    s
+}
+
+/// The kernel the original notebook uses, so Jupyter opens the debug one alike.
+fn original_metadata(nb_path: &Path) -> Value {
+    let meta = std::fs::read_to_string(nb_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v.get("metadata").cloned())
+        .unwrap_or(Value::Null);
+    let mut out = serde_json::Map::new();
+    for key in ["kernelspec", "language_info"] {
+        if let Some(v) = meta.get(key) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    out.entry("kernelspec").or_insert_with(
+        || json!({"name": "python3", "display_name": "Python 3", "language": "python"}),
+    );
+    Value::Object(out)
+}
+
+#[derive(Default)]
+struct NotebookWriter {
+    cells: Vec<Value>,
+}
+
+impl NotebookWriter {
+    fn id(&self) -> String {
+        format!("kale-debug-{}", self.cells.len())
+    }
+
+    fn markdown(&mut self, text: &str) {
+        let id = self.id();
+        self.cells.push(json!({
+            "cell_type": "markdown", "id": id, "metadata": {}, "source": lines(text),
+        }));
+    }
+
+    fn code(&mut self, text: &str, kale: Value) {
+        let id = self.id();
+        self.cells.push(json!({
+            "cell_type": "code", "id": id, "execution_count": null,
+            "metadata": {"kale_debug": kale}, "outputs": [], "source": lines(text),
+        }));
+    }
+
+    fn finish(self, mut metadata: Value, kale: Value) -> Value {
+        metadata["kale_debug"] = kale;
+        json!({"cells": self.cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": 5})
+    }
+}
+
+/// nbformat's list-of-lines form, each line but the last keeping its newline.
+fn lines(text: &str) -> Vec<String> {
+    text.split_inclusive('\n').map(str::to_string).collect()
+}
+
+/// Sizes and hashes of a run, per step, for `kale runs show`.
+pub fn summary(runs_dir: &Path, run: &Run) -> Value {
+    let mut doc = serde_json::to_value(&run.manifest).unwrap();
+    doc["run_dir"] = json!(run.dir);
+    doc["trial_label"] = json!(run.trial_label());
+    let mut missing = Vec::new();
+    if let Some(steps) = doc["steps"].as_array_mut() {
+        for (value, record) in steps.iter_mut().zip(&run.manifest.steps) {
+            let ins: BTreeMap<String, Value> = step_inputs(runs_dir, run, record, false)
+                .into_iter()
+                .map(|o| (o.name.clone(), serde_json::to_value(&o).unwrap()))
+                .collect();
+            let outs = step_outputs(runs_dir, run, record, false);
+            missing.extend(
+                outs.iter()
+                    .filter(|o| o.location == Location::Missing)
+                    .map(|o| json!({"step": o.step, "name": o.name, "hash": o.hash})),
+            );
+            value["inputs"] = json!(ins);
+            value["outputs"] = json!(outs);
+            value["cache_hit"] = json!(record.status == StepStatus::Cached);
+        }
+    }
+    doc["data"] = json!({"complete": missing.is_empty(), "missing": missing});
+    doc
+}
+
+/// Keeps only the notebook's runs when a notebook is named (one runs directory can
+/// hold the runs of every notebook in that directory).
+pub fn of_notebook(runs: Vec<Run>, notebook: Option<&Path>) -> Vec<Run> {
+    let Some(name) = notebook.and_then(Path::file_name) else {
+        return runs;
+    };
+    runs.into_iter()
+        .filter(|r| r.manifest.notebook.file_name() == Some(name))
+        .collect()
+}
+
+/// The pipeline of a run's notebook, if it still loads; for labels only.
+pub fn load_pipeline(runs_dir: &Path, m: &Manifest) -> Option<Pipeline> {
+    pipeline::load(&notebook_path(runs_dir, m)).0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codegen::Span;
+
+    #[test]
+    fn python_strings_round_trip() {
+        for s in [
+            "",
+            "a\"b\\c\nd\te\r",
+            "\u{1}\u{7f}x",
+            "é\u{2028}z",
+            "%time x = !ls",
+        ] {
+            let lit = python_string(s);
+            let (back, rest) = parse_python_string(&format!("{lit}, 4)")).unwrap();
+            assert_eq!(back, s);
+            assert_eq!(rest, ", 4)");
+        }
+    }
+
+    #[test]
+    fn cells_come_back_from_plain_and_ipython_programs() {
+        let plain = "import kale_runtime as _kale\n_kale.start(\"s\")\n# --- cell 1\nimport math\n# --- cell 4\n# --- cell 9\nx = 1\n\n_kale.finish(outputs=[], metrics=[])\n";
+        let map = LineMap {
+            spans: vec![
+                Span {
+                    start: 4,
+                    len: 1,
+                    cell: 1,
+                },
+                Span {
+                    start: 6,
+                    len: 3,
+                    cell: 4,
+                },
+            ],
+        };
+        // With the line map, cell 4's line that looks like a marker stays in cell 4.
+        assert_eq!(
+            program_cells(plain, Some(&map)),
+            vec![
+                ProgramCell {
+                    cell: 1,
+                    source: "import math".into()
+                },
+                ProgramCell {
+                    cell: 4,
+                    source: "# --- cell 9\nx = 1\n".into()
+                },
+            ]
+        );
+        let ipy = format!(
+            "_kale.enable_ipython()\n# --- cell 2\n_kale.run_cell({}, 2)\n_kale.finish(outputs=[], metrics=[])\n",
+            python_string("%time y = 2\nprint(y)")
+        );
+        assert_eq!(
+            program_cells(&ipy, None),
+            vec![ProgramCell {
+                cell: 2,
+                source: "%time y = 2\nprint(y)".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn parameter_literals() {
+        assert_eq!(python_literal(&json!(3)), "3");
+        assert_eq!(python_literal(&json!(1.0)), "1.0");
+        assert_eq!(python_literal(&json!(true)), "True");
+        assert_eq!(python_literal(&json!("float('-inf')")), "float('-inf')");
+        assert_eq!(python_literal(&json!("nan")), "\"nan\"");
+        assert_eq!(python_literal(&json!("a\"b")), "\"a\\\"b\"");
+    }
+}
