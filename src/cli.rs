@@ -121,7 +121,12 @@ pub struct SearchFlags {
     #[arg(long, value_name = "DIRECTION", help_heading = "Search")]
     pub goal: Option<String>,
     /// Stop once a trial's objective reaches this value.
-    #[arg(long, value_name = "VALUE", help_heading = "Search")]
+    #[arg(
+        long,
+        value_name = "VALUE",
+        allow_negative_numbers = true,
+        help_heading = "Search"
+    )]
     pub target_value: Option<f64>,
     /// Katib algorithm name: random, grid, tpe, multivariate-tpe, bayesianoptimization...
     #[arg(long, value_name = "NAME", help_heading = "Search")]

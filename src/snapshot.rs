@@ -820,7 +820,8 @@ mod tests {
             "%time x = !ls",
         ] {
             let lit = python_string(s);
-            let (back, rest) = parse_python_string(&format!("{lit}, 4)")).unwrap();
+            let call = format!("{lit}, 4)");
+            let (back, rest) = parse_python_string(&call).unwrap();
             assert_eq!(back, s);
             assert_eq!(rest, ", 4)");
         }

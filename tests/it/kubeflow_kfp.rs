@@ -444,7 +444,7 @@ fn trial_starts_a_typed_run_waits_and_prints_metrics_for_katib() {
         body["runtime_config"]["parameters"],
         json!({"n": 3, "lr": 0.01, "name": "12", "flag": true})
     );
-    assert!(created[0].headers.get("authorization").is_none());
+    assert!(!created[0].headers.contains_key("authorization"));
 }
 
 #[test]

@@ -618,3 +618,38 @@ fn ctrl_c_stops_running_steps_and_leaves_a_consistent_run_directory() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+#[test]
+fn a_step_with_magics_needs_ipython_and_says_which_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bare interpreter: a venv without pip has only the standard library.
+    let venv = dir.path().join("bare");
+    let made = std::process::Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let nb = write_notebook(
+        dir.path(),
+        "magic.ipynb",
+        &[
+            C::Code(&["step:plain"], "a = 1"),
+            C::Code(&["step:magic", "prev:plain"], "b = a\n%time c = b + 1"),
+        ],
+        None,
+    );
+    let out = crate::support::kale()
+        .arg("run")
+        .arg(&nb)
+        .arg("--python")
+        .arg(venv.join("bin/python"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: {}: cell 2, line 2: step `magic` uses IPython syntax, but IPython is not installed", nb.display())),
+        "{stderr}"
+    );
+}

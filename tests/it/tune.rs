@@ -586,3 +586,36 @@ fn two_tunes_of_one_notebook_at_once_share_the_store_safely() {
         "resuming a finished experiment is allowed: {stderr}"
     );
 }
+
+#[test]
+fn reaching_the_target_value_ends_the_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = quadratic(dir.path(), 0.0);
+    let (code, doc, stderr) = tune_json(
+        &nb,
+        &[
+            "--objective",
+            "score",
+            "--algorithm",
+            "grid",
+            "--seed",
+            "4",
+            "--param",
+            "x=int:0..5",
+            "--param",
+            "y=categorical:a,b,c",
+            "--target-value",
+            "-1",
+            "--parallel",
+            "1",
+            "--max-trials",
+            "18",
+            "--name",
+            "goal",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(doc["reason"], "goal reached");
+    assert!(doc["best"]["metrics"]["score"].as_f64().unwrap() >= -1.0);
+    assert!(doc["trials"]["total"].as_u64().unwrap() < 18);
+}
