@@ -21,7 +21,7 @@ use crate::analysis::ParamValue;
 use crate::codegen::{self, LineMap};
 use crate::exec::cache::file_hash;
 use crate::exec::{Manifest, StepRecord, StepStatus, step_dir};
-use crate::pipeline::{self, Pipeline, python_float, python_string};
+use crate::pipeline::{self, python_float, python_string};
 
 /// `.kale/runs` for a notebook path or for the directory that holds notebooks.
 pub fn runs_dir(base: &Path) -> PathBuf {
@@ -524,10 +524,15 @@ pub fn debug_notebook(
         .unwrap_or_else(|| "notebook".into());
     let path = match output {
         Some(p) => p.to_path_buf(),
-        None => project.join(format!(
-            "{stem}.kale-debug-{}-{}.ipynb",
-            record.name, m.run_id
-        )),
+        None => {
+            let name = format!("{stem}.kale-debug-{}-{}.ipynb", record.name, m.run_id);
+            // `./x.ipynb` reads worse than `x.ipynb` in the printed command.
+            if project == Path::new(".") {
+                PathBuf::from(name)
+            } else {
+                project.join(name)
+            }
+        }
     };
     let rel = |p: &Path| relative_to(&project, p);
 
@@ -697,14 +702,18 @@ fn check_cell(record: &StepRecord) -> String {
             python_string(&o.hash)
         ));
     }
-    s.push_str(
-        "}\n\
-with _kale_tempfile.TemporaryDirectory() as _kale_tmp:\n\
-    for _kale_name, _kale_hash in _kale_expected.items():\n\
-        _kale_now = _kale.save(_kale_name, globals()[_kale_name], _kale_tmp)[\"hash\"]\n\
-        print(_kale_name, _kale_now, \"same as the run\" if _kale_now == _kale_hash else \"DIFFERS from the run's \" + _kale_hash)",
-    );
-    s
+    // One literal per line: a `\` line continuation would eat the indentation.
+    for line in [
+        "}",
+        "with _kale_tempfile.TemporaryDirectory() as _kale_tmp:",
+        "    for _kale_name, _kale_hash in _kale_expected.items():",
+        "        _kale_now = _kale.save(_kale_name, globals()[_kale_name], _kale_tmp)[\"hash\"]",
+        "        print(_kale_name, _kale_now, \"same as the run\" if _kale_now == _kale_hash else \"DIFFERS from the run's \" + _kale_hash)",
+    ] {
+        s.push_str(line);
+        s.push('\n');
+    }
+    s.trim_end().to_string()
 }
 
 /// The kernel the original notebook uses, so Jupyter opens the debug one alike.
@@ -798,11 +807,6 @@ pub fn of_notebook(runs: Vec<Run>, notebook: Option<&Path>) -> Vec<Run> {
     runs.into_iter()
         .filter(|r| r.manifest.notebook.file_name() == Some(name))
         .collect()
-}
-
-/// The pipeline of a run's notebook, if it still loads; for labels only.
-pub fn load_pipeline(runs_dir: &Path, m: &Manifest) -> Option<Pipeline> {
-    pipeline::load(&notebook_path(runs_dir, m)).0
 }
 
 #[cfg(test)]

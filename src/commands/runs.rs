@@ -174,7 +174,7 @@ fn object_line(o: &Value, arrow: &str) -> String {
         _ => "",
     };
     format!(
-        "{}  {}  {bytes:>9}  {}{place}",
+        "{:<16} {:<14} {bytes:>9}  {}{place}",
         o["name"].as_str().unwrap_or(""),
         arrow,
         short(o["hash"].as_str().unwrap_or(""))

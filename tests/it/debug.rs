@@ -17,6 +17,7 @@ from traitlets.config import Config
 from IPython.core.interactiveshell import InteractiveShell
 cfg = Config()
 cfg.HistoryManager.enabled = False
+cfg.InteractiveShell.colors = "nocolor"
 shell = InteractiveShell.instance(config=cfg)
 nb = json.load(open(sys.argv[1], encoding="utf-8"))
 result = {"cells": 0, "error": None}
@@ -182,8 +183,11 @@ fn failing_step_reopens_with_its_data_and_raises_the_same_exception() {
     let err = &result["error"];
     assert_eq!(err["type"], error["type"], "{stdout}");
     assert_eq!(err["message"], error["message"], "{stdout}");
-    // The exception comes from the notebook cell the run reported.
-    assert_eq!(err["kale"]["cell"], error["cell"], "{stdout}");
+    // Raised where the run raised it: in `ratio` (the functions cell, 2), called from
+    // the step's second cell (6).
+    assert_eq!(error["cell"], json!(2));
+    assert_eq!(err["kale"], json!({"role": "step", "cell": 6}), "{stdout}");
+    assert!(stdout.contains("in ratio(a, b)"), "{stdout}");
     // imports, functions, the step's two cells, after the loader
     assert_eq!(result["cells"], json!(5));
 }
