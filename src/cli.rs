@@ -26,7 +26,7 @@ pub enum Command {
     Submit(SubmitArgs),
     /// Run one Katib trial: a KFP run with the trial's parameters; prints `metric=value` lines.
     Trial(TrialArgs),
-    /// Tune the pipeline parameters against a metric, on this machine.
+    /// Tune the pipeline parameters against a metric, on this machine (or on Kubernetes with --katib).
     Tune(TuneArgs),
     /// List, show, compare and plot tuning experiments.
     #[command(subcommand)]
@@ -178,7 +178,8 @@ pub struct KatibArgs {
         help_heading = "Katib"
     )]
     pub trial_image: Option<String>,
-    /// KFP pipeline id the trials run (default: resolved by pipeline name when each trial starts).
+    /// KFP pipeline id the trials run (default: `tune --katib` uploads the pipeline first;
+    /// `compile` leaves each trial to resolve it by name).
     #[arg(long, value_name = "ID", help_heading = "Katib")]
     pub pipeline_id: Option<String>,
     /// KFP pipeline version id the trials run (default: the newest version at trial start).
@@ -215,12 +216,45 @@ pub struct TuneArgs {
     pub json: bool,
     #[command(flatten)]
     pub python: PythonArgs,
+    /// Run the experiment on Kubernetes with Katib (uploads the pipeline to KFP first),
+    /// watching it here; with --resume, watch an existing one again.
+    #[arg(long, help_heading = "Kubernetes")]
+    pub katib: bool,
+    /// Kubernetes namespace (default: the kubeconfig context's, else the pod's own).
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NS",
+        requires = "katib",
+        help_heading = "Kubernetes"
+    )]
+    pub namespace: Option<String>,
+    /// kubeconfig context to use (default: the current context).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "katib",
+        help_heading = "Kubernetes"
+    )]
+    pub context: Option<String>,
+    /// KFP API endpoint the pipeline is uploaded to (default: $KF_PIPELINES_ENDPOINT,
+    /// else the in-cluster service).
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "katib",
+        help_heading = "Kubernetes"
+    )]
+    pub kfp_endpoint: Option<String>,
+    #[command(flatten)]
+    pub katib_target: KatibArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ExperimentsCommand {
-    /// Experiments of the notebooks in a directory (default: the current one).
-    List(StoreArgs),
+    /// Experiments of the notebooks in a directory (default: the current one), or the
+    /// Katib Experiments on the cluster with --katib.
+    List(ExperimentsListArgs),
     /// One experiment's settings and trials.
     Show(ShowArgs),
     /// Several experiments side by side.
@@ -237,6 +271,21 @@ pub struct StoreArgs {
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExperimentsListArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// List the Katib Experiments on the Kubernetes cluster instead.
+    #[arg(long)]
+    pub katib: bool,
+    /// Kubernetes namespace (default: the kubeconfig context's, else the pod's own).
+    #[arg(short = 'n', long, value_name = "NS", requires = "katib")]
+    pub namespace: Option<String>,
+    /// kubeconfig context to use (default: the current context).
+    #[arg(long, value_name = "NAME", requires = "katib")]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -15,7 +15,8 @@ use super::EXIT_BAD_INPUT;
 
 pub fn run(cmd: &ExperimentsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        ExperimentsCommand::List(a) => list(a),
+        ExperimentsCommand::List(a) if a.katib => super::katib::list(a),
+        ExperimentsCommand::List(a) => list(&a.store),
         ExperimentsCommand::Show(a) => show(&a.experiment, &a.store),
         ExperimentsCommand::Compare(a) => compare(&a.experiments, &a.store),
         ExperimentsCommand::Plot(a) => plot(&a.experiment, &a.output, &a.store),

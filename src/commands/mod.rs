@@ -5,6 +5,7 @@ mod compile;
 mod debug;
 mod experiments;
 mod inspect;
+mod katib;
 mod reporters;
 mod run;
 mod runs;

@@ -16,6 +16,9 @@ use super::compile::search_args;
 use super::{EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STEP_FAILED};
 
 pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
+    if args.katib {
+        return super::katib::tune(args);
+    }
     let pipeline = match super::load_pipeline(&args.notebook) {
         Ok(p) => p,
         Err(code) => return Ok(code),
@@ -186,12 +189,13 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A redrawn status block on a terminal; one line per finished trial otherwise.
-struct LiveView {
+/// `kale tune --katib` shows the cluster's experiment with it too.
+pub(crate) struct LiveView {
     bar: Option<ProgressBar>,
 }
 
 impl LiveView {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(ProgressStyle::with_template("{msg}").unwrap());
@@ -201,7 +205,7 @@ impl LiveView {
         LiveView { bar }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -233,10 +237,13 @@ fn render(s: &LiveState) -> String {
         )),
         None => out.push_str("best   -\n"),
     }
-    out.push_str(&format!(
-        "cache  {} hits, {} misses\n",
-        s.cache_hits, s.cache_misses
-    ));
+    // Katib trials (and --no-cache) have no step cache to report.
+    if s.cache_hits + s.cache_misses > 0 {
+        out.push_str(&format!(
+            "cache  {} hits, {} misses\n",
+            s.cache_hits, s.cache_misses
+        ));
+    }
     for (n, label, secs) in &s.running {
         out.push_str(&format!("  ▶ trial {n:>3}  {label}  {secs:.1}s\n"));
     }

@@ -13,6 +13,7 @@
 //!   the uploaded pipeline version with the trial's parameters and prints the run's
 //!   metrics as `name=value` lines for Katib's StdOut collector.
 
+pub mod cluster;
 pub mod katib;
 pub mod kfp;
 pub mod kfp_client;

@@ -5,6 +5,7 @@ mod corpus;
 mod debug;
 mod fuzz;
 mod inspect;
+mod katib_cluster;
 mod kubeflow;
 mod kubeflow_kfp;
 mod run;

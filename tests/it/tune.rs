@@ -619,3 +619,71 @@ fn reaching_the_target_value_ends_the_experiment() {
     assert!(doc["best"]["metrics"]["score"].as_f64().unwrap() >= -1.0);
     assert!(doc["trials"]["total"].as_u64().unwrap() < 18);
 }
+
+#[test]
+fn a_trial_over_its_time_limit_fails_and_the_cache_reports_its_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "timeout.ipynb",
+        &[
+            C::Code(&["imports"], "import time"),
+            C::Code(&["pipeline-parameters"], "x = 0"),
+            C::Code(&["step:base"], "base = 10"),
+            C::Code(
+                &["step:work", "prev:base"],
+                "time.sleep(30 if x == 1 else 0)\nvalue = x + base",
+            ),
+            C::Code(&["pipeline-metrics"], "print(value)"),
+        ],
+        None,
+    );
+    let started = Instant::now();
+    let (code, doc, stderr) = tune_json(
+        &nb,
+        &[
+            "--objective",
+            "value",
+            "--algorithm",
+            "grid",
+            "--param",
+            "x=int:0..2",
+            "--parallel",
+            "3",
+            "--trial-timeout",
+            "3",
+            "--name",
+            "t",
+        ],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the slow trial was not stopped"
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(doc["trials"]["failed"], json!(1));
+    let slow = show(&nb, "t")["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["params"]["x"] == json!(1))
+        .unwrap()
+        .clone();
+    assert_eq!(slow["status"], "failed");
+    assert_eq!(slow["error"], "timed out after 3s");
+
+    let out = crate::support::kale()
+        .args(["cache", "stats", "--json", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // `base` once, `work` for x = 0 and x = 2.
+    assert_eq!(stats["entries"], json!(3), "{stats}");
+    assert!(stats["objects"].as_u64().unwrap() >= 2);
+}
