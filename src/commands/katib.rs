@@ -484,7 +484,8 @@ fn report(
                 .unwrap_or_else(|| "-".into()),
             params_text(&best.params)
         ),
-        None => eprintln!("no trial succeeded yet"),
+        None if w.detached => eprintln!("no trial succeeded yet"),
+        None => eprintln!("no trial succeeded"),
     }
     if w.detached {
         eprintln!("reattach with: {reattach}");

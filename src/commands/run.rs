@@ -50,13 +50,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs.unwrap_or_else(default_jobs),
         runs_dir: exec::default_runs_dir(&args.notebook),
         run_id: None,
-        cache: if args.no_cache {
-            None
-        } else {
-            Some(Arc::new(exec::cache::Cache::open(
-                &exec::cache::Cache::default_root(&args.notebook),
-            )?))
-        },
+        cache: Some(Arc::new(exec::cache::Cache::open(
+            &exec::cache::Cache::default_root(&args.notebook),
+        )?)),
+        reuse: !args.no_cache,
         experiment: None,
     };
     let names: Vec<String> = pipeline.steps.iter().map(|s| s.name.clone()).collect();

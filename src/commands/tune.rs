@@ -109,11 +109,8 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
         interpreter,
         runs_dir: exec::default_runs_dir(&args.notebook),
         store_path: store_path.clone(),
-        cache: if args.no_cache {
-            None
-        } else {
-            Some(Arc::new(Cache::open(&Cache::default_root(&args.notebook))?))
-        },
+        cache: Some(Arc::new(Cache::open(&Cache::default_root(&args.notebook))?)),
+        reuse: !args.no_cache,
         trial_timeout: args.trial_timeout.map(std::time::Duration::from_secs_f64),
     };
     let view = Arc::new(LiveView::new());

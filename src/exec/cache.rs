@@ -182,6 +182,28 @@ impl Cache {
         metrics: &BTreeMap<String, Value>,
         seconds: f64,
     ) -> std::io::Result<()> {
+        self.store_objects(step, step_dir, outputs)?;
+        let entry = Entry {
+            step: step.to_string(),
+            outputs: outputs.to_vec(),
+            metrics: metrics.clone(),
+            seconds,
+            created_at: now(),
+        };
+        write_json_atomic(
+            &self.entry_path(key),
+            &serde_json::to_value(&entry).unwrap(),
+        )
+    }
+
+    /// Puts a step's output files into the object store (no entry: the step is not to
+    /// be reused, but its data still belongs to the run's snapshot).
+    pub fn store_objects(
+        &self,
+        step: &str,
+        step_dir: &Path,
+        outputs: &[SavedObject],
+    ) -> std::io::Result<()> {
         for object in outputs {
             let source = step_dir.join("outputs").join(&object.file);
             let target = self.object_path(&object.hash);
@@ -199,17 +221,7 @@ impl Cache {
             link_or_copy(&source, &tmp)?;
             std::fs::rename(&tmp, &target)?;
         }
-        let entry = Entry {
-            step: step.to_string(),
-            outputs: outputs.to_vec(),
-            metrics: metrics.clone(),
-            seconds,
-            created_at: now(),
-        };
-        write_json_atomic(
-            &self.entry_path(key),
-            &serde_json::to_value(&entry).unwrap(),
-        )
+        Ok(())
     }
 
     pub fn stats(&self) -> CacheStats {

@@ -50,8 +50,11 @@ pub struct RunOptions {
     /// Directory holding the runs (`.kale/runs` beside the notebook by default).
     pub runs_dir: PathBuf,
     pub run_id: Option<String>,
-    /// Step cache; `None` runs every step.
+    /// The content-addressed store. Every saved output goes into it, so a run's
+    /// snapshot lives once whatever the number of runs sharing it.
     pub cache: Option<Arc<cache::Cache>>,
+    /// Reuse cached step results (`--no-cache` turns this off; outputs are still stored).
+    pub reuse: bool,
     /// Set when the run is a trial of a tuning experiment.
     pub experiment: Option<(String, u64)>,
 }
@@ -220,9 +223,10 @@ pub async fn run(
                     Err(e) => return Err(e),
                 };
                 let program = codegen::step_program(pipeline, step, &opts.values);
-                let key = (opts.cache.is_some() && step.config.cache != Some(false)).then(|| {
-                    cache::Cache::key(&program.source, &manifest.runtime_version, &inputs)
-                });
+                let key = (opts.cache.is_some() && opts.reuse && step.config.cache != Some(false))
+                    .then(|| {
+                        cache::Cache::key(&program.source, &manifest.runtime_version, &inputs)
+                    });
                 let record = manifest.step_mut(&step.name);
                 record.key = key.clone();
                 record.status = StepStatus::Running;
@@ -242,11 +246,7 @@ pub async fn run(
                     reporter: reporter.clone(),
                     cancel: cancel.clone(),
                     record: manifest.step(&step.name).cloned().unwrap(),
-                    cache: if key.is_some() {
-                        opts.cache.clone()
-                    } else {
-                        None
-                    },
+                    cache: opts.cache.clone(),
                     key,
                 };
                 running.spawn(task.run());
@@ -463,16 +463,20 @@ impl StepTask {
                         .map(|m| m.into_iter().collect())
                         .unwrap_or_default();
                     record.status = StepStatus::Succeeded;
-                    if let (Some(c), Some(k)) = (&cache, &key) {
+                    if let Some(c) = &cache {
                         let seconds = started.elapsed().as_secs_f64();
-                        if let Err(e) = c.store(
-                            k,
-                            &self.step.name,
-                            &dir,
-                            &record.outputs,
-                            &record.metrics,
-                            seconds,
-                        ) {
+                        let stored = match &key {
+                            Some(k) => c.store(
+                                k,
+                                &self.step.name,
+                                &dir,
+                                &record.outputs,
+                                &record.metrics,
+                                seconds,
+                            ),
+                            None => c.store_objects(&self.step.name, &dir, &record.outputs),
+                        };
+                        if let Err(e) = stored {
                             self.reporter.step_output(
                                 &self.step.name,
                                 &format!("kale: could not cache the step's outputs: {e}"),

@@ -252,13 +252,16 @@ impl Katib {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let obj: DynamicObject =
+        let mut obj: DynamicObject =
             serde_json::from_value(experiment.clone()).map_err(|e| ClusterError::Api {
                 verb: "create",
                 resource: "experiments",
                 namespace: self.namespace.clone(),
                 message: e.to_string(),
             })?;
+        // The URL already names the namespace; kubectl sends it in the body as well, and
+        // some servers (the test emulator among them) match watch events on the body's.
+        obj.metadata.namespace = Some(self.namespace.clone());
         match self.experiments.create(&PostParams::default(), &obj).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 409 => Err(ClusterError::AlreadyExists {

@@ -50,6 +50,8 @@ pub struct TuneOptions {
     pub store_path: PathBuf,
     /// Step cache shared by the trials; `None` runs every step of every trial.
     pub cache: Option<Arc<Cache>>,
+    /// Reuse cached step results across trials (`--no-cache` turns it off).
+    pub reuse: bool,
     /// Steps run at once inside one trial.
     pub jobs_per_trial: usize,
     /// A trial running longer than this is stopped and counted as failed.
@@ -485,6 +487,7 @@ pub async fn tune(
                     runs_dir: opts.runs_dir.clone(),
                     run_id: Some(run_id.clone()),
                     cache: opts.cache.clone(),
+                    reuse: opts.reuse,
                     experiment: Some((experiment.name.clone(), number as u64)),
                 };
                 store.set_run_dir(

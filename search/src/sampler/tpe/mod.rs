@@ -328,7 +328,17 @@ impl Sampler for TpeSampler {
             adaptive: self.cfg.adaptive_bandwidth,
         };
         let below_x: Vec<&[f64]> = below.iter().map(|g| coords(g.1)).collect();
-        let l = Parzen::new(&axes, &below_x, &weights_for(below, 0), &priors, pcfg);
+        let mut wb = weights_for(below, 0);
+        if std::env::var("TPE_EIW").is_ok() && !above.is_empty() {
+            let thr = above[0].0.1;
+            let best = below[0].0.1;
+            if below.iter().all(|b| b.0.0 == 0) && thr > best {
+                for (w, b) in wb.iter_mut().zip(below) {
+                    *w *= 0.1 + (thr - b.0.1) / (thr - best);
+                }
+            }
+        }
+        let l = Parzen::new(&axes, &below_x, &wb, &priors, pcfg);
         let liars = if self.cfg.constant_liar {
             running.len()
         } else {
@@ -336,14 +346,37 @@ impl Sampler for TpeSampler {
         };
         let mut above_x: Vec<&[f64]> = above.iter().map(|g| coords(g.1)).collect();
         above_x.extend(running.iter().take(liars).map(|r| r.as_slice()));
-        let g = Parzen::new(&axes, &above_x, &weights_for(above, liars), &priors, pcfg);
+        let gcfg = if let Some(v) = std::env::var("TPE_GFIX").ok().and_then(|v| v.parse().ok()) {
+            ParzenConfig {
+                adaptive: false,
+                bandwidth: v,
+                ..pcfg
+            }
+        } else if let Some(v) = std::env::var("TPE_GBW").ok().and_then(|v| v.parse().ok()) {
+            ParzenConfig {
+                bandwidth: v,
+                ..pcfg
+            }
+        } else {
+            pcfg
+        };
+        let g = Parzen::new(&axes, &above_x, &weights_for(above, liars), &priors, gcfg);
 
-        let mut best: Option<(f64, Vec<f64>)> = None;
-        let mut fallback: Option<(f64, Vec<f64>)> = None;
+        let mut best: Option<(f64, Vec<f64>, Vec<f64>)> = None;
+        let mut fallback: Option<(f64, Vec<f64>, Vec<f64>)> = None;
+        let env = |k: &str, d: f64| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(d)
+        };
+        let n_cand = ((self.cfg.n_ei_candidates.max(1) as f64)
+            * (1.0 + env("TPE_NEI_D", 0.0) * (dims.len() as f64 - 1.0).max(0.0)))
+        .round() as usize;
         // Extra rounds only matter in small discrete spaces, where every
         // candidate of a round may repeat a trial.
         for _round in 0..4 {
-            for _ in 0..self.cfg.n_ei_candidates.max(1) {
+            for _ in 0..n_cand {
                 let w = l.sample(&mut self.rng);
                 let score = l.log_pdf(&w, &mut self.scratch) - g.log_pdf(&w, &mut self.scratch);
                 let x = from_working(&dims, &w);
@@ -352,16 +385,54 @@ impl Sampler for TpeSampler {
                 } else {
                     &mut best
                 };
-                if slot.as_ref().is_none_or(|(s, _)| score > *s) {
-                    *slot = Some((score, x));
+                if slot.as_ref().is_none_or(|(s, _, _)| score > *s) {
+                    *slot = Some((score, w, x));
                 }
             }
             if best.is_some() {
                 break;
             }
         }
+        let refine = env("TPE_REFINE", 0.0) as usize;
+        let rscale = env("TPE_RSCALE", 0.5);
+        if let Some((bs, bw, bx)) = best.as_mut() {
+            for _ in 0..refine {
+                let mut w = bw.clone();
+                for (j, axis) in axes.iter().enumerate() {
+                    match *axis {
+                        Axis::Cont { a, b } => {
+                            w[j] = (w[j]
+                                + rscale
+                                    * l.bandwidth(j)
+                                    * crate::sampler::std_normal(&mut self.rng))
+                            .clamp(a, b)
+                        }
+                        Axis::Bin { a, b, q } => {
+                            let x = (w[j]
+                                + rscale
+                                    * l.bandwidth(j)
+                                    * crate::sampler::std_normal(&mut self.rng))
+                            .clamp(a, b);
+                            let lo = a + 0.5 * q;
+                            let cells = ((b - a) / q).round() - 1.0;
+                            w[j] = lo + ((x - lo) / q).round().clamp(0.0, cells) * q;
+                        }
+                        Axis::Cat { .. } => {}
+                    }
+                }
+                let score = l.log_pdf(&w, &mut self.scratch) - g.log_pdf(&w, &mut self.scratch);
+                if score > *bs {
+                    let x = from_working(&dims, &w);
+                    if !visited.contains(&point_hash(&x)) {
+                        *bs = score;
+                        *bw = w;
+                        *bx = x;
+                    }
+                }
+            }
+        }
         let x = match (best, fallback) {
-            (Some((_, x)), _) => x,
+            (Some((_, _, x)), _) => x,
             (None, fb) => {
                 // Every candidate repeats a trial: try plain random draws for a new
                 // point before accepting a repeat.
@@ -373,7 +444,7 @@ impl Sampler for TpeSampler {
                     })
                     .find(|x| !visited.contains(&point_hash(x)));
                 fresh
-                    .or(fb.map(|f| f.1))
+                    .or(fb.map(|f| f.2))
                     .expect("at least one candidate was drawn")
             }
         };

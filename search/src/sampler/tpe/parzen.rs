@@ -136,12 +136,16 @@ impl Parzen {
                 }
                 Axis::Cat { k: kc } => {
                     let mut table = vec![0.0; n * kc];
-                    let base = cfg.prior_weight / kc as f64;
+                    let base = if std::env::var("TPE_CAT").is_ok() {
+                        cfg.prior_weight / n as f64
+                    } else {
+                        cfg.prior_weight / kc as f64
+                    };
                     for k in 0..n {
                         let row = &mut table[k * kc..(k + 1) * kc];
                         if k < m {
                             let c = obs[k][j] as usize;
-                            let z = (1.0 + cfg.prior_weight).ln();
+                            let z = (1.0 + base * kc as f64).ln();
                             for (i, p) in row.iter_mut().enumerate() {
                                 *p = (base + if i == c { 1.0 } else { 0.0 }).ln() - z;
                             }
@@ -165,6 +169,12 @@ impl Parzen {
             log_trunc,
             cat_logp,
         }
+    }
+
+    /// Bandwidth of the observation kernels on axis `j` (the prior's when there
+    /// are no observations).
+    pub fn bandwidth(&self, j: usize) -> f64 {
+        self.sigma[j * self.n]
     }
 
     /// One draw in working coordinates (lattice and categorical values are exact).
