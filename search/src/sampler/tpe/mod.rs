@@ -16,9 +16,12 @@
 //!    group's own spread (`1.3 · sd · n^(-1/(d+4))`, clipped below at
 //!    `range / min(100, n + 1)`): the good group is tight, so late suggestions
 //!    refine the optimum instead of sampling around it at a range-wide scale.
-//!    This (and nothing else) is where we depart from Optuna's rule
-//!    (`0.2 · range · n^(-1/(d+4))`); it cut the median regret on Branin and
-//!    Hartmann6 by 2–5× in `examples/bench.rs`.
+//!    The "above" density instead keeps Optuna's range-based rule, with its
+//!    own multiplier (`above_bandwidth · range · n^(-1/(d+4))`): a narrow g
+//!    keeps unexplored regions attractive. Kernels of the "below" group are
+//!    also weighted by their improvement over the split (1.1 for the best
+//!    trial down to 0.1 at the threshold). These are where we depart from
+//!    Optuna; see `search/README.md` for what each changed in `examples/bench.rs`.
 //! 4. `n_ei_candidates` points are drawn from the "below" density and the one
 //!    maximising `ln l(x) − ln g(x)` (equivalent to maximising expected
 //!    improvement under TPE's model) is returned. Candidates that repeat an
@@ -33,7 +36,8 @@
 //! - `consider_magic_clip`: true (bandwidth ≥ range / min(100, n + 1));
 //! - `constant_liar`: true;
 //! - `bandwidth`: 1.3, `adaptive_bandwidth`: true (kale extensions, see step 3;
-//!   `adaptive_bandwidth=false, bandwidth=0.2` is Optuna's rule).
+//!   `adaptive_bandwidth=false, bandwidth=0.2` is Optuna's rule for both densities);
+//! - `above_bandwidth`: 0.3 (kale extension, used with `adaptive_bandwidth`).
 //!
 //! ```
 //! use kale_search::{Direction, ParameterSpec, SearchSpace, Study, sampler::tpe::TpeSampler};
@@ -81,6 +85,9 @@ pub struct TpeConfig {
     pub bandwidth: f64,
     /// Bandwidth proportional to each group's spread (Scott's rule) rather than the range.
     pub adaptive_bandwidth: bool,
+    /// With `adaptive_bandwidth`, the "above" density's multiplier of
+    /// `range · n^(-1/(d+4))` (it is not adaptive).
+    pub above_bandwidth: f64,
 }
 
 impl Default for TpeConfig {
@@ -96,6 +103,7 @@ impl Default for TpeConfig {
             constant_liar: true,
             bandwidth: 1.3,
             adaptive_bandwidth: true,
+            above_bandwidth: 0.3,
         }
     }
 }
@@ -328,11 +336,14 @@ impl Sampler for TpeSampler {
             adaptive: self.cfg.adaptive_bandwidth,
         };
         let below_x: Vec<&[f64]> = below.iter().map(|g| coords(g.1)).collect();
+        // Below-group kernels also weighted by improvement over the split:
+        // from 1.1 for the best trial down to 0.1 at the threshold (the best
+        // "above" loss), so l(x) leans towards the best region it knows.
         let mut wb = weights_for(below, 0);
-        if std::env::var("TPE_EIW").is_ok() && !above.is_empty() {
-            let thr = above[0].0.1;
-            let best = below[0].0.1;
-            if below.iter().all(|b| b.0.0 == 0) && thr > best {
+        if let Some(first_above) = above.first() {
+            let (thr, best) = (first_above.0.1, below[0].0.1);
+            let all_complete = below.iter().chain([first_above]).all(|b| b.0.0 == 0);
+            if all_complete && thr > best {
                 for (w, b) in wb.iter_mut().zip(below) {
                     *w *= 0.1 + (thr - b.0.1) / (thr - best);
                 }
@@ -346,15 +357,13 @@ impl Sampler for TpeSampler {
         };
         let mut above_x: Vec<&[f64]> = above.iter().map(|g| coords(g.1)).collect();
         above_x.extend(running.iter().take(liars).map(|r| r.as_slice()));
-        let gcfg = if let Some(v) = std::env::var("TPE_GFIX").ok().and_then(|v| v.parse().ok()) {
+        // The "above" density keeps a range-based bandwidth (Optuna's rule with
+        // its own multiplier): a narrow g marks explored regions precisely, so
+        // unexplored ones (e.g. other categories' optima) keep a high l/g.
+        let gcfg = if self.cfg.adaptive_bandwidth {
             ParzenConfig {
                 adaptive: false,
-                bandwidth: v,
-                ..pcfg
-            }
-        } else if let Some(v) = std::env::var("TPE_GBW").ok().and_then(|v| v.parse().ok()) {
-            ParzenConfig {
-                bandwidth: v,
+                bandwidth: self.cfg.above_bandwidth,
                 ..pcfg
             }
         } else {
@@ -362,21 +371,12 @@ impl Sampler for TpeSampler {
         };
         let g = Parzen::new(&axes, &above_x, &weights_for(above, liars), &priors, gcfg);
 
-        let mut best: Option<(f64, Vec<f64>, Vec<f64>)> = None;
-        let mut fallback: Option<(f64, Vec<f64>, Vec<f64>)> = None;
-        let env = |k: &str, d: f64| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(d)
-        };
-        let n_cand = ((self.cfg.n_ei_candidates.max(1) as f64)
-            * (1.0 + env("TPE_NEI_D", 0.0) * (dims.len() as f64 - 1.0).max(0.0)))
-        .round() as usize;
+        let mut best: Option<(f64, Vec<f64>)> = None;
+        let mut fallback: Option<(f64, Vec<f64>)> = None;
         // Extra rounds only matter in small discrete spaces, where every
         // candidate of a round may repeat a trial.
         for _round in 0..4 {
-            for _ in 0..n_cand {
+            for _ in 0..self.cfg.n_ei_candidates.max(1) {
                 let w = l.sample(&mut self.rng);
                 let score = l.log_pdf(&w, &mut self.scratch) - g.log_pdf(&w, &mut self.scratch);
                 let x = from_working(&dims, &w);
@@ -385,54 +385,16 @@ impl Sampler for TpeSampler {
                 } else {
                     &mut best
                 };
-                if slot.as_ref().is_none_or(|(s, _, _)| score > *s) {
-                    *slot = Some((score, w, x));
+                if slot.as_ref().is_none_or(|(s, _)| score > *s) {
+                    *slot = Some((score, x));
                 }
             }
             if best.is_some() {
                 break;
             }
         }
-        let refine = env("TPE_REFINE", 0.0) as usize;
-        let rscale = env("TPE_RSCALE", 0.5);
-        if let Some((bs, bw, bx)) = best.as_mut() {
-            for _ in 0..refine {
-                let mut w = bw.clone();
-                for (j, axis) in axes.iter().enumerate() {
-                    match *axis {
-                        Axis::Cont { a, b } => {
-                            w[j] = (w[j]
-                                + rscale
-                                    * l.bandwidth(j)
-                                    * crate::sampler::std_normal(&mut self.rng))
-                            .clamp(a, b)
-                        }
-                        Axis::Bin { a, b, q } => {
-                            let x = (w[j]
-                                + rscale
-                                    * l.bandwidth(j)
-                                    * crate::sampler::std_normal(&mut self.rng))
-                            .clamp(a, b);
-                            let lo = a + 0.5 * q;
-                            let cells = ((b - a) / q).round() - 1.0;
-                            w[j] = lo + ((x - lo) / q).round().clamp(0.0, cells) * q;
-                        }
-                        Axis::Cat { .. } => {}
-                    }
-                }
-                let score = l.log_pdf(&w, &mut self.scratch) - g.log_pdf(&w, &mut self.scratch);
-                if score > *bs {
-                    let x = from_working(&dims, &w);
-                    if !visited.contains(&point_hash(&x)) {
-                        *bs = score;
-                        *bw = w;
-                        *bx = x;
-                    }
-                }
-            }
-        }
         let x = match (best, fallback) {
-            (Some((_, _, x)), _) => x,
+            (Some((_, x)), _) => x,
             (None, fb) => {
                 // Every candidate repeats a trial: try plain random draws for a new
                 // point before accepting a repeat.
@@ -444,7 +406,7 @@ impl Sampler for TpeSampler {
                     })
                     .find(|x| !visited.contains(&point_hash(x)));
                 fresh
-                    .or(fb.map(|f| f.2))
+                    .or(fb.map(|f| f.1))
                     .expect("at least one candidate was drawn")
             }
         };

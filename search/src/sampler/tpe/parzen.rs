@@ -6,7 +6,8 @@
 //!   parameters),
 //! - for a linear lattice (ints, doubles with `step`): the same normal integrated
 //!   over the lattice cell, so densities of neighbouring values are comparable;
-//! - for a categorical: most mass on the observed choice, the rest spread evenly.
+//! - for a categorical: most mass on the observed choice, the rest spread evenly
+//!   (`prior_weight / kernels` each, as in Optuna).
 //!
 //! Evaluation is the hot path of `ask` (candidates × kernels × dimensions), so
 //! everything that does not depend on the candidate is folded into per-kernel
@@ -136,11 +137,9 @@ impl Parzen {
                 }
                 Axis::Cat { k: kc } => {
                     let mut table = vec![0.0; n * kc];
-                    let base = if std::env::var("TPE_CAT").is_ok() {
-                        cfg.prior_weight / n as f64
-                    } else {
-                        cfg.prior_weight / kc as f64
-                    };
+                    // Optuna's smoothing: `prior_weight / kernels` on every choice,
+                    // so each kernel grows more decisive as evidence accumulates.
+                    let base = cfg.prior_weight / n as f64;
                     for k in 0..n {
                         let row = &mut table[k * kc..(k + 1) * kc];
                         if k < m {
@@ -169,12 +168,6 @@ impl Parzen {
             log_trunc,
             cat_logp,
         }
-    }
-
-    /// Bandwidth of the observation kernels on axis `j` (the prior's when there
-    /// are no observations).
-    pub fn bandwidth(&self, j: usize) -> f64 {
-        self.sigma[j * self.n]
     }
 
     /// One draw in working coordinates (lattice and categorical values are exact).
