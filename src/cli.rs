@@ -149,7 +149,7 @@ pub struct SearchFlags {
     /// Failed trials after which the experiment fails.
     #[arg(long, value_name = "N", help_heading = "Search")]
     pub max_failed: Option<u64>,
-    /// Early-stopping algorithm (`medianstop`).
+    /// Early-stopping algorithm: `medianstop` or `asha`.
     #[arg(long, value_name = "NAME", help_heading = "Search")]
     pub early_stopping: Option<String>,
     /// An early-stopping setting (repeatable): `--early-stopping-setting start_step=4`.
