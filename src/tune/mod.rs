@@ -269,12 +269,7 @@ fn history_from_rows(space: &SearchSpace, rows: &[TrialRow]) -> Vec<Trial> {
             let mut t = Trial::running(r.number as u64, params);
             t.state = state;
             t.value = r.value;
-            t.intermediate_values = r
-                .intermediate
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i as u64, *v))
-                .collect();
+            t.intermediate_values = by_step(&r.intermediate);
             Some(t)
         })
         .collect()
@@ -557,12 +552,7 @@ pub async fn tune(
                     && !t.pruned
                 {
                     let mut me = Trial::running(number as u64, t.params.clone());
-                    me.intermediate_values = t
-                        .intermediate
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| (i as u64, *v))
-                        .collect();
+                    me.intermediate_values = by_step(&t.intermediate);
                     if rule.should_stop(&me, &history, search.direction) {
                         t.pruned = true;
                         let _ = t.cancel.send(true);
@@ -703,12 +693,7 @@ pub async fn tune(
                         _ => TrialState::Failed,
                     };
                     done.value = value;
-                    done.intermediate_values = t
-                        .intermediate
-                        .iter()
-                        .enumerate()
-                        .map(|(i, v)| (i as u64, *v))
-                        .collect();
+                    done.intermediate_values = by_step(&t.intermediate);
                     sampler.tell(&done);
                     history.push(done);
                     reporter.trial_finished(
@@ -746,6 +731,15 @@ pub async fn tune(
         cache_hits,
         cache_misses,
     })
+}
+
+/// Reports in arrival order, numbered as the stopping rules expect.
+fn by_step(values: &[f64]) -> BTreeMap<u64, f64> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as u64, *v))
+        .collect()
 }
 
 fn counts_toward_budget(status: &str) -> bool {
