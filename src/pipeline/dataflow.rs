@@ -214,9 +214,9 @@ pub(super) fn resolve(
                         s.steps[provider].name
                     ))
                     .at(need.at.cell, need.at.line)
-                    .with_hint(format!(
-                        "rename the variable in one branch, or chain the branches with `prev:` so the order is explicit"
-                    )),
+                    .with_hint(
+                        "rename the variable in one branch, or chain the branches with `prev:` so the order is explicit",
+                    ),
                 );
             }
             if per_step[provider].facts.deleted.contains(n) {

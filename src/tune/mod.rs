@@ -101,7 +101,8 @@ enum Event {
     },
     Finished {
         number: i64,
-        result: std::io::Result<exec::RunOutcome>,
+        // Boxed: a run outcome is large and intermediate reports are frequent.
+        result: Box<std::io::Result<exec::RunOutcome>>,
         timed_out: bool,
     },
 }
@@ -158,6 +159,7 @@ fn stored_search(
 
 /// Opens (or creates) the experiment. On resume the stored settings win over flags,
 /// except the trial budget and parallelism, which a user may raise.
+#[allow(clippy::too_many_arguments)] // each is a distinct user choice; a struct would only rename them
 pub fn prepare(
     pipeline: &Pipeline,
     notebook_hash: &str,
@@ -519,7 +521,7 @@ pub async fn tune(
                     let result = exec::run(&pipeline, &run_opts, trial_reporter, timer_rx).await;
                     watcher.abort();
                     let timed_out = *timed_out.lock().unwrap();
-                    let _ = tx.send(Event::Finished { number, result, timed_out });
+                    let _ = tx.send(Event::Finished { number, result: Box::new(result), timed_out });
                 });
             }
         }
@@ -568,7 +570,7 @@ pub async fn tune(
                     continue;
                 };
                 let seconds = t.started.elapsed().as_secs_f64();
-                let (status, value, metrics, hits, misses, error) = match result {
+                let (status, value, metrics, hits, misses, error) = match *result {
                     Err(e) => (
                         "failed",
                         None,

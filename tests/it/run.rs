@@ -550,7 +550,7 @@ fn ctrl_c_stops_running_steps_and_leaves_a_consistent_run_directory() {
         ],
         None,
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kale"))
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kale"))
         .env("KALE_PYTHON", python())
         .arg("run")
         .arg(&nb)
