@@ -26,11 +26,7 @@ pub const RUNTIME_FILE: &str = "kale_runtime.py";
 /// Version of the program layout and runtime together; part of every cache key, so a
 /// kale upgrade that changes either never reuses stale outputs.
 pub fn runtime_version() -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in RUNTIME_SOURCE.bytes().chain(LAYOUT_VERSION.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
+    let h = crate::notebook::fingerprint(RUNTIME_SOURCE.bytes().chain(LAYOUT_VERSION.bytes()));
     format!("{}-{h:016x}", env!("CARGO_PKG_VERSION"))
 }
 

@@ -196,14 +196,18 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Result<Noteboo
 }
 
 fn content_hash(bytes: &[u8]) -> String {
-    // FNV-1a is enough to notice that a notebook changed between runs; cryptographic
-    // content addressing of data lives in the executor.
+    format!("{:016x}", fingerprint(bytes.iter().copied()))
+}
+
+/// FNV-1a: enough to notice that a notebook or the runtime changed between runs;
+/// cryptographic content addressing of data lives in the executor's cache.
+pub(crate) fn fingerprint(bytes: impl IntoIterator<Item = u8>) -> u64 {
     let mut hash: u64 = 0xcbf29ce484222325;
     for b in bytes {
-        hash ^= u64::from(*b);
+        hash ^= u64::from(b);
         hash = hash.wrapping_mul(0x100000001b3);
     }
-    format!("{hash:016x}")
+    hash
 }
 
 #[cfg(test)]

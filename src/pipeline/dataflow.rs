@@ -23,6 +23,7 @@ use crate::analysis::{self, BlockFacts, CellSource, DynamicKind, Location};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::notebook::{Notebook, NotebookStructure};
 
+use super::cell_source;
 use super::dag::Dag;
 use super::{Metric, Parameter, Step};
 
@@ -47,12 +48,7 @@ pub(super) fn resolve(
     metric_names: &[(String, usize, u32)],
     diags: &mut Diagnostics,
 ) -> (Vec<Step>, Vec<Metric>) {
-    let source_of = |n: usize| -> CellSource<'_> {
-        CellSource {
-            number: n,
-            source: nb.cell(n).map(|c| c.source.as_str()).unwrap_or(""),
-        }
-    };
+    let source_of = |n: usize| cell_source(nb, n);
     let prelude: Vec<CellSource> = s
         .imports
         .iter()

@@ -136,12 +136,7 @@ fn build_from_structure(
     s: &NotebookStructure,
     diags: &mut Diagnostics,
 ) -> Option<Pipeline> {
-    let source_of = |n: usize| -> CellSource<'_> {
-        CellSource {
-            number: n,
-            source: nb.cell(n).map(|c| c.source.as_str()).unwrap_or(""),
-        }
-    };
+    let source_of = |n: usize| cell_source(nb, n);
 
     let mut parameters: Vec<Parameter> = Vec::new();
     for &n in &s.parameters {
@@ -232,6 +227,14 @@ fn build_from_structure(
         steps,
         dag,
     })
+}
+
+/// A cell's source in the shape the analysis takes; a missing cell reads as empty.
+pub(crate) fn cell_source(nb: &Notebook, n: usize) -> CellSource<'_> {
+    CellSource {
+        number: n,
+        source: nb.cell(n).map(|c| c.source.as_str()).unwrap_or(""),
+    }
 }
 
 /// A KFP-friendly name (`[a-z0-9-]`) from a file stem.

@@ -377,6 +377,18 @@ impl Store {
         Ok(())
     }
 
+    /// One trial; the tune loop reads back each trial it changes, and re-reading the
+    /// whole experiment each time would make a long tune quadratic.
+    pub fn trial(&self, experiment_id: i64, number: i64) -> Result<TrialRow> {
+        self.conn
+            .query_row(
+                "SELECT * FROM trials WHERE experiment_id = ?1 AND number = ?2",
+                params![experiment_id, number],
+                row_to_trial,
+            )
+            .map_err(|e| self.sql(e))
+    }
+
     pub fn trials(&self, experiment_id: i64) -> Result<Vec<TrialRow>> {
         let mut stmt = self
             .conn

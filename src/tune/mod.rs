@@ -448,13 +448,7 @@ pub async fn tune(
                 let number = next_number;
                 next_number += 1;
                 store.start_trial(experiment.id, number, &params_json(&params))?;
-                rows.push(
-                    store
-                        .trials(experiment.id)?
-                        .into_iter()
-                        .find(|r| r.number == number)
-                        .expect("just inserted"),
-                );
+                rows.push(store.trial(experiment.id, number)?);
                 let tuned: BTreeMap<String, ParamValue> = values
                     .iter()
                     .filter(|(k, _)| params.contains_key(*k))
@@ -679,11 +673,7 @@ pub async fn tune(
                     misses,
                     error.as_deref(),
                 )?;
-                let row = store
-                    .trials(experiment.id)?
-                    .into_iter()
-                    .find(|r| r.number == number)
-                    .expect("trial exists");
+                let row = store.trial(experiment.id, number)?;
                 if let Some(slot) = rows.iter_mut().find(|r| r.number == number) {
                     *slot = row.clone();
                 }
