@@ -212,7 +212,12 @@ fn summary(mut v: Vec<f64>) -> String {
 
 fn quality(samplers: &[&str], seeds: u64, trials: usize) {
     println!("## Simple regret (best found − f*), median [Q1, Q3] over {seeds} seeds\n");
-    for problem in problems() {
+    // BENCH_FUNCTIONS=hartmann6d,branin2d limits the run to those functions.
+    let only = std::env::var("BENCH_FUNCTIONS").ok();
+    for problem in problems().into_iter().filter(|p| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|f| f == p.name))
+    }) {
         println!("### {} (f* = {:.6})\n", problem.name, problem.f_opt);
         println!("| sampler | seeds | regret @50 | regret @{trials} | s per run |");
         println!("|---|---|---|---|---|");
@@ -221,15 +226,30 @@ fn quality(samplers: &[&str], seeds: u64, trials: usize) {
             let mut at_end = Vec::new();
             let mut secs = 0.0;
             let mut found_cat = 0;
-            for seed in 0..seeds {
+            // BENCH_HISTORY=FILE writes every trial (value, then parameters by name), one run per line.
+            let mut history = std::env::var("BENCH_HISTORY")
+                .ok()
+                .map(|f| std::fs::File::create(f).expect("history file"));
+            // BENCH_FIRST_SEED moves the window, e.g. to check a change on seeds it was not tuned on.
+            let first: u64 = std::env::var("BENCH_FIRST_SEED")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            for seed in first..first + seeds {
                 let mut study = make_study(&problem, sampler, seed);
                 let t0 = Instant::now();
                 let mut best = f64::INFINITY;
+                let mut rows: Vec<Vec<f64>> = Vec::new();
                 for i in 0..trials {
                     let Some((id, p)) = study.ask().expect("sampler works on the space") else {
                         break;
                     };
                     let v = (problem.f)(&p);
+                    if history.is_some() {
+                        let mut row = vec![v];
+                        row.extend(p.values().map(|x| x.as_f64().unwrap_or(f64::NAN)));
+                        rows.push(row);
+                    }
                     study.tell(id, v).expect("running trial");
                     best = best.min(v);
                     if i + 1 == 50 {
@@ -237,7 +257,27 @@ fn quality(samplers: &[&str], seeds: u64, trials: usize) {
                     }
                 }
                 secs += t0.elapsed().as_secs_f64();
+                if let Some(out) = history.as_mut() {
+                    use std::io::Write;
+                    writeln!(out, "{}", serde_json::to_string(&rows).expect("numbers"))
+                        .expect("history file");
+                }
                 let regret = (best - problem.f_opt).max(0.0);
+                if std::env::var_os("BENCH_PER_SEED").is_some() {
+                    let at = study.best_trial().map(|t| {
+                        t.params
+                            .iter()
+                            .map(|(k, v)| format!("{k}={:.3}", v.as_f64().unwrap_or(f64::NAN)))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    });
+                    eprintln!(
+                        "  {} {sampler} seed {seed}: regret {} at {}",
+                        problem.name,
+                        fmt(regret),
+                        at.unwrap_or_default()
+                    );
+                }
                 at_end.push(regret);
                 found_cat += (regret < 0.3) as usize;
             }

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `random` | [`RandomSampler`] | `random_state` |
 //! | `grid` | [`GridSampler`] | `random_state` |
-//! | `tpe`, `multivariate-tpe` | [`TpeSampler`] | `random_state`, `n_startup_trials` (10), `n_ei_candidates` (24; `n_EI_candidates` also accepted), `gamma` (0.1), `prior_weight` (1.0), `consider_magic_clip` (true), `constant_liar` (true), `bandwidth` (1.3), `adaptive_bandwidth` (true), `above_bandwidth` (0.3) |
+//! | `tpe`, `multivariate-tpe` | [`TpeSampler`] | `random_state`, `n_startup_trials` (10), `n_ei_candidates` (24; `n_EI_candidates` also accepted), `gamma` (0.15), `prior_weight` (1.0), `consider_magic_clip` (true), `constant_liar` (true) |
 //! | `bayesianoptimization` | [`GpSampler`] | `random_state`, `n_initial_points` (10), `acq_func` (`EI`; also `PI`, `LCB`, `gp_hedge` = EI), `base_estimator` (`GP` only), `acq_optimizer` (ignored) |
 //!
 //! | early stopping | rule | settings (default) |
@@ -128,7 +128,7 @@ pub fn sampler_from_katib(
             })
         }
         "tpe" | "multivariate-tpe" => {
-            const KNOWN: &str = "random_state, n_startup_trials, n_ei_candidates, gamma, prior_weight, consider_magic_clip, constant_liar, bandwidth, adaptive_bandwidth, above_bandwidth";
+            const KNOWN: &str = "random_state, n_startup_trials, n_ei_candidates, gamma, prior_weight, consider_magic_clip, constant_liar";
             let mut cfg = TpeConfig::default();
             for s in settings {
                 match s.name.as_str() {
@@ -155,21 +155,6 @@ pub fn sampler_from_katib(
                     }
                     "consider_magic_clip" => cfg.consider_magic_clip = parse_bool(s)?,
                     "constant_liar" => cfg.constant_liar = parse_bool(s)?,
-                    "bandwidth" => {
-                        cfg.bandwidth = parse(
-                            s,
-                            |v: &f64| *v > 0.0 && v.is_finite(),
-                            "expected a number > 0",
-                        )?
-                    }
-                    "adaptive_bandwidth" => cfg.adaptive_bandwidth = parse_bool(s)?,
-                    "above_bandwidth" => {
-                        cfg.above_bandwidth = parse(
-                            s,
-                            |v: &f64| *v > 0.0 && v.is_finite(),
-                            "expected a number > 0",
-                        )?
-                    }
                     _ => return Err(unknown(s, KNOWN)),
                 }
             }

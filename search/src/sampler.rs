@@ -149,7 +149,7 @@ impl LatinStart {
         Some(
             dims.iter()
                 .zip(&self.strata)
-                .map(|(d, s)| d.from_unit((s[i] as f64 + rng.random::<f64>()) / self.n as f64))
+                .map(|(d, s)| d.value_at_unit((s[i] as f64 + rng.random::<f64>()) / self.n as f64))
                 .collect(),
         )
     }

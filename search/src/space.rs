@@ -665,7 +665,7 @@ impl NumDim {
 
     /// A draw from the parameter's own distribution, driven by `u ∈ (0, 1)` so that
     /// callers can stratify; then snapped.
-    pub fn from_unit(&self, u: f64) -> f64 {
+    pub fn value_at_unit(&self, u: f64) -> f64 {
         let (a, b) = self.warped_bounds();
         let w = match self.dist {
             Distribution::Uniform | Distribution::LogUniform => a + u * (b - a),
@@ -685,12 +685,12 @@ impl NumDim {
 impl Dim {
     /// One draw from the parameter's own distribution.
     pub fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> f64 {
-        self.from_unit(rng.random::<f64>())
+        self.value_at_unit(rng.random::<f64>())
     }
 
-    pub fn from_unit(&self, u: f64) -> f64 {
+    pub fn value_at_unit(&self, u: f64) -> f64 {
         match self {
-            Dim::Num(d) => d.from_unit(u),
+            Dim::Num(d) => d.value_at_unit(u),
             Dim::Choice(c) => ((u * c.labels.len() as f64) as usize).min(c.labels.len() - 1) as f64,
         }
     }

@@ -117,7 +117,7 @@ impl Scaler<'_> {
             .collect()
     }
 
-    fn from_unit(&self, u: &[f64]) -> Vec<f64> {
+    fn value_at_unit(&self, u: &[f64]) -> Vec<f64> {
         self.dims
             .iter()
             .zip(u)
@@ -364,14 +364,14 @@ impl Sampler for GpSampler {
         refined.sort_by(|a, b| b.0.total_cmp(&a.0));
         let pick = refined
             .iter()
-            .map(|(_, u)| scaler.from_unit(u))
+            .map(|(_, u)| scaler.value_at_unit(u))
             .find(|x| !visited.contains(&key(x)))
             .or_else(|| {
                 (0..64)
                     .map(|_| dims.iter().map(|d| d.sample(rng)).collect::<Vec<f64>>())
                     .find(|x| !visited.contains(&key(x)))
             })
-            .unwrap_or_else(|| scaler.from_unit(&refined[0].1));
+            .unwrap_or_else(|| scaler.value_at_unit(&refined[0].1));
         Ok(Suggestion::Params(decode(space, &dims, &pick)))
     }
 }

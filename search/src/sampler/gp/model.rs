@@ -235,8 +235,8 @@ fn objective(data: &Data, h: &Hyper) -> Option<(f64, Vec<f64>)> {
         lml += -0.5 * ((v - mu) / sd).powi(2);
         *g += -(v - mu) / (sd * sd);
     };
-    for m in 0..d {
-        prior(h.log_ls[m], LS_PRIOR, &mut grad[m]);
+    for (log_ls, g) in h.log_ls.iter().zip(&mut grad[..d]) {
+        prior(*log_ls, LS_PRIOR, g);
     }
     prior(h.log_signal, SIG_PRIOR, &mut grad[d]);
     prior(h.log_noise, NOISE_PRIOR, &mut grad[d + 1]);

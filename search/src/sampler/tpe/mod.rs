@@ -12,16 +12,15 @@
 //!    asking concurrently are steered away from points already being evaluated.
 //! 3. Each group becomes a product-kernel density over all parameters jointly
 //!    (see `parzen.rs`), weighted towards recent trials once there are more than
-//!    25, plus one broad prior kernel. Bandwidths follow Scott's rule on each
-//!    group's own spread (`1.3 · sd · n^(-1/(d+4))`, clipped below at
-//!    `range / min(100, n + 1)`): the good group is tight, so late suggestions
-//!    refine the optimum instead of sampling around it at a range-wide scale.
-//!    The "above" density instead keeps Optuna's range-based rule, with its
-//!    own multiplier (`above_bandwidth · range · n^(-1/(d+4))`): a narrow g
-//!    keeps unexplored regions attractive. Kernels of the "below" group are
-//!    also weighted by their improvement over the split (1.1 for the best
-//!    trial down to 0.1 at the threshold). These are where we depart from
-//!    Optuna; see `search/README.md` for what each changed in `examples/bench.rs`.
+//!    25, plus one broad prior kernel. A kernel's width on each axis is the
+//!    larger gap to its neighbouring trials there (Bergstra's adaptive Parzen
+//!    rule, as in hyperopt and Optuna 5): tight where good trials cluster, so
+//!    late suggestions refine the optimum, wide around isolated trials. Kernels
+//!    of the "below" group are also weighted by their improvement over the
+//!    split (1.1 for the best trial down to 0.1 at the threshold), so l(x)
+//!    leans towards the best region it knows. With `gamma` 0.15 (Optuna: 0.1)
+//!    these two are where we depart from Optuna; `search/README.md` has what
+//!    each changed in `examples/bench.rs`.
 //! 4. `n_ei_candidates` points are drawn from the "below" density and the one
 //!    maximising `ln l(x) − ln g(x)` (equivalent to maximising expected
 //!    improvement under TPE's model) is returned. Candidates that repeat an
@@ -31,13 +30,10 @@
 //! - `random_state`: seed (unseeded);
 //! - `n_startup_trials`: 10;
 //! - `n_ei_candidates`: 24;
-//! - `gamma`: 0.1, fraction of ranked trials in "below" (at most 25 trials);
+//! - `gamma`: 0.15, fraction of ranked trials in "below" (at most 25 trials);
 //! - `prior_weight`: 1.0;
-//! - `consider_magic_clip`: true (bandwidth ≥ range / min(100, n + 1));
-//! - `constant_liar`: true;
-//! - `bandwidth`: 1.3, `adaptive_bandwidth`: true (kale extensions, see step 3;
-//!   `adaptive_bandwidth=false, bandwidth=0.2` is Optuna's rule for both densities);
-//! - `above_bandwidth`: 0.3 (kale extension, used with `adaptive_bandwidth`).
+//! - `consider_magic_clip`: true (kernel width ≥ range / min(100, kernels + 1));
+//! - `constant_liar`: true.
 //!
 //! ```
 //! use kale_search::{Direction, ParameterSpec, SearchSpace, Study, sampler::tpe::TpeSampler};
@@ -79,15 +75,6 @@ pub struct TpeConfig {
     pub prior_weight: f64,
     pub consider_magic_clip: bool,
     pub constant_liar: bool,
-    /// Kernel bandwidth multiplier, before shrinking with n: times each group's
-    /// standard deviation (adaptive) or times the parameter range (not adaptive;
-    /// Optuna's multivariate rule is 0.2 × range).
-    pub bandwidth: f64,
-    /// Bandwidth proportional to each group's spread (Scott's rule) rather than the range.
-    pub adaptive_bandwidth: bool,
-    /// With `adaptive_bandwidth`, the "above" density's multiplier of
-    /// `range · n^(-1/(d+4))` (it is not adaptive).
-    pub above_bandwidth: f64,
 }
 
 impl Default for TpeConfig {
@@ -96,14 +83,11 @@ impl Default for TpeConfig {
             seed: None,
             n_startup_trials: 10,
             n_ei_candidates: 24,
-            gamma: 0.1,
+            gamma: 0.15,
             gamma_cap: 25,
             prior_weight: 1.0,
             consider_magic_clip: true,
             constant_liar: true,
-            bandwidth: 1.3,
-            adaptive_bandwidth: true,
-            above_bandwidth: 0.3,
         }
     }
 }
@@ -303,10 +287,13 @@ impl Sampler for TpeSampler {
             return Ok(Suggestion::Params(decode(space, &dims, &x)));
         }
 
-        ranked.sort_by(|a, b| {
-            (a.0.0, a.0.1, a.0.2, a.1)
-                .partial_cmp(&(b.0.0, b.0.1, b.0.2, b.1))
-                .expect("losses are not NaN")
+        // The trial number breaks ties, so the order is total and an unstable
+        // sort gives the same result as a stable one.
+        ranked.sort_unstable_by(|a, b| {
+            (a.0.0.cmp(&b.0.0))
+                .then(a.0.1.total_cmp(&b.0.1))
+                .then(a.0.2.total_cmp(&b.0.2))
+                .then(a.1.cmp(&b.1))
         });
         let ranked = ranked;
         let nb = self.n_below(ranked.len());
@@ -332,8 +319,6 @@ impl Sampler for TpeSampler {
         let pcfg = ParzenConfig {
             prior_weight: self.cfg.prior_weight,
             magic_clip: self.cfg.consider_magic_clip,
-            bandwidth: self.cfg.bandwidth,
-            adaptive: self.cfg.adaptive_bandwidth,
         };
         let below_x: Vec<&[f64]> = below.iter().map(|g| coords(g.1)).collect();
         // Below-group kernels also weighted by improvement over the split:
@@ -357,19 +342,7 @@ impl Sampler for TpeSampler {
         };
         let mut above_x: Vec<&[f64]> = above.iter().map(|g| coords(g.1)).collect();
         above_x.extend(running.iter().take(liars).map(|r| r.as_slice()));
-        // The "above" density keeps a range-based bandwidth (Optuna's rule with
-        // its own multiplier): a narrow g marks explored regions precisely, so
-        // unexplored ones (e.g. other categories' optima) keep a high l/g.
-        let gcfg = if self.cfg.adaptive_bandwidth {
-            ParzenConfig {
-                adaptive: false,
-                bandwidth: self.cfg.above_bandwidth,
-                ..pcfg
-            }
-        } else {
-            pcfg
-        };
-        let g = Parzen::new(&axes, &above_x, &weights_for(above, liars), &priors, gcfg);
+        let g = Parzen::new(&axes, &above_x, &weights_for(above, liars), &priors, pcfg);
 
         let mut best: Option<(f64, Vec<f64>)> = None;
         let mut fallback: Option<(f64, Vec<f64>)> = None;
