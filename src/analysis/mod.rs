@@ -11,6 +11,7 @@
 //! parser's error recovery still lets us see most of the names.
 
 mod builtins;
+mod imports;
 mod ipython;
 mod scope;
 mod source;
@@ -23,6 +24,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use builtins::is_builtin;
+pub use imports::imported_modules;
 pub use special_cells::{ParamDecl, ParamValue, parse_metrics, parse_parameters};
 
 /// One notebook cell's code.

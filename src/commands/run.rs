@@ -55,6 +55,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         )?)),
         reuse: !args.no_cache,
         experiment: None,
+        fork_server: exec::fork_server::ForkServerSlot::for_pipeline(&pipeline),
     };
     let names: Vec<String> = pipeline.steps.iter().map(|s| s.name.clone()).collect();
     let reporter = Arc::new(TerminalReporter::new(

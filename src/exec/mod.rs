@@ -5,9 +5,11 @@
 //! `manifest.json`, `kale_runtime.py`, and per step `steps/<step>/` with `program.py`,
 //! `linemap.json`, `context.json` (inputs for the runtime), `stdout.log`, `stderr.log`,
 //! `outputs/` + `outputs.json`, `metrics.json`, `status.json` and, on failure,
-//! `error.json`.
+//! `error.json`. Step processes come from the [`fork_server`] where it can run,
+//! else are spawned one by one; both behave the same to the step.
 
 pub mod cache;
+pub mod fork_server;
 pub mod manifest;
 pub mod python;
 mod tmpname;
@@ -57,6 +59,9 @@ pub struct RunOptions {
     pub reuse: bool,
     /// Set when the run is a trial of a tuning experiment.
     pub experiment: Option<(String, u64)>,
+    /// Where steps get their processes from when not spawned one by one (see
+    /// [`fork_server`]); shared by all trials of a tune.
+    pub fork_server: Option<Arc<fork_server::ForkServerSlot>>,
 }
 
 /// How a run ended.
@@ -241,7 +246,9 @@ pub async fn run(
                     run_dir: run_dir.clone(),
                     runtime_dir: runtime_dir.clone(),
                     workdir: workdir.clone(),
-                    python: opts.interpreter.executable.clone(),
+                    interpreter: opts.interpreter.clone(),
+                    fork_server: opts.fork_server.clone(),
+                    fork_server_log: fork_server::log_path(&opts.runs_dir),
                     sources: pipeline.sources.clone(),
                     reporter: reporter.clone(),
                     cancel: cancel.clone(),
@@ -325,6 +332,12 @@ fn install_runtime(runs_dir: &Path, interpreter: &Interpreter) -> std::io::Resul
         std::fs::write(&tmp, codegen::RUNTIME_SOURCE)?;
         std::fs::rename(&tmp, &file)?;
     }
+    let zygote = dir.join(fork_server::ZYGOTE_FILE);
+    if std::fs::read_to_string(&zygote).ok().as_deref() != Some(fork_server::ZYGOTE_SOURCE) {
+        let tmp = tmpname::beside(&zygote);
+        std::fs::write(&tmp, fork_server::ZYGOTE_SOURCE)?;
+        std::fs::rename(&tmp, &zygote)?;
+    }
     let (major, minor) = interpreter.version;
     let compiled = dir
         .join("__pycache__")
@@ -386,7 +399,9 @@ struct StepTask {
     run_dir: PathBuf,
     runtime_dir: PathBuf,
     workdir: PathBuf,
-    python: PathBuf,
+    interpreter: python::Interpreter,
+    fork_server: Option<Arc<fork_server::ForkServerSlot>>,
+    fork_server_log: PathBuf,
     sources: BTreeMap<usize, String>,
     reporter: Arc<dyn Reporter>,
     cancel: watch::Receiver<bool>,
@@ -533,16 +548,28 @@ impl StepTask {
             let _ = std::fs::remove_file(dir.join(stale));
         }
 
-        let pythonpath = match std::env::var_os("PYTHONPATH") {
-            Some(existing) if !existing.is_empty() => {
-                let mut p = self.runtime_dir.clone().into_os_string();
-                p.push(":");
-                p.push(existing);
-                p
+        if let Some(slot) = &self.fork_server {
+            let server = slot
+                .get(
+                    &self.interpreter,
+                    &self.runtime_dir,
+                    &self.workdir,
+                    &self.fork_server_log,
+                )
+                .await;
+            if let Some(server) = server {
+                // A server that cannot take the step (it just died) leaves it to
+                // a plain process below.
+                if let Ok(forked) = server
+                    .spawn(&program_path, &self.workdir, &[("KALE_STEP_DIR", dir)])
+                    .await
+                {
+                    return Ok(self.supervise_forked(forked, dir).await);
+                }
             }
-            _ => self.runtime_dir.clone().into_os_string(),
-        };
-        let mut child = Command::new(&self.python);
+        }
+        let pythonpath = fork_server::python_path(&self.runtime_dir);
+        let mut child = Command::new(&self.interpreter.executable);
         child
             .arg(&program_path)
             .current_dir(&self.workdir)
@@ -596,6 +623,58 @@ impl StepTask {
         let _ = out_task.await;
         let _ = err_task.await;
         Ok(exit)
+    }
+
+    /// The same as for a spawned process, for a child of the fork server: its
+    /// output to the logs and the reporter, its exit code, and on cancel
+    /// SIGTERM then SIGKILL to its process group.
+    async fn supervise_forked(&mut self, forked: fork_server::ForkedStep, dir: &Path) -> Exit {
+        let fork_server::ForkedStep {
+            pid,
+            stdout,
+            stderr,
+            mut exit,
+        } = forked;
+        let out_task = tokio::spawn(pump(
+            stdout,
+            dir.join("stdout.log"),
+            self.step.name.clone(),
+            false,
+            self.reporter.clone(),
+        ));
+        let err_task = tokio::spawn(pump(
+            stderr,
+            dir.join("stderr.log"),
+            self.step.name.clone(),
+            true,
+            self.reporter.clone(),
+        ));
+        let exit = loop {
+            tokio::select! {
+                code = &mut exit => break Exit::Code(code.unwrap_or(None)),
+                changed = self.cancel.changed() => {
+                    if changed.is_err() || *self.cancel.borrow() {
+                        signal_group(pid, libc::SIGTERM);
+                        let grace = std::time::Duration::from_secs(3);
+                        if tokio::time::timeout(grace, &mut exit).await.is_err() {
+                            signal_group(pid, libc::SIGKILL);
+                            let _ = tokio::time::timeout(grace, &mut exit).await;
+                        }
+                        break Exit::Interrupted;
+                    }
+                }
+            }
+        };
+        let _ = out_task.await;
+        let _ = err_task.await;
+        exit
+    }
+}
+
+fn signal_group(pid: i32, signal: libc::c_int) {
+    // SAFETY: plain FFI call; a negative pid addresses the step's process group.
+    unsafe {
+        libc::kill(-pid, signal);
     }
 }
 

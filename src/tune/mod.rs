@@ -353,6 +353,9 @@ pub async fn tune(
     let mut cache_hits: u64 = rows.iter().map(|r| r.cache_hits as u64).sum();
     let mut cache_misses: u64 = rows.iter().map(|r| r.cache_misses as u64).sum();
     let objective_prefix = format!("{}=", search.objective);
+    // One fork server for the whole session: the notebook's imports are paid
+    // once, not once per step of every trial.
+    let fork_server = exec::fork_server::ForkServerSlot::for_pipeline(pipeline);
 
     let live =
         |rows: &[TrialRow], running: &HashMap<i64, Running>, hits: u64, misses: u64| -> LiveState {
@@ -480,6 +483,7 @@ pub async fn tune(
                     cache: opts.cache.clone(),
                     reuse: opts.reuse,
                     experiment: Some((experiment.name.clone(), number as u64)),
+                    fork_server: fork_server.clone(),
                 };
                 store.set_run_dir(
                     experiment.id,

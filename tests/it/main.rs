@@ -3,6 +3,7 @@
 
 mod corpus;
 mod debug;
+mod fork_server;
 mod fuzz;
 mod inspect;
 mod katib_cluster;
