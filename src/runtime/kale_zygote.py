@@ -119,8 +119,10 @@ def _run_child(sock, wakeup_fds, request, fds):
             code = 0
         except SystemExit as e:
             code = _exit_code(e)
-        except BaseException:
-            sys.excepthook(*sys.exc_info())
+        except BaseException as e:
+            # Start the traceback at the program, as `python PROGRAM` would.
+            tb = e.__traceback__.tb_next if e.__traceback__ is not None else None
+            sys.excepthook(type(e), e.with_traceback(tb), tb)
             code = 1
         # What the interpreter does on the way out: wait for non-daemon
         # threads, then run the exit handlers.

@@ -154,3 +154,36 @@ fn a_tune_imports_the_modules_once_for_all_its_trials() {
     // processes, one import.
     assert_eq!(importing_pids(&log).len(), 1);
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_forked_steps_traceback_is_the_one_python_would_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "fails.ipynb",
+        &[
+            C::Code(&["imports"], "import json"),
+            C::Code(&["step:boom"], "x = 1\nraise ValueError('no good')"),
+        ],
+        None,
+    );
+    let out = kale_with_python().arg("run").arg(&nb).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cell 2, line 2"), "{stderr}");
+    let runs = dir.path().join(".kale/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("manifest.json").exists())
+        .unwrap();
+    let log = std::fs::read_to_string(run.join("steps/boom/stderr.log")).unwrap();
+    assert!(
+        log.starts_with("Traceback (most recent call last):\n  File \""),
+        "{log}"
+    );
+    assert!(log.contains("program.py\", line"), "{log}");
+    assert!(log.contains("ValueError: no good"), "{log}");
+    assert!(!log.contains("kale_zygote"), "{log}");
+}
