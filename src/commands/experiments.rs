@@ -48,7 +48,7 @@ fn open(args: &StoreArgs) -> Result<Store, ExitCode> {
 }
 
 fn direction(e: &Experiment) -> Direction {
-    if e.direction == "minimize" {
+    if e.spec.direction == "minimize" {
         Direction::Minimize
     } else {
         Direction::Maximize
@@ -61,7 +61,7 @@ fn load(store: &Store, name: &str) -> Result<(Experiment, Vec<TrialRow>), ExitCo
             .experiments()
             .unwrap_or_default()
             .into_iter()
-            .map(|e| format!("`{}`", e.name))
+            .map(|e| format!("`{}`", e.spec.name))
             .collect();
         eprintln!(
             "error: {err}{}",
@@ -104,8 +104,8 @@ fn list(args: &StoreArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(e, t, best)| {
                 let (ok, failed, total) = counts(t);
-                json!({"name": e.name, "notebook": e.notebook, "status": e.status, "reason": e.reason,
-                       "objective": e.objective, "direction": e.direction, "algorithm": e.algorithm,
+                json!({"name": e.spec.name, "notebook": e.spec.notebook, "status": e.status, "reason": e.reason,
+                       "objective": e.spec.objective, "direction": e.spec.direction, "algorithm": e.spec.algorithm,
                        "trials": total, "succeeded": ok, "failed": failed, "best": best})
             })
             .collect();
@@ -124,22 +124,22 @@ fn list(args: &StoreArgs) -> anyhow::Result<ExitCode> {
         let (ok, failed, total) = counts(&trials);
         println!(
             "{:<24} {:<11} {:<22} {:>8} {:>12}  {:<10} {}",
-            e.name,
+            e.spec.name,
             e.status,
             format!(
                 "{} {}",
-                if e.direction == "minimize" {
+                if e.spec.direction == "minimize" {
                     "min"
                 } else {
                     "max"
                 },
-                e.objective
+                e.spec.objective
             ),
             format!("{total} ({failed}✗)").replace(" (0✗)", ""),
             best.map(|b| format!("{b:.6}"))
                 .unwrap_or_else(|| "-".into()),
-            e.algorithm,
-            e.notebook
+            e.spec.algorithm,
+            e.spec.notebook
         );
         let _ = ok;
     }
@@ -166,34 +166,37 @@ fn show(name: &str, args: &StoreArgs) -> anyhow::Result<ExitCode> {
     let _ = writeln!(
         out,
         "experiment {}  ({}{})",
-        e.name,
+        e.spec.name,
         e.status,
         e.reason
             .as_deref()
             .map(|r| format!(": {r}"))
             .unwrap_or_default()
     );
-    let _ = writeln!(out, "notebook   {}", e.notebook);
+    let _ = writeln!(out, "notebook   {}", e.spec.notebook);
     let _ = writeln!(
         out,
         "objective  {} {}{}",
-        e.direction,
-        e.objective,
-        e.goal.map(|g| format!(" (goal {g})")).unwrap_or_default()
+        e.spec.direction,
+        e.spec.objective,
+        e.spec
+            .goal
+            .map(|g| format!(" (goal {g})"))
+            .unwrap_or_default()
     );
-    let _ = writeln!(out, "algorithm  {} {}", e.algorithm, e.settings);
-    let _ = writeln!(out, "space      {}", e.space);
+    let _ = writeln!(out, "algorithm  {} {}", e.spec.algorithm, e.spec.settings);
+    let _ = writeln!(out, "space      {}", e.spec.space);
     let _ = writeln!(
         out,
         "trials     {total} of {} ({ok} succeeded, {failed} failed), {} at once, {:.1}s",
-        e.max_trials, e.parallel, e.wall_seconds
+        e.spec.max_trials, e.spec.parallel, e.wall_seconds
     );
     if let Some(b) = best {
         let _ = writeln!(
             out,
             "best       trial {}: {}={} {}",
             b.number,
-            e.objective,
+            e.spec.objective,
             b.value.unwrap_or(f64::NAN),
             params_text(&b.params)
         );
@@ -208,7 +211,7 @@ fn show(name: &str, args: &StoreArgs) -> anyhow::Result<ExitCode> {
         } else {
             " "
         };
-        let _ = writeln!(out, "{mark}{}", trial_line(t, &e.objective));
+        let _ = writeln!(out, "{mark}{}", trial_line(t, &e.spec.objective));
     }
     print!("{out}");
     Ok(ExitCode::SUCCESS)
@@ -229,13 +232,16 @@ fn compare(names: &[String], args: &StoreArgs) -> anyhow::Result<ExitCode> {
     let rows: Vec<(&str, Vec<String>)> = vec![
         (
             "algorithm",
-            columns.iter().map(|(e, _)| e.algorithm.clone()).collect(),
+            columns
+                .iter()
+                .map(|(e, _)| e.spec.algorithm.clone())
+                .collect(),
         ),
         (
             "objective",
             columns
                 .iter()
-                .map(|(e, _)| format!("{} {}", e.direction, e.objective))
+                .map(|(e, _)| format!("{} {}", e.spec.direction, e.spec.objective))
                 .collect(),
         ),
         (
@@ -313,14 +319,14 @@ fn compare(names: &[String], args: &StoreArgs) -> anyhow::Result<ExitCode> {
         .map(|i| {
             rows.iter()
                 .map(|(_, v)| v[i].chars().count())
-                .chain([columns[i].0.name.len()])
+                .chain([columns[i].0.spec.name.len()])
                 .max()
                 .unwrap_or(8)
         })
         .collect();
     let mut out = format!("{:<15}", "");
     for (i, (e, _)) in columns.iter().enumerate() {
-        let _ = write!(out, "  {:<w$}", e.name, w = widths[i]);
+        let _ = write!(out, "  {:<w$}", e.spec.name, w = widths[i]);
     }
     out.push('\n');
     for (label, values) in rows {
@@ -368,9 +374,9 @@ pub fn history_svg(e: &Experiment, trials: &[TrialRow]) -> String {
     let _ = writeln!(
         svg,
         r#"<text x="{left}" y="22" font-size="15" font-weight="bold">{} — {} {} by trial</text>"#,
-        xml(&e.name),
-        e.direction,
-        xml(&e.objective)
+        xml(&e.spec.name),
+        e.spec.direction,
+        xml(&e.spec.objective)
     );
     if points.is_empty() {
         let _ = writeln!(
@@ -447,7 +453,7 @@ pub fn history_svg(e: &Experiment, trials: &[TrialRow]) -> String {
         r#"<text x="16" y="{}" transform="rotate(-90 16 {})" text-anchor="middle">{}</text>"#,
         (top + h - bottom) / 2.0,
         (top + h - bottom) / 2.0,
-        xml(&e.objective)
+        xml(&e.spec.objective)
     );
     // Best so far.
     let dir = direction(e);

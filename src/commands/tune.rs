@@ -72,7 +72,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
         }
     };
     drop(store);
-    if args.resume && experiment.notebook_hash != notebook_hash {
+    if args.resume && experiment.spec.notebook_hash != notebook_hash {
         eprintln!(
             "warning: the notebook changed since experiment `{name}` started; new trials run the current notebook"
         );

@@ -35,19 +35,9 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone, Debug, Serialize)]
 pub struct Experiment {
     pub id: i64,
-    pub name: String,
-    pub notebook: String,
-    pub notebook_hash: String,
-    pub objective: String,
-    pub direction: String,
-    pub goal: Option<f64>,
-    pub algorithm: String,
-    pub settings: Value,
-    pub space: Value,
-    pub max_trials: i64,
-    pub parallel: i64,
-    pub max_failed: i64,
-    pub early_stopping: Option<Value>,
+    /// What the experiment was created with.
+    #[serde(flatten)]
+    pub spec: NewExperiment,
     pub status: String,
     pub reason: Option<String>,
     pub created_at: f64,
@@ -77,7 +67,7 @@ pub struct TrialRow {
 }
 
 /// Settings of a new experiment.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct NewExperiment {
     pub name: String,
     pub notebook: String,
@@ -259,7 +249,7 @@ impl Store {
             && process_alive(pid)
         {
             return Err(StoreError::Busy {
-                name: experiment.name.clone(),
+                name: experiment.spec.name.clone(),
                 pid,
             });
         }
@@ -411,19 +401,21 @@ fn row_to_experiment(r: &rusqlite::Row) -> rusqlite::Result<Experiment> {
     let json = |s: String| serde_json::from_str(&s).unwrap_or(Value::Null);
     Ok(Experiment {
         id: r.get("id")?,
-        name: r.get("name")?,
-        notebook: r.get("notebook")?,
-        notebook_hash: r.get("notebook_hash")?,
-        objective: r.get("objective")?,
-        direction: r.get("direction")?,
-        goal: r.get("goal")?,
-        algorithm: r.get("algorithm")?,
-        settings: json(r.get("settings")?),
-        space: json(r.get("space")?),
-        max_trials: r.get("max_trials")?,
-        parallel: r.get("parallel")?,
-        max_failed: r.get("max_failed")?,
-        early_stopping: r.get::<_, Option<String>>("early_stopping")?.map(json),
+        spec: NewExperiment {
+            name: r.get("name")?,
+            notebook: r.get("notebook")?,
+            notebook_hash: r.get("notebook_hash")?,
+            objective: r.get("objective")?,
+            direction: r.get("direction")?,
+            goal: r.get("goal")?,
+            algorithm: r.get("algorithm")?,
+            settings: json(r.get("settings")?),
+            space: json(r.get("space")?),
+            max_trials: r.get("max_trials")?,
+            parallel: r.get("parallel")?,
+            max_failed: r.get("max_failed")?,
+            early_stopping: r.get::<_, Option<String>>("early_stopping")?.map(json),
+        },
         status: r.get("status")?,
         reason: r.get("reason")?,
         created_at: r.get("created_at")?,

@@ -122,37 +122,37 @@ fn stored_search(
     max_trials: Option<u64>,
     parallel: Option<usize>,
 ) -> Result<ResolvedSearch, TuneError> {
-    let space: SearchSpace = serde_json::from_value(e.space.clone()).map_err(|err| {
+    let space: SearchSpace = serde_json::from_value(e.spec.space.clone()).map_err(|err| {
         TuneError::Setup(format!(
             "stored search space of `{}` is unreadable: {err}",
-            e.name
+            e.spec.name
         ))
     })?;
     let settings: Vec<AlgorithmSetting> =
-        serde_json::from_value(e.settings.clone()).unwrap_or_default();
-    let early_stopping = e.early_stopping.as_ref().and_then(|v| {
+        serde_json::from_value(e.spec.settings.clone()).unwrap_or_default();
+    let early_stopping = e.spec.early_stopping.as_ref().and_then(|v| {
         let name = v.get("name")?.as_str()?.to_string();
         let settings: Vec<AlgorithmSetting> =
             serde_json::from_value(v.get("settings")?.clone()).ok()?;
         Some((name, settings))
     });
     Ok(ResolvedSearch {
-        objective: e.objective.clone(),
+        objective: e.spec.objective.clone(),
         additional_metrics: Vec::new(),
-        direction: if e.direction == "minimize" {
+        direction: if e.spec.direction == "minimize" {
             Direction::Minimize
         } else {
             Direction::Maximize
         },
         direction_source: "the stored experiment",
-        goal: e.goal,
-        algorithm: e.algorithm.clone(),
+        goal: e.spec.goal,
+        algorithm: e.spec.algorithm.clone(),
         settings,
         space,
         space_source: "the stored experiment".into(),
-        max_trials: max_trials.unwrap_or(e.max_trials as u64),
-        parallel: parallel.unwrap_or(e.parallel as usize),
-        max_failed: e.max_failed as u64,
+        max_trials: max_trials.unwrap_or(e.spec.max_trials as u64),
+        parallel: parallel.unwrap_or(e.spec.parallel as usize),
+        max_failed: e.spec.max_failed as u64,
         early_stopping,
     })
 }
@@ -360,7 +360,7 @@ pub async fn tune(
     let live =
         |rows: &[TrialRow], running: &HashMap<i64, Running>, hits: u64, misses: u64| -> LiveState {
             let mut state = LiveState {
-                experiment: experiment.name.clone(),
+                experiment: experiment.spec.name.clone(),
                 objective: search.objective.clone(),
                 direction: direction_name(search.direction).into(),
                 max_trials: search.max_trials,
@@ -471,7 +471,7 @@ pub async fn tune(
                 );
                 let run_id = format!(
                     "{}-t{number}-{}",
-                    experiment.name,
+                    experiment.spec.name,
                     &exec::new_run_id()[16..]
                 );
                 let run_opts = RunOptions {
@@ -482,7 +482,7 @@ pub async fn tune(
                     run_id: Some(run_id.clone()),
                     cache: opts.cache.clone(),
                     reuse: opts.reuse,
-                    experiment: Some((experiment.name.clone(), number as u64)),
+                    experiment: Some((experiment.spec.name.clone(), number as u64)),
                     fork_server: fork_server.clone(),
                 };
                 store.set_run_dir(
@@ -719,7 +719,7 @@ pub async fn tune(
     )?;
     let trials = store.trials(experiment.id)?;
     Ok(TuneOutcome {
-        experiment: store.experiment(&experiment.name)?,
+        experiment: store.experiment(&experiment.spec.name)?,
         best: best_trial(&trials, search.direction).cloned(),
         status,
         reason,
