@@ -362,9 +362,13 @@ fn read_replies(socket: &OwnedFd, state: &Mutex<State>) {
     state.running.clear();
 }
 
-/// Where the server's own stderr goes (start-up problems), beside the runs.
+/// Where the server's own stderr goes (start-up problems): `.kale/fork-server.log`,
+/// beside the runs directory rather than in it, where only runs belong.
 pub fn log_path(runs_dir: &Path) -> PathBuf {
-    runs_dir.join("fork-server.log")
+    runs_dir
+        .parent()
+        .unwrap_or(runs_dir)
+        .join("fork-server.log")
 }
 
 #[cfg(all(test, target_os = "linux"))]

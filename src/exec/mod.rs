@@ -564,7 +564,13 @@ impl StepTask {
                     .spawn(&program_path, &self.workdir, &[("KALE_STEP_DIR", dir)])
                     .await
                 {
-                    return Ok(self.supervise_forked(forked, dir).await);
+                    let process = StepProcess::Forked {
+                        pid: forked.pid,
+                        exit: forked.exit,
+                    };
+                    return self
+                        .supervise(process, forked.stdout, forked.stderr, dir)
+                        .await;
                 }
             }
         }
@@ -595,6 +601,23 @@ impl StepTask {
         let mut child = child.spawn()?;
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
+        self.supervise(StepProcess::Spawned(child), stdout, stderr, dir)
+            .await
+    }
+
+    /// Copies the step's output to its logs and the reporter while waiting for
+    /// it to exit, or stops it when the run is cancelled.
+    async fn supervise<O, E>(
+        &mut self,
+        mut process: StepProcess,
+        stdout: O,
+        stderr: E,
+        dir: &Path,
+    ) -> std::io::Result<Exit>
+    where
+        O: tokio::io::AsyncRead + Unpin + Send + 'static,
+        E: tokio::io::AsyncRead + Unpin + Send + 'static,
+    {
         let out_task = tokio::spawn(pump(
             stdout,
             dir.join("stdout.log"),
@@ -611,10 +634,10 @@ impl StepTask {
         ));
         let exit = loop {
             tokio::select! {
-                status = child.wait() => break Exit::Code(status?.code()),
+                code = process.wait() => break Exit::Code(code?),
                 changed = self.cancel.changed() => {
                     if changed.is_err() || *self.cancel.borrow() {
-                        terminate(&mut child).await;
+                        process.terminate().await;
                         break Exit::Interrupted;
                     }
                 }
@@ -624,58 +647,6 @@ impl StepTask {
         let _ = err_task.await;
         Ok(exit)
     }
-
-    /// The same as for a spawned process, for a child of the fork server: its
-    /// output to the logs and the reporter, its exit code, and on cancel
-    /// SIGTERM then SIGKILL to its process group.
-    async fn supervise_forked(&mut self, forked: fork_server::ForkedStep, dir: &Path) -> Exit {
-        let fork_server::ForkedStep {
-            pid,
-            stdout,
-            stderr,
-            mut exit,
-        } = forked;
-        let out_task = tokio::spawn(pump(
-            stdout,
-            dir.join("stdout.log"),
-            self.step.name.clone(),
-            false,
-            self.reporter.clone(),
-        ));
-        let err_task = tokio::spawn(pump(
-            stderr,
-            dir.join("stderr.log"),
-            self.step.name.clone(),
-            true,
-            self.reporter.clone(),
-        ));
-        let exit = loop {
-            tokio::select! {
-                code = &mut exit => break Exit::Code(code.unwrap_or(None)),
-                changed = self.cancel.changed() => {
-                    if changed.is_err() || *self.cancel.borrow() {
-                        signal_group(pid, libc::SIGTERM);
-                        let grace = std::time::Duration::from_secs(3);
-                        if tokio::time::timeout(grace, &mut exit).await.is_err() {
-                            signal_group(pid, libc::SIGKILL);
-                            let _ = tokio::time::timeout(grace, &mut exit).await;
-                        }
-                        break Exit::Interrupted;
-                    }
-                }
-            }
-        };
-        let _ = out_task.await;
-        let _ = err_task.await;
-        exit
-    }
-}
-
-fn signal_group(pid: i32, signal: libc::c_int) {
-    // SAFETY: plain FFI call; a negative pid addresses the step's process group.
-    unsafe {
-        libc::kill(-pid, signal);
-    }
 }
 
 enum Exit {
@@ -683,27 +654,60 @@ enum Exit {
     Interrupted,
 }
 
-/// SIGTERM first so Python can run its exit handlers (the runtime records the step as
-/// failed); SIGKILL if it has not gone after a grace period.
-async fn terminate(child: &mut tokio::process::Child) {
-    if let Some(pid) = child.id() {
-        #[cfg(unix)]
-        // SAFETY: plain FFI call; a negative pid addresses the step's process group.
-        unsafe {
-            libc::kill(-(pid as libc::pid_t), libc::SIGTERM);
+/// A running step: a process kale spawned, or a child of the fork server.
+enum StepProcess {
+    Spawned(tokio::process::Child),
+    Forked {
+        pid: i32,
+        exit: tokio::sync::oneshot::Receiver<Option<i32>>,
+    },
+}
+
+impl StepProcess {
+    fn pid(&self) -> Option<i32> {
+        match self {
+            StepProcess::Spawned(child) => child.id().map(|p| p as i32),
+            StepProcess::Forked { pid, .. } => Some(*pid),
         }
     }
-    match tokio::time::timeout(std::time::Duration::from_secs(3), child.wait()).await {
-        Ok(_) => {}
-        Err(_) => {
-            if let Some(pid) = child.id() {
-                // SAFETY: as above.
-                unsafe {
-                    libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+
+    /// The exit code, `None` when a signal ended it (or the fork server died).
+    /// Cancel-safe; not to be awaited again once it has returned.
+    async fn wait(&mut self) -> std::io::Result<Option<i32>> {
+        match self {
+            StepProcess::Spawned(child) => Ok(child.wait().await?.code()),
+            StepProcess::Forked { exit, .. } => Ok(exit.await.unwrap_or(None)),
+        }
+    }
+
+    /// SIGTERM first so Python can run its exit handlers (the runtime records the
+    /// step as failed); SIGKILL if it has not gone after a grace period. Both go
+    /// to the step's process group, so whatever it started stops too.
+    async fn terminate(&mut self) {
+        let grace = std::time::Duration::from_secs(3);
+        if let Some(pid) = self.pid() {
+            signal_group(pid, libc::SIGTERM);
+        }
+        if tokio::time::timeout(grace, self.wait()).await.is_err() {
+            if let Some(pid) = self.pid() {
+                signal_group(pid, libc::SIGKILL);
+            }
+            match self {
+                StepProcess::Spawned(child) => {
+                    let _ = child.kill().await;
+                }
+                StepProcess::Forked { .. } => {
+                    let _ = tokio::time::timeout(grace, self.wait()).await;
                 }
             }
-            let _ = child.kill().await;
         }
+    }
+}
+
+fn signal_group(pid: i32, signal: libc::c_int) {
+    // SAFETY: plain FFI call; a negative pid addresses the step's process group.
+    unsafe {
+        libc::kill(-pid, signal);
     }
 }
 

@@ -114,6 +114,13 @@ fn steps_are_forked_from_one_process_that_imported_the_modules_once() {
     let stdout = std::fs::read_to_string(second.join("steps/second/stdout.log")).unwrap();
     assert_eq!(stdout, format!("{}\ndone\n", "x".repeat(200_000)));
 
+    // The runs directory holds runs only (tools list it); the server's log is beside it.
+    for entry in std::fs::read_dir(dir.path().join(".kale/runs")).unwrap() {
+        let path = entry.unwrap().path();
+        assert!(path.join("manifest.json").exists(), "{}", path.display());
+    }
+    assert!(dir.path().join(".kale/fork-server.log").exists());
+
     let log = dir.path().join("imports-spawned.log");
     let doc = run(&nb, &lib, &log, false);
     let importers = importing_pids(&log);
