@@ -314,29 +314,19 @@ fn trial_of_a_tuning_experiment_reopens_by_experiment_and_number() {
         ],
         None,
     );
-    let out = kale_with_python()
-        .arg("tune")
-        .arg(&nb)
-        .args([
-            "--objective",
-            "score",
-            "--algorithm",
-            "grid",
-            "--param",
-            "x=int:2..3",
-            "--max-trials",
-            "2",
-            "--name",
-            "grid1",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::succeed(kale_with_python().arg("tune").arg(&nb).args([
+        "--objective",
+        "score",
+        "--algorithm",
+        "grid",
+        "--param",
+        "x=int:2..3",
+        "--max-trials",
+        "2",
+        "--name",
+        "grid1",
+        "--json",
+    ]));
     let path = debug(dir.path(), &["grid1/1", "fit"]);
     let text = std::fs::read_to_string(&path).unwrap();
     let shown = kale()

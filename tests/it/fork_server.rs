@@ -75,12 +75,7 @@ fn run(nb: &Path, lib: &Path, log: &Path, fork_server: bool) -> Value {
     if !fork_server {
         cmd.env("KALE_FORK_SERVER", "0");
     }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = crate::support::succeed(&mut cmd);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -134,26 +129,21 @@ fn a_tune_imports_the_modules_once_for_all_its_trials() {
     let dir = tempfile::tempdir().unwrap();
     let (nb, lib) = counted_import_notebook(dir.path());
     let log = dir.path().join("imports.log");
-    let out = kale_with_python()
-        .arg("tune")
-        .arg(&nb)
-        .args(["--json", "--objective", "score", "--algorithm", "random"])
-        .args([
-            "--param",
-            "x=double:0..4",
-            "--max-trials",
-            "4",
-            "--parallel",
-            "2",
-        ])
-        .env("PYTHONPATH", &lib)
-        .env("KALE_TEST_IMPORT_LOG", &log)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = crate::support::succeed(
+        kale_with_python()
+            .arg("tune")
+            .arg(&nb)
+            .args(["--json", "--objective", "score", "--algorithm", "random"])
+            .args([
+                "--param",
+                "x=double:0..4",
+                "--max-trials",
+                "4",
+                "--parallel",
+                "2",
+            ])
+            .env("PYTHONPATH", &lib)
+            .env("KALE_TEST_IMPORT_LOG", &log),
     );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["trials"]["succeeded"], 4, "{doc}");

@@ -486,17 +486,12 @@ fn the_katib_trial_command_runs_as_generated() {
         .collect();
     assert_eq!(&command[..2], ["kale", "trial"]);
     let fake = FakeKfp::start(script(digits_spec()));
-    let out = kale()
-        .args(&command[1..])
-        .args(["--poll-interval", "0.05"])
-        .env("KF_PIPELINES_ENDPOINT", &fake.url)
-        .env("KF_PIPELINES_TOKEN", "secret-token")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = crate::support::succeed(
+        kale()
+            .args(&command[1..])
+            .args(["--poll-interval", "0.05"])
+            .env("KF_PIPELINES_ENDPOINT", &fake.url)
+            .env("KF_PIPELINES_TOKEN", "secret-token"),
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),

@@ -123,3 +123,14 @@ pub fn run_json(path: &Path, extra: &[&str]) -> (i32, Value, String) {
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
 }
+
+/// Runs the command and asserts that it succeeded, showing its stderr when not.
+pub fn succeed(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

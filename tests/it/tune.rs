@@ -50,15 +50,10 @@ fn tune_json(nb: &Path, args: &[&str]) -> (i32, Value, String) {
 }
 
 fn show(nb: &Path, name: &str) -> Value {
-    let out = crate::support::kale()
-        .args(["experiments", "show", name, "--json", "--dir"])
-        .arg(nb.parent().unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = crate::support::succeed(
+        crate::support::kale()
+            .args(["experiments", "show", name, "--json", "--dir"])
+            .arg(nb.parent().unwrap()),
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -672,15 +667,10 @@ fn a_trial_over_its_time_limit_fails_and_the_cache_reports_its_contents() {
     assert_eq!(slow["status"], "failed");
     assert_eq!(slow["error"], "timed out after 3s");
 
-    let out = crate::support::kale()
-        .args(["cache", "stats", "--json", "--dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = crate::support::succeed(
+        crate::support::kale()
+            .args(["cache", "stats", "--json", "--dir"])
+            .arg(dir.path()),
     );
     let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
     // `base` once, `work` for x = 0 and x = 2.
