@@ -229,6 +229,10 @@ fn compare(names: &[String], args: &StoreArgs) -> anyhow::Result<ExitCode> {
             Err(c) => return Ok(c),
         }
     }
+    let bests: Vec<_> = columns
+        .iter()
+        .map(|(e, t)| best_trial(t, direction(e)))
+        .collect();
     let rows: Vec<(&str, Vec<String>)> = vec![
         (
             "algorithm",
@@ -260,36 +264,26 @@ fn compare(names: &[String], args: &StoreArgs) -> anyhow::Result<ExitCode> {
         ),
         (
             "best value",
-            columns
+            bests
                 .iter()
-                .map(|(e, t)| {
-                    best_trial(t, direction(e))
-                        .and_then(|b| b.value)
-                        .map(|v| format!("{v:.6}"))
-                        .unwrap_or_else(|| "-".into())
+                .map(|b| {
+                    b.and_then(|b| b.value)
+                        .map_or("-".into(), |v| format!("{v:.6}"))
                 })
                 .collect(),
         ),
         (
             "best trial",
-            columns
+            bests
                 .iter()
-                .map(|(e, t)| {
-                    best_trial(t, direction(e))
-                        .map(|b| b.number.to_string())
-                        .unwrap_or_else(|| "-".into())
-                })
+                .map(|b| b.map_or("-".into(), |b| b.number.to_string()))
                 .collect(),
         ),
         (
             "best params",
-            columns
+            bests
                 .iter()
-                .map(|(e, t)| {
-                    best_trial(t, direction(e))
-                        .map(|b| params_text(&b.params))
-                        .unwrap_or_else(|| "-".into())
-                })
+                .map(|b| b.map_or("-".into(), |b| params_text(&b.params)))
                 .collect(),
         ),
         (
