@@ -153,6 +153,33 @@ impl LatinStart {
                 .collect(),
         )
     }
+
+    /// Design point `i`; when it repeats a trial (or the design is used up), a
+    /// fresh random point, and when every draw repeats one, any random point.
+    pub fn point_or_fresh<R: rand::Rng + ?Sized>(
+        &self,
+        i: usize,
+        dims: &[Dim],
+        rng: &mut R,
+        is_new: impl Fn(&[f64]) -> bool,
+    ) -> Vec<f64> {
+        self.point(i, dims, rng)
+            .filter(|x| is_new(x))
+            .or_else(|| fresh_random_point(dims, rng, &is_new))
+            .unwrap_or_else(|| dims.iter().map(|d| d.sample(rng)).collect())
+    }
+}
+
+/// Up to 64 independent random points; the first that `is_new` accepts. Used
+/// when a sampler's own proposal would repeat a trial (small discrete spaces).
+pub(crate) fn fresh_random_point<R: rand::Rng + ?Sized>(
+    dims: &[Dim],
+    rng: &mut R,
+    is_new: impl Fn(&[f64]) -> bool,
+) -> Option<Vec<f64>> {
+    (0..64)
+        .map(|_| dims.iter().map(|d| d.sample(rng)).collect::<Vec<f64>>())
+        .find(|x| is_new(x))
 }
 
 /// A standard normal draw (Marsaglia's polar method); `rand` 0.10 itself has no

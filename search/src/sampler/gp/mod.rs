@@ -37,7 +37,10 @@ use rand::RngExt;
 use rand::rngs::Xoshiro256PlusPlus;
 
 use self::model::{Data, Gp, Hyper, fit_hyper};
-use super::{LatinStart, Sampler, SamplerError, Suggestion, decode, encode, make_rng, std_normal};
+use super::{
+    LatinStart, Sampler, SamplerError, Suggestion, decode, encode, fresh_random_point, make_rng,
+    std_normal,
+};
 use crate::space::{Dim, ParameterSpec, SearchSpace};
 use crate::special::{LN_SQRT_2PI, log_norm_cdf, norm_cdf, norm_pdf};
 use crate::trial::{Direction, Trial, TrialState};
@@ -239,19 +242,9 @@ impl Sampler for GpSampler {
             let start = self.start.get_or_insert_with(|| {
                 LatinStart::new(self.cfg.n_initial_points, d, &mut self.rng)
             });
-            let x = start
-                .point(trials.len(), &dims, &mut self.rng)
-                .filter(|x| !visited.contains(&key(x)))
-                .or_else(|| {
-                    (0..64)
-                        .map(|_| {
-                            dims.iter()
-                                .map(|d| d.sample(&mut self.rng))
-                                .collect::<Vec<f64>>()
-                        })
-                        .find(|x| !visited.contains(&key(x)))
-                })
-                .unwrap_or_else(|| dims.iter().map(|d| d.sample(&mut self.rng)).collect());
+            let x = start.point_or_fresh(trials.len(), &dims, &mut self.rng, |x| {
+                !visited.contains(&key(x))
+            });
             return Ok(Suggestion::Params(decode(space, &dims, &x)));
         }
 
@@ -366,11 +359,7 @@ impl Sampler for GpSampler {
             .iter()
             .map(|(_, u)| scaler.value_at_unit(u))
             .find(|x| !visited.contains(&key(x)))
-            .or_else(|| {
-                (0..64)
-                    .map(|_| dims.iter().map(|d| d.sample(rng)).collect::<Vec<f64>>())
-                    .find(|x| !visited.contains(&key(x)))
-            })
+            .or_else(|| fresh_random_point(&dims, rng, |x| !visited.contains(&key(x))))
             .unwrap_or_else(|| scaler.value_at_unit(&refined[0].1));
         Ok(Suggestion::Params(decode(space, &dims, &pick)))
     }

@@ -59,7 +59,9 @@ use std::collections::{HashMap, HashSet};
 use rand::rngs::Xoshiro256PlusPlus;
 
 use self::parzen::{Axis, Parzen, ParzenConfig};
-use super::{LatinStart, Sampler, SamplerError, Suggestion, decode, encode, make_rng};
+use super::{
+    LatinStart, Sampler, SamplerError, Suggestion, decode, encode, fresh_random_point, make_rng,
+};
 use crate::space::{Dim, Distribution, ParameterSpec, SearchSpace};
 use crate::trial::{Direction, Trial, TrialState};
 
@@ -270,19 +272,9 @@ impl Sampler for TpeSampler {
             });
             // A design point that repeats a trial (small discrete spaces) is
             // replaced by a fresh random one when there is one.
-            let x = start
-                .point(trials.len(), &dims, &mut self.rng)
-                .filter(|x| !visited.contains(&point_hash(x)))
-                .or_else(|| {
-                    (0..64)
-                        .map(|_| {
-                            dims.iter()
-                                .map(|d| d.sample(&mut self.rng))
-                                .collect::<Vec<f64>>()
-                        })
-                        .find(|x| !visited.contains(&point_hash(x)))
-                })
-                .unwrap_or_else(|| dims.iter().map(|d| d.sample(&mut self.rng)).collect());
+            let x = start.point_or_fresh(trials.len(), &dims, &mut self.rng, |x| {
+                !visited.contains(&point_hash(x))
+            });
             self.cache = cache;
             return Ok(Suggestion::Params(decode(space, &dims, &x)));
         }
@@ -371,14 +363,7 @@ impl Sampler for TpeSampler {
             (None, fb) => {
                 // Every candidate repeats a trial: try plain random draws for a new
                 // point before accepting a repeat.
-                let fresh = (0..64)
-                    .map(|_| {
-                        dims.iter()
-                            .map(|d| d.sample(&mut self.rng))
-                            .collect::<Vec<f64>>()
-                    })
-                    .find(|x| !visited.contains(&point_hash(x)));
-                fresh
+                fresh_random_point(&dims, &mut self.rng, |x| !visited.contains(&point_hash(x)))
                     .or(fb.map(|f| f.1))
                     .expect("at least one candidate was drawn")
             }
