@@ -216,6 +216,18 @@ impl KfpClient {
         name: &str,
         namespace: Option<&str>,
     ) -> Result<Option<String>, KfpError> {
+        self.find_by_display_name("pipelines", "pipeline_id", name, namespace)
+    }
+
+    /// The id of the first `kind` (`pipelines`, `experiments`) whose display name
+    /// is `name`: the server filters, we read the `id_field` of what it lists.
+    fn find_by_display_name(
+        &self,
+        kind: &str,
+        id_field: &str,
+        name: &str,
+        namespace: Option<&str>,
+    ) -> Result<Option<String>, KfpError> {
         let filter = json!({"predicates": [{
             "key": "display_name", "operation": "EQUALS", "string_value": name,
         }]})
@@ -224,11 +236,15 @@ impl KfpClient {
         if let Some(ns) = namespace {
             query.push(("namespace", ns));
         }
-        let v = self.get("listing pipelines", "/apis/v2beta1/pipelines", &query)?;
-        Ok(v["pipelines"]
+        let v = self.get(
+            &format!("listing {kind}"),
+            &format!("/apis/v2beta1/{kind}"),
+            &query,
+        )?;
+        Ok(v[kind]
             .as_array()
             .and_then(|a| a.first())
-            .and_then(|p| p["pipeline_id"].as_str())
+            .and_then(|p| p[id_field].as_str())
             .map(str::to_string))
     }
 
@@ -333,21 +349,10 @@ impl KfpClient {
         name: &str,
         namespace: Option<&str>,
     ) -> Result<String, KfpError> {
-        let filter = json!({"predicates": [{
-            "key": "display_name", "operation": "EQUALS", "string_value": name,
-        }]})
-        .to_string();
-        let mut query = vec![("filter", filter.as_str()), ("page_size", "1")];
-        if let Some(ns) = namespace {
-            query.push(("namespace", ns));
-        }
-        let found = self.get("listing experiments", "/apis/v2beta1/experiments", &query)?;
-        if let Some(id) = found["experiments"]
-            .as_array()
-            .and_then(|a| a.first())
-            .and_then(|e| e["experiment_id"].as_str())
+        if let Some(id) =
+            self.find_by_display_name("experiments", "experiment_id", name, namespace)?
         {
-            return Ok(id.to_string());
+            return Ok(id);
         }
         let mut body = json!({"display_name": name});
         if let Some(ns) = namespace {
