@@ -592,36 +592,23 @@ pub async fn tune(
                             })
                             .count() as i64;
                         let metrics = m.metrics.clone();
-                        if t.pruned {
+                        let (status, value, error) = if t.pruned {
                             (
                                 "early_stopped",
                                 t.intermediate.last().copied(),
-                                metrics,
-                                hits,
-                                misses,
                                 Some("stopped early by the early-stopping rule".into()),
                             )
                         } else if timed_out {
                             (
                                 "failed",
                                 None,
-                                metrics,
-                                hits,
-                                misses,
                                 Some(format!(
                                     "timed out after {:.0}s",
                                     opts.trial_timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0)
                                 )),
                             )
                         } else if m.status == RunStatus::Interrupted {
-                            (
-                                "interrupted",
-                                None,
-                                metrics,
-                                hits,
-                                misses,
-                                Some("interrupted".into()),
-                            )
+                            ("interrupted", None, Some("interrupted".into()))
                         } else if let Some((step, err)) = &outcome.failure {
                             let at = match (err.cell, err.line) {
                                 (Some(c), Some(l)) => format!(" at cell {c}, line {l}"),
@@ -630,9 +617,6 @@ pub async fn tune(
                             (
                                 "failed",
                                 None,
-                                metrics,
-                                hits,
-                                misses,
                                 Some(format!(
                                     "step `{step}` failed{at}: {}: {}",
                                     err.kind, err.message
@@ -640,28 +624,23 @@ pub async fn tune(
                             )
                         } else {
                             match m.metrics.get(&search.objective).map(objective_value) {
-                                Some(Ok(v)) => ("succeeded", Some(v), metrics, hits, misses, None),
+                                Some(Ok(v)) => ("succeeded", Some(v), None),
                                 Some(Err(why)) => (
                                     "failed",
                                     None,
-                                    metrics,
-                                    hits,
-                                    misses,
                                     Some(format!("objective `{}` {why}", search.objective)),
                                 ),
                                 None => (
                                     "failed",
                                     None,
-                                    metrics,
-                                    hits,
-                                    misses,
                                     Some(format!(
                                         "the run reported no `{}` metric",
                                         search.objective
                                     )),
                                 ),
                             }
-                        }
+                        };
+                        (status, value, metrics, hits, misses, error)
                     }
                 };
                 cache_hits += hits as u64;
