@@ -21,7 +21,6 @@
 //! cannot start or dies, steps are spawned as plain processes.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -132,19 +131,6 @@ impl ForkServerSlot {
     }
 }
 
-/// `PYTHONPATH` for step processes: the runtime directory first.
-pub fn python_path(runtime_dir: &Path) -> OsString {
-    match std::env::var_os("PYTHONPATH") {
-        Some(existing) if !existing.is_empty() => {
-            let mut p = runtime_dir.as_os_str().to_owned();
-            p.push(":");
-            p.push(existing);
-            p
-        }
-        _ => runtime_dir.as_os_str().to_owned(),
-    }
-}
-
 /// A step running in a child of the fork server.
 pub struct ForkedStep {
     pub pid: i32,
@@ -194,7 +180,7 @@ impl ForkServer {
             .arg(their_fd.to_string())
             .args(modules)
             .current_dir(workdir)
-            .env("PYTHONPATH", python_path(runtime_dir))
+            .env("PYTHONPATH", super::python::python_path(runtime_dir))
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

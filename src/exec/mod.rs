@@ -574,7 +574,7 @@ impl StepTask {
                 }
             }
         }
-        let pythonpath = fork_server::python_path(&self.runtime_dir);
+        let pythonpath = python::python_path(&self.runtime_dir);
         let mut child = Command::new(&self.interpreter.executable);
         child
             .arg(&program_path)

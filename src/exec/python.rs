@@ -92,3 +92,16 @@ pub fn resolve(command: &str) -> Result<Interpreter, PythonError> {
         has_ipython: ipython == "True",
     })
 }
+
+/// `PYTHONPATH` for step processes: the runtime directory, then the user's own.
+pub fn python_path(runtime_dir: &Path) -> std::ffi::OsString {
+    match std::env::var_os("PYTHONPATH") {
+        Some(existing) if !existing.is_empty() => {
+            let mut p = runtime_dir.as_os_str().to_owned();
+            p.push(":");
+            p.push(existing);
+            p
+        }
+        _ => runtime_dir.as_os_str().to_owned(),
+    }
+}
