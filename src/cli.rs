@@ -319,6 +319,21 @@ pub enum CacheCommand {
     Stats(StoreArgs),
     /// Remove cached data no recent or pinned run uses.
     Prune(PruneArgs),
+    /// The snapshot a run's step was cached with (interpreter, packages, files read
+    /// and written) and whether it still holds.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Run id (or unique prefix), `last`, or `EXP/TRIAL`.
+    pub run: String,
+    /// Step name (default: every step of the run).
+    pub step: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub python: PythonArgs,
 }
 
 #[derive(Debug, Args)]

@@ -76,7 +76,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             "run_id": m.run_id,
             "status": m.status.as_str(),
             "metrics": m.metrics,
-            "steps": m.steps.iter().map(|s| json!({"name": s.name, "status": s.status.as_str(), "seconds": s.seconds})).collect::<Vec<_>>(),
+            "steps": m.steps.iter().map(|s| {
+                let mut step = json!({"name": s.name, "status": s.status.as_str(), "seconds": s.seconds});
+                if let Some(note) = &s.cache_note {
+                    step["cache_note"] = json!(note);
+                }
+                step
+            }).collect::<Vec<_>>(),
             "run_dir": outcome.run_dir,
         });
         if let Some((step, err)) = &outcome.failure {

@@ -143,7 +143,13 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
                 "failed": count("failed"),
                 "early_stopped": count("early_stopped"),
             },
-            "cache": {"hits": outcome.cache_hits, "misses": outcome.cache_misses},
+            "cache": {
+                "hits": outcome.cache_hits,
+                "misses": outcome.cache_misses,
+                "notes": outcome.cache_notes.iter().map(|(trial, step, note)| {
+                    json!({"trial": trial, "step": step, "note": note})
+                }).collect::<Vec<_>>(),
+            },
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     }
@@ -255,6 +261,10 @@ impl TuneReporter for LiveView {
         if let Some(bar) = &self.bar {
             bar.set_message(render(state));
         }
+    }
+
+    fn notice(&self, line: &str, state: &LiveState) {
+        self.trial_finished(&format!("↻ {line}"), state);
     }
 
     fn trial_finished(&self, line: &str, state: &LiveState) {

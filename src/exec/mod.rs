@@ -9,8 +9,10 @@
 //! else are spawned one by one; both behave the same to the step.
 
 pub mod cache;
+pub mod distributions;
 pub mod fork_server;
 pub mod manifest;
+pub mod provenance;
 pub mod python;
 mod tmpname;
 
@@ -37,6 +39,8 @@ pub trait Reporter: Send + Sync {
     fn step_started(&self, _step: &str) {}
     fn step_output(&self, _step: &str, _line: &str, _is_stderr: bool) {}
     fn step_finished(&self, _step: &str, _status: StepStatus, _seconds: f64) {}
+    /// Why a step that ran before runs again, or why its result is not kept.
+    fn step_cache_note(&self, _step: &str, _note: &str) {}
 }
 
 /// A reporter that shows nothing (tests, `--json` with `--quiet`).
@@ -155,6 +159,17 @@ pub async fn run(
     let run_dir = run_dir.canonicalize()?;
     let runtime_dir = install_runtime(&opts.runs_dir, &opts.interpreter)?;
     let workdir = notebook_dir(&pipeline.notebook).canonicalize()?;
+    // What the steps read there is covered by input and output hashes, not snapshots.
+    let mut untracked_dirs = vec![
+        opts.runs_dir
+            .parent()
+            .unwrap_or(&opts.runs_dir)
+            .canonicalize()?,
+        runtime_dir.clone(),
+    ];
+    if let Some(c) = &opts.cache {
+        untracked_dirs.push(c.root().to_path_buf());
+    }
 
     let mut manifest = Manifest {
         run_id: run_id.clone(),
@@ -195,6 +210,7 @@ pub async fn run(
                 metrics: BTreeMap::new(),
                 error: None,
                 exit_code: None,
+                cache_note: None,
             })
             .collect(),
     };
@@ -255,6 +271,8 @@ pub async fn run(
                     record: manifest.step(&step.name).cloned().unwrap(),
                     cache: opts.cache.clone(),
                     key,
+                    python: opts.interpreter.identity(),
+                    untracked_dirs: untracked_dirs.clone(),
                 };
                 running.spawn(task.run());
             }
@@ -408,6 +426,8 @@ struct StepTask {
     record: StepRecord,
     cache: Option<Arc<cache::Cache>>,
     key: Option<String>,
+    python: provenance::PythonIdentity,
+    untracked_dirs: Vec<PathBuf>,
 }
 
 impl StepTask {
@@ -423,12 +443,18 @@ impl StepTask {
             _ => None,
         };
         if let (Some(c), Some(k)) = (&cache, &key) {
-            match c.lookup(k) {
+            let check = cache::HitCheck {
+                python: &self.python,
+                base: &self.workdir,
+                trust_untracked: self.step.config.cache == Some(true),
+            };
+            match c.lookup(k, &check) {
                 cache::Lookup::Hit(entry) => {
                     let mut record = self.record;
                     let materialized = std::fs::create_dir_all(&dir)
                         .and_then(|_| std::fs::write(dir.join("program.py"), &self.program.source))
-                        .and_then(|_| c.materialize(&entry, &dir));
+                        .and_then(|_| c.materialize(&entry, &dir))
+                        .and_then(|_| write_snapshot(&dir, k, &entry.provenance));
                     if materialized.is_ok() {
                         record.status = StepStatus::Cached;
                         record.outputs = entry.outputs;
@@ -442,12 +468,14 @@ impl StepTask {
                     }
                     self.record = record;
                 }
+                cache::Lookup::Stale(why) => {
+                    self.reporter.step_cache_note(&self.step.name, &why);
+                    self.record.cache_note = Some(why);
+                }
                 cache::Lookup::Corrupt(why) => {
-                    self.reporter.step_output(
-                        &self.step.name,
-                        &format!("kale: {why}; running the step again"),
-                        true,
-                    );
+                    let why = format!("{why}; running the step again");
+                    self.reporter.step_cache_note(&self.step.name, &why);
+                    self.record.cache_note = Some(why);
                 }
                 cache::Lookup::Miss => {}
             }
@@ -480,16 +508,35 @@ impl StepTask {
                     record.status = StepStatus::Succeeded;
                     if let Some(c) = &cache {
                         let seconds = started.elapsed().as_secs_f64();
-                        let stored = match &key {
-                            Some(k) => c.store(
+                        let snapshot = key.as_ref().map(|k| {
+                            let recorded =
+                                provenance::Provenance::record(&dir, &self.workdir, &mut |path| {
+                                    c.keep_copy(path)
+                                });
+                            if let Ok(p) = &recorded {
+                                let _ = write_snapshot(&dir, k, p);
+                            }
+                            recorded
+                        });
+                        let stored = match (&key, snapshot) {
+                            (Some(k), Some(Ok(provenance))) => c.store(
                                 k,
-                                &self.step.name,
                                 &dir,
-                                &record.outputs,
-                                &record.metrics,
-                                seconds,
+                                cache::StepResult {
+                                    step: &self.step.name,
+                                    outputs: &record.outputs,
+                                    metrics: &record.metrics,
+                                    seconds,
+                                    provenance,
+                                },
                             ),
-                            None => c.store_objects(&self.step.name, &dir, &record.outputs),
+                            (_, Some(Err(why))) => {
+                                let why = format!("not cached: {why}");
+                                self.reporter.step_cache_note(&self.step.name, &why);
+                                record.cache_note = Some(why);
+                                c.store_objects(&self.step.name, &dir, &record.outputs)
+                            }
+                            _ => c.store_objects(&self.step.name, &dir, &record.outputs),
                         };
                         if let Err(e) = stored {
                             self.reporter.step_output(
@@ -542,9 +589,20 @@ impl StepTask {
             .collect();
         manifest::write_json_atomic(
             &dir.join("context.json"),
-            &json!({"step": self.step.name, "inputs": inputs}),
+            &json!({
+                "step": self.step.name,
+                "inputs": inputs,
+                "untracked_dirs": self.untracked_dirs,
+            }),
         )?;
-        for stale in ["status.json", "error.json", "outputs.json", "metrics.json"] {
+        for stale in [
+            "status.json",
+            "error.json",
+            "outputs.json",
+            "metrics.json",
+            "reads.json",
+            SNAPSHOT_FILE,
+        ] {
             let _ = std::fs::remove_file(dir.join(stale));
         }
 
@@ -647,6 +705,27 @@ impl StepTask {
         let _ = err_task.await;
         Ok(exit)
     }
+}
+
+/// The snapshot a step's result was cached with, beside its outputs:
+/// `kale cache explain` reads it.
+pub const SNAPSHOT_FILE: &str = "snapshot.json";
+
+/// The key and snapshot a step of a run was cached with, if it was.
+pub fn read_snapshot(step_dir: &Path) -> Option<(String, provenance::Provenance)> {
+    let doc = read_json(&step_dir.join(SNAPSHOT_FILE))?;
+    let key = doc.get("key")?.as_str()?.to_string();
+    Some((key, serde_json::from_value(doc).ok()?))
+}
+
+fn write_snapshot(
+    dir: &Path,
+    key: &str,
+    provenance: &provenance::Provenance,
+) -> std::io::Result<()> {
+    let mut doc = serde_json::to_value(provenance).map_err(std::io::Error::other)?;
+    doc["key"] = Value::String(key.to_string());
+    manifest::write_json_atomic(&dir.join(SNAPSHOT_FILE), &doc)
 }
 
 enum Exit {

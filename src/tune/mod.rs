@@ -81,6 +81,8 @@ pub trait TuneReporter: Send + Sync {
     fn update(&self, _state: &LiveState) {}
     /// One line per finished trial.
     fn trial_finished(&self, _line: &str, _state: &LiveState) {}
+    /// A line worth keeping that is not a trial's end (why a cached step ran again).
+    fn notice(&self, _line: &str, _state: &LiveState) {}
 }
 
 #[derive(Clone, Debug)]
@@ -92,9 +94,17 @@ pub struct TuneOutcome {
     pub trials: Vec<TrialRow>,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Steps that ran again although cached, or whose result was not kept: (trial,
+    /// step, why).
+    pub cache_notes: Vec<(i64, String, String)>,
 }
 
 enum Event {
+    CacheNote {
+        number: i64,
+        step: String,
+        note: String,
+    },
     Intermediate {
         number: i64,
         value: f64,
@@ -298,6 +308,14 @@ struct TrialReporter {
 }
 
 impl Reporter for TrialReporter {
+    fn step_cache_note(&self, step: &str, note: &str) {
+        let _ = self.events.send(Event::CacheNote {
+            number: self.number,
+            step: step.to_string(),
+            note: note.to_string(),
+        });
+    }
+
     fn step_output(&self, _step: &str, line: &str, _is_stderr: bool) {
         if let Some(rest) = line.trim().strip_prefix(&self.objective_prefix)
             && let Ok(value) = rest.trim().parse::<f64>()
@@ -353,6 +371,7 @@ pub async fn tune(
     let mut cache_hits: u64 = rows.iter().map(|r| r.cache_hits as u64).sum();
     let mut cache_misses: u64 = rows.iter().map(|r| r.cache_misses as u64).sum();
     let objective_prefix = format!("{}=", search.objective);
+    let mut cache_notes = Vec::new();
     // One fork server for the whole session: the notebook's imports are paid
     // once, not once per step of every trial.
     let fork_server = exec::fork_server::ForkServerSlot::for_pipeline(pipeline);
@@ -542,6 +561,13 @@ pub async fn tune(
         };
         let Some(event) = event else { break };
         match event {
+            Event::CacheNote { number, step, note } => {
+                reporter.notice(
+                    &format!("trial {number} · {step}: {note}"),
+                    &live(&rows, &running, cache_hits, cache_misses),
+                );
+                cache_notes.push((number, step, note));
+            }
             Event::Intermediate { number, value } => {
                 let Some(t) = running.get_mut(&number) else {
                     continue;
@@ -705,6 +731,7 @@ pub async fn tune(
         trials,
         cache_hits,
         cache_misses,
+        cache_notes,
     })
 }
 
