@@ -84,6 +84,24 @@ pub struct RunArgs {
     pub no_cache: bool,
     #[command(flatten)]
     pub python: PythonArgs,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
+}
+
+/// How steps share this machine (their `limit:` tags ask for GPUs, CPUs, memory).
+#[derive(Debug, Args)]
+pub struct ResourceArgs {
+    /// GPUs the steps may use (default: $CUDA_VISIBLE_DEVICES, else every GPU
+    /// `nvidia-smi -L` lists): `--gpus 0,2`.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub gpus: Option<Vec<String>>,
+    /// Steps without a `limit:nvidia.com/gpu` tag see no GPU.
+    #[arg(long)]
+    pub hide_gpus: bool,
+    /// Cores the steps share (default: all of them). Steps without `limit:cpu` get an
+    /// even share of them as their thread count (OMP_NUM_THREADS, ...).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -216,6 +234,8 @@ pub struct TuneArgs {
     pub json: bool,
     #[command(flatten)]
     pub python: PythonArgs,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
     /// Run the experiment on Kubernetes with Katib (uploads the pipeline to KFP first),
     /// watching it here; with --resume, watch an existing one again.
     #[arg(long, help_heading = "Kubernetes")]

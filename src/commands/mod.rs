@@ -77,6 +77,32 @@ pub fn interpreter(flag: Option<&Path>) -> Result<kale::exec::Interpreter, ExitC
     })
 }
 
+/// The machine's GPUs and cores for the steps, or the located reason a step cannot
+/// run here.
+pub fn resource_pool(
+    notebook: &Path,
+    pipeline: &kale::pipeline::Pipeline,
+    args: &crate::cli::ResourceArgs,
+    concurrent_runs: usize,
+    jobs_per_run: usize,
+) -> Result<std::sync::Arc<kale::exec::resources::ResourcePool>, ExitCode> {
+    kale::exec::resources::pool_for(
+        pipeline,
+        args.gpus.as_deref(),
+        args.cpus,
+        args.hide_gpus,
+        concurrent_runs,
+        jobs_per_run,
+    )
+    .map_err(|(at, message)| {
+        match at {
+            Some((_, cell)) => eprintln!("error: {}: cell {cell}: {message}", notebook.display()),
+            None => eprintln!("error: {message}"),
+        }
+        ExitCode::from(EXIT_BAD_INPUT)
+    })
+}
+
 /// A watch channel that turns true on the first Ctrl-C.
 pub fn ctrl_c_signal() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);

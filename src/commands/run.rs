@@ -44,10 +44,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_BAD_INPUT));
     }
+    let jobs = args.jobs.unwrap_or_else(default_jobs);
+    let resources = match super::resource_pool(&args.notebook, &pipeline, &args.resources, 1, jobs)
+    {
+        Ok(pool) => pool,
+        Err(code) => return Ok(code),
+    };
     let opts = RunOptions {
         values: exec::parameter_values(&pipeline, &overrides),
         interpreter,
-        jobs: args.jobs.unwrap_or_else(default_jobs),
+        jobs,
         runs_dir: exec::default_runs_dir(&args.notebook),
         run_id: None,
         cache: Some(Arc::new(exec::cache::Cache::open(
@@ -56,6 +62,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         reuse: !args.no_cache,
         experiment: None,
         fork_server: exec::fork_server::ForkServerSlot::for_pipeline(&pipeline),
+        resources: Some(resources),
     };
     let names: Vec<String> = pipeline.steps.iter().map(|s| s.name.clone()).collect();
     let reporter = Arc::new(TerminalReporter::new(

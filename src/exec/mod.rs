@@ -14,6 +14,7 @@ pub mod fork_server;
 pub mod manifest;
 pub mod provenance;
 pub mod python;
+pub mod resources;
 mod tmpname;
 
 use std::collections::{BTreeMap, HashMap};
@@ -41,6 +42,8 @@ pub trait Reporter: Send + Sync {
     fn step_finished(&self, _step: &str, _status: StepStatus, _seconds: f64) {}
     /// Why a step that ran before runs again, or why its result is not kept.
     fn step_cache_note(&self, _step: &str, _note: &str) {}
+    /// The GPUs a step holds while it runs (only for steps that asked for some).
+    fn step_gpus(&self, _step: &str, _gpus: &[String]) {}
 }
 
 /// A reporter that shows nothing (tests, `--json` with `--quiet`).
@@ -66,6 +69,9 @@ pub struct RunOptions {
     /// Where steps get their processes from when not spawned one by one (see
     /// [`fork_server`]); shared by all trials of a tune.
     pub fork_server: Option<Arc<fork_server::ForkServerSlot>>,
+    /// GPUs, CPU share and memory limits of the steps (shared by all trials of a
+    /// tune). `None`: steps get whatever the machine gives them.
+    pub resources: Option<Arc<resources::ResourcePool>>,
 }
 
 /// How a run ended.
@@ -273,6 +279,7 @@ pub async fn run(
                     key,
                     python: opts.interpreter.identity(),
                     untracked_dirs: untracked_dirs.clone(),
+                    pool: opts.resources.clone(),
                 };
                 running.spawn(task.run());
             }
@@ -428,6 +435,7 @@ struct StepTask {
     key: Option<String>,
     python: provenance::PythonIdentity,
     untracked_dirs: Vec<PathBuf>,
+    pool: Option<Arc<resources::ResourcePool>>,
 }
 
 impl StepTask {
@@ -548,12 +556,18 @@ impl StepTask {
                     }
                 } else {
                     record.status = StepStatus::Failed;
-                    record.error = Some(step_error(
-                        &dir,
-                        &self.program.line_map,
-                        &self.sources,
-                        code,
-                    ));
+                    let mut error = step_error(&dir, &self.program.line_map, &self.sources, code);
+                    if let Ok(r) = resources::StepResources::of(&self.step.config)
+                        && let Some(limit) = r.memory_text
+                        && (error.kind.ends_with("MemoryError") || code.is_none())
+                    {
+                        error.message = format!(
+                            "step `{}` exceeded its memory limit ({limit}): {}",
+                            self.step.name, error.message
+                        );
+                        error.kind = "MemoryLimitExceeded".into();
+                    }
+                    record.error = Some(error);
                 }
             }
             Err(e) => {
@@ -595,6 +609,33 @@ impl StepTask {
                 "untracked_dirs": self.untracked_dirs,
             }),
         )?;
+        let asked = resources::StepResources::of(&self.step.config).unwrap_or_default();
+        // Held until the step ends: its GPUs and CPU share are its own meanwhile.
+        let lease = match &self.pool {
+            Some(pool) => {
+                let acquire = pool.acquire(&asked);
+                tokio::pin!(acquire);
+                loop {
+                    tokio::select! {
+                        lease = &mut acquire => break Some(lease),
+                        changed = self.cancel.changed() => {
+                            if changed.is_err() || *self.cancel.borrow() {
+                                return Ok(Exit::Interrupted);
+                            }
+                        }
+                    }
+                }
+            }
+            None => None,
+        };
+        let mut env: Vec<(String, String)> =
+            vec![("KALE_STEP_DIR".into(), dir.display().to_string())];
+        if let Some(lease) = &lease {
+            env.extend(lease.environment(asked.gpus > 0));
+            if asked.gpus > 0 {
+                self.reporter.step_gpus(&self.step.name, &lease.gpu_ids());
+            }
+        }
         for stale in [
             "status.json",
             "error.json",
@@ -606,20 +647,38 @@ impl StepTask {
             let _ = std::fs::remove_file(dir.join(stale));
         }
 
-        if let Some(slot) = &self.fork_server {
+        let fork_server = self
+            .fork_server
+            .as_ref()
+            .filter(|_| !asked.needs_own_process());
+        if let Some(slot) = fork_server {
+            let (server_env, forked_env) = match (&self.pool, &lease) {
+                (Some(pool), Some(lease)) => {
+                    let default = pool.default_threads();
+                    let mut env = env.clone();
+                    if lease.threads() != default {
+                        // The server's thread pools were sized for the default share;
+                        // the runtime resizes them in this step (threadpoolctl).
+                        env.push(("KALE_CPU_THREADS".into(), lease.threads().to_string()));
+                    }
+                    (resources::thread_environment(default), env)
+                }
+                _ => (Vec::new(), env.clone()),
+            };
             let server = slot
                 .get(
                     &self.interpreter,
                     &self.runtime_dir,
                     &self.workdir,
                     &self.fork_server_log,
+                    &server_env,
                 )
                 .await;
             if let Some(server) = server {
                 // A server that cannot take the step (it just died) leaves it to
                 // a plain process below.
                 if let Ok(forked) = server
-                    .spawn(&program_path, &self.workdir, &[("KALE_STEP_DIR", dir)])
+                    .spawn(&program_path, &self.workdir, &forked_env)
                     .await
                 {
                     let process = StepProcess::Forked {
@@ -637,7 +696,7 @@ impl StepTask {
         child
             .arg(&program_path)
             .current_dir(&self.workdir)
-            .env("KALE_STEP_DIR", dir)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("PYTHONPATH", pythonpath)
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
@@ -648,13 +707,27 @@ impl StepTask {
             // the step (and anything it started) deliberately and records it.
             .process_group(0);
         #[cfg(target_os = "linux")]
-        // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the step
-        // if kale itself dies (kill -9), so no orphan keeps computing.
-        unsafe {
-            child.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
+        {
+            let memory = asked.memory;
+            // SAFETY: prctl and setrlimit are async-signal-safe. PDEATHSIG kills the step
+            // if kale itself dies (kill -9), so no orphan keeps computing; the
+            // address-space limit is the ceiling of `limit:memory:` (an allocation past
+            // it fails with MemoryError in the step instead of taking the machine down).
+            unsafe {
+                child.pre_exec(move || {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if let Some(bytes) = memory {
+                        let limit = libc::rlimit {
+                            rlim_cur: bytes as libc::rlim_t,
+                            rlim_max: bytes as libc::rlim_t,
+                        };
+                        if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
         }
         let mut child = child.spawn()?;
         let stdout = child.stdout.take().expect("piped");

@@ -1270,6 +1270,24 @@ def _read_json_file(path):
         return json.load(f)
 
 
+def _limit_threads(n):
+    """Resize thread pools that were sized before this step started.
+
+    A step forked from kale's fork server inherits the BLAS/OpenMP pools the server
+    created when it imported numpy & co., sized for the default CPU share; a step with
+    its own ``limit:cpu`` gets its thread count here (the environment variables kale
+    sets only reach libraries loaded later).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    try:
+        _state["thread_limits"] = threadpool_limits(limits=n)
+    except Exception:
+        pass
+
+
 def start(name):
     """Begin step ``name`` in the directory named by ``$KALE_STEP_DIR``."""
     step_dir = os.environ.get("KALE_STEP_DIR")
@@ -1277,6 +1295,9 @@ def start(name):
         raise RuntimeError(
             "KALE_STEP_DIR is not set: this program is meant to be started by `kale run`")
     begin_step(name, step_dir)
+    threads = os.environ.get("KALE_CPU_THREADS")
+    if threads:
+        _limit_threads(int(threads))
     context_path = os.path.join(step_dir, "context.json")
     _context.clear()
     if os.path.exists(context_path):

@@ -56,6 +56,8 @@ pub struct TuneOptions {
     pub jobs_per_trial: usize,
     /// A trial running longer than this is stopped and counted as failed.
     pub trial_timeout: Option<Duration>,
+    /// GPUs and CPU share, shared by all trials' steps.
+    pub resources: Option<Arc<exec::resources::ResourcePool>>,
 }
 
 /// What the live view shows; rebuilt after every event.
@@ -100,6 +102,10 @@ pub struct TuneOutcome {
 }
 
 enum Event {
+    Gpus {
+        number: i64,
+        gpus: Vec<String>,
+    },
     CacheNote {
         number: i64,
         step: String,
@@ -124,6 +130,8 @@ struct Running {
     cancel: watch::Sender<bool>,
     intermediate: Vec<f64>,
     pruned: bool,
+    /// The GPUs its current step holds.
+    gpus: Vec<String>,
 }
 
 /// Settings stored with the experiment, from which a resumed session rebuilds them.
@@ -308,6 +316,13 @@ struct TrialReporter {
 }
 
 impl Reporter for TrialReporter {
+    fn step_gpus(&self, _step: &str, gpus: &[String]) {
+        let _ = self.events.send(Event::Gpus {
+            number: self.number,
+            gpus: gpus.to_vec(),
+        });
+    }
+
     fn step_cache_note(&self, step: &str, note: &str) {
         let _ = self.events.send(Event::CacheNote {
             number: self.number,
@@ -405,7 +420,13 @@ pub async fn tune(
             }
             let mut r: Vec<_> = running
                 .iter()
-                .map(|(n, t)| (*n, t.label.clone(), t.started.elapsed().as_secs_f64()))
+                .map(|(n, t)| {
+                    let label = match t.gpus.as_slice() {
+                        [] => t.label.clone(),
+                        gpus => format!("{}  [gpu {}]", t.label, gpus.join(",")),
+                    };
+                    (*n, label, t.started.elapsed().as_secs_f64())
+                })
                 .collect();
             r.sort_by_key(|x| x.0);
             state.running = r;
@@ -486,6 +507,7 @@ pub async fn tune(
                         cancel: cancel_tx,
                         intermediate: Vec::new(),
                         pruned: false,
+                        gpus: Vec::new(),
                     },
                 );
                 let run_id = format!(
@@ -503,6 +525,7 @@ pub async fn tune(
                     reuse: opts.reuse,
                     experiment: Some((experiment.spec.name.clone(), number as u64)),
                     fork_server: fork_server.clone(),
+                    resources: opts.resources.clone(),
                 };
                 store.set_run_dir(
                     experiment.id,
@@ -561,6 +584,11 @@ pub async fn tune(
         };
         let Some(event) = event else { break };
         match event {
+            Event::Gpus { number, gpus } => {
+                if let Some(t) = running.get_mut(&number) {
+                    t.gpus = gpus;
+                }
+            }
             Event::CacheNote { number, step, note } => {
                 reporter.notice(
                     &format!("trial {number} · {step}: {note}"),
