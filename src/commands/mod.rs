@@ -94,10 +94,12 @@ pub fn resource_pool(
         concurrent_runs,
         jobs_per_run,
     )
-    .map_err(|(at, message)| {
-        match at {
-            Some((_, cell)) => eprintln!("error: {}: cell {cell}: {message}", notebook.display()),
-            None => eprintln!("error: {message}"),
+    .map_err(|e| {
+        match e.step {
+            Some((_, cell)) => {
+                eprintln!("error: {}: cell {cell}: {}", notebook.display(), e.message)
+            }
+            None => eprintln!("error: {}", e.message),
         }
         ExitCode::from(EXIT_BAD_INPUT)
     })

@@ -191,9 +191,17 @@ impl PoolSettings {
     }
 }
 
+/// Why a pipeline's steps cannot run on this machine.
+#[derive(Debug)]
+pub struct ResourceError {
+    /// The step and its first cell, when one step is the reason.
+    pub step: Option<(String, usize)>,
+    pub message: String,
+}
+
 /// The pool for a pipeline's steps, with `limit:` tags checked against it: the
 /// first step that cannot run here (a malformed limit, more GPUs than the machine
-/// has) is returned as (step, its first cell, message).
+/// has) is the error.
 pub fn pool_for(
     pipeline: &crate::pipeline::Pipeline,
     gpus: Option<&[String]>,
@@ -201,8 +209,11 @@ pub fn pool_for(
     hide_gpus: bool,
     concurrent_runs: usize,
     jobs_per_run: usize,
-) -> Result<Arc<ResourcePool>, (Option<(String, usize)>, String)> {
-    let gpus = GpuPool::discover(gpus).map_err(|e| (None, e))?;
+) -> Result<Arc<ResourcePool>, ResourceError> {
+    let gpus = GpuPool::discover(gpus).map_err(|message| ResourceError {
+        step: None,
+        message,
+    })?;
     let pool = ResourcePool::new(PoolSettings {
         gpus,
         cpus: cpus.unwrap_or_else(PoolSettings::machine_cores),
@@ -210,9 +221,12 @@ pub fn pool_for(
         hide_gpus,
     });
     for step in &pipeline.steps {
-        let located = || Some((step.name.clone(), step.cells.first().copied().unwrap_or(0)));
-        let asked = StepResources::of(&step.config).map_err(|e| (located(), e))?;
-        pool.check(&step.name, &asked).map_err(|e| (located(), e))?;
+        let located = |message| ResourceError {
+            step: Some((step.name.clone(), step.cells.first().copied().unwrap_or(0))),
+            message,
+        };
+        let asked = StepResources::of(&step.config).map_err(located)?;
+        pool.check(&step.name, &asked).map_err(located)?;
     }
     Ok(pool)
 }
