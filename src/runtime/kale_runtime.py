@@ -76,6 +76,11 @@ __all__ = [
     "end_step",
     "enable_ipython",
     "display",
+    "start",
+    "inputs",
+    "shared_definitions_done",
+    "finish",
+    "run_cell",
 ]
 
 FORMAT_VERSION = 1
@@ -425,12 +430,44 @@ def _references_main(obj):
     return False
 
 
+# Classes and functions the imports and functions cells defined in ``__main__``
+# (name -> object), recorded by ``shared_definitions_done``. Every step runs those
+# cells before it loads its inputs, so plain pickle can store references to them.
+_shared = {}
+
+
+def _is_shared(o):
+    name = getattr(o, "__qualname__", None)
+    if not isinstance(name, str):
+        return False
+    top, _, rest = name.partition(".")
+    defined = _shared.get(top)
+    if defined is None or "<locals>" in name:
+        return False
+    target = defined
+    for part in rest.split(".") if rest else ():
+        target = getattr(target, part, None)
+    return target is o
+
+
 def _is_main_ref(o):
-    if getattr(type(o), "__module__", None) == "__main__":
-        return True
+    t = type(o)
+    if getattr(t, "__module__", None) == "__main__":
+        return not _is_shared(t)
     if isinstance(o, type) or callable(o):
-        return getattr(o, "__module__", None) == "__main__" and hasattr(o, "__qualname__")
+        return (getattr(o, "__module__", None) == "__main__" and hasattr(o, "__qualname__")
+                and not _is_shared(o))
     return False
+
+
+def shared_definitions_done():
+    """Record what the imports and functions cells defined (they have just run)."""
+    main = sys.modules["__main__"].__dict__
+    _shared.clear()
+    for name, value in main.items():
+        if (isinstance(value, type) or callable(value)) and \
+                getattr(value, "__module__", None) == "__main__":
+            _shared[name] = value
 
 
 def _pandas_may_hold_objects(obj):
@@ -556,9 +593,19 @@ def _r_dill(path):
         return dill.load(f)
 
 
+# Arrays at least this large are mapped rather than read: a step pays for the pages
+# it touches, and trials reading the same cached array share the page cache.
+_MMAP_MIN_BYTES = 1 << 20
+
+
 def _r_numpy(path):
     np = _import("numpy", path, "numpy")
-    return np.load(path, allow_pickle=False)
+    if os.path.getsize(path) < _MMAP_MIN_BYTES:
+        return np.load(path, allow_pickle=False)
+    # Copy-on-write ("c"): the step may write into its input as into any array; the
+    # pages it changes become its own, and the cached file never changes.
+    mapped = np.load(path, mmap_mode="c", allow_pickle=False)
+    return mapped.view(np.ndarray)
 
 
 def _r_numpy_scalar(path):
@@ -707,7 +754,8 @@ def save(name, obj, directory):
         if e.variable is not None:
             raise
         raise _cannot_save(name, obj, str(e), "install dill in this Python (%s), or define the "
-                           "class in a module the steps import" % sys.executable) from None
+                           "class in a `functions` cell or a module the steps import"
+                           % sys.executable) from None
     except _Unsaveable as e:
         raise _cannot_save(name, obj, "it contains %s (`%s`): %s" % (
             "an object that cannot be saved", _display_type(e.obj), e.reason), e.hint) from None
@@ -755,7 +803,8 @@ def _save_generic(name, obj, directory):
                 "cannot save `%s` (type `%s`) for the next steps: it uses a class or function "
                 "defined in the step itself, which plain pickle stores by reference and another "
                 "step could not load. Hint: install dill in this Python (%s), or move the "
-                "definition into a module the steps import"
+                "definition into a `functions` cell (every step runs those) or a module the "
+                "steps import"
                 % (name, _display_type(obj), sys.executable),
                 variable=name, value_type=_display_type(obj)) from None
         raise pickle_error
