@@ -607,6 +607,8 @@ impl StepTask {
                 "step": self.step.name,
                 "inputs": inputs,
                 "untracked_dirs": self.untracked_dirs,
+                // Only a step whose result may be reused needs its snapshot.
+                "track": self.key.is_some(),
             }),
         )?;
         let asked = resources::StepResources::of(&self.step.config).unwrap_or_default();

@@ -1351,7 +1351,10 @@ def start(name):
     _context.clear()
     if os.path.exists(context_path):
         _context.update(_read_json_file(context_path))
-    _track(list(_context.get("untracked_dirs", ())) + [_state["dir"]])
+    # The hook costs every audited event (each id() call too): a step whose result
+    # will not be cached (--no-cache, cache:disabled) runs without it.
+    if _context.get("track", True):
+        _track(list(_context.get("untracked_dirs", ())) + [_state["dir"]])
 
 
 def inputs(names):
