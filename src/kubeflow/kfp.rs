@@ -5,6 +5,15 @@
 //! (`kfp_bootstrap.py`), so the image needs Python and the notebook's libraries, not
 //! kale. Choices that matter on a cluster:
 //!
+//! - The runtime and the bootstrap travel once per pipeline, not once per step: a first
+//!   task, [`RUNTIME_TASK`], unpacks them (zlib + base64 in its arguments) into an
+//!   artifact every step reads. Each step's command carries the runtime's digest
+//!   ([`RuntimeBundle::id`]), so a step's KFP cache key changes when the runtime's text
+//!   changes and only then: neither a kale upgrade that leaves the runtime alone nor a
+//!   different compressor output invalidates the steps cached on a cluster.
+//! - Only the variables some later step reads become output artifacts; every one is
+//!   listed in the executor output file, which is where `kfp.local` (and its
+//!   `DockerRunner`) takes outputs from.
 //! - A step receives only the pipeline parameters it uses, and the program text does not
 //!   contain their values (they arrive as component inputs). KFP's cache key is the
 //!   component plus its input values, so steps that do not depend on a tuned parameter
@@ -34,8 +43,31 @@ pub const DEFAULT_IMAGE: &str = "python:3.12";
 /// Output key of a step's `system.Metrics` artifact. The hyphen keeps it apart from
 /// every data artifact, whose keys are Python identifiers.
 pub const METRICS_ARTIFACT: &str = "kale-metrics";
-/// The container entry point, embedded in every executor.
+/// The step containers' entry point, shipped in the runtime artifact.
 pub const BOOTSTRAP_SOURCE: &str = include_str!("kfp_bootstrap.py");
+/// Task (and output key) of the task that unpacks the runtime for the steps; step task
+/// names never take it.
+pub const RUNTIME_TASK: &str = "kale-runtime";
+/// A step container's command: runs the bootstrap from the runtime artifact, whose path
+/// is the first argument.
+const STEP_LOADER: &str =
+    "import runpy, sys; runpy.run_path(sys.argv[1] + '/kfp_bootstrap.py', run_name='__main__')";
+/// The runtime task's program. Arguments: runtime id, blob, artifact path, artifact URI,
+/// executor output file.
+const UNPACK_RUNTIME: &str = r#"# kale: unpack the kale runtime and the step bootstrap into the artifact every step reads.
+import base64, json, os, sys, zlib
+rid, blob, path, uri, out = sys.argv[1:6]
+files = json.loads(zlib.decompress(base64.b64decode(blob)).decode("utf-8"))
+os.makedirs(path, exist_ok=True)
+for name, text in files.items():
+    with open(os.path.join(path, name), "wb") as f:
+        f.write(text.encode("utf-8"))
+if os.path.dirname(out):
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+with open(out, "w") as f:
+    json.dump({"artifacts": {"kale-runtime": {"artifacts": [
+        {"name": "kale-runtime", "uri": uri, "metadata": {"runtime_id": rid}}]}}}, f)
+"#;
 
 const SCHEMA_VERSION: &str = "2.1.0";
 
@@ -126,7 +158,7 @@ pub fn pipeline_name(p: &Pipeline) -> String {
 /// Task names for every step: lowercase DNS labels (Argo, which runs KFP, names pods
 /// after them), unique even when two step names sanitise alike.
 pub fn task_names(p: &Pipeline) -> BTreeMap<String, String> {
-    let mut used = BTreeSet::new();
+    let mut used = BTreeSet::from([RUNTIME_TASK.to_string()]);
     let mut out = BTreeMap::new();
     for step in &p.steps {
         let mut base = crate::pipeline::sanitize_name(&step.name);
@@ -141,6 +173,57 @@ pub fn task_names(p: &Pipeline) -> BTreeMap<String, String> {
             n += 1;
         }
         out.insert(step.name.clone(), name);
+    }
+    out
+}
+
+/// The files the runtime task writes, packed for its command line.
+#[derive(Debug)]
+pub struct RuntimeBundle {
+    /// First 16 hex digits of sha256(runtime, NUL, bootstrap, NUL): what the bootstrap
+    /// recomputes from the files it finds.
+    pub id: String,
+    /// base64 of the zlib-compressed JSON object `{file name: text}`.
+    pub blob: String,
+}
+
+pub fn runtime_bundle() -> &'static RuntimeBundle {
+    static BUNDLE: std::sync::OnceLock<RuntimeBundle> = std::sync::OnceLock::new();
+    BUNDLE.get_or_init(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        for text in [codegen::RUNTIME_SOURCE, BOOTSTRAP_SOURCE] {
+            h.update(text.as_bytes());
+            h.update([0u8]);
+        }
+        let digest = h.finalize();
+        let id: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let files = json!({
+            codegen::RUNTIME_FILE: codegen::RUNTIME_SOURCE,
+            "kfp_bootstrap.py": BOOTSTRAP_SOURCE,
+        });
+        let packed = miniz_oxide::deflate::compress_to_vec_zlib(files.to_string().as_bytes(), 9);
+        RuntimeBundle {
+            id,
+            blob: base64::engine::general_purpose::STANDARD.encode(packed),
+        }
+    })
+}
+
+/// For each step, the variables it saves that some later step reads: its KFP output
+/// artifacts. (`Step::outputs` also holds the metrics it reports, which go into the
+/// metrics artifact instead.)
+pub fn consumed_outputs(p: &Pipeline) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = p
+        .steps
+        .iter()
+        .map(|s| (s.name.clone(), BTreeSet::new()))
+        .collect();
+    for step in &p.steps {
+        for (var, provider) in &step.inputs {
+            out.entry(provider.clone()).or_default().insert(var.clone());
+        }
     }
     out
 }
@@ -167,10 +250,39 @@ pub fn compile(p: &Pipeline) -> Result<Compiled, CompileError> {
     let mut tasks = Map::new();
     let mut platform_executors = Map::new();
 
+    let consumed = consumed_outputs(p);
+    {
+        let (comp, exec) = (
+            format!("comp-{RUNTIME_TASK}"),
+            format!("exec-{RUNTIME_TASK}"),
+        );
+        components.insert(
+            comp.clone(),
+            json!({
+                "executorLabel": exec,
+                "outputDefinitions": {"artifacts": {RUNTIME_TASK: artifact_type("system.Artifact")}},
+            }),
+        );
+        executors.insert(exec, json!({ "container": runtime_container(p) }));
+        tasks.insert(
+            RUNTIME_TASK.into(),
+            json!({
+                "taskInfo": {"name": RUNTIME_TASK},
+                "componentRef": {"name": comp},
+                "cachingOptions": {"enableCache": true},
+            }),
+        );
+    }
+
     for step in &p.steps {
         let task = &tasks_by_step[&step.name];
         let comp = format!("comp-{task}");
         let exec = format!("exec-{task}");
+        // What runs on the cluster saves only what later steps read.
+        let step = &Step {
+            outputs: consumed[&step.name].clone(),
+            ..step.clone()
+        };
 
         components.insert(comp.clone(), component(p, step, &exec));
         let (container, mut step_warnings) = container(p, step, &volumes)?;
@@ -266,14 +378,13 @@ fn component(p: &Pipeline, step: &Step, exec: &str) -> Value {
     let mut c = Map::new();
     c.insert("executorLabel".into(), json!(exec));
     let mut inputs = Map::new();
-    if !step.inputs.is_empty() {
-        let arts: Map<String, Value> = step
-            .inputs
-            .keys()
-            .map(|v| (v.clone(), artifact_type("system.Dataset")))
-            .collect();
-        inputs.insert("artifacts".into(), Value::Object(arts));
-    }
+    let mut arts: Map<String, Value> = step
+        .inputs
+        .keys()
+        .map(|v| (v.clone(), artifact_type("system.Dataset")))
+        .collect();
+    arts.insert(RUNTIME_TASK.into(), artifact_type("system.Artifact"));
+    inputs.insert("artifacts".into(), Value::Object(arts));
     let params: Map<String, Value> = step_parameters(p, step)
         .map(|param| {
             (
@@ -285,9 +396,7 @@ fn component(p: &Pipeline, step: &Step, exec: &str) -> Value {
     if !params.is_empty() {
         inputs.insert("parameters".into(), Value::Object(params));
     }
-    if !inputs.is_empty() {
-        c.insert("inputDefinitions".into(), Value::Object(inputs));
-    }
+    c.insert("inputDefinitions".into(), Value::Object(inputs));
     let mut outs: Map<String, Value> = step
         .outputs
         .iter()
@@ -350,11 +459,21 @@ fn container(
             step.name
         ));
     }
+    let bundle = runtime_bundle();
+    let spans: Vec<String> = program
+        .line_map
+        .spans
+        .iter()
+        .map(|s| format!("{}:{}:{}", s.start, s.len, s.cell))
+        .collect();
     let mut args: Vec<String> = vec![
+        format!("{{{{$.inputs.artifacts['{RUNTIME_TASK}'].path}}}}"),
         "--step".into(),
         step.name.clone(),
-        "--runtime".into(),
-        codegen::RUNTIME_SOURCE.into(),
+        "--runtime-id".into(),
+        bundle.id.clone(),
+        "--lines".into(),
+        spans.join(","),
         "--program".into(),
         program.source,
     ];
@@ -378,6 +497,7 @@ fn container(
             "--output".into(),
             var.clone(),
             format!("{{{{$.outputs.artifacts['{var}'].path}}}}"),
+            format!("{{{{$.outputs.artifacts['{var}'].uri}}}}"),
         ]);
     }
     if !step.metrics.is_empty() {
@@ -385,15 +505,18 @@ fn container(
             "--metrics".into(),
             format!("{{{{$.outputs.artifacts['{METRICS_ARTIFACT}'].path}}}}"),
             format!("{{{{$.outputs.artifacts['{METRICS_ARTIFACT}'].uri}}}}"),
-            "{{$.outputs.output_file}}".into(),
         ]);
     }
+    args.extend([
+        "--executor-output".into(),
+        "{{$.outputs.output_file}}".into(),
+    ]);
 
     let mut c = Map::new();
     c.insert("image".into(), json!(image_of(p, step)));
     c.insert(
         "command".into(),
-        json!(["python3", "-u", "-c", BOOTSTRAP_SOURCE]),
+        json!(["python3", "-u", "-c", STEP_LOADER]),
     );
     c.insert("args".into(), json!(args));
     let mut env = vec![json!({"name": "PYTHONUNBUFFERED", "value": "1"})];
@@ -405,6 +528,29 @@ fn container(
         c.insert("resources".into(), r);
     }
     Ok((Value::Object(c), warnings))
+}
+
+/// The runtime task's container: the pipeline's base image, which the steps without an
+/// `image:` tag use too, so the node has it already.
+fn runtime_container(p: &Pipeline) -> Value {
+    let bundle = runtime_bundle();
+    let image = p
+        .metadata
+        .base_image
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_IMAGE.to_string());
+    json!({
+        "image": image,
+        "command": ["python3", "-c", UNPACK_RUNTIME],
+        "args": [
+            bundle.id,
+            bundle.blob,
+            format!("{{{{$.outputs.artifacts['{RUNTIME_TASK}'].path}}}}"),
+            format!("{{{{$.outputs.artifacts['{RUNTIME_TASK}'].uri}}}}"),
+            "{{$.outputs.output_file}}",
+        ],
+    })
 }
 
 fn is_quantity(s: &str) -> bool {
@@ -487,22 +633,24 @@ fn dag_task(
     t.insert("taskInfo".into(), json!({"name": step.name}));
     t.insert("componentRef".into(), json!({"name": comp}));
     let mut inputs = Map::new();
-    if !step.inputs.is_empty() {
-        let arts: Map<String, Value> = step
-            .inputs
-            .iter()
-            .map(|(var, provider)| {
-                (
-                    var.clone(),
-                    json!({"taskOutputArtifact": {
-                        "producerTask": tasks_by_step[provider],
-                        "outputArtifactKey": var,
-                    }}),
-                )
-            })
-            .collect();
-        inputs.insert("artifacts".into(), Value::Object(arts));
-    }
+    let mut arts: Map<String, Value> = step
+        .inputs
+        .iter()
+        .map(|(var, provider)| {
+            (
+                var.clone(),
+                json!({"taskOutputArtifact": {
+                    "producerTask": tasks_by_step[provider],
+                    "outputArtifactKey": var,
+                }}),
+            )
+        })
+        .collect();
+    arts.insert(
+        RUNTIME_TASK.into(),
+        json!({"taskOutputArtifact": {"producerTask": RUNTIME_TASK, "outputArtifactKey": RUNTIME_TASK}}),
+    );
+    inputs.insert("artifacts".into(), Value::Object(arts));
     let params: Map<String, Value> = step_parameters(p, step)
         .map(|param| {
             (
@@ -514,9 +662,7 @@ fn dag_task(
     if !params.is_empty() {
         inputs.insert("parameters".into(), Value::Object(params));
     }
-    if !inputs.is_empty() {
-        t.insert("inputs".into(), Value::Object(inputs));
-    }
+    t.insert("inputs".into(), Value::Object(inputs));
     // `prev:` parents and data producers alike: the explicit order the notebook asked
     // for survives even where no variable flows (Kale drops those edges).
     let deps: BTreeSet<&str> = step
@@ -524,10 +670,9 @@ fn dag_task(
         .iter()
         .chain(step.inputs.values())
         .map(|s| tasks_by_step[s].as_str())
+        .chain([RUNTIME_TASK])
         .collect();
-    if !deps.is_empty() {
-        t.insert("dependentTasks".into(), json!(deps));
-    }
+    t.insert("dependentTasks".into(), json!(deps));
     let cache = step
         .config
         .cache
@@ -651,6 +796,28 @@ mod tests {
             expose_as_env: true,
         };
         assert_eq!(v.env_name(), "KALE_VOLUME_MY_DATA_V2");
+    }
+
+    #[test]
+    fn the_runtime_bundle_holds_exactly_the_runtime_and_the_bootstrap() {
+        use base64::Engine as _;
+        let b = runtime_bundle();
+        assert_eq!(b.id.len(), 16);
+        assert!(b.id.bytes().all(|c| c.is_ascii_hexdigit()));
+        let packed = base64::engine::general_purpose::STANDARD
+            .decode(&b.blob)
+            .unwrap();
+        let files: Value =
+            serde_json::from_slice(&miniz_oxide::inflate::decompress_to_vec_zlib(&packed).unwrap())
+                .unwrap();
+        // Nothing else (no kale version, no notebook): the text, and so every step's
+        // cache key on a cluster, changes only with the runtime's source.
+        assert_eq!(
+            files,
+            json!({"kale_runtime.py": codegen::RUNTIME_SOURCE, "kfp_bootstrap.py": BOOTSTRAP_SOURCE})
+        );
+        // Small enough that a step stays well under 10 KB of YAML.
+        assert!(b.blob.len() < 20_000, "{}", b.blob.len());
     }
 
     #[test]
