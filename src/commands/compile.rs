@@ -13,13 +13,8 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let text = match args.target {
-        CompileTarget::Kfp => match kale::kubeflow::kfp::compile(&pipeline) {
-            Ok(c) => {
-                for w in &c.warnings {
-                    eprintln!("warning: {w}");
-                }
-                c.yaml
-            }
+        CompileTarget::Kfp => match super::kfp_compile(&pipeline, None) {
+            Ok(c) => c.yaml,
             Err(e) => {
                 eprintln!("error: {e}\n  hint: {}", e.hint());
                 return Ok(ExitCode::from(EXIT_BAD_INPUT));

@@ -37,6 +37,8 @@ use crate::analysis::ParamValue;
 use crate::codegen;
 use crate::pipeline::{Pipeline, Step};
 
+use super::packages::{Packages, is_stock_python};
+
 /// Image for steps when neither the step's `image:` tag nor the notebook's `base_image`
 /// names one (Kale's default too).
 pub const DEFAULT_IMAGE: &str = "python:3.12";
@@ -124,6 +126,8 @@ pub struct Compiled {
     /// The `PlatformSpec` document, when any step needs Kubernetes settings.
     pub platform: Option<Value>,
     pub warnings: Vec<String>,
+    /// What the user should know but need not fix.
+    pub notes: Vec<String>,
 }
 
 /// KFP's type name for a pipeline parameter.
@@ -192,16 +196,20 @@ pub fn runtime_bundle() -> &'static RuntimeBundle {
     BUNDLE.get_or_init(|| {
         use base64::Engine as _;
         use sha2::Digest as _;
+        let (runtime, bootstrap) = (
+            without_comment_lines(codegen::RUNTIME_SOURCE),
+            without_comment_lines(BOOTSTRAP_SOURCE),
+        );
         let mut h = sha2::Sha256::new();
-        for text in [codegen::RUNTIME_SOURCE, BOOTSTRAP_SOURCE] {
+        for text in [&runtime, &bootstrap] {
             h.update(text.as_bytes());
             h.update([0u8]);
         }
         let digest = h.finalize();
         let id: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         let files = json!({
-            codegen::RUNTIME_FILE: codegen::RUNTIME_SOURCE,
-            "kfp_bootstrap.py": BOOTSTRAP_SOURCE,
+            codegen::RUNTIME_FILE: runtime,
+            "kfp_bootstrap.py": bootstrap,
         });
         let packed = miniz_oxide::deflate::compress_to_vec_zlib(files.to_string().as_bytes(), 9);
         RuntimeBundle {
@@ -209,6 +217,16 @@ pub fn runtime_bundle() -> &'static RuntimeBundle {
             blob: base64::engine::general_purpose::STANDARD.encode(packed),
         }
     })
+}
+
+/// The source without its comment-only lines (a tenth of the shipped bytes). Safe
+/// because neither file has a multi-line string with a line that starts with `#`;
+/// tests/it/kubeflow.rs checks that with Python's tokenizer.
+pub fn without_comment_lines(source: &str) -> String {
+    source
+        .split_inclusive('\n')
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect()
 }
 
 /// For each step, the variables it saves that some later step reads: its KFP output
@@ -232,9 +250,46 @@ fn artifact_type(title: &str) -> Value {
     json!({"artifactType": {"schemaTitle": title, "schemaVersion": "0.0.1"}})
 }
 
-/// Builds the IR. Pure: no I/O.
+/// Builds the IR with no packages to install. Pure: no I/O.
 pub fn compile(p: &Pipeline) -> Result<Compiled, CompileError> {
+    compile_with(p, &Packages::default())
+}
+
+/// Builds the IR; steps whose image is a stock Python image install `packages.pins`
+/// at start. Pure: no I/O.
+pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, CompileError> {
     let mut warnings = Vec::new();
+    let mut notes = Vec::new();
+    let stock: BTreeSet<String> = p
+        .steps
+        .iter()
+        .map(|s| image_of(p, s))
+        .filter(|i| is_stock_python(i))
+        .collect();
+    if !stock.is_empty() {
+        let images = stock
+            .iter()
+            .map(|i| format!("`{i}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if !packages.pins.is_empty() {
+            notes.push(format!(
+                "steps on {images} install {} at start (the versions in {}); set `base_image` to an image that has them to start faster and without a package index",
+                packages.pins.join(", "),
+                packages.python
+            ));
+        }
+        if !packages.unresolved.is_empty() {
+            let why = match &packages.error {
+                Some(e) => format!("`{}` did not run ({e})", packages.python),
+                None => format!("`{}` does not have them", packages.python),
+            };
+            warnings.push(format!(
+                "steps on {images} import {}, which the image lacks and kale cannot pin: {why}; install them in the Python kale uses (KALE_PYTHON) so compile pins them, or set `base_image` (or a step's `image:` tag) to an image that has them",
+                packages.unresolved.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
     let name = pipeline_name(p);
     if name != p.name {
         warnings.push(format!(
@@ -285,7 +340,7 @@ pub fn compile(p: &Pipeline) -> Result<Compiled, CompileError> {
         };
 
         components.insert(comp.clone(), component(p, step, &exec));
-        let (container, mut step_warnings) = container(p, step, &volumes)?;
+        let (container, mut step_warnings) = container(p, step, &volumes, &packages.pins)?;
         warnings.append(&mut step_warnings);
         executors.insert(exec.clone(), json!({ "container": container }));
         tasks.insert(task.clone(), dag_task(p, step, &comp, &tasks_by_step));
@@ -339,6 +394,7 @@ pub fn compile(p: &Pipeline) -> Result<Compiled, CompileError> {
         spec,
         platform,
         warnings,
+        notes,
     })
 }
 
@@ -437,7 +493,9 @@ pub fn program_without_values(p: &Pipeline, step: &Step) -> codegen::StepProgram
     codegen::step_program(p, step, &BTreeMap::new())
 }
 
-fn image_of(p: &Pipeline, step: &Step) -> String {
+/// The image a step runs in: its `image:` tag, else the notebook's `base_image`, else
+/// [`DEFAULT_IMAGE`].
+pub fn image_of(p: &Pipeline, step: &Step) -> String {
     step.config
         .image
         .clone()
@@ -450,6 +508,7 @@ fn container(
     p: &Pipeline,
     step: &Step,
     volumes: &[PvcMount],
+    pins: &[String],
 ) -> Result<(Value, Vec<String>), CompileError> {
     let mut warnings = Vec::new();
     let program = program_without_values(p, step);
@@ -507,13 +566,19 @@ fn container(
             format!("{{{{$.outputs.artifacts['{METRICS_ARTIFACT}'].uri}}}}"),
         ]);
     }
+    let image = image_of(p, step);
+    if is_stock_python(&image) {
+        for pin in pins {
+            args.extend(["--install".into(), pin.clone()]);
+        }
+    }
     args.extend([
         "--executor-output".into(),
         "{{$.outputs.output_file}}".into(),
     ]);
 
     let mut c = Map::new();
-    c.insert("image".into(), json!(image_of(p, step)));
+    c.insert("image".into(), json!(image));
     c.insert(
         "command".into(),
         json!(["python3", "-u", "-c", STEP_LOADER]),
@@ -814,10 +879,17 @@ mod tests {
         // cache key on a cluster, changes only with the runtime's source.
         assert_eq!(
             files,
-            json!({"kale_runtime.py": codegen::RUNTIME_SOURCE, "kfp_bootstrap.py": BOOTSTRAP_SOURCE})
+            json!({
+                "kale_runtime.py": without_comment_lines(codegen::RUNTIME_SOURCE),
+                "kfp_bootstrap.py": without_comment_lines(BOOTSTRAP_SOURCE),
+            })
         );
         // Small enough that a step stays well under 10 KB of YAML.
         assert!(b.blob.len() < 20_000, "{}", b.blob.len());
+        assert_eq!(
+            without_comment_lines("a = 1\n  # why\n#x\nb = '#'\n"),
+            "a = 1\nb = '#'\n"
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@
 #   --output VAR DIR URI         an output artifact to fill the same way, and its URI
 #   --metrics PATH URI           the system.Metrics artifact and its URI
 #   --executor-output FILE       KFP's executor output file ({{$.outputs.output_file}})
+#   --install DIST==VERSION      a package the step needs (stock Python images only);
+#                                pip installs it unless the image has that version
 # SPANS maps program lines back to the notebook: "start:len:cell,..." (1-based lines).
 import hashlib
 import json
@@ -57,9 +59,11 @@ def write_termination_message(message):
 
 
 def parse_args(argv):
-    opts = {"params": {}, "inputs": {}, "outputs": {}, "metrics": None, "lines": ""}
+    opts = {"params": {}, "inputs": {}, "outputs": {}, "metrics": None, "lines": "",
+            "install": []}
     arity = {"--step": 1, "--program": 1, "--runtime-id": 1, "--lines": 1, "--param": 3,
-             "--input": 2, "--output": 3, "--metrics": 2, "--executor-output": 1}
+             "--input": 2, "--output": 3, "--metrics": 2, "--executor-output": 1,
+             "--install": 1}
     i = 0
     while i < len(argv):
         flag = argv[i]
@@ -77,6 +81,8 @@ def parse_args(argv):
             opts["outputs"][vals[0]] = (vals[1], vals[2])
         elif flag == "--metrics":
             opts["metrics"] = vals
+        elif flag == "--install":
+            opts["install"].append(vals[0])
         else:
             opts[flag[2:]] = vals[0]
     for key in ("step", "program", "runtime-id", "executor-output"):
@@ -136,6 +142,38 @@ def input_file(var, directory):
             return os.path.join(directory, name)
     fail("input `%s`: artifact %s holds no file for it (found: %s)"
          % (var, directory, ", ".join(names) or "nothing"))
+
+
+def install(step, specs):
+    # Only what the image lacks at the pinned version: an image that already has the
+    # notebook's libraries starts the step without touching a package index.
+    import importlib
+    import importlib.metadata as md
+    import site
+    import subprocess
+    missing = []
+    for spec in specs:
+        name, _, version = spec.partition("==")
+        try:
+            if md.version(name) == version:
+                continue
+        except md.PackageNotFoundError:
+            pass
+        missing.append(spec)
+    if not missing:
+        return
+    sys.stderr.write("kale: step `%s` installs %s\n" % (step, " ".join(missing)))
+    rc = subprocess.call([sys.executable, "-m", "pip", "install", "--quiet",
+                          "--disable-pip-version-check", "--no-warn-script-location"]
+                         + missing, stdout=sys.stderr)
+    if rc != 0:
+        fail("step `%s`: pip could not install %s (exit %d); use an image that has them "
+             "(the notebook's base_image or the step's image: tag), or give the cluster "
+             "access to a package index" % (step, " ".join(missing), rc))
+    # pip falls back to the user site when site-packages is read-only; that directory
+    # may not have existed when this interpreter started.
+    site.addsitedir(site.getusersitepackages())
+    importlib.invalidate_caches()
 
 
 def parse_spans(text):
@@ -205,6 +243,7 @@ def main():
     if found != opts["runtime-id"]:
         fail("the kale runtime in %s is %s, but this step was compiled for %s; recompile "
              "the pipeline with one kale" % (runtime_dir, found, opts["runtime-id"]))
+    install(opts["step"], opts["install"])
     work = tempfile.mkdtemp(prefix="kale-")
     step_dir = os.path.join(work, "step")
     os.makedirs(step_dir)

@@ -126,9 +126,14 @@ fn normalised_kfp(text: &str) -> String {
         }
         for i in 0..args.len() {
             let marker = match args[i].as_str() {
-                Some("--runtime-id") => "<runtime id>",
-                Some("--program") => "<step program>",
-                Some("--lines") => "<line map>",
+                Some("--runtime-id") => "<runtime id>".to_string(),
+                Some("--program") => "<step program>".to_string(),
+                Some("--lines") => "<line map>".to_string(),
+                Some("--install") => {
+                    let pin = args[i + 1].as_str().unwrap();
+                    let dist = pin.split_once("==").unwrap().0;
+                    format!("{dist}==<version in the test Python>")
+                }
                 _ => continue,
             };
             args[i + 1] = json!(marker);
@@ -164,11 +169,15 @@ fn check_golden(name: &str, actual: &str) {
 fn digits_compiles_to_a_valid_kfp_pipeline_matching_the_golden_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pipeline.yaml");
-    let res = compile(
-        &examples_dir().join("digits.ipynb"),
-        &["--target", "kfp"],
-        &out,
-    );
+    // The pins of the packages a stock image lacks come from the Python kale uses.
+    let res = kale()
+        .arg("compile")
+        .arg(examples_dir().join("digits.ipynb"))
+        .args(["--target", "kfp", "-o"])
+        .arg(&out)
+        .env("KALE_PYTHON", python())
+        .output()
+        .unwrap();
     assert!(
         res.status.success(),
         "{}",
@@ -790,4 +799,135 @@ fn compiled_pipelines_carry_the_runtime_once() {
     assert!(size < 200 * 1024, "{size} bytes");
     let failures = validate("validate_kfp.py", &[digits, thirty]);
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// On a stock Python image the steps install the notebook's third-party packages,
+/// pinned to the local Python's versions; what the local Python lacks is named.
+#[test]
+fn stock_python_images_get_the_notebooks_packages_pinned_or_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = examples_dir().join("digits.ipynb");
+    let version = |module: &str| {
+        let out = Command::new(python())
+            .args([
+                "-c",
+                &format!("import {module}; print({module}.__version__)"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let out = dir.path().join("pinned.yaml");
+    let res = kale()
+        .arg("compile")
+        .arg(&nb)
+        .arg("-o")
+        .arg(&out)
+        .env("KALE_PYTHON", python())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    let want = [
+        format!("numpy=={}", version("numpy")),
+        format!("scikit-learn=={}", version("sklearn")),
+    ];
+    assert!(
+        stderr.contains(&format!("install {}, {} at start", want[0], want[1])),
+        "{stderr}"
+    );
+    let spec = &yaml_docs(&std::fs::read_to_string(&out).unwrap())[0];
+    for (label, exec) in spec["deploymentSpec"]["executors"].as_object().unwrap() {
+        let args: Vec<&str> = exec["container"]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let pins: Vec<&str> = args
+            .windows(2)
+            .filter(|w| w[0] == "--install")
+            .map(|w| w[1])
+            .collect();
+        if label == "exec-kale-runtime" {
+            assert!(pins.is_empty());
+        } else {
+            assert_eq!(pins, want, "{label}");
+        }
+    }
+
+    let res = kale()
+        .arg("compile")
+        .arg(&nb)
+        .arg("-o")
+        .arg(dir.path().join("unpinned.yaml"))
+        .env("KALE_PYTHON", dir.path().join("no-such-python"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: steps on `python:3.11` import `numpy`, `sklearn`, which the image lacks and kale cannot pin"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(dir.path().join("unpinned.yaml")).unwrap();
+    assert!(!text.contains("--install"));
+
+    // An image of the user's own is trusted to have its libraries.
+    let custom = write_notebook(
+        dir.path(),
+        "custom.ipynb",
+        &[
+            C::Code(&["imports"], "import numpy as np"),
+            C::Code(&["step:a"], "x = np.zeros(3)"),
+        ],
+        Some(json!({"base_image": "ghcr.io/me/ds:1"})),
+    );
+    let res = kale()
+        .arg("compile")
+        .arg(&custom)
+        .arg("-o")
+        .arg(dir.path().join("custom.yaml"))
+        .env("KALE_PYTHON", python())
+        .output()
+        .unwrap();
+    assert!(res.status.success());
+    assert!(!String::from_utf8_lossy(&res.stderr).contains("numpy"));
+    let text = std::fs::read_to_string(dir.path().join("custom.yaml")).unwrap();
+    assert!(!text.contains("--install"));
+}
+
+/// The runtime ships without its comment-only lines: that is only safe while no line of
+/// a multi-line string starts with `#`, which Python's own tokenizer checks here.
+#[test]
+fn shipped_sources_lose_only_comments() {
+    let check = r##"
+import io, sys, tokenize
+bad = []
+for path in sys.argv[1:]:
+    src = open(path, encoding="utf-8").read()
+    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+        if tok.type == tokenize.STRING:
+            for i, line in enumerate(tok.string.splitlines()[1:], tok.start[0] + 1):
+                if line.lstrip().startswith("#"):
+                    bad.append("%s:%d" % (path, i))
+print("\n".join(bad))
+"##;
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(check)
+        .arg(manifest_dir().join("src/runtime/kale_runtime.py"))
+        .arg(manifest_dir().join("src/kubeflow/kfp_bootstrap.py"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        bad.trim().is_empty(),
+        "string lines that start with `#` would be dropped from the shipped runtime:\n{bad}"
+    );
 }
