@@ -98,6 +98,9 @@ pub struct ResourceArgs {
     /// Steps without a `limit:nvidia.com/gpu` tag see no GPU.
     #[arg(long)]
     pub hide_gpus: bool,
+    /// Run steps whose GPU limit is meant for the cluster here, without GPUs of their own.
+    #[arg(long)]
+    pub ignore_gpu_limits: bool,
     /// Cores the steps share (default: all of them). Steps without `limit:cpu` get an
     /// even share of them as their thread count (OMP_NUM_THREADS, ...).
     #[arg(long, value_name = "N")]

@@ -13,12 +13,9 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let text = match args.target {
-        CompileTarget::Kfp => match kale::kubeflow::kfp::compile(&pipeline) {
+        CompileTarget::Kfp => match super::kfp_compile(&pipeline, None) {
             Ok(c) => {
                 warn_file_reads(&args.notebook, &pipeline);
-                for w in &c.warnings {
-                    eprintln!("warning: {w}");
-                }
                 c.yaml
             }
             Err(e) => {

@@ -68,6 +68,38 @@ pub fn load_pipeline(notebook: &Path) -> Result<kale::pipeline::Pipeline, ExitCo
     }
 }
 
+/// Compiles for KFP. Steps on a stock Python image install the notebook's third-party
+/// packages pinned to the versions in the Python `kale run` would use (`python`, else
+/// `KALE_PYTHON`, else `python3`); it runs only when some step has such an image.
+pub fn kfp_compile(
+    p: &kale::pipeline::Pipeline,
+    python: Option<&Path>,
+) -> Result<kale::kubeflow::kfp::Compiled, kale::kubeflow::kfp::CompileError> {
+    use kale::kubeflow::{kfp, packages};
+    let stock = p
+        .steps
+        .iter()
+        .any(|s| packages::is_stock_python(&kfp::image_of(p, s)));
+    let modules = if stock {
+        packages::imported_top_level(p)
+    } else {
+        Vec::new()
+    };
+    let resolved = if modules.is_empty() {
+        packages::Packages::default()
+    } else {
+        packages::resolve(&modules, &kale::exec::python::choose(python))
+    };
+    let compiled = kfp::compile_with(p, &resolved)?;
+    for w in &compiled.warnings {
+        eprintln!("warning: {w}");
+    }
+    for n in &compiled.notes {
+        eprintln!("note: {n}");
+    }
+    Ok(compiled)
+}
+
 /// Resolves the Python interpreter or explains why there is none.
 pub fn interpreter(flag: Option<&Path>) -> Result<kale::exec::Interpreter, ExitCode> {
     let command = kale::exec::python::choose(flag);
@@ -90,7 +122,7 @@ pub fn resource_pool(
         pipeline,
         args.gpus.as_deref(),
         args.cpus,
-        args.hide_gpus,
+        (args.hide_gpus, args.ignore_gpu_limits),
         concurrent_runs,
         jobs_per_run,
     )

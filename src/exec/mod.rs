@@ -612,6 +612,10 @@ impl StepTask {
             }),
         )?;
         let asked = resources::StepResources::of(&self.step.config).unwrap_or_default();
+        let asked = match &self.pool {
+            Some(pool) => pool.effective(asked),
+            None => asked,
+        };
         // Held until the step ends: its GPUs and CPU share are its own meanwhile.
         let lease = match &self.pool {
             Some(pool) => {

@@ -181,6 +181,8 @@ pub struct PoolSettings {
     pub concurrent_steps: usize,
     /// Steps without a GPU limit see no GPU (`CUDA_VISIBLE_DEVICES=""`).
     pub hide_gpus: bool,
+    /// GPU limits are for the cluster: run such steps here without GPUs of their own.
+    pub ignore_gpu_limits: bool,
 }
 
 impl PoolSettings {
@@ -206,7 +208,7 @@ pub fn pool_for(
     pipeline: &crate::pipeline::Pipeline,
     gpus: Option<&[String]>,
     cpus: Option<f64>,
-    hide_gpus: bool,
+    (hide_gpus, ignore_gpu_limits): (bool, bool),
     concurrent_runs: usize,
     jobs_per_run: usize,
 ) -> Result<Arc<ResourcePool>, ResourceError> {
@@ -219,13 +221,14 @@ pub fn pool_for(
         cpus: cpus.unwrap_or_else(PoolSettings::machine_cores),
         concurrent_steps: concurrent_runs.max(1) * jobs_per_run.min(dag_width(pipeline)).max(1),
         hide_gpus,
+        ignore_gpu_limits,
     });
     for step in &pipeline.steps {
         let located = |message| ResourceError {
             step: Some((step.name.clone(), step.cells.first().copied().unwrap_or(0))),
             message,
         };
-        let asked = StepResources::of(&step.config).map_err(located)?;
+        let asked = pool.effective(StepResources::of(&step.config).map_err(located)?);
         pool.check(&step.name, &asked).map_err(located)?;
     }
     Ok(pool)
@@ -297,12 +300,20 @@ impl ResourcePool {
         (share.floor() as usize).max(1)
     }
 
+    /// What a step gets here of what it asked for.
+    pub fn effective(&self, mut asked: StepResources) -> StepResources {
+        if self.settings.ignore_gpu_limits {
+            asked.gpus = 0;
+        }
+        asked
+    }
+
     /// A step that cannot ever run here, said before anything starts.
     pub fn check(&self, step: &str, r: &StepResources) -> Result<(), String> {
         let have = self.settings.gpus.devices.len();
         if r.gpus as usize > have {
             return Err(format!(
-                "step `{step}` asks for {} GPU{} but this machine has {} ({}: {})",
+                "step `{step}` asks for {} GPU{} but this machine has {} ({}: {})\n  hint: run it where it has them, or pass --ignore-gpu-limits to run it here without GPUs of its own (the limit still goes to Kubeflow)",
                 r.gpus,
                 if r.gpus == 1 { "" } else { "s" },
                 have,
@@ -421,6 +432,7 @@ mod tests {
             cpus,
             concurrent_steps: concurrent,
             hide_gpus: false,
+            ignore_gpu_limits: false,
         })
     }
 

@@ -8,6 +8,7 @@ mod fork_server;
 mod fuzz;
 mod inspect;
 mod katib_cluster;
+mod kfp_local;
 mod kubeflow;
 mod kubeflow_kfp;
 mod marshal;
