@@ -191,7 +191,7 @@ pub struct KatibArgs {
     /// Experiment name (default: the notebook's experiment name); a DNS label of at most 40 characters.
     #[arg(long, value_name = "NAME", help_heading = "Katib")]
     pub experiment_name: Option<String>,
-    /// Image of the trial Job; it must contain the `kale` binary.
+    /// Image of the trial Job (default: the steps' image); it needs `python3` and `sh`.
     #[arg(
         long,
         value_name = "IMAGE",

@@ -88,11 +88,6 @@ pub fn write_output(path: Option<&std::path::Path>, text: &str) -> anyhow::Resul
     Ok(())
 }
 
-/// The default trial image: kale publishes none, so the name says which kale to build.
-pub fn default_trial_image() -> String {
-    format!("kale:{}", env!("CARGO_PKG_VERSION"))
-}
-
 pub fn search_args(f: &SearchFlags) -> kale::tune::space::SearchArgs {
     kale::tune::space::SearchArgs {
         objective: f.objective.clone(),
@@ -139,13 +134,11 @@ pub fn katib_experiment(
         .experiment_name
         .clone()
         .unwrap_or_else(|| kale::kubeflow::katib::default_name(&pipeline.experiment));
-    let image = katib.trial_image.clone().unwrap_or_else(|| {
-        let image = default_trial_image();
-        eprintln!(
-            "warning: trials run image `{image}`; build an image holding the kale binary and pass --trial-image (or set KALE_TRIAL_IMAGE)"
-        );
-        image
-    });
+    // The steps' image has Python, which is all the trial driver needs.
+    let image = katib
+        .trial_image
+        .clone()
+        .unwrap_or_else(|| kale::kubeflow::kfp::pipeline_image(pipeline));
     if katib.pipeline_id.is_none() {
         eprintln!(
             "note: each trial runs the newest version of the KFP pipeline named `{}`; upload it first (`kale submit`), or pass --pipeline-id/--pipeline-version",

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{ExperimentsListArgs, TuneArgs};
 
-use super::compile::{default_trial_image, katib_experiment};
+use super::compile::katib_experiment;
 use super::tune::LiveView;
 use super::{EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STEP_FAILED};
 
@@ -69,7 +69,6 @@ pub fn tune(args: &TuneArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| kale::kubeflow::katib::default_name(&pipeline.experiment)),
         );
         dry.pipeline_id.get_or_insert_with(|| "dry-run".into());
-        dry.trial_image.get_or_insert_with(default_trial_image);
         if let Err(code) = katib_experiment(&pipeline, &dry, &args.search) {
             return Ok(code);
         }

@@ -1,64 +1,66 @@
-//! `kale trial`: what each Katib trial container runs.
+//! `kale trial`: what each Katib trial container runs, from this machine.
+//!
+//! The trial logic lives in one place, the standard-library Python driver the Katib
+//! Experiment ships to the cluster ([`kale::kubeflow::katib::TRIAL_DRIVER_SOURCE`]);
+//! this command hands its arguments to that same driver, run by the local Python
+//! (`KALE_PYTHON`, else `python3`), so what `kale trial` does is what a trial does.
 
-use std::process::ExitCode;
-use std::time::Duration;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitCode};
 
-use kale::kubeflow::kfp_client::KfpClient;
-use kale::kubeflow::trial::{TrialError, TrialRequest};
+use kale::kubeflow::katib::TRIAL_DRIVER_SOURCE;
 
 use crate::cli::TrialArgs;
 
 use super::EXIT_BAD_INPUT;
 
-pub fn run(args: &TrialArgs) -> anyhow::Result<ExitCode> {
-    let mut params = Vec::new();
-    for text in &args.params {
-        match text.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => {
-                params.push((k.trim().to_string(), v.to_string()))
-            }
-            _ => {
-                eprintln!("error: -p `{text}` is not of the form NAME=VALUE");
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
-            }
+/// The driver's arguments for what clap parsed (the driver parses them again: it is
+/// also run directly by the trial pods).
+fn driver_args(args: &TrialArgs) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut opt = |flag: &str, value: &Option<String>| {
+        if let Some(v) = value {
+            out.push(format!("{flag}={v}"));
         }
+    };
+    opt("--kfp-endpoint", &args.kfp_endpoint);
+    opt("--pipeline-id", &args.pipeline_id);
+    opt("--pipeline", &args.pipeline);
+    opt("--pipeline-version", &args.pipeline_version);
+    opt("--kfp-experiment-id", &args.kfp_experiment_id);
+    opt("--namespace", &args.namespace);
+    opt("--run-name", &args.run_name);
+    opt("--timeout", &args.timeout.map(|t| t.to_string()));
+    out.extend(args.params.iter().map(|p| format!("--param={p}")));
+    let metrics: Vec<&str> = args
+        .metrics
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !m.is_empty())
+        .collect();
+    if !metrics.is_empty() {
+        out.push(format!("--metrics={}", metrics.join(",")));
     }
+    out.push(format!("--poll-interval={}", args.poll_interval));
+    out
+}
+
+pub fn run(args: &TrialArgs) -> anyhow::Result<ExitCode> {
     if !(args.poll_interval.is_finite() && args.poll_interval > 0.0) {
         eprintln!("error: --poll-interval must be a positive number of seconds");
         return Ok(ExitCode::from(EXIT_BAD_INPUT));
     }
-    let req = TrialRequest {
-        pipeline_id: args.pipeline_id.clone(),
-        pipeline_name: args.pipeline.clone(),
-        version_id: args.pipeline_version.clone(),
-        experiment_id: args.kfp_experiment_id.clone(),
-        namespace: args.namespace.clone(),
-        run_name: args
-            .run_name
-            .clone()
-            .unwrap_or_else(|| format!("kale-trial-{}", std::process::id())),
-        params,
-        metrics: args
-            .metrics
-            .iter()
-            .filter(|m| !m.is_empty())
-            .cloned()
-            .collect(),
-        poll: Duration::from_secs_f64(args.poll_interval),
-        timeout: args.timeout.map(Duration::from_secs),
-    };
-    let client = KfpClient::from_env(args.kfp_endpoint.as_deref());
-    let mut log = std::io::stderr();
-    let mut out = std::io::stdout();
-    match kale::kubeflow::trial::run(&client, &req, &mut log, &mut out) {
-        Ok(_) => Ok(ExitCode::SUCCESS),
-        Err(e) => {
-            // No `=` in this line: Katib's collector reads stderr too.
-            eprintln!("error: {e}\n  hint: {}", e.hint());
-            Ok(ExitCode::from(match e {
-                TrialError::Input(_) => EXIT_BAD_INPUT,
-                _ => 1,
-            }))
-        }
-    }
+    let python = kale::exec::python::choose(None);
+    // exec: the driver's exit status and signals are the command's own.
+    let err = Command::new(&python)
+        .arg("-u")
+        .arg("-c")
+        .arg(TRIAL_DRIVER_SOURCE)
+        .args(driver_args(args))
+        .exec();
+    // No `=` in these lines: Katib's collector reads stderr too.
+    eprintln!(
+        "error: cannot start Python `{python}` to run the trial driver ({err})\n  hint: set KALE_PYTHON to a Python 3.8+ interpreter"
+    );
+    Ok(ExitCode::from(1))
 }

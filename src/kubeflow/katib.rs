@@ -1,17 +1,32 @@
 //! The Katib `Experiment` (kubeflow.org/v1beta1) for tuning a pipeline on a cluster.
 //!
-//! Every trial is a `batch/v1` Job whose `main` container runs `kale trial`: one KFP run
-//! of the uploaded pipeline version with the trial's parameters, whose metrics it prints
-//! as `name=value` lines for Katib's default StdOut collector. A plain Job keeps the
-//! cluster requirements to Katib and KFP themselves: Katib fills in its success and
-//! failure conditions, and no katib-config or RBAC change is needed (an Argo or KFP
-//! trial kind would need both).
+//! Every trial is a `batch/v1` Job whose `main` container runs kale's trial driver
+//! ([`TRIAL_DRIVER_SOURCE`], standard-library Python): one KFP run of the uploaded
+//! pipeline version with the trial's parameters, whose metrics it prints as `name=value`
+//! lines for Katib's default StdOut collector. The Job runs in the steps' image, so the
+//! cluster needs no image of kale's.
+//!
+//! The driver travels in the template itself: an init container writes it into an
+//! `emptyDir`, and `main` runs that file. `main`'s command stays a list of shell-safe
+//! words because Katib's collector re-runs it as `sh -c "<words joined by spaces>"`
+//! without quoting; Python source can only pass through the init container, which
+//! Katib leaves alone. A plain Job keeps the cluster requirements to Katib and KFP
+//! themselves: Katib fills in its success and failure conditions, and no katib-config
+//! or RBAC change is needed (an Argo or KFP trial kind would need both).
 
 use serde_json::{Map, Value, json};
 
 use crate::pipeline::Pipeline;
 use crate::tune::space::ResolvedSearch;
 use kale_search::Direction;
+
+/// What every trial runs; `kale trial` runs it too, so there is one implementation.
+pub const TRIAL_DRIVER_SOURCE: &str = include_str!("trial_driver.py");
+/// Where the init container writes the driver, inside the trial pod.
+pub const TRIAL_DRIVER_DIR: &str = "/kale";
+pub const TRIAL_DRIVER_PATH: &str = "/kale/kale_trial.py";
+/// The init container's program: writes its first argument to the path in its second.
+const WRITE_DRIVER: &str = "import sys; open(sys.argv[2], 'w').write(sys.argv[1])";
 
 /// Trial parameter that carries the trial's name (reused as the KFP run name).
 pub const TRIAL_NAME_PARAMETER: &str = "kaleTrialName";
@@ -21,7 +36,8 @@ pub const MAX_NAME_LEN: usize = 40;
 /// Where trials find the pipeline and the KFP API.
 #[derive(Debug, Clone, Default)]
 pub struct TrialTarget {
-    /// Image of the trial Job; must contain `kale`.
+    /// Image of the trial Job (the steps' image unless the user names one); it needs
+    /// `python3` (3.8+) and `sh`.
     pub image: String,
     /// KFP pipeline id; without it each trial looks the pipeline up by name.
     pub pipeline_id: Option<String>,
@@ -106,14 +122,14 @@ fn shell_safe(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "._-+:/@,=".contains(c))
 }
 
-/// The arguments of `kale trial` inside the Job, one shell-safe word each (Katib's
-/// collector joins them with spaces under `sh -c`).
+/// The trial container's command: the driver and its arguments (those of `kale trial`),
+/// one shell-safe word each (Katib's collector joins them with spaces under `sh -c`).
 pub fn trial_command(
     p: &Pipeline,
     search: &ResolvedSearch,
     target: &TrialTarget,
 ) -> Result<Vec<String>, KatibError> {
-    let mut cmd: Vec<String> = vec!["kale".into(), "trial".into()];
+    let mut cmd: Vec<String> = vec!["python3".into(), "-u".into(), TRIAL_DRIVER_PATH.into()];
     if let Some(e) = &target.kfp_endpoint {
         cmd.push(format!("--kfp-endpoint={e}"));
     }
@@ -235,13 +251,34 @@ pub fn experiment(
     if let Some(sa) = &target.service_account {
         pod_spec.insert("serviceAccountName".into(), json!(sa));
     }
+    let mount = json!([{"name": "kale-trial", "mountPath": TRIAL_DRIVER_DIR}]);
+    pod_spec.insert(
+        "initContainers".into(),
+        json!([{
+            "name": "kale-trial-driver",
+            "image": target.image,
+            "command": [
+                "python3",
+                "-c",
+                WRITE_DRIVER,
+                crate::kubeflow::kfp::without_comment_lines(TRIAL_DRIVER_SOURCE),
+                TRIAL_DRIVER_PATH,
+            ],
+            "volumeMounts": mount,
+        }]),
+    );
     pod_spec.insert(
         "containers".into(),
         json!([{
             "name": "main",
             "image": target.image,
             "command": trial_command(p, search, target)?,
+            "volumeMounts": mount,
         }]),
+    );
+    pod_spec.insert(
+        "volumes".into(),
+        json!([{"name": "kale-trial", "emptyDir": {}}]),
     );
     let job = json!({
         "apiVersion": "batch/v1",
@@ -328,6 +365,15 @@ mod tests {
         for bad in ["", "Digits", "1x", "x-", "x_y", &"a".repeat(41)] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_driver_reads_the_metrics_artifact_kfp_writes() {
+        assert!(TRIAL_DRIVER_SOURCE.contains(&format!(
+            "\nMETRICS_ARTIFACT = \"{}\"\n",
+            crate::kubeflow::kfp::METRICS_ARTIFACT
+        )));
+        assert!(TRIAL_DRIVER_PATH.starts_with(TRIAL_DRIVER_DIR));
     }
 
     #[test]

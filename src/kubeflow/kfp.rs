@@ -220,8 +220,9 @@ pub fn runtime_bundle() -> &'static RuntimeBundle {
 }
 
 /// The source without its comment-only lines (a tenth of the shipped bytes). Safe
-/// because neither file has a multi-line string with a line that starts with `#`;
-/// tests/it/kubeflow.rs checks that with Python's tokenizer.
+/// because no shipped file (runtime, bootstrap, trial driver) has a multi-line string
+/// with a line that starts with `#`; tests/it/kubeflow.rs checks that with Python's
+/// tokenizer.
 pub fn without_comment_lines(source: &str) -> String {
     source
         .split_inclusive('\n')
@@ -595,16 +596,21 @@ fn container(
     Ok((Value::Object(c), warnings))
 }
 
+/// The image of steps without an `image:` tag: the notebook's `base_image`, else
+/// [`DEFAULT_IMAGE`]. Katib trials run in it too.
+pub fn pipeline_image(p: &Pipeline) -> String {
+    p.metadata
+        .base_image
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_IMAGE.to_string())
+}
+
 /// The runtime task's container: the pipeline's base image, which the steps without an
 /// `image:` tag use too, so the node has it already.
 fn runtime_container(p: &Pipeline) -> Value {
     let bundle = runtime_bundle();
-    let image = p
-        .metadata
-        .base_image
-        .clone()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| DEFAULT_IMAGE.to_string());
+    let image = pipeline_image(p);
     json!({
         "image": image,
         "command": ["python3", "-c", UNPACK_RUNTIME],

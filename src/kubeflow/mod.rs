@@ -9,13 +9,13 @@
 //! - `kale compile --target kfp` writes [`kfp::compile`]'s IR YAML.
 //! - `kale submit` uploads it and starts one run.
 //! - `kale compile --target katib` / `kale tune --katib` build a Katib Experiment whose
-//!   every trial is a `batch/v1` Job running `kale trial`, which starts one KFP run of
-//!   the uploaded pipeline version with the trial's parameters and prints the run's
-//!   metrics as `name=value` lines for Katib's StdOut collector.
+//!   every trial is a `batch/v1` Job running the trial driver (`trial_driver.py`, shipped
+//!   inline, run by the steps' image's Python), which starts one KFP run of the uploaded
+//!   pipeline version with the trial's parameters and prints the run's metrics as
+//!   `name=value` lines for Katib's StdOut collector. `kale trial` runs the same driver.
 
 pub mod cluster;
 pub mod katib;
 pub mod kfp;
 pub mod kfp_client;
 pub mod packages;
-pub mod trial;

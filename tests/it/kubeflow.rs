@@ -918,6 +918,7 @@ print("\n".join(bad))
         .arg(check)
         .arg(manifest_dir().join("src/runtime/kale_runtime.py"))
         .arg(manifest_dir().join("src/kubeflow/kfp_bootstrap.py"))
+        .arg(manifest_dir().join("src/kubeflow/trial_driver.py"))
         .output()
         .unwrap();
     assert!(

@@ -448,55 +448,84 @@ fn trial_starts_a_typed_run_waits_and_prints_metrics_for_katib() {
 }
 
 #[test]
-fn the_katib_trial_command_runs_as_generated() {
-    // The exact command the compiled Experiment gives the trial container, with Katib's
-    // substitutions, against the fake: the pipeline is found by name, its newest version run.
+fn the_katib_trial_pod_runs_as_generated_in_the_steps_image() {
+    // The trial pod of the compiled Experiment, played the way the cluster runs it, with
+    // real Python against the fake: the init container writes the driver into the shared
+    // volume (here a directory), then `main`'s command, with Katib's substitutions, runs
+    // the way Katib's StdOut collector rewrites it: words joined by spaces under `sh -c`,
+    // output into the file the collector reads. The pipeline is found by name and its
+    // newest version run.
     let dir = tempfile::tempdir().unwrap();
     let exp = dir.path().join("e.yaml");
     let res = kale()
-        .args([
-            "compile",
-            "--target",
-            "katib",
-            "--trial-image",
-            "kale:test",
-            "-o",
-        ])
+        .args(["compile", "--target", "katib", "-o"])
         .arg(&exp)
         .arg(examples_dir().join("digits.ipynb"))
+        .env_remove("KALE_TRIAL_IMAGE")
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
     assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
+        !stderr.contains("warning"),
+        "no trial image to build: {stderr}"
     );
     let doc: Value = serde_saphyr::from_str(&std::fs::read_to_string(&exp).unwrap()).unwrap();
-    let command: Vec<String> = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"]
-        .as_array()
-        .unwrap()
+    let pod = &doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"];
+    // Trials run in the steps' image: digits' `base_image`.
+    assert_eq!(pod["containers"][0]["image"], "python:3.11");
+    assert_eq!(pod["initContainers"][0]["image"], "python:3.11");
+    let volume = dir.path().join("kale");
+    std::fs::create_dir(&volume).unwrap();
+    let in_pod = |w: &Value| -> String {
+        w.as_str()
+            .unwrap()
+            .replace("/kale/", &format!("{}/", volume.display()))
+    };
+    let words = |c: &Value| -> Vec<String> {
+        c["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(in_pod)
+            .collect()
+    };
+
+    let init = words(&pod["initContainers"][0]);
+    assert_eq!(init[0], "python3");
+    crate::support::succeed(assert_cmd::Command::new(crate::support::python()).args(&init[1..]));
+
+    let main = words(&pod["containers"][0]);
+    assert_eq!(main[0], "python3");
+    let main: Vec<String> = main
         .iter()
         .map(|w| {
-            w.as_str()
-                .unwrap()
-                .replace("${trialParameters.kaleTrialName}", "digits-abcd1234")
+            w.replace("${trialParameters.kaleTrialName}", "digits-abcd1234")
                 .replace("${trialParameters.C}", "2.5")
                 .replace("${trialParameters.gamma}", "0.001")
         })
         .collect();
-    assert_eq!(&command[..2], ["kale", "trial"]);
+    assert!(!main.join(" ").contains("${"), "{main:?}");
     let fake = FakeKfp::start(script(digits_spec()));
-    let out = crate::support::succeed(
-        kale()
-            .args(&command[1..])
-            .args(["--poll-interval", "0.05"])
+    let log = dir.path().join("metrics.log");
+    let wrapped = format!(
+        "{} {} --poll-interval=0.05 1>{} 2>&1 && echo completed > {}/1.pid",
+        crate::support::python(),
+        main[1..].join(" "),
+        log.display(),
+        dir.path().display()
+    );
+    crate::support::succeed(
+        assert_cmd::Command::new("sh")
+            .args(["-c", &wrapped])
             .env("KF_PIPELINES_ENDPOINT", &fake.url)
             .env("KF_PIPELINES_TOKEN", "secret-token"),
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "accuracy=0.97\nf1=0.96\n"
-    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let metric_lines: Vec<&str> = text.lines().filter(|l| l.contains('=')).collect();
+    assert_eq!(metric_lines, ["accuracy=0.97", "f1=0.96"], "{text}");
+    assert!(text.contains("run r-1 is SUCCEEDED"), "{text}");
+    assert!(dir.path().join("1.pid").exists());
     let created = fake.find("POST", "/apis/v2beta1/runs");
     assert_eq!(
         created[0].json()["runtime_config"]["parameters"],
