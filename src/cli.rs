@@ -473,7 +473,7 @@ pub struct TrialArgs {
     /// Metrics to print, comma-separated (default: all the run reported).
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub metrics: Vec<String>,
-    /// Seconds between checks of the run's state.
+    /// Longest wait between checks of the run's state, in seconds (checks start at 0.5 s).
     #[arg(long, value_name = "SECONDS", default_value = "10")]
     pub poll_interval: f64,
     /// Give up (and fail the trial) after this many seconds.

@@ -285,6 +285,7 @@ def parse_args(argv):
     ap.add_argument("--run-name")
     ap.add_argument("-p", "--param", action="append", default=[])
     ap.add_argument("--metrics", action="append", default=[])
+    # The longest wait between checks of the run's state.
     ap.add_argument("--poll-interval", type=float, default=10.0)
     ap.add_argument("--timeout", type=float)
     return ap.parse_args(argv)
@@ -350,6 +351,9 @@ def trial(args, out):
 
     started = time.monotonic()
     last_state = None
+    # Checks start every half second and back off to --poll-interval, so a short run
+    # is not billed a whole interval and a long one does not flood the API.
+    delay = min(0.5, args.poll_interval)
     while True:
         run = client.call("run %s" % run_id, "GET", "/apis/v2beta1/runs/%s" % run_id)
         state = run.get("state") or "PENDING"
@@ -362,7 +366,8 @@ def trial(args, out):
             raise Failure(
                 "run %s did not finish within %d s" % (run_id, args.timeout), HINT_TIMEOUT
             )
-        time.sleep(args.poll_interval)
+        time.sleep(delay)
+        delay = min(delay * 2, args.poll_interval)
     if state != "SUCCEEDED":
         message = (run.get("error") or {}).get("message")
         raise Failure(
