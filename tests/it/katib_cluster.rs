@@ -353,7 +353,8 @@ impl Kale {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s;
             }
-            if start.elapsed() > Duration::from_secs(60) {
+            // Long enough for the end-to-end test's trials, which run real pipelines.
+            if start.elapsed() > Duration::from_secs(300) {
                 let _ = self.child.kill();
                 panic!("kale did not finish:\n{}", self.stderr());
             }
@@ -883,5 +884,188 @@ fn cluster_problems_are_explained() {
     assert!(
         stderr.contains("hint: point $KUBECONFIG at a kubeconfig file"),
         "{stderr}"
+    );
+}
+
+/// Katib's controller and a KFP API server that executes runs with `kfp.local`, played
+/// by `tests/katib_e2e/katib_controller.py` against kmock (see its docstring for what
+/// it does as Katib does and what it does differently).
+struct KatibController {
+    child: Child,
+    kfp_url: String,
+}
+
+impl KatibController {
+    fn start(kube: &Kube, cwd: &Path, out: &Path) -> KatibController {
+        let mut child = Command::new(crate::kubeflow::validators_python())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/katib_e2e/katib_controller.py"))
+            .args(["--kube", &kube.url, "--namespace", NS, "--seed", "13"])
+            .arg("--step-python")
+            .arg(crate::support::python())
+            .arg("--cwd")
+            .arg(cwd)
+            .arg("--out")
+            .arg(out)
+            .env_remove("PYTHONPATH")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start katib_controller.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("http://127.0.0.1:"),
+            "no KFP URL: {line:?}"
+        );
+        KatibController {
+            child,
+            kfp_url: line.trim().to_string(),
+        }
+    }
+
+    fn finish(mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "katib_controller.py did not finish"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for KatibController {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_katib_experiment_runs_end_to_end_with_trials_that_are_pipeline_runs() {
+    // Everything between kale and the metrics is real except Katib and the cluster:
+    // kale uploads the compiled pipeline and creates the Experiment; the stand-in
+    // controller renders its trial template, runs the trial pod's containers (the
+    // steps' image's Python running kale's trial driver, no trial image) under Katib's
+    // StdOut wrapping, the driver starts a KFP run that kfp.local executes, and the
+    // controller reads the metrics from the container's output with Katib's filter.
+    let kube = Kube::start(true);
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "sweep.ipynb",
+        &[
+            C::Code(&["pipeline-parameters"], "lr = 0.1\nn = 3"),
+            C::Code(&["step:train"], "score = 1 - (lr - 0.3) ** 2 + n / 100"),
+            C::Code(&["pipeline-metrics"], "print(score)"),
+        ],
+        None,
+    );
+    let summary_path = dir.path().join("katib.json");
+    let katib = KatibController::start(&kube, dir.path(), &summary_path);
+    let cfg = kubeconfig(dir.path(), "fake", &[("fake", &kube.url)]);
+    let mut cmd = kale_cmd(dir.path(), &cfg);
+    cmd.arg("tune")
+        .arg(&nb)
+        .args(["--katib", "--name", "sweep-e2e", "--json"])
+        .args(["--kfp-endpoint", &katib.kfp_url])
+        .args(["--trial-kfp-endpoint", &katib.kfp_url])
+        .args([
+            "--objective",
+            "score",
+            "--param",
+            "lr=double:0.01..0.5",
+            "--param",
+            "n=int:1..5",
+            "--max-trials",
+            "3",
+            "--parallel",
+            "1",
+            "--max-failed",
+            "1",
+        ])
+        .env("KALE_PYTHON", crate::support::python());
+    let kale = Kale::spawn(cmd);
+    let (status, stdout, stderr) = kale.finish();
+    let katib_status = katib.finish();
+    let logs = std::fs::read_to_string(&summary_path).unwrap_or_default();
+    assert!(katib_status.success(), "{stderr}");
+    assert!(status.success(), "{status}\n{stderr}\n{logs}");
+
+    let summary: Value = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
+    let trials = summary["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 3);
+    for t in trials {
+        assert_eq!(t["status"], "Succeeded", "{t:#}");
+        // What the collector read is exactly the driver's one metric line.
+        assert_eq!(t["metrics"]["score"].as_array().unwrap().len(), 1, "{t:#}");
+        let name = t["name"].as_str().unwrap();
+        assert!(name.starts_with("sweep-e2e-") && name.len() == 18, "{name}");
+        // Shown live, with its Katib name.
+        assert!(stderr.contains(name), "{name} not shown:\n{stderr}");
+        for a in t["assignments"].as_array().unwrap() {
+            let v: f64 = a["value"].as_str().unwrap().parse().unwrap();
+            match a["name"].as_str().unwrap() {
+                "lr" => assert!((0.01..=0.5).contains(&v), "{a}"),
+                "n" => assert!((1.0..=5.0).contains(&v) && v.fract() == 0.0, "{a}"),
+                other => panic!("unexpected parameter {other}"),
+            }
+        }
+    }
+    assert!(
+        stderr.contains("experiment sweep-e2e succeeded: max trials reached — 3 succeeded"),
+        "{stderr}"
+    );
+
+    let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(doc["status"], "succeeded");
+    assert_eq!(doc["trials"]["succeeded"], 3);
+    // The best is the best of what the trials measured...
+    let measured: Vec<(String, f64)> = trials
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["metrics"]["score"][0].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    let (best_name, best_score) = measured
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap()
+        .clone();
+    assert_eq!(doc["best"]["trial"], best_name.as_str());
+    assert_eq!(doc["best"]["metrics"]["score"].as_f64(), Some(best_score));
+    // ...and exactly what `kale run -p` computes with its values.
+    let best = trials
+        .iter()
+        .find(|t| t["name"] == best_name.as_str())
+        .unwrap();
+    let mut run = crate::support::kale_with_python();
+    run.arg("run").arg(&nb).args(["--json", "--quiet"]);
+    for a in best["assignments"].as_array().unwrap() {
+        run.arg("-p").arg(format!(
+            "{}={}",
+            a["name"].as_str().unwrap(),
+            a["value"].as_str().unwrap()
+        ));
+    }
+    let out = crate::support::succeed(&mut run);
+    let local: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(local["metrics"]["score"], doc["best"]["metrics"]["score"]);
+    assert_eq!(
+        doc["best"]["params"]["lr"].as_f64(),
+        best["assignments"][0]["value"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .ok()
     );
 }
