@@ -71,10 +71,13 @@ pub fn load_pipeline(notebook: &Path) -> Result<kale::pipeline::Pipeline, ExitCo
 /// Compiles for KFP. Steps on a stock Python image install the notebook's third-party
 /// packages pinned to the versions in the Python `kale run` would use (`python`, else
 /// `KALE_PYTHON`, else `python3`); it runs only when some step has such an image.
-pub fn kfp_compile(
+/// The third-party packages steps on a stock Python image need, pinned to the versions
+/// in `python` (else KALE_PYTHON, else `python3`); nothing to resolve when no step runs
+/// on a stock image.
+pub fn step_packages(
     p: &kale::pipeline::Pipeline,
     python: Option<&Path>,
-) -> Result<kale::kubeflow::kfp::Compiled, kale::kubeflow::kfp::CompileError> {
+) -> kale::kubeflow::packages::Packages {
     use kale::kubeflow::{kfp, packages};
     let stock = p
         .steps
@@ -85,12 +88,18 @@ pub fn kfp_compile(
     } else {
         Vec::new()
     };
-    let resolved = if modules.is_empty() {
+    if modules.is_empty() {
         packages::Packages::default()
     } else {
         packages::resolve(&modules, &kale::exec::python::choose(python))
-    };
-    let compiled = kfp::compile_with(p, &resolved)?;
+    }
+}
+
+pub fn kfp_compile(
+    p: &kale::pipeline::Pipeline,
+    python: Option<&Path>,
+) -> Result<kale::kubeflow::kfp::Compiled, kale::kubeflow::kfp::CompileError> {
+    let compiled = kale::kubeflow::kfp::compile_with(p, &step_packages(p, python))?;
     for w in &compiled.warnings {
         eprintln!("warning: {w}");
     }

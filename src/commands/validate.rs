@@ -9,7 +9,15 @@ pub fn run(args: &NotebookArgs) -> anyhow::Result<ExitCode> {
     print_diagnostics(&args.notebook, &diags);
     match pipeline {
         Some(p) => {
-            let warnings = diags.warnings().count();
+            // What `compile` would warn about the steps' images: a stock Python image
+            // and imports kale cannot pin (the notes about what gets installed are
+            // compile's to print).
+            let (image_warnings, _) =
+                kale::kubeflow::kfp::image_messages(&p, &super::step_packages(&p, None));
+            for w in &image_warnings {
+                eprintln!("warning: {w}");
+            }
+            let warnings = diags.warnings().count() + image_warnings.len();
             eprintln!(
                 "{}: ok — {} step{}, {} parameter{}, {} metric{}{}",
                 args.notebook.display(),

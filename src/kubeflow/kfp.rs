@@ -256,9 +256,10 @@ pub fn compile(p: &Pipeline) -> Result<Compiled, CompileError> {
     compile_with(p, &Packages::default())
 }
 
-/// Builds the IR; steps whose image is a stock Python image install `packages.pins`
-/// at start. Pure: no I/O.
-pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, CompileError> {
+/// What the steps' images lack or install: warnings for imports on a stock Python image
+/// that kale cannot pin, notes for what the steps install at start. Shared by
+/// `compile` and `validate`.
+pub fn image_messages(p: &Pipeline, packages: &Packages) -> (Vec<String>, Vec<String>) {
     let mut warnings = Vec::new();
     let mut notes = Vec::new();
     let stock: BTreeSet<String> = p
@@ -291,6 +292,13 @@ pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, Compi
             ));
         }
     }
+    (warnings, notes)
+}
+
+/// Builds the IR; steps whose image is a stock Python image install `packages.pins`
+/// at start. Pure: no I/O.
+pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, CompileError> {
+    let (mut warnings, notes) = image_messages(p, packages);
     let name = pipeline_name(p);
     if name != p.name {
         warnings.push(format!(

@@ -872,6 +872,29 @@ fn stock_python_images_get_the_notebooks_packages_pinned_or_a_warning() {
     );
     let text = std::fs::read_to_string(dir.path().join("unpinned.yaml")).unwrap();
     assert!(!text.contains("--install"));
+    // `validate` warns the same, and counts it; with the packages pinnable it is quiet.
+    let res = kale()
+        .arg("validate")
+        .arg(&nb)
+        .env("KALE_PYTHON", dir.path().join("no-such-python"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: steps on `python:3.11` import `numpy`, `sklearn`, which the image lacks and kale cannot pin"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 warning"), "{stderr}");
+    let res = kale()
+        .arg("validate")
+        .arg(&nb)
+        .env("KALE_PYTHON", python())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
 
     // An image of the user's own is trusted to have its libraries.
     let custom = write_notebook(
