@@ -8,10 +8,11 @@ use crate::cli::{CompileArgs, CompileTarget, KatibArgs, SearchFlags};
 use super::{EXIT_BAD_INPUT, load_pipeline};
 
 pub fn run(args: &CompileArgs) -> anyhow::Result<ExitCode> {
-    let pipeline = match load_pipeline(&args.notebook) {
+    let mut pipeline = match load_pipeline(&args.notebook) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    super::default_to_own_pod_image(&mut pipeline);
     let text = match args.target {
         CompileTarget::Kfp => match super::kfp_compile(&pipeline, None) {
             Ok(c) => {

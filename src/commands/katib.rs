@@ -44,10 +44,13 @@ fn cluster_flags(args: &TuneArgs, katib: &Katib) -> String {
 }
 
 pub fn tune(args: &TuneArgs) -> anyhow::Result<ExitCode> {
-    let pipeline = match super::load_pipeline(&args.notebook) {
+    let mut pipeline = match super::load_pipeline(&args.notebook) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    if !args.resume {
+        super::default_to_own_pod_image(&mut pipeline);
+    }
     let name_flag = args
         .name
         .clone()

@@ -71,6 +71,43 @@ pub fn load_pipeline(notebook: &Path) -> Result<kale::pipeline::Pipeline, ExitCo
 /// Compiles for KFP. Steps on a stock Python image install the notebook's third-party
 /// packages pinned to the versions in the Python `kale run` would use (`python`, else
 /// `KALE_PYTHON`, else `python3`); it runs only when some step has such an image.
+/// Inside a pod (a Kubeflow notebook server), steps and trials default to the pod's own
+/// image, which has the libraries the notebook ran with: used when the notebook sets no
+/// `base_image` (a step's `image:` tag still wins). Outside a pod, nothing changes.
+pub fn default_to_own_pod_image(p: &mut kale::pipeline::Pipeline) {
+    if p.metadata
+        .base_image
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_none()
+    {
+        return;
+    }
+    let found = runtime().map_err(|e| e.to_string()).and_then(|rt| {
+        rt.block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                kale::kubeflow::cluster::own_pod_image(),
+            )
+            .await
+            .unwrap_or_else(|_| Err("the API server did not answer within 10 s".into()))
+        })
+    });
+    match found {
+        Ok(Some(image)) => {
+            eprintln!(
+                "note: steps and trials run this notebook pod's image `{image}` (set `base_image` to choose another)"
+            );
+            p.metadata.base_image = Some(image);
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!(
+            "warning: kale runs in a pod but cannot read its image ({e}); steps run `{}` unless the notebook sets `base_image`",
+            kale::kubeflow::kfp::DEFAULT_IMAGE
+        ),
+    }
+}
+
 /// The third-party packages steps on a stock Python image need, pinned to the versions
 /// in `python` (else KALE_PYTHON, else `python3`); nothing to resolve when no step runs
 /// on a stock image.

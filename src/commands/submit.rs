@@ -11,10 +11,11 @@ use crate::cli::SubmitArgs;
 use super::{EXIT_BAD_INPUT, load_pipeline};
 
 pub fn run(args: &SubmitArgs) -> anyhow::Result<ExitCode> {
-    let pipeline = match load_pipeline(&args.notebook) {
+    let mut pipeline = match load_pipeline(&args.notebook) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    super::default_to_own_pod_image(&mut pipeline);
     let compiled = match super::kfp_compile(&pipeline, None) {
         Ok(c) => c,
         Err(e) => {

@@ -8,7 +8,8 @@ pub fn run(args: &NotebookArgs) -> anyhow::Result<ExitCode> {
     let (pipeline, diags) = kale::pipeline::load(&args.notebook);
     print_diagnostics(&args.notebook, &diags);
     match pipeline {
-        Some(p) => {
+        Some(mut p) => {
+            super::default_to_own_pod_image(&mut p);
             // What `compile` would warn about the steps' images: a stock Python image
             // and imports kale cannot pin (the notes about what gets installed are
             // compile's to print).

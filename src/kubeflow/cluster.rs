@@ -681,9 +681,75 @@ pub fn ordered_trials(objects: &[Value], exp: &ExperimentView) -> Vec<TrialView>
     trials
 }
 
+/// When kale runs in a Kubernetes pod (`KUBERNETES_SERVICE_HOST` set, as in a Kubeflow
+/// notebook server), the image of its notebook container: the pod is the one named
+/// `$HOSTNAME` in the configured namespace (in a pod, the service account's). `Ok(None)`
+/// outside a pod. Steps and trials default to it: it has every library the user just
+/// ran the notebook with.
+pub async fn own_pod_image() -> Result<Option<String>, String> {
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
+        return Ok(None);
+    }
+    let Some(pod_name) = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()) else {
+        return Ok(None);
+    };
+    let config = Config::infer().await.map_err(|e| chain(&e))?;
+    let namespace = config.default_namespace.clone();
+    let client = Client::try_from(config).map_err(|e| chain(&e))?;
+    let pods: Api<DynamicObject> = Api::namespaced_with(
+        client,
+        &namespace,
+        &ApiResource {
+            group: String::new(),
+            version: "v1".into(),
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            plural: "pods".into(),
+        },
+    );
+    let pod = pods
+        .get(&pod_name)
+        .await
+        .map_err(|e| format!("reading pod {namespace}/{pod_name}: {}", chain(&e)))?;
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    notebook_image(&pod.data, labels.get("notebook-name").map(String::as_str))
+        .map(Some)
+        .ok_or_else(|| format!("pod {namespace}/{pod_name} has no container with an image"))
+}
+
+/// The notebook container's image: Kubeflow's notebook controller names the container
+/// after the notebook (the pod's `notebook-name` label); else the first container.
+pub fn notebook_image(pod: &Value, notebook_name: Option<&str>) -> Option<String> {
+    let containers = pod["spec"]["containers"].as_array()?;
+    containers
+        .iter()
+        .find(|c| notebook_name.is_some() && c["name"].as_str() == notebook_name)
+        .or_else(|| containers.first())
+        .and_then(|c| c["image"].as_str())
+        .filter(|i| !i.is_empty())
+        .map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_notebook_container_is_the_one_named_after_the_notebook() {
+        let pod = json!({"spec": {"containers": [
+            {"name": "istio-proxy", "image": "istio/proxyv2:1.24"},
+            {"name": "my-nb", "image": "ghcr.io/team/ds:2"},
+        ]}});
+        assert_eq!(
+            notebook_image(&pod, Some("my-nb")).as_deref(),
+            Some("ghcr.io/team/ds:2")
+        );
+        assert_eq!(
+            notebook_image(&pod, None).as_deref(),
+            Some("istio/proxyv2:1.24")
+        );
+        assert_eq!(notebook_image(&json!({"spec": {}}), None), None);
+    }
 
     fn experiment() -> Value {
         json!({

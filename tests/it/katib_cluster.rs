@@ -41,6 +41,7 @@ const SERVE: &str = r#"
 import asyncio, sys, kmock
 async def main():
     k = kmock.KubernetesEmulator()
+    k.resources['v1/pods'] = kmock.ResourceInfo(kind='Pod', namespaced=True)
     if sys.argv[1] == "katib":
         k.resources['kubeflow.org/v1beta1/experiments'] = kmock.ResourceInfo(kind='Experiment', namespaced=True)
         k.resources['kubeflow.org/v1beta1/trials'] = kmock.ResourceInfo(kind='Trial', namespaced=True)
@@ -1068,4 +1069,92 @@ fn a_katib_experiment_runs_end_to_end_with_trials_that_are_pipeline_runs() {
             .parse()
             .ok()
     );
+}
+
+#[test]
+fn in_a_notebook_pod_steps_and_trials_default_to_the_pods_image() {
+    let kube = Kube::start(true);
+    // A Kubeflow notebook server's pod: the container is named after the notebook.
+    let (code, body) = Kube::finish(
+        kube.agent
+            .post(format!("{}/api/v1/namespaces/{NS}/pods", kube.url))
+            .send_json(json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "my-nb-0", "namespace": NS, "labels": {"notebook-name": "my-nb"}},
+                "spec": {"containers": [
+                    {"name": "istio-proxy", "image": "istio/proxyv2:1.24"},
+                    {"name": "my-nb", "image": "ghcr.io/team/ds:2"}]},
+            }))
+            .unwrap(),
+    );
+    assert!(code < 300, "{code} {body}");
+    let dir = tempfile::tempdir().unwrap();
+    let nb = notebook(dir.path());
+    let cfg = kubeconfig(dir.path(), "fake", &[("fake", &kube.url)]);
+    let compile = |hostname: &str, nb: &Path, target: &str| {
+        let out = dir.path().join(format!("{hostname}.{target}.yaml"));
+        let mut cmd = kale_cmd(dir.path(), &cfg);
+        cmd.args(["compile", "--target", target, "-o"])
+            .arg(&out)
+            .arg(nb)
+            .env("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+            .env("HOSTNAME", hostname);
+        if target == "katib" {
+            cmd.args(["--objective", "score", "--param", "lr=double:0.01..0.5"]);
+        }
+        let res = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&res.stderr).to_string();
+        assert!(res.status.success(), "{stderr}");
+        let doc: Value =
+            serde_saphyr::from_multiple::<Value>(&std::fs::read_to_string(&out).unwrap()).unwrap()
+                [0]
+            .clone();
+        (doc, stderr)
+    };
+    let trial_image = |exp: &Value| {
+        exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+            ["image"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // Every step, the runtime task included, runs the pod's image.
+    let (spec, _) = compile("my-nb-0", &nb, "kfp");
+    let executors = spec["deploymentSpec"]["executors"].as_object().unwrap();
+    assert_eq!(executors.len(), 2, "{spec:#}");
+    for e in executors.values() {
+        assert_eq!(e["container"]["image"], "ghcr.io/team/ds:2", "{e:#}");
+    }
+    let (exp, stderr) = compile("my-nb-0", &nb, "katib");
+    assert!(
+        stderr.contains("note: steps and trials run this notebook pod's image `ghcr.io/team/ds:2`"),
+        "{stderr}"
+    );
+    assert_eq!(trial_image(&exp), "ghcr.io/team/ds:2");
+
+    // A pod kale cannot read: a warning, and the default image.
+    let (exp, stderr) = compile("gone-0", &nb, "katib");
+    assert!(
+        stderr.contains(
+            "warning: kale runs in a pod but cannot read its image (reading pod team-a/gone-0"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(trial_image(&exp), "python:3.12");
+
+    // The notebook's own `base_image` wins over the pod's.
+    let pinned = write_notebook(
+        dir.path(),
+        "pinned.ipynb",
+        &[
+            C::Code(&["pipeline-parameters"], "lr = 0.1"),
+            C::Code(&["step:train"], "score = 1 - lr"),
+            C::Code(&["pipeline-metrics"], "print(score)"),
+        ],
+        Some(json!({"base_image": "python:3.11"})),
+    );
+    let (exp, stderr) = compile("my-nb-0", &pinned, "katib");
+    assert!(!stderr.contains("pod's image"), "{stderr}");
+    assert_eq!(trial_image(&exp), "python:3.11");
 }
