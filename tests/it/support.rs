@@ -38,7 +38,11 @@ pub fn write_notebook(dir: &Path, name: &str, cells: &[C], kubeflow: Option<Valu
 }
 
 pub fn kale() -> Command {
-    Command::cargo_bin("kale").unwrap()
+    let mut cmd = Command::cargo_bin("kale").unwrap();
+    // In a pod (a CI runner on Kubernetes), kale would make that pod's image the steps'
+    // default; the tests that want that set it themselves.
+    cmd.env_remove("KUBERNETES_SERVICE_HOST");
+    cmd
 }
 
 /// Root of the shared corpus (`../shared/corpus` beside the project).
