@@ -23,7 +23,7 @@
 //!   it survives the trip through object storage.
 //! - `prev:` edges stay in `dependentTasks` even when no data flows along them.
 //! - A step that reports metrics has a `system.Metrics` output named
-//!   [`METRICS_ARTIFACT`]; `kale trial` reads it back.
+//!   [`METRICS_ARTIFACT`]; the Katib trial driver reads it back.
 //!
 //! Kubernetes-only settings (pod labels and annotations, secrets as environment
 //! variables, PVC mounts) go into the second YAML document, the `PlatformSpec`, as the

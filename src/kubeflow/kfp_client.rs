@@ -1,8 +1,9 @@
 //! A small client for the Kubeflow Pipelines REST API (v2beta1): upload a pipeline or a
-//! new version of it, start a run, follow it, and read back its metrics artifact.
+//! new version of it, and start a run. (What a Katib trial does with the API, start a
+//! run, follow it and read back its metrics, is the trial driver's, `trial_driver.py`.)
 //!
-//! Blocking on purpose: `kale trial` and `kale submit` do one thing at a time, and a
-//! blocking client keeps them free of an async runtime.
+//! Blocking on purpose: `kale submit` and the upload of `kale tune --katib` do one thing
+//! at a time, and a blocking client keeps them free of an async runtime.
 //!
 //! Conventions shared with the KFP SDK: the endpoint comes from `--kfp-endpoint`, else
 //! `KF_PIPELINES_ENDPOINT`, else the in-cluster service; the bearer token from
@@ -266,18 +267,6 @@ impl KfpClient {
             })
     }
 
-    /// The pipeline version, including its `pipeline_spec`.
-    pub fn get_version(&self, r: &PipelineVersionRef) -> Result<Value, KfpError> {
-        self.get(
-            &format!("pipeline version {}", r.version_id),
-            &format!(
-                "/apis/v2beta1/pipelines/{}/versions/{}",
-                r.pipeline_id, r.version_id
-            ),
-            &[],
-        )
-    }
-
     /// Uploads `yaml` as a new pipeline, or as a new version of the pipeline of the same
     /// name when there is one.
     pub fn upload(
@@ -395,100 +384,10 @@ impl KfpClient {
             .map(str::to_string)
             .ok_or_else(|| KfpError::Other(format!("run created without an id: {run}")))
     }
-
-    pub fn get_run(&self, run_id: &str) -> Result<Value, KfpError> {
-        self.get(
-            &format!("run {run_id}"),
-            &format!("/apis/v2beta1/runs/{run_id}"),
-            &[],
-        )
-    }
-
-    /// The metric values the run's steps wrote into their [`super::kfp::METRICS_ARTIFACT`]
-    /// artifacts, merged. The v2 API does not return metric values, so each artifact
-    /// is downloaded through its signed URL.
-    pub fn run_metrics(&self, run: &Value) -> Result<Map<String, Value>, KfpError> {
-        let mut metrics = Map::new();
-        let tasks = run["run_details"]["task_details"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for task in tasks {
-            let Some(ids) =
-                task["outputs"][super::kfp::METRICS_ARTIFACT]["artifact_ids"].as_array()
-            else {
-                continue;
-            };
-            for id in ids {
-                // int64 ids travel as JSON strings
-                let id = id
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| id.to_string());
-                let artifact = self.get(
-                    &format!("metrics artifact {id}"),
-                    &format!("/apis/v2beta1/artifacts/{id}"),
-                    &[("view", "DOWNLOAD")],
-                )?;
-                let Some(url) = artifact["download_url"].as_str() else {
-                    return Err(KfpError::Other(format!(
-                        "metrics artifact {id} has no download URL (is the KFP object store reachable?)"
-                    )));
-                };
-                let mut resp = self
-                    .agent
-                    .get(url)
-                    .call()
-                    .map_err(|e| KfpError::Unreachable {
-                        endpoint: url.to_string(),
-                        reason: e.to_string(),
-                    })?;
-                let text = resp.body_mut().read_to_string().unwrap_or_default();
-                if !resp.status().is_success() {
-                    return Err(KfpError::Api {
-                        what: format!("downloading metrics artifact {id}"),
-                        status: resp.status().as_u16(),
-                        message: text.chars().take(300).collect(),
-                    });
-                }
-                let values: Map<String, Value> = serde_json::from_str(&text).map_err(|e| {
-                    KfpError::Other(format!(
-                        "metrics artifact {id} is not a JSON object of metric values: {e}"
-                    ))
-                })?;
-                metrics.extend(values);
-            }
-        }
-        Ok(metrics)
-    }
 }
 
-/// Terminal run states of the v2beta1 API.
-pub fn is_terminal(state: &str) -> bool {
-    matches!(state, "SUCCEEDED" | "SKIPPED" | "FAILED" | "CANCELED")
-}
-
-/// The declared type of each root parameter in a pipeline version's spec (the API
-/// returns the spec alone, or `{pipeline_spec, platform_spec}` when it has both).
-pub fn declared_parameter_types(version: &Value) -> Map<String, Value> {
-    let spec = &version["pipeline_spec"];
-    let spec = if spec.get("root").is_some() {
-        spec
-    } else {
-        &spec["pipeline_spec"]
-    };
-    spec["root"]["inputDefinitions"]["parameters"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v["parameterType"].clone()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Converts a parameter given as text (Katib's trial assignments always are) to the
-/// JSON type the pipeline declares for it.
+/// Converts a parameter given as text (`kale submit -p`) to the JSON type the pipeline
+/// declares for it.
 pub fn typed_parameter(name: &str, declared: &str, text: &str) -> Result<Value, String> {
     let bad = |what: &str| format!("parameter `{name}` must be {what}, got `{text}`");
     match declared {
@@ -519,7 +418,7 @@ pub fn typed_parameter(name: &str, declared: &str, text: &str) -> Result<Value, 
         },
         "STRING" => Ok(json!(text)),
         other => Err(format!(
-            "parameter `{name}` has type {other}, which `kale trial` cannot pass"
+            "parameter `{name}` has type {other}, which kale cannot pass"
         )),
     }
 }
@@ -549,14 +448,5 @@ mod tests {
             json!(true)
         );
         assert_eq!(typed_parameter("s", "STRING", "3").unwrap(), json!("3"));
-    }
-
-    #[test]
-    fn declared_types_from_either_spec_shape() {
-        let spec = json!({"root": {"inputDefinitions": {"parameters": {"a": {"parameterType": "NUMBER_INTEGER"}}}}});
-        let plain = json!({"pipeline_spec": spec});
-        let wrapped = json!({"pipeline_spec": {"pipeline_spec": spec, "platform_spec": {}}});
-        assert_eq!(declared_parameter_types(&plain)["a"], "NUMBER_INTEGER");
-        assert_eq!(declared_parameter_types(&wrapped)["a"], "NUMBER_INTEGER");
     }
 }
