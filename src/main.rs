@@ -1,12 +1,19 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 mod cli;
 mod commands;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    // The runtime version is computed, not a literal, so clap gets the whole line at
+    // run time; leaked once, as clap wants a `'static` string.
+    let version: &'static str = cli::version_line().leak();
+    let cli = match cli::Cli::from_arg_matches(&cli::Cli::command().version(version).get_matches())
+    {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -44,7 +44,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let interpreter = match super::interpreter(args.python.python.as_deref()) {
+    let (interpreter, python_source) = match super::interpreter(args.python.python.as_deref()) {
         Ok(i) => i,
         Err(code) => return Ok(code),
     };
@@ -98,6 +98,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
             .map(|g| format!(", stop at {g}"))
             .unwrap_or_default()
     );
+    eprintln!("  {}", super::python_header(&interpreter, python_source));
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -144,6 +145,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
                 "early_stopped": count("early_stopped"),
             },
             "cache": {"hits": outcome.cache_hits, "misses": outcome.cache_misses},
+            "python": super::python_json(&opts.interpreter, python_source),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     }
@@ -171,6 +173,16 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
             best.run_dir.as_deref().unwrap_or("-")
         ),
         None => eprintln!("no trial succeeded"),
+    }
+    if outcome.trials.iter().any(|t| {
+        t.error
+            .as_deref()
+            .is_some_and(|e| e.contains(": ModuleNotFoundError: "))
+    }) {
+        eprintln!(
+            "{}",
+            super::module_not_found_hint(&opts.interpreter, python_source)
+        );
     }
     if outcome.status == "interrupted" {
         eprintln!(
