@@ -751,3 +751,21 @@ fn a_missing_module_names_the_interpreter_and_how_to_choose_another() {
         "{stderr}"
     );
 }
+
+#[test]
+fn version_says_the_release_the_commit_and_the_runtime_version() {
+    let out = crate::support::succeed(crate::support::kale().arg("--version"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rest = text
+        .trim_end()
+        .strip_prefix(&format!("kale {} (commit ", env!("CARGO_PKG_VERSION")))
+        .unwrap_or_else(|| panic!("{text}"));
+    let (commit, runtime) = rest
+        .strip_suffix(')')
+        .and_then(|r| r.split_once(", runtime "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(runtime, kale::codegen::runtime_version(), "{text}");
+    // A git checkout gives the abbreviated commit; a tarball without .git "unknown".
+    let hex = commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit());
+    assert!(hex || commit == "unknown", "{text}");
+}
