@@ -88,7 +88,7 @@ pub fn kfp_compile(
     let resolved = if modules.is_empty() {
         packages::Packages::default()
     } else {
-        packages::resolve(&modules, &kale::exec::python::choose(python))
+        packages::resolve(&modules, &kale::exec::python::choose(python).command)
     };
     let compiled = kfp::compile_with(p, &resolved)?;
     for w in &compiled.warnings {
@@ -101,11 +101,44 @@ pub fn kfp_compile(
 }
 
 /// Resolves the Python interpreter or explains why there is none.
-pub fn interpreter(flag: Option<&Path>) -> Result<kale::exec::Interpreter, ExitCode> {
-    let command = kale::exec::python::choose(flag);
-    kale::exec::python::resolve(&command).map_err(|e| {
-        eprintln!("error: {e}\n  hint: {}", e.hint());
-        ExitCode::from(EXIT_BAD_INPUT)
+pub fn interpreter(
+    flag: Option<&Path>,
+) -> Result<(kale::exec::Interpreter, kale::exec::python::Source), ExitCode> {
+    let choice = kale::exec::python::choose(flag);
+    match kale::exec::python::resolve(&choice.command) {
+        Ok(i) => Ok((i, choice.source)),
+        Err(e) => {
+            eprintln!(
+                "error: {e}\n  python: {}\n  hint: {}",
+                choice.source.describe(),
+                e.hint()
+            );
+            Err(ExitCode::from(EXIT_BAD_INPUT))
+        }
+    }
+}
+
+/// The `python ...` part of the `kale run` / `kale tune` headers: which interpreter runs
+/// the steps and why that one.
+pub fn python_header(i: &kale::exec::Interpreter, source: kale::exec::python::Source) -> String {
+    format!(
+        "python {} ({}.{}, {})",
+        i.executable.display(),
+        i.version.0,
+        i.version.1,
+        source.describe()
+    )
+}
+
+/// The same for `--json` output.
+pub fn python_json(
+    i: &kale::exec::Interpreter,
+    source: kale::exec::python::Source,
+) -> serde_json::Value {
+    serde_json::json!({
+        "executable": i.executable,
+        "version": format!("{}.{}", i.version.0, i.version.1),
+        "chosen_by": source.as_str(),
     })
 }
 
@@ -135,6 +168,21 @@ pub fn resource_pool(
         }
         ExitCode::from(EXIT_BAD_INPUT)
     })
+}
+
+/// For a step that failed with `ModuleNotFoundError`: the usual cause is running the
+/// steps with a Python that is not the notebook's environment, so say which one ran
+/// them and how to pick another.
+pub fn module_not_found_hint(
+    i: &kale::exec::Interpreter,
+    source: kale::exec::python::Source,
+) -> String {
+    format!(
+        "hint: the steps ran under {} ({}); install the module there (`{} -m pip install ...`), or run them with the notebook's environment: --python PATH or KALE_PYTHON=PATH",
+        i.executable.display(),
+        source.describe(),
+        i.executable.display()
+    )
 }
 
 /// A watch channel that turns true on the first Ctrl-C.

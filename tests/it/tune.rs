@@ -678,3 +678,44 @@ fn a_trial_over_its_time_limit_fails_and_the_cache_reports_its_contents() {
     assert_eq!(stats["entries"], json!(3), "{stats}");
     assert!(stats["objects"].as_u64().unwrap() >= 2);
 }
+
+#[test]
+fn trials_failing_on_a_missing_module_name_the_interpreter_and_how_to_choose_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "missing.ipynb",
+        &[
+            C::Code(&["pipeline-parameters"], "x = 0.0"),
+            C::Code(
+                &["step:score"],
+                "import kale_test_module_nobody_installs\nscore = x",
+            ),
+            C::Code(&["pipeline-metrics"], "print(score)"),
+        ],
+        None,
+    );
+    let (code, doc, stderr) = tune_json(
+        &nb,
+        &[
+            "--objective",
+            "score",
+            "--param",
+            "x=double:0..1",
+            "--max-trials",
+            "1",
+        ],
+    );
+    assert_ne!(doc, Value::Null, "exit {code}: {stderr}");
+    assert_eq!(doc["trials"]["failed"], json!(1), "{doc:#}");
+    let exe = doc["python"]["executable"].as_str().unwrap();
+    assert_eq!(doc["python"]["chosen_by"], json!("KALE_PYTHON"), "{doc:#}");
+    // The header names the interpreter before any trial runs.
+    assert!(stderr.contains(&format!("  python {exe} (3.")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "hint: the steps ran under {exe} (from KALE_PYTHON)"
+        )),
+        "{stderr}"
+    );
+}
