@@ -67,7 +67,7 @@ pub fn choose(space: &SearchSpace, max_trials: Option<u64>, parallel: usize) -> 
         .filter(|d| matches!(d, Dim::Choice(_)))
         .count();
     let what = if n_cat > 0 {
-        format!("{d} parameters ({n_cat} categorical)")
+        format!("{d} parameters, {n_cat} categorical")
     } else {
         format!("{d} parameters")
     };
