@@ -162,7 +162,9 @@ pub struct SearchFlags {
         help_heading = "Search"
     )]
     pub target_value: Option<f64>,
-    /// Katib algorithm name: random, grid, tpe, multivariate-tpe, bayesianoptimization...
+    /// Katib algorithm name: auto (default: grid, bayesianoptimization or tpe, chosen from
+    /// the budget, the parameters and --parallel), random, grid, tpe, multivariate-tpe,
+    /// bayesianoptimization.
     #[arg(long, value_name = "NAME", help_heading = "Search")]
     pub algorithm: Option<String>,
     /// An algorithm setting (repeatable): `--setting random_state=7`.

@@ -93,7 +93,10 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
         tune::direction_name(search.direction),
         search.objective,
         search.direction_source,
-        search.algorithm,
+        match &search.algorithm_reason {
+            Some(why) => format!("auto: {} ({why})", search.algorithm),
+            None => search.algorithm.clone(),
+        },
         names.join(", "),
         search.space_source,
         search.max_trials,

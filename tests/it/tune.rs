@@ -110,6 +110,43 @@ fn grid_search_finds_the_known_best_point_and_runs_shared_steps_once() {
     assert_eq!(manifest["experiment"], "grid1");
 }
 
+/// Without `--algorithm` (and no algorithm in the notebook) `auto` chooses, and
+/// the header line says what and why; the experiment stores the chosen one.
+#[test]
+fn auto_is_the_default_and_the_header_says_what_it_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = quadratic(dir.path(), 0.0);
+    let (code, doc, stderr) = tune_json(
+        &nb,
+        &[
+            "--objective",
+            "score",
+            "--param",
+            "x=double:0..5",
+            "--param",
+            "y=categorical:a,b,c",
+            "--max-trials",
+            "14",
+            "--parallel",
+            "2",
+            "--seed",
+            "3",
+            "--name",
+            "auto1",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("auto: bayesianoptimization (14 trials over 2 parameters, 1 categorical: "),
+        "{stderr}"
+    );
+    assert_eq!(doc["trials"]["succeeded"], json!(14));
+    assert_eq!(
+        show(&nb, "auto1")["experiment"]["algorithm"],
+        "bayesianoptimization"
+    );
+}
+
 #[test]
 fn random_and_tpe_searches_improve_and_compare_and_plot() {
     let dir = tempfile::tempdir().unwrap();
