@@ -71,6 +71,9 @@ def main():
     ap.add_argument("--size", type=int, default=1500)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
+    if os.sep in args.python:
+        args.python = os.path.abspath(args.python)
+    args.kale = os.path.abspath(args.kale)
     work = tempfile.mkdtemp(prefix="kale-bench-cpu-")
     nb = os.path.join(work, "blas.ipynb")
     json.dump(notebook(args.size), open(nb, "w"))

@@ -89,6 +89,9 @@ def main():
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
+    if os.sep in args.python:
+        args.python = os.path.abspath(args.python)
+    args.kale = os.path.abspath(args.kale)
     kale_wall, kale_trial, kale_user, optuna_wall, optuna_trial = [], [], [], [], []
     for r in range(args.rounds):
         work = tempfile.mkdtemp(prefix="kale-bench-overhead-")

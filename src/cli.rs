@@ -12,6 +12,18 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `kale --version`: the release, the commit it was built from (set by build.rs;
+/// "unknown" outside a git checkout) and the step runtime version, which is part of
+/// every cache key.
+pub fn version_line() -> String {
+    format!(
+        "{} (commit {}, runtime {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("KALE_GIT_COMMIT"),
+        kale::codegen::runtime_version()
+    )
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a notebook's tags, metadata and data flow; list every problem found.
@@ -58,7 +70,8 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct PythonArgs {
-    /// Python interpreter for the steps (default: $KALE_PYTHON, else `python3`).
+    /// Python interpreter for the steps (default: $KALE_PYTHON, else the Python of the
+    /// environment kale is installed in, else `python3` on PATH).
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
 }
@@ -149,7 +162,9 @@ pub struct SearchFlags {
         help_heading = "Search"
     )]
     pub target_value: Option<f64>,
-    /// Katib algorithm name: random, grid, tpe, multivariate-tpe, bayesianoptimization...
+    /// Katib algorithm name: auto (default: grid, bayesianoptimization or tpe, chosen from
+    /// the budget, the parameters and --parallel), random, grid, tpe, multivariate-tpe,
+    /// bayesianoptimization.
     #[arg(long, value_name = "NAME", help_heading = "Search")]
     pub algorithm: Option<String>,
     /// An algorithm setting (repeatable): `--setting random_state=7`.

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 mod cli;
 mod commands;
@@ -14,7 +14,14 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = cli::Cli::parse();
+    // The runtime version is computed, not a literal, so clap gets the whole line at
+    // run time; leaked once, as clap wants a `'static` string.
+    let version: &'static str = cli::version_line().leak();
+    let cli = match cli::Cli::from_arg_matches(&cli::Cli::command().version(version).get_matches())
+    {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {

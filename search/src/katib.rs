@@ -4,6 +4,7 @@
 //!
 //! | algorithmName | sampler | settings (default) |
 //! |---|---|---|
+//! | `auto` | [`AutoSampler`]: grid, GP-BO or TPE, chosen by [`crate::sampler::auto::choose`] on the first ask | `random_state`, `max_trials` (unbounded), `parallel` (1) |
 //! | `random` | [`RandomSampler`] | `random_state` |
 //! | `grid` | [`GridSampler`] | `random_state` |
 //! | `tpe`, `multivariate-tpe` | [`TpeSampler`] | `random_state`, `n_startup_trials` (10), `n_ei_candidates` (24; `n_EI_candidates` also accepted), `gamma` (0.15), `prior_weight` (1.0), `consider_magic_clip` (true), `constant_liar` (true) |
@@ -22,6 +23,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::sampler::Sampler;
+use crate::sampler::auto::AutoSampler;
 use crate::sampler::gp::{Acquisition, GpConfig, GpSampler};
 use crate::sampler::grid::GridSampler;
 use crate::sampler::random::RandomSampler;
@@ -62,7 +64,7 @@ pub enum ConfigError {
     },
 }
 
-const SAMPLERS: &str = "random, grid, tpe, multivariate-tpe, bayesianoptimization";
+const SAMPLERS: &str = "auto, random, grid, tpe, multivariate-tpe, bayesianoptimization";
 const STOPPERS: &str = "medianstop, asha";
 
 fn parse<T: FromStr>(
@@ -113,6 +115,24 @@ pub fn sampler_from_katib(
         known,
     };
     match algorithm {
+        "auto" => {
+            let (mut random_state, mut max_trials, mut parallel) = (None, None, 1);
+            for s in settings {
+                match s.name.as_str() {
+                    "random_state" => random_state = seed(s)?,
+                    "max_trials" => {
+                        max_trials = Some(parse(s, |v| *v > 0, "expected an integer > 0")?)
+                    }
+                    "parallel" => parallel = parse(s, |v| *v > 0, "expected an integer > 0")?,
+                    _ => return Err(unknown(s, "random_state, max_trials, parallel")),
+                }
+            }
+            Ok(Box::new(AutoSampler::new(
+                random_state,
+                max_trials,
+                parallel,
+            )))
+        }
         "random" | "grid" => {
             let mut random_state = None;
             for s in settings {

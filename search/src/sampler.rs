@@ -27,6 +27,7 @@ use rand::rngs::Xoshiro256PlusPlus;
 use crate::space::{Dim, Params, SearchSpace};
 use crate::trial::{Direction, Trial};
 
+pub mod auto;
 pub mod gp;
 pub mod grid;
 pub mod random;

@@ -10,10 +10,20 @@ use kale_search::{
     Suggestion, Trial,
 };
 
-const ALL: [&str; 4] = ["random", "grid", "tpe", "bayesianoptimization"];
+const ALL: [&str; 5] = ["random", "grid", "tpe", "bayesianoptimization", "auto"];
 
 fn sampler(name: &str, seed: u64) -> Box<dyn Sampler> {
-    sampler_from_katib(name, &[AlgorithmSetting::new("random_state", seed)]).unwrap()
+    let mut settings = vec![AlgorithmSetting::new("random_state", seed)];
+    if name == "auto" {
+        // A notebook-sized budget: auto picks GP-BO on these spaces.
+        settings.push(AlgorithmSetting::new("max_trials", 40));
+    }
+    sampler_from_katib(name, &settings).unwrap()
+}
+
+/// Model-based samplers are slow in debug builds: fewer trials for them.
+fn is_gp(name: &str) -> bool {
+    name == "bayesianoptimization" || name == "auto"
 }
 
 /// Every kind of parameter; grid-compatible (every double has a step) except
@@ -64,11 +74,7 @@ fn space_for(name: &str) -> SearchSpace {
 fn every_suggestion_is_feasible() {
     for name in ALL {
         let space = space_for(name);
-        let n = if name == "bayesianoptimization" {
-            25
-        } else {
-            80
-        };
+        let n = if is_gp(name) { 25 } else { 80 };
         for p in run(name, &space, 3, n) {
             space
                 .check(&p)
@@ -85,11 +91,7 @@ fn every_suggestion_is_feasible() {
 fn same_seed_same_suggestions() {
     for name in ALL {
         let space = space_for(name);
-        let n = if name == "bayesianoptimization" {
-            14
-        } else {
-            40
-        };
+        let n = if is_gp(name) { 14 } else { 40 };
         assert_eq!(run(name, &space, 11, n), run(name, &space, 11, n), "{name}");
         assert_ne!(
             run(name, &space, 11, n),
@@ -145,7 +147,7 @@ fn no_duplicate_suggestions_in_flight() {
         ParameterSpec::double("c", 0.0, 1.0).with_step(1.0),
     ])
     .unwrap();
-    for name in ["grid", "tpe", "bayesianoptimization"] {
+    for name in ["grid", "tpe", "bayesianoptimization", "auto"] {
         // Complete a few first so TPE and GP are past their start designs.
         let mut study = Study::new(space.clone(), sampler(name, 1), Direction::Minimize);
         let mut settings_done = Vec::new();
@@ -175,7 +177,7 @@ fn continuous_suggestions_in_flight_are_spread() {
         ParameterSpec::double("y", 0.0, 1.0),
     ])
     .unwrap();
-    for name in ["tpe", "bayesianoptimization"] {
+    for name in ["tpe", "bayesianoptimization", "auto"] {
         let mut trials: Vec<Trial> = Vec::new();
         let mut s = sampler(name, 2);
         for i in 0..15 {
@@ -363,4 +365,104 @@ fn katib_constructor_errors_are_specific() {
         ],
     );
     assert_eq!(ok.unwrap().name(), "tpe");
+}
+
+#[test]
+fn auto_names_the_sampler_it_chose() {
+    let space = space_for("auto");
+    let mut s = sampler("auto", 1);
+    assert_eq!(s.name(), "auto");
+    s.ask(&space, &[], Direction::Minimize).unwrap();
+    assert_eq!(s.name(), "bayesianoptimization");
+    // Without a budget it cannot know the GP stays cheap: TPE.
+    let mut s = sampler_from_katib("auto", &[]).unwrap();
+    s.ask(&space, &[], Direction::Minimize).unwrap();
+    assert_eq!(s.name(), "tpe");
+}
+
+/// GP-BO in 8 dimensions with the optimum well inside the box: the old GP put
+/// at least one coordinate exactly on a face in most of its model-guided
+/// proposals (expected improvement grows with the posterior variance, which is
+/// largest at the faces); the trust region and reflected perturbations keep
+/// proposals where the good trials are.
+#[test]
+fn gp_proposals_stay_off_the_faces_in_8d() {
+    let d = 8;
+    let space = SearchSpace::new(
+        (0..d)
+            .map(|i| ParameterSpec::double(format!("x{i}"), 0.0, 1.0))
+            .collect(),
+    )
+    .unwrap();
+    let mut on_face = 0;
+    let mut guided = 0;
+    for seed in 0..2 {
+        let mut study = Study::new(
+            space.clone(),
+            sampler("bayesianoptimization", seed),
+            Direction::Minimize,
+        );
+        for i in 0..30 {
+            let (id, p) = study.ask().unwrap().unwrap();
+            let x: Vec<f64> = (0..d)
+                .map(|j| p[&format!("x{j}")].as_f64().unwrap())
+                .collect();
+            if i >= 10 {
+                guided += 1;
+                on_face += x.iter().any(|v| *v <= 0.0 || *v >= 1.0) as usize;
+            }
+            // A rotated-looking, non-separable bowl around (0.35, 0.65, ...).
+            let c: Vec<f64> = (0..d)
+                .map(|j| if j % 2 == 0 { 0.35 } else { 0.65 })
+                .collect();
+            let v: f64 = (0..d)
+                .map(|j| (x[j] - c[j] + 0.5 * (x[(j + 1) % d] - c[(j + 1) % d])).powi(2))
+                .sum();
+            study.tell(id, v).unwrap();
+        }
+    }
+    assert!(
+        on_face * 4 <= guided,
+        "{on_face} of {guided} guided proposals on a face"
+    );
+}
+
+/// A digits-like mixed space (the issue's `kernel` × `C` × `gamma`): each
+/// category has its own best doubles. GP-BO must compare the categories at
+/// their own best settings instead of settling on the one that looks best near
+/// the overall best trial.
+#[test]
+fn gp_finds_the_best_category_of_a_mixed_space() {
+    let space = SearchSpace::new(vec![
+        ParameterSpec::double("c", 1e-2, 1e2).log(),
+        ParameterSpec::double("gamma", 1e-4, 1.0).log(),
+        ParameterSpec::categorical("kernel", &["rbf", "poly", "sigmoid"]),
+    ])
+    .unwrap();
+    let f = |p: &Params| {
+        let lc = p["c"].as_f64().unwrap().log10();
+        let lg = p["gamma"].as_f64().unwrap().log10();
+        // Each kernel has its own best (C, gamma); poly's is the best overall,
+        // but at rbf's best settings rbf wins (0.2 against poly's 0.3).
+        match p["kernel"].as_str().unwrap() {
+            "poly" => 0.1 + 0.08 * ((lc - 1.0).powi(2) + (lg + 2.5).powi(2)),
+            "rbf" => 0.2 + 0.08 * ((lc - 0.5).powi(2) + (lg + 1.0).powi(2)),
+            _ => 0.5 + 0.05 * (lc + lg).abs(),
+        }
+    };
+    let mut hits = 0;
+    for seed in 0..4 {
+        let mut study = Study::new(
+            space.clone(),
+            sampler("bayesianoptimization", seed),
+            Direction::Minimize,
+        );
+        for _ in 0..30 {
+            let (id, p) = study.ask().unwrap().unwrap();
+            study.tell(id, f(&p)).unwrap();
+        }
+        let best = study.best_trial().unwrap();
+        hits += (best.params["kernel"].as_str() == Some("poly")) as usize;
+    }
+    assert_eq!(hits, 4, "best category found in {hits} of 4 runs");
 }

@@ -159,10 +159,11 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     };
     // Whether the snapshot still holds is judged against the interpreter a new run
     // would use; without one, only the snapshot is shown.
-    let python =
-        kale::exec::python::resolve(&kale::exec::python::choose(args.python.python.as_deref()))
-            .ok()
-            .map(|i| i.identity());
+    let python = kale::exec::python::resolve(
+        &kale::exec::python::choose(args.python.python.as_deref()).command,
+    )
+    .ok()
+    .map(|i| i.identity());
     let base = kale::exec::notebook_dir(&run.manifest.notebook);
     let mut docs = Vec::new();
     for step in steps {

@@ -68,9 +68,6 @@ pub fn load_pipeline(notebook: &Path) -> Result<kale::pipeline::Pipeline, ExitCo
     }
 }
 
-/// Compiles for KFP. Steps on a stock Python image install the notebook's third-party
-/// packages pinned to the versions in the Python `kale run` would use (`python`, else
-/// `KALE_PYTHON`, else `python3`); it runs only when some step has such an image.
 /// Inside a pod (a Kubeflow notebook server), steps and trials default to the pod's own
 /// image, which has the libraries the notebook ran with: used when the notebook sets no
 /// `base_image` (a step's `image:` tag still wins). Outside a pod, nothing changes.
@@ -108,9 +105,9 @@ pub fn default_to_own_pod_image(p: &mut kale::pipeline::Pipeline) {
     }
 }
 
-/// The third-party packages steps on a stock Python image need, pinned to the versions
-/// in `python` (else KALE_PYTHON, else `python3`); nothing to resolve when no step runs
-/// on a stock image.
+/// The third-party packages steps on a stock Python image install, pinned to the
+/// versions in the Python `kale run` would use (`python`, else as `kale run` chooses);
+/// it runs only when some step has such an image.
 pub fn step_packages(
     p: &kale::pipeline::Pipeline,
     python: Option<&Path>,
@@ -128,10 +125,11 @@ pub fn step_packages(
     if modules.is_empty() {
         packages::Packages::default()
     } else {
-        packages::resolve(&modules, &kale::exec::python::choose(python))
+        packages::resolve(&modules, &kale::exec::python::choose(python).command)
     }
 }
 
+/// Compiles for KFP, printing the compiler's warnings and notes.
 pub fn kfp_compile(
     p: &kale::pipeline::Pipeline,
     python: Option<&Path>,
@@ -147,11 +145,44 @@ pub fn kfp_compile(
 }
 
 /// Resolves the Python interpreter or explains why there is none.
-pub fn interpreter(flag: Option<&Path>) -> Result<kale::exec::Interpreter, ExitCode> {
-    let command = kale::exec::python::choose(flag);
-    kale::exec::python::resolve(&command).map_err(|e| {
-        eprintln!("error: {e}\n  hint: {}", e.hint());
-        ExitCode::from(EXIT_BAD_INPUT)
+pub fn interpreter(
+    flag: Option<&Path>,
+) -> Result<(kale::exec::Interpreter, kale::exec::python::Source), ExitCode> {
+    let choice = kale::exec::python::choose(flag);
+    match kale::exec::python::resolve(&choice.command) {
+        Ok(i) => Ok((i, choice.source)),
+        Err(e) => {
+            eprintln!(
+                "error: {e}\n  python: {}\n  hint: {}",
+                choice.source.describe(),
+                e.hint()
+            );
+            Err(ExitCode::from(EXIT_BAD_INPUT))
+        }
+    }
+}
+
+/// The `python ...` part of the `kale run` / `kale tune` headers: which interpreter runs
+/// the steps and why that one.
+pub fn python_header(i: &kale::exec::Interpreter, source: kale::exec::python::Source) -> String {
+    format!(
+        "python {} ({}.{}, {})",
+        i.executable.display(),
+        i.version.0,
+        i.version.1,
+        source.describe()
+    )
+}
+
+/// The same for `--json` output.
+pub fn python_json(
+    i: &kale::exec::Interpreter,
+    source: kale::exec::python::Source,
+) -> serde_json::Value {
+    serde_json::json!({
+        "executable": i.executable,
+        "version": format!("{}.{}", i.version.0, i.version.1),
+        "chosen_by": source.as_str(),
     })
 }
 
@@ -181,6 +212,21 @@ pub fn resource_pool(
         }
         ExitCode::from(EXIT_BAD_INPUT)
     })
+}
+
+/// For a step that failed with `ModuleNotFoundError`: the usual cause is running the
+/// steps with a Python that is not the notebook's environment, so say which one ran
+/// them and how to pick another.
+pub fn module_not_found_hint(
+    i: &kale::exec::Interpreter,
+    source: kale::exec::python::Source,
+) -> String {
+    format!(
+        "hint: the steps ran under {} ({}); install the module there (`{} -m pip install ...`), or run them with the notebook's environment: --python PATH or KALE_PYTHON=PATH",
+        i.executable.display(),
+        source.describe(),
+        i.executable.display()
+    )
 }
 
 /// A watch channel that turns true on the first Ctrl-C.

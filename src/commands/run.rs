@@ -27,7 +27,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let interpreter = match super::interpreter(args.python.python.as_deref()) {
+    let (interpreter, python_source) = match super::interpreter(args.python.python.as_deref()) {
         Ok(i) => i,
         Err(code) => return Ok(code),
     };
@@ -44,6 +44,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_BAD_INPUT));
     }
+    // Printed even with --quiet (which silences step output): which Python runs the
+    // steps is the first thing to check when one fails on a missing module.
+    eprintln!(
+        "run {}: {} steps, {}",
+        args.notebook.display(),
+        pipeline.steps.len(),
+        super::python_header(&interpreter, python_source)
+    );
+    let python_doc = super::python_json(&interpreter, python_source);
     let jobs = args.jobs.unwrap_or_else(default_jobs);
     let resources = match super::resource_pool(&args.notebook, &pipeline, &args.resources, 1, jobs)
     {
@@ -91,6 +100,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 step
             }).collect::<Vec<_>>(),
             "run_dir": outcome.run_dir,
+            "python": python_doc,
         });
         if let Some((step, err)) = &outcome.failure {
             doc["error"] = json!({"step": step, "type": err.kind, "message": err.message, "cell": err.cell, "line": err.line});
@@ -107,6 +117,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             "{}",
             describe_failure(&args.notebook, step, err, &outcome.run_dir)
         );
+        if err.kind == "ModuleNotFoundError" {
+            eprintln!(
+                "  {}",
+                super::module_not_found_hint(&opts.interpreter, python_source)
+            );
+        }
     }
     eprintln!(
         "run {} {} in {seconds:.2}s — {}",

@@ -2,8 +2,8 @@
 //!
 //! The trial logic lives in one place, the standard-library Python driver the Katib
 //! Experiment ships to the cluster ([`kale::kubeflow::katib::TRIAL_DRIVER_SOURCE`]);
-//! this command hands its arguments to that same driver, run by the local Python
-//! (`KALE_PYTHON`, else `python3`), so what `kale trial` does is what a trial does.
+//! this command hands its arguments to that same driver, run by the Python `kale run`
+//! would use (`KALE_PYTHON`, ...), so what `kale trial` does is what a trial does.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
@@ -50,7 +50,7 @@ pub fn run(args: &TrialArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: --poll-interval must be a positive number of seconds");
         return Ok(ExitCode::from(EXIT_BAD_INPUT));
     }
-    let python = kale::exec::python::choose(None);
+    let python = kale::exec::python::choose(None).command;
     // exec: the driver's exit status and signals are the command's own.
     let err = Command::new(&python)
         .arg("-u")

@@ -44,7 +44,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let interpreter = match super::interpreter(args.python.python.as_deref()) {
+    let (interpreter, python_source) = match super::interpreter(args.python.python.as_deref()) {
         Ok(i) => i,
         Err(code) => return Ok(code),
     };
@@ -93,7 +93,10 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
         tune::direction_name(search.direction),
         search.objective,
         search.direction_source,
-        search.algorithm,
+        match &search.algorithm_reason {
+            Some(why) => format!("auto: {} ({why})", search.algorithm),
+            None => search.algorithm.clone(),
+        },
         names.join(", "),
         search.space_source,
         search.max_trials,
@@ -103,6 +106,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
             .map(|g| format!(", stop at {g}"))
             .unwrap_or_default()
     );
+    eprintln!("  {}", super::python_header(&interpreter, python_source));
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -167,6 +171,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
                     json!({"trial": trial, "step": step, "note": note})
                 }).collect::<Vec<_>>(),
             },
+            "python": super::python_json(&opts.interpreter, python_source),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     }
@@ -194,6 +199,16 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
             best.run_dir.as_deref().unwrap_or("-")
         ),
         None => eprintln!("no trial succeeded"),
+    }
+    if outcome.trials.iter().any(|t| {
+        t.error
+            .as_deref()
+            .is_some_and(|e| e.contains(": ModuleNotFoundError: "))
+    }) {
+        eprintln!(
+            "{}",
+            super::module_not_found_hint(&opts.interpreter, python_source)
+        );
     }
     if outcome.status == "interrupted" {
         eprintln!(

@@ -109,6 +109,10 @@ pub struct StepRecord {
     /// result was not kept for reuse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_note: Option<String>,
+    /// How long checking the cache entry took (its snapshot and objects), for a step
+    /// that was looked up: what a hit costs before its outputs are linked in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_check_seconds: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -217,6 +217,7 @@ pub async fn run(
                 error: None,
                 exit_code: None,
                 cache_note: None,
+                cache_check_seconds: None,
             })
             .collect(),
     };
@@ -456,7 +457,10 @@ impl StepTask {
                 base: &self.workdir,
                 trust_untracked: self.step.config.cache == Some(true),
             };
-            match c.lookup(k, &check) {
+            let checking = std::time::Instant::now();
+            let lookup = c.lookup(k, &check);
+            self.record.cache_check_seconds = Some(checking.elapsed().as_secs_f64());
+            match lookup {
                 cache::Lookup::Hit(entry) => {
                     let mut record = self.record;
                     let materialized = std::fs::create_dir_all(&dir)

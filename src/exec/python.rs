@@ -39,15 +39,85 @@ impl PythonError {
     }
 }
 
-/// `--python` wins, then `KALE_PYTHON`, then `python3` on PATH.
-pub fn choose(flag: Option<&Path>) -> String {
-    if let Some(p) = flag {
-        return p.display().to_string();
+/// Where the interpreter came from, so kale can say why it runs the steps with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Env,
+    /// The Python environment (venv, conda) the kale binary is installed in.
+    InstallEnv,
+    Path,
+}
+
+impl Source {
+    /// Stable name for `--json` output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Flag => "--python",
+            Source::Env => "KALE_PYTHON",
+            Source::InstallEnv => "install-env",
+            Source::Path => "PATH",
+        }
     }
-    match std::env::var("KALE_PYTHON") {
-        Ok(v) if !v.is_empty() => v,
-        _ => "python3".into(),
+
+    /// How a header line explains the choice.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Source::Flag => "from --python",
+            Source::Env => "from KALE_PYTHON",
+            Source::InstallEnv => "the environment kale is installed in",
+            Source::Path => "`python3` on PATH",
+        }
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Choice {
+    pub command: String,
+    pub source: Source,
+}
+
+/// `--python` wins, then `KALE_PYTHON`, then the interpreter of the Python environment
+/// kale is installed in (`pip install` into a venv), then `python3` on PATH.
+pub fn choose(flag: Option<&Path>) -> Choice {
+    let install_env = std::env::current_exe()
+        .ok()
+        .and_then(|exe| install_env_python(&exe));
+    choose_from(flag, std::env::var("KALE_PYTHON").ok(), install_env)
+}
+
+fn choose_from(flag: Option<&Path>, env: Option<String>, install_env: Option<PathBuf>) -> Choice {
+    let (command, source) = if let Some(p) = flag {
+        (p.display().to_string(), Source::Flag)
+    } else if let Some(v) = env.filter(|v| !v.is_empty()) {
+        (v, Source::Env)
+    } else if let Some(p) = install_env {
+        (p.display().to_string(), Source::InstallEnv)
+    } else {
+        ("python3".into(), Source::Path)
+    };
+    Choice { command, source }
+}
+
+/// The interpreter beside `exe` when `exe` lives in the scripts directory of a Python
+/// environment: `<env>/bin/kale` next to `<env>/bin/python3`, with `<env>/pyvenv.cfg`
+/// (venv, virtualenv, uv) or `<env>/conda-meta` (conda) marking `<env>` as one. The
+/// marker keeps a binary copied into `/usr/bin` or built in `target/` from picking up
+/// whatever Python happens to sit beside it. `current_exe` is already free of
+/// symlinks on Linux, so a `~/.local/bin/kale` link into a venv finds the venv.
+pub fn install_env_python(exe: &Path) -> Option<PathBuf> {
+    let bin = exe.parent()?;
+    let env = bin.parent()?;
+    if !env.join("pyvenv.cfg").is_file() && !env.join("conda-meta").is_dir() {
+        return None;
+    }
+    // `symlink_metadata`, not `exists`: a venv whose base Python was removed has a
+    // dangling `python3` link, and running it gives a clearer error than silently
+    // falling back to another interpreter without the environment's packages.
+    ["python3", "python"]
+        .iter()
+        .map(|name| bin.join(format!("{name}{}", std::env::consts::EXE_SUFFIX)))
+        .find(|p| p.symlink_metadata().is_ok())
 }
 
 const PROBE: &str = "import sys, importlib.util\nprint(sys.executable)\nprint('%d.%d.%d' % sys.version_info[:3])\nprint(importlib.util.find_spec('IPython') is not None)";
@@ -118,5 +188,73 @@ pub fn python_path(runtime_dir: &Path) -> std::ffi::OsString {
             p
         }
         _ => runtime_dir.as_os_str().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "").unwrap();
+    }
+
+    #[test]
+    fn flag_then_env_then_install_env_then_path() {
+        let venv = Some(PathBuf::from("/v/bin/python3"));
+        let flag = Path::new("/f/python");
+        let c = choose_from(Some(flag), Some("/e/python".into()), venv.clone());
+        assert_eq!((c.command.as_str(), c.source), ("/f/python", Source::Flag));
+        let c = choose_from(None, Some("/e/python".into()), venv.clone());
+        assert_eq!((c.command.as_str(), c.source), ("/e/python", Source::Env));
+        // An empty KALE_PYTHON is unset, as before.
+        let c = choose_from(None, Some(String::new()), venv.clone());
+        assert_eq!(
+            (c.command.as_str(), c.source),
+            ("/v/bin/python3", Source::InstallEnv)
+        );
+        let c = choose_from(None, None, None);
+        assert_eq!((c.command.as_str(), c.source), ("python3", Source::Path));
+    }
+
+    #[test]
+    fn install_env_needs_an_environment_marker_and_an_interpreter() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("venv");
+        let exe = env.join("bin").join("kale");
+        touch(&exe);
+        touch(&env.join("bin").join("python3"));
+        // A python3 beside the binary without pyvenv.cfg/conda-meta: not an environment.
+        assert_eq!(install_env_python(&exe), None);
+        touch(&env.join("pyvenv.cfg"));
+        assert_eq!(
+            install_env_python(&exe),
+            Some(env.join("bin").join("python3"))
+        );
+
+        let conda = dir.path().join("conda");
+        let exe = conda.join("bin").join("kale");
+        touch(&exe);
+        std::fs::create_dir_all(conda.join("conda-meta")).unwrap();
+        // A marker without an interpreter beside the binary finds nothing.
+        assert_eq!(install_env_python(&exe), None);
+        touch(&conda.join("bin").join("python"));
+        assert_eq!(
+            install_env_python(&exe),
+            Some(conda.join("bin").join("python"))
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dangling_interpreter_link_is_still_chosen() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("bin").join("kale");
+        touch(&exe);
+        touch(&dir.path().join("pyvenv.cfg"));
+        let link = dir.path().join("bin").join("python3");
+        std::os::unix::fs::symlink("/nonexistent/python3.99", &link).unwrap();
+        assert_eq!(install_env_python(&exe), Some(link));
     }
 }

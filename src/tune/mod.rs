@@ -165,6 +165,7 @@ fn stored_search(
         direction_source: "the stored experiment",
         goal: e.spec.goal,
         algorithm: e.spec.algorithm.clone(),
+        algorithm_reason: None,
         settings,
         space,
         space_source: "the stored experiment".into(),

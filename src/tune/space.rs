@@ -46,6 +46,8 @@ pub struct ResolvedSearch {
     pub direction_source: &'static str,
     pub goal: Option<f64>,
     pub algorithm: String,
+    /// When `auto` chose the algorithm: why, for the header line.
+    pub algorithm_reason: Option<String>,
     pub settings: Vec<AlgorithmSetting>,
     pub space: SearchSpace,
     pub space_source: String,
@@ -192,7 +194,7 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Vec<St
                 .and_then(Value::as_str)
                 .map(str::to_string)
         })
-        .unwrap_or_else(|| "tpe".into());
+        .unwrap_or_else(|| "auto".into());
     let mut settings: Vec<AlgorithmSetting> = if args.algorithm.is_none() {
         katib
             .and_then(|k| k.pointer("/algorithm/algorithmSettings"))
@@ -224,7 +226,11 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Vec<St
             )
         });
     }
-    if let Err(e) = kale_search::katib::sampler_from_katib(&algorithm, &settings) {
+    // `auto` is settled below, once the budget is known; its settings are
+    // checked against the algorithm it picks.
+    if algorithm != "auto"
+        && let Err(e) = kale_search::katib::sampler_from_katib(&algorithm, &settings)
+    {
         errors.push(format!("{e}"));
     }
 
@@ -264,6 +270,20 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Vec<St
         errors.push("--parallel must be at least 1".into());
     }
 
+    let (algorithm, algorithm_reason) = match (&space, algorithm.as_str()) {
+        (Some(space), "auto") if max_trials > 0 && parallel > 0 => {
+            let choice = kale_search::sampler::auto::choose(space, Some(max_trials), parallel);
+            if let Err(e) = kale_search::katib::sampler_from_katib(choice.algorithm, &settings) {
+                errors.push(format!(
+                    "{e} (`auto` chose {}; pass --algorithm to pick one yourself)",
+                    choice.algorithm
+                ));
+            }
+            (choice.algorithm.to_string(), Some(choice.reason))
+        }
+        _ => (algorithm, None),
+    };
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -278,6 +298,7 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Vec<St
         direction_source,
         goal,
         algorithm,
+        algorithm_reason,
         settings,
         space: space.expect("no errors means a space"),
         space_source,

@@ -313,6 +313,62 @@ fn katib_experiments_from_search_flags_validate() {
     assert!(first.contains("goal: 0.2"), "{first}");
 }
 
+/// `--algorithm auto` is settled at compile time: Katib gets the algorithm
+/// `auto` chose for this budget and space (Katib has no `auto`).
+#[test]
+fn katib_export_maps_auto_to_the_algorithm_it_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = examples_dir().join("digits.ipynb");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "--param",
+                "C=double:0.1..10:log",
+                "--param",
+                "kernel=categorical:rbf,poly",
+                "--max-trials",
+                "30",
+            ],
+            "bayesianoptimization",
+        ),
+        (
+            &["--param", "C=double:0.5..10:step=0.5", "--max-trials", "20"],
+            "grid",
+        ),
+        (
+            &["--param", "C=double:0.1..10:log", "--max-trials", "500"],
+            "tpe",
+        ),
+    ];
+    let mut files = Vec::new();
+    for (i, (args, algorithm)) in cases.iter().enumerate() {
+        let out = dir.path().join(format!("auto{i}.yaml"));
+        let mut all = vec![
+            "--target",
+            "katib",
+            "--algorithm",
+            "auto",
+            "--parallel",
+            "2",
+        ];
+        all.extend_from_slice(args);
+        let res = compile(&nb, &all, &out);
+        assert!(
+            res.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let spec = &yaml_docs(&std::fs::read_to_string(&out).unwrap())[0];
+        assert_eq!(
+            spec["spec"]["algorithm"]["algorithmName"], *algorithm,
+            "{args:?}"
+        );
+        files.push(out);
+    }
+    let failures = validate("validate_katib.py", &files);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 #[test]
 fn katib_compile_explains_bad_settings() {
     let dir = tempfile::tempdir().unwrap();

@@ -653,3 +653,119 @@ fn a_step_with_magics_needs_ipython_and_says_which_cell() {
         "{stderr}"
     );
 }
+
+/// A kale installed into a venv (as `pip install` of the wheel does) runs the steps with
+/// that venv's Python when neither --python nor KALE_PYTHON says otherwise, and says so.
+#[test]
+fn kale_installed_in_a_venv_runs_the_steps_with_the_venv_python() {
+    // Under the target dir, so the binary can be hard linked: /proc/self/exe resolves
+    // symlinks, and a link would point back at target/debug.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let venv = dir.path().join("venv");
+    let made = std::process::Command::new(python())
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let kale = venv.join("bin").join("kale");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_kale"), &kale).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_kale"), &kale).unwrap();
+    }
+    let venv_python = venv.join("bin").join("python3");
+    // The step itself reports whether it runs under the venv's interpreter.
+    let step = format!(
+        "import sys\nin_venv = float(sys.executable == {:?})",
+        venv_python.display().to_string()
+    );
+    let nb = write_notebook(
+        dir.path(),
+        "where.ipynb",
+        &[
+            C::Code(&["step:where"], &step),
+            C::Code(&["pipeline-metrics"], "print(in_venv)"),
+        ],
+        None,
+    );
+    let out = std::process::Command::new(&kale)
+        .args(["run", "--json"])
+        .arg(&nb)
+        .env_remove("KALE_PYTHON")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["python"]["chosen_by"], json!("install-env"), "{doc:#}");
+    assert_eq!(doc["python"]["executable"], json!(venv_python), "{doc:#}");
+    assert_eq!(doc["metrics"]["in_venv"], json!(1.0), "{doc:#}");
+    assert!(
+        stderr.contains(&format!("python {} (3.", venv_python.display()))
+            && stderr.contains("the environment kale is installed in"),
+        "{stderr}"
+    );
+    // KALE_PYTHON still wins over the environment (--no-cache: the step's cached
+    // output from the first run would otherwise answer for it).
+    let out = std::process::Command::new(&kale)
+        .args(["run", "--json", "--no-cache"])
+        .arg(&nb)
+        .env("KALE_PYTHON", python())
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["python"]["chosen_by"], json!("KALE_PYTHON"), "{doc:#}");
+    assert_eq!(doc["metrics"]["in_venv"], json!(0.0), "{doc:#}");
+}
+
+#[test]
+fn a_missing_module_names_the_interpreter_and_how_to_choose_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "missing.ipynb",
+        &[
+            C::Code(
+                &["step:load"],
+                "import kale_test_module_nobody_installs\nx = 1",
+            ),
+            C::Code(&["pipeline-metrics"], "print(x)"),
+        ],
+        None,
+    );
+    let (code, doc, stderr) = run_json(&nb, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        doc["error"]["type"],
+        json!("ModuleNotFoundError"),
+        "{doc:#}"
+    );
+    let exe = doc["python"]["executable"].as_str().unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "hint: the steps ran under {exe} (from KALE_PYTHON)"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--python PATH or KALE_PYTHON=PATH"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn version_says_the_release_the_commit_and_the_runtime_version() {
+    let out = crate::support::succeed(crate::support::kale().arg("--version"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rest = text
+        .trim_end()
+        .strip_prefix(&format!("kale {} (commit ", env!("CARGO_PKG_VERSION")))
+        .unwrap_or_else(|| panic!("{text}"));
+    let (commit, runtime) = rest
+        .strip_suffix(')')
+        .and_then(|r| r.split_once(", runtime "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(runtime, kale::codegen::runtime_version(), "{text}");
+    // A git checkout gives the abbreviated commit; a tarball without .git "unknown".
+    let hex = commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit());
+    assert!(hex || commit == "unknown", "{text}");
+}

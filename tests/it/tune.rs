@@ -110,6 +110,43 @@ fn grid_search_finds_the_known_best_point_and_runs_shared_steps_once() {
     assert_eq!(manifest["experiment"], "grid1");
 }
 
+/// Without `--algorithm` (and no algorithm in the notebook) `auto` chooses, and
+/// the header line says what and why; the experiment stores the chosen one.
+#[test]
+fn auto_is_the_default_and_the_header_says_what_it_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = quadratic(dir.path(), 0.0);
+    let (code, doc, stderr) = tune_json(
+        &nb,
+        &[
+            "--objective",
+            "score",
+            "--param",
+            "x=double:0..5",
+            "--param",
+            "y=categorical:a,b,c",
+            "--max-trials",
+            "14",
+            "--parallel",
+            "2",
+            "--seed",
+            "3",
+            "--name",
+            "auto1",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("auto: bayesianoptimization (14 trials over 2 parameters, 1 categorical: "),
+        "{stderr}"
+    );
+    assert_eq!(doc["trials"]["succeeded"], json!(14));
+    assert_eq!(
+        show(&nb, "auto1")["experiment"]["algorithm"],
+        "bayesianoptimization"
+    );
+}
+
 #[test]
 fn random_and_tpe_searches_improve_and_compare_and_plot() {
     let dir = tempfile::tempdir().unwrap();
@@ -677,4 +714,45 @@ fn a_trial_over_its_time_limit_fails_and_the_cache_reports_its_contents() {
     // `base` once, `work` for x = 0 and x = 2.
     assert_eq!(stats["entries"], json!(3), "{stats}");
     assert!(stats["objects"].as_u64().unwrap() >= 2);
+}
+
+#[test]
+fn trials_failing_on_a_missing_module_name_the_interpreter_and_how_to_choose_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "missing.ipynb",
+        &[
+            C::Code(&["pipeline-parameters"], "x = 0.0"),
+            C::Code(
+                &["step:score"],
+                "import kale_test_module_nobody_installs\nscore = x",
+            ),
+            C::Code(&["pipeline-metrics"], "print(score)"),
+        ],
+        None,
+    );
+    let (code, doc, stderr) = tune_json(
+        &nb,
+        &[
+            "--objective",
+            "score",
+            "--param",
+            "x=double:0..1",
+            "--max-trials",
+            "1",
+        ],
+    );
+    assert_ne!(doc, Value::Null, "exit {code}: {stderr}");
+    assert_eq!(doc["trials"]["failed"], json!(1), "{doc:#}");
+    let exe = doc["python"]["executable"].as_str().unwrap();
+    assert_eq!(doc["python"]["chosen_by"], json!("KALE_PYTHON"), "{doc:#}");
+    // The header names the interpreter before any trial runs.
+    assert!(stderr.contains(&format!("  python {exe} (3.")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "hint: the steps ran under {exe} (from KALE_PYTHON)"
+        )),
+        "{stderr}"
+    );
 }
