@@ -262,7 +262,7 @@ impl Tree {
             .zip(&weights)
             .map(|((v, _), w)| w * (v - mean).powi(2))
             .sum();
-        if !(total > 1e-300) {
+        if total.is_nan() || total <= 1e-300 {
             return None;
         }
         let mut shares = Vec::with_capacity(bounds.len());
