@@ -39,6 +39,22 @@ pub enum Command {
     Runs(RunsCommand),
     /// Write a notebook that reopens one step of a run with exactly the data it had.
     Debug(DebugArgs),
+    /// Serve a live, read-only web dashboard of the experiments (on 127.0.0.1 by default).
+    Dashboard(DashboardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// The notebook's directory, the notebook, or an experiment store (`kale.db`).
+    #[arg(value_name = "NOTEBOOK_DIR|DB", default_value = ".")]
+    pub path: PathBuf,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8765)]
+    pub port: u16,
+    /// Address to listen on; anything but a loopback address shares the experiments
+    /// with the network.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +230,12 @@ pub struct TuneArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Serve the live dashboard (`kale dashboard`) while the tune runs and print its URL.
+    #[arg(long, conflicts_with = "katib")]
+    pub dashboard: bool,
+    /// Port of --dashboard (default: any free one).
+    #[arg(long, value_name = "N", requires = "dashboard", default_value_t = 0)]
+    pub dashboard_port: u16,
     #[command(flatten)]
     pub python: PythonArgs,
     /// Run the experiment on Kubernetes with Katib (uploads the pipeline to KFP first),
@@ -259,7 +281,7 @@ pub enum ExperimentsCommand {
     Show(ShowArgs),
     /// Several experiments side by side.
     Compare(CompareArgs),
-    /// Plot each trial's objective and the best so far, as SVG.
+    /// Plot an experiment (history, importance, parallel coordinates, slices) as SVG or PNG.
     Plot(PlotArgs),
 }
 
@@ -299,6 +321,12 @@ pub struct ShowArgs {
 pub struct CompareArgs {
     #[arg(required = true, num_args = 2..)]
     pub experiments: Vec<String>,
+    /// Also write the experiments' histories overlaid in one plot (`.svg` or `.png`).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Objective axis of the plot in log scale.
+    #[arg(long)]
+    pub log_y: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -306,9 +334,16 @@ pub struct CompareArgs {
 #[derive(Debug, Args)]
 pub struct PlotArgs {
     pub experiment: String,
-    /// Output file (`.svg`).
+    /// Output file: `.svg`, or `.png` for a rendered image.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+    /// history: objective by trial and best so far; importance: fANOVA parameter
+    /// importance; parallel: parallel coordinates; slice: objective against each parameter.
+    #[arg(long, value_name = "KIND", default_value = "history", value_parser = ["history", "importance", "parallel", "slice"])]
+    pub kind: String,
+    /// Objective axis in log scale (when every value is positive).
+    #[arg(long)]
+    pub log_y: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }

@@ -117,6 +117,20 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
     let rt = super::runtime()?;
     let outcome = rt.block_on(async {
         let cancel = super::ctrl_c_signal();
+        // The dashboard serves from this process for as long as the tune runs.
+        if args.dashboard {
+            match kale::dashboard::bind(&store_path, "127.0.0.1", args.dashboard_port).await {
+                Ok(dash) => {
+                    eprintln!(
+                        "dashboard: {}e/{}",
+                        dash.url(),
+                        name.replace('%', "%25").replace(' ', "%20")
+                    );
+                    tokio::spawn(dash.serve());
+                }
+                Err(e) => eprintln!("warning: no dashboard: {e}"),
+            }
+        }
         tune::tune(&pipeline, experiment, &search, &opts, view.clone(), cancel).await
     });
     view.finish();

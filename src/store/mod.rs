@@ -170,6 +170,34 @@ impl Store {
         })
     }
 
+    /// Opens an existing store for reading only (the dashboard): no schema change,
+    /// no journal-mode switch, so a reader can never disturb a running tune.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        let sql = |source| StoreError::Sql {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Changes whenever another connection commits to the database (SQLite's
+    /// `data_version`); cheap enough to poll for live views.
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.sql(e))
+    }
+
     fn sql(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sql {
             path: self.path.clone(),

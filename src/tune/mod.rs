@@ -258,7 +258,7 @@ fn params_from_json(space: &SearchSpace, v: &Value) -> Option<Params> {
     Some(out)
 }
 
-fn history_from_rows(space: &SearchSpace, rows: &[TrialRow]) -> Vec<Trial> {
+pub(crate) fn history_from_rows(space: &SearchSpace, rows: &[TrialRow]) -> Vec<Trial> {
     rows.iter()
         .filter_map(|r| {
             let params = params_from_json(space, &r.params)?;

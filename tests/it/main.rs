@@ -2,6 +2,7 @@
 //! notebooks (written to temporary directories or taken from `../shared/corpus`).
 
 mod corpus;
+mod dashboard;
 mod debug;
 mod fork_server;
 mod fuzz;
