@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// Override a pipeline parameter, typed by its default (repeatable): `-p lr=0.5`.
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
+    /// Start from the parameters of an experiment's best trial (`EXP`) or of one trial
+    /// (`EXP/TRIAL`); `-p` flags still override them.
+    #[arg(long, value_name = "EXP[/TRIAL]")]
+    pub params_from: Option<String>,
     /// Steps to run at once (default: the number of cores).
     #[arg(short = 'j', long)]
     pub jobs: Option<usize>,
@@ -283,6 +287,19 @@ pub enum ExperimentsCommand {
     Compare(CompareArgs),
     /// Plot an experiment (history, importance, parallel coordinates, slices) as SVG or PNG.
     Plot(PlotArgs),
+    /// Remove an experiment and its trials from the store (run directories stay until
+    /// `kale cache prune`).
+    Delete(ShowArgs),
+    /// Give an experiment a new name.
+    Rename(RenameArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    pub experiment: String,
+    pub new_name: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Args)]

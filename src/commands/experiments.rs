@@ -21,6 +21,8 @@ pub fn run(cmd: &ExperimentsCommand) -> anyhow::Result<ExitCode> {
         ExperimentsCommand::Show(a) => show(&a.experiment, &a.store),
         ExperimentsCommand::Compare(a) => compare(a),
         ExperimentsCommand::Plot(a) => plot(a),
+        ExperimentsCommand::Delete(a) => delete(&a.experiment, &a.store),
+        ExperimentsCommand::Rename(a) => rename(&a.experiment, &a.new_name, &a.store),
     }
 }
 
@@ -405,4 +407,92 @@ fn plot(a: &PlotArgs) -> anyhow::Result<ExitCode> {
     kale::plot::write(&a.output, &svg).map_err(|why| anyhow::anyhow!(why))?;
     eprintln!("wrote {}", a.output.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn delete(name: &str, args: &StoreArgs) -> anyhow::Result<ExitCode> {
+    let store = match open(args) {
+        Ok(s) => s,
+        Err(c) => return Ok(c),
+    };
+    if let Err(c) = load(&store, name) {
+        return Ok(c);
+    }
+    match store.delete_experiment(name) {
+        Ok(e) => {
+            eprintln!(
+                "deleted experiment {} ({} on {})",
+                e.spec.name, e.status, e.spec.notebook
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(EXIT_BAD_INPUT))
+        }
+    }
+}
+
+fn rename(from: &str, to: &str, args: &StoreArgs) -> anyhow::Result<ExitCode> {
+    if to.trim().is_empty() || to.contains('/') {
+        eprintln!("error: `{to}` cannot name an experiment (empty, or contains `/`)");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    }
+    let store = match open(args) {
+        Ok(s) => s,
+        Err(c) => return Ok(c),
+    };
+    if let Err(c) = load(&store, from) {
+        return Ok(c);
+    }
+    match store.rename_experiment(from, to) {
+        Ok(()) => {
+            eprintln!("renamed experiment {from} to {to}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(EXIT_BAD_INPUT))
+        }
+    }
+}
+
+/// `-p` texts for a trial's parameters: the best trial of `EXP`, or `EXP/TRIAL`.
+pub fn params_from(notebook: &Path, spec: &str) -> Result<Vec<String>, String> {
+    let (name, trial) = match spec.rsplit_once('/') {
+        Some((n, t)) => (
+            n,
+            Some(
+                t.parse::<i64>()
+                    .map_err(|_| format!("`{t}` in `{spec}` is not a trial number"))?,
+            ),
+        ),
+        None => (spec, None),
+    };
+    let path = Store::default_path(notebook);
+    if !path.exists() {
+        return Err(format!("no experiment store at {}", path.display()));
+    }
+    let store = Store::open_read_only(&path).map_err(|e| e.to_string())?;
+    let e = store.experiment(name).map_err(|e| e.to_string())?;
+    let trials = store.trials(e.id).map_err(|e| e.to_string())?;
+    let row = match trial {
+        Some(n) => trials
+            .iter()
+            .find(|t| t.number == n)
+            .ok_or_else(|| format!("experiment `{name}` has no trial {n}"))?,
+        None => best_trial(&trials, direction(&e))
+            .ok_or_else(|| format!("experiment `{name}` has no succeeded trial"))?,
+    };
+    Ok(row
+        .params
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect()
+        })
+        .unwrap_or_default())
 }

@@ -138,6 +138,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
+            release_after_error(&store_path, &name, args.resume, &e.to_string());
             return Ok(ExitCode::from(EXIT_BAD_INPUT));
         }
     };
@@ -197,6 +198,24 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
         "interrupted" => ExitCode::from(EXIT_INTERRUPTED),
         _ => ExitCode::from(EXIT_STEP_FAILED),
     })
+}
+
+/// A tune that stopped on an error must not leave its experiment `running`: a new
+/// experiment that made no trial is removed (its name is free again), any other is
+/// marked failed with the error as the reason.
+fn release_after_error(store_path: &std::path::Path, name: &str, resumed: bool, error: &str) {
+    let Ok(store) = Store::open(store_path) else {
+        return;
+    };
+    let Ok(e) = store.experiment(name) else {
+        return;
+    };
+    let made_trials = store.trials(e.id).map(|t| !t.is_empty()).unwrap_or(true);
+    if !resumed && !made_trials {
+        let _ = store.delete_experiment(name);
+    } else {
+        let _ = store.finish_experiment(e.id, "failed", error, 0.0);
+    }
 }
 
 /// A redrawn status block on a terminal; one line per finished trial otherwise.

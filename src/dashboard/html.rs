@@ -204,14 +204,15 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
             m.push_str("</table>");
             let _ = writeln!(
                 m,
-                r#"<p class="muted">run it again: <code>kale run {} {}</code></p>"#,
+                r#"<p class="muted">run it again: <code>kale run {} --params-from {}</code> ({})</p>"#,
                 xml(&e.spec.notebook),
+                xml(name),
                 xml(&b
                     .params
                     .as_object()
                     .map(|p| p
                         .iter()
-                        .map(|(k, v)| format!("-p {k}={}", value_text(v)))
+                        .map(|(k, v)| format!("{k}={}", value_text(v)))
                         .collect::<Vec<_>>()
                         .join(" "))
                     .unwrap_or_default())
@@ -404,7 +405,7 @@ pub fn trial(e: &Experiment, t: &TrialRow, doc: &Value) -> String {
             let _ = writeln!(
                 m,
                 r#"<p class="error">{}{}: {}</p>"#,
-                xml(err["kind"].as_str().unwrap_or("error")),
+                xml(err["type"].as_str().unwrap_or("error")),
                 at,
                 xml(err["message"].as_str().unwrap_or(""))
             );

@@ -28,6 +28,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("experiment `{name}` is being run by another kale process (pid {pid})")]
     Busy { name: String, pid: i64 },
+    #[error("an experiment named `{0}` already exists")]
+    Taken(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -418,6 +420,47 @@ impl Store {
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| self.sql(e))?;
         Ok(rows)
+    }
+
+    /// Removes an experiment and its trials. Refused while a live process runs it.
+    pub fn delete_experiment(&self, name: &str) -> Result<Experiment> {
+        let e = self.experiment(name)?;
+        self.check_not_running(&e)?;
+        self.conn
+            .execute("DELETE FROM experiments WHERE id = ?1", [e.id])
+            .map_err(|err| self.sql(err))?;
+        Ok(e)
+    }
+
+    /// Gives an experiment a new name. Refused while a live process runs it, and
+    /// when the new name is taken.
+    pub fn rename_experiment(&self, from: &str, to: &str) -> Result<()> {
+        let e = self.experiment(from)?;
+        self.check_not_running(&e)?;
+        if self.experiment_exists(to)? {
+            return Err(StoreError::Taken(to.to_string()));
+        }
+        self.conn
+            .execute(
+                "UPDATE experiments SET name = ?2, updated_at = ?3 WHERE id = ?1",
+                params![e.id, to, now()],
+            )
+            .map_err(|err| self.sql(err))?;
+        Ok(())
+    }
+
+    fn check_not_running(&self, e: &Experiment) -> Result<()> {
+        if let Some(pid) = e.owner_pid
+            && e.status == "running"
+            && pid != i64::from(std::process::id())
+            && process_alive(pid)
+        {
+            return Err(StoreError::Busy {
+                name: e.spec.name.clone(),
+                pid,
+            });
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

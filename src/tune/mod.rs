@@ -183,6 +183,7 @@ pub fn prepare(
         )));
     }
     let search = search.ok_or_else(|| TuneError::Setup("no search settings".into()))?;
+    check_startable(&search)?;
     let e = store.create_experiment(&NewExperiment {
         name: name.to_string(),
         notebook: pipeline.notebook.display().to_string(),
@@ -202,6 +203,23 @@ pub fn prepare(
             .map(|(n, s)| json!({"name": n, "settings": s})),
     })?;
     Ok((e, search))
+}
+
+/// Everything that would stop [`tune`] before its first trial, checked before the
+/// experiment is recorded, so that a bad setting never leaves a `running` experiment
+/// with no trials (nor a stored space that `--resume` would fail on again): the
+/// algorithm and its settings, a first suggestion from a throwaway sampler (grid
+/// refuses spaces it cannot enumerate there), and the early-stopping rule.
+pub fn check_startable(search: &ResolvedSearch) -> Result<(), TuneError> {
+    let mut probe = sampler_from_katib(&search.algorithm, &search.settings)
+        .map_err(|e| TuneError::Setup(e.to_string()))?;
+    probe
+        .ask(&search.space, &[], search.direction)
+        .map_err(|e| TuneError::Setup(e.to_string()))?;
+    if let Some((name, settings)) = &search.early_stopping {
+        stopping_from_katib(name, settings).map_err(|e| TuneError::Setup(e.to_string()))?;
+    }
+    Ok(())
 }
 
 pub fn direction_name(d: Direction) -> &'static str {

@@ -10,6 +10,7 @@ mod inspect;
 mod katib_cluster;
 mod kubeflow;
 mod kubeflow_kfp;
+mod lifecycle;
 mod run;
 mod support;
 mod tune;

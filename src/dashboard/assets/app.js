@@ -77,6 +77,8 @@
 
   localTimes(document);
   sortable(document);
+  // Marks that the script ran (the browser test looks for it).
+  document.documentElement.setAttribute("data-app", "ready");
   if (window.EventSource) {
     var es = new EventSource("/api/events");
     es.addEventListener("open", function () { badge && badge.classList.add("on"); });
