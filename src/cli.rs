@@ -155,7 +155,26 @@ pub struct SearchFlags {
     #[arg(long = "setting", value_name = "NAME=VALUE", help_heading = "Search")]
     pub algorithm_settings: Vec<String>,
     /// A parameter to search (repeatable): `--param lr=double:1e-4..1e-1:log`.
-    #[arg(long = "param", value_name = "NAME=SPEC", help_heading = "Search")]
+    #[arg(
+        long = "param",
+        value_name = "NAME=SPEC",
+        help_heading = "Search",
+        long_help = "A parameter to search (repeatable). NAME is a pipeline parameter; SPEC is one of:\n\
+  int:MIN..MAX[:step=S][:DIST]      whole numbers, both ends included (step 1 unless given)\n\
+  double:MIN..MAX[:step=S][:DIST]   real numbers; with step, the grid MIN, MIN+S, ... up to MAX\n\
+  categorical:A,B,C                 one of the strings\n\
+  discrete:V1,V2,...                one of the numbers\n\
+DIST is how random and TPE draws spread: uniform (default), log (log-uniform, needs MIN > 0),\n\
+normal or lognormal (centred, truncated to the range). `:log` and `:step` cannot be combined;\n\
+list log-spaced values with discrete instead. Grid search needs a step (or a list) for every\n\
+double.\n\
+Examples:\n\
+  --param lr=double:1e-4..1e-1:log\n\
+  --param depth=int:2..10  --param depth=int:2..10:step=2\n\
+  --param dropout=double:0..0.5:step=0.1\n\
+  --param kernel=categorical:rbf,linear,poly\n\
+  --param C=discrete:0.1,1,10,100"
+    )]
     pub params: Vec<String>,
     /// A Katib `parameters` list (YAML or JSON) to use as the search space.
     #[arg(long = "space", value_name = "FILE", help_heading = "Search")]

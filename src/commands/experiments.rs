@@ -189,8 +189,66 @@ fn show(name: &str, args: &StoreArgs) -> anyhow::Result<ExitCode> {
             .map(|g| format!(" (goal {g})"))
             .unwrap_or_default()
     );
-    let _ = writeln!(out, "algorithm  {} {}", e.spec.algorithm, e.spec.settings);
-    let _ = writeln!(out, "space      {}", e.spec.space);
+    let settings: Vec<String> = e
+        .spec
+        .settings
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    format!(
+                        "{}={}",
+                        s["name"].as_str().unwrap_or("?"),
+                        kale::report::value_text(&s["value"])
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "algorithm  {}{}",
+        e.spec.algorithm,
+        if settings.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", settings.join(", "))
+        }
+    );
+    let rows = kale::report::space_rows(&e);
+    if rows.is_empty() {
+        let _ = writeln!(out, "space      {}", e.spec.space);
+    } else {
+        let w = |f: &dyn Fn(&kale::report::SpaceRow) -> String, min: usize| {
+            rows.iter()
+                .map(|r| f(r).chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(min)
+        };
+        let (wn, wt, wv, ws) = (
+            w(&|r| r.name.clone(), 9),
+            w(&|r| r.kind.clone(), 4),
+            w(&|r| r.values.clone(), 6),
+            w(&|r| r.step.clone().unwrap_or_else(|| "-".into()), 4),
+        );
+        let _ = writeln!(
+            out,
+            "space      {:<wn$}  {:<wt$}  {:<wv$}  {:<ws$}  distribution",
+            "parameter", "type", "values", "step"
+        );
+        for r in &rows {
+            let _ = writeln!(
+                out,
+                "           {:<wn$}  {:<wt$}  {:<wv$}  {:<ws$}  {}",
+                r.name,
+                r.kind,
+                r.values,
+                r.step.as_deref().unwrap_or("-"),
+                r.distribution
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "trials     {total} of {} ({ok} succeeded, {failed} failed), {} at once, {:.1}s",
@@ -202,7 +260,7 @@ fn show(name: &str, args: &StoreArgs) -> anyhow::Result<ExitCode> {
             "best       trial {}: {}={} {}",
             b.number,
             e.spec.objective,
-            b.value.unwrap_or(f64::NAN),
+            kale::report::num(b.value.unwrap_or(f64::NAN)),
             params_text(&b.params)
         );
         if let Some(dir) = &b.run_dir {

@@ -181,11 +181,25 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
             "best: trial {} {}={} with {}\n  run: {}",
             best.number,
             search.objective,
-            best.value.unwrap_or(f64::NAN),
+            kale::report::num(best.value.unwrap_or(f64::NAN)),
             tune::params_text(&best.params),
             best.run_dir.as_deref().unwrap_or("-")
         ),
         None => eprintln!("no trial succeeded"),
+    }
+    // Early stopping compares intermediate values; without them it never acts.
+    let finished = outcome
+        .trials
+        .iter()
+        .filter(|t| matches!(t.status.as_str(), "succeeded" | "early_stopped"));
+    if search.early_stopping.is_some()
+        && finished.clone().count() > 0
+        && finished.clone().all(|t| t.intermediate.is_empty())
+    {
+        eprintln!(
+            "warning: --early-stopping had nothing to compare: no step printed an intermediate `{obj}=VALUE` line\n  hint: print `{obj}=<value>` (e.g. `print(f\"{obj}={{{obj}}}\")`) after each epoch or step of the training loop",
+            obj = search.objective
+        );
     }
     if outcome.status == "interrupted" {
         eprintln!(
@@ -244,8 +258,15 @@ impl LiveView {
 
 fn render(s: &LiveState) -> String {
     let done = s.succeeded + s.failed + s.early_stopped;
+    // At the pace so far: elapsed time per finished trial times the trials left.
+    let eta = if done > 0 && (done as u64) < s.max_trials {
+        let left = s.max_trials - done;
+        format!(", ETA {:.0}s", s.elapsed / done as f64 * left as f64)
+    } else {
+        String::new()
+    };
     let mut out = format!(
-        "{}  {} {}  trials {done}/{} done ({} ok, {} failed{}), {} running  {:.0}s\n",
+        "{}  {} {}  trials {done}/{} done ({} ok, {} failed{}), {} running  {:.0}s{eta}\n",
         s.experiment,
         s.direction,
         s.objective,

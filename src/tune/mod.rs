@@ -302,9 +302,11 @@ fn label(p: &BTreeMap<String, ParamValue>) -> String {
         .join(" ")
 }
 
+/// A running trial's value, written as [`params_text`] writes finished ones.
 fn short(v: &ParamValue) -> String {
     match v {
-        ParamValue::Float(f) => format!("{}", (f * 1e6).round() / 1e6).replace("e-", "e-"),
+        ParamValue::Float(f) => crate::report::num(*f),
+        ParamValue::Str(s) => s.clone(),
         other => other.to_python(),
     }
 }
@@ -763,17 +765,7 @@ pub fn params_text(params: &Value) -> String {
     match params {
         Value::Object(m) => m
             .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    Value::Number(n) => match n.as_f64() {
-                        Some(f) if n.is_f64() => format!("{}", (f * 1e6).round() / 1e6),
-                        _ => n.to_string(),
-                    },
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                format!("{k}={v}")
-            })
+            .map(|(k, v)| format!("{k}={}", crate::report::value_text(v)))
             .collect::<Vec<_>>()
             .join(" "),
         other => other.to_string(),

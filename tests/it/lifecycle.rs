@@ -155,3 +155,49 @@ fn run_params_from_replays_the_best_or_a_given_trial() {
         assert_eq!(code, 2, "{spec}: {stderr}");
     }
 }
+
+#[test]
+fn log_with_step_is_refused_and_silent_early_stopping_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = notebook(dir.path());
+    let out = kale_with_python()
+        .arg("tune")
+        .arg(&nb)
+        .args([
+            "--objective",
+            "score",
+            "--param",
+            "z=double:0.1..100:log:step=10",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`:log` and `:step` cannot be combined"),
+        "{stderr}"
+    );
+    assert_eq!(list(dir.path()), json!([]));
+    // The notebook prints no `score=` lines while it runs.
+    let out = kale_with_python()
+        .arg("tune")
+        .arg(&nb)
+        .args([
+            "--objective",
+            "score",
+            "--param",
+            "x=int:0..5",
+            "--max-trials",
+            "3",
+            "--early-stopping",
+            "medianstop",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no step printed an intermediate `score=VALUE` line"),
+        "{stderr}"
+    );
+}
