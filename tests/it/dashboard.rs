@@ -412,3 +412,66 @@ fn plots_are_written_as_svg_or_png_by_extension() {
     assert_eq!(svg.matches("class=\"best-line\"").count(), 2);
     assert!(svg.contains(">a</text>") && svg.contains(">b</text>"));
 }
+
+#[test]
+fn tune_dashboard_serves_the_running_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "slow.ipynb",
+        &[
+            C::Code(&["imports"], "import time"),
+            C::Code(&["pipeline-parameters"], "x = 0.0"),
+            C::Code(&["step:score"], "time.sleep(0.4)\nscore = -(x - 3) ** 2"),
+            C::Code(&["pipeline-metrics"], "print(score)"),
+        ],
+        None,
+    );
+    let bin = assert_cmd::cargo::cargo_bin("kale");
+    let mut child = Command::new(bin)
+        .env("KALE_PYTHON", crate::support::python())
+        .arg("tune")
+        .arg(&nb)
+        .args([
+            "--objective",
+            "score",
+            "--param",
+            "x=double:0..6",
+            "--max-trials",
+            "12",
+            "--parallel",
+            "1",
+            "--name",
+            "live",
+            "--dashboard",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut url = None;
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if let Some(u) = line.trim().strip_prefix("dashboard: ") {
+            url = Some(u.to_string());
+            break;
+        }
+        line.clear();
+    }
+    let url = url.expect("tune printed no dashboard URL");
+    assert!(url.ends_with("/e/live"), "{url}");
+    let base = url.trim_end_matches("e/live");
+    // While the tune runs, the experiment is there and `running`.
+    let doc = get_json(&format!("{base}api/experiments/live"));
+    assert_eq!(doc["experiment"]["status"], "running");
+    let (status, _, page) = get(&url);
+    assert_eq!(status, 200);
+    assert!(page.contains("data-plot=\"history\""));
+    // Drain stderr so the tune never blocks on a full pipe, then let it finish.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = stderr.read_to_string(&mut sink);
+    });
+    assert!(child.wait().unwrap().success());
+}
