@@ -259,7 +259,7 @@ impl LiveView {
 fn render(s: &LiveState) -> String {
     let done = s.succeeded + s.failed + s.early_stopped;
     // At the pace so far: elapsed time per finished trial times the trials left.
-    let eta = if done > 0 && (done as u64) < s.max_trials {
+    let eta = if done > 0 && done < s.max_trials {
         let left = s.max_trials - done;
         format!(", ETA {:.0}s", s.elapsed / done as f64 * left as f64)
     } else {
