@@ -353,6 +353,9 @@ pub fn trial(e: &Experiment, t: &TrialRow, doc: &Value) -> String {
         }
     }
     m.push_str("</table><h2>Metrics</h2><table class=\"kv\">");
+    if t.metrics.as_object().is_none_or(|p| p.is_empty()) {
+        m.push_str(r#"<tr><td class="empty">none reported</td></tr>"#);
+    }
     if let Some(p) = t.metrics.as_object() {
         for (k, v) in p {
             let _ = writeln!(
