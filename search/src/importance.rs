@@ -194,35 +194,53 @@ impl Tree {
         opts: &FanovaOptions,
         rng: &mut Xoshiro256PlusPlus,
     ) -> Tree {
+        // The sample sorted once by each feature; splits keep each list sorted, so
+        // no node sorts again (CART's presorting).
+        let d = xs.first().map_or(0, Vec::len);
+        let sorted: Vec<Vec<usize>> = (0..d)
+            .map(|f| {
+                let mut s = sample.clone();
+                s.sort_by(|&a, &b| xs[a][f].total_cmp(&xs[b][f]));
+                s
+            })
+            .collect();
         let mut tree = Tree { nodes: Vec::new() };
-        tree.grow(xs, ys, sample, 0, opts, rng);
+        tree.grow(xs, ys, sorted, 0, opts, rng);
         tree
     }
 
-    /// Adds the subtree for `idx` and returns its node index.
+    /// Adds the subtree for the samples in `sorted` (one list per feature, each the
+    /// same samples in that feature's order) and returns its node index.
     fn grow(
         &mut self,
         xs: &[Vec<f64>],
         ys: &[f64],
-        idx: Vec<usize>,
+        sorted: Vec<Vec<usize>>,
         depth: usize,
         opts: &FanovaOptions,
         rng: &mut Xoshiro256PlusPlus,
     ) -> usize {
-        let mean = idx.iter().map(|&i| ys[i]).sum::<f64>() / idx.len() as f64;
+        let n = sorted[0].len();
+        let mean = sorted[0].iter().map(|&i| ys[i]).sum::<f64>() / n as f64;
         let me = self.nodes.len();
         self.nodes.push(Node::Leaf(mean));
-        if idx.len() < opts.min_samples_split.max(2) || depth >= opts.max_depth {
+        if n < opts.min_samples_split.max(2) || depth >= opts.max_depth {
             return me;
         }
-        let Some((feature, threshold)) = best_split(xs, ys, &idx, opts.min_samples_leaf, rng)
+        let Some((feature, threshold)) = best_split(xs, ys, &sorted, opts.min_samples_leaf, rng)
         else {
             return me;
         };
-        let (l, r): (Vec<usize>, Vec<usize>) =
-            idx.into_iter().partition(|&i| xs[i][feature] <= threshold);
-        let left = self.grow(xs, ys, l, depth + 1, opts, rng);
-        let right = self.grow(xs, ys, r, depth + 1, opts, rng);
+        let mut left = Vec::with_capacity(sorted.len());
+        let mut right = Vec::with_capacity(sorted.len());
+        for list in sorted {
+            let (l, r): (Vec<usize>, Vec<usize>) =
+                list.into_iter().partition(|&i| xs[i][feature] <= threshold);
+            left.push(l);
+            right.push(r);
+        }
+        let left = self.grow(xs, ys, left, depth + 1, opts, rng);
+        let right = self.grow(xs, ys, right, depth + 1, opts, rng);
         self.nodes[me] = Node::Split {
             feature,
             threshold,
@@ -292,19 +310,27 @@ impl Tree {
                 shares.push(0.0);
                 continue;
             }
-            let mut marginal = vec![0.0; cuts.len() - 1];
+            // Each leaf adds its value, weighted by its share of the other features,
+            // to every interval it spans: a difference array makes that one add at
+            // its first interval and one subtract past its last, instead of a loop
+            // over the intervals (leaves × intervals was most of the time).
+            let mut delta = vec![0.0; cuts.len()];
             for ((v, b), w) in leaves.iter().zip(&weights) {
                 let fw = frac(f, b[f]);
                 if fw <= 0.0 {
                     continue;
                 }
-                // The leaf's weight over the other features.
                 let rest = w / fw;
                 let start = cuts.partition_point(|c| *c < b[f].0);
                 let end = cuts.partition_point(|c| *c < b[f].1);
-                for m in &mut marginal[start..end] {
-                    *m += v * rest;
-                }
+                delta[start] += v * rest;
+                delta[end] -= v * rest;
+            }
+            let mut marginal = vec![0.0; cuts.len() - 1];
+            let mut acc = 0.0;
+            for (m, d) in marginal.iter_mut().zip(&delta) {
+                acc += d;
+                *m = acc;
             }
             let var: f64 = marginal
                 .iter()
@@ -319,14 +345,16 @@ impl Tree {
 
 /// The split (feature, threshold) that lowers the squared error most, thresholds
 /// halfway between neighbouring distinct values; features are tried in a random
-/// order so ties do not always go to the first parameter.
+/// order so ties do not always go to the first parameter. `sorted[f]` holds the
+/// node's samples in the order of feature `f`.
 fn best_split(
     xs: &[Vec<f64>],
     ys: &[f64],
-    idx: &[usize],
+    sorted: &[Vec<usize>],
     min_leaf: usize,
     rng: &mut Xoshiro256PlusPlus,
 ) -> Option<(usize, f64)> {
+    let idx = &sorted[0];
     let n = idx.len();
     let min_leaf = min_leaf.max(1);
     let total_sum: f64 = idx.iter().map(|&i| ys[i]).sum();
@@ -335,22 +363,21 @@ fn best_split(
     if parent_sse <= 1e-12 * total_sq.abs().max(1e-300) {
         return None;
     }
-    let d = xs[idx[0]].len();
+    let d = sorted.len();
     let mut order: Vec<usize> = (0..d).collect();
     for i in (1..d).rev() {
         order.swap(i, rng.random_range(0..=i));
     }
     let mut best: Option<(f64, usize, f64)> = None;
-    let mut sorted = idx.to_vec();
     for f in order {
-        sorted.sort_by(|&a, &b| xs[a][f].total_cmp(&xs[b][f]));
+        let list = &sorted[f];
         let (mut ls, mut lq) = (0.0, 0.0);
         for k in 0..n - 1 {
-            let y = ys[sorted[k]];
+            let y = ys[list[k]];
             ls += y;
             lq += y * y;
             let left_n = k + 1;
-            let (a, b) = (xs[sorted[k]][f], xs[sorted[k + 1]][f]);
+            let (a, b) = (xs[list[k]][f], xs[list[k + 1]][f]);
             if a == b || left_n < min_leaf || n - left_n < min_leaf {
                 continue;
             }
