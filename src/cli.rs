@@ -374,8 +374,9 @@ pub struct PlotArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
     /// history: objective by trial and best so far; importance: fANOVA parameter
-    /// importance; parallel: parallel coordinates; slice: objective against each parameter.
-    #[arg(long, value_name = "KIND", default_value = "history", value_parser = ["history", "importance", "parallel", "slice"])]
+    /// importance; parallel: parallel coordinates; slice: objective against each parameter;
+    /// contour: objective over the two most important parameters.
+    #[arg(long, value_name = "KIND", default_value = "history", value_parser = ["history", "importance", "parallel", "slice", "contour"])]
     pub kind: String,
     /// Objective axis in log scale (when every value is positive).
     #[arg(long)]

@@ -37,6 +37,7 @@ pub enum Kind {
     Importance,
     Parallel,
     Slice,
+    Contour,
 }
 
 impl Kind {
@@ -46,6 +47,7 @@ impl Kind {
             "importance" => Kind::Importance,
             "parallel" => Kind::Parallel,
             "slice" => Kind::Slice,
+            "contour" => Kind::Contour,
             _ => return None,
         })
     }
@@ -56,10 +58,17 @@ impl Kind {
             Kind::Importance => "importance",
             Kind::Parallel => "parallel",
             Kind::Slice => "slice",
+            Kind::Contour => "contour",
         }
     }
 
-    pub const ALL: [Kind; 4] = [Kind::History, Kind::Importance, Kind::Parallel, Kind::Slice];
+    pub const ALL: [Kind; 5] = [
+        Kind::History,
+        Kind::Importance,
+        Kind::Parallel,
+        Kind::Slice,
+        Kind::Contour,
+    ];
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -84,6 +93,7 @@ pub fn render(kind: Kind, e: &Experiment, trials: &[TrialRow], opts: Options) ->
         Kind::Importance => importance(&e.spec.name, report::importance(e, trials).as_deref()),
         Kind::Parallel => parallel(e, trials, opts),
         Kind::Slice => slice(e, trials, opts),
+        Kind::Contour => contour(e, trials),
     }
 }
 
@@ -987,6 +997,172 @@ pub fn slice(e: &Experiment, trials: &[TrialRow], opts: Options) -> String {
             }
         }
     }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// The objective over the two most important parameters: each cell of a 40 × 40
+/// grid coloured by the inverse-distance-weighted mean of the succeeded trials
+/// (distances on the axes' scales, so log parameters in log space), with the trials
+/// on top and the best one in red. An estimate, not a model: it shows where the good
+/// region is, and the dots show how much data it rests on.
+pub fn contour(e: &Experiment, trials: &[TrialRow]) -> String {
+    let ok: Vec<&TrialRow> = trials
+        .iter()
+        .filter(|t| t.status == "succeeded" && t.value.is_some_and(f64::is_finite))
+        .collect();
+    let (w, h) = (620.0_f64, 560.0_f64);
+    let mut svg = String::new();
+    open(&mut svg, w, h, "contour");
+    let scales = param_scales(e, &ok);
+    // The two parameters that matter most, in importance order (else the first two).
+    let mut names: Vec<String> = match report::importance(e, trials) {
+        Ok(imp) => imp.into_iter().map(|p| p.name).collect(),
+        Err(_) => scales.iter().map(|(n, _)| n.clone()).collect(),
+    };
+    names.truncate(2);
+    let pick = |n: &str| scales.iter().find(|(s, _)| s == n).map(|(_, sc)| sc);
+    let (Some(xn), Some(yn)) = (names.first().cloned(), names.get(1).cloned()) else {
+        title(&mut svg, &format!("{} — contour", e.spec.name), w);
+        return empty(&mut svg, w, h, "a contour plot needs two parameters");
+    };
+    title(
+        &mut svg,
+        &format!(
+            "{} — {} over {} and {}",
+            e.spec.name, e.spec.objective, xn, yn
+        ),
+        w,
+    );
+    let (Some(xs), Some(ys)) = (pick(&xn), pick(&yn)) else {
+        return empty(&mut svg, w, h, "parameters not in the stored space");
+    };
+    let points: Vec<(f64, f64, f64, i64)> = ok
+        .iter()
+        .filter_map(|t| {
+            Some((
+                xs.frac(t.params.get(&xn)?)?,
+                ys.frac(t.params.get(&yn)?)?,
+                t.value?,
+                t.number,
+            ))
+        })
+        .collect();
+    if points.len() < 2 {
+        return empty(&mut svg, w, h, "needs at least two succeeded trials");
+    }
+    let direction = report::direction(e);
+    let (lo, hi) = min_max(&points.iter().map(|p| p.2).collect::<Vec<_>>()).unwrap();
+    // Darker is better whatever the direction.
+    let shade = |v: f64| {
+        let f = if hi > lo { (v - lo) / (hi - lo) } else { 1.0 };
+        ramp(if direction == Direction::Maximize {
+            f
+        } else {
+            1.0 - f
+        })
+    };
+    let (left, top, size) = (80.0, 60.0, 420.0);
+    let cells = 40;
+    let cell = size / cells as f64;
+    for i in 0..cells {
+        for j in 0..cells {
+            let (cx, cy) = (
+                (i as f64 + 0.5) / cells as f64,
+                (j as f64 + 0.5) / cells as f64,
+            );
+            let (mut num_, mut den) = (0.0, 0.0);
+            for (px, py, v, _) in &points {
+                let d2 = (px - cx).powi(2) + (py - cy).powi(2) + 1e-6;
+                num_ += v / d2;
+                den += 1.0 / d2;
+            }
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{:.2}" y="{:.2}" width="{:.2}" height="{:.2}" fill="{}"/>"#,
+                left + i as f64 * cell,
+                top + size - (j as f64 + 1.0) * cell,
+                cell + 0.3,
+                cell + 0.3,
+                shade(num_ / den)
+            );
+        }
+    }
+    let best = crate::tune::best_trial(trials, direction).map(|b| b.number);
+    for (px, py, v, n) in &points {
+        let is_best = Some(*n) == best;
+        let _ = writeln!(
+            svg,
+            r#"<circle cx="{:.1}" cy="{:.1}" r="{}" fill="{}" stroke="white" stroke-width="1"><title>trial {n} {}={}</title></circle>"#,
+            left + px * size,
+            top + (1.0 - py) * size,
+            if is_best { 5.5 } else { 3.5 },
+            if is_best { RED } else { "#111" },
+            xml(&e.spec.objective),
+            num(*v)
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{left}" y="{top}" width="{size}" height="{size}" fill="none" stroke="#333"/>"##
+    );
+    for (f, label) in xs.ticks() {
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{}</text>"#,
+            left + f * size,
+            top + size + 16.0,
+            xml(&fit(&label, 60.0, 11.0))
+        );
+    }
+    for (f, label) in ys.ticks() {
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11">{}</text>"#,
+            left - 6.0,
+            top + (1.0 - f) * size + 4.0,
+            xml(&fit(&label, 70.0, 11.0))
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-weight="bold">{}</text>"#,
+        left + size / 2.0,
+        top + size + 36.0,
+        xml(&xn)
+    );
+    let mid = top + size / 2.0;
+    let _ = writeln!(
+        svg,
+        r#"<text x="16" y="{mid:.1}" transform="rotate(-90 16 {mid:.1})" text-anchor="middle" font-weight="bold">{}</text>"#,
+        xml(&yn)
+    );
+    // Colour scale.
+    let (sx, sy, sh) = (left + size + 30.0, top, size);
+    for k in 0..20 {
+        let f = k as f64 / 19.0;
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{sx:.1}" y="{:.1}" width="16" height="{:.1}" fill="{}"/>"#,
+            sy + (19 - k) as f64 * sh / 20.0,
+            sh / 20.0 + 1.0,
+            ramp(f)
+        );
+    }
+    let (best_v, worst_v) = match direction {
+        Direction::Maximize => (hi, lo),
+        Direction::Minimize => (lo, hi),
+    };
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" font-size="11">{}</text><text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
+        sx + 20.0,
+        sy + 10.0,
+        num(best_v),
+        sx + 20.0,
+        sy + sh,
+        num(worst_v)
+    );
     svg.push_str("</svg>\n");
     svg
 }

@@ -247,6 +247,11 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
         r#"<section id="slice"><h2>Slice plots</h2><div class="plot">{}</div></section>"#,
         plot::render(Kind::Slice, e, trials, opts)
     );
+    let _ = writeln!(
+        m,
+        r#"<section id="contour"><h2>Contour (two most important parameters)</h2><div class="plot">{}</div></section>"#,
+        plot::render(Kind::Contour, e, trials, opts)
+    );
     // Search space.
     m.push_str(r#"<section id="space"><h2>Search space</h2><table class="list"><thead><tr><th>parameter</th><th>type</th><th>values</th><th>step</th><th>distribution</th></tr></thead><tbody>"#);
     for r in report::space_rows(e) {

@@ -517,7 +517,7 @@ async fn plot_svg(
         .ok_or_else(|| Failure {
             status: StatusCode::NOT_FOUND,
             message: format!(
-                "no plot `{file}`; the plots are history, importance, parallel and slice (.svg)"
+                "no plot `{file}`; the plots are history, importance, parallel, slice and contour (.svg)"
             ),
             json: false,
         })?;

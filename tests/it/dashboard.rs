@@ -209,7 +209,7 @@ fn json_endpoints_serve_what_the_store_holds_and_stream_changes() {
     let (status, _, body) = get(&format!("{}api/experiments/nope", server.url));
     assert_eq!(status, 404);
     assert!(body.contains("no experiment named `nope`"), "{body}");
-    for kind in ["history", "importance", "parallel", "slice"] {
+    for kind in ["history", "importance", "parallel", "slice", "contour"] {
         let (status, ctype, body) = get(&format!("{}plot/quad-tpe/{kind}.svg", server.url));
         assert_eq!((status, ctype.as_str()), (200, "image/svg+xml"), "{kind}");
         assert!(body.contains(&format!("data-plot=\"{kind}\"")), "{kind}");
@@ -325,7 +325,7 @@ fn the_experiment_page_renders_in_headless_chromium() {
         "best value {best_value} not on the page"
     );
     assert!(dom.contains(&format!(">trial {best}</a>")));
-    for id in ["importance", "parallel", "slice", "trial-table"] {
+    for id in ["importance", "parallel", "slice", "contour", "trial-table"] {
         assert!(dom.contains(&format!("id=\"{id}\"")), "{id}");
     }
     // The embedded script ran.
@@ -366,7 +366,7 @@ fn plots_are_written_as_svg_or_png_by_extension() {
     let nb = notebook(dir.path());
     tune(&nb, "a", "random", "6");
     tune(&nb, "b", "tpe", "6");
-    for kind in ["history", "importance", "parallel", "slice"] {
+    for kind in ["history", "importance", "parallel", "slice", "contour"] {
         let png = dir.path().join(format!("{kind}.png"));
         succeed(
             kale()
