@@ -8,6 +8,9 @@ use crate::plot::{self, Kind, Series, xml};
 use crate::report::{self, num, value_text};
 use crate::store::{Experiment, TrialRow};
 
+/// Trial rows an experiment page shows.
+const TABLE_ROWS: usize = 500;
+
 fn layout(title: &str, crumbs: &str, main: &str) -> String {
     format!(
         r#"<!doctype html>
@@ -137,7 +140,10 @@ pub fn index(db: &str, experiments: &[(Experiment, Vec<TrialRow>)]) -> String {
 }
 
 pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
-    let doc = super::experiment_doc(e, trials);
+    // The forest is the costly part of a page: fit it once for the document and
+    // both plots that use it.
+    let importance = report::importance(e, trials);
+    let doc = super::experiment_doc_with(e, trials, &importance);
     let name = &e.spec.name;
     let direction = report::direction(e);
     let best = crate::tune::best_trial(trials, direction);
@@ -235,7 +241,7 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
     let _ = writeln!(
         m,
         r#"<section id="importance"><h2>Parameter importance</h2><div class="plot">{}</div></section>"#,
-        plot::render(Kind::Importance, e, trials, opts)
+        plot::importance(&e.spec.name, importance.as_deref())
     );
     let _ = writeln!(
         m,
@@ -250,7 +256,7 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
     let _ = writeln!(
         m,
         r#"<section id="contour"><h2>Contour (two most important parameters)</h2><div class="plot">{}</div></section>"#,
-        plot::render(Kind::Contour, e, trials, opts)
+        plot::contour_with(e, trials, importance.as_deref())
     );
     // Search space.
     m.push_str(r#"<section id="space"><h2>Search space</h2><table class="list"><thead><tr><th>parameter</th><th>type</th><th>values</th><th>step</th><th>distribution</th></tr></thead><tbody>"#);
@@ -284,7 +290,16 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
         let _ = write!(m, "<th>{}</th>", xml(n));
     }
     m.push_str("<th>duration</th><th>cache hits</th><th>error</th></tr></thead><tbody>");
-    for t in trials.iter().rev() {
+    // A page with every row of a 10 000-trial experiment is megabytes of HTML; the
+    // newest rows and the best one are what a person reads, the JSON has them all.
+    let shown: Vec<&TrialRow> = trials
+        .iter()
+        .rev()
+        .enumerate()
+        .filter(|(i, t)| *i < TABLE_ROWS || Some(t.number) == best.map(|b| b.number))
+        .map(|(_, t)| t)
+        .collect();
+    for t in shown {
         let is_best = Some(t.number) == best.map(|b| b.number);
         let _ = write!(
             m,
@@ -323,7 +338,17 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
                 .unwrap_or_default()
         );
     }
-    m.push_str("</tbody></table></section>");
+    m.push_str("</tbody></table>");
+    if trials.len() > TABLE_ROWS {
+        let _ = writeln!(
+            m,
+            r#"<p class="muted">The newest {TABLE_ROWS} of {} trials (and the best); all of them: <a href="/api/experiments/{}">/api/experiments/{}</a>.</p>"#,
+            trials.len(),
+            enc(name),
+            xml(name)
+        );
+    }
+    m.push_str("</section>");
     let crumbs = format!(" / {}", exp_link(name));
     layout(name, &crumbs, &m)
 }

@@ -294,8 +294,17 @@ fn summary(e: &Experiment, trials: &[TrialRow]) -> Value {
 
 /// Everything the experiment page shows.
 pub fn experiment_doc(e: &Experiment, trials: &[TrialRow]) -> Value {
+    experiment_doc_with(e, trials, &report::importance(e, trials))
+}
+
+/// [`experiment_doc`] with the importance already computed.
+pub fn experiment_doc_with(
+    e: &Experiment,
+    trials: &[TrialRow],
+    importance: &Result<Vec<kale_search::importance::ParamImportance>, String>,
+) -> Value {
     let best = crate::tune::best_trial(trials, report::direction(e));
-    let importance = match report::importance(e, trials) {
+    let importance = match importance {
         Ok(i) => json!(i),
         Err(why) => json!({"unavailable": why}),
     };
