@@ -104,6 +104,27 @@ pub struct RunArgs {
     pub no_cache: bool,
     #[command(flatten)]
     pub python: PythonArgs,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
+}
+
+/// How steps share this machine (their `limit:` tags ask for GPUs, CPUs, memory).
+#[derive(Debug, Args)]
+pub struct ResourceArgs {
+    /// GPUs the steps may use (default: $CUDA_VISIBLE_DEVICES, else every GPU
+    /// `nvidia-smi -L` lists): `--gpus 0,2`.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub gpus: Option<Vec<String>>,
+    /// Steps without a `limit:nvidia.com/gpu` tag see no GPU.
+    #[arg(long)]
+    pub hide_gpus: bool,
+    /// Run steps whose GPU limit is meant for the cluster here, without GPUs of their own.
+    #[arg(long)]
+    pub ignore_gpu_limits: bool,
+    /// Cores the steps share (default: all of them). Steps without `limit:cpu` get an
+    /// even share of them as their thread count (OMP_NUM_THREADS, ...).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -261,6 +282,8 @@ pub struct TuneArgs {
     pub dashboard_port: u16,
     #[command(flatten)]
     pub python: PythonArgs,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
     /// Run the experiment on Kubernetes with Katib (uploads the pipeline to KFP first),
     /// watching it here; with --resume, watch an existing one again.
     #[arg(long, help_heading = "Kubernetes")]
@@ -391,6 +414,21 @@ pub enum CacheCommand {
     Stats(StoreArgs),
     /// Remove cached data no recent or pinned run uses.
     Prune(PruneArgs),
+    /// The snapshot a run's step was cached with (interpreter, packages, files read
+    /// and written) and whether it still holds.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Run id (or unique prefix), `last`, or `EXP/TRIAL`.
+    pub run: String,
+    /// Step name (default: every step of the run).
+    pub step: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub python: PythonArgs,
 }
 
 #[derive(Debug, Args)]

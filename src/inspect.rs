@@ -32,6 +32,7 @@ pub fn to_json(p: &Pipeline, diags: &Diagnostics) -> Value {
                 "outputs": s.outputs.iter().collect::<Vec<_>>(),
                 "parameters": s.parameters.iter().collect::<Vec<_>>(),
                 "limits": s.config.limits,
+                "resources": crate::exec::resources::StepResources::of(&s.config).ok(),
                 "image": s.config.image,
                 "input_sources": s.inputs,
                 "metrics": s.metrics,

@@ -11,6 +11,7 @@
 //! parser's error recovery still lets us see most of the names.
 
 mod builtins;
+mod file_reads;
 mod imports;
 mod ipython;
 mod scope;
@@ -24,6 +25,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use builtins::is_builtin;
+pub use file_reads::{FileReadCall, file_reads};
 pub use imports::imported_modules;
 pub use special_cells::{ParamDecl, ParamValue, parse_metrics, parse_parameters};
 

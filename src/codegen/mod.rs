@@ -6,9 +6,10 @@
 //! lives), so the same text runs locally and in a Kubeflow container, and its hash can
 //! key the step cache.
 //!
-//! Layout, as in Kale: runtime start, inputs, parameters (only those the step uses),
-//! the `imports` cells, the `functions` cells, the step's own cells, then saving of
-//! outputs and metrics. Plain-Python steps have their cells inline; steps with IPython
+//! Layout: runtime start, parameters (only those the step uses), the `imports` cells,
+//! the `functions` cells, the inputs, the step's own cells, then saving of outputs
+//! and metrics. (Kale loads inputs first; here they come after the definitions, so
+//! objects of classes a functions cell defines travel by reference without dill.) Plain-Python steps have their cells inline; steps with IPython
 //! syntax hand each cell to IPython (`_kale.run_cell`), which transforms magics the way
 //! Jupyter does. Either way, [`LineMap`] maps a traceback back to the notebook.
 
@@ -30,7 +31,11 @@ pub fn runtime_version() -> String {
     format!("{}-{h:016x}", env!("CARGO_PKG_VERSION"))
 }
 
-const LAYOUT_VERSION: &str = "layout-1";
+const LAYOUT_VERSION: &str = "layout-2";
+
+/// The line before each cell's code in a step program: `kale debug` finds the cells
+/// again by it.
+pub const CELL_MARKER: &str = "# --- cell ";
 
 /// A span of generated lines that came from one notebook cell.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -84,6 +89,33 @@ pub fn step_program(
     if ipython {
         w.line("_kale.enable_ipython()");
     }
+    for name in &step.parameters {
+        if let Some(v) = values.get(name) {
+            w.line(&format!("{name} = {}", v.to_python()));
+        }
+    }
+    let cell_source = |cell: &usize| pipeline.sources.get(cell).map(String::as_str).unwrap_or("");
+    let emit = |w: &mut Writer, cell: usize| {
+        w.line(&format!("{CELL_MARKER}{cell}"));
+        if ipython {
+            w.line(&format!(
+                "_kale.run_cell({}, {cell})",
+                python_string(cell_source(&cell))
+            ));
+        } else {
+            w.cell(cell, cell_source(&cell));
+        }
+    };
+    for &cell in pipeline
+        .imports_cells
+        .iter()
+        .chain(&pipeline.functions_cells)
+    {
+        emit(&mut w, cell);
+    }
+    // Inputs are loaded once the imports and functions cells have run: an object
+    // whose class a functions cell defines is pickled by reference and found again.
+    w.line("_kale.shared_definitions_done()");
     if !step.inputs.is_empty() {
         let names: Vec<String> = step.inputs.keys().map(|n| python_string(n)).collect();
         w.line(&format!(
@@ -91,31 +123,8 @@ pub fn step_program(
             names.join(", ")
         ));
     }
-    for name in &step.parameters {
-        if let Some(v) = values.get(name) {
-            w.line(&format!("{name} = {}", v.to_python()));
-        }
-    }
-    let cells = pipeline
-        .imports_cells
-        .iter()
-        .chain(&pipeline.functions_cells)
-        .chain(&step.cells);
-    for &cell in cells {
-        let source = pipeline
-            .sources
-            .get(&cell)
-            .map(String::as_str)
-            .unwrap_or("");
-        w.line(&format!("# --- cell {cell}"));
-        if ipython {
-            w.line(&format!(
-                "_kale.run_cell({}, {cell})",
-                python_string(source)
-            ));
-        } else {
-            w.cell(cell, source);
-        }
+    for &cell in &step.cells {
+        emit(&mut w, cell);
     }
     let outputs: Vec<String> = step.outputs.iter().map(|n| python_string(n)).collect();
     let metrics: Vec<String> = step.metrics.iter().map(|n| python_string(n)).collect();

@@ -7,7 +7,7 @@ use kale::exec::Manifest;
 use kale::exec::cache::Cache;
 use serde_json::json;
 
-use crate::cli::{CacheCommand, StoreArgs};
+use crate::cli::{CacheCommand, ExplainArgs, StoreArgs};
 
 use super::EXIT_BAD_INPUT;
 
@@ -21,6 +21,7 @@ fn kale_dir(args: &StoreArgs) -> std::path::PathBuf {
 
 pub fn run(cmd: &CacheCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        CacheCommand::Explain(args) => explain(args),
         CacheCommand::Stats(args) => {
             let root = kale_dir(args).join("cache");
             if !root.exists() {
@@ -78,6 +79,11 @@ pub fn run(cmd: &CacheCommand) -> anyhow::Result<ExitCode> {
                         for i in s.inputs.values() {
                             keep.insert(i.hash.clone());
                         }
+                        // Files the step wrote, which a hit restores.
+                        let dir = kale::exec::step_dir(path, &s.name);
+                        if let Some((_, snapshot)) = kale::exec::read_snapshot(&dir) {
+                            keep.extend(snapshot.writes.into_iter().map(|w| w.hash));
+                        }
                     }
                 } else {
                     // The run's record stays; its data goes, and `kale debug` says so.
@@ -125,4 +131,123 @@ pub fn human_bytes(b: u64) -> String {
     } else {
         format!("{v:.1} {}", units[i])
     }
+}
+
+fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let kale = kale_dir(&args.store);
+    let run = match kale::snapshot::resolve(&kale.join("runs"), &args.run) {
+        Ok(run) => run,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let steps: Vec<_> = match &args.step {
+        Some(name) => match run.manifest.step(name) {
+            Some(s) => vec![s],
+            None => {
+                let names: Vec<_> = run.manifest.steps.iter().map(|s| s.name.as_str()).collect();
+                eprintln!(
+                    "error: run {} has no step `{name}`\n  hint: its steps are {}",
+                    run.manifest.run_id,
+                    names.join(", ")
+                );
+                return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            }
+        },
+        None => run.manifest.steps.iter().collect(),
+    };
+    // Whether the snapshot still holds is judged against the interpreter a new run
+    // would use; without one, only the snapshot is shown.
+    let python =
+        kale::exec::python::resolve(&kale::exec::python::choose(args.python.python.as_deref()))
+            .ok()
+            .map(|i| i.identity());
+    let base = kale::exec::notebook_dir(&run.manifest.notebook);
+    let mut docs = Vec::new();
+    for step in steps {
+        let dir = kale::exec::step_dir(&run.dir, &step.name);
+        let snapshot = kale::exec::read_snapshot(&dir);
+        let holds = match (&snapshot, &python) {
+            (Some((_, p)), Some(py)) => Some(match p.untrusted() {
+                Some(why) if step_config_cache(&step.name, &run) != Some(true) => {
+                    Err(format!("not reused: {why}"))
+                }
+                _ => p.clone().check(py, &base).map(|_| ()),
+            }),
+            _ => None,
+        };
+        if args.store.json {
+            docs.push(json!({
+                "step": step.name,
+                "status": step.status.as_str(),
+                "cache_note": step.cache_note,
+                "key": snapshot.as_ref().map(|(k, _)| k),
+                "snapshot": snapshot.as_ref().map(|(_, p)| p),
+                "holds": holds.as_ref().map(|h| h.is_ok()),
+                "stale_because": holds.as_ref().and_then(|h| h.as_ref().err()),
+            }));
+            continue;
+        }
+        println!("{}  {}", step.name, step.status.as_str());
+        if let Some(note) = &step.cache_note {
+            println!("  note      {note}");
+        }
+        let Some((key, p)) = snapshot else {
+            println!(
+                "  no snapshot (the step failed, was not cached, or ran under an older kale)\n"
+            );
+            continue;
+        };
+        println!("  key       {}", &key[..key.len().min(16)]);
+        println!(
+            "  python    {} ({})",
+            p.python.executable.display(),
+            p.python.version
+        );
+        if !p.packages.is_empty() {
+            let list: Vec<_> = p.packages.iter().map(|(n, v)| format!("{n} {v}")).collect();
+            println!("  packages  {}", list.join(", "));
+        }
+        for r in &p.reads {
+            let shown = kale::exec::provenance::display_path(&r.path, &base);
+            match (&r.stat, &r.hash) {
+                (Some(stat), Some(hash)) => println!(
+                    "  read      {shown}  {}  {}",
+                    human_bytes(stat.size),
+                    &hash[..hash.len().min(19)]
+                ),
+                _ => println!("  looked    {shown}  (absent)"),
+            }
+        }
+        for w in &p.writes {
+            println!(
+                "  wrote     {}  {}  {}",
+                kale::exec::provenance::display_path(&w.path, &base),
+                human_bytes(w.stat.size),
+                &w.hash[..w.hash.len().min(19)]
+            );
+        }
+        for why in &p.untracked {
+            println!("  untracked {why}");
+        }
+        match holds {
+            Some(Ok(())) => println!("  holds     yes: a new run would reuse it\n"),
+            Some(Err(why)) => println!("  holds     no: {why}\n"),
+            None => println!(),
+        }
+    }
+    if args.store.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"run": run.manifest.run_id, "steps": docs}))?
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `cache:` tag of a step as the notebook says now (the run does not record tags).
+fn step_config_cache(step: &str, run: &kale::snapshot::Run) -> Option<bool> {
+    let pipeline = kale::pipeline::load(&run.manifest.notebook).0?;
+    pipeline.steps.iter().find(|s| s.name == step)?.config.cache
 }

@@ -13,11 +13,9 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let text = match args.target {
-        CompileTarget::Kfp => match kale::kubeflow::kfp::compile(&pipeline) {
+        CompileTarget::Kfp => match super::kfp_compile(&pipeline, None) {
             Ok(c) => {
-                for w in &c.warnings {
-                    eprintln!("warning: {w}");
-                }
+                warn_file_reads(&args.notebook, &pipeline);
                 c.yaml
             }
             Err(e) => {
@@ -32,6 +30,50 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<ExitCode> {
     };
     write_output(args.output.as_deref(), &text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// KFP caches a step on its spec and inputs: a file it reads can change under a
+/// cached result. Locally kale's snapshots see that; on the cluster, say so.
+fn warn_file_reads(notebook: &std::path::Path, pipeline: &kale::pipeline::Pipeline) {
+    for step in &pipeline.steps {
+        if step.config.cache == Some(false) {
+            continue;
+        }
+        let cells: Vec<_> = step
+            .cells
+            .iter()
+            .map(|&number| kale::analysis::CellSource {
+                number,
+                source: pipeline
+                    .sources
+                    .get(&number)
+                    .map(String::as_str)
+                    .unwrap_or(""),
+            })
+            .collect();
+        let reads = kale::analysis::file_reads(&cells);
+        let Some(first) = reads.first() else {
+            continue;
+        };
+        let mut named: Vec<String> = Vec::new();
+        for r in &reads {
+            let name = match &r.path {
+                Some(p) => p.clone(),
+                None => format!("{}(...)", r.call),
+            };
+            if !named.contains(&name) {
+                named.push(name);
+            }
+        }
+        eprintln!(
+            "warning: {}: cell {}, line {}: step `{}` reads files ({}): KFP's cache cannot see their contents, so a cached run of this step would reuse results computed from older files\n  hint: tag the step `cache:disabled` to run it every time on the cluster",
+            notebook.display(),
+            first.at.cell,
+            first.at.line,
+            step.name,
+            named.join(", ")
+        );
+    }
 }
 
 pub fn write_output(path: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {

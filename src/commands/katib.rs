@@ -212,13 +212,10 @@ fn upload(
     experiment: &str,
     args: &TuneArgs,
 ) -> Result<(String, String), ExitCode> {
-    let compiled = kfp::compile(pipeline).map_err(|e| {
+    let compiled = super::kfp_compile(pipeline, args.python.python.as_deref()).map_err(|e| {
         eprintln!("error: {e}\n  hint: {}", e.hint());
         ExitCode::from(EXIT_BAD_INPUT)
     })?;
-    for w in &compiled.warnings {
-        eprintln!("warning: {w}");
-    }
     let name = kfp::pipeline_name(pipeline);
     let client = KfpClient::from_env(args.kfp_endpoint.as_deref());
     let secs = std::time::SystemTime::now()

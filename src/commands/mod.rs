@@ -70,11 +70,71 @@ pub fn load_pipeline(notebook: &Path) -> Result<kale::pipeline::Pipeline, ExitCo
     }
 }
 
+/// Compiles for KFP. Steps on a stock Python image install the notebook's third-party
+/// packages pinned to the versions in the Python `kale run` would use (`python`, else
+/// `KALE_PYTHON`, else `python3`); it runs only when some step has such an image.
+pub fn kfp_compile(
+    p: &kale::pipeline::Pipeline,
+    python: Option<&Path>,
+) -> Result<kale::kubeflow::kfp::Compiled, kale::kubeflow::kfp::CompileError> {
+    use kale::kubeflow::{kfp, packages};
+    let stock = p
+        .steps
+        .iter()
+        .any(|s| packages::is_stock_python(&kfp::image_of(p, s)));
+    let modules = if stock {
+        packages::imported_top_level(p)
+    } else {
+        Vec::new()
+    };
+    let resolved = if modules.is_empty() {
+        packages::Packages::default()
+    } else {
+        packages::resolve(&modules, &kale::exec::python::choose(python))
+    };
+    let compiled = kfp::compile_with(p, &resolved)?;
+    for w in &compiled.warnings {
+        eprintln!("warning: {w}");
+    }
+    for n in &compiled.notes {
+        eprintln!("note: {n}");
+    }
+    Ok(compiled)
+}
+
 /// Resolves the Python interpreter or explains why there is none.
 pub fn interpreter(flag: Option<&Path>) -> Result<kale::exec::Interpreter, ExitCode> {
     let command = kale::exec::python::choose(flag);
     kale::exec::python::resolve(&command).map_err(|e| {
         eprintln!("error: {e}\n  hint: {}", e.hint());
+        ExitCode::from(EXIT_BAD_INPUT)
+    })
+}
+
+/// The machine's GPUs and cores for the steps, or the located reason a step cannot
+/// run here.
+pub fn resource_pool(
+    notebook: &Path,
+    pipeline: &kale::pipeline::Pipeline,
+    args: &crate::cli::ResourceArgs,
+    concurrent_runs: usize,
+    jobs_per_run: usize,
+) -> Result<std::sync::Arc<kale::exec::resources::ResourcePool>, ExitCode> {
+    kale::exec::resources::pool_for(
+        pipeline,
+        args.gpus.as_deref(),
+        args.cpus,
+        (args.hide_gpus, args.ignore_gpu_limits),
+        concurrent_runs,
+        jobs_per_run,
+    )
+    .map_err(|e| {
+        match e.step {
+            Some((_, cell)) => {
+                eprintln!("error: {}: cell {cell}: {}", notebook.display(), e.message)
+            }
+            None => eprintln!("error: {}", e.message),
+        }
         ExitCode::from(EXIT_BAD_INPUT)
     })
 }

@@ -60,6 +60,10 @@ impl Reporter for TerminalReporter {
         }
     }
 
+    fn step_cache_note(&self, step: &str, note: &str) {
+        self.say(format!("↻ {step}: {note}"));
+    }
+
     fn step_finished(&self, step: &str, status: StepStatus, seconds: f64) {
         let mark = match status {
             StepStatus::Succeeded => "✓",

@@ -59,10 +59,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_BAD_INPUT));
     }
+    let jobs = args.jobs.unwrap_or_else(default_jobs);
+    let resources = match super::resource_pool(&args.notebook, &pipeline, &args.resources, 1, jobs)
+    {
+        Ok(pool) => pool,
+        Err(code) => return Ok(code),
+    };
     let opts = RunOptions {
         values: exec::parameter_values(&pipeline, &overrides),
         interpreter,
-        jobs: args.jobs.unwrap_or_else(default_jobs),
+        jobs,
         runs_dir: exec::default_runs_dir(&args.notebook),
         run_id: None,
         cache: Some(Arc::new(exec::cache::Cache::open(
@@ -71,6 +77,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         reuse: !args.no_cache,
         experiment: None,
         fork_server: exec::fork_server::ForkServerSlot::for_pipeline(&pipeline),
+        resources: Some(resources),
     };
     let names: Vec<String> = pipeline.steps.iter().map(|s| s.name.clone()).collect();
     let reporter = Arc::new(TerminalReporter::new(
@@ -91,7 +98,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             "run_id": m.run_id,
             "status": m.status.as_str(),
             "metrics": m.metrics,
-            "steps": m.steps.iter().map(|s| json!({"name": s.name, "status": s.status.as_str(), "seconds": s.seconds})).collect::<Vec<_>>(),
+            "steps": m.steps.iter().map(|s| {
+                let mut step = json!({"name": s.name, "status": s.status.as_str(), "seconds": s.seconds});
+                if let Some(note) = &s.cache_note {
+                    step["cache_note"] = json!(note);
+                }
+                step
+            }).collect::<Vec<_>>(),
             "run_dir": outcome.run_dir,
         });
         if let Some((step, err)) = &outcome.failure {

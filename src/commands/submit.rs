@@ -15,16 +15,13 @@ pub fn run(args: &SubmitArgs) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
-    let compiled = match kfp::compile(&pipeline) {
+    let compiled = match super::kfp_compile(&pipeline, None) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}\n  hint: {}", e.hint());
             return Ok(ExitCode::from(EXIT_BAD_INPUT));
         }
     };
-    for w in &compiled.warnings {
-        eprintln!("warning: {w}");
-    }
     // Overrides are typed as the pipeline declares them: the KFP API rejects a number
     // sent as a string.
     let mut params = Map::new();

@@ -48,6 +48,11 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
         Ok(i) => i,
         Err(code) => return Ok(code),
     };
+    // Steps that cannot run on this machine are refused before an experiment is
+    // recorded (the pool itself is sized below, once the parallelism is known).
+    if let Err(code) = super::resource_pool(&args.notebook, &pipeline, &args.resources, 1, 1) {
+        return Ok(code);
+    }
     let name = match &args.name {
         Some(n) => n.clone(),
         None => tune::default_name(&store, &pipeline)?,
@@ -101,10 +106,21 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
+    let jobs_per_trial = (cores / search.parallel.max(1)).max(1);
+    let resources = match super::resource_pool(
+        &args.notebook,
+        &pipeline,
+        &args.resources,
+        search.parallel,
+        jobs_per_trial,
+    ) {
+        Ok(pool) => pool,
+        Err(code) => return Ok(code),
+    };
     let opts = TuneOptions {
         name: name.clone(),
         resume: args.resume,
-        jobs_per_trial: (cores / search.parallel.max(1)).max(1),
+        jobs_per_trial,
         search: search.clone(),
         interpreter,
         runs_dir: exec::default_runs_dir(&args.notebook),
@@ -112,6 +128,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
         cache: Some(Arc::new(Cache::open(&Cache::default_root(&args.notebook))?)),
         reuse: !args.no_cache,
         trial_timeout: args.trial_timeout.map(std::time::Duration::from_secs_f64),
+        resources: Some(resources),
     };
     let view = Arc::new(LiveView::new());
     let rt = super::runtime()?;
@@ -158,7 +175,13 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
                 "failed": count("failed"),
                 "early_stopped": count("early_stopped"),
             },
-            "cache": {"hits": outcome.cache_hits, "misses": outcome.cache_misses},
+            "cache": {
+                "hits": outcome.cache_hits,
+                "misses": outcome.cache_misses,
+                "notes": outcome.cache_notes.iter().map(|(trial, step, note)| {
+                    json!({"trial": trial, "step": step, "note": note})
+                }).collect::<Vec<_>>(),
+            },
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     }
@@ -309,6 +332,10 @@ impl TuneReporter for LiveView {
         if let Some(bar) = &self.bar {
             bar.set_message(render(state));
         }
+    }
+
+    fn notice(&self, line: &str, state: &LiveState) {
+        self.trial_finished(&format!("↻ {line}"), state);
     }
 
     fn trial_finished(&self, line: &str, state: &LiveState) {

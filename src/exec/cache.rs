@@ -5,10 +5,16 @@
 //! * `steps/<key>.json`: for one step execution key, the outputs and metrics it
 //!   produced.
 //!
-//! A key covers everything that determines a step's outputs: its generated program
-//! (imports, functions and its own cells, and the values of only the parameters it
-//! uses), the content hashes of its inputs, and the runtime version. So in a tune, a
-//! step upstream of every tuned parameter has the same key in every trial and runs once.
+//! A key covers what is known before a step runs: its generated program (imports,
+//! functions and its own cells, and the values of only the parameters it uses), the
+//! content hashes of its inputs, and the runtime version. So in a tune, a step
+//! upstream of every tuned parameter has the same key in every trial and runs once.
+//!
+//! What a step depends on beyond that is only known once it has run: the files it
+//! read, the interpreter and package versions, the files it wrote. Each entry keeps
+//! that snapshot ([`Provenance`]), and a lookup is a hit only when the snapshot
+//! still holds. Checking costs a stat per file: objects and read files are hashed
+//! again only when their size, mtime or inode changed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -20,24 +26,56 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::manifest::{InputRef, SavedObject, now, write_json_atomic};
+use super::provenance::{FileStat, Provenance, PythonIdentity, display_path};
+
+/// Bumped whenever the key or the entry changes meaning: older entries are misses.
+const ENTRY_FORMAT: u32 = 2;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Entry {
+    pub format: u32,
     pub step: String,
     pub outputs: Vec<SavedObject>,
     pub metrics: BTreeMap<String, Value>,
     /// How long the step took when it ran: what a hit saves.
     pub seconds: f64,
     pub created_at: f64,
+    /// Stat of each object file (by hash) when it entered the store: a hit compares
+    /// stats instead of hashing the data again.
+    pub object_stats: BTreeMap<String, FileStat>,
+    pub provenance: Provenance,
 }
 
 /// What a lookup found.
 pub enum Lookup {
-    Hit(Entry),
+    Hit(Box<Entry>),
     Miss,
+    /// The step ran before, but what it depended on changed (or the snapshot cannot
+    /// vouch for it): why, in one line.
+    Stale(String),
     /// The entry existed but an object was missing or did not match its hash; the
     /// entry was removed and the step must run again.
     Corrupt(String),
+}
+
+/// A step that succeeded, as the cache keeps it.
+pub struct StepResult<'a> {
+    pub step: &'a str,
+    pub outputs: &'a [SavedObject],
+    pub metrics: &'a BTreeMap<String, Value>,
+    /// How long it ran: what a hit saves.
+    pub seconds: f64,
+    pub provenance: Provenance,
+}
+
+/// What a hit is checked against.
+pub struct HitCheck<'a> {
+    pub python: &'a PythonIdentity,
+    /// Paths are shown relative to it (the notebook's directory).
+    pub base: &'a Path,
+    /// The step is tagged `cache:enabled`: reuse it even when the snapshot cannot
+    /// vouch for it (network, devices).
+    pub trust_untracked: bool,
 }
 
 pub struct Cache {
@@ -81,7 +119,7 @@ impl Cache {
         inputs: &BTreeMap<String, InputRef>,
     ) -> String {
         let mut h = Sha256::new();
-        h.update(b"kale-step-key-1\0");
+        h.update(format!("kale-step-key-{ENTRY_FORMAT}\0").as_bytes());
         h.update(runtime_version.as_bytes());
         h.update(b"\0");
         h.update(program.as_bytes());
@@ -114,40 +152,82 @@ impl Cache {
             .join(hash.strip_prefix("sha256:").unwrap_or(hash))
     }
 
-    pub fn lookup(&self, key: &str) -> Lookup {
+    pub fn lookup(&self, key: &str, check: &HitCheck) -> Lookup {
         let path = self.entry_path(key);
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Lookup::Miss;
         };
-        let entry: Entry = match serde_json::from_str(&text) {
+        #[derive(Deserialize)]
+        struct Format {
+            #[serde(default)]
+            format: u32,
+        }
+        match serde_json::from_str::<Format>(&text) {
+            Ok(f) if f.format == ENTRY_FORMAT => {}
+            Ok(_) => return Lookup::Miss,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Lookup::Corrupt(format!("unreadable cache entry: {e}"));
+            }
+        }
+        let mut entry: Entry = match serde_json::from_str(&text) {
             Ok(e) => e,
             Err(e) => {
                 let _ = std::fs::remove_file(&path);
                 return Lookup::Corrupt(format!("unreadable cache entry: {e}"));
             }
         };
-        for object in &entry.outputs {
-            let file = self.object_path(&object.hash);
-            match file_hash(&file) {
-                Ok(h) if h == object.hash => {}
-                Ok(_) => {
-                    let _ = std::fs::remove_file(&file);
-                    let _ = std::fs::remove_file(&path);
-                    return Lookup::Corrupt(format!(
-                        "cached `{}` of step `{}` does not match its hash",
-                        object.name, entry.step
-                    ));
-                }
-                Err(_) => {
-                    let _ = std::fs::remove_file(&path);
-                    return Lookup::Corrupt(format!(
-                        "cached `{}` of step `{}` is missing",
-                        object.name, entry.step
-                    ));
-                }
+        if !check.trust_untracked
+            && let Some(why) = entry.provenance.untrusted()
+        {
+            return Lookup::Stale(format!(
+                "not reused: {why} (tag the step `cache:enabled` to reuse it anyway)"
+            ));
+        }
+        let refreshed = match entry.provenance.check(check.python, check.base) {
+            Ok(refreshed) => refreshed,
+            Err(why) => return Lookup::Stale(why),
+        };
+        let objects = entry
+            .outputs
+            .iter()
+            .map(|o| (o.name.clone(), o.hash.clone()))
+            .chain(
+                entry
+                    .provenance
+                    .writes
+                    .iter()
+                    .map(|w| (display_path(&w.path, check.base), w.hash.clone())),
+            );
+        for (name, hash) in objects {
+            if let Err(why) = self.verify_object(&hash, entry.object_stats.get(&hash)) {
+                let _ = std::fs::remove_file(&path);
+                return Lookup::Corrupt(format!("cached `{name}` of step `{}` {why}", entry.step));
             }
         }
-        Lookup::Hit(entry)
+        if refreshed {
+            // Best effort: a failed rewrite only costs a hash on the next hit.
+            let _ = write_json_atomic(&path, &serde_json::to_value(&entry).unwrap());
+        }
+        Lookup::Hit(Box::new(entry))
+    }
+
+    /// An object is intact when its stat is the one recorded when it was stored, or
+    /// (after a copy or a restore from backup) when its content still has its hash.
+    fn verify_object(&self, hash: &str, stored: Option<&FileStat>) -> Result<(), &'static str> {
+        let file = self.object_path(hash);
+        let now = FileStat::of(&file).map_err(|_| "is missing")?;
+        if stored == Some(&now) {
+            return Ok(());
+        }
+        match file_hash(&file) {
+            Ok(h) if h == hash => Ok(()),
+            Ok(_) => {
+                let _ = std::fs::remove_file(&file);
+                Err("does not match its hash")
+            }
+            Err(_) => Err("is missing"),
+        }
     }
 
     /// Puts a hit's outputs where the step would have written them: hard links into
@@ -168,27 +248,70 @@ impl Cache {
             &step_dir.join("metrics.json"),
             &serde_json::to_value(&entry.metrics).unwrap(),
         )?;
+        self.restore_writes(entry)
+    }
+
+    /// Puts back the files the step wrote when they are missing or changed, so a
+    /// step downstream reads what the notebook would have written. A copy, not a
+    /// link: the user's file must not be the store's object.
+    fn restore_writes(&self, entry: &Entry) -> std::io::Result<()> {
+        for write in &entry.provenance.writes {
+            if FileStat::of(&write.path).ok() == Some(write.stat) {
+                continue;
+            }
+            if file_hash(&write.path).ok().as_deref() == Some(write.hash.as_str()) {
+                continue;
+            }
+            if let Some(parent) = write.path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let tmp = super::tmpname::beside(&write.path);
+            std::fs::copy(self.object_path(&write.hash), &tmp)?;
+            std::fs::rename(&tmp, &write.path)?;
+        }
         Ok(())
+    }
+
+    /// Copies a file the step wrote into the object store; returns its hash.
+    pub fn keep_copy(&self, path: &Path) -> std::io::Result<String> {
+        let hash = file_hash(path)?;
+        let target = self.object_path(&hash);
+        if !target.exists() {
+            let tmp = super::tmpname::beside(&target);
+            std::fs::copy(path, &tmp)?;
+            std::fs::rename(&tmp, &target)?;
+        }
+        Ok(hash)
     }
 
     /// Records a successful execution. Each output file is checked against the hash
     /// the runtime recorded before it enters the store.
-    pub fn store(
-        &self,
-        key: &str,
-        step: &str,
-        step_dir: &Path,
-        outputs: &[SavedObject],
-        metrics: &BTreeMap<String, Value>,
-        seconds: f64,
-    ) -> std::io::Result<()> {
+    pub fn store(&self, key: &str, step_dir: &Path, result: StepResult) -> std::io::Result<()> {
+        let StepResult {
+            step,
+            outputs,
+            metrics,
+            seconds,
+            provenance,
+        } = result;
         self.store_objects(step, step_dir, outputs)?;
+        let mut object_stats = BTreeMap::new();
+        let hashes = outputs
+            .iter()
+            .map(|o| &o.hash)
+            .chain(provenance.writes.iter().map(|w| &w.hash));
+        for hash in hashes {
+            object_stats.insert(hash.clone(), FileStat::of(&self.object_path(hash))?);
+        }
         let entry = Entry {
+            format: ENTRY_FORMAT,
             step: step.to_string(),
             outputs: outputs.to_vec(),
             metrics: metrics.clone(),
             seconds,
             created_at: now(),
+            object_stats,
+            provenance,
         };
         write_json_atomic(
             &self.entry_path(key),
@@ -258,7 +381,14 @@ impl Cache {
             let keep_entry = std::fs::read_to_string(e.path())
                 .ok()
                 .and_then(|t| serde_json::from_str::<Entry>(&t).ok())
-                .is_some_and(|entry| entry.outputs.iter().all(|o| keep.contains(&o.hash)));
+                .is_some_and(|entry| {
+                    entry.outputs.iter().all(|o| keep.contains(&o.hash))
+                        && entry
+                            .provenance
+                            .writes
+                            .iter()
+                            .all(|w| keep.contains(&w.hash))
+                });
             if !keep_entry {
                 std::fs::remove_file(e.path())?;
                 entries += 1;

@@ -113,13 +113,14 @@ impl ForkServerSlot {
         runtime_dir: &Path,
         workdir: &Path,
         log: &Path,
+        env: &[(String, String)],
     ) -> Option<Arc<ForkServer>> {
         if interpreter.version < (3, 9) {
             return None;
         }
         self.server
             .get_or_init(|| async {
-                ForkServer::start(interpreter, runtime_dir, workdir, &self.modules, log)
+                ForkServer::start(interpreter, runtime_dir, workdir, &self.modules, log, env)
                     .await
                     .ok()
                     .map(Arc::new)
@@ -166,6 +167,7 @@ impl ForkServer {
         workdir: &Path,
         modules: &[String],
         log: &Path,
+        env: &[(String, String)],
     ) -> io::Result<ForkServer> {
         let (ours, theirs) = rustix::net::socketpair(
             AddressFamily::UNIX,
@@ -182,6 +184,9 @@ impl ForkServer {
             .current_dir(workdir)
             .env("PYTHONPATH", super::python::python_path(runtime_dir))
             .env("PYTHONUNBUFFERED", "1")
+            // Thread pools (BLAS, OpenMP) are sized when the server imports the
+            // libraries: every forked step inherits them.
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(
@@ -240,7 +245,7 @@ impl ForkServer {
         &self,
         program: &Path,
         cwd: &Path,
-        env: &[(&str, &Path)],
+        env: &[(String, String)],
     ) -> io::Result<ForkedStep> {
         let (out_read, out_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
@@ -255,7 +260,7 @@ impl ForkServer {
         }
         let env: serde_json::Map<String, Value> = env
             .iter()
-            .map(|(k, v)| (k.to_string(), Value::String(v.display().to_string())))
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
         let request = json!({
             "id": id,

@@ -105,6 +105,10 @@ pub struct StepRecord {
     pub metrics: BTreeMap<String, Value>,
     pub error: Option<StepError>,
     pub exit_code: Option<i32>,
+    /// Why the step ran although it had run before (`data.txt changed`), or why its
+    /// result was not kept for reuse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_note: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -9,9 +9,12 @@
 //! else are spawned one by one; both behave the same to the step.
 
 pub mod cache;
+pub mod distributions;
 pub mod fork_server;
 pub mod manifest;
+pub mod provenance;
 pub mod python;
+pub mod resources;
 mod tmpname;
 
 use std::collections::{BTreeMap, HashMap};
@@ -37,6 +40,10 @@ pub trait Reporter: Send + Sync {
     fn step_started(&self, _step: &str) {}
     fn step_output(&self, _step: &str, _line: &str, _is_stderr: bool) {}
     fn step_finished(&self, _step: &str, _status: StepStatus, _seconds: f64) {}
+    /// Why a step that ran before runs again, or why its result is not kept.
+    fn step_cache_note(&self, _step: &str, _note: &str) {}
+    /// The GPUs a step holds while it runs (only for steps that asked for some).
+    fn step_gpus(&self, _step: &str, _gpus: &[String]) {}
 }
 
 /// A reporter that shows nothing (tests, `--json` with `--quiet`).
@@ -62,6 +69,9 @@ pub struct RunOptions {
     /// Where steps get their processes from when not spawned one by one (see
     /// [`fork_server`]); shared by all trials of a tune.
     pub fork_server: Option<Arc<fork_server::ForkServerSlot>>,
+    /// GPUs, CPU share and memory limits of the steps (shared by all trials of a
+    /// tune). `None`: steps get whatever the machine gives them.
+    pub resources: Option<Arc<resources::ResourcePool>>,
 }
 
 /// How a run ended.
@@ -155,6 +165,17 @@ pub async fn run(
     let run_dir = run_dir.canonicalize()?;
     let runtime_dir = install_runtime(&opts.runs_dir, &opts.interpreter)?;
     let workdir = notebook_dir(&pipeline.notebook).canonicalize()?;
+    // What the steps read there is covered by input and output hashes, not snapshots.
+    let mut untracked_dirs = vec![
+        opts.runs_dir
+            .parent()
+            .unwrap_or(&opts.runs_dir)
+            .canonicalize()?,
+        runtime_dir.clone(),
+    ];
+    if let Some(c) = &opts.cache {
+        untracked_dirs.push(c.root().to_path_buf());
+    }
 
     let mut manifest = Manifest {
         run_id: run_id.clone(),
@@ -195,6 +216,7 @@ pub async fn run(
                 metrics: BTreeMap::new(),
                 error: None,
                 exit_code: None,
+                cache_note: None,
             })
             .collect(),
     };
@@ -255,6 +277,9 @@ pub async fn run(
                     record: manifest.step(&step.name).cloned().unwrap(),
                     cache: opts.cache.clone(),
                     key,
+                    python: opts.interpreter.identity(),
+                    untracked_dirs: untracked_dirs.clone(),
+                    pool: opts.resources.clone(),
                 };
                 running.spawn(task.run());
             }
@@ -408,6 +433,9 @@ struct StepTask {
     record: StepRecord,
     cache: Option<Arc<cache::Cache>>,
     key: Option<String>,
+    python: provenance::PythonIdentity,
+    untracked_dirs: Vec<PathBuf>,
+    pool: Option<Arc<resources::ResourcePool>>,
 }
 
 impl StepTask {
@@ -423,12 +451,18 @@ impl StepTask {
             _ => None,
         };
         if let (Some(c), Some(k)) = (&cache, &key) {
-            match c.lookup(k) {
+            let check = cache::HitCheck {
+                python: &self.python,
+                base: &self.workdir,
+                trust_untracked: self.step.config.cache == Some(true),
+            };
+            match c.lookup(k, &check) {
                 cache::Lookup::Hit(entry) => {
                     let mut record = self.record;
                     let materialized = std::fs::create_dir_all(&dir)
                         .and_then(|_| std::fs::write(dir.join("program.py"), &self.program.source))
-                        .and_then(|_| c.materialize(&entry, &dir));
+                        .and_then(|_| c.materialize(&entry, &dir))
+                        .and_then(|_| write_snapshot(&dir, k, &entry.provenance));
                     if materialized.is_ok() {
                         record.status = StepStatus::Cached;
                         record.outputs = entry.outputs;
@@ -442,12 +476,14 @@ impl StepTask {
                     }
                     self.record = record;
                 }
+                cache::Lookup::Stale(why) => {
+                    self.reporter.step_cache_note(&self.step.name, &why);
+                    self.record.cache_note = Some(why);
+                }
                 cache::Lookup::Corrupt(why) => {
-                    self.reporter.step_output(
-                        &self.step.name,
-                        &format!("kale: {why}; running the step again"),
-                        true,
-                    );
+                    let why = format!("{why}; running the step again");
+                    self.reporter.step_cache_note(&self.step.name, &why);
+                    self.record.cache_note = Some(why);
                 }
                 cache::Lookup::Miss => {}
             }
@@ -480,16 +516,35 @@ impl StepTask {
                     record.status = StepStatus::Succeeded;
                     if let Some(c) = &cache {
                         let seconds = started.elapsed().as_secs_f64();
-                        let stored = match &key {
-                            Some(k) => c.store(
+                        let snapshot = key.as_ref().map(|k| {
+                            let recorded =
+                                provenance::Provenance::record(&dir, &self.workdir, &mut |path| {
+                                    c.keep_copy(path)
+                                });
+                            if let Ok(p) = &recorded {
+                                let _ = write_snapshot(&dir, k, p);
+                            }
+                            recorded
+                        });
+                        let stored = match (&key, snapshot) {
+                            (Some(k), Some(Ok(provenance))) => c.store(
                                 k,
-                                &self.step.name,
                                 &dir,
-                                &record.outputs,
-                                &record.metrics,
-                                seconds,
+                                cache::StepResult {
+                                    step: &self.step.name,
+                                    outputs: &record.outputs,
+                                    metrics: &record.metrics,
+                                    seconds,
+                                    provenance,
+                                },
                             ),
-                            None => c.store_objects(&self.step.name, &dir, &record.outputs),
+                            (_, Some(Err(why))) => {
+                                let why = format!("not cached: {why}");
+                                self.reporter.step_cache_note(&self.step.name, &why);
+                                record.cache_note = Some(why);
+                                c.store_objects(&self.step.name, &dir, &record.outputs)
+                            }
+                            _ => c.store_objects(&self.step.name, &dir, &record.outputs),
                         };
                         if let Err(e) = stored {
                             self.reporter.step_output(
@@ -501,12 +556,18 @@ impl StepTask {
                     }
                 } else {
                     record.status = StepStatus::Failed;
-                    record.error = Some(step_error(
-                        &dir,
-                        &self.program.line_map,
-                        &self.sources,
-                        code,
-                    ));
+                    let mut error = step_error(&dir, &self.program.line_map, &self.sources, code);
+                    if let Ok(r) = resources::StepResources::of(&self.step.config)
+                        && let Some(limit) = r.memory_text
+                        && (error.kind.ends_with("MemoryError") || code.is_none())
+                    {
+                        error.message = format!(
+                            "step `{}` exceeded its memory limit ({limit}): {}",
+                            self.step.name, error.message
+                        );
+                        error.kind = "MemoryLimitExceeded".into();
+                    }
+                    record.error = Some(error);
                 }
             }
             Err(e) => {
@@ -542,26 +603,88 @@ impl StepTask {
             .collect();
         manifest::write_json_atomic(
             &dir.join("context.json"),
-            &json!({"step": self.step.name, "inputs": inputs}),
+            &json!({
+                "step": self.step.name,
+                "inputs": inputs,
+                "untracked_dirs": self.untracked_dirs,
+                // Only a step whose result may be reused needs its snapshot.
+                "track": self.key.is_some(),
+            }),
         )?;
-        for stale in ["status.json", "error.json", "outputs.json", "metrics.json"] {
+        let asked = resources::StepResources::of(&self.step.config).unwrap_or_default();
+        let asked = match &self.pool {
+            Some(pool) => pool.effective(asked),
+            None => asked,
+        };
+        // Held until the step ends: its GPUs and CPU share are its own meanwhile.
+        let lease = match &self.pool {
+            Some(pool) => {
+                let acquire = pool.acquire(&asked);
+                tokio::pin!(acquire);
+                loop {
+                    tokio::select! {
+                        lease = &mut acquire => break Some(lease),
+                        changed = self.cancel.changed() => {
+                            if changed.is_err() || *self.cancel.borrow() {
+                                return Ok(Exit::Interrupted);
+                            }
+                        }
+                    }
+                }
+            }
+            None => None,
+        };
+        let mut env: Vec<(String, String)> =
+            vec![("KALE_STEP_DIR".into(), dir.display().to_string())];
+        if let Some(lease) = &lease {
+            env.extend(lease.environment(asked.gpus > 0));
+            if asked.gpus > 0 {
+                self.reporter.step_gpus(&self.step.name, &lease.gpu_ids());
+            }
+        }
+        for stale in [
+            "status.json",
+            "error.json",
+            "outputs.json",
+            "metrics.json",
+            "reads.json",
+            SNAPSHOT_FILE,
+        ] {
             let _ = std::fs::remove_file(dir.join(stale));
         }
 
-        if let Some(slot) = &self.fork_server {
+        let fork_server = self
+            .fork_server
+            .as_ref()
+            .filter(|_| !asked.needs_own_process());
+        if let Some(slot) = fork_server {
+            let (server_env, forked_env) = match (&self.pool, &lease) {
+                (Some(pool), Some(lease)) => {
+                    let default = pool.default_threads();
+                    let mut env = env.clone();
+                    if lease.threads() != default {
+                        // The server's thread pools were sized for the default share;
+                        // the runtime resizes them in this step (threadpoolctl).
+                        env.push(("KALE_CPU_THREADS".into(), lease.threads().to_string()));
+                    }
+                    (resources::thread_environment(default), env)
+                }
+                _ => (Vec::new(), env.clone()),
+            };
             let server = slot
                 .get(
                     &self.interpreter,
                     &self.runtime_dir,
                     &self.workdir,
                     &self.fork_server_log,
+                    &server_env,
                 )
                 .await;
             if let Some(server) = server {
                 // A server that cannot take the step (it just died) leaves it to
                 // a plain process below.
                 if let Ok(forked) = server
-                    .spawn(&program_path, &self.workdir, &[("KALE_STEP_DIR", dir)])
+                    .spawn(&program_path, &self.workdir, &forked_env)
                     .await
                 {
                     let process = StepProcess::Forked {
@@ -579,7 +702,7 @@ impl StepTask {
         child
             .arg(&program_path)
             .current_dir(&self.workdir)
-            .env("KALE_STEP_DIR", dir)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("PYTHONPATH", pythonpath)
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
@@ -590,13 +713,27 @@ impl StepTask {
             // the step (and anything it started) deliberately and records it.
             .process_group(0);
         #[cfg(target_os = "linux")]
-        // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the step
-        // if kale itself dies (kill -9), so no orphan keeps computing.
-        unsafe {
-            child.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
+        {
+            let memory = asked.memory;
+            // SAFETY: prctl and setrlimit are async-signal-safe. PDEATHSIG kills the step
+            // if kale itself dies (kill -9), so no orphan keeps computing; the
+            // address-space limit is the ceiling of `limit:memory:` (an allocation past
+            // it fails with MemoryError in the step instead of taking the machine down).
+            unsafe {
+                child.pre_exec(move || {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if let Some(bytes) = memory {
+                        let limit = libc::rlimit {
+                            rlim_cur: bytes as libc::rlim_t,
+                            rlim_max: bytes as libc::rlim_t,
+                        };
+                        if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
         }
         let mut child = child.spawn()?;
         let stdout = child.stdout.take().expect("piped");
@@ -647,6 +784,27 @@ impl StepTask {
         let _ = err_task.await;
         Ok(exit)
     }
+}
+
+/// The snapshot a step's result was cached with, beside its outputs:
+/// `kale cache explain` reads it.
+pub const SNAPSHOT_FILE: &str = "snapshot.json";
+
+/// The key and snapshot a step of a run was cached with, if it was.
+pub fn read_snapshot(step_dir: &Path) -> Option<(String, provenance::Provenance)> {
+    let doc = read_json(&step_dir.join(SNAPSHOT_FILE))?;
+    let key = doc.get("key")?.as_str()?.to_string();
+    Some((key, serde_json::from_value(doc).ok()?))
+}
+
+fn write_snapshot(
+    dir: &Path,
+    key: &str,
+    provenance: &provenance::Provenance,
+) -> std::io::Result<()> {
+    let mut doc = serde_json::to_value(provenance).map_err(std::io::Error::other)?;
+    doc["key"] = Value::String(key.to_string());
+    manifest::write_json_atomic(&dir.join(SNAPSHOT_FILE), &doc)
 }
 
 enum Exit {

@@ -10,6 +10,8 @@ use std::process::Command;
 pub struct Interpreter {
     pub executable: PathBuf,
     pub version: (u32, u32),
+    /// `3.11.7`: part of every cache entry's snapshot.
+    pub full_version: String,
     pub has_ipython: bool,
 }
 
@@ -48,7 +50,7 @@ pub fn choose(flag: Option<&Path>) -> String {
     }
 }
 
-const PROBE: &str = "import sys, importlib.util\nprint(sys.executable)\nprint('%d.%d' % sys.version_info[:2])\nprint(importlib.util.find_spec('IPython') is not None)";
+const PROBE: &str = "import sys, importlib.util\nprint(sys.executable)\nprint('%d.%d.%d' % sys.version_info[:3])\nprint(importlib.util.find_spec('IPython') is not None)";
 
 pub fn resolve(command: &str) -> Result<Interpreter, PythonError> {
     let out = Command::new(command)
@@ -69,10 +71,11 @@ pub fn resolve(command: &str) -> Result<Interpreter, PythonError> {
             detail: stderr.lines().last().unwrap_or("no output").to_string(),
         });
     };
-    let (major, minor) = version
-        .split_once('.')
-        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-        .unwrap_or((0, 0));
+    let mut numbers = version.split('.').map(|n| n.parse::<u32>().ok());
+    let (major, minor) = match (numbers.next().flatten(), numbers.next().flatten()) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (0, 0),
+    };
     if (major, minor) < (3, 8) {
         return Err(PythonError::TooOld {
             command: command.into(),
@@ -89,8 +92,20 @@ pub fn resolve(command: &str) -> Result<Interpreter, PythonError> {
     Ok(Interpreter {
         executable,
         version: (major, minor),
+        full_version: version.to_string(),
         has_ipython: ipython == "True",
     })
+}
+
+impl Interpreter {
+    /// What a cache entry's snapshot records of the interpreter (as the step sees
+    /// itself: `sys.executable`, which is what [`resolve`] returned).
+    pub fn identity(&self) -> super::provenance::PythonIdentity {
+        super::provenance::PythonIdentity {
+            executable: self.executable.clone(),
+            version: self.full_version.clone(),
+        }
+    }
 }
 
 /// `PYTHONPATH` for step processes: the runtime directory, then the user's own.

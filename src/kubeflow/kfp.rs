@@ -5,6 +5,15 @@
 //! (`kfp_bootstrap.py`), so the image needs Python and the notebook's libraries, not
 //! kale. Choices that matter on a cluster:
 //!
+//! - The runtime and the bootstrap travel once per pipeline, not once per step: a first
+//!   task, [`RUNTIME_TASK`], unpacks them (zlib + base64 in its arguments) into an
+//!   artifact every step reads. Each step's command carries the runtime's digest
+//!   ([`RuntimeBundle::id`]), so a step's KFP cache key changes when the runtime's text
+//!   changes and only then: neither a kale upgrade that leaves the runtime alone nor a
+//!   different compressor output invalidates the steps cached on a cluster.
+//! - Only the variables some later step reads become output artifacts; every one is
+//!   listed in the executor output file, which is where `kfp.local` (and its
+//!   `DockerRunner`) takes outputs from.
 //! - A step receives only the pipeline parameters it uses, and the program text does not
 //!   contain their values (they arrive as component inputs). KFP's cache key is the
 //!   component plus its input values, so steps that do not depend on a tuned parameter
@@ -28,14 +37,39 @@ use crate::analysis::ParamValue;
 use crate::codegen;
 use crate::pipeline::{Pipeline, Step};
 
+use super::packages::{Packages, is_stock_python};
+
 /// Image for steps when neither the step's `image:` tag nor the notebook's `base_image`
 /// names one (Kale's default too).
 pub const DEFAULT_IMAGE: &str = "python:3.12";
 /// Output key of a step's `system.Metrics` artifact. The hyphen keeps it apart from
 /// every data artifact, whose keys are Python identifiers.
 pub const METRICS_ARTIFACT: &str = "kale-metrics";
-/// The container entry point, embedded in every executor.
+/// The step containers' entry point, shipped in the runtime artifact.
 pub const BOOTSTRAP_SOURCE: &str = include_str!("kfp_bootstrap.py");
+/// Task (and output key) of the task that unpacks the runtime for the steps; step task
+/// names never take it.
+pub const RUNTIME_TASK: &str = "kale-runtime";
+/// A step container's command: runs the bootstrap from the runtime artifact, whose path
+/// is the first argument.
+const STEP_LOADER: &str =
+    "import runpy, sys; runpy.run_path(sys.argv[1] + '/kfp_bootstrap.py', run_name='__main__')";
+/// The runtime task's program. Arguments: runtime id, blob, artifact path, artifact URI,
+/// executor output file.
+const UNPACK_RUNTIME: &str = r#"# kale: unpack the kale runtime and the step bootstrap into the artifact every step reads.
+import base64, json, os, sys, zlib
+rid, blob, path, uri, out = sys.argv[1:6]
+files = json.loads(zlib.decompress(base64.b64decode(blob)).decode("utf-8"))
+os.makedirs(path, exist_ok=True)
+for name, text in files.items():
+    with open(os.path.join(path, name), "wb") as f:
+        f.write(text.encode("utf-8"))
+if os.path.dirname(out):
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+with open(out, "w") as f:
+    json.dump({"artifacts": {"kale-runtime": {"artifacts": [
+        {"name": "kale-runtime", "uri": uri, "metadata": {"runtime_id": rid}}]}}}, f)
+"#;
 
 const SCHEMA_VERSION: &str = "2.1.0";
 
@@ -92,6 +126,8 @@ pub struct Compiled {
     /// The `PlatformSpec` document, when any step needs Kubernetes settings.
     pub platform: Option<Value>,
     pub warnings: Vec<String>,
+    /// What the user should know but need not fix.
+    pub notes: Vec<String>,
 }
 
 /// KFP's type name for a pipeline parameter.
@@ -126,7 +162,7 @@ pub fn pipeline_name(p: &Pipeline) -> String {
 /// Task names for every step: lowercase DNS labels (Argo, which runs KFP, names pods
 /// after them), unique even when two step names sanitise alike.
 pub fn task_names(p: &Pipeline) -> BTreeMap<String, String> {
-    let mut used = BTreeSet::new();
+    let mut used = BTreeSet::from([RUNTIME_TASK.to_string()]);
     let mut out = BTreeMap::new();
     for step in &p.steps {
         let mut base = crate::pipeline::sanitize_name(&step.name);
@@ -145,13 +181,115 @@ pub fn task_names(p: &Pipeline) -> BTreeMap<String, String> {
     out
 }
 
+/// The files the runtime task writes, packed for its command line.
+#[derive(Debug)]
+pub struct RuntimeBundle {
+    /// First 16 hex digits of sha256(runtime, NUL, bootstrap, NUL): what the bootstrap
+    /// recomputes from the files it finds.
+    pub id: String,
+    /// base64 of the zlib-compressed JSON object `{file name: text}`.
+    pub blob: String,
+}
+
+pub fn runtime_bundle() -> &'static RuntimeBundle {
+    static BUNDLE: std::sync::OnceLock<RuntimeBundle> = std::sync::OnceLock::new();
+    BUNDLE.get_or_init(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let (runtime, bootstrap) = (
+            without_comment_lines(codegen::RUNTIME_SOURCE),
+            without_comment_lines(BOOTSTRAP_SOURCE),
+        );
+        let mut h = sha2::Sha256::new();
+        for text in [&runtime, &bootstrap] {
+            h.update(text.as_bytes());
+            h.update([0u8]);
+        }
+        let digest = h.finalize();
+        let id: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let files = json!({
+            codegen::RUNTIME_FILE: runtime,
+            "kfp_bootstrap.py": bootstrap,
+        });
+        let packed = miniz_oxide::deflate::compress_to_vec_zlib(files.to_string().as_bytes(), 9);
+        RuntimeBundle {
+            id,
+            blob: base64::engine::general_purpose::STANDARD.encode(packed),
+        }
+    })
+}
+
+/// The source without its comment-only lines (a tenth of the shipped bytes). Safe
+/// because neither file has a multi-line string with a line that starts with `#`;
+/// tests/it/kubeflow.rs checks that with Python's tokenizer.
+pub fn without_comment_lines(source: &str) -> String {
+    source
+        .split_inclusive('\n')
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect()
+}
+
+/// For each step, the variables it saves that some later step reads: its KFP output
+/// artifacts. (`Step::outputs` also holds the metrics it reports, which go into the
+/// metrics artifact instead.)
+pub fn consumed_outputs(p: &Pipeline) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = p
+        .steps
+        .iter()
+        .map(|s| (s.name.clone(), BTreeSet::new()))
+        .collect();
+    for step in &p.steps {
+        for (var, provider) in &step.inputs {
+            out.entry(provider.clone()).or_default().insert(var.clone());
+        }
+    }
+    out
+}
+
 fn artifact_type(title: &str) -> Value {
     json!({"artifactType": {"schemaTitle": title, "schemaVersion": "0.0.1"}})
 }
 
-/// Builds the IR. Pure: no I/O.
+/// Builds the IR with no packages to install. Pure: no I/O.
 pub fn compile(p: &Pipeline) -> Result<Compiled, CompileError> {
+    compile_with(p, &Packages::default())
+}
+
+/// Builds the IR; steps whose image is a stock Python image install `packages.pins`
+/// at start. Pure: no I/O.
+pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, CompileError> {
     let mut warnings = Vec::new();
+    let mut notes = Vec::new();
+    let stock: BTreeSet<String> = p
+        .steps
+        .iter()
+        .map(|s| image_of(p, s))
+        .filter(|i| is_stock_python(i))
+        .collect();
+    if !stock.is_empty() {
+        let images = stock
+            .iter()
+            .map(|i| format!("`{i}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if !packages.pins.is_empty() {
+            notes.push(format!(
+                "steps on {images} install {} at start (the versions in {}); set `base_image` to an image that has them to start faster and without a package index",
+                packages.pins.join(", "),
+                packages.python
+            ));
+        }
+        if !packages.unresolved.is_empty() {
+            let why = match &packages.error {
+                Some(e) => format!("`{}` did not run ({e})", packages.python),
+                None => format!("`{}` does not have them", packages.python),
+            };
+            warnings.push(format!(
+                "steps on {images} import {}, which the image lacks and kale cannot pin: {why}; install them in the Python kale uses (KALE_PYTHON) so compile pins them, or set `base_image` (or a step's `image:` tag) to an image that has them",
+                packages.unresolved.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
     let name = pipeline_name(p);
     if name != p.name {
         warnings.push(format!(
@@ -167,13 +305,42 @@ pub fn compile(p: &Pipeline) -> Result<Compiled, CompileError> {
     let mut tasks = Map::new();
     let mut platform_executors = Map::new();
 
+    let consumed = consumed_outputs(p);
+    {
+        let (comp, exec) = (
+            format!("comp-{RUNTIME_TASK}"),
+            format!("exec-{RUNTIME_TASK}"),
+        );
+        components.insert(
+            comp.clone(),
+            json!({
+                "executorLabel": exec,
+                "outputDefinitions": {"artifacts": {RUNTIME_TASK: artifact_type("system.Artifact")}},
+            }),
+        );
+        executors.insert(exec, json!({ "container": runtime_container(p) }));
+        tasks.insert(
+            RUNTIME_TASK.into(),
+            json!({
+                "taskInfo": {"name": RUNTIME_TASK},
+                "componentRef": {"name": comp},
+                "cachingOptions": {"enableCache": true},
+            }),
+        );
+    }
+
     for step in &p.steps {
         let task = &tasks_by_step[&step.name];
         let comp = format!("comp-{task}");
         let exec = format!("exec-{task}");
+        // What runs on the cluster saves only what later steps read.
+        let step = &Step {
+            outputs: consumed[&step.name].clone(),
+            ..step.clone()
+        };
 
         components.insert(comp.clone(), component(p, step, &exec));
-        let (container, mut step_warnings) = container(p, step, &volumes)?;
+        let (container, mut step_warnings) = container(p, step, &volumes, &packages.pins)?;
         warnings.append(&mut step_warnings);
         executors.insert(exec.clone(), json!({ "container": container }));
         tasks.insert(task.clone(), dag_task(p, step, &comp, &tasks_by_step));
@@ -227,6 +394,7 @@ pub fn compile(p: &Pipeline) -> Result<Compiled, CompileError> {
         spec,
         platform,
         warnings,
+        notes,
     })
 }
 
@@ -266,14 +434,13 @@ fn component(p: &Pipeline, step: &Step, exec: &str) -> Value {
     let mut c = Map::new();
     c.insert("executorLabel".into(), json!(exec));
     let mut inputs = Map::new();
-    if !step.inputs.is_empty() {
-        let arts: Map<String, Value> = step
-            .inputs
-            .keys()
-            .map(|v| (v.clone(), artifact_type("system.Dataset")))
-            .collect();
-        inputs.insert("artifacts".into(), Value::Object(arts));
-    }
+    let mut arts: Map<String, Value> = step
+        .inputs
+        .keys()
+        .map(|v| (v.clone(), artifact_type("system.Dataset")))
+        .collect();
+    arts.insert(RUNTIME_TASK.into(), artifact_type("system.Artifact"));
+    inputs.insert("artifacts".into(), Value::Object(arts));
     let params: Map<String, Value> = step_parameters(p, step)
         .map(|param| {
             (
@@ -285,9 +452,7 @@ fn component(p: &Pipeline, step: &Step, exec: &str) -> Value {
     if !params.is_empty() {
         inputs.insert("parameters".into(), Value::Object(params));
     }
-    if !inputs.is_empty() {
-        c.insert("inputDefinitions".into(), Value::Object(inputs));
-    }
+    c.insert("inputDefinitions".into(), Value::Object(inputs));
     let mut outs: Map<String, Value> = step
         .outputs
         .iter()
@@ -328,7 +493,9 @@ pub fn program_without_values(p: &Pipeline, step: &Step) -> codegen::StepProgram
     codegen::step_program(p, step, &BTreeMap::new())
 }
 
-fn image_of(p: &Pipeline, step: &Step) -> String {
+/// The image a step runs in: its `image:` tag, else the notebook's `base_image`, else
+/// [`DEFAULT_IMAGE`].
+pub fn image_of(p: &Pipeline, step: &Step) -> String {
     step.config
         .image
         .clone()
@@ -341,6 +508,7 @@ fn container(
     p: &Pipeline,
     step: &Step,
     volumes: &[PvcMount],
+    pins: &[String],
 ) -> Result<(Value, Vec<String>), CompileError> {
     let mut warnings = Vec::new();
     let program = program_without_values(p, step);
@@ -350,11 +518,21 @@ fn container(
             step.name
         ));
     }
+    let bundle = runtime_bundle();
+    let spans: Vec<String> = program
+        .line_map
+        .spans
+        .iter()
+        .map(|s| format!("{}:{}:{}", s.start, s.len, s.cell))
+        .collect();
     let mut args: Vec<String> = vec![
+        format!("{{{{$.inputs.artifacts['{RUNTIME_TASK}'].path}}}}"),
         "--step".into(),
         step.name.clone(),
-        "--runtime".into(),
-        codegen::RUNTIME_SOURCE.into(),
+        "--runtime-id".into(),
+        bundle.id.clone(),
+        "--lines".into(),
+        spans.join(","),
         "--program".into(),
         program.source,
     ];
@@ -378,6 +556,7 @@ fn container(
             "--output".into(),
             var.clone(),
             format!("{{{{$.outputs.artifacts['{var}'].path}}}}"),
+            format!("{{{{$.outputs.artifacts['{var}'].uri}}}}"),
         ]);
     }
     if !step.metrics.is_empty() {
@@ -385,15 +564,24 @@ fn container(
             "--metrics".into(),
             format!("{{{{$.outputs.artifacts['{METRICS_ARTIFACT}'].path}}}}"),
             format!("{{{{$.outputs.artifacts['{METRICS_ARTIFACT}'].uri}}}}"),
-            "{{$.outputs.output_file}}".into(),
         ]);
     }
+    let image = image_of(p, step);
+    if is_stock_python(&image) {
+        for pin in pins {
+            args.extend(["--install".into(), pin.clone()]);
+        }
+    }
+    args.extend([
+        "--executor-output".into(),
+        "{{$.outputs.output_file}}".into(),
+    ]);
 
     let mut c = Map::new();
-    c.insert("image".into(), json!(image_of(p, step)));
+    c.insert("image".into(), json!(image));
     c.insert(
         "command".into(),
-        json!(["python3", "-u", "-c", BOOTSTRAP_SOURCE]),
+        json!(["python3", "-u", "-c", STEP_LOADER]),
     );
     c.insert("args".into(), json!(args));
     let mut env = vec![json!({"name": "PYTHONUNBUFFERED", "value": "1"})];
@@ -405,6 +593,29 @@ fn container(
         c.insert("resources".into(), r);
     }
     Ok((Value::Object(c), warnings))
+}
+
+/// The runtime task's container: the pipeline's base image, which the steps without an
+/// `image:` tag use too, so the node has it already.
+fn runtime_container(p: &Pipeline) -> Value {
+    let bundle = runtime_bundle();
+    let image = p
+        .metadata
+        .base_image
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_IMAGE.to_string());
+    json!({
+        "image": image,
+        "command": ["python3", "-c", UNPACK_RUNTIME],
+        "args": [
+            bundle.id,
+            bundle.blob,
+            format!("{{{{$.outputs.artifacts['{RUNTIME_TASK}'].path}}}}"),
+            format!("{{{{$.outputs.artifacts['{RUNTIME_TASK}'].uri}}}}"),
+            "{{$.outputs.output_file}}",
+        ],
+    })
 }
 
 fn is_quantity(s: &str) -> bool {
@@ -487,22 +698,24 @@ fn dag_task(
     t.insert("taskInfo".into(), json!({"name": step.name}));
     t.insert("componentRef".into(), json!({"name": comp}));
     let mut inputs = Map::new();
-    if !step.inputs.is_empty() {
-        let arts: Map<String, Value> = step
-            .inputs
-            .iter()
-            .map(|(var, provider)| {
-                (
-                    var.clone(),
-                    json!({"taskOutputArtifact": {
-                        "producerTask": tasks_by_step[provider],
-                        "outputArtifactKey": var,
-                    }}),
-                )
-            })
-            .collect();
-        inputs.insert("artifacts".into(), Value::Object(arts));
-    }
+    let mut arts: Map<String, Value> = step
+        .inputs
+        .iter()
+        .map(|(var, provider)| {
+            (
+                var.clone(),
+                json!({"taskOutputArtifact": {
+                    "producerTask": tasks_by_step[provider],
+                    "outputArtifactKey": var,
+                }}),
+            )
+        })
+        .collect();
+    arts.insert(
+        RUNTIME_TASK.into(),
+        json!({"taskOutputArtifact": {"producerTask": RUNTIME_TASK, "outputArtifactKey": RUNTIME_TASK}}),
+    );
+    inputs.insert("artifacts".into(), Value::Object(arts));
     let params: Map<String, Value> = step_parameters(p, step)
         .map(|param| {
             (
@@ -514,9 +727,7 @@ fn dag_task(
     if !params.is_empty() {
         inputs.insert("parameters".into(), Value::Object(params));
     }
-    if !inputs.is_empty() {
-        t.insert("inputs".into(), Value::Object(inputs));
-    }
+    t.insert("inputs".into(), Value::Object(inputs));
     // `prev:` parents and data producers alike: the explicit order the notebook asked
     // for survives even where no variable flows (Kale drops those edges).
     let deps: BTreeSet<&str> = step
@@ -524,10 +735,9 @@ fn dag_task(
         .iter()
         .chain(step.inputs.values())
         .map(|s| tasks_by_step[s].as_str())
+        .chain([RUNTIME_TASK])
         .collect();
-    if !deps.is_empty() {
-        t.insert("dependentTasks".into(), json!(deps));
-    }
+    t.insert("dependentTasks".into(), json!(deps));
     let cache = step
         .config
         .cache
@@ -651,6 +861,36 @@ mod tests {
             expose_as_env: true,
         };
         assert_eq!(v.env_name(), "KALE_VOLUME_MY_DATA_V2");
+    }
+
+    #[test]
+    fn the_runtime_bundle_holds_exactly_the_runtime_and_the_bootstrap() {
+        use base64::Engine as _;
+        let b = runtime_bundle();
+        assert_eq!(b.id.len(), 16);
+        assert!(b.id.bytes().all(|c| c.is_ascii_hexdigit()));
+        let packed = base64::engine::general_purpose::STANDARD
+            .decode(&b.blob)
+            .unwrap();
+        let files: Value =
+            serde_json::from_slice(&miniz_oxide::inflate::decompress_to_vec_zlib(&packed).unwrap())
+                .unwrap();
+        // Nothing else (no kale version, no notebook): the text, and so every step's
+        // cache key on a cluster, changes only with the runtime's source.
+        assert_eq!(
+            files,
+            json!({
+                "kale_runtime.py": without_comment_lines(codegen::RUNTIME_SOURCE),
+                "kfp_bootstrap.py": without_comment_lines(BOOTSTRAP_SOURCE),
+            })
+        );
+        // Once per pipeline (the runtime task), small enough that the digits pipeline
+        // stays under 10 KB of YAML per task.
+        assert!(b.blob.len() < 24_000, "{}", b.blob.len());
+        assert_eq!(
+            without_comment_lines("a = 1\n  # why\n#x\nb = '#'\n"),
+            "a = 1\nb = '#'\n"
+        );
     }
 
     #[test]

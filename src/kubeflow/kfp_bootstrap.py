@@ -1,45 +1,76 @@
-# kale KFP bootstrap: the entry point of every container kale compiles into a Kubeflow
-# Pipelines (v2) component. Written for kale; needs only the Python standard library, so
-# the image needs Python and the notebook's libraries, never kale itself.
+# kale KFP bootstrap: the entry point of every step container kale compiles into a
+# Kubeflow Pipelines (v2) pipeline. Written for kale; needs only the Python standard
+# library, so the image needs Python and the notebook's libraries, never kale itself.
 #
-# The container gets the step program and the kale runtime as arguments, plus the
-# placeholders KFP fills in (parameter values, artifact paths). This script lays them out
-# the way `kale run` does (a step directory with context.json, the runtime on sys.path,
-# KALE_STEP_DIR), runs the program, and then moves the files the runtime wrote into the
-# artifacts KFP uploads.
+# It is not embedded in each step: the pipeline's `kale-runtime` task unpacks it, with
+# the kale runtime, into one artifact that every step takes as its first input, so the
+# runtime travels once per pipeline instead of once per step. A step's command is
+#   python3 -u -c "<run RUNTIME_DIR/kfp_bootstrap.py>" RUNTIME_DIR --step NAME ...
+# and this script lays the step out the way `kale run` does (a step directory with
+# context.json, the runtime importable, KALE_STEP_DIR), runs the step program, copies
+# the outputs later steps read into the artifacts KFP uploads, and writes KFP's
+# executor output file listing every output artifact.
 #
-# Arguments (in any order, repeatable where it makes sense):
-#   --step NAME  --runtime SOURCE  --program SOURCE
+# Arguments after RUNTIME_DIR (in any order, repeatable where it makes sense):
+#   --step NAME  --program SOURCE  --runtime-id ID  --lines SPANS
 #   --param NAME TYPE VALUE      TYPE: int | float | str | bool (the pipeline's type)
 #   --input VAR DIR              an input artifact (a directory holding VAR.<ext>)
-#   --output VAR DIR             an output artifact to fill the same way
-#   --metrics PATH URI OUTFILE   the system.Metrics artifact, its URI, and KFP's
-#                                executor-output file (where metric values go for the UI)
+#   --output VAR DIR URI         an output artifact to fill the same way, and its URI
+#   --metrics PATH URI           the system.Metrics artifact and its URI
+#   --executor-output FILE       KFP's executor output file ({{$.outputs.output_file}})
+#   --install DIST==VERSION      a package the step needs (stock Python images only);
+#                                pip installs it unless the image has that version
+# SPANS maps program lines back to the notebook: "start:len:cell,..." (1-based lines).
+import hashlib
 import json
+import linecache
 import os
 import runpy
 import shutil
 import sys
 import tempfile
+import traceback
 
 METRICS_KEY = "kale-metrics"
+# Where Kubernetes reads a container's termination message from (the pod spec's
+# default terminationMessagePath). Argo makes the main container's termination
+# message the node's message, which is the error KFP shows for a failed task.
+TERMINATION_LOG = os.environ.get("KALE_TERMINATION_LOG", "/dev/termination-log")
+# Kubernetes keeps at most 4096 bytes of a termination message.
+TERMINATION_LIMIT = 4000
 
 
 def fail(message):
     sys.stderr.write("kale: %s\n" % message)
+    write_termination_message(message)
     sys.exit(1)
 
 
+def write_termination_message(message):
+    # Only where the file already exists: outside a pod (kfp.local, a laptop) there is
+    # no termination log, and creating /dev/termination-log would fail anyway.
+    if not os.path.exists(TERMINATION_LOG):
+        return
+    try:
+        with open(TERMINATION_LOG, "w", encoding="utf-8") as f:
+            f.write(message[:TERMINATION_LIMIT])
+    except OSError:
+        pass
+
+
 def parse_args(argv):
-    opts = {"params": {}, "inputs": {}, "outputs": {}, "metrics": None}
-    arity = {"--step": 1, "--runtime": 1, "--program": 1, "--param": 3,
-             "--input": 2, "--output": 2, "--metrics": 3}
+    opts = {"params": {}, "inputs": {}, "outputs": {}, "metrics": None, "lines": "",
+            "install": []}
+    arity = {"--step": 1, "--program": 1, "--runtime-id": 1, "--lines": 1, "--param": 3,
+             "--input": 2, "--output": 3, "--metrics": 2, "--executor-output": 1,
+             "--install": 1}
     i = 0
     while i < len(argv):
         flag = argv[i]
         n = arity.get(flag)
         if n is None or len(argv) - i - 1 < n:
-            fail("bad bootstrap arguments near %r (the pipeline was not compiled by this kale?)" % flag)
+            fail("bad bootstrap arguments near %r (was the pipeline compiled by another kale?)"
+                 % flag)
         vals = argv[i + 1:i + 1 + n]
         i += 1 + n
         if flag == "--param":
@@ -47,20 +78,22 @@ def parse_args(argv):
         elif flag == "--input":
             opts["inputs"][vals[0]] = vals[1]
         elif flag == "--output":
-            opts["outputs"][vals[0]] = vals[1]
+            opts["outputs"][vals[0]] = (vals[1], vals[2])
         elif flag == "--metrics":
             opts["metrics"] = vals
+        elif flag == "--install":
+            opts["install"].append(vals[0])
         else:
             opts[flag[2:]] = vals[0]
-    for key in ("step", "runtime", "program"):
+    for key in ("step", "program", "runtime-id", "executor-output"):
         if key not in opts:
             fail("missing --%s in the bootstrap arguments" % key)
     return opts
 
 
 def convert(name, kind, text):
-    # KFP renders every parameter as text in the command line; give the program the
-    # pipeline's declared type back, as `kale run` would.
+    # KFP renders every parameter as text in the command line (integers may come as
+    # "3.0"); give the program the pipeline's declared type back, as `kale run` would.
     try:
         if kind == "int":
             try:
@@ -84,6 +117,17 @@ def convert(name, kind, text):
         fail("parameter `%s` must be %s, got %r" % (name, kind, text))
 
 
+def runtime_id(runtime_dir):
+    # Same digest kale computes at compile time; the step's command carries it, so
+    # KFP's cache key of a step changes exactly when the runtime does.
+    h = hashlib.sha256()
+    for name in ("kale_runtime.py", "kfp_bootstrap.py"):
+        with open(os.path.join(runtime_dir, name), "rb") as f:
+            h.update(f.read())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
 def input_file(var, directory):
     # An input artifact is the producer's output directory: VAR.<ext> inside it (the
     # extension tells the runtime which library reads the file).
@@ -100,15 +144,109 @@ def input_file(var, directory):
          % (var, directory, ", ".join(names) or "nothing"))
 
 
+def install(step, specs):
+    # Only what the image lacks at the pinned version: an image that already has the
+    # notebook's libraries starts the step without touching a package index.
+    import importlib
+    import importlib.metadata as md
+    import site
+    import subprocess
+    missing = []
+    for spec in specs:
+        name, _, version = spec.partition("==")
+        try:
+            if md.version(name) == version:
+                continue
+        except md.PackageNotFoundError:
+            pass
+        missing.append(spec)
+    if not missing:
+        return
+    sys.stderr.write("kale: step `%s` installs %s\n" % (step, " ".join(missing)))
+    rc = subprocess.call([sys.executable, "-m", "pip", "install", "--quiet",
+                          "--disable-pip-version-check", "--no-warn-script-location"]
+                         + missing, stdout=sys.stderr)
+    if rc != 0:
+        fail("step `%s`: pip could not install %s (exit %d); use an image that has them "
+             "(the notebook's base_image or the step's image: tag), or give the cluster "
+             "access to a package index" % (step, " ".join(missing), rc))
+    # pip falls back to the user site when site-packages is read-only; that directory
+    # may not have existed when this interpreter started.
+    site.addsitedir(site.getusersitepackages())
+    importlib.invalidate_caches()
+
+
+def parse_spans(text):
+    spans = []
+    for part in filter(None, text.split(",")):
+        start, length, cell = (int(x) for x in part.split(":"))
+        spans.append((start, length, cell))
+    return spans
+
+
+def locate(tb, program, spans):
+    """(cell, line, code) of the innermost frame in the notebook's code, else None.
+
+    The same rule as `kale run`: plain-Python steps run program.py, whose lines map
+    to cells through SPANS; IPython steps compile each cell as `<cell N>`.
+    """
+    for frame in reversed(traceback.extract_tb(tb)):
+        name = frame.filename
+        if name.startswith("<cell ") and name.endswith(">"):
+            try:
+                cell = int(name[6:-1])
+            except ValueError:
+                continue
+            return cell, frame.lineno, linecache.getline(name, frame.lineno).strip()
+        if os.path.abspath(name) == program:
+            for start, length, cell in spans:
+                if start <= frame.lineno < start + length:
+                    return (cell, frame.lineno - start + 1,
+                            linecache.getline(program, frame.lineno).strip())
+            return None
+    return None
+
+
+def report_failure(step, exc, tb, program, spans):
+    where = locate(tb, program, spans)
+    if isinstance(exc, SystemExit):
+        what = "SystemExit: the step's code called sys.exit(%r) before the step finished" % (
+            exc.code,)
+    else:
+        what = "%s: %s" % (type(exc).__name__, exc)
+    if where:
+        cell, line, code = where
+        message = "step `%s` failed at cell %d, line %d: %s" % (step, cell, line, what)
+    else:
+        code = ""
+        message = "step `%s` failed: %s" % (step, what)
+    sys.stderr.write("kale: %s\n" % message)
+    if code:
+        sys.stderr.write("    %s\n" % code)
+    write_termination_message(message + ("\n    " + code if code else ""))
+
+
+def write_json(path, value):
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f)
+
+
 def main():
-    opts = parse_args(sys.argv[1:])
+    if len(sys.argv) < 2:
+        fail("missing the runtime directory argument")
+    runtime_dir = os.path.abspath(sys.argv[1])
+    opts = parse_args(sys.argv[2:])
+    found = runtime_id(runtime_dir)
+    if found != opts["runtime-id"]:
+        fail("the kale runtime in %s is %s, but this step was compiled for %s; recompile "
+             "the pipeline with one kale" % (runtime_dir, found, opts["runtime-id"]))
+    install(opts["step"], opts["install"])
     work = tempfile.mkdtemp(prefix="kale-")
-    runtime_dir = os.path.join(work, "runtime")
     step_dir = os.path.join(work, "step")
-    os.makedirs(runtime_dir)
     os.makedirs(step_dir)
-    with open(os.path.join(runtime_dir, "kale_runtime.py"), "w", encoding="utf-8") as f:
-        f.write(opts["runtime"])
     program = os.path.join(step_dir, "program.py")
     with open(program, "w", encoding="utf-8") as f:
         f.write(opts["program"])
@@ -123,44 +261,67 @@ def main():
     sys.argv = [program]
     # The program is compiled without parameter assignments; the values arrive as its
     # initial globals, so one compiled pipeline serves every set of parameter values.
-    # An exception propagates to the runtime's excepthook, which reports it and makes
-    # the container (and so the KFP task) fail.
-    runpy.run_path(program, init_globals=dict(opts["params"]), run_name="__main__")
+    try:
+        runpy.run_path(program, init_globals=dict(opts["params"]), run_name="__main__")
+    except SystemExit as e:
+        # A program that ran to its end has marked the step succeeded; a sys.exit()
+        # in the user's code stops it before its outputs are saved.
+        if e.code not in (None, 0) or not step_succeeded(step_dir):
+            report_failure(opts["step"], e, e.__traceback__, program,
+                           parse_spans(opts["lines"]))
+            sys.exit(1)
+    except BaseException as e:
+        # The runtime's hook records error.json and prints the traceback, as in
+        # `kale run`; then the located one-line summary that KFP shows.
+        sys.excepthook(type(e), e, e.__traceback__)
+        report_failure(opts["step"], e, e.__traceback__, program,
+                       parse_spans(opts["lines"]))
+        sys.exit(1)
 
-    with open(os.path.join(step_dir, "outputs.json"), encoding="utf-8") as f:
-        saved = {o["name"]: o for o in json.load(f)}
-    for var, target in opts["outputs"].items():
+    artifacts = {}
+    saved = {}
+    outputs_json = os.path.join(step_dir, "outputs.json")
+    if os.path.exists(outputs_json):
+        with open(outputs_json, encoding="utf-8") as f:
+            saved = {o["name"]: o for o in json.load(f)}
+    for var, (target, uri) in opts["outputs"].items():
         record = saved.get(var)
         if record is None:
             fail("step `%s` did not save `%s`, which a later step reads" % (opts["step"], var))
         os.makedirs(target, exist_ok=True)
         shutil.copyfile(os.path.join(step_dir, "outputs", record["file"]),
                         os.path.join(target, record["file"]))
+        meta = {k: record[k] for k in ("file", "backend", "type", "bytes", "hash") if k in record}
+        artifacts[var] = {"artifacts": [{"name": var, "uri": uri, "metadata": meta}]}
 
     if opts["metrics"]:
-        path, uri, out_file = opts["metrics"]
+        path, uri = opts["metrics"]
         metrics_json = os.path.join(step_dir, "metrics.json")
         values = {}
         if os.path.exists(metrics_json):
             with open(metrics_json, encoding="utf-8") as f:
                 values = json.load(f)
-        parent = os.path.dirname(path)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        # The file is what `kale trial` downloads; the executor output's metadata is
-        # what the KFP UI shows for a system.Metrics artifact.
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(values, f)
+        # The file is what `kale trial` downloads; the artifact's metadata is what the
+        # KFP UI shows for a system.Metrics artifact (numbers only).
+        write_json(path, values)
         numeric = {k: v for k, v in values.items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        parent = os.path.dirname(out_file)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        with open(out_file, "w", encoding="utf-8") as f:
-            json.dump({"artifacts": {METRICS_KEY: {"artifacts": [
-                {"name": METRICS_KEY, "uri": uri, "metadata": numeric}]}}}, f)
+        artifacts[METRICS_KEY] = {"artifacts": [
+            {"name": METRICS_KEY, "uri": uri, "metadata": numeric}]}
         for k, v in values.items():
             print("%s=%s" % (k, v))
+
+    # KFP's launchers differ: the cluster's uploads every declared output path, but
+    # kfp.local (and so its DockerRunner) knows only the artifacts listed here.
+    write_json(opts["executor-output"], {"artifacts": artifacts})
+
+
+def step_succeeded(step_dir):
+    try:
+        with open(os.path.join(step_dir, "status.json"), encoding="utf-8") as f:
+            return json.load(f).get("status") == "succeeded"
+    except (OSError, ValueError):
+        return False
 
 
 main()

@@ -17,4 +17,5 @@ pub mod cluster;
 pub mod katib;
 pub mod kfp;
 pub mod kfp_client;
+pub mod packages;
 pub mod trial;

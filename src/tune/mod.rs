@@ -56,6 +56,8 @@ pub struct TuneOptions {
     pub jobs_per_trial: usize,
     /// A trial running longer than this is stopped and counted as failed.
     pub trial_timeout: Option<Duration>,
+    /// GPUs and CPU share, shared by all trials' steps.
+    pub resources: Option<Arc<exec::resources::ResourcePool>>,
 }
 
 /// What the live view shows; rebuilt after every event.
@@ -81,6 +83,8 @@ pub trait TuneReporter: Send + Sync {
     fn update(&self, _state: &LiveState) {}
     /// One line per finished trial.
     fn trial_finished(&self, _line: &str, _state: &LiveState) {}
+    /// A line worth keeping that is not a trial's end (why a cached step ran again).
+    fn notice(&self, _line: &str, _state: &LiveState) {}
 }
 
 #[derive(Clone, Debug)]
@@ -92,9 +96,21 @@ pub struct TuneOutcome {
     pub trials: Vec<TrialRow>,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    /// Steps that ran again although cached, or whose result was not kept: (trial,
+    /// step, why).
+    pub cache_notes: Vec<(i64, String, String)>,
 }
 
 enum Event {
+    Gpus {
+        number: i64,
+        gpus: Vec<String>,
+    },
+    CacheNote {
+        number: i64,
+        step: String,
+        note: String,
+    },
     Intermediate {
         number: i64,
         value: f64,
@@ -114,6 +130,8 @@ struct Running {
     cancel: watch::Sender<bool>,
     intermediate: Vec<f64>,
     pruned: bool,
+    /// The GPUs its current step holds.
+    gpus: Vec<String>,
 }
 
 /// Settings stored with the experiment, from which a resumed session rebuilds them.
@@ -318,6 +336,21 @@ struct TrialReporter {
 }
 
 impl Reporter for TrialReporter {
+    fn step_gpus(&self, _step: &str, gpus: &[String]) {
+        let _ = self.events.send(Event::Gpus {
+            number: self.number,
+            gpus: gpus.to_vec(),
+        });
+    }
+
+    fn step_cache_note(&self, step: &str, note: &str) {
+        let _ = self.events.send(Event::CacheNote {
+            number: self.number,
+            step: step.to_string(),
+            note: note.to_string(),
+        });
+    }
+
     fn step_output(&self, _step: &str, line: &str, _is_stderr: bool) {
         if let Some(rest) = line.trim().strip_prefix(&self.objective_prefix)
             && let Ok(value) = rest.trim().parse::<f64>()
@@ -373,6 +406,7 @@ pub async fn tune(
     let mut cache_hits: u64 = rows.iter().map(|r| r.cache_hits as u64).sum();
     let mut cache_misses: u64 = rows.iter().map(|r| r.cache_misses as u64).sum();
     let objective_prefix = format!("{}=", search.objective);
+    let mut cache_notes = Vec::new();
     // One fork server for the whole session: the notebook's imports are paid
     // once, not once per step of every trial.
     let fork_server = exec::fork_server::ForkServerSlot::for_pipeline(pipeline);
@@ -406,7 +440,13 @@ pub async fn tune(
             }
             let mut r: Vec<_> = running
                 .iter()
-                .map(|(n, t)| (*n, t.label.clone(), t.started.elapsed().as_secs_f64()))
+                .map(|(n, t)| {
+                    let label = match t.gpus.as_slice() {
+                        [] => t.label.clone(),
+                        gpus => format!("{}  [gpu {}]", t.label, gpus.join(",")),
+                    };
+                    (*n, label, t.started.elapsed().as_secs_f64())
+                })
                 .collect();
             r.sort_by_key(|x| x.0);
             state.running = r;
@@ -487,6 +527,7 @@ pub async fn tune(
                         cancel: cancel_tx,
                         intermediate: Vec::new(),
                         pruned: false,
+                        gpus: Vec::new(),
                     },
                 );
                 let run_id = format!(
@@ -504,6 +545,7 @@ pub async fn tune(
                     reuse: opts.reuse,
                     experiment: Some((experiment.spec.name.clone(), number as u64)),
                     fork_server: fork_server.clone(),
+                    resources: opts.resources.clone(),
                 };
                 store.set_run_dir(
                     experiment.id,
@@ -562,6 +604,18 @@ pub async fn tune(
         };
         let Some(event) = event else { break };
         match event {
+            Event::Gpus { number, gpus } => {
+                if let Some(t) = running.get_mut(&number) {
+                    t.gpus = gpus;
+                }
+            }
+            Event::CacheNote { number, step, note } => {
+                reporter.notice(
+                    &format!("trial {number} · {step}: {note}"),
+                    &live(&rows, &running, cache_hits, cache_misses),
+                );
+                cache_notes.push((number, step, note));
+            }
             Event::Intermediate { number, value } => {
                 let Some(t) = running.get_mut(&number) else {
                     continue;
@@ -725,6 +779,7 @@ pub async fn tune(
         trials,
         cache_hits,
         cache_misses,
+        cache_notes,
     })
 }
 

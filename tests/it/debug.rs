@@ -170,7 +170,18 @@ fn failing_step_reopens_with_its_data_and_raises_the_same_exception() {
     assert!(!stderr.contains("warning"), "{stderr}");
 
     let generated: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let loader: String = generated["cells"][1]["source"]
+    // After the imports and functions cells, as in the step program.
+    let cells = generated["cells"].as_array().unwrap();
+    let at = cells
+        .iter()
+        .position(|c| c["metadata"]["kale_debug"]["role"] == "snapshot")
+        .expect("a loader cell");
+    let roles: Vec<&str> = cells[..at]
+        .iter()
+        .filter_map(|c| c["metadata"]["kale_debug"]["role"].as_str())
+        .collect();
+    assert_eq!(roles, ["imports", "functions"]);
+    let loader: String = cells[at]["source"]
         .as_array()
         .unwrap()
         .iter()

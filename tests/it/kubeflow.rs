@@ -106,27 +106,37 @@ fn yaml_docs(text: &str) -> Vec<Value> {
     serde_saphyr::from_multiple::<Value>(text).expect("kale writes parseable YAML")
 }
 
-/// The manifest with the long embedded sources (bootstrap, runtime, step programs)
-/// replaced by markers: the golden file pins the structure, not the Python text that
-/// other tests check.
+/// The manifest with what follows the runtime's and the programs' text (the runtime
+/// bundle and its id, step programs and their line maps) replaced by markers: the
+/// golden file pins the structure, not the Python text that other tests check.
 fn normalised_kfp(text: &str) -> String {
     let mut docs = yaml_docs(text);
     let spec = &mut docs[0];
-    for (_, exec) in spec["deploymentSpec"]["executors"]
+    for (label, exec) in spec["deploymentSpec"]["executors"]
         .as_object_mut()
         .unwrap()
         .iter_mut()
     {
         let c = &mut exec["container"];
-        c["command"][3] = json!("<kfp_bootstrap.py>");
         let args = c["args"].as_array_mut().unwrap();
+        if label == "exec-kale-runtime" {
+            args[0] = json!("<runtime id>");
+            args[1] = json!("<runtime bundle>");
+            continue;
+        }
         for i in 0..args.len() {
-            if args[i] == "--runtime" {
-                args[i + 1] = json!("<kale_runtime.py>");
-            }
-            if args[i] == "--program" {
-                args[i + 1] = json!("<step program>");
-            }
+            let marker = match args[i].as_str() {
+                Some("--runtime-id") => "<runtime id>".to_string(),
+                Some("--program") => "<step program>".to_string(),
+                Some("--lines") => "<line map>".to_string(),
+                Some("--install") => {
+                    let pin = args[i + 1].as_str().unwrap();
+                    let dist = pin.split_once("==").unwrap().0;
+                    format!("{dist}==<version in the test Python>")
+                }
+                _ => continue,
+            };
+            args[i + 1] = json!(marker);
         }
     }
     docs.iter()
@@ -159,11 +169,15 @@ fn check_golden(name: &str, actual: &str) {
 fn digits_compiles_to_a_valid_kfp_pipeline_matching_the_golden_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pipeline.yaml");
-    let res = compile(
-        &examples_dir().join("digits.ipynb"),
-        &["--target", "kfp"],
-        &out,
-    );
+    // The pins of the packages a stock image lacks come from the Python kale uses.
+    let res = kale()
+        .arg("compile")
+        .arg(examples_dir().join("digits.ipynb"))
+        .args(["--target", "kfp", "-o"])
+        .arg(&out)
+        .env("KALE_PYTHON", python())
+        .output()
+        .unwrap();
     assert!(
         res.status.success(),
         "{}",
@@ -175,10 +189,16 @@ fn digits_compiles_to_a_valid_kfp_pipeline_matching_the_golden_file() {
     let text = std::fs::read_to_string(&out).unwrap();
     check_golden("digits.kfp.yaml", &normalised_kfp(&text));
 
-    // The containers carry the very runtime `kale run` uses, and the parameter values
-    // are not in the program text (they are component inputs).
+    // The steps run the very runtime `kale run` uses, shipped once by the runtime task,
+    // and the parameter values are not in the program text (they are component inputs).
     let spec = &yaml_docs(&text)[0];
-    let train = &spec["deploymentSpec"]["executors"]["exec-train"]["container"];
+    let execs = &spec["deploymentSpec"]["executors"];
+    let bundle = kale::kubeflow::kfp::runtime_bundle();
+    assert_eq!(
+        execs["exec-kale-runtime"]["container"]["args"][1],
+        bundle.blob.as_str()
+    );
+    let train = &execs["exec-train"]["container"];
     let args: Vec<&str> = train["args"]
         .as_array()
         .unwrap()
@@ -186,7 +206,11 @@ fn digits_compiles_to_a_valid_kfp_pipeline_matching_the_golden_file() {
         .map(|a| a.as_str().unwrap())
         .collect();
     let at = |flag: &str| args[args.iter().position(|a| *a == flag).unwrap() + 1];
-    assert_eq!(at("--runtime"), kale::codegen::RUNTIME_SOURCE);
+    assert_eq!(at("--runtime-id"), bundle.id);
+    assert!(
+        !text.contains("def begin_step"),
+        "the runtime travels compressed"
+    );
     assert!(at("--program").contains("model = SVC(C=C, gamma=gamma, kernel=kernel)"));
     assert!(!at("--program").contains("C = 1.0"));
     assert!(args.contains(&"{{$.inputs.parameters['C']}}"));
@@ -385,7 +409,10 @@ fn kubernetes_settings_go_where_kfp_reads_them_and_validate() {
     let (spec, platform) = (&docs[0], &docs[1]);
     let tasks = &spec["root"]["dag"]["tasks"];
     // The `prev:side` edge stays although no variable flows from `side` to `use`.
-    assert_eq!(tasks["use"]["dependentTasks"], json!(["make", "side"]));
+    assert_eq!(
+        tasks["use"]["dependentTasks"],
+        json!(["kale-runtime", "make", "side"])
+    );
     assert_eq!(
         tasks["use"]["cachingOptions"],
         json!({"enableCache": false})
@@ -395,7 +422,7 @@ fn kubernetes_settings_go_where_kfp_reads_them_and_validate() {
         json!({"enableCache": true})
     );
     // Each step gets only the parameters it reads.
-    assert!(tasks["side"].get("inputs").is_none());
+    assert!(tasks["side"]["inputs"].get("parameters").is_none());
     assert_eq!(
         tasks["make"]["inputs"]["parameters"],
         json!({"a": {"componentInputParameter": "a"}})
@@ -625,7 +652,7 @@ fn compiled_containers_run_the_step_programs_with_the_runs_parameters() {
                 String::from_utf8_lossy(&o.stderr)
             );
         }
-        assert_eq!(runs.len(), 3);
+        assert_eq!(runs.len(), 4, "the runtime task and three steps");
         // The data artifact is a directory holding the marshalled file.
         assert!(root.path().join("make/data").read_dir().unwrap().count() == 1);
         let metrics: Value =
@@ -708,4 +735,199 @@ fn examples_and_clean_corpus_notebooks_compile_to_valid_pipelines() {
     );
     let failures = validate("validate_kfp.py", &compiled);
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The runtime travels once per pipeline: the digits pipeline's YAML is at most 10 KB
+/// per step, and a 30-step notebook stays far below etcd's 1.5 MiB object limit (the
+/// Argo Workflow KFP creates holds every component).
+#[test]
+fn compiled_pipelines_carry_the_runtime_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let digits = dir.path().join("digits.yaml");
+    assert!(
+        compile(&examples_dir().join("digits.ipynb"), &[], &digits)
+            .status
+            .success()
+    );
+    let text = std::fs::read_to_string(&digits).unwrap();
+    let steps = 4;
+    eprintln!(
+        "digits: {} bytes, {} per step",
+        text.len(),
+        text.len() / steps
+    );
+    assert!(text.len() / steps <= 10_000, "{} bytes", text.len());
+    let blob = &kale::kubeflow::kfp::runtime_bundle().blob;
+    assert_eq!(text.matches(blob.as_str()).count(), 1);
+
+    let mut cells: Vec<(Vec<String>, String)> = vec![
+        (vec!["imports".into()], "import math".into()),
+        (
+            vec!["pipeline-parameters".into()],
+            "rate = 0.5\nrounds = 3".into(),
+        ),
+        (vec!["step:s0".into()], "x0 = [rate] * rounds".into()),
+    ];
+    for i in 1..30 {
+        cells.push((
+            vec![format!("step:s{i}"), format!("prev:s{}", i - 1)],
+            format!(
+                "# step {i}: a few lines of ordinary notebook code\nx{i} = [math.sqrt(v + {i}) for v in x{}]\ntotal_{i} = sum(x{i})\nprint(f\"step {i}: {{total_{i}:.3f}}\")",
+                i - 1
+            ),
+        ));
+    }
+    cells.push((vec!["pipeline-metrics".into()], "print(total_29)".into()));
+    let owned: Vec<(Vec<&str>, &str)> = cells
+        .iter()
+        .map(|(t, s)| (t.iter().map(String::as_str).collect(), s.as_str()))
+        .collect();
+    let cs: Vec<C> = owned
+        .iter()
+        .map(|(t, s)| C::Code(t.as_slice(), s))
+        .collect();
+    let nb = write_notebook(dir.path(), "thirty.ipynb", &cs, None);
+    let thirty = dir.path().join("thirty.yaml");
+    let res = compile(&nb, &[], &thirty);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let size = std::fs::metadata(&thirty).unwrap().len();
+    eprintln!("30 steps: {size} bytes");
+    assert!(size < 200 * 1024, "{size} bytes");
+    let failures = validate("validate_kfp.py", &[digits, thirty]);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// On a stock Python image the steps install the notebook's third-party packages,
+/// pinned to the local Python's versions; what the local Python lacks is named.
+#[test]
+fn stock_python_images_get_the_notebooks_packages_pinned_or_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = examples_dir().join("digits.ipynb");
+    let version = |module: &str| {
+        let out = Command::new(python())
+            .args([
+                "-c",
+                &format!("import {module}; print({module}.__version__)"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let out = dir.path().join("pinned.yaml");
+    let res = kale()
+        .arg("compile")
+        .arg(&nb)
+        .arg("-o")
+        .arg(&out)
+        .env("KALE_PYTHON", python())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    let want = [
+        format!("numpy=={}", version("numpy")),
+        format!("scikit-learn=={}", version("sklearn")),
+    ];
+    assert!(
+        stderr.contains(&format!("install {}, {} at start", want[0], want[1])),
+        "{stderr}"
+    );
+    let spec = &yaml_docs(&std::fs::read_to_string(&out).unwrap())[0];
+    for (label, exec) in spec["deploymentSpec"]["executors"].as_object().unwrap() {
+        let args: Vec<&str> = exec["container"]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let pins: Vec<&str> = args
+            .windows(2)
+            .filter(|w| w[0] == "--install")
+            .map(|w| w[1])
+            .collect();
+        if label == "exec-kale-runtime" {
+            assert!(pins.is_empty());
+        } else {
+            assert_eq!(pins, want, "{label}");
+        }
+    }
+
+    let res = kale()
+        .arg("compile")
+        .arg(&nb)
+        .arg("-o")
+        .arg(dir.path().join("unpinned.yaml"))
+        .env("KALE_PYTHON", dir.path().join("no-such-python"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: steps on `python:3.11` import `numpy`, `sklearn`, which the image lacks and kale cannot pin"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(dir.path().join("unpinned.yaml")).unwrap();
+    assert!(!text.contains("--install"));
+
+    // An image of the user's own is trusted to have its libraries.
+    let custom = write_notebook(
+        dir.path(),
+        "custom.ipynb",
+        &[
+            C::Code(&["imports"], "import numpy as np"),
+            C::Code(&["step:a"], "x = np.zeros(3)"),
+        ],
+        Some(json!({"base_image": "ghcr.io/me/ds:1"})),
+    );
+    let res = kale()
+        .arg("compile")
+        .arg(&custom)
+        .arg("-o")
+        .arg(dir.path().join("custom.yaml"))
+        .env("KALE_PYTHON", python())
+        .output()
+        .unwrap();
+    assert!(res.status.success());
+    assert!(!String::from_utf8_lossy(&res.stderr).contains("numpy"));
+    let text = std::fs::read_to_string(dir.path().join("custom.yaml")).unwrap();
+    assert!(!text.contains("--install"));
+}
+
+/// The runtime ships without its comment-only lines: that is only safe while no line of
+/// a multi-line string starts with `#`, which Python's own tokenizer checks here.
+#[test]
+fn shipped_sources_lose_only_comments() {
+    let check = r##"
+import io, sys, tokenize
+bad = []
+for path in sys.argv[1:]:
+    src = open(path, encoding="utf-8").read()
+    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+        if tok.type == tokenize.STRING:
+            for i, line in enumerate(tok.string.splitlines()[1:], tok.start[0] + 1):
+                if line.lstrip().startswith("#"):
+                    bad.append("%s:%d" % (path, i))
+print("\n".join(bad))
+"##;
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(check)
+        .arg(manifest_dir().join("src/runtime/kale_runtime.py"))
+        .arg(manifest_dir().join("src/kubeflow/kfp_bootstrap.py"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        bad.trim().is_empty(),
+        "string lines that start with `#` would be dropped from the shipped runtime:\n{bad}"
+    );
 }

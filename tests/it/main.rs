@@ -1,6 +1,7 @@
 //! The integration-test binary: each module drives the real `kale` binary on real
 //! notebooks (written to temporary directories or taken from `../shared/corpus`).
 
+mod cache_snapshot;
 mod corpus;
 mod dashboard;
 mod debug;
@@ -8,9 +9,12 @@ mod fork_server;
 mod fuzz;
 mod inspect;
 mod katib_cluster;
+mod kfp_local;
 mod kubeflow;
 mod kubeflow_kfp;
 mod lifecycle;
+mod marshal;
+mod resources;
 mod run;
 mod support;
 mod tune;

@@ -166,3 +166,38 @@ fn ipython_syntax_never_breaks_analysis() {
     );
     kale().arg("validate").arg(&nb).assert().success();
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = crate::support::write_notebook(
+        dir.path(),
+        "many.ipynb",
+        &(0..600)
+            .map(|i| {
+                let tags: &'static [&'static str] = Box::leak(
+                    vec![&*Box::leak(format!("step:s{i}").into_boxed_str())].into_boxed_slice(),
+                );
+                crate::support::C::Code(tags, "x = 1")
+            })
+            .collect::<Vec<_>>(),
+        None,
+    );
+    let bin = assert_cmd::cargo::cargo_bin("kale");
+    // `kale inspect | head -1`, with a reader that leaves after one line.
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; '{}' inspect '{}' --json | head -c 10 >/dev/null; echo \"status ${{PIPESTATUS[0]}}\" >&2",
+            bin.display(),
+            nb.display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("status 141") || stderr.contains("status 0"),
+        "{stderr}"
+    );
+}

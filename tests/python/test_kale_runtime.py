@@ -697,6 +697,78 @@ class StepProgramTest(TempDirTest):
 
 
 @unittest.skipUnless(HAS_IPYTHON, "IPython not installed")
+class SnapshotTest(TempDirTest):
+    """``reads.json``: what a step read and wrote, for the cache's snapshot."""
+
+    def run_tracked(self, body):
+        nb = os.path.join(self.tmp, "nb")
+        step_dir = os.path.join(nb, ".kale", "runs", "r", "steps", "s")
+        os.makedirs(step_dir)
+        with open(os.path.join(step_dir, "context.json"), "w") as f:
+            json.dump({"step": "s", "inputs": {}, "untracked_dirs": [os.path.join(nb, ".kale")]}, f)
+        with open(os.path.join(nb, "data.txt"), "w") as f:
+            f.write("10")
+        with open(os.path.join(nb, "helper_mod.py"), "w") as f:
+            f.write("X = 1\n")
+        program = os.path.join(step_dir, "program.py")
+        with open(program, "w") as f:
+            f.write("import sys as _s; _s.path[0] = ''\nimport kale_runtime as _kale\n"
+                    "_kale.start('s')\n" + textwrap.dedent(body) +
+                    "\n_kale.finish(outputs=[], metrics=[])\n")
+        env = dict(os.environ, KALE_STEP_DIR=step_dir, PYTHONPATH=RUNTIME_DIR)
+        proc = subprocess.run([sys.executable, program], cwd=nb, env=env,
+                              capture_output=True, text=True, timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        return nb, read_json(os.path.join(step_dir, "reads.json"))
+
+    def test_reads_writes_and_local_modules(self):
+        nb, rec = self.run_tracked("""
+            import helper_mod
+            value = int(open("data.txt").read())
+            with open("made.txt", "w") as f:
+                f.write("x")
+            open("made.txt").read()          # its own product: not a read
+            with open("log.txt", "a") as f:  # appended: a side effect, not restored
+                f.write("ran")
+            try:
+                open("missing.cfg")
+            except OSError:
+                pass
+            import json                      # stdlib: the interpreter's version covers it
+        """)
+        reads = {os.path.basename(r["path"]): r for r in rec["reads"]}
+        self.assertEqual(sorted(reads), ["data.txt", "helper_mod.py", "missing.cfg"])
+        self.assertEqual(reads["data.txt"]["size"], 2)
+        self.assertTrue(reads["missing.cfg"]["absent"])
+        self.assertEqual([os.path.basename(w) for w in rec["writes"]], ["made.txt"])
+        self.assertEqual(rec["untracked"], [])
+        self.assertEqual(rec["python"]["executable"], sys.executable)
+        # Nothing under kale's own folder (inputs, status files) is a read.
+        self.assertFalse(any("/.kale/" in r["path"] for r in rec["reads"]))
+
+    def test_read_then_written_and_network_are_untracked(self):
+        _, rec = self.run_tracked("""
+            with open("data.txt") as f:
+                f.read()
+            with open("data.txt", "w") as f:
+                f.write("11")
+            import socket
+            s = socket.socket()
+            s.settimeout(0.2)
+            s.connect_ex(("127.0.0.1", 9))
+            s.close()
+        """)
+        self.assertEqual([os.path.basename(p) for p in rec["read_then_written"]], ["data.txt"])
+        self.assertTrue(any("connected to" in u for u in rec["untracked"]), rec["untracked"])
+
+    @unittest.skipUnless(HAS_NUMPY, "numpy not installed")
+    def test_third_party_packages_by_site_entry(self):
+        _, rec = self.run_tracked("import numpy")
+        entries = [e for tops in rec["packages"].values() for e in tops]
+        self.assertIn("numpy", entries)
+        self.assertFalse(any("numpy" in r["path"] for r in rec["reads"]))
+
+
 class IPythonTest(TempDirTest):
     def test_magics_and_shell(self):
         program = textwrap.dedent("""\

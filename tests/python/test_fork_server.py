@@ -1,0 +1,135 @@
+"""The fork server's protocol (src/runtime/kale_zygote.py), driven directly.
+
+kale talks to the server over a SOCK_SEQPACKET pair: the server says it is ready,
+each request carries the step's stdout/stderr pipes as SCM_RIGHTS, the server
+answers with the child's pid and later reports how the child exited. These tests
+play kale's side of that conversation.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import unittest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ZYGOTE = os.path.join(REPO, "src", "runtime", "kale_zygote.py")
+
+
+@unittest.skipUnless(sys.platform.startswith("linux") and sys.version_info >= (3, 9),
+                     "the fork server runs on Linux with Python 3.9+")
+class ForkServerProtocolTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="kale-zygote-test-")
+        self.addCleanup(self.tmp.cleanup)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock = ours
+        self.server = subprocess.Popen(
+            [sys.executable, ZYGOTE, str(theirs.fileno()), "json", "no_such_module_xyz"],
+            pass_fds=[theirs.fileno()], cwd=self.tmp.name)
+        theirs.close()
+        self.addCleanup(self.stop)
+        self.assertEqual(self.receive(), {"ready": True})
+        self.next_id = 0
+        self.exits = {}
+
+    def stop(self):
+        self.sock.close()
+        try:
+            self.server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.server.wait()
+
+    def receive(self):
+        self.sock.settimeout(30)
+        message = self.sock.recv(1 << 16)
+        return json.loads(message)
+
+    def program(self, source):
+        path = os.path.join(self.tmp.name, "program_%d.py" % self.next_id)
+        with open(path, "w") as f:
+            f.write(textwrap.dedent(source))
+        return path
+
+    def spawn(self, source, env=None):
+        """Sends one request; returns (pid, stdout read end, stderr read end)."""
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        self.next_id += 1
+        request = {"id": self.next_id, "program": self.program(source), "cwd": self.tmp.name,
+                   "env": env or {}}
+        socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w])
+        os.close(out_w)
+        os.close(err_w)
+        reply = self.receive()
+        self.assertEqual(reply["id"], self.next_id, reply)
+        return reply["pid"], out_r, err_r
+
+    def finish(self, pid, out_r, err_r):
+        """Waits for the child's exit report; returns (code, stdout, stderr)."""
+        while pid not in self.exits:
+            message = self.receive()
+            if "exited" in message:
+                self.exits[message["exited"]] = message["code"]
+        with os.fdopen(out_r) as out, os.fdopen(err_r) as err:
+            return self.exits[pid], out.read(), err.read()
+
+    def test_a_child_runs_the_program_as_python_would(self):
+        pid, out, err = self.spawn("""
+            import sys, os
+            print("argv", sys.argv[0].endswith(".py"), __name__, os.environ["STEP"])
+            print("already imported:", "json" in sys.modules)
+            print("to stderr", file=sys.stderr)
+        """, env={"STEP": "train"})
+        code, stdout, stderr = self.finish(pid, out, err)
+        self.assertEqual(code, 0, stderr)
+        self.assertIn("argv True __main__ train", stdout)
+        # The server imported `json` once: the child finds it already loaded.
+        self.assertIn("already imported: True", stdout)
+        self.assertIn("to stderr", stderr)
+
+    def test_exit_codes_exceptions_and_signals_are_reported(self):
+        pid, out, err = self.spawn("import sys\nsys.exit(3)\n")
+        self.assertEqual(self.finish(pid, out, err)[0], 3)
+
+        pid, out, err = self.spawn("def f():\n    raise ValueError('boom')\nf()\n")
+        code, _, stderr = self.finish(pid, out, err)
+        self.assertEqual(code, 1)
+        # The traceback starts at the program, as `python PROGRAM` prints it.
+        self.assertIn("ValueError: boom", stderr)
+        self.assertNotIn("kale_zygote", stderr)
+
+        pid, out, err = self.spawn("import time\nprint('up', flush=True)\ntime.sleep(60)\n")
+        with os.fdopen(os.dup(out)) as peek:
+            self.assertEqual(peek.readline().strip(), "up")
+        # Each child leads its own process group, as kale stops a step by its group.
+        self.assertEqual(os.getpgid(pid), pid)
+        os.killpg(pid, signal.SIGTERM)
+        self.assertIsNone(self.finish(pid, out, err)[0])
+
+    def test_children_are_independent(self):
+        first = self.spawn("import os\nprint(os.getpid())\nx = 1\n")
+        second = self.spawn("print('x' in globals())\n")
+        code1, stdout1, _ = self.finish(*first)
+        code2, stdout2, _ = self.finish(*second)
+        self.assertEqual((code1, code2), (0, 0))
+        self.assertEqual(int(stdout1), first[0])
+        # A fresh __main__ per child: nothing leaks from one step into the next.
+        self.assertEqual(stdout2.strip(), "False")
+
+    def test_a_request_without_its_pipes_is_refused(self):
+        self.next_id += 1
+        request = {"id": self.next_id, "program": self.program("pass"), "cwd": self.tmp.name,
+                   "env": {}}
+        self.sock.send(json.dumps(request).encode())
+        reply = self.receive()
+        self.assertEqual(reply, {"id": self.next_id, "error": "expected two pipes"})
+
+
+if __name__ == "__main__":
+    unittest.main()
