@@ -51,6 +51,22 @@ pub enum Command {
     Runs(RunsCommand),
     /// Write a notebook that reopens one step of a run with exactly the data it had.
     Debug(DebugArgs),
+    /// Serve a live, read-only web dashboard of the experiments (on 127.0.0.1 by default).
+    Dashboard(DashboardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// The notebook's directory, the notebook, or an experiment store (`kale.db`).
+    #[arg(value_name = "NOTEBOOK_DIR|DB", default_value = ".")]
+    pub path: PathBuf,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8765)]
+    pub port: u16,
+    /// Address to listen on; anything but a loopback address shares the experiments
+    /// with the network.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +99,10 @@ pub struct RunArgs {
     /// Override a pipeline parameter, typed by its default (repeatable): `-p lr=0.5`.
     #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
+    /// Start from the parameters of an experiment's best trial (`EXP`) or of one trial
+    /// (`EXP/TRIAL`); `-p` flags still override them.
+    #[arg(long, value_name = "EXP[/TRIAL]")]
+    pub params_from: Option<String>,
     /// Steps to run at once (default: the number of cores).
     #[arg(short = 'j', long)]
     pub jobs: Option<usize>,
@@ -171,7 +191,26 @@ pub struct SearchFlags {
     #[arg(long = "setting", value_name = "NAME=VALUE", help_heading = "Search")]
     pub algorithm_settings: Vec<String>,
     /// A parameter to search (repeatable): `--param lr=double:1e-4..1e-1:log`.
-    #[arg(long = "param", value_name = "NAME=SPEC", help_heading = "Search")]
+    #[arg(
+        long = "param",
+        value_name = "NAME=SPEC",
+        help_heading = "Search",
+        long_help = "A parameter to search (repeatable). NAME is a pipeline parameter; SPEC is one of:\n\
+  int:MIN..MAX[:step=S][:DIST]      whole numbers, both ends included (step 1 unless given)\n\
+  double:MIN..MAX[:step=S][:DIST]   real numbers; with step, the grid MIN, MIN+S, ... up to MAX\n\
+  categorical:A,B,C                 one of the strings\n\
+  discrete:V1,V2,...                one of the numbers\n\
+DIST is how random and TPE draws spread: uniform (default), log (log-uniform, needs MIN > 0),\n\
+normal or lognormal (centred, truncated to the range). `:log` and `:step` cannot be combined;\n\
+list log-spaced values with discrete instead. Grid search needs a step (or a list) for every\n\
+double.\n\
+Examples:\n\
+  --param lr=double:1e-4..1e-1:log\n\
+  --param depth=int:2..10  --param depth=int:2..10:step=2\n\
+  --param dropout=double:0..0.5:step=0.1\n\
+  --param kernel=categorical:rbf,linear,poly\n\
+  --param C=discrete:0.1,1,10,100"
+    )]
     pub params: Vec<String>,
     /// A Katib `parameters` list (YAML or JSON) to use as the search space.
     #[arg(long = "space", value_name = "FILE", help_heading = "Search")]
@@ -250,6 +289,12 @@ pub struct TuneArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Serve the live dashboard (`kale dashboard`) while the tune runs and print its URL.
+    #[arg(long, conflicts_with = "katib")]
+    pub dashboard: bool,
+    /// Port of --dashboard (default: any free one).
+    #[arg(long, value_name = "N", requires = "dashboard", default_value_t = 0)]
+    pub dashboard_port: u16,
     #[command(flatten)]
     pub python: PythonArgs,
     #[command(flatten)]
@@ -297,8 +342,21 @@ pub enum ExperimentsCommand {
     Show(ShowArgs),
     /// Several experiments side by side.
     Compare(CompareArgs),
-    /// Plot each trial's objective and the best so far, as SVG.
+    /// Plot an experiment (history, importance, parallel coordinates, slices) as SVG or PNG.
     Plot(PlotArgs),
+    /// Remove an experiment and its trials from the store (run directories stay until
+    /// `kale cache prune`).
+    Delete(ShowArgs),
+    /// Give an experiment a new name.
+    Rename(RenameArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    pub experiment: String,
+    pub new_name: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -337,6 +395,12 @@ pub struct ShowArgs {
 pub struct CompareArgs {
     #[arg(required = true, num_args = 2..)]
     pub experiments: Vec<String>,
+    /// Also write the experiments' histories overlaid in one plot (`.svg` or `.png`).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Objective axis of the plot in log scale.
+    #[arg(long)]
+    pub log_y: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -344,9 +408,17 @@ pub struct CompareArgs {
 #[derive(Debug, Args)]
 pub struct PlotArgs {
     pub experiment: String,
-    /// Output file (`.svg`).
+    /// Output file: `.svg`, or `.png` for a rendered image.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+    /// history: objective by trial and best so far; importance: fANOVA parameter
+    /// importance; parallel: parallel coordinates; slice: objective against each parameter;
+    /// contour: objective over the two most important parameters.
+    #[arg(long, value_name = "KIND", default_value = "history", value_parser = ["history", "importance", "parallel", "slice", "contour"])]
+    pub kind: String,
+    /// Objective axis in log scale (when every value is positive).
+    #[arg(long)]
+    pub log_y: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }

@@ -19,12 +19,15 @@
 
 pub mod analysis;
 pub mod codegen;
+pub mod dashboard;
 pub mod diagnostics;
 pub mod exec;
 pub mod inspect;
 pub mod kubeflow;
 pub mod notebook;
 pub mod pipeline;
+pub mod plot;
+pub mod report;
 pub mod snapshot;
 pub mod store;
 pub mod tune;

@@ -8,6 +8,7 @@
 //!   `random`, `grid`, `tpe` and `bayesianoptimization`.
 //! - [`stopping`]: `medianstop` and ASHA over intermediate values.
 //! - [`katib`]: samplers and stopping rules from Katib algorithm names and settings.
+//! - [`importance`]: fANOVA parameter importance from finished trials.
 //! - [`Study`]: a small in-memory ask/tell loop.
 //!
 //! The crate knows nothing about notebooks or pipelines.
@@ -38,6 +39,7 @@
 //! assert_eq!(space.to_katib_json()[1]["feasibleSpace"]["max"], "4");
 //! ```
 
+pub mod importance;
 pub mod katib;
 pub mod sampler;
 pub mod space;

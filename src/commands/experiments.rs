@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+
 use std::process::ExitCode;
 
 use kale::store::{Experiment, Store, TrialRow};
@@ -9,7 +10,7 @@ use kale::tune::{best_trial, params_text, trial_line};
 use kale_search::Direction;
 use serde_json::json;
 
-use crate::cli::{ExperimentsCommand, StoreArgs};
+use crate::cli::{CompareArgs, ExperimentsCommand, PlotArgs, StoreArgs};
 
 use super::EXIT_BAD_INPUT;
 
@@ -18,8 +19,10 @@ pub fn run(cmd: &ExperimentsCommand) -> anyhow::Result<ExitCode> {
         ExperimentsCommand::List(a) if a.katib => super::katib::list(a),
         ExperimentsCommand::List(a) => list(&a.store),
         ExperimentsCommand::Show(a) => show(&a.experiment, &a.store),
-        ExperimentsCommand::Compare(a) => compare(&a.experiments, &a.store),
-        ExperimentsCommand::Plot(a) => plot(&a.experiment, &a.output, &a.store),
+        ExperimentsCommand::Compare(a) => compare(a),
+        ExperimentsCommand::Plot(a) => plot(a),
+        ExperimentsCommand::Delete(a) => delete(&a.experiment, &a.store),
+        ExperimentsCommand::Rename(a) => rename(&a.experiment, &a.new_name, &a.store),
     }
 }
 
@@ -156,8 +159,10 @@ fn show(name: &str, args: &StoreArgs) -> anyhow::Result<ExitCode> {
         Err(c) => return Ok(c),
     };
     let best = best_trial(&trials, direction(&e));
+    let importance = kale::report::importance(&e, &trials);
     if args.json {
-        let doc = json!({"experiment": e, "best": best.map(|b| b.number), "trials": trials});
+        let doc = json!({"experiment": e, "best": best.map(|b| b.number), "trials": trials,
+            "importance": match &importance { Ok(i) => json!(i), Err(why) => json!({"unavailable": why}) }});
         println!("{}", serde_json::to_string(&doc)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -184,8 +189,66 @@ fn show(name: &str, args: &StoreArgs) -> anyhow::Result<ExitCode> {
             .map(|g| format!(" (goal {g})"))
             .unwrap_or_default()
     );
-    let _ = writeln!(out, "algorithm  {} {}", e.spec.algorithm, e.spec.settings);
-    let _ = writeln!(out, "space      {}", e.spec.space);
+    let settings: Vec<String> = e
+        .spec
+        .settings
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    format!(
+                        "{}={}",
+                        s["name"].as_str().unwrap_or("?"),
+                        kale::report::value_text(&s["value"])
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "algorithm  {}{}",
+        e.spec.algorithm,
+        if settings.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", settings.join(", "))
+        }
+    );
+    let rows = kale::report::space_rows(&e);
+    if rows.is_empty() {
+        let _ = writeln!(out, "space      {}", e.spec.space);
+    } else {
+        let w = |f: &dyn Fn(&kale::report::SpaceRow) -> String, min: usize| {
+            rows.iter()
+                .map(|r| f(r).chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(min)
+        };
+        let (wn, wt, wv, ws) = (
+            w(&|r| r.name.clone(), 9),
+            w(&|r| r.kind.clone(), 4),
+            w(&|r| r.values.clone(), 6),
+            w(&|r| r.step.clone().unwrap_or_else(|| "-".into()), 4),
+        );
+        let _ = writeln!(
+            out,
+            "space      {:<wn$}  {:<wt$}  {:<wv$}  {:<ws$}  distribution",
+            "parameter", "type", "values", "step"
+        );
+        for r in &rows {
+            let _ = writeln!(
+                out,
+                "           {:<wn$}  {:<wt$}  {:<wv$}  {:<ws$}  {}",
+                r.name,
+                r.kind,
+                r.values,
+                r.step.as_deref().unwrap_or("-"),
+                r.distribution
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "trials     {total} of {} ({ok} succeeded, {failed} failed), {} at once, {:.1}s",
@@ -197,11 +260,33 @@ fn show(name: &str, args: &StoreArgs) -> anyhow::Result<ExitCode> {
             "best       trial {}: {}={} {}",
             b.number,
             e.spec.objective,
-            b.value.unwrap_or(f64::NAN),
+            kale::report::num(b.value.unwrap_or(f64::NAN)),
             params_text(&b.params)
         );
         if let Some(dir) = &b.run_dir {
             let _ = writeln!(out, "           {dir}");
+        }
+    }
+    match &importance {
+        Ok(imp) => {
+            let _ = writeln!(out, "importance (fANOVA)");
+            let width = imp
+                .iter()
+                .map(|p| p.name.chars().count())
+                .max()
+                .unwrap_or(0);
+            for p in imp {
+                let bar = "█".repeat((p.importance * 30.0).round() as usize);
+                let _ = writeln!(
+                    out,
+                    "  {:<width$}  {:>5.1}%  {bar}",
+                    p.name,
+                    100.0 * p.importance
+                );
+            }
+        }
+        Err(why) => {
+            let _ = writeln!(out, "importance -  ({why})");
         }
     }
     let _ = writeln!(out);
@@ -217,7 +302,14 @@ fn show(name: &str, args: &StoreArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn compare(names: &[String], args: &StoreArgs) -> anyhow::Result<ExitCode> {
+fn compare(a: &CompareArgs) -> anyhow::Result<ExitCode> {
+    let (names, args) = (&a.experiments, &a.store);
+    if let Some(file) = &a.plot
+        && let Err(why) = kale::plot::format_of(file)
+    {
+        eprintln!("error: {why}");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    }
     let store = match open(args) {
         Ok(s) => s,
         Err(c) => return Ok(c),
@@ -331,190 +423,134 @@ fn compare(names: &[String], args: &StoreArgs) -> anyhow::Result<ExitCode> {
         out.push('\n');
     }
     print!("{out}");
+    if let Some(file) = &a.plot {
+        let series: Vec<kale::plot::Series> = columns
+            .iter()
+            .map(|(e, t)| kale::plot::Series {
+                name: &e.spec.name,
+                direction: direction(e),
+                trials: t,
+            })
+            .collect();
+        let svg = kale::plot::history(
+            &names.join(" vs "),
+            &columns[0].0.spec.objective,
+            &series,
+            kale::plot::Options { log_y: a.log_y },
+        );
+        kale::plot::write(file, &svg).map_err(|why| anyhow::anyhow!(why))?;
+        eprintln!("wrote {}", file.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn plot(name: &str, output: &Path, args: &StoreArgs) -> anyhow::Result<ExitCode> {
+fn plot(a: &PlotArgs) -> anyhow::Result<ExitCode> {
+    let Some(kind) = kale::plot::Kind::parse(&a.kind) else {
+        eprintln!("error: unknown plot kind `{}`", a.kind);
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    };
+    if let Err(why) = kale::plot::format_of(&a.output) {
+        eprintln!("error: {why}");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    }
+    let store = match open(&a.store) {
+        Ok(s) => s,
+        Err(c) => return Ok(c),
+    };
+    let (e, trials) = match load(&store, &a.experiment) {
+        Ok(x) => x,
+        Err(c) => return Ok(c),
+    };
+    let svg = kale::plot::render(kind, &e, &trials, kale::plot::Options { log_y: a.log_y });
+    kale::plot::write(&a.output, &svg).map_err(|why| anyhow::anyhow!(why))?;
+    eprintln!("wrote {}", a.output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn delete(name: &str, args: &StoreArgs) -> anyhow::Result<ExitCode> {
     let store = match open(args) {
         Ok(s) => s,
         Err(c) => return Ok(c),
     };
-    let (e, trials) = match load(&store, name) {
-        Ok(x) => x,
+    if let Err(c) = load(&store, name) {
+        return Ok(c);
+    }
+    match store.delete_experiment(name) {
+        Ok(e) => {
+            eprintln!(
+                "deleted experiment {} ({} on {})",
+                e.spec.name, e.status, e.spec.notebook
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(EXIT_BAD_INPUT))
+        }
+    }
+}
+
+fn rename(from: &str, to: &str, args: &StoreArgs) -> anyhow::Result<ExitCode> {
+    if to.trim().is_empty() || to.contains('/') {
+        eprintln!("error: `{to}` cannot name an experiment (empty, or contains `/`)");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    }
+    let store = match open(args) {
+        Ok(s) => s,
         Err(c) => return Ok(c),
     };
-    let svg = history_svg(&e, &trials);
-    std::fs::write(output, svg)
-        .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", output.display()))?;
-    eprintln!("wrote {}", output.display());
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Each succeeded trial's objective as a dot and the best so far as a step line.
-pub fn history_svg(e: &Experiment, trials: &[TrialRow]) -> String {
-    let (w, h) = (760.0_f64, 420.0_f64);
-    let (left, right, top, bottom) = (70.0, 20.0, 40.0, 50.0);
-    let points: Vec<(f64, f64)> = trials
-        .iter()
-        .filter(|t| t.status == "succeeded")
-        .filter_map(|t| Some((t.number as f64, t.value?)))
-        .collect();
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{left}" y="22" font-size="15" font-weight="bold">{} — {} {} by trial</text>"#,
-        xml(&e.spec.name),
-        e.spec.direction,
-        xml(&e.spec.objective)
-    );
-    if points.is_empty() {
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{}" text-anchor="middle">no succeeded trials yet</text></svg>"#,
-            w / 2.0,
-            h / 2.0
-        );
-        return svg;
+    if let Err(c) = load(&store, from) {
+        return Ok(c);
     }
-    let max_x = trials.iter().map(|t| t.number).max().unwrap_or(0).max(1) as f64;
-    let (mut lo, mut hi) = points
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-            (a.min(p.1), b.max(p.1))
-        });
-    if (hi - lo).abs() < 1e-12 {
-        lo -= 0.5;
-        hi += 0.5;
-    }
-    let pad = (hi - lo) * 0.05;
-    let (lo, hi) = (lo - pad, hi + pad);
-    let px = |x: f64| left + (x / max_x) * (w - left - right);
-    let py = |y: f64| top + (1.0 - (y - lo) / (hi - lo)) * (h - top - bottom);
-    // Axes and grid.
-    let _ = writeln!(
-        svg,
-        r##"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="#333"/>"##,
-        h - bottom,
-        w - right,
-        h - bottom
-    );
-    let _ = writeln!(
-        svg,
-        r##"<line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="#333"/>"##,
-        h - bottom
-    );
-    for i in 0..=5 {
-        let v = lo + (hi - lo) * i as f64 / 5.0;
-        let y = py(v);
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{left}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#eee"/>"##,
-            w - right
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
-            left - 6.0,
-            y + 4.0,
-            fmt_tick(v)
-        );
-    }
-    let step = (max_x / 10.0).ceil().max(1.0);
-    let mut x = 0.0;
-    while x <= max_x {
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-            px(x),
-            h - bottom + 18.0,
-            x as i64
-        );
-        x += step;
-    }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">trial</text>"#,
-        (left + w - right) / 2.0,
-        h - 10.0
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="16" y="{}" transform="rotate(-90 16 {})" text-anchor="middle">{}</text>"#,
-        (top + h - bottom) / 2.0,
-        (top + h - bottom) / 2.0,
-        xml(&e.spec.objective)
-    );
-    // Best so far.
-    let dir = direction(e);
-    let mut best: Option<f64> = None;
-    let mut path = String::new();
-    for (x, y) in &points {
-        let next = match best {
-            Some(b) if !dir.better(*y, b) => b,
-            _ => *y,
-        };
-        if let Some(b) = best {
-            let _ = write!(path, " L{:.1},{:.1}", px(*x), py(b));
+    match store.rename_experiment(from, to) {
+        Ok(()) => {
+            eprintln!("renamed experiment {from} to {to}");
+            Ok(ExitCode::SUCCESS)
         }
-        let _ = write!(
-            path,
-            "{}{:.1},{:.1}",
-            if path.is_empty() { "M" } else { " L" },
-            px(*x),
-            py(next)
-        );
-        best = Some(next);
-    }
-    let _ = writeln!(
-        svg,
-        r##"<path d="{path}" fill="none" stroke="#d62728" stroke-width="2"/>"##
-    );
-    for (x, y) in &points {
-        let _ = writeln!(
-            svg,
-            r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="#1f77b4" fill-opacity="0.75"/>"##,
-            px(*x),
-            py(*y)
-        );
-    }
-    let failed = trials.iter().filter(|t| t.status == "failed").count();
-    let _ = writeln!(
-        svg,
-        r##"<circle cx="{}" cy="30" r="4" fill="#1f77b4"/><text x="{}" y="34">trial objective</text>"##,
-        w - 260.0,
-        w - 250.0
-    );
-    let _ = writeln!(
-        svg,
-        r##"<line x1="{}" y1="30" x2="{}" y2="30" stroke="#d62728" stroke-width="2"/><text x="{}" y="34">best so far{}</text>"##,
-        w - 150.0,
-        w - 130.0,
-        w - 125.0,
-        if failed > 0 {
-            format!(" ({failed} failed not shown)")
-        } else {
-            String::new()
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(EXIT_BAD_INPUT))
         }
-    );
-    svg.push_str("</svg>\n");
-    svg
-}
-
-fn fmt_tick(v: f64) -> String {
-    if v.abs() >= 1000.0 || (v != 0.0 && v.abs() < 0.01) {
-        format!("{v:.2e}")
-    } else {
-        format!("{v:.3}")
     }
 }
 
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// `-p` texts for a trial's parameters: the best trial of `EXP`, or `EXP/TRIAL`.
+pub fn params_from(notebook: &Path, spec: &str) -> Result<Vec<String>, String> {
+    let (name, trial) = match spec.rsplit_once('/') {
+        Some((n, t)) => (
+            n,
+            Some(
+                t.parse::<i64>()
+                    .map_err(|_| format!("`{t}` in `{spec}` is not a trial number"))?,
+            ),
+        ),
+        None => (spec, None),
+    };
+    let path = Store::default_path(notebook);
+    if !path.exists() {
+        return Err(format!("no experiment store at {}", path.display()));
+    }
+    let store = Store::open_read_only(&path).map_err(|e| e.to_string())?;
+    let e = store.experiment(name).map_err(|e| e.to_string())?;
+    let trials = store.trials(e.id).map_err(|e| e.to_string())?;
+    let row = match trial {
+        Some(n) => trials
+            .iter()
+            .find(|t| t.number == n)
+            .ok_or_else(|| format!("experiment `{name}` has no trial {n}"))?,
+        None => best_trial(&trials, direction(&e))
+            .ok_or_else(|| format!("experiment `{name}` has no succeeded trial"))?,
+    };
+    Ok(row
+        .params
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect()
+        })
+        .unwrap_or_default())
 }

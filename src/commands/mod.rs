@@ -2,6 +2,7 @@
 
 mod cache;
 mod compile;
+mod dashboard;
 mod debug;
 mod experiments;
 mod inspect;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trial(args) => trial::run(&args),
         Command::Runs(cmd) => runs::run(&cmd),
         Command::Debug(args) => debug::run(&args),
+        Command::Dashboard(args) => dashboard::run(&args),
     }
 }
 

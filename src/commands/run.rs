@@ -16,7 +16,22 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let mut overrides = BTreeMap::new();
-    for text in &args.params {
+    let mut texts = Vec::new();
+    if let Some(spec) = &args.params_from {
+        match super::experiments::params_from(&args.notebook, spec) {
+            Ok(t) => {
+                eprintln!("parameters from {spec}: {}", t.join(" "));
+                texts = t;
+            }
+            Err(message) => {
+                eprintln!("error: --params-from {spec}: {message}");
+                return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            }
+        }
+    }
+    // Explicit -p flags come last, so they win over --params-from.
+    texts.extend(args.params.iter().cloned());
+    for text in &texts {
         match kale::pipeline::parse_override(&pipeline, text) {
             Ok((name, value)) => {
                 overrides.insert(name, value);

@@ -138,6 +138,20 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
     let rt = super::runtime()?;
     let outcome = rt.block_on(async {
         let cancel = super::ctrl_c_signal();
+        // The dashboard serves from this process for as long as the tune runs.
+        if args.dashboard {
+            match kale::dashboard::bind(&store_path, "127.0.0.1", args.dashboard_port).await {
+                Ok(dash) => {
+                    eprintln!(
+                        "dashboard: {}e/{}",
+                        dash.url(),
+                        name.replace('%', "%25").replace(' ', "%20")
+                    );
+                    tokio::spawn(dash.serve());
+                }
+                Err(e) => eprintln!("warning: no dashboard: {e}"),
+            }
+        }
         tune::tune(&pipeline, experiment, &search, &opts, view.clone(), cancel).await
     });
     view.finish();
@@ -145,6 +159,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
+            release_after_error(&store_path, &name, args.resume, &e.to_string());
             return Ok(ExitCode::from(EXIT_BAD_INPUT));
         }
     };
@@ -194,7 +209,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
             "best: trial {} {}={} with {}\n  run: {}",
             best.number,
             search.objective,
-            best.value.unwrap_or(f64::NAN),
+            kale::report::num(best.value.unwrap_or(f64::NAN)),
             tune::params_text(&best.params),
             best.run_dir.as_deref().unwrap_or("-")
         ),
@@ -210,6 +225,20 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
             super::module_not_found_hint(&opts.interpreter, python_source)
         );
     }
+    // Early stopping compares intermediate values; without them it never acts.
+    let finished = outcome
+        .trials
+        .iter()
+        .filter(|t| matches!(t.status.as_str(), "succeeded" | "early_stopped"));
+    if search.early_stopping.is_some()
+        && finished.clone().count() > 0
+        && finished.clone().all(|t| t.intermediate.is_empty())
+    {
+        eprintln!(
+            "warning: --early-stopping had nothing to compare: no step printed an intermediate `{obj}=VALUE` line\n  hint: print `{obj}=<value>` (e.g. `print(f\"{obj}={{{obj}}}\")`) after each epoch or step of the training loop",
+            obj = search.objective
+        );
+    }
     if outcome.status == "interrupted" {
         eprintln!(
             "resume with: kale tune {} --name {name} --resume",
@@ -221,6 +250,24 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
         "interrupted" => ExitCode::from(EXIT_INTERRUPTED),
         _ => ExitCode::from(EXIT_STEP_FAILED),
     })
+}
+
+/// A tune that stopped on an error must not leave its experiment `running`: a new
+/// experiment that made no trial is removed (its name is free again), any other is
+/// marked failed with the error as the reason.
+fn release_after_error(store_path: &std::path::Path, name: &str, resumed: bool, error: &str) {
+    let Ok(store) = Store::open(store_path) else {
+        return;
+    };
+    let Ok(e) = store.experiment(name) else {
+        return;
+    };
+    let made_trials = store.trials(e.id).map(|t| !t.is_empty()).unwrap_or(true);
+    if !resumed && !made_trials {
+        let _ = store.delete_experiment(name);
+    } else {
+        let _ = store.finish_experiment(e.id, "failed", error, 0.0);
+    }
 }
 
 /// A redrawn status block on a terminal; one line per finished trial otherwise.
@@ -249,8 +296,15 @@ impl LiveView {
 
 fn render(s: &LiveState) -> String {
     let done = s.succeeded + s.failed + s.early_stopped;
+    // At the pace so far: elapsed time per finished trial times the trials left.
+    let eta = if done > 0 && done < s.max_trials {
+        let left = s.max_trials - done;
+        format!(", ETA {:.0}s", s.elapsed / done as f64 * left as f64)
+    } else {
+        String::new()
+    };
     let mut out = format!(
-        "{}  {} {}  trials {done}/{} done ({} ok, {} failed{}), {} running  {:.0}s\n",
+        "{}  {} {}  trials {done}/{} done ({} ok, {} failed{}), {} running  {:.0}s{eta}\n",
         s.experiment,
         s.direction,
         s.objective,

@@ -28,6 +28,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("experiment `{name}` is being run by another kale process (pid {pid})")]
     Busy { name: String, pid: i64 },
+    #[error("an experiment named `{0}` already exists")]
+    Taken(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -168,6 +170,34 @@ impl Store {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Opens an existing store for reading only (the dashboard): no schema change,
+    /// no journal-mode switch, so a reader can never disturb a running tune.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        let sql = |source| StoreError::Sql {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Changes whenever another connection commits to the database (SQLite's
+    /// `data_version`); cheap enough to poll for live views.
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.sql(e))
     }
 
     fn sql(&self, source: rusqlite::Error) -> StoreError {
@@ -390,6 +420,47 @@ impl Store {
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| self.sql(e))?;
         Ok(rows)
+    }
+
+    /// Removes an experiment and its trials. Refused while a live process runs it.
+    pub fn delete_experiment(&self, name: &str) -> Result<Experiment> {
+        let e = self.experiment(name)?;
+        self.check_not_running(&e)?;
+        self.conn
+            .execute("DELETE FROM experiments WHERE id = ?1", [e.id])
+            .map_err(|err| self.sql(err))?;
+        Ok(e)
+    }
+
+    /// Gives an experiment a new name. Refused while a live process runs it, and
+    /// when the new name is taken.
+    pub fn rename_experiment(&self, from: &str, to: &str) -> Result<()> {
+        let e = self.experiment(from)?;
+        self.check_not_running(&e)?;
+        if self.experiment_exists(to)? {
+            return Err(StoreError::Taken(to.to_string()));
+        }
+        self.conn
+            .execute(
+                "UPDATE experiments SET name = ?2, updated_at = ?3 WHERE id = ?1",
+                params![e.id, to, now()],
+            )
+            .map_err(|err| self.sql(err))?;
+        Ok(())
+    }
+
+    fn check_not_running(&self, e: &Experiment) -> Result<()> {
+        if let Some(pid) = e.owner_pid
+            && e.status == "running"
+            && pid != i64::from(std::process::id())
+            && process_alive(pid)
+        {
+            return Err(StoreError::Busy {
+                name: e.spec.name.clone(),
+                pid,
+            });
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

@@ -202,6 +202,7 @@ pub fn prepare(
         )));
     }
     let search = search.ok_or_else(|| TuneError::Setup("no search settings".into()))?;
+    check_startable(&search)?;
     let e = store.create_experiment(&NewExperiment {
         name: name.to_string(),
         notebook: pipeline.notebook.display().to_string(),
@@ -221,6 +222,23 @@ pub fn prepare(
             .map(|(n, s)| json!({"name": n, "settings": s})),
     })?;
     Ok((e, search))
+}
+
+/// Everything that would stop [`tune`] before its first trial, checked before the
+/// experiment is recorded, so that a bad setting never leaves a `running` experiment
+/// with no trials (nor a stored space that `--resume` would fail on again): the
+/// algorithm and its settings, a first suggestion from a throwaway sampler (grid
+/// refuses spaces it cannot enumerate there), and the early-stopping rule.
+pub fn check_startable(search: &ResolvedSearch) -> Result<(), TuneError> {
+    let mut probe = sampler_from_katib(&search.algorithm, &search.settings)
+        .map_err(|e| TuneError::Setup(e.to_string()))?;
+    probe
+        .ask(&search.space, &[], search.direction)
+        .map_err(|e| TuneError::Setup(e.to_string()))?;
+    if let Some((name, settings)) = &search.early_stopping {
+        stopping_from_katib(name, settings).map_err(|e| TuneError::Setup(e.to_string()))?;
+    }
+    Ok(())
 }
 
 pub fn direction_name(d: Direction) -> &'static str {
@@ -277,7 +295,7 @@ fn params_from_json(space: &SearchSpace, v: &Value) -> Option<Params> {
     Some(out)
 }
 
-fn history_from_rows(space: &SearchSpace, rows: &[TrialRow]) -> Vec<Trial> {
+pub(crate) fn history_from_rows(space: &SearchSpace, rows: &[TrialRow]) -> Vec<Trial> {
     rows.iter()
         .filter_map(|r| {
             let params = params_from_json(space, &r.params)?;
@@ -303,9 +321,11 @@ fn label(p: &BTreeMap<String, ParamValue>) -> String {
         .join(" ")
 }
 
+/// A running trial's value, written as [`params_text`] writes finished ones.
 fn short(v: &ParamValue) -> String {
     match v {
-        ParamValue::Float(f) => format!("{}", (f * 1e6).round() / 1e6).replace("e-", "e-"),
+        ParamValue::Float(f) => crate::report::num(*f),
+        ParamValue::Str(s) => s.clone(),
         other => other.to_python(),
     }
 }
@@ -801,17 +821,7 @@ pub fn params_text(params: &Value) -> String {
     match params {
         Value::Object(m) => m
             .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    Value::Number(n) => match n.as_f64() {
-                        Some(f) if n.is_f64() => format!("{}", (f * 1e6).round() / 1e6),
-                        _ => n.to_string(),
-                    },
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                format!("{k}={v}")
-            })
+            .map(|(k, v)| format!("{k}={}", crate::report::value_text(v)))
             .collect::<Vec<_>>()
             .join(" "),
         other => other.to_string(),

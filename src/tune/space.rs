@@ -399,6 +399,13 @@ pub fn parse_param_flag(text: &str) -> Result<ParameterSpec, String> {
                     o => return Err(bad(&format!("unknown option `{o}`"))),
                 }
             }
+            // A step makes the evenly spaced lattice MIN, MIN+STEP, ..., which a log
+            // distribution cannot follow: refuse rather than silently drop `:log`.
+            if feasible.step.is_some() && feasible.distribution.is_some_and(Distribution::is_log) {
+                return Err(bad(
+                    "`:log` and `:step` cannot be combined (a step makes an evenly spaced grid); drop `:step` for a log-uniform search, or list log-spaced values with `discrete:0.1,1,10,100`",
+                ));
+            }
             if kind == "int" {
                 ParameterType::Int
             } else {

@@ -3,6 +3,7 @@
 
 mod cache_snapshot;
 mod corpus;
+mod dashboard;
 mod debug;
 mod fork_server;
 mod fuzz;
@@ -11,6 +12,7 @@ mod katib_cluster;
 mod kfp_local;
 mod kubeflow;
 mod kubeflow_kfp;
+mod lifecycle;
 mod marshal;
 mod resources;
 mod run;

@@ -1,0 +1,557 @@
+//! `kale dashboard`: a read-only web view of an experiment store.
+//!
+//! Pages are rendered on the server (HTML with the plots of [`crate::plot`] inline), so
+//! they work without JavaScript and look like the files `kale experiments plot`
+//! writes. A small embedded script keeps the open page live: it listens to
+//! `/api/events` (server-sent events, one per committed change to the store, found by
+//! polling SQLite's `data_version`) and swaps in the re-rendered page. Every page has
+//! a JSON twin under `/api/`. Nothing is fetched from elsewhere: the stylesheet and
+//! the script are compiled into the binary.
+
+mod html;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::exec::manifest::Manifest;
+use crate::plot::{self, Kind};
+use crate::report;
+use crate::store::{Experiment, Store, TrialRow};
+
+const STYLE: &str = include_str!("assets/style.css");
+const SCRIPT: &str = include_str!("assets/app.js");
+
+/// Most of a step log a page shows (the end of it, where errors are).
+const LOG_TAIL_BYTES: u64 = 64 * 1024;
+
+struct AppState {
+    db: PathBuf,
+    /// Bumped on every change to the store; `/api/events` streams it.
+    version: watch::Receiver<u64>,
+}
+
+type Shared = Arc<AppState>;
+
+/// A bound, not yet serving, dashboard.
+pub struct Dashboard {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    pub addr: SocketAddr,
+}
+
+/// Binds `host:port` (port 0 picks a free one) for the store at `db`. The store must
+/// exist; it is only ever read.
+pub async fn bind(db: &Path, host: &str, port: u16) -> std::io::Result<Dashboard> {
+    if !db.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no experiment store at {}", db.display()),
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind((host, port)).await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = watch::channel(0u64);
+    spawn_watcher(db.to_path_buf(), tx);
+    let state = Arc::new(AppState {
+        db: db.to_path_buf(),
+        version: rx,
+    });
+    Ok(Dashboard {
+        listener,
+        router: router(state),
+        addr,
+    })
+}
+
+impl Dashboard {
+    /// `http://host:port/`, with 127.0.0.1 for the unspecified address.
+    pub fn url(&self) -> String {
+        let host = match self.addr.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        format!("http://{host}:{}/", self.addr.port())
+    }
+
+    /// Serves until the task is dropped or the process ends.
+    pub async fn serve(self) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router).await
+    }
+}
+
+fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/", get(page_index))
+        .route("/e/{name}", get(page_experiment))
+        .route("/e/{name}/t/{number}", get(page_trial))
+        .route("/compare", get(page_compare))
+        .route("/plot/{name}/{kind}", get(plot_svg))
+        .route("/plot-compare.svg", get(plot_compare_svg))
+        .route(
+            "/static/style.css",
+            get(|| async { asset("text/css", STYLE) }),
+        )
+        .route(
+            "/static/app.js",
+            get(|| async { asset("text/javascript", SCRIPT) }),
+        )
+        .route("/api/experiments", get(api_experiments))
+        .route("/api/experiments/{name}", get(api_experiment))
+        .route("/api/experiments/{name}/trials/{number}", get(api_trial))
+        .route("/api/compare", get(api_compare))
+        .route("/api/events", get(api_events))
+        .with_state(state)
+}
+
+/// Polls the store's `data_version` on its own thread (SQLite calls block) and
+/// publishes a counter that moves whenever a tune commits something.
+fn spawn_watcher(db: PathBuf, tx: watch::Sender<u64>) {
+    std::thread::spawn(move || {
+        let mut store = None;
+        let mut last = None;
+        let mut n = 0u64;
+        loop {
+            if tx.is_closed() {
+                return;
+            }
+            if store.is_none() {
+                store = Store::open_read_only(&db).ok();
+            }
+            if let Some(s) = &store {
+                match s.data_version() {
+                    Ok(v) if last != Some(v) => {
+                        if last.is_some() {
+                            n += 1;
+                            let _ = tx.send(n);
+                        }
+                        last = Some(v);
+                    }
+                    Ok(_) => {}
+                    Err(_) => store = None,
+                }
+            }
+            std::thread::sleep(Duration::from_millis(400));
+        }
+    });
+}
+
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A failed request, as the page or JSON the client asked for.
+#[derive(Debug)]
+pub struct Failure {
+    status: StatusCode,
+    message: String,
+    json: bool,
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        if self.json {
+            (self.status, Json(json!({"error": self.message}))).into_response()
+        } else {
+            (
+                self.status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                html::error_page(&self.message),
+            )
+                .into_response()
+        }
+    }
+}
+
+type Reply<T> = Result<T, Failure>;
+
+/// Runs store reads off the async workers.
+async fn read<T: Send + 'static>(
+    state: &Shared,
+    json: bool,
+    f: impl FnOnce(&Store) -> Reply<T> + Send + 'static,
+) -> Reply<T> {
+    let db = state.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = Store::open_read_only(&db).map_err(|e| Failure {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: e.to_string(),
+            json,
+        })?;
+        f(&store)
+    })
+    .await
+    .map_err(|e| Failure {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: e.to_string(),
+        json,
+    })?
+}
+
+fn load(store: &Store, name: &str, json: bool) -> Reply<(Experiment, Vec<TrialRow>)> {
+    let fail = |status, message: String| Failure {
+        status,
+        message,
+        json,
+    };
+    let e = store.experiment(name).map_err(|err| match err {
+        crate::store::StoreError::NotFound(_) => fail(StatusCode::NOT_FOUND, err.to_string()),
+        other => fail(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    })?;
+    let trials = store
+        .trials(e.id)
+        .map_err(|err| fail(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;
+    Ok((e, trials))
+}
+
+fn all(store: &Store, json: bool) -> Reply<Vec<(Experiment, Vec<TrialRow>)>> {
+    let list = store.experiments().map_err(|e| Failure {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: e.to_string(),
+        json,
+    })?;
+    list.into_iter()
+        .map(|e| {
+            let t = store.trials(e.id).map_err(|err| Failure {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: err.to_string(),
+                json,
+            })?;
+            Ok((e, t))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// JSON documents (the pages show exactly these).
+
+/// Trial counts by status.
+pub fn counts(trials: &[TrialRow]) -> Value {
+    let n = |s: &str| trials.iter().filter(|t| t.status == s).count();
+    json!({
+        "total": trials.iter().filter(|t| t.status != "interrupted").count(),
+        "succeeded": n("succeeded"),
+        "failed": n("failed"),
+        "early_stopped": n("early_stopped"),
+        "running": n("running"),
+        "interrupted": n("interrupted"),
+    })
+}
+
+/// Seconds left at the mean finished-trial pace, while the experiment runs.
+pub fn eta_seconds(e: &Experiment, trials: &[TrialRow]) -> Option<f64> {
+    if e.status != "running" {
+        return None;
+    }
+    let done: Vec<f64> = trials
+        .iter()
+        .filter(|t| matches!(t.status.as_str(), "succeeded" | "failed" | "early_stopped"))
+        .filter_map(|t| t.seconds)
+        .collect();
+    if done.is_empty() {
+        return None;
+    }
+    let mean = done.iter().sum::<f64>() / done.len() as f64;
+    let left = (e.spec.max_trials - done.len() as i64).max(0) as f64;
+    Some(mean * left / e.spec.parallel.max(1) as f64)
+}
+
+fn summary(e: &Experiment, trials: &[TrialRow]) -> Value {
+    let best = crate::tune::best_trial(trials, report::direction(e));
+    json!({
+        "name": e.spec.name,
+        "notebook": e.spec.notebook,
+        "status": e.status,
+        "reason": e.reason,
+        "objective": e.spec.objective,
+        "direction": e.spec.direction,
+        "algorithm": e.spec.algorithm,
+        "max_trials": e.spec.max_trials,
+        "trials": counts(trials),
+        "best": best.map(|b| json!({"trial": b.number, "value": b.value, "params": b.params})),
+        "created_at": e.created_at,
+        "updated_at": e.updated_at,
+    })
+}
+
+/// Everything the experiment page shows.
+pub fn experiment_doc(e: &Experiment, trials: &[TrialRow]) -> Value {
+    experiment_doc_with(e, trials, &report::importance(e, trials))
+}
+
+/// [`experiment_doc`] with the importance already computed.
+pub fn experiment_doc_with(
+    e: &Experiment,
+    trials: &[TrialRow],
+    importance: &Result<Vec<kale_search::importance::ParamImportance>, String>,
+) -> Value {
+    let best = crate::tune::best_trial(trials, report::direction(e));
+    let importance = match importance {
+        Ok(i) => json!(i),
+        Err(why) => json!({"unavailable": why}),
+    };
+    json!({
+        "experiment": e,
+        "counts": counts(trials),
+        "eta_seconds": eta_seconds(e, trials),
+        "best": best,
+        "space": report::space_rows(e),
+        "importance": importance,
+        "best_so_far": report::best_so_far(report::direction(e), trials),
+        "trials": trials,
+    })
+}
+
+/// A trial's row plus what its run directory holds: the steps of its manifest and
+/// the tail of each step's stdout and stderr.
+pub fn trial_doc(trial: &TrialRow) -> Value {
+    let mut steps = Vec::new();
+    if let Some(dir) = trial.run_dir.as_deref().map(Path::new)
+        && let Ok(m) = Manifest::read(dir)
+    {
+        for s in &m.steps {
+            let log = |f: &str| tail(&dir.join("steps").join(&s.name).join(f));
+            steps.push(json!({
+                "name": s.name,
+                "status": s.status.as_str(),
+                "seconds": s.seconds,
+                "error": s.error,
+                "stdout": log("stdout.log"),
+                "stderr": log("stderr.log"),
+            }));
+        }
+    }
+    json!({"trial": trial, "steps": steps})
+}
+
+/// The last [`LOG_TAIL_BYTES`] of a file, `None` when it is missing.
+fn tail(path: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let skip = len.saturating_sub(LOG_TAIL_BYTES);
+    f.seek(SeekFrom::Start(skip)).ok()?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    Some(if skip > 0 {
+        format!("[… first {skip} bytes left out …]\n{text}")
+    } else {
+        text
+    })
+}
+
+fn compare_names(query: &[(String, String)]) -> Vec<String> {
+    query
+        .iter()
+        .filter(|(k, _)| k == "e")
+        .flat_map(|(_, v)| v.split(',').map(str::trim).map(String::from))
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+fn log_scale(query: &[(String, String)]) -> bool {
+    query.iter().any(|(k, v)| k == "log" && v != "0")
+}
+
+async fn api_experiments(State(s): State<Shared>) -> Reply<Json<Value>> {
+    read(&s, true, |store| {
+        let list = all(store, true)?;
+        Ok(Json(json!(
+            list.iter().map(|(e, t)| summary(e, t)).collect::<Vec<_>>()
+        )))
+    })
+    .await
+}
+
+async fn api_experiment(
+    State(s): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> Reply<Json<Value>> {
+    read(&s, true, move |store| {
+        let (e, t) = load(store, &name, true)?;
+        Ok(Json(experiment_doc(&e, &t)))
+    })
+    .await
+}
+
+fn find_trial(trials: &[TrialRow], number: i64, json: bool) -> Reply<&TrialRow> {
+    trials
+        .iter()
+        .find(|t| t.number == number)
+        .ok_or_else(|| Failure {
+            status: StatusCode::NOT_FOUND,
+            message: format!("no trial {number}"),
+            json,
+        })
+}
+
+async fn api_trial(
+    State(s): State<Shared>,
+    UrlPath((name, number)): UrlPath<(String, i64)>,
+) -> Reply<Json<Value>> {
+    read(&s, true, move |store| {
+        let (_, t) = load(store, &name, true)?;
+        Ok(Json(trial_doc(find_trial(&t, number, true)?)))
+    })
+    .await
+}
+
+async fn api_compare(
+    State(s): State<Shared>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Reply<Json<Value>> {
+    let names = compare_names(&q);
+    read(&s, true, move |store| {
+        let mut out = Vec::new();
+        for n in &names {
+            let (e, t) = load(store, n, true)?;
+            let mut doc = summary(&e, &t);
+            doc["best_so_far"] = json!(report::best_so_far(report::direction(&e), &t));
+            doc["values"] = json!(
+                t.iter()
+                    .map(|t| json!({"trial": t.number, "status": t.status, "value": t.value}))
+                    .collect::<Vec<_>>()
+            );
+            out.push(doc);
+        }
+        Ok(Json(json!(out)))
+    })
+    .await
+}
+
+async fn api_events(
+    State(s): State<Shared>,
+) -> Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let rx = s.version.clone();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.changed().await.ok()?;
+        let v = *rx.borrow_and_update();
+        Some((Ok(Event::default().event("change").data(v.to_string())), rx))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+fn html_page(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+fn svg(body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn page_index(State(s): State<Shared>) -> Reply<Response> {
+    let db = s.db.display().to_string();
+    read(&s, false, move |store| {
+        Ok(html_page(html::index(&db, &all(store, false)?)))
+    })
+    .await
+}
+
+async fn page_experiment(
+    State(s): State<Shared>,
+    UrlPath(name): UrlPath<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Reply<Response> {
+    let log = log_scale(&q);
+    read(&s, false, move |store| {
+        let (e, t) = load(store, &name, false)?;
+        Ok(html_page(html::experiment(&e, &t, log)))
+    })
+    .await
+}
+
+async fn page_trial(
+    State(s): State<Shared>,
+    UrlPath((name, number)): UrlPath<(String, i64)>,
+) -> Reply<Response> {
+    read(&s, false, move |store| {
+        let (e, t) = load(store, &name, false)?;
+        let trial = find_trial(&t, number, false)?;
+        Ok(html_page(html::trial(&e, trial, &trial_doc(trial))))
+    })
+    .await
+}
+
+async fn page_compare(
+    State(s): State<Shared>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Reply<Response> {
+    let names = compare_names(&q);
+    let log = log_scale(&q);
+    read(&s, false, move |store| {
+        let mut picked = Vec::new();
+        for n in &names {
+            picked.push(load(store, n, false)?);
+        }
+        let everything = all(store, false)?;
+        Ok(html_page(html::compare(&everything, &picked, log)))
+    })
+    .await
+}
+
+async fn plot_svg(
+    State(s): State<Shared>,
+    UrlPath((name, file)): UrlPath<(String, String)>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Reply<Response> {
+    let kind = file
+        .strip_suffix(".svg")
+        .and_then(Kind::parse)
+        .ok_or_else(|| Failure {
+            status: StatusCode::NOT_FOUND,
+            message: format!(
+                "no plot `{file}`; the plots are history, importance, parallel, slice and contour (.svg)"
+            ),
+            json: false,
+        })?;
+    let opts = plot::Options {
+        log_y: log_scale(&q),
+    };
+    read(&s, false, move |store| {
+        let (e, t) = load(store, &name, false)?;
+        Ok(svg(plot::render(kind, &e, &t, opts)))
+    })
+    .await
+}
+
+async fn plot_compare_svg(
+    State(s): State<Shared>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Reply<Response> {
+    let names = compare_names(&q);
+    let log = log_scale(&q);
+    read(&s, false, move |store| {
+        let mut picked = Vec::new();
+        for n in &names {
+            picked.push(load(store, n, false)?);
+        }
+        Ok(svg(html::compare_plot(&picked, log)))
+    })
+    .await
+}
