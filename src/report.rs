@@ -141,6 +141,22 @@ fn space_row(p: &ParameterSpec) -> SpaceRow {
     }
 }
 
+/// `12.3 MiB`: sizes as people read them.
+pub fn human_bytes(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,7 @@ pub fn run(cmd: &CacheCommand) -> anyhow::Result<ExitCode> {
                 println!(
                     "objects     {} ({})",
                     stats.objects,
-                    human_bytes(stats.bytes)
+                    kale::report::human_bytes(stats.bytes)
                 );
                 println!(
                     "saves       {:.1}s of step time when every entry is hit once",
@@ -109,27 +109,12 @@ pub fn run(cmd: &CacheCommand) -> anyhow::Result<ExitCode> {
             } else {
                 println!(
                     "removed {entries} cache entries and {objects} objects ({}); data of {dropped_runs} older runs pruned; kept the newest {} runs and pinned ones",
-                    human_bytes(bytes),
+                    kale::report::human_bytes(bytes),
                     args.keep_runs
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-pub fn human_bytes(b: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < units.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", units[i])
     }
 }
 
@@ -215,7 +200,7 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
             match (&r.stat, &r.hash) {
                 (Some(stat), Some(hash)) => println!(
                     "  read      {shown}  {}  {}",
-                    human_bytes(stat.size),
+                    kale::report::human_bytes(stat.size),
                     &hash[..hash.len().min(19)]
                 ),
                 _ => println!("  looked    {shown}  (absent)"),
@@ -225,7 +210,7 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "  wrote     {}  {}  {}",
                 kale::exec::provenance::display_path(&w.path, &base),
-                human_bytes(w.stat.size),
+                kale::report::human_bytes(w.stat.size),
                 &w.hash[..w.hash.len().min(19)]
             );
         }

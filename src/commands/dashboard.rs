@@ -14,7 +14,7 @@ pub fn store_for(path: &Path) -> PathBuf {
     if path.is_file() && path.extension().is_some_and(|e| e == "db") {
         path.to_path_buf()
     } else {
-        super::experiments::store_path(path)
+        kale::store::Store::path_for(path)
     }
 }
 

@@ -8,8 +8,8 @@ use serde_json::json;
 use crate::cli::DebugArgs;
 
 use super::EXIT_BAD_INPUT;
-use super::cache::human_bytes;
-use super::runs::find;
+use super::find_run as find;
+use kale::report::human_bytes;
 
 /// Exit status when the run's data was pruned: the request was fine, the data is gone.
 const EXIT_PRUNED: u8 = 1;

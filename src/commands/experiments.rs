@@ -1,7 +1,6 @@
 //! `kale experiments list|show|compare|plot`, read from the experiment store.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 use std::process::ExitCode;
 
@@ -26,17 +25,8 @@ pub fn run(cmd: &ExperimentsCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `.kale/kale.db` for a directory or a notebook path.
-pub fn store_path(dir: &Path) -> PathBuf {
-    if dir.is_file() {
-        Store::default_path(dir)
-    } else {
-        dir.join(".kale").join("kale.db")
-    }
-}
-
 fn open(args: &StoreArgs) -> Result<Store, ExitCode> {
-    let path = store_path(&args.dir);
+    let path = Store::path_for(&args.dir);
     if !path.exists() {
         eprintln!(
             "error: no experiment store at {}\n  hint: run `kale tune` first, or pass --dir with the notebook's directory",
@@ -512,45 +502,4 @@ fn rename(from: &str, to: &str, args: &StoreArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(EXIT_BAD_INPUT))
         }
     }
-}
-
-/// `-p` texts for a trial's parameters: the best trial of `EXP`, or `EXP/TRIAL`.
-pub fn params_from(notebook: &Path, spec: &str) -> Result<Vec<String>, String> {
-    let (name, trial) = match spec.rsplit_once('/') {
-        Some((n, t)) => (
-            n,
-            Some(
-                t.parse::<i64>()
-                    .map_err(|_| format!("`{t}` in `{spec}` is not a trial number"))?,
-            ),
-        ),
-        None => (spec, None),
-    };
-    let path = Store::default_path(notebook);
-    if !path.exists() {
-        return Err(format!("no experiment store at {}", path.display()));
-    }
-    let store = Store::open_read_only(&path).map_err(|e| e.to_string())?;
-    let e = store.experiment(name).map_err(|e| e.to_string())?;
-    let trials = store.trials(e.id).map_err(|e| e.to_string())?;
-    let row = match trial {
-        Some(n) => trials
-            .iter()
-            .find(|t| t.number == n)
-            .ok_or_else(|| format!("experiment `{name}` has no trial {n}"))?,
-        None => best_trial(&trials, direction(&e))
-            .ok_or_else(|| format!("experiment `{name}` has no succeeded trial"))?,
-    };
-    Ok(row
-        .params
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| match v {
-                    serde_json::Value::String(s) => format!("{k}={s}"),
-                    other => format!("{k}={other}"),
-                })
-                .collect()
-        })
-        .unwrap_or_default())
 }

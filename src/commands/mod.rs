@@ -251,3 +251,18 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
+
+/// Resolves a run argument, or prints why not and returns the exit code.
+pub fn find_run(
+    spec: &str,
+    store: &crate::cli::StoreArgs,
+) -> Result<(std::path::PathBuf, kale::snapshot::Run), ExitCode> {
+    let runs_dir = kale::snapshot::runs_dir(&store.dir);
+    match kale::snapshot::resolve(&runs_dir, spec) {
+        Ok(run) => Ok((runs_dir, run)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(EXIT_BAD_INPUT))
+        }
+    }
+}

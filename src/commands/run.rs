@@ -18,7 +18,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let mut overrides = BTreeMap::new();
     let mut texts = Vec::new();
     if let Some(spec) = &args.params_from {
-        match super::experiments::params_from(&args.notebook, spec) {
+        match kale::tune::params_from(&args.notebook, spec) {
             Ok(t) => {
                 eprintln!("parameters from {spec}: {}", t.join(" "));
                 texts = t;

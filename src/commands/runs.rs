@@ -1,16 +1,14 @@
 //! `kale runs list|show|pin|unpin`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use kale::exec::manifest::now;
 use kale::snapshot::{self, Run};
 use serde_json::{Value, json};
 
-use crate::cli::{RunsCommand, StoreArgs};
+use crate::cli::RunsCommand;
 
-use super::EXIT_BAD_INPUT;
-use super::cache::human_bytes;
+use kale::report::human_bytes;
 
 pub fn run(cmd: &RunsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
@@ -34,7 +32,7 @@ pub fn run(cmd: &RunsCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         RunsCommand::Show(args) => {
-            let (runs_dir, run) = match find(&args.run, &args.store) {
+            let (runs_dir, run) = match super::find_run(&args.run, &args.store) {
                 Ok(found) => found,
                 Err(code) => return Ok(code),
             };
@@ -48,7 +46,7 @@ pub fn run(cmd: &RunsCommand) -> anyhow::Result<ExitCode> {
         }
         RunsCommand::Pin(args) | RunsCommand::Unpin(args) => {
             let pin = matches!(cmd, RunsCommand::Pin(_));
-            let (_, mut run) = match find(&args.run, &args.store) {
+            let (_, mut run) = match super::find_run(&args.run, &args.store) {
                 Ok(found) => found,
                 Err(code) => return Ok(code),
             };
@@ -68,18 +66,6 @@ pub fn run(cmd: &RunsCommand) -> anyhow::Result<ExitCode> {
                 );
             }
             Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-/// Resolves a run argument, or prints why not and returns the exit code.
-pub fn find(spec: &str, store: &StoreArgs) -> Result<(PathBuf, Run), ExitCode> {
-    let runs_dir = snapshot::runs_dir(&store.dir);
-    match snapshot::resolve(&runs_dir, spec) {
-        Ok(run) => Ok((runs_dir, run)),
-        Err(e) => {
-            eprintln!("error: {e}");
-            Err(ExitCode::from(EXIT_BAD_INPUT))
         }
     }
 }

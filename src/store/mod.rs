@@ -146,6 +146,15 @@ impl Store {
             .join("kale.db")
     }
 
+    /// The store of a notebook (its path) or of a notebook directory.
+    pub fn path_for(notebook_or_dir: &Path) -> PathBuf {
+        if notebook_or_dir.is_file() {
+            Self::default_path(notebook_or_dir)
+        } else {
+            notebook_or_dir.join(".kale").join("kale.db")
+        }
+    }
+
     pub fn open(path: &Path) -> Result<Store> {
         let sql = |source| StoreError::Sql {
             path: path.to_path_buf(),

@@ -852,3 +852,51 @@ pub fn trial_line(r: &TrialRow, objective: &str) -> String {
         r.seconds.unwrap_or(0.0)
     )
 }
+
+/// `-p` texts for a trial's parameters: the best trial of `EXP`, or `EXP/TRIAL`.
+pub fn params_from(notebook: &std::path::Path, spec: &str) -> Result<Vec<String>, String> {
+    let (name, trial) = match spec.rsplit_once('/') {
+        Some((n, t)) => (
+            n,
+            Some(
+                t.parse::<i64>()
+                    .map_err(|_| format!("`{t}` in `{spec}` is not a trial number"))?,
+            ),
+        ),
+        None => (spec, None),
+    };
+    let path = Store::default_path(notebook);
+    if !path.exists() {
+        return Err(format!("no experiment store at {}", path.display()));
+    }
+    let store = Store::open_read_only(&path).map_err(|e| e.to_string())?;
+    let e = store.experiment(name).map_err(|e| e.to_string())?;
+    let trials = store.trials(e.id).map_err(|e| e.to_string())?;
+    let row = match trial {
+        Some(n) => trials
+            .iter()
+            .find(|t| t.number == n)
+            .ok_or_else(|| format!("experiment `{name}` has no trial {n}"))?,
+        None => best_trial(
+            &trials,
+            if e.spec.direction == "minimize" {
+                Direction::Minimize
+            } else {
+                Direction::Maximize
+            },
+        )
+        .ok_or_else(|| format!("experiment `{name}` has no succeeded trial"))?,
+    };
+    Ok(row
+        .params
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
