@@ -7,7 +7,9 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{C, kale, kale_with_python, python, run_json, succeed, write_notebook};
+use crate::support::{
+    C, bare_venv, kale_with_python, run_json, run_json_with, succeed, write_notebook,
+};
 
 fn statuses(doc: &Value) -> Vec<(String, String)> {
     doc["steps"]
@@ -46,34 +48,11 @@ fn run_ok(nb: &Path, extra: &[&str]) -> (Value, String) {
     (doc, stderr)
 }
 
-/// Runs `kale run --json` with another interpreter.
+/// Runs `kale run --json` with another interpreter; it must succeed.
 fn run_with(nb: &Path, interpreter: &Path) -> (Value, String) {
-    let out = kale()
-        .env("KALE_PYTHON", interpreter)
-        .arg("run")
-        .arg(nb)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "{stderr}");
-    (serde_json::from_slice(&out.stdout).unwrap(), stderr)
-}
-
-/// A second, bare virtual environment (stdlib only) beside the test Python.
-fn second_venv(dir: &Path) -> PathBuf {
-    let venv = dir.join("venv-b");
-    let out = Command::new(python())
-        .args(["-m", "venv", "--without-pip"])
-        .arg(&venv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    venv.join("bin/python")
+    let (code, doc, stderr) = run_json_with(nb, interpreter);
+    assert_eq!(code, 0, "{stderr}");
+    (doc, stderr)
 }
 
 fn set_mtime_later(path: &Path, seconds: u64) {
@@ -253,7 +232,7 @@ fn an_edited_local_module_reruns_the_steps_that_import_it() {
 #[test]
 fn another_interpreter_or_package_version_is_a_miss() {
     let dir = tempfile::tempdir().unwrap();
-    let venv_python = second_venv(dir.path());
+    let venv_python = bare_venv(dir.path(), "venv-b");
     let site = Command::new(&venv_python)
         .args([
             "-c",

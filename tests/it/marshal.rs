@@ -1,50 +1,16 @@
 //! What travels between steps: classes from `functions` cells without dill, classes
 //! defined in a step (dill), large arrays mapped copy-on-write.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use serde_json::json;
 
-use serde_json::{Value, json};
-
-use crate::support::{C, kale, python, run_json, write_notebook};
-
-/// A virtual environment with the standard library only (no dill, no numpy).
-fn bare_python(dir: &Path) -> PathBuf {
-    let venv = dir.join("bare");
-    let out = Command::new(python())
-        .args(["-m", "venv", "--without-pip"])
-        .arg(&venv)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    venv.join("bin/python")
-}
-
-fn run_bare(nb: &Path, interpreter: &Path) -> (i32, Value, String) {
-    let out = kale()
-        .env("KALE_PYTHON", interpreter)
-        .arg("run")
-        .arg(nb)
-        .arg("--json")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
+use crate::support::{C, bare_venv, run_json, run_json_with, write_notebook};
 
 const ACC: &str = "class Acc:\n    def __init__(self):\n        self.n = 0\n    def add(self, v):\n        self.n += v\n        return self";
 
 #[test]
 fn a_functions_cell_class_travels_between_steps_without_dill() {
     let dir = tempfile::tempdir().unwrap();
-    let bare = bare_python(dir.path());
+    let bare = bare_venv(dir.path(), "bare");
     let nb = write_notebook(
         dir.path(),
         "acc.ipynb",
@@ -59,7 +25,7 @@ fn a_functions_cell_class_travels_between_steps_without_dill() {
         ],
         None,
     );
-    let (code, doc, stderr) = run_bare(&nb, &bare);
+    let (code, doc, stderr) = run_json_with(&nb, &bare);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(doc["metrics"]["total"], json!(7));
     assert_eq!(doc["metrics"]["same_class"], json!(1));
@@ -68,7 +34,7 @@ fn a_functions_cell_class_travels_between_steps_without_dill() {
 #[test]
 fn a_class_defined_in_a_step_needs_dill_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let bare = bare_python(dir.path());
+    let bare = bare_venv(dir.path(), "bare");
     let nb = write_notebook(
         dir.path(),
         "inline.ipynb",
@@ -79,7 +45,7 @@ fn a_class_defined_in_a_step_needs_dill_and_says_so() {
         ],
         None,
     );
-    let (code, _, stderr) = run_bare(&nb, &bare);
+    let (code, _, stderr) = run_json_with(&nb, &bare);
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("defined in the step itself") && stderr.contains("install dill"),

@@ -138,3 +138,37 @@ pub fn succeed(cmd: &mut Command) -> std::process::Output {
     );
     out
 }
+
+/// A virtual environment with the standard library only (no numpy, no dill) beside the
+/// test Python, in `dir/name`; returns its interpreter.
+pub fn bare_venv(dir: &Path, name: &str) -> PathBuf {
+    let venv = dir.join(name);
+    let out = std::process::Command::new(python())
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    venv.join("bin/python")
+}
+
+/// `kale run NB --json` with `interpreter` as KALE_PYTHON: (exit code, JSON or Null, stderr).
+pub fn run_json_with(path: &Path, interpreter: &Path) -> (i32, Value, String) {
+    let out = kale()
+        .env("KALE_PYTHON", interpreter)
+        .arg("run")
+        .arg(path)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        doc,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
