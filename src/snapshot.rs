@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::analysis::ParamValue;
-use crate::codegen::{self, CELL_MARKER, LineMap};
+use crate::codegen::{CELL_MARKER, LineMap};
 use crate::exec::cache::file_hash;
 use crate::exec::{Manifest, StepRecord, StepStatus, step_dir};
 use crate::pipeline::{self, python_float, python_string};
@@ -519,7 +519,8 @@ pub fn debug_notebook(
     }
 
     let project = project_dir(runs_dir);
-    let runtime_dir = install_runtime(runs_dir)?;
+    // The notebook imports its loader from the runtime `kale run` installs.
+    let runtime_dir = crate::exec::install_runtime(runs_dir, None)?;
     let stem = nb_path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -620,22 +621,6 @@ fn relative_to(base: &Path, p: &Path) -> String {
         .unwrap_or(full)
         .display()
         .to_string()
-}
-
-/// Writes the current runtime under `.kale/runtime/<version>/`, as `kale run` does; the
-/// notebook imports its loader from there.
-fn install_runtime(runs_dir: &Path) -> std::io::Result<PathBuf> {
-    let dir = runs_dir
-        .parent()
-        .unwrap_or(runs_dir)
-        .join("runtime")
-        .join(codegen::runtime_version());
-    let file = dir.join(codegen::RUNTIME_FILE);
-    if std::fs::read_to_string(&file).ok().as_deref() != Some(codegen::RUNTIME_SOURCE) {
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(&file, codegen::RUNTIME_SOURCE)?;
-    }
-    Ok(dir)
 }
 
 fn header(run: &Run, record: &StepRecord, nb_path: &Path) -> String {

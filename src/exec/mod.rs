@@ -163,7 +163,7 @@ pub async fn run(
     let run_dir = opts.runs_dir.join(&run_id);
     std::fs::create_dir_all(run_dir.join("steps"))?;
     let run_dir = run_dir.canonicalize()?;
-    let runtime_dir = install_runtime(&opts.runs_dir, &opts.interpreter)?;
+    let runtime_dir = install_runtime(&opts.runs_dir, Some(&opts.interpreter))?;
     let workdir = notebook_dir(&pipeline.notebook).canonicalize()?;
     // What the steps read there is covered by input and output hashes, not snapshots.
     let mut untracked_dirs = vec![
@@ -345,9 +345,13 @@ pub async fn run(
 }
 
 /// Writes the embedded runtime once per kale version under `.kale/runtime/<version>/`
-/// and byte-compiles it, so steps do not recompile it on every start (many
-/// environments set PYTHONDONTWRITEBYTECODE, which would otherwise cost each step ~13 ms).
-fn install_runtime(runs_dir: &Path, interpreter: &Interpreter) -> std::io::Result<PathBuf> {
+/// (atomically: concurrent runs share it) and, given the steps' interpreter,
+/// byte-compiles it, so steps do not recompile it on every start (many environments
+/// set PYTHONDONTWRITEBYTECODE, which would otherwise cost each step ~13 ms).
+pub fn install_runtime(
+    runs_dir: &Path,
+    interpreter: Option<&Interpreter>,
+) -> std::io::Result<PathBuf> {
     let base = runs_dir.parent().unwrap_or(runs_dir).join("runtime");
     let dir = base.join(codegen::runtime_version());
     let file = dir.join(codegen::RUNTIME_FILE);
@@ -364,6 +368,9 @@ fn install_runtime(runs_dir: &Path, interpreter: &Interpreter) -> std::io::Resul
         std::fs::write(&tmp, fork_server::ZYGOTE_SOURCE)?;
         std::fs::rename(&tmp, &zygote)?;
     }
+    let Some(interpreter) = interpreter else {
+        return dir.canonicalize();
+    };
     let (major, minor) = interpreter.version;
     let compiled = dir
         .join("__pycache__")
