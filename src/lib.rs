@@ -24,6 +24,7 @@ pub mod diagnostics;
 pub mod exec;
 pub mod inspect;
 pub mod kubeflow;
+pub mod layout;
 pub mod notebook;
 pub mod pipeline;
 pub mod plot;

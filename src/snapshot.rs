@@ -25,11 +25,7 @@ use crate::pipeline::{self, python_float, python_string};
 
 /// `.kale/runs` for a notebook path or for the directory that holds notebooks.
 pub fn runs_dir(base: &Path) -> PathBuf {
-    if base.is_file() || base.extension().is_some_and(|e| e == "ipynb") {
-        crate::exec::default_runs_dir(base)
-    } else {
-        base.join(".kale").join("runs")
-    }
+    crate::layout::Layout::for_dir_or_notebook(base).runs()
 }
 
 /// The directory the notebook (and so its `.kale/`) lives in, from a runs directory.
@@ -42,10 +38,8 @@ pub fn project_dir(runs_dir: &Path) -> PathBuf {
 }
 
 fn objects_dir(runs_dir: &Path) -> PathBuf {
-    runs_dir
-        .parent()
-        .unwrap_or(runs_dir)
-        .join("cache")
+    crate::layout::Layout::beside_runs(runs_dir)
+        .cache()
         .join("objects")
 }
 

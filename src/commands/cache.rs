@@ -12,11 +12,9 @@ use crate::cli::{CacheCommand, ExplainArgs, StoreArgs};
 use super::EXIT_BAD_INPUT;
 
 fn kale_dir(args: &StoreArgs) -> std::path::PathBuf {
-    if args.dir.is_file() {
-        kale::exec::notebook_dir(&args.dir).join(".kale")
-    } else {
-        args.dir.join(".kale")
-    }
+    kale::layout::Layout::for_dir_or_notebook(&args.dir)
+        .root()
+        .to_path_buf()
 }
 
 pub fn run(cmd: &CacheCommand) -> anyhow::Result<ExitCode> {

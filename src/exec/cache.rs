@@ -106,7 +106,7 @@ impl Cache {
 
     /// `.kale/cache` beside the notebook.
     pub fn default_root(notebook: &Path) -> PathBuf {
-        super::notebook_dir(notebook).join(".kale").join("cache")
+        crate::layout::Layout::for_notebook(notebook).cache()
     }
 
     pub fn root(&self) -> &Path {

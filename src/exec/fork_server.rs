@@ -356,10 +356,7 @@ fn read_replies(socket: &OwnedFd, state: &Mutex<State>) {
 /// Where the server's own stderr goes (start-up problems): `.kale/fork-server.log`,
 /// beside the runs directory rather than in it, where only runs belong.
 pub fn log_path(runs_dir: &Path) -> PathBuf {
-    runs_dir
-        .parent()
-        .unwrap_or(runs_dir)
-        .join("fork-server.log")
+    crate::layout::Layout::beside_runs(runs_dir).fork_server_log()
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -105,7 +105,7 @@ pub fn parameter_values(
 
 /// Default directory for runs: `.kale/runs` beside the notebook.
 pub fn default_runs_dir(notebook: &Path) -> PathBuf {
-    notebook_dir(notebook).join(".kale").join("runs")
+    crate::layout::Layout::for_notebook(notebook).runs()
 }
 
 pub fn notebook_dir(notebook: &Path) -> PathBuf {
@@ -167,9 +167,8 @@ pub async fn run(
     let workdir = notebook_dir(&pipeline.notebook).canonicalize()?;
     // What the steps read there is covered by input and output hashes, not snapshots.
     let mut untracked_dirs = vec![
-        opts.runs_dir
-            .parent()
-            .unwrap_or(&opts.runs_dir)
+        crate::layout::Layout::beside_runs(&opts.runs_dir)
+            .root()
             .canonicalize()?,
         runtime_dir.clone(),
     ];
@@ -352,8 +351,7 @@ pub fn install_runtime(
     runs_dir: &Path,
     interpreter: Option<&Interpreter>,
 ) -> std::io::Result<PathBuf> {
-    let base = runs_dir.parent().unwrap_or(runs_dir).join("runtime");
-    let dir = base.join(codegen::runtime_version());
+    let dir = crate::layout::Layout::beside_runs(runs_dir).runtime(&codegen::runtime_version());
     let file = dir.join(codegen::RUNTIME_FILE);
     let current = std::fs::read_to_string(&file).ok();
     if current.as_deref() != Some(codegen::RUNTIME_SOURCE) {

@@ -141,18 +141,12 @@ fn now() -> f64 {
 impl Store {
     /// `.kale/kale.db` beside the notebook.
     pub fn default_path(notebook: &Path) -> PathBuf {
-        crate::exec::notebook_dir(notebook)
-            .join(".kale")
-            .join("kale.db")
+        crate::layout::Layout::for_notebook(notebook).database()
     }
 
     /// The store of a notebook (its path) or of a notebook directory.
     pub fn path_for(notebook_or_dir: &Path) -> PathBuf {
-        if notebook_or_dir.is_file() {
-            Self::default_path(notebook_or_dir)
-        } else {
-            notebook_or_dir.join(".kale").join("kale.db")
-        }
+        crate::layout::Layout::for_dir_or_notebook(notebook_or_dir).database()
     }
 
     pub fn open(path: &Path) -> Result<Store> {

@@ -1,0 +1,97 @@
+//! Where kale keeps what it records: one `.kale/` folder beside the notebook.
+//!
+//! ```text
+//! <notebook's folder>/.kale/
+//! ├── kale.db                  experiment store (SQLite, WAL)
+//! ├── fork-server.log          start-up problems of the fork server
+//! ├── runs/<run-id>/           one run or trial: manifest.json, steps/<step>/...
+//! ├── cache/objects/<sha256>   every saved output and written file, stored once
+//! ├── cache/steps/<key>.json   cache entries, each with its snapshot
+//! └── runtime/<version>/       kale_runtime.py and the fork server, per runtime version
+//! ```
+//!
+//! Every path under `.kale/` is worked out here and nowhere else.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// The `.kale/` of a notebook: in the notebook's folder.
+    pub fn for_notebook(notebook: &Path) -> Layout {
+        let dir = match notebook.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Layout {
+            root: dir.join(".kale"),
+        }
+    }
+
+    /// From what a user passes to `--dir`: a notebook, or the folder holding notebooks.
+    pub fn for_dir_or_notebook(path: &Path) -> Layout {
+        if path.is_file() || path.extension().is_some_and(|e| e == "ipynb") {
+            Self::for_notebook(path)
+        } else {
+            Layout {
+                root: path.join(".kale"),
+            }
+        }
+    }
+
+    /// The `.kale/` that holds a runs directory (runs may be placed elsewhere; what
+    /// belongs beside them follows them).
+    pub fn beside_runs(runs_dir: &Path) -> Layout {
+        Layout {
+            root: runs_dir.parent().unwrap_or(runs_dir).to_path_buf(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn runs(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+
+    pub fn cache(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.root.join("kale.db")
+    }
+
+    pub fn runtime(&self, version: &str) -> PathBuf {
+        self.root.join("runtime").join(version)
+    }
+
+    pub fn fork_server_log(&self) -> PathBuf {
+        self.root.join("fork-server.log")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn everything_lives_beside_the_notebook() {
+        let l = Layout::for_notebook(Path::new("work/nb.ipynb"));
+        assert_eq!(l.runs(), Path::new("work/.kale/runs"));
+        assert_eq!(l.database(), Path::new("work/.kale/kale.db"));
+        assert_eq!(
+            Layout::for_notebook(Path::new("nb.ipynb")).cache(),
+            Path::new("./.kale/cache")
+        );
+        assert_eq!(Layout::beside_runs(&l.runs()), l);
+        assert_eq!(
+            Layout::for_dir_or_notebook(Path::new("some/dir")).fork_server_log(),
+            Path::new("some/dir/.kale/fork-server.log")
+        );
+    }
+}
