@@ -46,7 +46,7 @@ fn gpu_notebook(dir: &Path) -> std::path::PathBuf {
             C::Code(
                 &["step:train", "limit:nvidia.com/gpu:1"],
                 "visible = os.environ['CUDA_VISIBLE_DEVICES']\nassert ',' not in visible, visible\n\
-                 device = int(visible)\nt0 = time.time()\ntime.sleep(0.6)\nt1 = time.time()\nscore = -(x - 0.3) ** 2",
+                 device = int(visible)\nt0 = time.time()\ntime.sleep(1.5)\nt1 = time.time()\nscore = -(x - 0.3) ** 2",
             ),
             C::Code(
                 &["pipeline-metrics"],
