@@ -138,6 +138,24 @@ fn now() -> f64 {
     crate::exec::manifest::now()
 }
 
+/// Runs `f` again while SQLite says the database is busy or locked, for up to 10 s.
+fn retry_while_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Store {
     /// `.kale/kale.db` beside the notebook.
     pub fn default_path(notebook: &Path) -> PathBuf {
@@ -160,15 +178,17 @@ impl Store {
         let conn = Connection::open(path).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql)?;
+        // Two tunes opening a new store at once: switching it to WAL and creating the
+        // schema can fail with "database is locked" without consulting the busy
+        // handler (SQLite returns at once where waiting could deadlock), so retry.
+        retry_while_busy(|| conn.pragma_update(None, "journal_mode", "WAL")).map_err(sql)?;
         // WAL + NORMAL is durable across process crashes (what kill -9 is); only an OS
         // crash could lose the last transactions.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sql)?;
-        conn.execute_batch(SCHEMA).map_err(sql)?;
+        retry_while_busy(|| conn.execute_batch(SCHEMA)).map_err(sql)?;
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -529,6 +549,28 @@ pub fn process_alive(pid: i64) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn many_processes_opening_a_new_store_at_once_all_get_it() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("kale.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let openers: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Store::open(&path).map(|_| ()).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                opener.join().unwrap().unwrap();
+            }
+        }
+    }
+
     use super::*;
     use serde_json::json;
 
