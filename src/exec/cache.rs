@@ -423,17 +423,22 @@ fn link_or_copy(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// `sha256:<hex>` of a file, the format the runtime records.
 pub fn file_hash(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();
+    read_chunks(path, |chunk| h.update(chunk))?;
+    Ok(format!("sha256:{}", hex(&h.finalize())))
+}
+
+/// Feeds a file to `consume` in 1 MiB chunks (for hashing without holding it whole).
+pub(crate) fn read_chunks(path: &Path, mut consume: impl FnMut(&[u8])) -> std::io::Result<()> {
+    let mut f = std::fs::File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
-            break;
+            return Ok(());
         }
-        h.update(&buf[..n]);
+        consume(&buf[..n]);
     }
-    Ok(format!("sha256:{}", hex(&h.finalize())))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -10,7 +10,6 @@
 //! size, mtime and inode are unchanged is not read again.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -332,15 +331,9 @@ pub fn content_hash(path: &Path, stat: FileStat) -> std::io::Result<String> {
         return Ok(hash.clone());
     }
     let mut hasher = blake3::Hasher::new();
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
+    super::cache::read_chunks(path, |chunk| {
+        hasher.update(chunk);
+    })?;
     let hash = format!("blake3:{}", hasher.finalize().to_hex());
     memo.lock()
         .unwrap()
