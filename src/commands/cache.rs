@@ -148,13 +148,26 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
     .ok()
     .map(|i| i.identity());
     let base = kale::exec::notebook_dir(&run.manifest.notebook);
+    // The `cache:` tags as the notebook says now (a run does not record tags); the
+    // notebook is read once, and only if some step's snapshot needs it.
+    let notebook_pipeline = std::cell::OnceCell::new();
+    let cache_tag = |step: &str| {
+        notebook_pipeline
+            .get_or_init(|| kale::pipeline::load(&run.manifest.notebook).0)
+            .as_ref()?
+            .steps
+            .iter()
+            .find(|s| s.name == step)?
+            .config
+            .cache
+    };
     let mut docs = Vec::new();
     for step in steps {
         let dir = kale::exec::step_dir(&run.dir, &step.name);
         let snapshot = kale::exec::read_snapshot(&dir);
         let holds = match (&snapshot, &python) {
             (Some((_, p)), Some(py)) => Some(match p.untrusted() {
-                Some(why) if step_config_cache(&step.name, &run) != Some(true) => {
+                Some(why) if cache_tag(&step.name) != Some(true) => {
                     Err(format!("not reused: {why}"))
                 }
                 _ => p.clone().check(py, &base).map(|_| ()),
@@ -228,10 +241,4 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The `cache:` tag of a step as the notebook says now (the run does not record tags).
-fn step_config_cache(step: &str, run: &kale::snapshot::Run) -> Option<bool> {
-    let pipeline = kale::pipeline::load(&run.manifest.notebook).0?;
-    pipeline.steps.iter().find(|s| s.name == step)?.config.cache
 }
