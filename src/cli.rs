@@ -239,6 +239,27 @@ Examples:\n\
     pub seed: Option<u64>,
 }
 
+impl SearchFlags {
+    /// The search plan local tuning and Katib share, built once from the flags.
+    pub fn plan(&self) -> kale::tune::space::SearchArgs {
+        kale::tune::space::SearchArgs {
+            objective: self.objective.clone(),
+            goal: self.goal.clone(),
+            target_value: self.target_value,
+            algorithm: self.algorithm.clone(),
+            settings: self.algorithm_settings.clone(),
+            params: self.params.clone(),
+            space_file: self.space_file.clone(),
+            max_trials: self.max_trials,
+            parallel: self.parallel,
+            max_failed: self.max_failed,
+            early_stopping: self.early_stopping.clone(),
+            early_stopping_settings: self.early_stopping_settings.clone(),
+            seed: self.seed,
+        }
+    }
+}
+
 /// Where the Katib trials find Kubeflow Pipelines and the pipeline they run.
 #[derive(Debug, Clone, Default, Args)]
 pub struct KatibArgs {
@@ -266,6 +287,20 @@ pub struct KatibArgs {
     /// Service account of the trial pods (needs access to the KFP API).
     #[arg(long, value_name = "NAME", help_heading = "Katib")]
     pub service_account: Option<String>,
+}
+
+impl KatibArgs {
+    /// What the trials run; an empty image means the steps' image.
+    pub fn trial_target(&self) -> kale::kubeflow::katib::TrialTarget {
+        kale::kubeflow::katib::TrialTarget {
+            image: self.trial_image.clone().unwrap_or_default(),
+            pipeline_id: self.pipeline_id.clone(),
+            pipeline_version: self.pipeline_version.clone(),
+            kfp_experiment_id: None,
+            kfp_endpoint: self.trial_kfp_endpoint.clone(),
+            service_account: self.service_account.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

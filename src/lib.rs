@@ -21,14 +21,17 @@ pub mod analysis;
 pub mod codegen;
 pub mod dashboard;
 pub mod diagnostics;
+pub mod error;
 pub mod exec;
 pub mod inspect;
 pub mod kubeflow;
 pub mod layout;
 pub mod notebook;
 pub mod pipeline;
-pub mod plot;
+pub mod render;
 pub mod report;
 pub mod snapshot;
 pub mod store;
 pub mod tune;
+
+pub use error::{Error, ErrorKind, Result};

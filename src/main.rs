@@ -22,11 +22,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    // The one place an outcome becomes an exit status (the README's table lists them).
     match commands::run(cli) {
-        Ok(code) => code,
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(2)
+            if let Some(text) = err.render() {
+                eprintln!("{text}");
+            }
+            ExitCode::from(err.kind().exit_status())
         }
     }
 }

@@ -103,10 +103,12 @@ pub fn list_runs(runs_dir: &Path) -> Vec<Run> {
 }
 
 /// Finds a run by id, unique id prefix, `EXP/TRIAL`, `last`, or run directory path.
-pub fn resolve(runs_dir: &Path, spec: &str) -> Result<Run, String> {
+pub fn resolve(runs_dir: &Path, spec: &str) -> crate::Result<Run> {
+    use crate::Error;
     let as_path = Path::new(spec);
     if as_path.join("manifest.json").is_file() {
-        let manifest = Manifest::read(as_path).map_err(|e| format!("{spec}: {e}"))?;
+        let manifest =
+            Manifest::read(as_path).map_err(|e| Error::environment(format!("{spec}: {e}")))?;
         return Ok(Run {
             dir: as_path.to_path_buf(),
             manifest,
@@ -114,25 +116,23 @@ pub fn resolve(runs_dir: &Path, spec: &str) -> Result<Run, String> {
     }
     let runs = list_runs(runs_dir);
     if runs.is_empty() {
-        return Err(format!(
-            "no runs in {}\n  hint: `kale run NOTEBOOK` or `kale tune NOTEBOOK` records runs there; pass `-C DIR` for another notebook directory",
-            runs_dir.display()
+        return Err(Error::bad_input(format!("no runs in {}", runs_dir.display())).with_hint(
+            "`kale run NOTEBOOK` or `kale tune NOTEBOOK` records runs there; pass `-C DIR` for another notebook directory",
         ));
     }
     let not_found = |what: String| {
-        format!(
-            "{what} in {}\n  hint: `kale runs list` shows the recorded runs",
-            runs_dir.display()
-        )
+        Error::bad_input(format!("{what} in {}", runs_dir.display()))
+            .with_hint("`kale runs list` shows the recorded runs")
     };
     if spec == "last" || spec == "latest" {
         return Ok(runs.into_iter().next().unwrap());
     }
     if let Some((experiment, trial)) = spec.split_once('/') {
-        let number: u64 = trial
-            .trim_start_matches(['t', 'T'])
-            .parse()
-            .map_err(|_| format!("`{spec}`: expected EXPERIMENT/TRIAL, with a trial number"))?;
+        let number: u64 = trial.trim_start_matches(['t', 'T']).parse().map_err(|_| {
+            Error::bad_input(format!(
+                "`{spec}`: expected EXPERIMENT/TRIAL, with a trial number"
+            ))
+        })?;
         return runs
             .into_iter()
             .find(|r| {
@@ -151,7 +151,7 @@ pub fn resolve(runs_dir: &Path, spec: &str) -> Result<Run, String> {
     match matches.len() {
         1 => Ok(matches.pop().unwrap()),
         0 => Err(not_found(format!("no run `{spec}`"))),
-        n => Err(format!(
+        n => Err(Error::bad_input(format!(
             "`{spec}` matches {n} runs ({}); give more of the id",
             matches
                 .iter()
@@ -159,7 +159,7 @@ pub fn resolve(runs_dir: &Path, spec: &str) -> Result<Run, String> {
                 .map(|r| r.manifest.run_id.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        )),
+        ))),
     }
 }
 
@@ -417,6 +417,34 @@ pub enum DebugError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Asking for a step the run does not have is the user's to fix; data pruned since
+/// the run means the request was fine but cannot be served (like a failed run).
+impl From<DebugError> for crate::Error {
+    fn from(e: DebugError) -> Self {
+        match &e {
+            DebugError::Usage(_) => crate::Error::bad_input(&e),
+            DebugError::Pruned { missing, .. } => {
+                let mut message = e.to_string();
+                for o in missing {
+                    message.push_str(&format!(
+                        "\n  gone: `{}` (saved by step `{}`, {}, {})",
+                        o.name,
+                        o.step,
+                        o.bytes
+                            .map(crate::report::human_bytes)
+                            .unwrap_or_else(|| "size unknown".into()),
+                        o.hash
+                    ));
+                }
+                crate::Error::failed(message).with_hint(
+                    "`kale cache prune` removed it; run the notebook again to recreate it, and `kale runs pin RUN` to keep a run's data through pruning",
+                )
+            }
+            DebugError::Io(_) => crate::Error::environment(&e),
+        }
+    }
 }
 
 /// What [`debug_notebook`] wrote.

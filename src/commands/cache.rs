@@ -1,33 +1,30 @@
 //! `kale cache stats|prune`.
 
 use std::collections::HashSet;
-use std::process::ExitCode;
 
 use kale::exec::Manifest;
 use kale::exec::cache::Cache;
+use kale::layout::Layout;
 use serde_json::json;
 
 use crate::cli::{CacheCommand, ExplainArgs, StoreArgs};
 
-use super::EXIT_BAD_INPUT;
+use kale::Error;
 
-fn kale_dir(args: &StoreArgs) -> std::path::PathBuf {
-    kale::layout::Layout::for_dir_or_notebook(&args.dir)
-        .root()
-        .to_path_buf()
+fn layout(args: &StoreArgs) -> Layout {
+    Layout::for_dir_or_notebook(&args.dir)
 }
 
-pub fn run(cmd: &CacheCommand) -> anyhow::Result<ExitCode> {
+pub fn run(cmd: &CacheCommand) -> kale::Result<()> {
     match cmd {
         CacheCommand::Explain(args) => explain(args),
         CacheCommand::Stats(args) => {
-            let root = kale_dir(args).join("cache");
+            let root = layout(args).cache();
             if !root.exists() {
-                eprintln!(
-                    "error: no step cache at {}\n  hint: `kale run` or `kale tune` fill it",
-                    root.display()
+                return Err(
+                    Error::bad_input(format!("no step cache at {}", root.display()))
+                        .with_hint("`kale run` or `kale tune` fill it"),
                 );
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
             }
             let stats = Cache::open(&root)?.stats();
             if args.json {
@@ -45,17 +42,19 @@ pub fn run(cmd: &CacheCommand) -> anyhow::Result<ExitCode> {
                     stats.seconds_saved_per_hit
                 );
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(())
         }
         CacheCommand::Prune(args) => {
-            let kale = kale_dir(&args.store);
-            let root = kale.join("cache");
+            let kale = layout(&args.store);
+            let root = kale.cache();
             if !root.exists() {
-                eprintln!("error: no step cache at {}", root.display());
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                return Err(Error::bad_input(format!(
+                    "no step cache at {}",
+                    root.display()
+                )));
             }
             let mut runs: Vec<(f64, std::path::PathBuf, Manifest)> = Vec::new();
-            if let Ok(dir) = std::fs::read_dir(kale.join("runs")) {
+            if let Ok(dir) = std::fs::read_dir(kale.runs()) {
                 for e in dir.flatten() {
                     if let Ok(m) = Manifest::read(&e.path()) {
                         runs.push((m.started_at, e.path(), m));
@@ -111,31 +110,23 @@ pub fn run(cmd: &CacheCommand) -> anyhow::Result<ExitCode> {
                     args.keep_runs
                 );
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(())
         }
     }
 }
 
-fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
-    let kale = kale_dir(&args.store);
-    let run = match kale::snapshot::resolve(&kale.join("runs"), &args.run) {
-        Ok(run) => run,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    };
+fn explain(args: &ExplainArgs) -> kale::Result<()> {
+    let run = kale::snapshot::resolve(&layout(&args.store).runs(), &args.run)?;
     let steps: Vec<_> = match &args.step {
         Some(name) => match run.manifest.step(name) {
             Some(s) => vec![s],
             None => {
                 let names: Vec<_> = run.manifest.steps.iter().map(|s| s.name.as_str()).collect();
-                eprintln!(
-                    "error: run {} has no step `{name}`\n  hint: its steps are {}",
-                    run.manifest.run_id,
-                    names.join(", ")
-                );
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                return Err(Error::bad_input(format!(
+                    "run {} has no step `{name}`",
+                    run.manifest.run_id
+                ))
+                .with_hint(format!("its steps are {}", names.join(", "))));
             }
         },
         None => run.manifest.steps.iter().collect(),
@@ -240,5 +231,5 @@ fn explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&json!({"run": run.manifest.run_id, "steps": docs}))?
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

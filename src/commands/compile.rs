@@ -1,36 +1,38 @@
 //! `kale compile`: the pipeline as KFP v2 IR YAML, or as a Katib Experiment.
 
 use std::io::Write as _;
-use std::process::ExitCode;
 
-use crate::cli::{CompileArgs, CompileTarget, KatibArgs, SearchFlags};
+use crate::cli::{CompileArgs, CompileTarget};
 
-use super::{EXIT_BAD_INPUT, load_pipeline};
+use super::load_pipeline;
 
-pub fn run(args: &CompileArgs) -> anyhow::Result<ExitCode> {
-    let mut pipeline = match load_pipeline(&args.notebook) {
-        Ok(p) => p,
-        Err(code) => return Ok(code),
-    };
+pub fn run(args: &CompileArgs) -> kale::Result<()> {
+    let mut pipeline = load_pipeline(&args.notebook)?;
     super::default_to_own_pod_image(&mut pipeline);
     let text = match args.target {
-        CompileTarget::Kfp => match super::kfp_compile(&pipeline, None) {
-            Ok(c) => {
-                warn_file_reads(&args.notebook, &pipeline);
-                c.yaml
+        CompileTarget::Kfp => {
+            let compiled = super::kfp_compile(&pipeline, None)?;
+            warn_file_reads(&args.notebook, &pipeline);
+            compiled.yaml
+        }
+        CompileTarget::Katib => {
+            if args.katib.pipeline_id.is_none() {
+                eprintln!(
+                    "note: each trial runs the newest version of the KFP pipeline named `{}`; upload it first (`kale submit`), or pass --pipeline-id/--pipeline-version",
+                    kale::kubeflow::kfp::pipeline_name(&pipeline)
+                );
             }
-            Err(e) => {
-                eprintln!("error: {e}\n  hint: {}", e.hint());
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
-            }
-        },
-        CompileTarget::Katib => match katib_experiment(&pipeline, &args.katib, &args.search) {
-            Ok(exp) => exp.yaml,
-            Err(code) => return Ok(code),
-        },
+            kale::kubeflow::katib::plan(
+                &pipeline,
+                args.katib.experiment_name.as_deref(),
+                &args.search.plan(),
+                args.katib.trial_target(),
+            )?
+            .yaml
+        }
     };
     write_output(args.output.as_deref(), &text)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// KFP caches a step on its spec and inputs: a file it reads can change under a
@@ -77,85 +79,15 @@ fn warn_file_reads(notebook: &std::path::Path, pipeline: &kale::pipeline::Pipeli
     }
 }
 
-pub fn write_output(path: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {
+fn write_output(path: Option<&std::path::Path>, text: &str) -> kale::Result<()> {
     match path {
         Some(p) if p != std::path::Path::new("-") => {
-            std::fs::write(p, text)
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+            std::fs::write(p, text).map_err(|e| {
+                kale::Error::bad_input(format!("cannot write {}", p.display())).caused_by(e)
+            })?;
             eprintln!("wrote {}", p.display());
         }
         _ => std::io::stdout().write_all(text.as_bytes())?,
     }
     Ok(())
-}
-
-pub fn search_args(f: &SearchFlags) -> kale::tune::space::SearchArgs {
-    kale::tune::space::SearchArgs {
-        objective: f.objective.clone(),
-        goal: f.goal.clone(),
-        target_value: f.target_value,
-        algorithm: f.algorithm.clone(),
-        settings: f.algorithm_settings.clone(),
-        params: f.params.clone(),
-        space_file: f.space_file.clone(),
-        max_trials: f.max_trials,
-        parallel: f.parallel,
-        max_failed: f.max_failed,
-        early_stopping: f.early_stopping.clone(),
-        early_stopping_settings: f.early_stopping_settings.clone(),
-        seed: f.seed,
-    }
-}
-
-/// Resolves the search settings and builds the Experiment, printing any problem.
-pub fn katib_experiment(
-    pipeline: &kale::pipeline::Pipeline,
-    katib: &KatibArgs,
-    search: &SearchFlags,
-) -> Result<kale::kubeflow::katib::Experiment, ExitCode> {
-    let mut search_args = search_args(search);
-    // Katib runs trials on the cluster: its own default parallelism, not this machine's cores.
-    if search_args.parallel.is_none()
-        && pipeline
-            .metadata
-            .katib_metadata
-            .as_ref()
-            .and_then(|k| k.0.get("parallelTrialCount"))
-            .is_none()
-    {
-        search_args.parallel = Some(3);
-    }
-    let resolved = kale::tune::space::resolve(pipeline, &search_args).map_err(|errors| {
-        for e in errors {
-            eprintln!("error: {e}");
-        }
-        ExitCode::from(EXIT_BAD_INPUT)
-    })?;
-    let name = katib
-        .experiment_name
-        .clone()
-        .unwrap_or_else(|| kale::kubeflow::katib::default_name(&pipeline.experiment));
-    // The steps' image has Python, which is all the trial driver needs.
-    let image = katib
-        .trial_image
-        .clone()
-        .unwrap_or_else(|| kale::kubeflow::kfp::pipeline_image(pipeline));
-    if katib.pipeline_id.is_none() {
-        eprintln!(
-            "note: each trial runs the newest version of the KFP pipeline named `{}`; upload it first (`kale submit`), or pass --pipeline-id/--pipeline-version",
-            kale::kubeflow::kfp::pipeline_name(pipeline)
-        );
-    }
-    let target = kale::kubeflow::katib::TrialTarget {
-        image,
-        pipeline_id: katib.pipeline_id.clone(),
-        pipeline_version: katib.pipeline_version.clone(),
-        kfp_experiment_id: None,
-        kfp_endpoint: katib.trial_kfp_endpoint.clone(),
-        service_account: katib.service_account.clone(),
-    };
-    kale::kubeflow::katib::experiment(pipeline, &name, &resolved, &target).map_err(|e| {
-        eprintln!("error: {e}\n  hint: {}", e.hint());
-        ExitCode::from(EXIT_BAD_INPUT)
-    })
 }

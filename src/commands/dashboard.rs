@@ -2,11 +2,10 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use crate::cli::DashboardArgs;
 
-use super::EXIT_BAD_INPUT;
+use kale::Error;
 
 /// The store a path names: a `.db` file as is, a notebook's or a directory's
 /// `.kale/kale.db` otherwise.
@@ -18,25 +17,25 @@ pub fn store_for(path: &Path) -> PathBuf {
     }
 }
 
-pub fn run(args: &DashboardArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &DashboardArgs) -> kale::Result<()> {
     let db = store_for(&args.path);
     if !db.exists() {
-        eprintln!(
-            "error: no experiment store at {}\n  hint: pass the notebook's directory (or its .kale/kale.db); `kale tune` creates the store",
-            db.display()
+        return Err(
+            Error::bad_input(format!("no experiment store at {}", db.display())).with_hint(
+                "pass the notebook's directory (or its .kale/kale.db); `kale tune` creates the store",
+            ),
         );
-        return Ok(ExitCode::from(EXIT_BAD_INPUT));
     }
     let rt = super::runtime()?;
     rt.block_on(async {
         let dash = match kale::dashboard::bind(&db, &args.host, args.port).await {
             Ok(d) => d,
             Err(e) => {
-                eprintln!(
-                    "error: cannot serve on {}:{}: {e}\n  hint: pick another --port (0 takes any free one)",
+                return Err(Error::bad_input(format!(
+                    "cannot serve on {}:{}: {e}",
                     args.host, args.port
-                );
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                ))
+                .with_hint("pick another --port (0 takes any free one)"));
             }
         };
         if !dash.addr.ip().is_loopback() {
@@ -53,6 +52,6 @@ pub fn run(args: &DashboardArgs) -> anyhow::Result<ExitCode> {
             r = dash.serve() => r?,
             _ = tokio::signal::ctrl_c() => {}
         }
-        Ok(ExitCode::SUCCESS)
+        Ok(())
     })
 }

@@ -1,14 +1,14 @@
-use std::process::ExitCode;
-
 use crate::cli::InspectArgs;
 
-use super::{EXIT_BAD_INPUT, print_diagnostics};
+use kale::{Error, ErrorKind};
 
-pub fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {
+use super::print_diagnostics;
+
+pub fn run(args: &InspectArgs) -> kale::Result<()> {
     let (pipeline, diags) = kale::pipeline::load(&args.notebook);
     let Some(p) = pipeline else {
         print_diagnostics(&args.notebook, &diags);
-        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        return Err(Error::reported(ErrorKind::BadInput));
     };
     if args.json {
         // Warnings travel inside the JSON document; stderr stays quiet for scripts.
@@ -20,5 +20,5 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {
         print_diagnostics(&args.notebook, &diags);
         print!("{}", kale::inspect::to_text(&p));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

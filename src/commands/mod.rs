@@ -6,8 +6,6 @@ mod dashboard;
 mod debug;
 mod experiments;
 mod inspect;
-mod katib;
-mod reporters;
 mod run;
 mod runs;
 mod submit;
@@ -16,16 +14,14 @@ mod tune;
 mod validate;
 
 use std::path::Path;
-use std::process::ExitCode;
 
 use kale::diagnostics::Diagnostics;
+use kale::{Error, ErrorKind};
 
 use crate::cli::{Cli, Command};
 
-/// Exit status for bad input (notebook problems, usage errors), as clap uses for usage.
-pub const EXIT_BAD_INPUT: u8 = 2;
-
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Runs one command; what it returns decides the exit status (in `main`).
+pub fn run(cli: Cli) -> kale::Result<()> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Inspect(args) => inspect::run(&args),
@@ -49,13 +45,8 @@ pub fn print_diagnostics(notebook: &Path, diags: &Diagnostics) {
     }
 }
 
-/// Exit status when a step fails at run time.
-pub const EXIT_STEP_FAILED: u8 = 1;
-/// Exit status after Ctrl-C, as shells report SIGINT.
-pub const EXIT_INTERRUPTED: u8 = 130;
-
-/// Loads the pipeline, or prints the problems and returns the bad-input exit code.
-pub fn load_pipeline(notebook: &Path) -> Result<kale::pipeline::Pipeline, ExitCode> {
+/// Loads the pipeline, or prints the problems (each with its cell and line).
+pub fn load_pipeline(notebook: &Path) -> kale::Result<kale::pipeline::Pipeline> {
     let (pipeline, diags) = kale::pipeline::load(notebook);
     match pipeline {
         Some(p) => {
@@ -65,7 +56,7 @@ pub fn load_pipeline(notebook: &Path) -> Result<kale::pipeline::Pipeline, ExitCo
         }
         None => {
             print_diagnostics(notebook, &diags);
-            Err(ExitCode::from(EXIT_BAD_INPUT))
+            Err(Error::reported(ErrorKind::BadInput))
         }
     }
 }
@@ -135,7 +126,7 @@ pub fn step_packages(
 pub fn kfp_compile(
     p: &kale::pipeline::Pipeline,
     python: Option<&Path>,
-) -> Result<kale::kubeflow::kfp::Compiled, kale::kubeflow::kfp::CompileError> {
+) -> kale::Result<kale::kubeflow::kfp::Compiled> {
     let compiled = kale::kubeflow::kfp::compile_with(p, &step_packages(p, python))?;
     for w in &compiled.warnings {
         eprintln!("warning: {w}");
@@ -146,22 +137,17 @@ pub fn kfp_compile(
     Ok(compiled)
 }
 
-/// Resolves the Python interpreter or explains why there is none.
+/// Resolves the Python interpreter, or says which one was chosen and why it cannot run
+/// the steps.
 pub fn interpreter(
     flag: Option<&Path>,
-) -> Result<(kale::exec::Interpreter, kale::exec::python::Source), ExitCode> {
+) -> kale::Result<(kale::exec::Interpreter, kale::exec::python::Source)> {
     let choice = kale::exec::python::choose(flag);
-    match kale::exec::python::resolve(&choice.command) {
-        Ok(i) => Ok((i, choice.source)),
-        Err(e) => {
-            eprintln!(
-                "error: {e}\n  python: {}\n  hint: {}",
-                choice.source.describe(),
-                e.hint()
-            );
-            Err(ExitCode::from(EXIT_BAD_INPUT))
-        }
-    }
+    let interpreter = kale::exec::python::resolve(&choice.command).map_err(|e| {
+        let hint = e.hint();
+        Error::bad_input(format!("{e}\n  python: {}", choice.source.describe())).with_hint(hint)
+    })?;
+    Ok((interpreter, choice.source))
 }
 
 /// The `python ...` part of the `kale run` / `kale tune` headers: which interpreter runs
@@ -196,7 +182,7 @@ pub fn resource_pool(
     args: &crate::cli::ResourceArgs,
     concurrent_runs: usize,
     jobs_per_run: usize,
-) -> Result<std::sync::Arc<kale::exec::resources::ResourcePool>, ExitCode> {
+) -> kale::Result<std::sync::Arc<kale::exec::resources::ResourcePool>> {
     kale::exec::resources::pool_for(
         pipeline,
         args.gpus.as_deref(),
@@ -205,15 +191,7 @@ pub fn resource_pool(
         concurrent_runs,
         jobs_per_run,
     )
-    .map_err(|e| {
-        match e.step {
-            Some((_, cell)) => {
-                eprintln!("error: {}: cell {cell}: {}", notebook.display(), e.message)
-            }
-            None => eprintln!("error: {}", e.message),
-        }
-        ExitCode::from(EXIT_BAD_INPUT)
-    })
+    .map_err(|e| e.located(notebook))
 }
 
 /// For a step that failed with `ModuleNotFoundError`: the usual cause is running the
@@ -231,38 +209,34 @@ pub fn module_not_found_hint(
     )
 }
 
-/// A watch channel that turns true on the first Ctrl-C.
-pub fn ctrl_c_signal() -> tokio::sync::watch::Receiver<bool> {
+/// A watch channel that turns true on the first Ctrl-C, saying what happens now (`what`);
+/// a second Ctrl-C exits at once.
+pub fn ctrl_c_signal(what: &'static str) -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: stopping running steps (Ctrl-C again to force)");
+            eprintln!("\ninterrupted: {what} (Ctrl-C again to force)");
             let _ = tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(i32::from(EXIT_INTERRUPTED));
+                std::process::exit(i32::from(ErrorKind::Interrupted.exit_status()));
             }
         }
     });
     rx
 }
 
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub fn runtime() -> kale::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
 }
 
-/// Resolves a run argument, or prints why not and returns the exit code.
+/// The run a `RUN` argument names, and the directory it was looked up in.
 pub fn find_run(
     spec: &str,
     store: &crate::cli::StoreArgs,
-) -> Result<(std::path::PathBuf, kale::snapshot::Run), ExitCode> {
+) -> kale::Result<(std::path::PathBuf, kale::snapshot::Run)> {
     let runs_dir = kale::snapshot::runs_dir(&store.dir);
-    match kale::snapshot::resolve(&runs_dir, spec) {
-        Ok(run) => Ok((runs_dir, run)),
-        Err(e) => {
-            eprintln!("error: {e}");
-            Err(ExitCode::from(EXIT_BAD_INPUT))
-        }
-    }
+    let run = kale::snapshot::resolve(&runs_dir, spec)?;
+    Ok((runs_dir, run))
 }

@@ -1,63 +1,46 @@
 use std::collections::BTreeMap;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use kale::exec::{self, RunOptions, RunStatus};
+use kale::{Error, ErrorKind};
 use serde_json::json;
 
 use crate::cli::RunArgs;
 
-use super::reporters::TerminalReporter;
-use super::{EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STEP_FAILED};
+use kale::render::live::TerminalReporter;
 
-pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let pipeline = match super::load_pipeline(&args.notebook) {
-        Ok(p) => p,
-        Err(code) => return Ok(code),
-    };
+pub fn run(args: &RunArgs) -> kale::Result<()> {
+    let pipeline = super::load_pipeline(&args.notebook)?;
     let mut overrides = BTreeMap::new();
     let mut texts = Vec::new();
     if let Some(spec) = &args.params_from {
-        match kale::tune::params_from(&args.notebook, spec) {
-            Ok(t) => {
-                eprintln!("parameters from {spec}: {}", t.join(" "));
-                texts = t;
-            }
-            Err(message) => {
-                eprintln!("error: --params-from {spec}: {message}");
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
-            }
-        }
+        let t = kale::tune::params_from(&args.notebook, spec)
+            .map_err(|message| Error::bad_input(format!("--params-from {spec}: {message}")))?;
+        eprintln!("parameters from {spec}: {}", t.join(" "));
+        texts = t;
     }
     // Explicit -p flags come last, so they win over --params-from.
     texts.extend(args.params.iter().cloned());
     for text in &texts {
-        match kale::pipeline::parse_override(&pipeline, text) {
-            Ok((name, value)) => {
-                overrides.insert(name, value);
-            }
-            Err(message) => {
-                eprintln!("error: {message}");
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
-            }
-        }
+        let (name, value) =
+            kale::pipeline::parse_override(&pipeline, text).map_err(Error::bad_input)?;
+        overrides.insert(name, value);
     }
-    let (interpreter, python_source) = match super::interpreter(args.python.python.as_deref()) {
-        Ok(i) => i,
-        Err(code) => return Ok(code),
-    };
+    let (interpreter, python_source) = super::interpreter(args.python.python.as_deref())?;
     if let Some(step) = pipeline.steps.iter().find(|s| s.ipython_at.is_some())
         && !interpreter.has_ipython
     {
         let (cell, line) = step.ipython_at.unwrap();
-        eprintln!(
-            "error: {}: cell {cell}, line {line}: step `{}` uses IPython syntax, but IPython is not installed in {}\n  hint: `{} -m pip install ipython`, or rewrite the line as plain Python",
+        return Err(Error::bad_input(format!(
+            "{}: cell {cell}, line {line}: step `{}` uses IPython syntax, but IPython is not installed in {}",
             args.notebook.display(),
             step.name,
             interpreter.executable.display(),
+        ))
+        .with_hint(format!(
+            "`{} -m pip install ipython`, or rewrite the line as plain Python",
             interpreter.executable.display()
-        );
-        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        )));
     }
     // Printed even with --quiet (which silences step output): which Python runs the
     // steps is the first thing to check when one fails on a missing module.
@@ -69,11 +52,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     );
     let python_doc = super::python_json(&interpreter, python_source);
     let jobs = args.jobs.unwrap_or_else(default_jobs);
-    let resources = match super::resource_pool(&args.notebook, &pipeline, &args.resources, 1, jobs)
-    {
-        Ok(pool) => pool,
-        Err(code) => return Ok(code),
-    };
+    let resources = super::resource_pool(&args.notebook, &pipeline, &args.resources, 1, jobs)?;
     let opts = RunOptions {
         values: exec::parameter_values(&pipeline, &overrides),
         interpreter,
@@ -96,7 +75,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     ));
     let rt = super::runtime()?;
     let outcome = rt.block_on(async {
-        let cancel = super::ctrl_c_signal();
+        let cancel = super::ctrl_c_signal("stopping running steps");
         exec::run(&pipeline, &opts, reporter.clone(), cancel).await
     })?;
     reporter.finish();
@@ -145,11 +124,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         m.status.as_str(),
         outcome.run_dir.display()
     );
-    Ok(match m.status {
-        RunStatus::Succeeded => ExitCode::SUCCESS,
-        RunStatus::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
-        _ => ExitCode::from(EXIT_STEP_FAILED),
-    })
+    // The failure, if any, was described above with its step, cell and line.
+    match m.status {
+        RunStatus::Succeeded => Ok(()),
+        RunStatus::Interrupted => Err(Error::reported(ErrorKind::Interrupted)),
+        _ => Err(Error::reported(ErrorKind::Failed)),
+    }
 }
 
 pub fn describe_failure(

@@ -1,108 +1,83 @@
 //! `kale submit`: upload the compiled pipeline to Kubeflow Pipelines and start one run.
 
-use std::process::ExitCode;
-
 use kale::kubeflow::kfp;
 use kale::kubeflow::kfp_client::{KfpClient, typed_parameter};
 use serde_json::Map;
 
 use crate::cli::SubmitArgs;
 
-use super::{EXIT_BAD_INPUT, load_pipeline};
+use kale::Error;
 
-pub fn run(args: &SubmitArgs) -> anyhow::Result<ExitCode> {
-    let mut pipeline = match load_pipeline(&args.notebook) {
-        Ok(p) => p,
-        Err(code) => return Ok(code),
-    };
+use super::load_pipeline;
+
+pub fn run(args: &SubmitArgs) -> kale::Result<()> {
+    let mut pipeline = load_pipeline(&args.notebook)?;
     super::default_to_own_pod_image(&mut pipeline);
-    let compiled = match super::kfp_compile(&pipeline, None) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}\n  hint: {}", e.hint());
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    };
+    let compiled = super::kfp_compile(&pipeline, None)?;
     // Overrides are typed as the pipeline declares them: the KFP API rejects a number
     // sent as a string.
     let mut params = Map::new();
     for text in &args.params {
         let Some((name, value)) = text.split_once('=') else {
-            eprintln!("error: -p `{text}` is not of the form NAME=VALUE");
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            return Err(Error::bad_input(format!(
+                "-p `{text}` is not of the form NAME=VALUE"
+            )));
         };
         let Some(param) = pipeline.parameter(name.trim()) else {
-            eprintln!(
-                "error: the pipeline has no parameter `{}`\n  hint: the parameters are {}",
-                name.trim(),
+            return Err(Error::bad_input(format!(
+                "the pipeline has no parameter `{}`",
+                name.trim()
+            ))
+            .with_hint(format!(
+                "the parameters are {}",
                 pipeline
                     .parameters
                     .iter()
                     .map(|p| format!("`{}`", p.name))
                     .collect::<Vec<_>>()
                     .join(", ")
-            );
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            )));
         };
-        match typed_parameter(&param.name, kfp::parameter_type(&param.value), value) {
-            Ok(v) => {
-                params.insert(param.name.clone(), v);
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
-            }
-        }
+        let v = typed_parameter(&param.name, kfp::parameter_type(&param.value), value)
+            .map_err(Error::bad_input)?;
+        params.insert(param.name.clone(), v);
     }
 
     let name = kfp::pipeline_name(&pipeline);
     let stamp = timestamp();
     let client = KfpClient::from_env(args.kfp.kfp_endpoint.as_deref());
     let ns = args.kfp.namespace.as_deref();
-    let fail = |e: kale::kubeflow::kfp_client::KfpError| {
-        eprintln!("error: {e}\n  hint: {}", e.hint());
-        Ok(ExitCode::from(1))
-    };
-    let version = match client.upload(
+    let version = client.upload(
         &name,
         &pipeline.description,
         &compiled.yaml,
         &format!("{name}-{stamp}"),
         ns,
-    ) {
-        Ok(v) => v,
-        Err(e) => return fail(e),
-    };
+    )?;
     eprintln!(
         "uploaded pipeline `{name}` (id {}), version {}",
         version.pipeline_id, version.version_id
     );
     if args.upload_only {
         println!("{} {}", version.pipeline_id, version.version_id);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
     let experiment = args
         .experiment
         .clone()
         .unwrap_or_else(|| pipeline.experiment.clone());
-    let experiment_id = match client.ensure_experiment(&experiment, ns) {
-        Ok(id) => id,
-        Err(e) => return fail(e),
-    };
+    let experiment_id = client.ensure_experiment(&experiment, ns)?;
     let run_name = args
         .run_name
         .clone()
         .unwrap_or_else(|| format!("{name}-{stamp}"));
-    let run_id = match client.create_run(&run_name, &version, Some(&experiment_id), &params) {
-        Ok(id) => id,
-        Err(e) => return fail(e),
-    };
+    let run_id = client.create_run(&run_name, &version, Some(&experiment_id), &params)?;
     eprintln!(
         "started run `{run_name}` in experiment `{experiment}`: {}/#/runs/details/{run_id}",
         client.endpoint()
     );
     println!("{run_id}");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// UTC `YYYYMMDD-HHMMSS`, to name versions and runs uniquely and readably.

@@ -6,13 +6,13 @@
 //! would use (`KALE_PYTHON`, ...), so what `kale trial` does is what a trial does.
 
 use std::os::unix::process::CommandExt;
-use std::process::{Command, ExitCode};
+use std::process::Command;
 
 use kale::kubeflow::katib::TRIAL_DRIVER_SOURCE;
 
 use crate::cli::TrialArgs;
 
-use super::EXIT_BAD_INPUT;
+use kale::Error;
 
 /// The driver's arguments for what clap parsed (the driver parses them again: it is
 /// also run directly by the trial pods).
@@ -45,10 +45,11 @@ fn driver_args(args: &TrialArgs) -> Vec<String> {
     out
 }
 
-pub fn run(args: &TrialArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &TrialArgs) -> kale::Result<()> {
     if !(args.poll_interval.is_finite() && args.poll_interval > 0.0) {
-        eprintln!("error: --poll-interval must be a positive number of seconds");
-        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        return Err(Error::bad_input(
+            "--poll-interval must be a positive number of seconds",
+        ));
     }
     let python = kale::exec::python::choose(None).command;
     // exec: the driver's exit status and signals are the command's own.
@@ -59,8 +60,8 @@ pub fn run(args: &TrialArgs) -> anyhow::Result<ExitCode> {
         .args(driver_args(args))
         .exec();
     // No `=` in these lines: Katib's collector reads stderr too.
-    eprintln!(
-        "error: cannot start Python `{python}` to run the trial driver ({err})\n  hint: set KALE_PYTHON to a Python 3.8+ interpreter"
-    );
-    Ok(ExitCode::from(1))
+    Err(Error::environment(format!(
+        "cannot start Python `{python}` to run the trial driver ({err})"
+    ))
+    .with_hint("set KALE_PYTHON to a Python 3.8+ interpreter"))
 }

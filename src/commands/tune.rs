@@ -1,58 +1,39 @@
-//! `kale tune`: local tuning with the live view.
+//! `kale tune`: tuning on this machine with the live view, or on the cluster as a Katib
+//! Experiment (`--katib`) with the same view.
 
-use std::io::IsTerminal;
-use std::process::ExitCode;
 use std::sync::Arc;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kale::exec::{self, cache::Cache};
+use kale::kubeflow::cluster::{ClusterError, KatibClient};
+use kale::kubeflow::cluster_tune;
+use kale::kubeflow::kfp_client::KfpClient;
+use kale::render::live::LiveView;
 use kale::store::Store;
-use kale::tune::{self, LiveState, TuneOptions, TuneReporter};
+use kale::tune::{self, TuneOptions, params_text};
+use kale::{Error, ErrorKind};
 use serde_json::json;
 
 use crate::cli::TuneArgs;
 
-use super::compile::search_args;
-use super::{EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STEP_FAILED};
-
-pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &TuneArgs) -> kale::Result<()> {
     if args.katib {
-        return super::katib::tune(args);
+        return on_katib(args);
     }
-    let pipeline = match super::load_pipeline(&args.notebook) {
-        Ok(p) => p,
-        Err(code) => return Ok(code),
-    };
+    let pipeline = super::load_pipeline(&args.notebook)?;
     let store_path = Store::default_path(&args.notebook);
-    let store = match Store::open(&store_path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    };
+    let store = Store::open(&store_path)?;
     let resolved = if args.resume {
         None
     } else {
-        match kale::tune::space::resolve(&pipeline, &search_args(&args.search)) {
-            Ok(r) => Some(r),
-            Err(errors) => {
-                for e in errors {
-                    eprintln!("error: {}: {e}", args.notebook.display());
-                }
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
-            }
-        }
+        Some(
+            kale::tune::space::resolve(&pipeline, &args.search.plan())
+                .map_err(|e| e.in_notebook(&args.notebook))?,
+        )
     };
-    let (interpreter, python_source) = match super::interpreter(args.python.python.as_deref()) {
-        Ok(i) => i,
-        Err(code) => return Ok(code),
-    };
+    let (interpreter, python_source) = super::interpreter(args.python.python.as_deref())?;
     // Steps that cannot run on this machine are refused before an experiment is
     // recorded (the pool itself is sized below, once the parallelism is known).
-    if let Err(code) = super::resource_pool(&args.notebook, &pipeline, &args.resources, 1, 1) {
-        return Ok(code);
-    }
+    super::resource_pool(&args.notebook, &pipeline, &args.resources, 1, 1)?;
     let name = match &args.name {
         Some(n) => n.clone(),
         None => tune::default_name(&store, &pipeline)?,
@@ -60,7 +41,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
     let notebook_hash = kale::notebook::load(&args.notebook, &mut Default::default())
         .map(|nb| nb.content)
         .unwrap_or_default();
-    let (experiment, search) = match tune::prepare(
+    let (experiment, search) = tune::prepare(
         &pipeline,
         &notebook_hash,
         &store,
@@ -69,13 +50,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
         resolved,
         args.search.max_trials,
         args.search.parallel,
-    ) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    };
+    )?;
     drop(store);
     if args.resume && experiment.spec.notebook_hash != notebook_hash {
         eprintln!(
@@ -111,16 +86,13 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
         .map(|n| n.get())
         .unwrap_or(2);
     let jobs_per_trial = (cores / search.parallel.max(1)).max(1);
-    let resources = match super::resource_pool(
+    let resources = super::resource_pool(
         &args.notebook,
         &pipeline,
         &args.resources,
         search.parallel,
         jobs_per_trial,
-    ) {
-        Ok(pool) => pool,
-        Err(code) => return Ok(code),
-    };
+    )?;
     let opts = TuneOptions {
         name: name.clone(),
         resume: args.resume,
@@ -137,7 +109,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
     let view = Arc::new(LiveView::new());
     let rt = super::runtime()?;
     let outcome = rt.block_on(async {
-        let cancel = super::ctrl_c_signal();
+        let cancel = super::ctrl_c_signal("stopping running steps");
         // The dashboard serves from this process for as long as the tune runs.
         if args.dashboard {
             match kale::dashboard::bind(&store_path, "127.0.0.1", args.dashboard_port).await {
@@ -158,9 +130,8 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: {e}");
             release_after_error(&store_path, &name, args.resume, &e.to_string());
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            return Err(e.into());
         }
     };
     let count = |s: &str| outcome.trials.iter().filter(|t| t.status == s).count();
@@ -245,11 +216,203 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<ExitCode> {
             args.notebook.display()
         );
     }
-    Ok(match outcome.status.as_str() {
-        "succeeded" => ExitCode::SUCCESS,
-        "interrupted" => ExitCode::from(EXIT_INTERRUPTED),
-        _ => ExitCode::from(EXIT_STEP_FAILED),
-    })
+    match outcome.status.as_str() {
+        "succeeded" => Ok(()),
+        "interrupted" => Err(Error::reported(ErrorKind::Interrupted)),
+        _ => Err(Error::reported(ErrorKind::Failed)),
+    }
+}
+
+/// `kale tune --katib`: the Experiment runs on the cluster; kale names it, uploads the
+/// pipeline version its trials run, creates it and watches it.
+fn on_katib(args: &TuneArgs) -> kale::Result<()> {
+    let mut pipeline = super::load_pipeline(&args.notebook)?;
+    if !args.resume {
+        super::default_to_own_pod_image(&mut pipeline);
+    }
+    let name_flag = args
+        .name
+        .clone()
+        .or_else(|| args.katib_target.experiment_name.clone());
+    if let Some(n) = &name_flag {
+        kale::kubeflow::katib::check_name(n)?;
+    }
+    let plan = args.search.plan();
+    if !args.resume {
+        // Objective, space and budget problems are reported before anything reaches the
+        // cluster or KFP: a dry run of the real builder with stand-ins for what only the
+        // cluster and the upload decide.
+        let mut dry = args.katib_target.trial_target();
+        dry.pipeline_id.get_or_insert_with(|| "dry-run".into());
+        kale::kubeflow::katib::plan(&pipeline, name_flag.as_deref(), &plan, dry)?;
+    }
+    if args.trial_timeout.is_some() || args.no_cache || args.python.python.is_some() {
+        eprintln!(
+            "warning: --trial-timeout, --no-cache and --python apply to local tuning; the cluster ignores them"
+        );
+    }
+
+    let rt = super::runtime()?;
+    let katib = rt.block_on(async {
+        let k = KatibClient::connect(args.context.as_deref(), args.namespace.as_deref()).await?;
+        k.check_installed().await?;
+        Ok::<_, ClusterError>(k)
+    })?;
+
+    let name = if args.resume {
+        let name = name_flag.expect("clap requires --name with --resume");
+        if rt.block_on(katib.experiment(&name))?.is_none() {
+            return Err(ClusterError::NoSuchExperiment {
+                name,
+                namespace: katib.namespace.clone(),
+            }
+            .into());
+        }
+        eprintln!(
+            "reattaching to Katib experiment {name} in namespace {}",
+            katib.namespace
+        );
+        name
+    } else {
+        let name = rt.block_on(cluster_tune::free_name(&katib, name_flag, &pipeline))?;
+        let mut target = args.katib_target.trial_target();
+        if target.pipeline_id.is_none() {
+            let compiled = super::kfp_compile(&pipeline, args.python.python.as_deref())?;
+            let client = KfpClient::from_env(args.kfp_endpoint.as_deref());
+            let version = cluster_tune::upload(
+                &client,
+                &pipeline,
+                &compiled.yaml,
+                &name,
+                args.namespace.as_deref(),
+            )
+            .map_err(|e| {
+                Error::from(e).with_hint(
+                    "or upload it yourself (`kale submit --upload-only`) and pass --pipeline-id",
+                )
+            })?;
+            eprintln!(
+                "uploaded pipeline `{}` to {} (id {}), version {}; the trials run this version",
+                kale::kubeflow::kfp::pipeline_name(&pipeline),
+                client.endpoint(),
+                version.pipeline_id,
+                version.version_id
+            );
+            target.pipeline_id = Some(version.pipeline_id);
+            target.pipeline_version = Some(version.version_id);
+        }
+        let experiment = kale::kubeflow::katib::plan(&pipeline, Some(&name), &plan, target)?;
+        rt.block_on(katib.create_experiment(&experiment.value))?;
+        let spec = &experiment.value["spec"];
+        eprintln!(
+            "created Katib experiment {name} in namespace {} ({}): {} `{}`, {} over {}, {} trials, {} at once",
+            katib.namespace,
+            katib.server,
+            spec["objective"]["type"].as_str().unwrap_or_default(),
+            spec["objective"]["objectiveMetricName"]
+                .as_str()
+                .unwrap_or_default(),
+            spec["algorithm"]["algorithmName"]
+                .as_str()
+                .unwrap_or_default(),
+            spec["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["name"].as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            spec["maxTrialCount"],
+            spec["parallelTrialCount"],
+        );
+        name
+    };
+    let mut cluster_flags = format!(" -n {}", katib.namespace);
+    if let Some(c) = &args.context {
+        cluster_flags.push_str(&format!(" --context {c}"));
+    }
+    let reattach = format!(
+        "kale tune {} --katib --name {name}{cluster_flags} --resume",
+        args.notebook.display(),
+    );
+    eprintln!("watching; Ctrl-C detaches and leaves the experiment running");
+    let view = LiveView::new();
+    let watched = rt.block_on(async {
+        let detach = super::ctrl_c_signal("detaching; the experiment keeps running on the cluster");
+        cluster_tune::watch(&katib, &name, &view, detach).await
+    });
+    view.finish();
+    let w = watched?;
+    let exp = &w.experiment;
+    let c = w.counts();
+    let reason = if w.detached {
+        "detached; the experiment keeps running on the cluster".to_string()
+    } else {
+        exp.reason.clone()
+    };
+    if args.json {
+        let best = exp.best.as_ref().map(|b| {
+            json!({"trial": b.trial, "number": w.number_of(&b.trial),
+                   "params": b.params, "metrics": b.metrics})
+        });
+        let doc = json!({
+            "experiment": name,
+            "namespace": katib.namespace,
+            "status": exp.phase,
+            "reason": reason,
+            "best": best,
+            "trials": {
+                "total": c.total,
+                "succeeded": c.succeeded,
+                "failed": c.failed,
+                "early_stopped": c.early_stopped,
+                "running": c.running,
+            },
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    eprintln!(
+        "experiment {name} {}: {reason} — {} succeeded, {} failed{}{}{}",
+        exp.phase,
+        c.succeeded,
+        c.failed,
+        match c.early_stopped {
+            0 => String::new(),
+            n => format!(", {n} stopped early"),
+        },
+        match c.running {
+            0 => String::new(),
+            n => format!(", {n} running"),
+        },
+        w.seconds()
+            .map(|s| format!(", {s:.1}s"))
+            .unwrap_or_default(),
+    );
+    match &exp.best {
+        Some(best) => eprintln!(
+            "best: trial {} ({}) {}={} with {}",
+            w.number_of(&best.trial)
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".into()),
+            best.trial,
+            exp.objective,
+            best.value
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-".into()),
+            params_text(&best.params)
+        ),
+        None if w.detached => eprintln!("no trial succeeded yet"),
+        None => eprintln!("no trial succeeded"),
+    }
+    if w.detached {
+        eprintln!("reattach with: {reattach}");
+        return Err(Error::reported(ErrorKind::Interrupted));
+    }
+    if exp.phase == "succeeded" {
+        Ok(())
+    } else {
+        Err(Error::reported(ErrorKind::Failed))
+    }
 }
 
 /// A tune that stopped on an error must not leave its experiment `running`: a new
@@ -267,132 +430,5 @@ fn release_after_error(store_path: &std::path::Path, name: &str, resumed: bool, 
         let _ = store.delete_experiment(name);
     } else {
         let _ = store.finish_experiment(e.id, "failed", error, 0.0);
-    }
-}
-
-/// A redrawn status block on a terminal; one line per finished trial otherwise.
-/// `kale tune --katib` shows the cluster's experiment with it too.
-pub(crate) struct LiveView {
-    bar: Option<ProgressBar>,
-}
-
-impl LiveView {
-    pub(crate) fn new() -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(ProgressStyle::with_template("{msg}").unwrap());
-            bar.enable_steady_tick(std::time::Duration::from_millis(250));
-            bar
-        });
-        LiveView { bar }
-    }
-
-    pub(crate) fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-fn render(s: &LiveState) -> String {
-    let done = s.succeeded + s.failed + s.early_stopped;
-    // At the pace so far: elapsed time per finished trial times the trials left.
-    let eta = if done > 0 && done < s.max_trials {
-        let left = s.max_trials - done;
-        format!(", ETA {:.0}s", s.elapsed / done as f64 * left as f64)
-    } else {
-        String::new()
-    };
-    let mut out = format!(
-        "{}  {} {}  trials {done}/{} done ({} ok, {} failed{}), {} running  {:.0}s{eta}\n",
-        s.experiment,
-        s.direction,
-        s.objective,
-        s.max_trials,
-        s.succeeded,
-        s.failed,
-        if s.early_stopped > 0 {
-            format!(", {} stopped early", s.early_stopped)
-        } else {
-            String::new()
-        },
-        s.running.len(),
-        s.elapsed
-    );
-    match &s.best {
-        Some((n, v, params)) => out.push_str(&format!(
-            "best   trial {n}: {}={v:.6}  {params}\n",
-            s.objective
-        )),
-        None => out.push_str("best   -\n"),
-    }
-    // Katib trials (and --no-cache) have no step cache to report.
-    if s.cache_hits + s.cache_misses > 0 {
-        out.push_str(&format!(
-            "cache  {} hits, {} misses\n",
-            s.cache_hits, s.cache_misses
-        ));
-    }
-    for (n, label, secs) in &s.running {
-        out.push_str(&format!("  ▶ trial {n:>3}  {label}  {secs:.1}s\n"));
-    }
-    for line in s.recent.iter().take(5) {
-        out.push_str(&format!("    {line}\n"));
-    }
-    out
-}
-
-impl TuneReporter for LiveView {
-    fn update(&self, state: &LiveState) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(render(state));
-        }
-    }
-
-    fn notice(&self, line: &str, state: &LiveState) {
-        self.trial_finished(&format!("↻ {line}"), state);
-    }
-
-    fn trial_finished(&self, line: &str, state: &LiveState) {
-        match &self.bar {
-            Some(bar) => {
-                bar.println(line);
-                bar.set_message(render(state));
-            }
-            None => eprintln!("{line}"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn live_block_shows_progress_best_running_and_cache() {
-        let s = LiveState {
-            experiment: "e".into(),
-            objective: "acc".into(),
-            direction: "maximize".into(),
-            max_trials: 10,
-            succeeded: 3,
-            failed: 1,
-            running: vec![(4, "lr=0.1".into(), 2.0)],
-            best: Some((2, 0.9, "lr=0.01".into())),
-            cache_hits: 6,
-            cache_misses: 4,
-            ..Default::default()
-        };
-        let text = render(&s);
-        assert!(
-            text.contains("trials 4/10 done (3 ok, 1 failed), 1 running"),
-            "{text}"
-        );
-        assert!(
-            text.contains("best   trial 2: acc=0.900000  lr=0.01"),
-            "{text}"
-        );
-        assert!(text.contains("cache  6 hits, 4 misses"), "{text}");
-        assert!(text.contains("▶ trial   4  lr=0.1"), "{text}");
     }
 }

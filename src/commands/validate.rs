@@ -1,10 +1,10 @@
-use std::process::ExitCode;
-
 use crate::cli::NotebookArgs;
 
-use super::{EXIT_BAD_INPUT, print_diagnostics};
+use kale::{Error, ErrorKind};
 
-pub fn run(args: &NotebookArgs) -> anyhow::Result<ExitCode> {
+use super::print_diagnostics;
+
+pub fn run(args: &NotebookArgs) -> kale::Result<()> {
     let (pipeline, diags) = kale::pipeline::load(&args.notebook);
     print_diagnostics(&args.notebook, &diags);
     match pipeline {
@@ -34,7 +34,7 @@ pub fn run(args: &NotebookArgs) -> anyhow::Result<ExitCode> {
                     String::new()
                 }
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(())
         }
         None => {
             let errors = diags.errors().count();
@@ -43,7 +43,7 @@ pub fn run(args: &NotebookArgs) -> anyhow::Result<ExitCode> {
                 args.notebook.display(),
                 plural(errors)
             );
-            Ok(ExitCode::from(EXIT_BAD_INPUT))
+            Err(Error::reported(ErrorKind::BadInput))
         }
     }
 }

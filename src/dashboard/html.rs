@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::plot::{self, Kind, Series, xml};
+use crate::render::svg::{self, Kind, Series, xml};
 use crate::report::{self, num, value_text};
 use crate::store::{Experiment, TrialRow};
 
@@ -228,7 +228,7 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
     }
     m.push_str("</section>");
     // Plots.
-    let opts = plot::Options { log_y: log };
+    let opts = svg::Options { log_y: log };
     let _ = writeln!(
         m,
         r#"<section id="history"><h2>Optimisation history</h2><p class="tools"><a href="?{}">{}</a> · <a href="/plot/{}/history.svg{}" download>SVG</a></p><div class="plot">{}</div></section>"#,
@@ -236,27 +236,27 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
         if log { "linear scale" } else { "log scale" },
         enc(name),
         if log { "?log=1" } else { "" },
-        plot::render(Kind::History, e, trials, opts)
+        svg::render(Kind::History, e, trials, opts)
     );
     let _ = writeln!(
         m,
         r#"<section id="importance"><h2>Parameter importance</h2><div class="plot">{}</div></section>"#,
-        plot::importance(&e.spec.name, importance.as_deref())
+        svg::importance(&e.spec.name, importance.as_deref())
     );
     let _ = writeln!(
         m,
         r#"<section id="parallel"><h2>Parallel coordinates</h2><div class="plot">{}</div></section>"#,
-        plot::render(Kind::Parallel, e, trials, opts)
+        svg::render(Kind::Parallel, e, trials, opts)
     );
     let _ = writeln!(
         m,
         r#"<section id="slice"><h2>Slice plots</h2><div class="plot">{}</div></section>"#,
-        plot::render(Kind::Slice, e, trials, opts)
+        svg::render(Kind::Slice, e, trials, opts)
     );
     let _ = writeln!(
         m,
         r#"<section id="contour"><h2>Contour (two most important parameters)</h2><div class="plot">{}</div></section>"#,
-        plot::contour_with(e, trials, importance.as_deref())
+        svg::contour_with(e, trials, importance.as_deref())
     );
     // Search space.
     m.push_str(r#"<section id="space"><h2>Search space</h2><table class="list"><thead><tr><th>parameter</th><th>type</th><th>values</th><th>step</th><th>distribution</th></tr></thead><tbody>"#);
@@ -408,7 +408,7 @@ pub fn trial(e: &Experiment, t: &TrialRow, doc: &Value) -> String {
         let _ = writeln!(
             m,
             r#"<div class="plot">{}</div>"#,
-            plot::intermediate(
+            svg::intermediate(
                 &format!("{name} trial {}", t.number),
                 &e.spec.objective,
                 &t.intermediate
@@ -478,7 +478,7 @@ pub fn compare_plot(picked: &[(Experiment, Vec<TrialRow>)], log: bool) -> String
         .first()
         .map(|(e, _)| e.spec.objective.as_str())
         .unwrap_or("objective");
-    plot::history("compare", objective, &series, plot::Options { log_y: log })
+    svg::history("compare", objective, &series, svg::Options { log_y: log })
 }
 
 pub fn compare(

@@ -1,6 +1,6 @@
 //! `kale dashboard`: a read-only web view of an experiment store.
 //!
-//! Pages are rendered on the server (HTML with the plots of [`crate::plot`] inline), so
+//! Pages are rendered on the server (HTML with the plots of [`crate::render::svg`] inline), so
 //! they work without JavaScript and look like the files `kale experiments plot`
 //! writes. A small embedded script keeps the open page live: it listens to
 //! `/api/events` (server-sent events, one per committed change to the store, found by
@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::exec::manifest::Manifest;
-use crate::plot::{self, Kind};
+use crate::render::svg::{self, Kind};
 use crate::report;
 use crate::store::{Experiment, Store, TrialRow};
 
@@ -530,12 +530,12 @@ async fn plot_svg(
             ),
             json: false,
         })?;
-    let opts = plot::Options {
+    let opts = svg::Options {
         log_y: log_scale(&q),
     };
     read(&s, false, move |store| {
         let (e, t) = load(store, &name, false)?;
-        Ok(svg(plot::render(kind, &e, &t, opts)))
+        Ok(svg(svg::render(kind, &e, &t, opts)))
     })
     .await
 }

@@ -39,6 +39,13 @@ impl PythonError {
     }
 }
 
+/// Which Python runs the steps is the user's choice (`--python`, `KALE_PYTHON`).
+impl From<PythonError> for crate::Error {
+    fn from(e: PythonError) -> Self {
+        crate::Error::bad_input(&e).with_hint(e.hint())
+    }
+}
+
 /// Where the interpreter came from, so kale can say why it runs the steps with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {

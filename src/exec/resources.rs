@@ -201,6 +201,20 @@ pub struct ResourceError {
     pub message: String,
 }
 
+impl ResourceError {
+    /// The error located in `notebook`: the `limit:` tags are the notebook's.
+    pub fn located(self, notebook: &std::path::Path) -> crate::Error {
+        match self.step {
+            Some((_, cell)) => crate::Error::bad_input(format!(
+                "{}: cell {cell}: {}",
+                notebook.display(),
+                self.message
+            )),
+            None => crate::Error::bad_input(self.message),
+        }
+    }
+}
+
 /// The pool for a pipeline's steps, with `limit:` tags checked against it: the
 /// first step that cannot run here (a malformed limit, more GPUs than the machine
 /// has) is the error.

@@ -113,6 +113,20 @@ impl ClusterError {
     }
 }
 
+/// A name that does not exist or is taken is the user's to fix; the rest is the
+/// cluster, the network or the credentials around kale.
+impl From<ClusterError> for crate::Error {
+    fn from(e: ClusterError) -> Self {
+        let kind = match e {
+            ClusterError::AlreadyExists { .. } | ClusterError::NoSuchExperiment { .. } => {
+                crate::ErrorKind::BadInput
+            }
+            _ => crate::ErrorKind::Environment,
+        };
+        crate::Error::new(kind, &e).with_hint(e.hint())
+    }
+}
+
 /// The error and every cause under it, so "connection refused" is not hidden behind
 /// "client error (Connect)".
 fn chain(e: &dyn std::error::Error) -> String {
@@ -130,7 +144,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 /// A connection to one namespace's Katib objects.
 #[derive(Clone)]
-pub struct Katib {
+pub struct KatibClient {
     pub namespace: String,
     /// The API server URL, for messages.
     pub server: String,
@@ -138,11 +152,11 @@ pub struct Katib {
     trials: Api<DynamicObject>,
 }
 
-impl Katib {
+impl KatibClient {
     pub async fn connect(
         context: Option<&str>,
         namespace: Option<&str>,
-    ) -> Result<Katib, ClusterError> {
+    ) -> Result<KatibClient, ClusterError> {
         let config = match context {
             // An explicit context only makes sense with a kubeconfig: no in-cluster fallback.
             Some(c) => Config::from_kubeconfig(&KubeConfigOptions {
@@ -172,7 +186,7 @@ impl Katib {
             .trim_end_matches('/')
             .to_string();
         let client = Client::try_from(config).map_err(|e| ClusterError::BadConfig(chain(&e)))?;
-        Ok(Katib {
+        Ok(KatibClient {
             experiments: Api::namespaced_with(
                 client.clone(),
                 &namespace,

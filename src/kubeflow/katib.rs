@@ -17,7 +17,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::pipeline::Pipeline;
-use crate::tune::space::ResolvedSearch;
+use crate::tune::space::{ResolvedSearch, SearchArgs};
 use kale_search::Direction;
 
 /// What every trial runs; `kale trial` runs it too, so there is one implementation.
@@ -81,6 +81,44 @@ impl KatibError {
             }
         }
     }
+}
+
+impl From<KatibError> for crate::Error {
+    fn from(e: KatibError) -> Self {
+        crate::Error::bad_input(&e).with_hint(e.hint())
+    }
+}
+
+/// The Experiment `kale compile --target katib` writes and `kale tune --katib`
+/// creates: the search plan resolved against the notebook, named `name` (default: the
+/// notebook's experiment name), trials in `target.image` (default: the steps' image,
+/// which has the Python the trial driver needs).
+pub fn plan(
+    p: &Pipeline,
+    name: Option<&str>,
+    search: &SearchArgs,
+    mut target: TrialTarget,
+) -> crate::Result<Experiment> {
+    let mut search = search.clone();
+    // Katib runs trials on the cluster: its own default parallelism, not this
+    // machine's cores.
+    let notebook_sets_parallel = p
+        .metadata
+        .katib_metadata
+        .as_ref()
+        .and_then(|k| k.0.get("parallelTrialCount"))
+        .is_some();
+    if search.parallel.is_none() && !notebook_sets_parallel {
+        search.parallel = Some(3);
+    }
+    let resolved = crate::tune::space::resolve(p, &search)?;
+    let name = name
+        .map(str::to_string)
+        .unwrap_or_else(|| default_name(&p.experiment));
+    if target.image.is_empty() {
+        target.image = crate::kubeflow::kfp::pipeline_image(p);
+    }
+    Ok(experiment(p, &name, &resolved, &target)?)
 }
 
 /// An Experiment ready to apply.

@@ -117,6 +117,12 @@ impl CompileError {
     }
 }
 
+impl From<CompileError> for crate::Error {
+    fn from(e: CompileError) -> Self {
+        crate::Error::bad_input(&e).with_hint(e.hint())
+    }
+}
+
 /// A compiled pipeline: the YAML text plus what the user should know about it.
 #[derive(Debug, Clone)]
 pub struct Compiled {

@@ -57,6 +57,17 @@ impl KfpError {
     }
 }
 
+/// An id that names nothing is the user's to fix; the rest is the KFP API server.
+impl From<KfpError> for crate::Error {
+    fn from(e: KfpError) -> Self {
+        let kind = match e {
+            KfpError::NotFound { .. } => crate::ErrorKind::BadInput,
+            _ => crate::ErrorKind::Environment,
+        };
+        crate::Error::new(kind, &e).with_hint(e.hint())
+    }
+}
+
 /// An id pair that names one uploaded pipeline version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineVersionRef {

@@ -15,6 +15,7 @@
 //!   `name=value` lines for Katib's StdOut collector. `kale trial` runs the same driver.
 
 pub mod cluster;
+pub mod cluster_tune;
 pub mod katib;
 pub mod kfp;
 pub mod kfp_client;

@@ -34,6 +34,22 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A missing or taken name is the user's to fix; SQLite failing, or another kale
+/// process holding the experiment, is not.
+impl From<StoreError> for crate::Error {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::NotFound(_) => crate::Error::bad_input(&e)
+                .with_hint("`kale experiments list` shows the experiments"),
+            StoreError::Taken(_) => crate::Error::bad_input(&e)
+                .with_hint("pick another --name, or continue that one with --resume"),
+            StoreError::Busy { .. } => crate::Error::environment(&e)
+                .with_hint("wait for it to finish, or stop it (Ctrl-C) and resume with --resume"),
+            StoreError::Sql { .. } => crate::Error::environment(&e),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Experiment {
     pub id: i64,

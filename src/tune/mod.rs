@@ -41,6 +41,18 @@ pub enum TuneError {
     Io(#[from] std::io::Error),
 }
 
+/// Settings that do not fit the notebook or the stored experiment are the user's to
+/// fix; the store and the disk failing are not.
+impl From<TuneError> for crate::Error {
+    fn from(e: TuneError) -> Self {
+        match e {
+            TuneError::Store(e) => e.into(),
+            TuneError::Setup(message) => crate::Error::bad_input(message),
+            TuneError::Io(e) => crate::Error::environment(format!("run directory: {e}")),
+        }
+    }
+}
+
 pub struct TuneOptions {
     pub name: String,
     pub resume: bool,
@@ -85,6 +97,8 @@ pub trait TuneReporter: Send + Sync {
     fn trial_finished(&self, _line: &str, _state: &LiveState) {}
     /// A line worth keeping that is not a trial's end (why a cached step ran again).
     fn notice(&self, _line: &str, _state: &LiveState) {}
+    /// Something went wrong that the tune carries on through (a dropped connection).
+    fn warning(&self, _line: &str) {}
 }
 
 #[derive(Clone, Debug)]

@@ -61,7 +61,29 @@ pub struct ResolvedSearch {
 pub const DEFAULT_MAX_TRIALS: u64 = 12;
 pub const DEFAULT_MAX_FAILED: u64 = 3;
 
-pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Vec<String>> {
+/// Everything wrong with the search settings, each problem on its own line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchErrors(pub Vec<String>);
+
+impl SearchErrors {
+    /// The errors, each naming the notebook whose settings they are about.
+    pub fn in_notebook(self, notebook: &std::path::Path) -> crate::Error {
+        let lines: Vec<String> = self
+            .0
+            .iter()
+            .map(|e| format!("{}: {e}", notebook.display()))
+            .collect();
+        SearchErrors(lines).into()
+    }
+}
+
+impl From<SearchErrors> for crate::Error {
+    fn from(e: SearchErrors) -> Self {
+        crate::Error::bad_input(e.0.join("\nerror: "))
+    }
+}
+
+pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, SearchErrors> {
     let mut errors = Vec::new();
     let katib = p.metadata.katib_metadata.as_ref().map(|k| &k.0);
     let metrics: Vec<&str> = p.metrics.iter().map(|m| m.name.as_str()).collect();
@@ -285,7 +307,7 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Vec<St
     };
 
     if !errors.is_empty() {
-        return Err(errors);
+        return Err(SearchErrors(errors));
     }
     Ok(ResolvedSearch {
         additional_metrics: metrics

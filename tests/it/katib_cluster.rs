@@ -805,7 +805,7 @@ fn tune_katib_error(dir: &Path, cfg: &Path, extra: &[&str]) -> String {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
 }
@@ -830,7 +830,7 @@ fn cluster_problems_are_explained() {
         .args(["experiments", "list", "--katib"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Katib is not installed"));
 
     // RBAC refuses.

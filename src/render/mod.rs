@@ -1,0 +1,7 @@
+//! Everything kale draws: terminal progress ([`live`]), SVG plots ([`svg`]) and the
+//! text tables of the commands ([`table`]). What they show is derived in
+//! [`crate::report`].
+
+pub mod live;
+pub mod svg;
+pub mod table;

@@ -1,0 +1,506 @@
+//! The text tables and blocks of `kale experiments` and `kale runs`.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::exec::manifest::now;
+use crate::report::human_bytes;
+use crate::snapshot::Run;
+use crate::store::{Experiment, TrialRow};
+use crate::tune::{params_text, trial_line};
+use kale_search::importance::ParamImportance;
+
+/// Succeeded, failed, and all trials but the interrupted ones (which do not count
+/// towards the budget).
+pub fn counts(trials: &[TrialRow]) -> (usize, usize, usize) {
+    let ok = trials.iter().filter(|t| t.status == "succeeded").count();
+    let failed = trials.iter().filter(|t| t.status == "failed").count();
+    let total = trials.iter().filter(|t| t.status != "interrupted").count();
+    (ok, failed, total)
+}
+
+/// `kale experiments list`: one row per experiment with its best value.
+pub fn experiments(rows: &[(&Experiment, Vec<TrialRow>, Option<f64>)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:<11} {:<22} {:>8} {:>12}  {:<10} notebook",
+        "EXPERIMENT", "STATUS", "OBJECTIVE", "TRIALS", "BEST", "ALGORITHM"
+    );
+    for (e, trials, best) in rows {
+        let (ok, failed, total) = counts(trials);
+        let _ = writeln!(
+            out,
+            "{:<24} {:<11} {:<22} {:>8} {:>12}  {:<10} {}",
+            e.spec.name,
+            e.status,
+            format!(
+                "{} {}",
+                if e.spec.direction == "minimize" {
+                    "min"
+                } else {
+                    "max"
+                },
+                e.spec.objective
+            ),
+            format!("{total} ({failed}✗)").replace(" (0✗)", ""),
+            best.map(|b| format!("{b:.6}"))
+                .unwrap_or_else(|| "-".into()),
+            e.spec.algorithm,
+            e.spec.notebook
+        );
+        let _ = ok;
+    }
+    out
+}
+
+/// `kale experiments show`: settings, space, best trial, importance, then every trial.
+pub fn experiment(
+    e: &Experiment,
+    trials: &[TrialRow],
+    best: Option<&TrialRow>,
+    importance: &Result<Vec<ParamImportance>, String>,
+) -> String {
+    let (ok, failed, total) = counts(trials);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "experiment {}  ({}{})",
+        e.spec.name,
+        e.status,
+        e.reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(out, "notebook   {}", e.spec.notebook);
+    let _ = writeln!(
+        out,
+        "objective  {} {}{}",
+        e.spec.direction,
+        e.spec.objective,
+        e.spec
+            .goal
+            .map(|g| format!(" (goal {g})"))
+            .unwrap_or_default()
+    );
+    let settings: Vec<String> = e
+        .spec
+        .settings
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    format!(
+                        "{}={}",
+                        s["name"].as_str().unwrap_or("?"),
+                        crate::report::value_text(&s["value"])
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "algorithm  {}{}",
+        e.spec.algorithm,
+        if settings.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", settings.join(", "))
+        }
+    );
+    let rows = crate::report::space_rows(&e);
+    if rows.is_empty() {
+        let _ = writeln!(out, "space      {}", e.spec.space);
+    } else {
+        let w = |f: &dyn Fn(&crate::report::SpaceRow) -> String, min: usize| {
+            rows.iter()
+                .map(|r| f(r).chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(min)
+        };
+        let (wn, wt, wv, ws) = (
+            w(&|r| r.name.clone(), 9),
+            w(&|r| r.kind.clone(), 4),
+            w(&|r| r.values.clone(), 6),
+            w(&|r| r.step.clone().unwrap_or_else(|| "-".into()), 4),
+        );
+        let _ = writeln!(
+            out,
+            "space      {:<wn$}  {:<wt$}  {:<wv$}  {:<ws$}  distribution",
+            "parameter", "type", "values", "step"
+        );
+        for r in &rows {
+            let _ = writeln!(
+                out,
+                "           {:<wn$}  {:<wt$}  {:<wv$}  {:<ws$}  {}",
+                r.name,
+                r.kind,
+                r.values,
+                r.step.as_deref().unwrap_or("-"),
+                r.distribution
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "trials     {total} of {} ({ok} succeeded, {failed} failed), {} at once, {:.1}s",
+        e.spec.max_trials, e.spec.parallel, e.wall_seconds
+    );
+    if let Some(b) = best {
+        let _ = writeln!(
+            out,
+            "best       trial {}: {}={} {}",
+            b.number,
+            e.spec.objective,
+            crate::report::num(b.value.unwrap_or(f64::NAN)),
+            params_text(&b.params)
+        );
+        if let Some(dir) = &b.run_dir {
+            let _ = writeln!(out, "           {dir}");
+        }
+    }
+    match &importance {
+        Ok(imp) => {
+            let _ = writeln!(out, "importance (fANOVA)");
+            let width = imp
+                .iter()
+                .map(|p| p.name.chars().count())
+                .max()
+                .unwrap_or(0);
+            for p in imp {
+                let bar = "█".repeat((p.importance * 30.0).round() as usize);
+                let _ = writeln!(
+                    out,
+                    "  {:<width$}  {:>5.1}%  {bar}",
+                    p.name,
+                    100.0 * p.importance
+                );
+            }
+        }
+        Err(why) => {
+            let _ = writeln!(out, "importance -  ({why})");
+        }
+    }
+    let _ = writeln!(out);
+    for t in trials {
+        let mark = if Some(t.number) == best.map(|b| b.number) {
+            "*"
+        } else {
+            " "
+        };
+        let _ = writeln!(out, "{mark}{}", trial_line(t, &e.spec.objective));
+    }
+    out
+}
+
+/// `kale experiments compare`: one column per experiment.
+pub fn comparison(columns: &[(Experiment, Vec<TrialRow>)], bests: &[Option<&TrialRow>]) -> String {
+    let rows: Vec<(&str, Vec<String>)> = vec![
+        (
+            "algorithm",
+            columns
+                .iter()
+                .map(|(e, _)| e.spec.algorithm.clone())
+                .collect(),
+        ),
+        (
+            "objective",
+            columns
+                .iter()
+                .map(|(e, _)| format!("{} {}", e.spec.direction, e.spec.objective))
+                .collect(),
+        ),
+        (
+            "status",
+            columns.iter().map(|(e, _)| e.status.clone()).collect(),
+        ),
+        (
+            "trials",
+            columns
+                .iter()
+                .map(|(_, t)| {
+                    let (ok, f, total) = counts(t);
+                    format!("{total} ({ok} ok, {f} failed)")
+                })
+                .collect(),
+        ),
+        (
+            "best value",
+            bests
+                .iter()
+                .map(|b| {
+                    b.and_then(|b| b.value)
+                        .map_or("-".into(), |v| format!("{v:.6}"))
+                })
+                .collect(),
+        ),
+        (
+            "best trial",
+            bests
+                .iter()
+                .map(|b| b.map_or("-".into(), |b| b.number.to_string()))
+                .collect(),
+        ),
+        (
+            "best params",
+            bests
+                .iter()
+                .map(|b| b.map_or("-".into(), |b| params_text(&b.params)))
+                .collect(),
+        ),
+        (
+            "wall time",
+            columns
+                .iter()
+                .map(|(e, _)| format!("{:.1}s", e.wall_seconds))
+                .collect(),
+        ),
+        (
+            "cache hit rate",
+            columns
+                .iter()
+                .map(|(_, t)| {
+                    let hits: i64 = t.iter().map(|x| x.cache_hits).sum();
+                    let all: i64 = t.iter().map(|x| x.cache_hits + x.cache_misses).sum();
+                    if all == 0 {
+                        "-".into()
+                    } else {
+                        format!("{:.0}% ({hits}/{all})", 100.0 * hits as f64 / all as f64)
+                    }
+                })
+                .collect(),
+        ),
+    ];
+    let widths: Vec<usize> = (0..columns.len())
+        .map(|i| {
+            rows.iter()
+                .map(|(_, v)| v[i].chars().count())
+                .chain([columns[i].0.spec.name.len()])
+                .max()
+                .unwrap_or(8)
+        })
+        .collect();
+    let mut out = format!("{:<15}", "");
+    for (i, (e, _)) in columns.iter().enumerate() {
+        let _ = write!(out, "  {:<w$}", e.spec.name, w = widths[i]);
+    }
+    out.push('\n');
+    for (label, values) in rows {
+        let _ = write!(out, "{label:<15}");
+        for (i, v) in values.iter().enumerate() {
+            let _ = write!(out, "  {v:<w$}", w = widths[i]);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `kale experiments list --katib`.
+pub fn katib_experiments(views: &[crate::kubeflow::cluster::ExperimentView]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<32} {:<11} {:<22} {:>10} {:>8} {:>12}  ALGORITHM",
+        "EXPERIMENT", "STATUS", "OBJECTIVE", "TRIALS", "RUNNING", "BEST"
+    );
+    for e in views {
+        let _ = writeln!(
+            out,
+            "{:<32} {:<11} {:<22} {:>10} {:>8} {:>12}  {}",
+            e.name,
+            e.phase,
+            format!(
+                "{} {}",
+                if e.direction == "minimize" {
+                    "min"
+                } else {
+                    "max"
+                },
+                e.objective
+            ),
+            format!("{}/{} ({}✗)", e.trials, e.max_trials, e.failed).replace(" (0✗)", ""),
+            e.running,
+            e.best
+                .as_ref()
+                .and_then(|b| b.value)
+                .map(|b| format!("{b:.6}"))
+                .unwrap_or_else(|| "-".into()),
+            e.algorithm
+        );
+    }
+    out
+}
+
+/// `kale runs list`.
+pub fn runs(runs: &[Run]) -> String {
+    let mut out = String::new();
+    let rows: Vec<[String; 6]> = runs
+        .iter()
+        .map(|r| {
+            let m = &r.manifest;
+            [
+                m.run_id.clone(),
+                m.notebook
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                m.status.as_str().to_string(),
+                r.failing_step().map(|s| s.name.clone()).unwrap_or_default(),
+                ago(m.started_at),
+                [
+                    r.trial_label().map(|t| format!("trial {t}")),
+                    m.pinned.then(|| "pinned".to_string()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", "),
+            ]
+        })
+        .collect();
+    let header = ["RUN", "NOTEBOOK", "STATUS", "FAILED STEP", "STARTED", ""];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut line = |cells: [&str; 6]| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+        }
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(header);
+    for row in &rows {
+        line(row.each_ref().map(String::as_str));
+    }
+    out
+}
+
+pub fn ago(t: f64) -> String {
+    let s = (now() - t).max(0.0);
+    if s < 60.0 {
+        format!("{s:.0}s ago")
+    } else if s < 3600.0 {
+        format!("{:.0} min ago", s / 60.0)
+    } else if s < 86_400.0 {
+        format!("{:.0} h ago", s / 3600.0)
+    } else {
+        format!("{:.0} days ago", s / 86_400.0)
+    }
+}
+
+fn short(hash: &str) -> &str {
+    let hex = hash.strip_prefix("sha256:").unwrap_or(hash);
+    &hex[..hex.len().min(12)]
+}
+
+fn object_line(o: &Value, arrow: &str) -> String {
+    let bytes = o["bytes"]
+        .as_u64()
+        .map(human_bytes)
+        .unwrap_or_else(|| "?".into());
+    let place = match o["location"].as_str() {
+        Some("store") => "  (in the store only)",
+        Some("missing") => "  PRUNED",
+        _ => "",
+    };
+    format!(
+        "{:<16} {:<14} {bytes:>9}  {}{place}",
+        o["name"].as_str().unwrap_or(""),
+        arrow,
+        short(o["hash"].as_str().unwrap_or(""))
+    )
+}
+
+/// `kale runs show`: the run, then each step's inputs, outputs and error.
+pub fn run(run: &Run, doc: &Value) -> String {
+    let mut out = String::new();
+    let m = &run.manifest;
+    let _ = writeln!(out, "run         {}", m.run_id);
+    if let Some(t) = run.trial_label() {
+        let _ = writeln!(out, "trial       {t}");
+    }
+    let _ = writeln!(out, "notebook    {}", m.notebook.display());
+    let took = m
+        .finished_at
+        .map(|f| format!(", took {:.1}s", f - m.started_at))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "status      {}  (started {}{took})",
+        m.status.as_str(),
+        ago(m.started_at)
+    );
+    if !m.parameters.is_empty() {
+        let params: Vec<String> = m
+            .parameters
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(out, "parameters  {}", params.join(" "));
+    }
+    if !m.metrics.is_empty() {
+        let metrics: Vec<String> = m.metrics.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(out, "metrics     {}", metrics.join(" "));
+    }
+    let missing = doc["data"]["missing"].as_array().map_or(0, Vec::len);
+    let _ = writeln!(
+        out,
+        "data        {}{}",
+        if missing == 0 {
+            "complete".to_string()
+        } else {
+            format!("{missing} objects pruned")
+        },
+        if m.pinned { " (pinned)" } else { "" }
+    );
+    let _ = writeln!(out, "dir         {}", run.dir.display());
+    for (record, step) in m
+        .steps
+        .iter()
+        .zip(doc["steps"].as_array().into_iter().flatten())
+    {
+        let seconds = record
+            .seconds
+            .map(|s| format!("{s:.2}s"))
+            .unwrap_or_else(|| "-".into());
+        let hit = if step["cache_hit"] == true {
+            "  cache hit"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "\n{}  {}  {seconds}{hit}",
+            record.name,
+            record.status.as_str()
+        );
+        for o in step["inputs"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            let from = format!("← {}", o["step"].as_str().unwrap_or(""));
+            let _ = writeln!(out, "  in   {}", object_line(o, &from));
+        }
+        for o in step["outputs"].as_array().into_iter().flatten() {
+            let _ = writeln!(out, "  out  {}", object_line(o, "→"));
+        }
+        if let Some(e) = &record.error {
+            let at = match (e.cell, e.line) {
+                (Some(c), Some(l)) => format!(" (cell {c}, line {l})"),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "  error {}: {}{at}", e.kind, e.message);
+        }
+    }
+    out
+}
