@@ -2,6 +2,7 @@
 //! from a stored experiment: the direction, best-so-far series, parameter importance,
 //! the search space as table rows, and the one way numbers are written.
 
+use crate::store::TrialStatus;
 use kale_search::importance::{FanovaOptions, ParamImportance, fanova};
 use kale_search::space::{ParameterSpec, ParameterType};
 use kale_search::{Direction, SearchSpace};
@@ -11,11 +12,7 @@ use serde_json::Value;
 use crate::store::{Experiment, TrialRow};
 
 pub fn direction(e: &Experiment) -> Direction {
-    if e.spec.direction == "minimize" {
-        Direction::Minimize
-    } else {
-        Direction::Maximize
-    }
+    e.spec.direction
 }
 
 /// The stored search space, if it still parses.
@@ -27,7 +24,7 @@ pub fn space(e: &Experiment) -> Option<SearchSpace> {
 /// important first; `Err` says why there is none (too few trials, unreadable space).
 pub fn importance(e: &Experiment, trials: &[TrialRow]) -> Result<Vec<ParamImportance>, String> {
     let space = space(e).ok_or_else(|| "the stored search space is unreadable".to_string())?;
-    let history: Vec<_> = crate::tune::history_from_rows(&space, trials)
+    let history: Vec<_> = crate::tune::record::history(&space, trials)
         .into_iter()
         .filter(|t| t.state == kale_search::TrialState::Complete)
         .collect();
@@ -39,7 +36,7 @@ pub fn best_so_far(direction: Direction, trials: &[TrialRow]) -> Vec<(i64, f64)>
     let mut best: Option<f64> = None;
     trials
         .iter()
-        .filter(|t| t.status == "succeeded")
+        .filter(|t| t.status == TrialStatus::Succeeded)
         .filter_map(|t| {
             let v = t.value?;
             let b = match best {

@@ -78,6 +78,11 @@ pub trait Sampler: Send {
 
     /// Called once when a trial has finished. Default: nothing.
     fn tell(&mut self, _trial: &Trial) {}
+
+    /// Continues with a new random stream, as if built with `seed`. A driver resuming
+    /// a seeded study reseeds from the seed and the trials already made, so the second
+    /// session neither replays the first one's draws nor depends on the clock.
+    fn reseed(&mut self, seed: u64);
 }
 
 /// Generator for a sampler: seeded when `random_state` is given, else from the

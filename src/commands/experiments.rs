@@ -5,7 +5,6 @@ use kale::kubeflow::cluster::{ExperimentView, KatibClient};
 use kale::render::{svg, table};
 use kale::store::{Experiment, Store, TrialRow};
 use kale::tune::best_trial;
-use kale_search::Direction;
 use serde_json::json;
 
 use crate::cli::{CompareArgs, ExperimentsCommand, ExperimentsListArgs, PlotArgs, StoreArgs};
@@ -31,14 +30,6 @@ fn open(args: &StoreArgs) -> kale::Result<Store> {
         );
     }
     Ok(Store::open(&path)?)
-}
-
-fn direction(e: &Experiment) -> Direction {
-    if e.spec.direction == "minimize" {
-        Direction::Minimize
-    } else {
-        Direction::Maximize
-    }
 }
 
 fn load(store: &Store, name: &str) -> kale::Result<(Experiment, Vec<TrialRow>)> {
@@ -70,7 +61,7 @@ fn list(args: &StoreArgs) -> kale::Result<()> {
     let mut rows = Vec::new();
     for e in &experiments {
         let trials = store.trials(e.id)?;
-        let best = best_trial(&trials, direction(e)).and_then(|b| b.value);
+        let best = best_trial(&trials, e.spec.direction).and_then(|b| b.value);
         rows.push((e, trials, best));
     }
     if args.json {
@@ -97,7 +88,7 @@ fn list(args: &StoreArgs) -> kale::Result<()> {
 fn show(name: &str, args: &StoreArgs) -> kale::Result<()> {
     let store = open(args)?;
     let (e, trials) = load(&store, name)?;
-    let best = best_trial(&trials, direction(&e));
+    let best = best_trial(&trials, e.spec.direction);
     let importance = kale::report::importance(&e, &trials);
     if args.json {
         let doc = json!({"experiment": e, "best": best.map(|b| b.number), "trials": trials,
@@ -123,7 +114,7 @@ fn compare(a: &CompareArgs) -> kale::Result<()> {
         .collect::<kale::Result<Vec<_>>>()?;
     let bests: Vec<_> = columns
         .iter()
-        .map(|(e, t)| best_trial(t, direction(e)))
+        .map(|(e, t)| best_trial(t, e.spec.direction))
         .collect();
     print!("{}", table::comparison(&columns, &bests));
     if let Some(file) = &a.plot {
@@ -131,7 +122,7 @@ fn compare(a: &CompareArgs) -> kale::Result<()> {
             .iter()
             .map(|(e, t)| svg::Series {
                 name: &e.spec.name,
-                direction: direction(e),
+                direction: e.spec.direction,
                 trials: t,
             })
             .collect();

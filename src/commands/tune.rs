@@ -1,6 +1,7 @@
 //! `kale tune`: tuning on this machine with the live view, or on the cluster as a Katib
 //! Experiment (`--katib`) with the same view.
 
+use kale::store::{ExperimentStatus, TrialStatus};
 use std::sync::Arc;
 
 use kale::exec::{self, cache::Cache};
@@ -134,7 +135,7 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
             return Err(e.into());
         }
     };
-    let count = |s: &str| outcome.trials.iter().filter(|t| t.status == s).count();
+    let count = |s: TrialStatus| outcome.trials.iter().filter(|t| t.status == s).count();
     if args.json {
         let best = outcome.best.as_ref().map(|b| {
             json!({"trial": b.number, "params": b.params, "metrics": b.metrics, "run_dir": b.run_dir})
@@ -145,10 +146,10 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
             "reason": outcome.reason,
             "best": best,
             "trials": {
-                "total": outcome.trials.iter().filter(|t| t.status != "interrupted").count(),
-                "succeeded": count("succeeded"),
-                "failed": count("failed"),
-                "early_stopped": count("early_stopped"),
+                "total": outcome.trials.iter().filter(|t| t.status != TrialStatus::Interrupted).count(),
+                "succeeded": count(TrialStatus::Succeeded),
+                "failed": count(TrialStatus::Failed),
+                "early_stopped": count(TrialStatus::EarlyStopped),
             },
             "cache": {
                 "hits": outcome.cache_hits,
@@ -165,9 +166,9 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
         "experiment {name} {}: {} — {} succeeded, {} failed{}, cache {} hits / {} misses, {:.1}s",
         outcome.status,
         outcome.reason,
-        count("succeeded"),
-        count("failed"),
-        match count("early_stopped") {
+        count(TrialStatus::Succeeded),
+        count(TrialStatus::Failed),
+        match count(TrialStatus::EarlyStopped) {
             0 => String::new(),
             n => format!(", {n} stopped early"),
         },
@@ -200,7 +201,7 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
     let finished = outcome
         .trials
         .iter()
-        .filter(|t| matches!(t.status.as_str(), "succeeded" | "early_stopped"));
+        .filter(|t| matches!(t.status, TrialStatus::Succeeded | TrialStatus::EarlyStopped));
     if search.early_stopping.is_some()
         && finished.clone().count() > 0
         && finished.clone().all(|t| t.intermediate.is_empty())
@@ -210,16 +211,18 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
             obj = search.objective
         );
     }
-    if outcome.status == "interrupted" {
+    if outcome.status == ExperimentStatus::Interrupted {
         eprintln!(
             "resume with: kale tune {} --name {name} --resume",
             args.notebook.display()
         );
     }
-    match outcome.status.as_str() {
-        "succeeded" => Ok(()),
-        "interrupted" => Err(Error::reported(ErrorKind::Interrupted)),
-        _ => Err(Error::reported(ErrorKind::Failed)),
+    match outcome.status {
+        ExperimentStatus::Succeeded => Ok(()),
+        ExperimentStatus::Interrupted => Err(Error::reported(ErrorKind::Interrupted)),
+        ExperimentStatus::Failed | ExperimentStatus::Running => {
+            Err(Error::reported(ErrorKind::Failed))
+        }
     }
 }
 
@@ -429,6 +432,6 @@ fn release_after_error(store_path: &std::path::Path, name: &str, resumed: bool, 
     if !resumed && !made_trials {
         let _ = store.delete_experiment(name);
     } else {
-        let _ = store.finish_experiment(e.id, "failed", error, 0.0);
+        let _ = store.finish_experiment(e.id, ExperimentStatus::Failed, error, 0.0);
     }
 }

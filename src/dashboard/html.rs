@@ -1,5 +1,6 @@
 //! The dashboard's pages, rendered from the same documents the JSON endpoints serve.
 
+use crate::store::TrialStatus;
 use std::fmt::Write as _;
 
 use serde_json::Value;
@@ -113,8 +114,8 @@ pub fn index(db: &str, experiments: &[(Experiment, Vec<TrialRow>)]) -> String {
             xml(&e.spec.name),
             xml(&e.spec.name),
             exp_link(&e.spec.name),
-            badge(&e.status),
-            xml(&e.spec.direction),
+            badge(e.status.as_str()),
+            xml(crate::store::direction_text(e.spec.direction)),
             xml(&e.spec.objective),
             c["succeeded"],
             c["failed"],
@@ -153,7 +154,7 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
         m,
         r#"<h1>{} {}</h1><p class="muted">{}{}</p>"#,
         xml(name),
-        badge(&e.status),
+        badge(e.status.as_str()),
         e.reason
             .as_deref()
             .map(|r| format!("{} · ", xml(r)))
@@ -167,7 +168,7 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
     let _ = writeln!(
         m,
         r#"<section class="facts"><div><b>objective</b> {} {}{}</div><div><b>algorithm</b> {}</div><div><b>trials</b> {} of {} · {} ok · {} failed · {} stopped early · {} running</div><div><b>at once</b> {}</div><div><b>wall time</b> {}</div>{eta}</section>"#,
-        xml(&e.spec.direction),
+        xml(crate::store::direction_text(e.spec.direction)),
         xml(&e.spec.objective),
         e.spec
             .goal
@@ -308,7 +309,7 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
             enc(name),
             t.number,
             t.number,
-            badge(&t.status),
+            badge(t.status.as_str()),
             t.value.map(num).unwrap_or_default(),
             params_cells(&t.params, &names)
         );
@@ -333,7 +334,7 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
             },
             t.error
                 .as_deref()
-                .filter(|_| t.status != "succeeded")
+                .filter(|_| t.status != TrialStatus::Succeeded)
                 .map(xml)
                 .unwrap_or_default()
         );
@@ -360,7 +361,7 @@ pub fn trial(e: &Experiment, t: &TrialRow, doc: &Value) -> String {
         m,
         r#"<h1>trial {} {}</h1><section class="facts"><div><b>{}</b> {}</div><div><b>duration</b> {}</div><div><b>cache</b> {} hits, {} misses</div><div><b>run</b> <code>{}</code></div></section>"#,
         t.number,
-        badge(&t.status),
+        badge(t.status.as_str()),
         xml(&e.spec.objective),
         t.value.map(num).unwrap_or_else(|| "-".into()),
         t.seconds.map(duration).unwrap_or_else(|| "-".into()),
@@ -368,7 +369,11 @@ pub fn trial(e: &Experiment, t: &TrialRow, doc: &Value) -> String {
         t.cache_misses,
         xml(t.run_dir.as_deref().unwrap_or("-"))
     );
-    if let Some(err) = t.error.as_deref().filter(|_| t.status != "succeeded") {
+    if let Some(err) = t
+        .error
+        .as_deref()
+        .filter(|_| t.status != TrialStatus::Succeeded)
+    {
         let _ = writeln!(m, r#"<p class="error">{}</p>"#, xml(err));
     }
     m.push_str(r#"<section class="card"><h2>Parameters</h2><table class="kv">"#);
@@ -531,7 +536,7 @@ pub fn compare(
             m,
             r#"<tr><td>{}</td><td>{}</td><td>{}</td><td class=num>{} ({} ok, {} failed)</td><td class=num>{}</td><td>{}</td><td class=num>{}</td></tr>"#,
             exp_link(&e.spec.name),
-            badge(&e.status),
+            badge(e.status.as_str()),
             xml(&e.spec.algorithm),
             c["total"],
             c["succeeded"],

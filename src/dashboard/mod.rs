@@ -10,6 +10,7 @@
 
 mod html;
 
+use crate::store::{ExperimentStatus, TrialStatus};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -245,25 +246,31 @@ fn all(store: &Store, json: bool) -> Reply<Vec<(Experiment, Vec<TrialRow>)>> {
 
 /// Trial counts by status.
 pub fn counts(trials: &[TrialRow]) -> Value {
-    let n = |s: &str| trials.iter().filter(|t| t.status == s).count();
-    json!({
-        "total": trials.iter().filter(|t| t.status != "interrupted").count(),
-        "succeeded": n("succeeded"),
-        "failed": n("failed"),
-        "early_stopped": n("early_stopped"),
-        "running": n("running"),
-        "interrupted": n("interrupted"),
-    })
+    let mut doc = serde_json::Map::new();
+    doc.insert(
+        "total".into(),
+        json!(
+            trials
+                .iter()
+                .filter(|t| t.status != TrialStatus::Interrupted)
+                .count()
+        ),
+    );
+    for &status in TrialStatus::ALL {
+        let n = trials.iter().filter(|t| t.status == status).count();
+        doc.insert(status.as_str().into(), json!(n));
+    }
+    Value::Object(doc)
 }
 
 /// Seconds left at the mean finished-trial pace, while the experiment runs.
 pub fn eta_seconds(e: &Experiment, trials: &[TrialRow]) -> Option<f64> {
-    if e.status != "running" {
+    if e.status != ExperimentStatus::Running {
         return None;
     }
     let done: Vec<f64> = trials
         .iter()
-        .filter(|t| matches!(t.status.as_str(), "succeeded" | "failed" | "early_stopped"))
+        .filter(|t| t.status.counts_toward_budget())
         .filter_map(|t| t.seconds)
         .collect();
     if done.is_empty() {

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::cluster::{ClusterError, ExperimentView, KatibClient, TrialView, ordered_trials};
 use super::kfp_client::{KfpClient, KfpError, PipelineVersionRef};
 use crate::pipeline::Pipeline;
-use crate::store::TrialRow;
+use crate::store::{TrialRow, TrialStatus};
 use crate::tune::{LiveState, TuneReporter, params_text, trial_line};
 
 /// Safety net under the watch: re-read at least this often, so a dropped watch or a
@@ -216,7 +216,8 @@ fn row(index: usize, t: &TrialView, now: Timestamp) -> TrialRow {
         experiment_id: 0,
         number: index as i64 + 1,
         params: t.params.clone(),
-        status: t.status.clone(),
+        // Katib's pending trials are waiting to run: running, as far as the line says.
+        status: TrialStatus::parse(&t.status).unwrap_or(TrialStatus::Running),
         value: t.value,
         metrics: Value::Object(t.metrics.clone()),
         intermediate: Vec::new(),

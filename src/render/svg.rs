@@ -9,6 +9,7 @@
 //! failed and early-stopped trials drawn with their own marks, and a legend laid out
 //! in rows that fit the width under a title cut to fit.
 
+use crate::store::TrialStatus;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -411,8 +412,8 @@ pub fn history(title_text: &str, objective: &str, series: &[Series], opts: Optio
     title(&mut svg, &format!("{title_text} — {objective} by trial"), w);
     // The values that set the axis: succeeded trials, and early-stopped ones at
     // their last intermediate value.
-    let plotted = |t: &TrialRow| match t.status.as_str() {
-        "succeeded" | "early_stopped" => t.value.filter(|v| v.is_finite()),
+    let plotted = |t: &TrialRow| match t.status {
+        TrialStatus::Succeeded | TrialStatus::EarlyStopped => t.value.filter(|v| v.is_finite()),
         _ => None,
     };
     let all: Vec<f64> = series
@@ -432,14 +433,18 @@ pub fn history(title_text: &str, objective: &str, series: &[Series], opts: Optio
     } else {
         linear_axis(&inside, 6)
     };
-    let count = |s: &str| {
+    let count = |s: TrialStatus| {
         series
             .iter()
             .flat_map(|x| x.trials.iter())
             .filter(|t| t.status == s)
             .count()
     };
-    let (failed, stopped, running) = (count("failed"), count("early_stopped"), count("running"));
+    let (failed, stopped, running) = (
+        count(TrialStatus::Failed),
+        count(TrialStatus::EarlyStopped),
+        count(TrialStatus::Running),
+    );
     let outliers = all.len() - inside.len();
     let mut items: Vec<(Mark, String)> = Vec::new();
     if single {
@@ -803,7 +808,7 @@ fn objective_axis(values: &[f64], opts: Options) -> Axis {
 pub fn parallel(e: &Experiment, trials: &[TrialRow], opts: Options) -> String {
     let ok: Vec<&TrialRow> = trials
         .iter()
-        .filter(|t| t.status == "succeeded" && t.value.is_some_and(f64::is_finite))
+        .filter(|t| t.status == TrialStatus::Succeeded && t.value.is_some_and(f64::is_finite))
         .collect();
     let scales = param_scales(e, &ok);
     let n_axes = scales.len() + 1;
@@ -925,7 +930,7 @@ pub fn parallel(e: &Experiment, trials: &[TrialRow], opts: Options) -> String {
 pub fn slice(e: &Experiment, trials: &[TrialRow], opts: Options) -> String {
     let ok: Vec<&TrialRow> = trials
         .iter()
-        .filter(|t| t.status == "succeeded" && t.value.is_some_and(f64::is_finite))
+        .filter(|t| t.status == TrialStatus::Succeeded && t.value.is_some_and(f64::is_finite))
         .collect();
     let scales = param_scales(e, &ok);
     let cols = scales.len().clamp(1, 3);
@@ -1022,7 +1027,7 @@ pub fn contour_with(
 ) -> String {
     let ok: Vec<&TrialRow> = trials
         .iter()
-        .filter(|t| t.status == "succeeded" && t.value.is_some_and(f64::is_finite))
+        .filter(|t| t.status == TrialStatus::Succeeded && t.value.is_some_and(f64::is_finite))
         .collect();
     let (w, h) = (620.0_f64, 560.0_f64);
     let mut svg = String::new();

@@ -1,5 +1,6 @@
 //! The text tables and blocks of `kale experiments` and `kale runs`.
 
+use crate::store::TrialStatus;
 use std::fmt::Write as _;
 
 use serde_json::Value;
@@ -14,9 +15,18 @@ use kale_search::importance::ParamImportance;
 /// Succeeded, failed, and all trials but the interrupted ones (which do not count
 /// towards the budget).
 pub fn counts(trials: &[TrialRow]) -> (usize, usize, usize) {
-    let ok = trials.iter().filter(|t| t.status == "succeeded").count();
-    let failed = trials.iter().filter(|t| t.status == "failed").count();
-    let total = trials.iter().filter(|t| t.status != "interrupted").count();
+    let ok = trials
+        .iter()
+        .filter(|t| t.status == TrialStatus::Succeeded)
+        .count();
+    let failed = trials
+        .iter()
+        .filter(|t| t.status == TrialStatus::Failed)
+        .count();
+    let total = trials
+        .iter()
+        .filter(|t| t.status != TrialStatus::Interrupted)
+        .count();
     (ok, failed, total)
 }
 
@@ -37,7 +47,7 @@ pub fn experiments(rows: &[(&Experiment, Vec<TrialRow>, Option<f64>)]) -> String
             e.status,
             format!(
                 "{} {}",
-                if e.spec.direction == "minimize" {
+                if e.spec.direction == kale_search::Direction::Minimize {
                     "min"
                 } else {
                     "max"
@@ -78,7 +88,7 @@ pub fn experiment(
     let _ = writeln!(
         out,
         "objective  {} {}{}",
-        e.spec.direction,
+        crate::store::direction_text(e.spec.direction),
         e.spec.objective,
         e.spec
             .goal
@@ -211,12 +221,18 @@ pub fn comparison(columns: &[(Experiment, Vec<TrialRow>)], bests: &[Option<&Tria
             "objective",
             columns
                 .iter()
-                .map(|(e, _)| format!("{} {}", e.spec.direction, e.spec.objective))
+                .map(|(e, _)| {
+                    format!(
+                        "{} {}",
+                        crate::store::direction_text(e.spec.direction),
+                        e.spec.objective
+                    )
+                })
                 .collect(),
         ),
         (
             "status",
-            columns.iter().map(|(e, _)| e.status.clone()).collect(),
+            columns.iter().map(|(e, _)| e.status.to_string()).collect(),
         ),
         (
             "trials",

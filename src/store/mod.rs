@@ -12,8 +12,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use kale_search::Direction;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,10 @@ pub enum StoreError {
     Busy { name: String, pid: i64 },
     #[error("an experiment named `{0}` already exists")]
     Taken(String),
+    #[error(
+        "experiment store {path} has schema version {found}; this kale reads versions up to {SCHEMA_VERSION}"
+    )]
+    TooNew { path: PathBuf, found: i64 },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -46,7 +51,106 @@ impl From<StoreError> for crate::Error {
             StoreError::Busy { .. } => crate::Error::environment(&e)
                 .with_hint("wait for it to finish, or stop it (Ctrl-C) and resume with --resume"),
             StoreError::Sql { .. } => crate::Error::environment(&e),
+            StoreError::TooNew { .. } => crate::Error::environment(&e).with_hint(
+                "a newer kale wrote it: upgrade kale (`pip install -U kale`) to read it",
+            ),
         }
+    }
+}
+
+/// Where a trial is in its life. Stored as the snake_case name (`early_stopped`), the
+/// strings every kale version has written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrialStatus {
+    Running,
+    Succeeded,
+    Failed,
+    /// Stopped by the early-stopping rule; its last intermediate value is its value.
+    EarlyStopped,
+    /// Its session ended (Ctrl-C, a crash) before it finished; it does not count
+    /// towards the budget and a resumed experiment runs another in its place.
+    Interrupted,
+}
+
+/// How an experiment stands; `Running` while a kale process owns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExperimentStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Interrupted,
+}
+
+macro_rules! stored_as_text {
+    ($ty:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$(<$ty>::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(<$ty>::$variant => $text),+
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $($text => Some(<$ty>::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl rusqlite::types::ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $ty {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                let text = value.as_str()?;
+                <$ty>::parse(text).ok_or_else(|| {
+                    rusqlite::types::FromSqlError::Other(
+                        format!("unknown {} `{text}`", stringify!($ty)).into(),
+                    )
+                })
+            }
+        }
+    };
+}
+
+stored_as_text!(TrialStatus {
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    EarlyStopped => "early_stopped",
+    Interrupted => "interrupted",
+});
+
+stored_as_text!(ExperimentStatus {
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Interrupted => "interrupted",
+});
+
+impl TrialStatus {
+    /// Finished trials the budget counts: not running, not interrupted.
+    pub fn counts_toward_budget(self) -> bool {
+        matches!(
+            self,
+            TrialStatus::Succeeded | TrialStatus::Failed | TrialStatus::EarlyStopped
+        )
     }
 }
 
@@ -56,7 +160,7 @@ pub struct Experiment {
     /// What the experiment was created with.
     #[serde(flatten)]
     pub spec: NewExperiment,
-    pub status: String,
+    pub status: ExperimentStatus,
     pub reason: Option<String>,
     pub created_at: f64,
     pub updated_at: f64,
@@ -70,8 +174,7 @@ pub struct TrialRow {
     pub experiment_id: i64,
     pub number: i64,
     pub params: Value,
-    /// running, succeeded, failed, early_stopped, interrupted
-    pub status: String,
+    pub status: TrialStatus,
     pub value: Option<f64>,
     pub metrics: Value,
     pub intermediate: Vec<f64>,
@@ -84,6 +187,18 @@ pub struct TrialRow {
     pub run_dir: Option<String>,
 }
 
+/// What a finished trial left behind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrialResult {
+    pub status: TrialStatus,
+    /// The objective (a `succeeded` trial's metric, an early-stopped one's last report).
+    pub value: Option<f64>,
+    pub metrics: BTreeMap<String, Value>,
+    pub cache_hits: i64,
+    pub cache_misses: i64,
+    pub error: Option<String>,
+}
+
 /// Settings of a new experiment.
 #[derive(Clone, Debug, Serialize)]
 pub struct NewExperiment {
@@ -91,7 +206,7 @@ pub struct NewExperiment {
     pub notebook: String,
     pub notebook_hash: String,
     pub objective: String,
-    pub direction: String,
+    pub direction: Direction,
     pub goal: Option<f64>,
     pub algorithm: String,
     pub settings: Value,
@@ -147,8 +262,11 @@ CREATE TABLE IF NOT EXISTS trials (
     run_dir TEXT,
     PRIMARY KEY (experiment_id, number)
 );
-PRAGMA user_version = 1;
 ";
+
+/// The schema this kale writes, in SQLite's `user_version`. A database written by a
+/// newer kale is refused rather than misread.
+const SCHEMA_VERSION: i64 = 1;
 
 fn now() -> f64 {
     crate::exec::manifest::now()
@@ -204,7 +322,10 @@ impl Store {
             .map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sql)?;
+        check_schema_version(&conn, path)?;
         retry_while_busy(|| conn.execute_batch(SCHEMA)).map_err(sql)?;
+        retry_while_busy(|| conn.pragma_update(None, "user_version", SCHEMA_VERSION))
+            .map_err(sql)?;
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -225,6 +346,7 @@ impl Store {
         .map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sql)?;
+        check_schema_version(&conn, path)?;
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -258,7 +380,7 @@ impl Store {
                     e.notebook,
                     e.notebook_hash,
                     e.objective,
-                    e.direction,
+                    direction_text(e.direction),
                     e.goal,
                     e.algorithm,
                     e.settings.to_string(),
@@ -314,7 +436,7 @@ impl Store {
         let me = i64::from(std::process::id());
         if let Some(pid) = experiment.owner_pid
             && pid != me
-            && experiment.status == "running"
+            && experiment.status == ExperimentStatus::Running
             && process_alive(pid)
         {
             return Err(StoreError::Busy {
@@ -341,7 +463,7 @@ impl Store {
     pub fn finish_experiment(
         &self,
         id: i64,
-        status: &str,
+        status: ExperimentStatus,
         reason: &str,
         wall_seconds: f64,
     ) -> Result<()> {
@@ -405,13 +527,8 @@ impl Store {
         &self,
         experiment_id: i64,
         number: i64,
-        status: &str,
-        value: Option<f64>,
-        metrics: &BTreeMap<String, Value>,
+        result: &TrialResult,
         seconds: f64,
-        cache_hits: i64,
-        cache_misses: i64,
-        error: Option<&str>,
     ) -> Result<()> {
         // `status = 'running'` keeps finished trials immutable.
         self.conn
@@ -422,14 +539,14 @@ impl Store {
                 params![
                     experiment_id,
                     number,
-                    status,
-                    value,
-                    serde_json::to_string(metrics).unwrap(),
+                    result.status,
+                    result.value,
+                    serde_json::to_string(&result.metrics).unwrap(),
                     now(),
                     seconds,
-                    cache_hits,
-                    cache_misses,
-                    error
+                    result.cache_hits,
+                    result.cache_misses,
+                    result.error
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -490,7 +607,7 @@ impl Store {
 
     fn check_not_running(&self, e: &Experiment) -> Result<()> {
         if let Some(pid) = e.owner_pid
-            && e.status == "running"
+            && e.status == ExperimentStatus::Running
             && pid != i64::from(std::process::id())
             && process_alive(pid)
         {
@@ -507,6 +624,42 @@ impl Store {
     }
 }
 
+fn check_schema_version(conn: &Connection, path: &Path) -> Result<()> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|source| StoreError::Sql {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// How a direction is stored: Katib's `objective.type` words.
+pub fn direction_text(d: Direction) -> &'static str {
+    match d {
+        Direction::Minimize => "minimize",
+        Direction::Maximize => "maximize",
+    }
+}
+
+fn parse_direction(text: &str) -> rusqlite::Result<Direction> {
+    match text {
+        "minimize" => Ok(Direction::Minimize),
+        "maximize" => Ok(Direction::Maximize),
+        other => Err(rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("unknown direction `{other}`").into(),
+        )),
+    }
+}
+
 fn row_to_experiment(r: &rusqlite::Row) -> rusqlite::Result<Experiment> {
     let json = |s: String| serde_json::from_str(&s).unwrap_or(Value::Null);
     Ok(Experiment {
@@ -516,7 +669,7 @@ fn row_to_experiment(r: &rusqlite::Row) -> rusqlite::Result<Experiment> {
             notebook: r.get("notebook")?,
             notebook_hash: r.get("notebook_hash")?,
             objective: r.get("objective")?,
-            direction: r.get("direction")?,
+            direction: parse_direction(&r.get::<_, String>("direction")?)?,
             goal: r.get("goal")?,
             algorithm: r.get("algorithm")?,
             settings: json(r.get("settings")?),
@@ -596,7 +749,7 @@ mod tests {
             notebook: "nb.ipynb".into(),
             notebook_hash: "h".into(),
             objective: "acc".into(),
-            direction: "maximize".into(),
+            direction: Direction::Maximize,
             goal: None,
             algorithm: "random".into(),
             settings: json!([]),
@@ -615,45 +768,81 @@ mod tests {
         let store = Store::open(&path).unwrap();
         let e = store.create_experiment(&new("e1")).unwrap();
         store.start_trial(e.id, 0, &json!({"x": 1})).unwrap();
+        let result = |status, value| TrialResult {
+            status,
+            value,
+            metrics: BTreeMap::new(),
+            cache_hits: 1,
+            cache_misses: 2,
+            error: None,
+        };
         store
-            .finish_trial(
-                e.id,
-                0,
-                "succeeded",
-                Some(0.5),
-                &BTreeMap::new(),
-                1.0,
-                1,
-                2,
-                None,
-            )
+            .finish_trial(e.id, 0, &result(TrialStatus::Succeeded, Some(0.5)), 1.0)
             .unwrap();
         // A second finish is ignored.
         store
-            .finish_trial(
-                e.id,
-                0,
-                "failed",
-                None,
-                &BTreeMap::new(),
-                1.0,
-                0,
-                0,
-                Some("x"),
-            )
+            .finish_trial(e.id, 0, &result(TrialStatus::Failed, None), 1.0)
             .unwrap();
         store.start_trial(e.id, 1, &json!({"x": 2})).unwrap();
         drop(store);
         let store = Store::open(&path).unwrap();
         let trials = store.trials(e.id).unwrap();
-        assert_eq!(trials[0].status, "succeeded");
+        assert_eq!(trials[0].status, TrialStatus::Succeeded);
         assert_eq!(trials[0].value, Some(0.5));
-        assert_eq!(trials[1].status, "running");
+        assert_eq!(trials[1].status, TrialStatus::Running);
         // Claiming (as a resumed run does) marks the orphaned running trial.
         let e = store.experiment("e1").unwrap();
         store.claim(&e).unwrap();
-        assert_eq!(store.trials(e.id).unwrap()[1].status, "interrupted");
+        assert_eq!(
+            store.trials(e.id).unwrap()[1].status,
+            TrialStatus::Interrupted
+        );
         assert_eq!(store.next_trial_number(e.id).unwrap(), 2);
+    }
+
+    #[test]
+    fn states_are_stored_as_the_strings_older_kale_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kale.db");
+        let store = Store::open(&path).unwrap();
+        let e = store.create_experiment(&new("e1")).unwrap();
+        store.start_trial(e.id, 0, &json!({})).unwrap();
+        let raw = |sql: &str| -> String { store.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(raw("SELECT status FROM trials"), "running");
+        assert_eq!(raw("SELECT direction FROM experiments"), "maximize");
+        store
+            .finish_experiment(e.id, ExperimentStatus::Interrupted, "interrupted", 1.0)
+            .unwrap();
+        assert_eq!(raw("SELECT status FROM experiments"), "interrupted");
+        // Every state's text reads back as the same state.
+        for &s in TrialStatus::ALL {
+            assert_eq!(TrialStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+        }
+        // A state no kale wrote is an error naming it, not a silent default.
+        store
+            .conn
+            .execute("UPDATE trials SET status = 'paused'", [])
+            .unwrap();
+        let err = store.trials(e.id).unwrap_err().to_string();
+        assert!(err.contains("unknown TrialStatus `paused`"), "{err}");
+    }
+
+    #[test]
+    fn a_store_from_a_newer_kale_is_refused_not_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kale.db");
+        Store::open(&path).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        for opened in [Store::open(&path), Store::open_read_only(&path)] {
+            let err = opened.err().expect("refused");
+            assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
+            let rendered = crate::Error::from(err).render().unwrap();
+            assert!(rendered.contains("upgrade kale"), "{rendered}");
+        }
     }
 
     #[test]

@@ -8,26 +8,32 @@
 //! output lines `<objective>=<number>`, the format of Katib's StdOut collector, so the
 //! same notebook reports progress locally and on a cluster.
 
+pub mod outcome;
+pub mod record;
+pub mod rules;
+pub mod scheduler;
 pub mod space;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kale_search::katib::{AlgorithmSetting, sampler_from_katib, stopping_from_katib};
-use kale_search::{
-    Direction, ParamValue as SearchValue, ParameterType, Params, SearchSpace, Trial, TrialState,
-};
+use kale_search::{Direction, SearchSpace, Trial};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::analysis::ParamValue;
 use crate::exec::cache::Cache;
-use crate::exec::{self, Interpreter, Reporter, RunOptions, RunStatus, StepStatus};
+use crate::exec::{self, Interpreter, RunOptions};
 use crate::pipeline::Pipeline;
-use crate::store::{Experiment, NewExperiment, Store, TrialRow};
+use crate::store::{
+    Experiment, ExperimentStatus, NewExperiment, Store, TrialRow, TrialStatus, direction_text,
+};
+use record::TrialLog;
+use scheduler::{Event, Running};
 
 pub use space::{ResolvedSearch, SearchArgs};
 
@@ -104,7 +110,7 @@ pub trait TuneReporter: Send + Sync {
 #[derive(Clone, Debug)]
 pub struct TuneOutcome {
     pub experiment: Experiment,
-    pub status: String,
+    pub status: ExperimentStatus,
     pub reason: String,
     pub best: Option<TrialRow>,
     pub trials: Vec<TrialRow>,
@@ -113,39 +119,6 @@ pub struct TuneOutcome {
     /// Steps that ran again although cached, or whose result was not kept: (trial,
     /// step, why).
     pub cache_notes: Vec<(i64, String, String)>,
-}
-
-enum Event {
-    Gpus {
-        number: i64,
-        gpus: Vec<String>,
-    },
-    CacheNote {
-        number: i64,
-        step: String,
-        note: String,
-    },
-    Intermediate {
-        number: i64,
-        value: f64,
-    },
-    Finished {
-        number: i64,
-        // Boxed: a run outcome is large and intermediate reports are frequent.
-        result: Box<std::io::Result<exec::RunOutcome>>,
-        timed_out: bool,
-    },
-}
-
-struct Running {
-    params: Params,
-    label: String,
-    started: Instant,
-    cancel: watch::Sender<bool>,
-    intermediate: Vec<f64>,
-    pruned: bool,
-    /// The GPUs its current step holds.
-    gpus: Vec<String>,
 }
 
 /// Settings stored with the experiment, from which a resumed session rebuilds them.
@@ -171,11 +144,7 @@ fn stored_search(
     Ok(ResolvedSearch {
         objective: e.spec.objective.clone(),
         additional_metrics: Vec::new(),
-        direction: if e.spec.direction == "minimize" {
-            Direction::Minimize
-        } else {
-            Direction::Maximize
-        },
+        direction: e.spec.direction,
         direction_source: "the stored experiment",
         goal: e.spec.goal,
         algorithm: e.spec.algorithm.clone(),
@@ -222,7 +191,7 @@ pub fn prepare(
         notebook: pipeline.notebook.display().to_string(),
         notebook_hash: notebook_hash.to_string(),
         objective: search.objective.clone(),
-        direction: direction_name(search.direction).into(),
+        direction: search.direction,
         goal: search.goal,
         algorithm: search.algorithm.clone(),
         settings: serde_json::to_value(&search.settings).unwrap(),
@@ -256,10 +225,7 @@ pub fn check_startable(search: &ResolvedSearch) -> Result<(), TuneError> {
 }
 
 pub fn direction_name(d: Direction) -> &'static str {
-    match d {
-        Direction::Maximize => "maximize",
-        Direction::Minimize => "minimize",
-    }
+    direction_text(d)
 }
 
 /// The first free `<pipeline>-<n>` experiment name.
@@ -273,113 +239,12 @@ pub fn default_name(store: &Store, pipeline: &Pipeline) -> Result<String, TuneEr
     unreachable!()
 }
 
-/// A sampler's parameters as JSON (numbers stay numbers).
-fn params_json(p: &Params) -> Value {
-    Value::Object(
-        p.iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    SearchValue::Int(i) => json!(i),
-                    SearchValue::Double(f) => json!(f),
-                    SearchValue::Categorical(s) => json!(s),
-                };
-                (k.clone(), v)
-            })
-            .collect(),
-    )
-}
-
-/// Back from stored JSON to a sampler's parameters, typed by the space.
-fn params_from_json(space: &SearchSpace, v: &Value) -> Option<Params> {
-    let mut out = Params::new();
-    for spec in space.parameters() {
-        let raw = v.get(&spec.name)?;
-        let value = match spec.parameter_type {
-            ParameterType::Int => {
-                SearchValue::Int(raw.as_i64().or_else(|| raw.as_f64().map(|f| f as i64))?)
-            }
-            ParameterType::Double | ParameterType::Discrete => SearchValue::Double(raw.as_f64()?),
-            ParameterType::Categorical => SearchValue::Categorical(match raw {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            }),
-        };
-        out.insert(spec.name.clone(), value);
-    }
-    Some(out)
-}
-
-pub(crate) fn history_from_rows(space: &SearchSpace, rows: &[TrialRow]) -> Vec<Trial> {
-    rows.iter()
-        .filter_map(|r| {
-            let params = params_from_json(space, &r.params)?;
-            let state = match r.status.as_str() {
-                "succeeded" => TrialState::Complete,
-                "failed" => TrialState::Failed,
-                "early_stopped" => TrialState::Pruned,
-                _ => return None,
-            };
-            let mut t = Trial::running(r.number as u64, params);
-            t.state = state;
-            t.value = r.value;
-            t.intermediate_values = by_step(&r.intermediate);
-            Some(t)
-        })
-        .collect()
-}
-
-fn label(p: &BTreeMap<String, ParamValue>) -> String {
-    p.iter()
-        .map(|(k, v)| format!("{k}={}", short(v)))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A running trial's value, written as [`params_text`] writes finished ones.
-fn short(v: &ParamValue) -> String {
-    match v {
-        ParamValue::Float(f) => crate::report::num(*f),
-        ParamValue::Str(s) => s.clone(),
-        other => other.to_python(),
-    }
-}
-
-struct TrialReporter {
-    number: i64,
-    objective_prefix: String,
-    events: mpsc::UnboundedSender<Event>,
-}
-
-impl Reporter for TrialReporter {
-    fn step_gpus(&self, _step: &str, gpus: &[String]) {
-        let _ = self.events.send(Event::Gpus {
-            number: self.number,
-            gpus: gpus.to_vec(),
-        });
-    }
-
-    fn step_cache_note(&self, step: &str, note: &str) {
-        let _ = self.events.send(Event::CacheNote {
-            number: self.number,
-            step: step.to_string(),
-            note: note.to_string(),
-        });
-    }
-
-    fn step_output(&self, _step: &str, line: &str, _is_stderr: bool) {
-        if let Some(rest) = line.trim().strip_prefix(&self.objective_prefix)
-            && let Ok(value) = rest.trim().parse::<f64>()
-            && value.is_finite()
-        {
-            let _ = self.events.send(Event::Intermediate {
-                number: self.number,
-                value,
-            });
-        }
-    }
-}
-
 /// Runs the experiment to one of its end conditions, or until `cancel` turns true.
+///
+/// The loop: while the end conditions ([`rules`]) allow, ask the sampler and
+/// [`scheduler::launch`] trials up to the parallelism; wait for the next event; a
+/// finished run is classified ([`outcome::classify`]), stored ([`record::TrialLog`])
+/// and told to the sampler.
 pub async fn tune(
     pipeline: &Pipeline,
     experiment: Experiment,
@@ -390,215 +255,118 @@ pub async fn tune(
 ) -> Result<TuneOutcome, TuneError> {
     let session_start = Instant::now();
     let store = Store::open(&opts.store_path)?;
+    let log = TrialLog::new(&store, &experiment);
     let mut rows = store.trials(experiment.id)?;
     let mut next_number = store.next_trial_number(experiment.id)?;
-    // A resumed session must not replay the suggestions of the first one: derive a
-    // fresh but reproducible seed from the user's seed and the trials already made.
-    let mut settings = search.settings.clone();
-    if next_number > 0
-        && let Some(s) = settings.iter_mut().find(|s| s.name == "random_state")
-        && let Ok(seed) = s.value.trim().parse::<u64>()
-    {
-        s.value = seed
-            .wrapping_add((next_number as u64).wrapping_mul(0x9E37_79B9))
-            .to_string();
-    }
-    let mut sampler = sampler_from_katib(&search.algorithm, &settings)
+    let mut sampler = sampler_from_katib(&search.algorithm, &search.settings)
         .map_err(|e| TuneError::Setup(e.to_string()))?;
+    // A resumed session must not replay the suggestions of the first one: a fresh but
+    // reproducible seed from the user's seed and the trials already made.
+    if next_number > 0
+        && let Some(seed) = search
+            .settings
+            .iter()
+            .find(|s| s.name == "random_state")
+            .and_then(|s| s.value.trim().parse::<u64>().ok())
+    {
+        sampler.reseed(seed.wrapping_add((next_number as u64).wrapping_mul(0x9E37_79B9)));
+    }
     let stopping = match &search.early_stopping {
         Some((name, settings)) => {
             Some(stopping_from_katib(name, settings).map_err(|e| TuneError::Setup(e.to_string()))?)
         }
         None => None,
     };
-    let mut history = history_from_rows(&search.space, &rows);
+    let limits = rules::Limits {
+        direction: search.direction,
+        goal: search.goal,
+        max_failed: search.max_failed,
+        max_trials: search.max_trials,
+    };
+    let mut history = record::history(&search.space, &rows);
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
     let mut running: HashMap<i64, Running> = HashMap::new();
     let mut tasks: JoinSet<()> = JoinSet::new();
-    let mut stop_reason: Option<(&'static str, String)> = None;
+    let mut ended: Option<(ExperimentStatus, String)> = None;
     let mut interrupted = *cancel.borrow();
     let mut exhausted = false;
     let mut cache_hits: u64 = rows.iter().map(|r| r.cache_hits as u64).sum();
     let mut cache_misses: u64 = rows.iter().map(|r| r.cache_misses as u64).sum();
-    let objective_prefix = format!("{}=", search.objective);
     let mut cache_notes = Vec::new();
     // One fork server for the whole session: the notebook's imports are paid
     // once, not once per step of every trial.
     let fork_server = exec::fork_server::ForkServerSlot::for_pipeline(pipeline);
-
-    let live =
-        |rows: &[TrialRow], running: &HashMap<i64, Running>, hits: u64, misses: u64| -> LiveState {
-            let mut state = LiveState {
-                experiment: experiment.spec.name.clone(),
-                objective: search.objective.clone(),
-                direction: direction_name(search.direction).into(),
-                max_trials: search.max_trials,
-                cache_hits: hits,
-                cache_misses: misses,
-                elapsed: experiment.wall_seconds + session_start.elapsed().as_secs_f64(),
-                ..Default::default()
-            };
-            for r in rows {
-                match r.status.as_str() {
-                    "succeeded" => state.succeeded += 1,
-                    "failed" => state.failed += 1,
-                    "early_stopped" => state.early_stopped += 1,
-                    _ => {}
-                }
-            }
-            if let Some(best) = best_trial(rows, search.direction) {
-                state.best = Some((
-                    best.number,
-                    best.value.unwrap_or(f64::NAN),
-                    params_text(&best.params),
-                ));
-            }
-            let mut r: Vec<_> = running
-                .iter()
-                .map(|(n, t)| {
-                    let label = match t.gpus.as_slice() {
-                        [] => t.label.clone(),
-                        gpus => format!("{}  [gpu {}]", t.label, gpus.join(",")),
-                    };
-                    (*n, label, t.started.elapsed().as_secs_f64())
-                })
-                .collect();
-            r.sort_by_key(|x| x.0);
-            state.running = r;
-            state.recent = rows
-                .iter()
-                .rev()
-                .filter(|r| r.status != "running" && r.status != "interrupted")
-                .take(5)
-                .map(|r| trial_line(r, &search.objective))
-                .collect();
-            state
-        };
+    let elapsed = || experiment.wall_seconds + session_start.elapsed().as_secs_f64();
+    let live = |rows: &[TrialRow], running: &HashMap<i64, Running>, hits, misses| {
+        live_state(
+            &experiment.spec.name,
+            search,
+            rows,
+            running,
+            (hits, misses),
+            elapsed(),
+        )
+    };
 
     loop {
-        let finished = rows
-            .iter()
-            .filter(|r| counts_toward_budget(&r.status))
-            .count();
-        let failed = rows.iter().filter(|r| r.status == "failed").count() as u64;
-        if stop_reason.is_none() {
-            if let Some(goal) = search.goal
-                && rows.iter().any(|r| {
-                    r.status == "succeeded"
-                        && r.value.is_some_and(|v| !search.direction.better(goal, v))
-                })
-            {
-                stop_reason = Some(("succeeded", "goal reached".into()));
-            } else if failed > search.max_failed {
-                stop_reason = Some((
-                    "failed",
-                    format!("more than {} trials failed", search.max_failed),
-                ));
-            } else if finished as u64 >= search.max_trials {
-                stop_reason = Some(("succeeded", "max trials reached".into()));
-            }
+        if ended.is_none() {
+            ended = rules::end_condition(&rows, &limits);
         }
-        let can_launch = stop_reason.is_none() && !interrupted && !exhausted;
-        if can_launch {
-            while running.len() < search.parallel
-                && (finished + running.len()) < search.max_trials as usize
-            {
-                let mut snapshot = history.clone();
-                for (n, t) in &running {
-                    snapshot.push(Trial::running(*n as u64, t.params.clone()));
-                }
-                let suggestion = sampler
-                    .ask(&search.space, &snapshot, search.direction)
-                    .map_err(|e| TuneError::Setup(e.to_string()))?;
-                let Some(params) = suggestion.params() else {
-                    exhausted = true;
-                    break;
-                };
-                let mut values = exec::parameter_values(pipeline, &BTreeMap::new());
-                for (name, v) in &params {
-                    let like = values.get(name).cloned().ok_or_else(|| {
-                        TuneError::Setup(format!("`{name}` is not a pipeline parameter"))
-                    })?;
-                    let converted = space::to_pipeline_value(&like, v)
-                        .map_err(|e| TuneError::Setup(format!("parameter `{name}`: {e}")))?;
-                    values.insert(name.clone(), converted);
-                }
-                let number = next_number;
-                next_number += 1;
-                store.start_trial(experiment.id, number, &params_json(&params))?;
-                rows.push(store.trial(experiment.id, number)?);
-                let tuned: BTreeMap<String, ParamValue> = values
-                    .iter()
-                    .filter(|(k, _)| params.contains_key(*k))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                let (cancel_tx, cancel_rx) = watch::channel(false);
-                running.insert(
-                    number,
-                    Running {
-                        params: params.clone(),
-                        label: label(&tuned),
-                        started: Instant::now(),
-                        cancel: cancel_tx,
-                        intermediate: Vec::new(),
-                        pruned: false,
-                        gpus: Vec::new(),
-                    },
-                );
-                let run_id = format!(
-                    "{}-t{number}-{}",
-                    experiment.spec.name,
-                    &exec::new_run_id()[16..]
-                );
-                let run_opts = RunOptions {
-                    interpreter: opts.interpreter.clone(),
-                    values,
-                    jobs: opts.jobs_per_trial,
-                    runs_dir: opts.runs_dir.clone(),
-                    run_id: Some(run_id.clone()),
-                    cache: opts.cache.clone(),
-                    reuse: opts.reuse,
-                    experiment: Some((experiment.spec.name.clone(), number as u64)),
-                    fork_server: fork_server.clone(),
-                    resources: opts.resources.clone(),
-                };
-                store.set_run_dir(
-                    experiment.id,
-                    number,
-                    &opts.runs_dir.join(&run_id).display().to_string(),
-                )?;
-                let pipeline = pipeline.clone();
-                let tx = events_tx.clone();
-                let trial_reporter = Arc::new(TrialReporter {
-                    number,
-                    objective_prefix: objective_prefix.clone(),
-                    events: events_tx.clone(),
-                });
-                let timeout = opts.trial_timeout;
-                tasks.spawn(async move {
-                    let mut cancel_rx = cancel_rx;
-                    let (timer_tx, timer_rx) = watch::channel(false);
-                    // A timeout turns into a cancellation of the run.
-                    let timed_out = Arc::new(Mutex::new(false));
-                    let flag = timed_out.clone();
-                    let watcher = tokio::spawn(async move {
-                        let sleep = async {
-                            match timeout {
-                                Some(t) => tokio::time::sleep(t).await,
-                                None => std::future::pending::<()>().await,
-                            }
-                        };
-                        tokio::select! {
-                            _ = sleep => { *flag.lock().unwrap() = true; let _ = timer_tx.send(true); }
-                            _ = async { while cancel_rx.changed().await.is_ok() { if *cancel_rx.borrow() { break; } } } => { let _ = timer_tx.send(true); }
-                        }
-                    });
-                    let result = exec::run(&pipeline, &run_opts, trial_reporter, timer_rx).await;
-                    watcher.abort();
-                    let timed_out = *timed_out.lock().unwrap();
-                    let _ = tx.send(Event::Finished { number, result: Box::new(result), timed_out });
-                });
+        while ended.is_none()
+            && !interrupted
+            && !exhausted
+            && rules::free_slots(&rows, running.len(), search.parallel, search.max_trials) > 0
+        {
+            let mut snapshot = history.clone();
+            for (n, t) in &running {
+                snapshot.push(Trial::running(*n as u64, t.params.clone()));
             }
+            let suggestion = sampler
+                .ask(&search.space, &snapshot, search.direction)
+                .map_err(|e| TuneError::Setup(e.to_string()))?;
+            let Some(params) = suggestion.params() else {
+                exhausted = true;
+                break;
+            };
+            let values = trial_values(pipeline, &params)?;
+            let number = next_number;
+            next_number += 1;
+            let run_id = format!(
+                "{}-t{number}-{}",
+                experiment.spec.name,
+                &exec::new_run_id()[16..]
+            );
+            let run_dir = opts.runs_dir.join(&run_id).display().to_string();
+            rows.push(log.start(number, &params, &run_dir)?);
+            let tuned: BTreeMap<String, ParamValue> = values
+                .iter()
+                .filter(|(k, _)| params.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let run_opts = RunOptions {
+                interpreter: opts.interpreter.clone(),
+                values,
+                jobs: opts.jobs_per_trial,
+                runs_dir: opts.runs_dir.clone(),
+                run_id: Some(run_id),
+                cache: opts.cache.clone(),
+                reuse: opts.reuse,
+                experiment: Some((experiment.spec.name.clone(), number as u64)),
+                fork_server: fork_server.clone(),
+                resources: opts.resources.clone(),
+            };
+            let trial = scheduler::launch(
+                &mut tasks,
+                &events_tx,
+                pipeline,
+                number,
+                params,
+                &tuned,
+                run_opts,
+                &search.objective,
+                opts.trial_timeout,
+            );
+            running.insert(number, trial);
         }
         reporter.update(&live(&rows, &running, cache_hits, cache_misses));
         if running.is_empty() {
@@ -610,7 +378,7 @@ pub async fn tune(
                 if changed.is_err() || *cancel.borrow() {
                     interrupted = true;
                     for t in running.values() {
-                        let _ = t.cancel.send(true);
+                        t.cancel();
                     }
                 }
                 continue;
@@ -636,128 +404,43 @@ pub async fn tune(
                     continue;
                 };
                 t.intermediate.push(value);
-                store.record_intermediate(experiment.id, number, &t.intermediate)?;
+                log.report(number, &t.intermediate)?;
                 if let Some(rule) = &stopping
                     && !t.pruned
                 {
                     let mut me = Trial::running(number as u64, t.params.clone());
-                    me.intermediate_values = by_step(&t.intermediate);
+                    me.intermediate_values = record::by_step(&t.intermediate);
                     if rule.should_stop(&me, &history, search.direction) {
                         t.pruned = true;
-                        let _ = t.cancel.send(true);
+                        t.cancel();
                     }
                 }
             }
             Event::Finished {
                 number,
-                result,
+                run,
                 timed_out,
             } => {
                 let Some(t) = running.remove(&number) else {
                     continue;
                 };
-                let seconds = t.started.elapsed().as_secs_f64();
-                let (status, value, metrics, hits, misses, error) = match *result {
-                    Err(e) => (
-                        "failed",
-                        None,
-                        BTreeMap::new(),
-                        0,
-                        0,
-                        Some(format!("kale could not run the trial: {e}")),
-                    ),
-                    Ok(outcome) => {
-                        let m = &outcome.manifest;
-                        let hits = m
-                            .steps
-                            .iter()
-                            .filter(|s| s.status == StepStatus::Cached)
-                            .count() as i64;
-                        let misses = m
-                            .steps
-                            .iter()
-                            .filter(|s| {
-                                s.status == StepStatus::Succeeded || s.status == StepStatus::Failed
-                            })
-                            .count() as i64;
-                        let metrics = m.metrics.clone();
-                        let (status, value, error) = if t.pruned {
-                            (
-                                "early_stopped",
-                                t.intermediate.last().copied(),
-                                Some("stopped early by the early-stopping rule".into()),
-                            )
-                        } else if timed_out {
-                            (
-                                "failed",
-                                None,
-                                Some(format!(
-                                    "timed out after {:.0}s",
-                                    opts.trial_timeout.map(|d| d.as_secs_f64()).unwrap_or(0.0)
-                                )),
-                            )
-                        } else if m.status == RunStatus::Interrupted {
-                            ("interrupted", None, Some("interrupted".into()))
-                        } else if let Some((step, err)) = &outcome.failure {
-                            let at = match (err.cell, err.line) {
-                                (Some(c), Some(l)) => format!(" at cell {c}, line {l}"),
-                                _ => String::new(),
-                            };
-                            (
-                                "failed",
-                                None,
-                                Some(format!(
-                                    "step `{step}` failed{at}: {}: {}",
-                                    err.kind, err.message
-                                )),
-                            )
-                        } else {
-                            match m.metrics.get(&search.objective).map(objective_value) {
-                                Some(Ok(v)) => ("succeeded", Some(v), None),
-                                Some(Err(why)) => (
-                                    "failed",
-                                    None,
-                                    Some(format!("objective `{}` {why}", search.objective)),
-                                ),
-                                None => (
-                                    "failed",
-                                    None,
-                                    Some(format!(
-                                        "the run reported no `{}` metric",
-                                        search.objective
-                                    )),
-                                ),
-                            }
-                        };
-                        (status, value, metrics, hits, misses, error)
-                    }
-                };
-                cache_hits += hits as u64;
-                cache_misses += misses as u64;
-                store.finish_trial(
-                    experiment.id,
-                    number,
-                    status,
-                    value,
-                    &metrics,
-                    seconds,
-                    hits,
-                    misses,
-                    error.as_deref(),
-                )?;
-                let row = store.trial(experiment.id, number)?;
+                let result = outcome::classify(&outcome::Ended {
+                    run: &run,
+                    pruned: t.pruned,
+                    intermediate: &t.intermediate,
+                    timed_out,
+                    trial_timeout: opts.trial_timeout,
+                    objective: &search.objective,
+                });
+                cache_hits += result.cache_hits as u64;
+                cache_misses += result.cache_misses as u64;
+                let row = log.finish(number, &result, t.started.elapsed().as_secs_f64())?;
                 if let Some(slot) = rows.iter_mut().find(|r| r.number == number) {
                     *slot = row.clone();
                 }
-                if status != "interrupted" {
-                    let mut done = Trial::running(number as u64, t.params.clone());
-                    done.state = match status {
-                        "succeeded" => TrialState::Complete,
-                        "early_stopped" => TrialState::Pruned,
-                        _ => TrialState::Failed,
-                    };
-                    done.value = value;
-                    done.intermediate_values = by_step(&t.intermediate);
+                if let Some(done) =
+                    record::sampler_trial(number, t.params, &result, &t.intermediate)
+                {
                     sampler.tell(&done);
                     history.push(done);
                     reporter.trial_finished(
@@ -770,18 +453,10 @@ pub async fn tune(
     }
     while tasks.join_next().await.is_some() {}
 
-    let (status, reason) = if interrupted {
-        ("interrupted".to_string(), "interrupted".to_string())
-    } else if let Some((s, r)) = stop_reason {
-        (s.to_string(), r)
-    } else if exhausted {
-        ("succeeded".into(), "search space exhausted".into())
-    } else {
-        ("succeeded".into(), "max trials reached".into())
-    };
+    let (status, reason) = rules::final_status(interrupted, ended, exhausted);
     store.finish_experiment(
         experiment.id,
-        &status,
+        status,
         &reason,
         session_start.elapsed().as_secs_f64(),
     )?;
@@ -798,33 +473,78 @@ pub async fn tune(
     })
 }
 
-/// Reports in arrival order, numbered as the stopping rules expect.
-fn by_step(values: &[f64]) -> BTreeMap<u64, f64> {
-    values
+/// The pipeline's parameter values for a trial: the notebook's, with the suggested
+/// ones converted to the types the notebook assigns.
+fn trial_values(
+    pipeline: &Pipeline,
+    params: &kale_search::Params,
+) -> Result<BTreeMap<String, ParamValue>, TuneError> {
+    let mut values = exec::parameter_values(pipeline, &BTreeMap::new());
+    for (name, v) in params {
+        let like = values
+            .get(name)
+            .cloned()
+            .ok_or_else(|| TuneError::Setup(format!("`{name}` is not a pipeline parameter")))?;
+        let converted = space::to_pipeline_value(&like, v)
+            .map_err(|e| TuneError::Setup(format!("parameter `{name}`: {e}")))?;
+        values.insert(name.clone(), converted);
+    }
+    Ok(values)
+}
+
+/// What the live view shows.
+fn live_state(
+    name: &str,
+    search: &ResolvedSearch,
+    rows: &[TrialRow],
+    running: &HashMap<i64, Running>,
+    (cache_hits, cache_misses): (u64, u64),
+    elapsed: f64,
+) -> LiveState {
+    let count = |s: TrialStatus| rows.iter().filter(|r| r.status == s).count() as u64;
+    let mut in_flight: Vec<_> = running
         .iter()
-        .enumerate()
-        .map(|(i, v)| (i as u64, *v))
-        .collect()
-}
-
-fn counts_toward_budget(status: &str) -> bool {
-    matches!(status, "succeeded" | "failed" | "early_stopped")
-}
-
-fn objective_value(v: &Value) -> Result<f64, String> {
-    match v {
-        Value::Number(n) => n
-            .as_f64()
-            .filter(|f| f.is_finite())
-            .ok_or_else(|| "is not a finite number".to_string()),
-        Value::String(s) => Err(format!("is `{s}`, not a finite number")),
-        other => Err(format!("is {other}, not a number")),
+        .map(|(n, t)| {
+            let label = match t.gpus.as_slice() {
+                [] => t.label.clone(),
+                gpus => format!("{}  [gpu {}]", t.label, gpus.join(",")),
+            };
+            (*n, label, t.started.elapsed().as_secs_f64())
+        })
+        .collect();
+    in_flight.sort_by_key(|x| x.0);
+    LiveState {
+        experiment: name.to_string(),
+        objective: search.objective.clone(),
+        direction: direction_text(search.direction).into(),
+        max_trials: search.max_trials,
+        succeeded: count(TrialStatus::Succeeded),
+        failed: count(TrialStatus::Failed),
+        early_stopped: count(TrialStatus::EarlyStopped),
+        running: in_flight,
+        best: best_trial(rows, search.direction).map(|best| {
+            (
+                best.number,
+                best.value.unwrap_or(f64::NAN),
+                params_text(&best.params),
+            )
+        }),
+        recent: rows
+            .iter()
+            .rev()
+            .filter(|r| r.status.counts_toward_budget())
+            .take(5)
+            .map(|r| trial_line(r, &search.objective))
+            .collect(),
+        cache_hits,
+        cache_misses,
+        elapsed,
     }
 }
 
 pub fn best_trial(rows: &[TrialRow], direction: Direction) -> Option<&TrialRow> {
     rows.iter()
-        .filter(|r| r.status == "succeeded" && r.value.is_some())
+        .filter(|r| r.status == TrialStatus::Succeeded && r.value.is_some())
         .fold(None, |best: Option<&TrialRow>, r| match best {
             Some(b) if !direction.better(r.value.unwrap(), b.value.unwrap()) => Some(b),
             _ => Some(r),
@@ -855,7 +575,7 @@ pub fn trial_line(r: &TrialRow, objective: &str) -> String {
     let error = r
         .error
         .as_deref()
-        .filter(|_| r.status != "succeeded")
+        .filter(|_| r.status != TrialStatus::Succeeded)
         .map(|e| format!("  — {e}"))
         .unwrap_or_default();
     format!(
@@ -891,15 +611,8 @@ pub fn params_from(notebook: &std::path::Path, spec: &str) -> Result<Vec<String>
             .iter()
             .find(|t| t.number == n)
             .ok_or_else(|| format!("experiment `{name}` has no trial {n}"))?,
-        None => best_trial(
-            &trials,
-            if e.spec.direction == "minimize" {
-                Direction::Minimize
-            } else {
-                Direction::Maximize
-            },
-        )
-        .ok_or_else(|| format!("experiment `{name}` has no succeeded trial"))?,
+        None => best_trial(&trials, e.spec.direction)
+            .ok_or_else(|| format!("experiment `{name}` has no succeeded trial"))?,
     };
     Ok(row
         .params

@@ -124,6 +124,13 @@ impl Sampler for AutoSampler {
         self.choice().map_or("auto", |c| c.algorithm)
     }
 
+    fn reseed(&mut self, seed: u64) {
+        self.seed = Some(seed);
+        if let Some((inner, _)) = &mut self.inner {
+            inner.reseed(seed);
+        }
+    }
+
     fn ask(
         &mut self,
         space: &SearchSpace,

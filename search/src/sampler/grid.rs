@@ -116,6 +116,10 @@ impl Sampler for GridSampler {
         "grid"
     }
 
+    fn reseed(&mut self, seed: u64) {
+        self.rng = make_rng(Some(seed));
+    }
+
     fn ask(
         &mut self,
         space: &SearchSpace,

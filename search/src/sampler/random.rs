@@ -36,6 +36,10 @@ impl Sampler for RandomSampler {
         "random"
     }
 
+    fn reseed(&mut self, seed: u64) {
+        self.rng = make_rng(Some(seed));
+    }
+
     fn ask(
         &mut self,
         space: &SearchSpace,

@@ -203,6 +203,10 @@ impl Sampler for GpSampler {
         "bayesianoptimization"
     }
 
+    fn reseed(&mut self, seed: u64) {
+        self.rng = make_rng(Some(seed));
+    }
+
     fn ask(
         &mut self,
         space: &SearchSpace,

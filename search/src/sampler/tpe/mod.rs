@@ -214,6 +214,10 @@ impl Sampler for TpeSampler {
         "tpe"
     }
 
+    fn reseed(&mut self, seed: u64) {
+        self.rng = make_rng(Some(seed));
+    }
+
     fn ask(
         &mut self,
         space: &SearchSpace,
