@@ -165,7 +165,7 @@ pub struct CompileArgs {
 }
 
 /// The search settings shared by `kale tune` and `kale compile --target katib`; they
-/// map one to one onto `kale::tune::space::SearchArgs`.
+/// map one to one onto `kale::tune::plan::SearchArgs`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct SearchFlags {
     /// Metric to optimise: a name the `pipeline-metrics` cell prints.
@@ -241,8 +241,8 @@ Examples:\n\
 
 impl SearchFlags {
     /// The search plan local tuning and Katib share, built once from the flags.
-    pub fn plan(&self) -> kale::tune::space::SearchArgs {
-        kale::tune::space::SearchArgs {
+    pub fn plan(&self) -> kale::tune::plan::SearchArgs {
+        kale::tune::plan::SearchArgs {
             objective: self.objective.clone(),
             goal: self.goal.clone(),
             target_value: self.target_value,

@@ -23,6 +23,7 @@ pub mod dashboard;
 pub mod diagnostics;
 pub mod error;
 pub mod exec;
+pub mod format;
 pub mod inspect;
 pub mod kubeflow;
 pub mod layout;

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use builtins::is_builtin;
 pub use file_reads::{FileReadCall, file_reads};
 pub use imports::imported_modules;
-pub use special_cells::{ParamDecl, ParamValue, parse_metrics, parse_parameters};
+pub use special_cells::{ParamDecl, PipelineValue, parse_metrics, parse_parameters};
 
 /// One notebook cell's code.
 #[derive(Clone, Copy, Debug)]

@@ -9,7 +9,7 @@ use super::source::{LineIndex, parse, with_big_stack};
 use super::{CellSource, Location, SyntaxIssue};
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub enum ParamValue {
+pub enum PipelineValue {
     Int(i64),
     Float(f64),
     Str(String),
@@ -19,7 +19,7 @@ pub enum ParamValue {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ParamDecl {
     pub name: String,
-    pub value: ParamValue,
+    pub value: PipelineValue,
     /// Location of the name.
     pub at: Location,
 }
@@ -150,16 +150,16 @@ fn parameters(cell: &CellSource) -> (Vec<ParamDecl>, Vec<SyntaxIssue>) {
 }
 
 /// The literal's value, or a description of what was found instead.
-fn literal(expr: &Expr) -> Result<ParamValue, String> {
+fn literal(expr: &Expr) -> Result<PipelineValue, String> {
     match expr {
-        Expr::BooleanLiteral(b) => Ok(ParamValue::Bool(b.value)),
+        Expr::BooleanLiteral(b) => Ok(PipelineValue::Bool(b.value)),
         Expr::NumberLiteral(n) => number(&n.value, false),
         Expr::UnaryOp(u) if matches!(u.op, UnaryOp::USub | UnaryOp::UAdd) => match &*u.operand {
             Expr::NumberLiteral(n) => number(&n.value, u.op == UnaryOp::USub),
             _ => Err("an expression".to_owned()),
         },
         // Implicit concatenation (`"a" "b"`) is still a constant.
-        Expr::StringLiteral(s) => Ok(ParamValue::Str(s.value.to_str().to_owned())),
+        Expr::StringLiteral(s) => Ok(PipelineValue::Str(s.value.to_str().to_owned())),
         Expr::FString(f) => {
             let mut out = String::new();
             for part in f.value.iter() {
@@ -179,15 +179,15 @@ fn literal(expr: &Expr) -> Result<ParamValue, String> {
                     }
                 }
             }
-            Ok(ParamValue::Str(out))
+            Ok(PipelineValue::Str(out))
         }
         other => Err(describe(other).to_owned()),
     }
 }
 
-fn number(n: &Number, negative: bool) -> Result<ParamValue, String> {
+fn number(n: &Number, negative: bool) -> Result<PipelineValue, String> {
     match n {
-        Number::Float(f) => Ok(ParamValue::Float(if negative { -f } else { *f })),
+        Number::Float(f) => Ok(PipelineValue::Float(if negative { -f } else { *f })),
         Number::Int(i) => {
             let value = i.as_u64().and_then(|u| {
                 if negative {
@@ -197,7 +197,7 @@ fn number(n: &Number, negative: bool) -> Result<ParamValue, String> {
                 }
             });
             value
-                .map(ParamValue::Int)
+                .map(PipelineValue::Int)
                 .ok_or_else(|| "an integer that does not fit in 64 bits".to_owned())
         }
         Number::Complex { .. } => Err("a complex number".to_owned()),

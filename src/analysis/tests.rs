@@ -702,7 +702,7 @@ minimum = -9223372036854775808
         .iter()
         .map(|d| (d.name.as_str(), d.value.clone()))
         .collect();
-    use ParamValue::*;
+    use PipelineValue::*;
     assert_eq!(
         got,
         [
@@ -767,7 +767,7 @@ fn parameters_later_definition_wins() {
     let (decls, errs) = parse_parameters(&cell("a = 1\nb = 2\na = 'x'\n"));
     assert!(errs.is_empty());
     assert_eq!(decls.len(), 2);
-    assert_eq!(decls[0].value, ParamValue::Str("x".into()));
+    assert_eq!(decls[0].value, PipelineValue::Str("x".into()));
     assert_eq!(decls[0].at.line, 3);
 }
 

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::analysis::ParamValue;
+use crate::analysis::PipelineValue;
 use crate::pipeline::{Pipeline, Step, python_string};
 
 /// The runtime module the programs import, embedded in the binary.
@@ -73,7 +73,7 @@ pub struct StepProgram {
 pub fn step_program(
     pipeline: &Pipeline,
     step: &Step,
-    values: &BTreeMap<String, ParamValue>,
+    values: &BTreeMap<String, PipelineValue>,
 ) -> StepProgram {
     let mut w = Writer::default();
     let ipython = step.ipython_at.is_some();

@@ -35,7 +35,7 @@ pub fn run(cmd: &CacheCommand) -> kale::Result<()> {
                 println!(
                     "objects     {} ({})",
                     stats.objects,
-                    kale::report::human_bytes(stats.bytes)
+                    kale::format::human_bytes(stats.bytes)
                 );
                 println!(
                     "saves       {:.1}s of step time when every entry is hit once",
@@ -106,7 +106,7 @@ pub fn run(cmd: &CacheCommand) -> kale::Result<()> {
             } else {
                 println!(
                     "removed {entries} cache entries and {objects} objects ({}); data of {dropped_runs} older runs pruned; kept the newest {} runs and pinned ones",
-                    kale::report::human_bytes(bytes),
+                    kale::format::human_bytes(bytes),
                     args.keep_runs
                 );
             }
@@ -202,7 +202,7 @@ fn explain(args: &ExplainArgs) -> kale::Result<()> {
             match (&r.stat, &r.hash) {
                 (Some(stat), Some(hash)) => println!(
                     "  read      {shown}  {}  {}",
-                    kale::report::human_bytes(stat.size),
+                    kale::format::human_bytes(stat.size),
                     &hash[..hash.len().min(19)]
                 ),
                 _ => println!("  looked    {shown}  (absent)"),
@@ -212,7 +212,7 @@ fn explain(args: &ExplainArgs) -> kale::Result<()> {
             println!(
                 "  wrote     {}  {}  {}",
                 kale::exec::provenance::display_path(&w.path, &base),
-                kale::report::human_bytes(w.stat.size),
+                kale::format::human_bytes(w.stat.size),
                 &w.hash[..w.hash.len().min(19)]
             );
         }

@@ -9,7 +9,7 @@ use super::find_run;
 
 pub fn run(args: &DebugArgs) -> kale::Result<()> {
     let (runs_dir, run) = find_run(&args.run, &args.store)?;
-    let written = snapshot::debug_notebook(
+    let written = snapshot::debug::debug_notebook(
         &runs_dir,
         &run,
         args.step.as_deref(),

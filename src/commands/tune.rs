@@ -27,7 +27,7 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
         None
     } else {
         Some(
-            kale::tune::space::resolve(&pipeline, &args.search.plan())
+            kale::tune::plan::resolve(&pipeline, &args.search.plan())
                 .map_err(|e| e.in_notebook(&args.notebook))?,
         )
     };
@@ -66,7 +66,7 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
         .collect();
     eprintln!(
         "experiment {name}: {} `{}` (direction from {}), {} over {} (space from {}), {} trials, {} at once{}",
-        tune::direction_name(search.direction),
+        kale::store::direction_text(search.direction),
         search.objective,
         search.direction_source,
         match &search.algorithm_reason {
@@ -181,7 +181,7 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
             "best: trial {} {}={} with {}\n  run: {}",
             best.number,
             search.objective,
-            kale::report::num(best.value.unwrap_or(f64::NAN)),
+            kale::format::num(best.value.unwrap_or(f64::NAN)),
             tune::params_text(&best.params),
             best.run_dir.as_deref().unwrap_or("-")
         ),

@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use crate::format::{num, value_text};
 use crate::render::svg::{self, Kind, Series, xml};
-use crate::report::{self, num, value_text};
+use crate::report;
 use crate::store::{Experiment, TrialRow};
 
 /// Trial rows an experiment page shows.

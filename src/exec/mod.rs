@@ -28,7 +28,7 @@ use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::analysis::ParamValue;
+use crate::analysis::PipelineValue;
 use crate::codegen::{self, LineMap, StepProgram};
 use crate::pipeline::{Pipeline, Step};
 
@@ -54,7 +54,7 @@ impl Reporter for Silent {}
 pub struct RunOptions {
     pub interpreter: Interpreter,
     /// Value of every pipeline parameter for this run.
-    pub values: BTreeMap<String, ParamValue>,
+    pub values: BTreeMap<String, PipelineValue>,
     pub jobs: usize,
     /// Directory holding the runs (`.kale/runs` beside the notebook by default).
     pub runs_dir: PathBuf,
@@ -86,8 +86,8 @@ pub struct RunOutcome {
 /// Values of all parameters: the notebook defaults, with `overrides` applied.
 pub fn parameter_values(
     pipeline: &Pipeline,
-    overrides: &BTreeMap<String, ParamValue>,
-) -> BTreeMap<String, ParamValue> {
+    overrides: &BTreeMap<String, PipelineValue>,
+) -> BTreeMap<String, PipelineValue> {
     pipeline
         .parameters
         .iter()

@@ -17,7 +17,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::pipeline::Pipeline;
-use crate::tune::space::{ResolvedSearch, SearchArgs};
+use crate::tune::plan::{ResolvedSearch, SearchArgs};
 use kale_search::Direction;
 
 /// What every trial runs; `kale trial` runs it too, so there is one implementation.
@@ -111,7 +111,7 @@ pub fn plan(
     if search.parallel.is_none() && !notebook_sets_parallel {
         search.parallel = Some(3);
     }
-    let resolved = crate::tune::space::resolve(p, &search)?;
+    let resolved = crate::tune::plan::resolve(p, &search)?;
     let name = name
         .map(str::to_string)
         .unwrap_or_else(|| default_name(&p.experiment));

@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::analysis::ParamValue;
+use crate::analysis::PipelineValue;
 use crate::codegen;
 use crate::pipeline::{Pipeline, Step};
 
@@ -137,24 +137,24 @@ pub struct Compiled {
 }
 
 /// KFP's type name for a pipeline parameter.
-pub fn parameter_type(v: &ParamValue) -> &'static str {
+pub fn parameter_type(v: &PipelineValue) -> &'static str {
     match v {
-        ParamValue::Int(_) => "NUMBER_INTEGER",
-        ParamValue::Float(_) => "NUMBER_DOUBLE",
-        ParamValue::Str(_) => "STRING",
-        ParamValue::Bool(_) => "BOOLEAN",
+        PipelineValue::Int(_) => "NUMBER_INTEGER",
+        PipelineValue::Float(_) => "NUMBER_DOUBLE",
+        PipelineValue::Str(_) => "STRING",
+        PipelineValue::Bool(_) => "BOOLEAN",
     }
 }
 
 /// The parameter value as JSON, the form the KFP API requires (numbers as numbers).
-pub fn parameter_json(name: &str, v: &ParamValue) -> Result<Value, CompileError> {
+pub fn parameter_json(name: &str, v: &PipelineValue) -> Result<Value, CompileError> {
     Ok(match v {
-        ParamValue::Int(i) => json!(i),
-        ParamValue::Float(f) => serde_json::Number::from_f64(*f)
+        PipelineValue::Int(i) => json!(i),
+        PipelineValue::Float(f) => serde_json::Number::from_f64(*f)
             .map(Value::Number)
             .ok_or_else(|| CompileError::NonFiniteParameter(name.to_string()))?,
-        ParamValue::Str(s) => json!(s),
-        ParamValue::Bool(b) => json!(b),
+        PipelineValue::Str(s) => json!(s),
+        PipelineValue::Bool(b) => json!(b),
     })
 }
 
@@ -492,12 +492,12 @@ fn step_parameters<'a>(
     step.parameters.iter().filter_map(|n| p.parameter(n))
 }
 
-fn python_type(v: &ParamValue) -> &'static str {
+fn python_type(v: &PipelineValue) -> &'static str {
     match v {
-        ParamValue::Int(_) => "int",
-        ParamValue::Float(_) => "float",
-        ParamValue::Str(_) => "str",
-        ParamValue::Bool(_) => "bool",
+        PipelineValue::Int(_) => "int",
+        PipelineValue::Float(_) => "float",
+        PipelineValue::Str(_) => "str",
+        PipelineValue::Bool(_) => "bool",
     }
 }
 
@@ -915,11 +915,14 @@ mod tests {
 
     #[test]
     fn parameter_types_and_values() {
-        assert_eq!(parameter_type(&ParamValue::Int(3)), "NUMBER_INTEGER");
-        assert_eq!(parameter_type(&ParamValue::Float(0.5)), "NUMBER_DOUBLE");
-        assert_eq!(parameter_type(&ParamValue::Str("a".into())), "STRING");
-        assert_eq!(parameter_type(&ParamValue::Bool(true)), "BOOLEAN");
-        assert_eq!(parameter_json("x", &ParamValue::Int(3)).unwrap(), json!(3));
-        assert!(parameter_json("x", &ParamValue::Float(f64::NAN)).is_err());
+        assert_eq!(parameter_type(&PipelineValue::Int(3)), "NUMBER_INTEGER");
+        assert_eq!(parameter_type(&PipelineValue::Float(0.5)), "NUMBER_DOUBLE");
+        assert_eq!(parameter_type(&PipelineValue::Str("a".into())), "STRING");
+        assert_eq!(parameter_type(&PipelineValue::Bool(true)), "BOOLEAN");
+        assert_eq!(
+            parameter_json("x", &PipelineValue::Int(3)).unwrap(),
+            json!(3)
+        );
+        assert!(parameter_json("x", &PipelineValue::Float(f64::NAN)).is_err());
     }
 }

@@ -15,18 +15,18 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::analysis::{self, CellSource, ParamValue};
+use crate::analysis::{self, CellSource, PipelineValue};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::notebook::{self, Notebook, NotebookMetadata, NotebookStructure, StepConfig};
 
 pub use dag::Dag;
 pub use overrides::{convert, parse_override};
-pub use params::{python_float, python_string};
+pub use params::{parse_python_string, python_float, python_literal, python_string};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Parameter {
     pub name: String,
-    pub value: ParamValue,
+    pub value: PipelineValue,
     pub cell: usize,
     pub line: u32,
 }

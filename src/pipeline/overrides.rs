@@ -1,12 +1,12 @@
 //! `-p name=value` parameter overrides, typed by the parameter's default.
 
-use crate::analysis::ParamValue;
+use crate::analysis::PipelineValue;
 
 use super::Pipeline;
 
 /// Parses `name=value` against the pipeline's parameters. The error names the problem
 /// and what would be accepted.
-pub fn parse_override(pipeline: &Pipeline, text: &str) -> Result<(String, ParamValue), String> {
+pub fn parse_override(pipeline: &Pipeline, text: &str) -> Result<(String, PipelineValue), String> {
     let Some((name, raw)) = text.split_once('=') else {
         return Err(format!("`-p {text}` is not of the form NAME=VALUE"));
     };
@@ -39,29 +39,29 @@ pub fn parse_override(pipeline: &Pipeline, text: &str) -> Result<(String, ParamV
 }
 
 /// Converts text to the type of `like`; the error says what was expected.
-pub fn convert(like: &ParamValue, raw: &str) -> Result<ParamValue, &'static str> {
+pub fn convert(like: &PipelineValue, raw: &str) -> Result<PipelineValue, &'static str> {
     let t = raw.trim();
     match like {
-        ParamValue::Int(_) => {
+        PipelineValue::Int(_) => {
             if let Ok(i) = t.replace('_', "").parse::<i64>() {
-                return Ok(ParamValue::Int(i));
+                return Ok(PipelineValue::Int(i));
             }
             // `3.0` is an int written as a float; accept it when exact.
             match t.parse::<f64>() {
-                Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(ParamValue::Int(f as i64)),
+                Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(PipelineValue::Int(f as i64)),
                 _ => Err("an integer"),
             }
         }
-        ParamValue::Float(_) => match t.replace('_', "").parse::<f64>() {
-            Ok(f) if f.is_finite() => Ok(ParamValue::Float(f)),
+        PipelineValue::Float(_) => match t.replace('_', "").parse::<f64>() {
+            Ok(f) if f.is_finite() => Ok(PipelineValue::Float(f)),
             _ => Err("a finite number"),
         },
-        ParamValue::Bool(_) => match t.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => Ok(ParamValue::Bool(true)),
-            "false" | "0" | "no" => Ok(ParamValue::Bool(false)),
+        PipelineValue::Bool(_) => match t.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(PipelineValue::Bool(true)),
+            "false" | "0" | "no" => Ok(PipelineValue::Bool(false)),
             _ => Err("true or false"),
         },
-        ParamValue::Str(_) => Ok(ParamValue::Str(raw.to_string())),
+        PipelineValue::Str(_) => Ok(PipelineValue::Str(raw.to_string())),
     }
 }
 

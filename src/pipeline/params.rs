@@ -1,40 +1,41 @@
-//! Rendering pipeline-parameter values: as JSON for `inspect`, as Python source for the
-//! generated step programs.
+//! Python literals, the one place kale writes (and reads back) them: pipeline-parameter
+//! values as JSON for `inspect` and as Python source for the generated step programs,
+//! manifest values for debug notebooks, strings in generated programs.
 
 use serde_json::Value;
 
-use crate::analysis::ParamValue;
+use crate::analysis::PipelineValue;
 
-impl ParamValue {
+impl PipelineValue {
     /// `int`, `float`, `str` or `bool`, the names the `inspect --json` contract uses.
     pub fn type_name(&self) -> &'static str {
         match self {
-            ParamValue::Int(_) => "int",
-            ParamValue::Float(_) => "float",
-            ParamValue::Str(_) => "str",
-            ParamValue::Bool(_) => "bool",
+            PipelineValue::Int(_) => "int",
+            PipelineValue::Float(_) => "float",
+            PipelineValue::Str(_) => "str",
+            PipelineValue::Bool(_) => "bool",
         }
     }
 
     pub fn to_json(&self) -> Value {
         match self {
-            ParamValue::Int(i) => Value::from(*i),
-            ParamValue::Float(f) => serde_json::Number::from_f64(*f)
+            PipelineValue::Int(i) => Value::from(*i),
+            PipelineValue::Float(f) => serde_json::Number::from_f64(*f)
                 .map(Value::Number)
                 .unwrap_or_else(|| Value::String(python_float(*f))),
-            ParamValue::Str(s) => Value::String(s.clone()),
-            ParamValue::Bool(b) => Value::Bool(*b),
+            PipelineValue::Str(s) => Value::String(s.clone()),
+            PipelineValue::Bool(b) => Value::Bool(*b),
         }
     }
 
     /// A Python literal that evaluates to exactly this value.
     pub fn to_python(&self) -> String {
         match self {
-            ParamValue::Int(i) => i.to_string(),
-            ParamValue::Float(f) => python_float(*f),
-            ParamValue::Str(s) => python_string(s),
-            ParamValue::Bool(true) => "True".into(),
-            ParamValue::Bool(false) => "False".into(),
+            PipelineValue::Int(i) => i.to_string(),
+            PipelineValue::Float(f) => python_float(*f),
+            PipelineValue::Str(s) => python_string(s),
+            PipelineValue::Bool(true) => "True".into(),
+            PipelineValue::Bool(false) => "False".into(),
         }
     }
 }
@@ -85,9 +86,75 @@ pub fn python_string(s: &str) -> String {
     out
 }
 
+/// A Python literal for a parameter value as the manifest records it.
+pub fn python_literal(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(b) => PipelineValue::Bool(*b).to_python(),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => i.to_string(),
+            None => python_float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        // Non-finite floats are recorded as their Python spelling.
+        Value::String(s)
+            if ["float('nan')", "float('inf')", "float('-inf')"].contains(&s.as_str()) =>
+        {
+            s.clone()
+        }
+        Value::String(s) => python_string(s),
+        Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(python_literal)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", python_string(k), python_literal(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Parses a literal as [`python_string`] writes it; returns it and the rest of the text.
+pub fn parse_python_string(text: &str) -> Option<(String, &str)> {
+    let rest = text.strip_prefix('"')?;
+    let mut out = String::new();
+    let mut chars = rest.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &rest[i + 1..])),
+            '\\' => {
+                let (_, e) = chars.next()?;
+                match e {
+                    'n' => out.push('\n'),
+                    'r' => out.push('\r'),
+                    't' => out.push('\t'),
+                    'x' | 'u' => {
+                        let width = if e == 'x' { 2 } else { 4 };
+                        let hex: String = (0..width)
+                            .filter_map(|_| chars.next())
+                            .map(|p| p.1)
+                            .collect();
+                        out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                    }
+                    other => out.push(other),
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn floats_render_as_python() {
@@ -103,5 +170,32 @@ mod tests {
         assert_eq!(python_string(r#"a"b'c\d"#), r#""a\"b'c\\d""#);
         assert_eq!(python_string("x\ny\u{1}"), r#""x\ny\x01""#);
         assert_eq!(python_string("naïve"), "\"naïve\"");
+    }
+
+    #[test]
+    fn python_strings_round_trip() {
+        for s in [
+            "",
+            "a\"b\\c\nd\te\r",
+            "\u{1}\u{7f}x",
+            "é\u{2028}z",
+            "%time x = !ls",
+        ] {
+            let lit = python_string(s);
+            let call = format!("{lit}, 4)");
+            let (back, rest) = parse_python_string(&call).unwrap();
+            assert_eq!(back, s);
+            assert_eq!(rest, ", 4)");
+        }
+    }
+
+    #[test]
+    fn parameter_literals() {
+        assert_eq!(python_literal(&json!(3)), "3");
+        assert_eq!(python_literal(&json!(1.0)), "1.0");
+        assert_eq!(python_literal(&json!(true)), "True");
+        assert_eq!(python_literal(&json!("float('-inf')")), "float('-inf')");
+        assert_eq!(python_literal(&json!("nan")), "\"nan\"");
+        assert_eq!(python_literal(&json!("a\"b")), "\"a\\\"b\"");
     }
 }

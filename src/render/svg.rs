@@ -18,7 +18,8 @@ use kale_search::importance::ParamImportance;
 use kale_search::space::ParameterType;
 use serde_json::Value;
 
-use crate::report::{self, num};
+use crate::format::num;
+use crate::report;
 use crate::store::{Experiment, TrialRow};
 
 const FONT: &str = "DejaVu Sans, Liberation Sans, Arial, Helvetica, sans-serif";
@@ -678,7 +679,7 @@ impl Scale {
                 (!a.log || f > 0.0).then(|| a.frac(f))
             }
             Scale::Cat(list) => {
-                let s = report::value_text(v);
+                let s = crate::format::value_text(v);
                 let i = list.iter().position(|c| *c == s)?;
                 Some(if list.len() == 1 {
                     0.5
@@ -754,13 +755,16 @@ fn param_scales(e: &Experiment, trials: &[&TrialRow]) -> Vec<(String, Scale)> {
                 Some((ParameterType::Discrete, _, Some(list))) => Scale::Cat(
                     list.iter()
                         .map(|l| match l.trim().parse::<f64>() {
-                            Ok(f) => report::value_text(&serde_json::json!(f)),
+                            Ok(f) => crate::format::value_text(&serde_json::json!(f)),
                             Err(_) => l.clone(),
                         })
                         .collect(),
                 ),
                 _ if !numeric || values.is_empty() => {
-                    let mut l: Vec<String> = values.iter().map(|v| report::value_text(v)).collect();
+                    let mut l: Vec<String> = values
+                        .iter()
+                        .map(|v| crate::format::value_text(v))
+                        .collect();
                     l.sort();
                     l.dedup();
                     Scale::Cat(l)
@@ -999,7 +1003,7 @@ pub fn slice(e: &Experiment, trials: &[TrialRow], opts: Options) -> String {
                     ramp(t.number as f64 / last),
                     t.number,
                     xml(name),
-                    xml(&report::value_text(&t.params[name])),
+                    xml(&crate::format::value_text(&t.params[name])),
                     xml(&e.spec.objective),
                     num(v)
                 );

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::exec::manifest::now;
-use crate::report::human_bytes;
+use crate::format::human_bytes;
 use crate::snapshot::Run;
 use crate::store::{Experiment, TrialRow};
 use crate::tune::{params_text, trial_line};
@@ -105,7 +105,7 @@ pub fn experiment(
                     format!(
                         "{}={}",
                         s["name"].as_str().unwrap_or("?"),
-                        crate::report::value_text(&s["value"])
+                        crate::format::value_text(&s["value"])
                     )
                 })
                 .collect()
@@ -166,7 +166,7 @@ pub fn experiment(
             "best       trial {}: {}={} {}",
             b.number,
             e.spec.objective,
-            crate::report::num(b.value.unwrap_or(f64::NAN)),
+            crate::format::num(b.value.unwrap_or(f64::NAN)),
             params_text(&b.params)
         );
         if let Some(dir) = &b.run_dir {

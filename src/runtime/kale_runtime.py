@@ -6,9 +6,17 @@ carries no paths: kale sets ``KALE_STEP_DIR`` and writes ``context.json`` there
 
     import kale_runtime as _kale
     _kale.start("train")                       # status, failure hooks, tracking
+    _kale.enable_ipython()                     # only when a cell uses magics
+    lr = 0.01                                  # the pipeline parameters it reads
+    ...                                        # the imports and functions cells
+    _kale.shared_definitions_done()            # what those cells defined
     globals().update(_kale.inputs(["df"]))     # load what earlier steps saved
-    ...  # parameters, imports, functions, the step's own cells
+    ...                                        # the step's own cells
     _kale.finish(outputs=["model"], metrics=["accuracy"])
+
+Inputs load after the imports and functions cells, so an object whose class a
+functions cell defines unpickles by reference.  With IPython syntax, each cell
+is a ``_kale.run_cell(source, cell)`` call instead.
 
 ``save``/``load`` and the lower-level ``begin_step``, ``load_inputs``,
 ``save_outputs``, ``write_metrics`` and ``end_step`` are what those build on.

@@ -9,10 +9,10 @@
 //! same notebook reports progress locally and on a cluster.
 
 pub mod outcome;
+pub mod plan;
 pub mod record;
 pub mod rules;
 pub mod scheduler;
-pub mod space;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::analysis::ParamValue;
+use crate::analysis::PipelineValue;
 use crate::exec::cache::Cache;
 use crate::exec::{self, Interpreter, RunOptions};
 use crate::pipeline::Pipeline;
@@ -35,7 +35,7 @@ use crate::store::{
 use record::TrialLog;
 use scheduler::{Event, Running};
 
-pub use space::{ResolvedSearch, SearchArgs};
+pub use plan::{ResolvedSearch, SearchArgs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TuneError {
@@ -224,10 +224,6 @@ pub fn check_startable(search: &ResolvedSearch) -> Result<(), TuneError> {
     Ok(())
 }
 
-pub fn direction_name(d: Direction) -> &'static str {
-    direction_text(d)
-}
-
 /// The first free `<pipeline>-<n>` experiment name.
 pub fn default_name(store: &Store, pipeline: &Pipeline) -> Result<String, TuneError> {
     for n in 1.. {
@@ -338,7 +334,7 @@ pub async fn tune(
             );
             let run_dir = opts.runs_dir.join(&run_id).display().to_string();
             rows.push(log.start(number, &params, &run_dir)?);
-            let tuned: BTreeMap<String, ParamValue> = values
+            let tuned: BTreeMap<String, PipelineValue> = values
                 .iter()
                 .filter(|(k, _)| params.contains_key(*k))
                 .map(|(k, v)| (k.clone(), v.clone()))
@@ -478,14 +474,14 @@ pub async fn tune(
 fn trial_values(
     pipeline: &Pipeline,
     params: &kale_search::Params,
-) -> Result<BTreeMap<String, ParamValue>, TuneError> {
+) -> Result<BTreeMap<String, PipelineValue>, TuneError> {
     let mut values = exec::parameter_values(pipeline, &BTreeMap::new());
     for (name, v) in params {
         let like = values
             .get(name)
             .cloned()
             .ok_or_else(|| TuneError::Setup(format!("`{name}` is not a pipeline parameter")))?;
-        let converted = space::to_pipeline_value(&like, v)
+        let converted = plan::to_pipeline_value(&like, v)
             .map_err(|e| TuneError::Setup(format!("parameter `{name}`: {e}")))?;
         values.insert(name.clone(), converted);
     }
@@ -555,7 +551,7 @@ pub fn params_text(params: &Value) -> String {
     match params {
         Value::Object(m) => m
             .iter()
-            .map(|(k, v)| format!("{k}={}", crate::report::value_text(v)))
+            .map(|(k, v)| format!("{k}={}", crate::format::value_text(v)))
             .collect::<Vec<_>>()
             .join(" "),
         other => other.to_string(),

@@ -11,7 +11,7 @@ use kale_search::Params;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::analysis::ParamValue;
+use crate::analysis::PipelineValue;
 use crate::exec::{self, Reporter, RunOptions};
 use crate::pipeline::Pipeline;
 
@@ -67,7 +67,7 @@ pub fn launch(
     pipeline: &Pipeline,
     number: i64,
     params: Params,
-    tuned: &BTreeMap<String, ParamValue>,
+    tuned: &BTreeMap<String, PipelineValue>,
     run_opts: RunOptions,
     objective: &str,
     timeout: Option<Duration>,
@@ -128,7 +128,7 @@ pub fn launch(
     }
 }
 
-fn label(p: &BTreeMap<String, ParamValue>) -> String {
+fn label(p: &BTreeMap<String, PipelineValue>) -> String {
     p.iter()
         .map(|(k, v)| format!("{k}={}", short(v)))
         .collect::<Vec<_>>()
@@ -136,10 +136,10 @@ fn label(p: &BTreeMap<String, ParamValue>) -> String {
 }
 
 /// A running trial's value, written as [`super::params_text`] writes finished ones.
-fn short(v: &ParamValue) -> String {
+fn short(v: &PipelineValue) -> String {
     match v {
-        ParamValue::Float(f) => crate::report::num(*f),
-        ParamValue::Str(s) => s.clone(),
+        PipelineValue::Float(f) => crate::format::num(*f),
+        PipelineValue::Str(s) => s.clone(),
         other => other.to_python(),
     }
 }

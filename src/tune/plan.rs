@@ -10,7 +10,7 @@ use kale_search::space::{Distribution, FeasibleSpace, ParameterSpec, ParameterTy
 use kale_search::{Direction, SearchSpace};
 use serde_json::Value;
 
-use crate::analysis::ParamValue;
+use crate::analysis::PipelineValue;
 use crate::pipeline::{Pipeline, convert};
 
 /// The search settings as the user gave them (flags), before resolution.
@@ -490,12 +490,12 @@ fn check_against_parameter(p: &Pipeline, spec: &ParameterSpec) -> Result<(), Str
         });
     };
     let fits = match (&param.value, spec.parameter_type) {
-        (ParamValue::Int(_), ParameterType::Int) => true,
+        (PipelineValue::Int(_), ParameterType::Int) => true,
         (
-            ParamValue::Float(_),
+            PipelineValue::Float(_),
             ParameterType::Int | ParameterType::Double | ParameterType::Discrete,
         ) => true,
-        (ParamValue::Int(_), ParameterType::Discrete) => spec
+        (PipelineValue::Int(_), ParameterType::Discrete) => spec
             .feasible_space
             .list
             .iter()
@@ -539,15 +539,15 @@ fn check_against_parameter(p: &Pipeline, spec: &ParameterSpec) -> Result<(), Str
 
 /// Converts a sampler's value to the pipeline parameter's declared type.
 pub fn to_pipeline_value(
-    like: &ParamValue,
+    like: &PipelineValue,
     v: &kale_search::ParamValue,
-) -> Result<ParamValue, String> {
+) -> Result<PipelineValue, String> {
     use kale_search::ParamValue as S;
     Ok(match (like, v) {
-        (ParamValue::Int(_), S::Int(i)) => ParamValue::Int(*i),
-        (ParamValue::Int(_), S::Double(f)) if f.fract() == 0.0 => ParamValue::Int(*f as i64),
-        (ParamValue::Float(_), S::Int(i)) => ParamValue::Float(*i as f64),
-        (ParamValue::Float(_), S::Double(f)) => ParamValue::Float(*f),
+        (PipelineValue::Int(_), S::Int(i)) => PipelineValue::Int(*i),
+        (PipelineValue::Int(_), S::Double(f)) if f.fract() == 0.0 => PipelineValue::Int(*f as i64),
+        (PipelineValue::Float(_), S::Int(i)) => PipelineValue::Float(*i as f64),
+        (PipelineValue::Float(_), S::Double(f)) => PipelineValue::Float(*f),
         (like, S::Categorical(s)) => convert(like, s).map_err(|e| format!("`{s}` is not {e}"))?,
         (like, other) => {
             convert(like, &other.to_string()).map_err(|e| format!("`{other}` is not {e}"))?
