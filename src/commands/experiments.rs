@@ -132,7 +132,7 @@ fn compare(a: &CompareArgs) -> kale::Result<()> {
             &series,
             svg::Options { log_y: a.log_y },
         );
-        svg::write(file, &svg).map_err(|why| Error::bad_input(why))?;
+        svg::write(file, &svg).map_err(Error::bad_input)?;
         eprintln!("wrote {}", file.display());
     }
     Ok(())
@@ -148,7 +148,7 @@ fn plot(a: &PlotArgs) -> kale::Result<()> {
     let store = open(&a.store)?;
     let (e, trials) = load(&store, &a.experiment)?;
     let svg = svg::render(kind, &e, &trials, svg::Options { log_y: a.log_y });
-    svg::write(&a.output, &svg).map_err(|why| Error::bad_input(why))?;
+    svg::write(&a.output, &svg).map_err(Error::bad_input)?;
     eprintln!("wrote {}", a.output.display());
     Ok(())
 }

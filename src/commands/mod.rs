@@ -144,8 +144,7 @@ pub fn interpreter(
 ) -> kale::Result<(kale::exec::Interpreter, kale::exec::python::Source)> {
     let choice = kale::exec::python::choose(flag);
     let interpreter = kale::exec::python::resolve(&choice.command).map_err(|e| {
-        let hint = e.hint();
-        Error::bad_input(format!("{e}\n  python: {}", choice.source.describe())).with_hint(hint)
+        Error::from(e).with_hint(format!("this Python came {}", choice.source.describe()))
     })?;
     Ok((interpreter, choice.source))
 }

@@ -34,7 +34,7 @@ pub enum PythonError {
 }
 
 impl PythonError {
-    pub fn hint(&self) -> &'static str {
+    fn hint(&self) -> &'static str {
         "pass --python PATH or set KALE_PYTHON to the interpreter of the environment that has the notebook's libraries"
     }
 }

@@ -77,7 +77,7 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
-    pub fn hint(&self) -> String {
+    fn hint(&self) -> String {
         match self {
             ClusterError::NoConfig { .. } => {
                 "point $KUBECONFIG at a kubeconfig file (kubectl's ~/.kube/config is the default), or run kale in a pod with a service account".into()

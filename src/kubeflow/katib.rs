@@ -67,7 +67,7 @@ pub enum KatibError {
 }
 
 impl KatibError {
-    pub fn hint(&self) -> &'static str {
+    fn hint(&self) -> &'static str {
         match self {
             KatibError::BadName(_) => "pass --experiment-name with a shorter lowercase name",
             KatibError::BadCounts(_) => {

@@ -99,7 +99,7 @@ pub enum CompileError {
 }
 
 impl CompileError {
-    pub fn hint(&self) -> &'static str {
+    fn hint(&self) -> &'static str {
         match self {
             CompileError::UnsupportedLimit { .. } => {
                 "KFP containers take `limit:cpu:N`, `limit:memory:SIZE` and one accelerator such as `limit:nvidia.com/gpu:1`"

@@ -41,7 +41,7 @@ pub enum KfpError {
 }
 
 impl KfpError {
-    pub fn hint(&self) -> &'static str {
+    fn hint(&self) -> &'static str {
         match self {
             KfpError::Unreachable { .. } => {
                 "pass --kfp-endpoint URL or set KF_PIPELINES_ENDPOINT; from outside the cluster, e.g. `kubectl port-forward -n kubeflow svc/ml-pipeline 8888:8888` and use http://localhost:8888"

@@ -95,6 +95,12 @@ pub struct LiveView {
     bar: Option<ProgressBar>,
 }
 
+impl Default for LiveView {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl LiveView {
     pub fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {

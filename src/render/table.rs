@@ -121,7 +121,7 @@ pub fn experiment(
             format!(" ({})", settings.join(", "))
         }
     );
-    let rows = crate::report::space_rows(&e);
+    let rows = crate::report::space_rows(e);
     if rows.is_empty() {
         let _ = writeln!(out, "space      {}", e.spec.space);
     } else {

@@ -5,6 +5,7 @@ mod cache_snapshot;
 mod corpus;
 mod dashboard;
 mod debug;
+mod errors;
 mod fork_server;
 mod fuzz;
 mod inspect;
