@@ -41,6 +41,7 @@
 
 pub mod importance;
 pub mod katib;
+pub mod pareto;
 pub mod sampler;
 pub mod space;
 mod special;

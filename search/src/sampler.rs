@@ -30,6 +30,8 @@ use crate::trial::{Direction, Trial};
 pub mod auto;
 pub mod gp;
 pub mod grid;
+pub mod multi_auto;
+pub mod nsga2;
 pub mod random;
 pub mod tpe;
 
@@ -76,6 +78,26 @@ pub trait Sampler: Send {
         direction: Direction,
     ) -> Result<Suggestion, SamplerError>;
 
+    /// Parameters for one new trial of a study with one objective per entry of
+    /// `directions` (finished trials carry their values in [`Trial::values`]).
+    /// The default serves one objective through [`Sampler::ask`] and refuses
+    /// several; `random`, `grid`, `tpe` (as MOTPE) and `nsga2` take any number.
+    fn ask_multi(
+        &mut self,
+        space: &SearchSpace,
+        trials: &[Trial],
+        directions: &[Direction],
+    ) -> Result<Suggestion, SamplerError> {
+        match directions {
+            [d] => self.ask(space, trials, *d),
+            _ => Err(SamplerError::Other(format!(
+                "{} supports one objective, not {}",
+                self.name(),
+                directions.len()
+            ))),
+        }
+    }
+
     /// Called once when a trial has finished. Default: nothing.
     fn tell(&mut self, _trial: &Trial) {}
 
@@ -83,6 +105,46 @@ pub trait Sampler: Send {
     /// a seeded study reseeds from the seed and the trials already made, so the second
     /// session neither replays the first one's draws nor depends on the clock.
     fn reseed(&mut self, seed: u64);
+}
+
+/// The history as a single-objective model-based sampler should see it under
+/// constraints: every infeasible completed trial takes the worst value of the
+/// feasible ones (or, while none is feasible, its violation as a loss, so the
+/// search heads for feasibility first), and loses its constraints. Borrowed
+/// unchanged when no trial is infeasible.
+pub(crate) fn penalise_infeasible(
+    trials: &[Trial],
+    direction: Direction,
+) -> std::borrow::Cow<'_, [Trial]> {
+    use std::borrow::Cow;
+    let infeasible = |t: &Trial| t.completed_value().is_some() && !t.is_feasible();
+    if !trials.iter().any(infeasible) {
+        return Cow::Borrowed(trials);
+    }
+    let worst = trials
+        .iter()
+        .filter(|t| t.is_feasible())
+        .filter_map(Trial::completed_value)
+        .max_by(|a, b| direction.loss(*a).total_cmp(&direction.loss(*b)));
+    // Without a feasible trial, losses are violations; with one, infeasible
+    // trials sit at the worst feasible value (never better than any feasible).
+    let value_of = |t: &Trial| match worst {
+        Some(w) => w,
+        None => direction.loss(t.violation().min(f64::MAX)),
+    };
+    Cow::Owned(
+        trials
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                if infeasible(&t) {
+                    t.value = Some(value_of(&t));
+                    t.constraints.clear();
+                }
+                t
+            })
+            .collect(),
+    )
 }
 
 /// Generator for a sampler: seeded when `random_state` is given, else from the

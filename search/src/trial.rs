@@ -62,6 +62,15 @@ pub struct Trial {
     /// Reported intermediate values by step.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub intermediate_values: BTreeMap<u64, f64>,
+    /// Objective values of a `Complete` trial of a study with several
+    /// objectives, in the order of the study's directions (`value` stays
+    /// `None` there). Empty in single-objective studies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<f64>,
+    /// Constraint values, Optuna's semantics: `c <= 0` is satisfied, and the
+    /// trial is feasible when every one is. Empty: unconstrained (feasible).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<f64>,
 }
 
 impl Trial {
@@ -72,6 +81,8 @@ impl Trial {
             state: TrialState::Running,
             value: None,
             intermediate_values: BTreeMap::new(),
+            values: Vec::new(),
+            constraints: Vec::new(),
         }
     }
 
@@ -82,7 +93,58 @@ impl Trial {
             state: TrialState::Complete,
             value: Some(value),
             intermediate_values: BTreeMap::new(),
+            values: Vec::new(),
+            constraints: Vec::new(),
         }
+    }
+
+    /// A completed trial of a study with several objectives.
+    pub fn complete_multi(number: u64, params: Params, values: Vec<f64>) -> Self {
+        Trial {
+            values,
+            state: TrialState::Complete,
+            ..Trial::running(number, params)
+        }
+    }
+
+    /// The same trial with constraint values (`c <= 0` satisfied).
+    pub fn with_constraints(mut self, constraints: Vec<f64>) -> Self {
+        self.constraints = constraints;
+        self
+    }
+
+    /// The objective values when the trial completed with usable (non-NaN)
+    /// ones: `values` in a multi-objective study, else the single `value`.
+    pub fn completed_values(&self) -> Option<&[f64]> {
+        if self.state != TrialState::Complete {
+            return None;
+        }
+        let v: &[f64] = if self.values.is_empty() {
+            std::slice::from_ref(self.value.as_ref()?)
+        } else {
+            &self.values
+        };
+        (!v.iter().any(|x| x.is_nan())).then_some(v)
+    }
+
+    /// Total constraint violation, `Σ max(0, c)`; a NaN constraint (a metric
+    /// that was never reported) counts as infinitely violated.
+    pub fn violation(&self) -> f64 {
+        self.constraints
+            .iter()
+            .map(|&c| {
+                if c.is_nan() {
+                    f64::INFINITY
+                } else {
+                    c.max(0.0)
+                }
+            })
+            .sum()
+    }
+
+    /// Whether every constraint is satisfied (`c <= 0`).
+    pub fn is_feasible(&self) -> bool {
+        self.violation() == 0.0
     }
 
     /// The objective value when the trial completed with a usable (non-NaN) one.

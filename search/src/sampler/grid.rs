@@ -120,6 +120,20 @@ impl Sampler for GridSampler {
         self.rng = make_rng(Some(seed));
     }
 
+    /// Directions do not matter to grid search: any number of objectives.
+    fn ask_multi(
+        &mut self,
+        space: &SearchSpace,
+        trials: &[Trial],
+        directions: &[Direction],
+    ) -> Result<Suggestion, SamplerError> {
+        self.ask(
+            space,
+            trials,
+            directions.first().copied().unwrap_or_default(),
+        )
+    }
+
     fn ask(
         &mut self,
         space: &SearchSpace,

@@ -213,6 +213,9 @@ impl Sampler for GpSampler {
         trials: &[Trial],
         direction: Direction,
     ) -> Result<Suggestion, SamplerError> {
+        // Constraints: infeasible trials enter the model at the worst feasible value.
+        let penalised = super::penalise_infeasible(trials, direction);
+        let trials: &[Trial] = &penalised;
         let dims = space.dims();
         if self.space != space.parameters() {
             self.space = space.parameters().to_vec();

@@ -224,6 +224,32 @@ impl Sampler for TpeSampler {
         trials: &[Trial],
         direction: Direction,
     ) -> Result<Suggestion, SamplerError> {
+        self.suggest(space, trials, &[direction])
+    }
+
+    /// Several objectives: MOTPE, see [the module docs](self).
+    fn ask_multi(
+        &mut self,
+        space: &SearchSpace,
+        trials: &[Trial],
+        directions: &[Direction],
+    ) -> Result<Suggestion, SamplerError> {
+        if directions.is_empty() {
+            return Err(SamplerError::Other("tpe: no objective".into()));
+        }
+        self.suggest(space, trials, directions)
+    }
+}
+
+impl TpeSampler {
+    fn suggest(
+        &mut self,
+        space: &SearchSpace,
+        trials: &[Trial],
+        directions: &[Direction],
+    ) -> Result<Suggestion, SamplerError> {
+        let direction = directions[0];
+        let multi = directions.len() > 1;
         let dims = space.dims();
         if self.cache_space != space.parameters() {
             self.cache.clear();
@@ -239,8 +265,26 @@ impl Sampler for TpeSampler {
         let mut running: Vec<Vec<f64>> = Vec::new();
         let mut visited: HashSet<u64> = HashSet::with_capacity(trials.len());
         let mut n_complete = 0;
+        let mut mo_losses: HashMap<u64, Vec<f64>> = HashMap::new();
         for t in trials {
             let finished_key = match t.state {
+                // Constraints as in Optuna's TPE: infeasible trials rank after
+                // the pruned ones, by total violation.
+                TrialState::Complete
+                    if t.completed_values()
+                        .is_some_and(|v| v.len() == directions.len())
+                        && !t.is_feasible() =>
+                {
+                    Some((2, t.violation(), 0.0))
+                }
+                // Several objectives: ordered after the loop (see `multi_order`).
+                TrialState::Complete if multi => t
+                    .completed_values()
+                    .filter(|v| v.len() == directions.len())
+                    .map(|v| {
+                        mo_losses.insert(t.number, crate::pareto::to_losses(v, directions));
+                        (0, 0.0, 0.0)
+                    }),
                 TrialState::Complete => t.completed_value().map(|v| (0, direction.loss(v), 0.0)),
                 TrialState::Pruned => t
                     .last_intermediate()
@@ -258,7 +302,7 @@ impl Sampler for TpeSampler {
                 let Some((h, _)) = entry else { continue };
                 visited.insert(*h);
                 if let Some(k) = finished_key {
-                    n_complete += (k.0 == 0) as usize;
+                    n_complete += (k.0 == 0 || k.0 == 2) as usize;
                     ranked.push((k, t.number));
                 }
             } else if let Some(mut x) = encode(space, &dims, &t.params) {
@@ -283,6 +327,12 @@ impl Sampler for TpeSampler {
             return Ok(Suggestion::Params(decode(space, &dims, &x)));
         }
 
+        if multi {
+            let pos = multi_order(&mo_losses, self.n_below(ranked.len()));
+            for r in ranked.iter_mut().filter(|r| r.0.0 == 0) {
+                r.0.1 = pos[&r.1] as f64;
+            }
+        }
         // The trial number breaks ties, so the order is total and an unstable
         // sort gives the same result as a stable one.
         ranked.sort_unstable_by(|a, b| {
@@ -321,7 +371,9 @@ impl Sampler for TpeSampler {
         // from 1.1 for the best trial down to 0.1 at the threshold (the best
         // "above" loss), so l(x) leans towards the best region it knows.
         let mut wb = weights_for(below, 0);
-        if let Some(first_above) = above.first() {
+        if multi {
+            wb = multi_below_weights(below, &mo_losses);
+        } else if let Some(first_above) = above.first() {
             let (thr, best) = (first_above.0.1, below[0].0.1);
             let all_complete = below.iter().chain([first_above]).all(|b| b.0.0 == 0);
             if all_complete && thr > best {
@@ -375,6 +427,80 @@ impl Sampler for TpeSampler {
         self.cache = cache;
         Ok(Suggestion::Params(decode(space, &dims, &x)))
     }
+}
+
+/// Several objectives (MOTPE, as Optuna's TPE orders them): position of each
+/// completed feasible trial in the ranking, by non-domination rank; inside the
+/// rank that straddles the "below" boundary, the trials a greedy hypervolume
+/// subset selection picks for the remaining `n_below` places come first.
+fn multi_order(losses: &HashMap<u64, Vec<f64>>, n_below: usize) -> HashMap<u64, usize> {
+    use crate::pareto::{default_reference, greedy_hv_subset, non_dominated_sort};
+    let mut numbers: Vec<u64> = losses.keys().copied().collect();
+    numbers.sort_unstable();
+    let pts: Vec<Vec<f64>> = numbers.iter().map(|n| losses[n].clone()).collect();
+    let ranks = non_dominated_sort(&pts);
+    let mut order: Vec<usize> = (0..pts.len()).collect();
+    order.sort_by_key(|&i| (ranks[i], i));
+    let mut start = 0;
+    while start < order.len() {
+        let r = ranks[order[start]];
+        let end = start
+            + order[start..]
+                .iter()
+                .take_while(|&&i| ranks[i] == r)
+                .count();
+        if start < n_below && end > n_below {
+            let members: Vec<usize> = order[start..end].to_vec();
+            let rank_pts: Vec<Vec<f64>> = members.iter().map(|&i| pts[i].clone()).collect();
+            let picked =
+                greedy_hv_subset(&rank_pts, n_below - start, &default_reference(&rank_pts));
+            let mut reordered: Vec<usize> = picked.iter().map(|&k| members[k]).collect();
+            reordered.extend(
+                members
+                    .iter()
+                    .filter(|i| !reordered.contains(i))
+                    .copied()
+                    .collect::<Vec<_>>(),
+            );
+            order[start..end].copy_from_slice(&reordered);
+            break;
+        }
+        start = end;
+    }
+    order
+        .into_iter()
+        .enumerate()
+        .map(|(p, i)| (numbers[i], p))
+        .collect()
+}
+
+/// Several objectives: weights of the "below" kernels from each trial's
+/// exclusive hypervolume contribution within the group (Optuna's MOTPE rule),
+/// relative to the largest and floored at 1e-12; trials off the group's
+/// Pareto front (and infeasible or pruned ones) get the floor.
+fn multi_below_weights(
+    below: &[((u8, f64, f64), u64)],
+    losses: &HashMap<u64, Vec<f64>>,
+) -> Vec<f64> {
+    use crate::pareto::{default_reference, hypervolume_contributions};
+    const EPS: f64 = 1e-12;
+    let idx: Vec<usize> = (0..below.len())
+        .filter(|&i| below[i].0.0 == 0 && losses.contains_key(&below[i].1))
+        .collect();
+    let pts: Vec<Vec<f64>> = idx.iter().map(|&i| losses[&below[i].1].clone()).collect();
+    let mut w = vec![EPS; below.len()];
+    if pts.is_empty() {
+        return vec![1.0; below.len()];
+    }
+    let contrib = hypervolume_contributions(&pts, &default_reference(&pts));
+    let max = contrib.iter().copied().fold(0.0, f64::max).max(EPS);
+    if !max.is_finite() {
+        return vec![1.0; below.len()];
+    }
+    for (&i, c) in idx.iter().zip(contrib) {
+        w[i] = (c / max).clamp(EPS, 1.0);
+    }
+    w
 }
 
 #[cfg(test)]
