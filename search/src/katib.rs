@@ -7,7 +7,7 @@
 //! | `auto` | [`AutoSampler`]: grid, GP-BO or TPE, chosen by [`crate::sampler::auto::choose`] on the first ask | `random_state`, `max_trials` (unbounded), `parallel` (1) |
 //! | `random` | [`RandomSampler`] | `random_state` |
 //! | `grid` | [`GridSampler`] | `random_state` |
-//! | `tpe`, `multivariate-tpe` | [`TpeSampler`] | `random_state`, `n_startup_trials` (10), `n_ei_candidates` (24; `n_EI_candidates` also accepted), `gamma` (0.15), `prior_weight` (1.0), `consider_magic_clip` (true), `constant_liar` (true) |
+//! | `tpe`, `multivariate-tpe` | [`TpeSampler`] | `random_state`, `n_startup_trials` (10), `n_ei_candidates` (24; `n_EI_candidates` also accepted), `gamma` (0.15), `prior_weight` (1.0), `consider_magic_clip` (true), `constant_liar` (true), `multivariate` (true for one objective, false for several: one density per parameter, as Optuna's default TPE) |
 //! | `bayesianoptimization` | [`GpSampler`] | `random_state`, `n_initial_points` (10), `acq_func` (`EI`; also `PI`, `LCB`, `gp_hedge` = EI), `base_estimator` (`GP` only), `acq_optimizer` (ignored) |
 //!
 //! | early stopping | rule | settings (default) |
@@ -148,7 +148,7 @@ pub fn sampler_from_katib(
             })
         }
         "tpe" | "multivariate-tpe" => {
-            const KNOWN: &str = "random_state, n_startup_trials, n_ei_candidates, gamma, prior_weight, consider_magic_clip, constant_liar";
+            const KNOWN: &str = "random_state, n_startup_trials, n_ei_candidates, gamma, prior_weight, consider_magic_clip, constant_liar, multivariate";
             let mut cfg = TpeConfig::default();
             for s in settings {
                 match s.name.as_str() {
@@ -175,6 +175,7 @@ pub fn sampler_from_katib(
                     }
                     "consider_magic_clip" => cfg.consider_magic_clip = parse_bool(s)?,
                     "constant_liar" => cfg.constant_liar = parse_bool(s)?,
+                    "multivariate" => cfg.multivariate = Some(parse_bool(s)?),
                     _ => return Err(unknown(s, KNOWN)),
                 }
             }
