@@ -5,7 +5,11 @@
 //! - [`space`]: [`SearchSpace`] = Katib's `spec.parameters`, (de)serialised with
 //!   Katib's field names and validated with errors that name the parameter.
 //! - [`sampler`]: the [`Sampler`] trait (ask/tell, seeded, deterministic) and
-//!   `random`, `grid`, `tpe` and `bayesianoptimization`.
+//!   `random`, `grid`, `tpe` and `bayesianoptimization`; for several
+//!   objectives `nsga2`, `motpe` and their `auto`
+//!   ([`sampler::multi_auto::multi_objective_sampler`]).
+//! - [`pareto`]: dominance, non-dominated sorting, Pareto fronts and
+//!   hypervolume, with Optuna's constraint semantics.
 //! - [`stopping`]: `medianstop` and ASHA over intermediate values.
 //! - [`katib`]: samplers and stopping rules from Katib algorithm names and settings.
 //! - [`importance`]: fANOVA parameter importance from finished trials.

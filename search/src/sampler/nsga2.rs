@@ -363,12 +363,11 @@ fn sbx(x1: f64, x2: f64, (lo, hi): (f64, f64), eta: f64, rng: &mut Xoshiro256Plu
     let u: f64 = rng.random();
     let child = |beta: f64| {
         let alpha = 2.0 - beta.powf(-(eta + 1.0));
-        let betaq = if u <= 1.0 / alpha {
+        if u <= 1.0 / alpha {
             (u * alpha).powf(1.0 / (eta + 1.0))
         } else {
             (1.0 / (2.0 - u * alpha)).powf(1.0 / (eta + 1.0))
-        };
-        betaq
+        }
     };
     let bl = child(1.0 + 2.0 * (y1 - lo) / (y2 - y1));
     let c1 = 0.5 * ((y1 + y2) - bl * (y2 - y1));
