@@ -1,8 +1,5 @@
 //! `kale cache stats|prune`.
 
-use std::collections::HashSet;
-
-use kale::exec::Manifest;
 use kale::exec::cache::Cache;
 use kale::layout::Layout;
 use serde_json::json;
@@ -53,51 +50,12 @@ pub fn run(cmd: &CacheCommand) -> kale::Result<()> {
                     root.display()
                 )));
             }
-            let mut runs: Vec<(f64, std::path::PathBuf, Manifest)> = Vec::new();
-            if let Ok(dir) = std::fs::read_dir(kale.runs()) {
-                for e in dir.flatten() {
-                    if let Ok(m) = Manifest::read(&e.path()) {
-                        runs.push((m.started_at, e.path(), m));
-                    }
-                }
-            }
-            runs.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let mut keep = HashSet::new();
-            let mut dropped_runs = 0;
-            for (i, (_, path, m)) in runs.iter().enumerate() {
-                let kept = i < args.keep_runs || m.pinned;
-                if kept {
-                    for s in &m.steps {
-                        for o in &s.outputs {
-                            keep.insert(o.hash.clone());
-                        }
-                        // `kale debug` loads a step's inputs; keep them even if the
-                        // record of the step that saved them were incomplete.
-                        for i in s.inputs.values() {
-                            keep.insert(i.hash.clone());
-                        }
-                        // Files the step wrote, which a hit restores.
-                        let dir = kale::exec::step_dir(path, &s.name);
-                        if let Some((_, snapshot)) = kale::exec::read_snapshot(&dir) {
-                            keep.extend(snapshot.writes.into_iter().map(|w| w.hash));
-                        }
-                    }
-                } else {
-                    // The run's record stays; its data goes, and `kale debug` says so.
-                    let mut any = false;
-                    for s in &m.steps {
-                        let outputs = kale::exec::step_dir(path, &s.name).join("outputs");
-                        if outputs.exists() {
-                            std::fs::remove_dir_all(&outputs)?;
-                            any = true;
-                        }
-                    }
-                    if any {
-                        dropped_runs += 1;
-                    }
-                }
-            }
-            let (entries, objects, bytes) = Cache::open(&root)?.prune(&keep)?;
+            let kale::snapshot::Pruned {
+                entries,
+                objects,
+                bytes,
+                runs: dropped_runs,
+            } = kale::snapshot::prune(&kale, args.keep_runs)?;
             if args.store.json {
                 println!(
                     "{}",

@@ -320,3 +320,63 @@ pub fn of_notebook(runs: Vec<Run>, notebook: Option<&Path>) -> Vec<Run> {
         .filter(|r| r.manifest.notebook.file_name() == Some(name))
         .collect()
 }
+
+/// What [`prune`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    /// Cache entries and stored objects removed, and the bytes they held.
+    pub entries: usize,
+    pub objects: usize,
+    pub bytes: u64,
+    /// Runs whose saved outputs were removed (their records stay).
+    pub runs: usize,
+}
+
+/// Keeps the data of the newest `keep_runs` runs and of pinned ones: every object
+/// their steps saved, read or wrote (which a cache hit restores); the older runs lose
+/// their outputs (`kale debug` then says what is gone) and the cache what only they
+/// used.
+pub fn prune(layout: &crate::layout::Layout, keep_runs: usize) -> std::io::Result<Pruned> {
+    let mut runs: Vec<(f64, PathBuf, Manifest)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(layout.runs()) {
+        for e in dir.flatten() {
+            if let Ok(m) = Manifest::read(&e.path()) {
+                runs.push((m.started_at, e.path(), m));
+            }
+        }
+    }
+    runs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut keep = std::collections::HashSet::new();
+    let mut pruned_runs = 0;
+    for (i, (_, path, m)) in runs.iter().enumerate() {
+        if i < keep_runs || m.pinned {
+            for s in &m.steps {
+                keep.extend(s.outputs.iter().map(|o| o.hash.clone()));
+                // `kale debug` loads a step's inputs; keep them even if the record
+                // of the step that saved them were incomplete.
+                keep.extend(s.inputs.values().map(|i| i.hash.clone()));
+                if let Some((_, snapshot)) = crate::exec::read_snapshot(&step_dir(path, &s.name)) {
+                    keep.extend(snapshot.writes.into_iter().map(|w| w.hash));
+                }
+            }
+        } else {
+            let mut any = false;
+            for s in &m.steps {
+                let outputs = step_dir(path, &s.name).join("outputs");
+                if outputs.exists() {
+                    std::fs::remove_dir_all(&outputs)?;
+                    any = true;
+                }
+            }
+            pruned_runs += usize::from(any);
+        }
+    }
+    let (entries, objects, bytes) =
+        crate::exec::cache::Cache::open(&layout.cache())?.prune(&keep)?;
+    Ok(Pruned {
+        entries,
+        objects,
+        bytes,
+        runs: pruned_runs,
+    })
+}

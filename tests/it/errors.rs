@@ -53,7 +53,10 @@ fn bad_input_is_2_with_its_hint_whatever_the_command() {
     ] {
         let (code, stderr) = status_and_stderr(kale().args(args).arg("-C").arg(dir.path()));
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
-        assert!(stderr.starts_with("error: no runs in "), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: no runs in "),
+            "{args:?}: {stderr}"
+        );
         assert!(stderr.contains("\n  hint: "), "{args:?}: {stderr}");
     }
 }
