@@ -75,9 +75,9 @@ pub fn run(cmd: &CacheCommand) -> kale::Result<()> {
 
 fn explain(args: &ExplainArgs) -> kale::Result<()> {
     let run = kale::snapshot::resolve(&layout(&args.store).runs(), &args.run)?;
-    let steps: Vec<_> = match &args.step {
+    let steps: Vec<&str> = match &args.step {
         Some(name) => match run.manifest.step(name) {
-            Some(s) => vec![s],
+            Some(s) => vec![s.name.as_str()],
             None => {
                 let names: Vec<_> = run.manifest.steps.iter().map(|s| s.name.as_str()).collect();
                 return Err(Error::bad_input(format!(
@@ -87,7 +87,7 @@ fn explain(args: &ExplainArgs) -> kale::Result<()> {
                 .with_hint(format!("its steps are {}", names.join(", "))));
             }
         },
-        None => run.manifest.steps.iter().collect(),
+        None => run.manifest.steps.iter().map(|s| s.name.as_str()).collect(),
     };
     // Whether the snapshot still holds is judged against the interpreter a new run
     // would use; without one, only the snapshot is shown.
@@ -97,32 +97,13 @@ fn explain(args: &ExplainArgs) -> kale::Result<()> {
     .ok()
     .map(|i| i.identity());
     let base = kale::exec::notebook_dir(&run.manifest.notebook);
-    // The `cache:` tags as the notebook says now (a run does not record tags); the
-    // notebook is read once, and only if some step's snapshot needs it.
-    let notebook_pipeline = std::cell::OnceCell::new();
-    let cache_tag = |step: &str| {
-        notebook_pipeline
-            .get_or_init(|| kale::pipeline::load(&run.manifest.notebook).0)
-            .as_ref()?
-            .steps
-            .iter()
-            .find(|s| s.name == step)?
-            .config
-            .cache
-    };
     let mut docs = Vec::new();
-    for step in steps {
-        let dir = kale::exec::step_dir(&run.dir, &step.name);
-        let snapshot = kale::exec::read_snapshot(&dir);
-        let holds = match (&snapshot, &python) {
-            (Some((_, p)), Some(py)) => Some(match p.untrusted() {
-                Some(why) if cache_tag(&step.name) != Some(true) => {
-                    Err(format!("not reused: {why}"))
-                }
-                _ => p.clone().check(py, &base).map(|_| ()),
-            }),
-            _ => None,
-        };
+    for kale::snapshot::StepCache {
+        step,
+        snapshot,
+        holds,
+    } in kale::snapshot::cache_of(&run, &steps, python.as_ref())
+    {
         if args.store.json {
             docs.push(json!({
                 "step": step.name,

@@ -380,3 +380,57 @@ pub fn prune(layout: &crate::layout::Layout, keep_runs: usize) -> std::io::Resul
         runs: pruned_runs,
     })
 }
+
+/// A step's cache entry as `kale cache explain` shows it.
+pub struct StepCache {
+    pub step: StepRecord,
+    /// The entry's key and snapshot, when the step was stored.
+    pub snapshot: Option<(String, crate::exec::provenance::Provenance)>,
+    /// Whether a new run under `python` would reuse it, and if not why; `None`
+    /// without a snapshot or an interpreter to judge against.
+    pub holds: Option<Result<(), String>>,
+}
+
+/// The cache entries of `steps` of `run`, judged against the interpreter a new run
+/// would use.
+pub fn cache_of(
+    run: &Run,
+    steps: &[&str],
+    python: Option<&crate::exec::provenance::PythonIdentity>,
+) -> Vec<StepCache> {
+    let base = crate::exec::notebook_dir(&run.manifest.notebook);
+    // The `cache:` tags as the notebook says now (a run does not record tags); the
+    // notebook is read once, and only if some step's snapshot needs it.
+    let notebook_pipeline = std::cell::OnceCell::new();
+    let cache_tag = |step: &str| {
+        notebook_pipeline
+            .get_or_init(|| crate::pipeline::load(&run.manifest.notebook).0)
+            .as_ref()?
+            .steps
+            .iter()
+            .find(|s| s.name == step)?
+            .config
+            .cache
+    };
+    steps
+        .iter()
+        .filter_map(|name| run.manifest.step(name))
+        .map(|step| {
+            let snapshot = crate::exec::read_snapshot(&step_dir(&run.dir, &step.name));
+            let holds = match (&snapshot, python) {
+                (Some((_, p)), Some(py)) => Some(match p.untrusted() {
+                    Some(why) if cache_tag(&step.name) != Some(true) => {
+                        Err(format!("not reused: {why}"))
+                    }
+                    _ => p.clone().check(py, &base).map(|_| ()),
+                }),
+                _ => None,
+            };
+            StepCache {
+                step: step.clone(),
+                snapshot,
+                holds,
+            }
+        })
+        .collect()
+}
