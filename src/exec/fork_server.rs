@@ -20,7 +20,7 @@
 //! it has started its threads (TensorFlow, JAX, Ray, Spark). If the server
 //! cannot start or dies, steps are spawned as plain processes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -148,6 +148,7 @@ struct State {
     alive: bool,
     ready: Option<oneshot::Sender<()>>,
     spawning: HashMap<u64, oneshot::Sender<SpawnReply>>,
+    warming: HashMap<u64, oneshot::Sender<()>>,
     running: HashMap<i32, oneshot::Sender<Option<i32>>>,
 }
 
@@ -157,6 +158,8 @@ pub struct ForkServer {
     /// Serialises requests: each is one message with its two descriptors.
     send: Mutex<()>,
     next_id: AtomicU64,
+    /// Inputs already offered to the server for warming (held or refused there).
+    offered: Mutex<HashSet<String>>,
     _process: tokio::process::Child,
 }
 
@@ -230,6 +233,7 @@ impl ForkServer {
                 state,
                 send: Mutex::new(()),
                 next_id: AtomicU64::new(0),
+                offered: Mutex::new(HashSet::new()),
                 _process: process,
             }),
             _ => Err(io::Error::other("the fork server did not start")),
@@ -269,6 +273,7 @@ impl ForkServer {
             "env": env,
         })
         .to_string();
+        super::trace::event("fork_server.request", || id.to_string());
         {
             let _one_at_a_time = self.send.lock().expect("fork server socket");
             let fds = [out_write.as_fd(), err_write.as_fd()];
@@ -305,6 +310,51 @@ impl ForkServer {
     }
 }
 
+impl ForkServer {
+    /// Has the server load these inputs (content hash, file) once, so that every
+    /// step forked from it afterwards starts with them in memory (`warm` in the
+    /// runtime, which decides what it can hold). Each input is offered once.
+    pub async fn warm(&self, inputs: &[(String, PathBuf)]) -> io::Result<()> {
+        let fresh: Vec<Value> = {
+            let mut offered = self.offered.lock().expect("fork server offers");
+            inputs
+                .iter()
+                .filter(|(hash, _)| offered.insert(hash.clone()))
+                .map(|(hash, path)| json!({"hash": hash, "path": path.display().to_string()}))
+                .collect()
+        };
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        {
+            let mut state = self.state.lock().expect("fork server state");
+            if !state.alive {
+                return Err(io::Error::other("the fork server has stopped"));
+            }
+            state.warming.insert(id, reply_tx);
+        }
+        let request = json!({"id": id, "warm": fresh, "refuse": FORK_UNSAFE}).to_string();
+        super::trace::event("fork_server.warm", || id.to_string());
+        let sent = {
+            let _one_at_a_time = self.send.lock().expect("fork server socket");
+            rustix::net::send(&*self.socket, request.as_bytes(), SendFlags::empty())
+        };
+        if let Err(e) = sent {
+            self.state
+                .lock()
+                .expect("fork server state")
+                .warming
+                .remove(&id);
+            return Err(e.into());
+        }
+        reply_rx
+            .await
+            .map_err(|_| io::Error::other("the fork server stopped"))
+    }
+}
+
 /// The reply loop, on its own thread: routes each message to whoever waits for
 /// it. When the server goes away every waiter is released (dropped senders).
 fn read_replies(socket: &OwnedFd, state: &Mutex<State>) {
@@ -318,6 +368,9 @@ fn read_replies(socket: &OwnedFd, state: &Mutex<State>) {
         let Ok(message) = serde_json::from_slice::<Value>(&buf[..n]) else {
             continue;
         };
+        super::trace::event("fork_server.reply", || {
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
         let mut state = state.lock().expect("fork server state");
         if message["ready"] == true {
             if let Some(ready) = state.ready.take() {
@@ -327,6 +380,12 @@ fn read_replies(socket: &OwnedFd, state: &Mutex<State>) {
             if let Some(waiter) = state.running.remove(&(pid as i32)) {
                 let code = message["code"].as_i64().map(|c| c as i32);
                 let _ = waiter.send(code);
+            }
+        } else if let Some(id) = message["id"].as_u64()
+            && message.get("warmed").is_some()
+        {
+            if let Some(waiter) = state.warming.remove(&id) {
+                let _ = waiter.send(());
             }
         } else if let Some(id) = message["id"].as_u64() {
             let Some(waiter) = state.spawning.remove(&id) else {
@@ -350,6 +409,7 @@ fn read_replies(socket: &OwnedFd, state: &Mutex<State>) {
     state.alive = false;
     state.ready = None;
     state.spawning.clear();
+    state.warming.clear();
     state.running.clear();
 }
 

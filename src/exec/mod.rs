@@ -16,6 +16,7 @@ pub mod provenance;
 pub mod python;
 pub mod resources;
 mod tmpname;
+pub mod trace;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -163,6 +164,7 @@ pub async fn run(
     let run_dir = opts.runs_dir.join(&run_id);
     std::fs::create_dir_all(run_dir.join("steps"))?;
     let run_dir = run_dir.canonicalize()?;
+    trace::event("run.start", || run_id.clone());
     let runtime_dir = install_runtime(&opts.runs_dir, Some(&opts.interpreter))?;
     let workdir = notebook_dir(&pipeline.notebook).canonicalize()?;
     // What the steps read there is covered by input and output hashes, not snapshots.
@@ -250,6 +252,21 @@ pub async fn run(
                     Err(e) => return Err(e),
                 };
                 let program = codegen::step_program(pipeline, step, &opts.values);
+                // In a tune, what a step reads from a step reused from the cache is
+                // the same in every trial: the fork server may hold it for all of them.
+                let warm = if opts.experiment.is_some() {
+                    inputs
+                        .values()
+                        .filter(|i| {
+                            manifest
+                                .step(&i.from)
+                                .is_some_and(|r| r.status == StepStatus::Cached)
+                        })
+                        .map(|i| (i.hash.clone(), i.file.clone()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 let key = (opts.cache.is_some() && opts.reuse && step.config.cache != Some(false))
                     .then(|| {
                         cache::Cache::key(&program.source, &manifest.runtime_version, &inputs)
@@ -261,10 +278,12 @@ pub async fn run(
                 record.inputs = inputs.clone();
                 manifest.write(&run_dir)?;
                 reporter.step_started(&step.name);
+                trace::event("step.launch", || step.name.clone());
                 let task = StepTask {
                     step: step.clone(),
                     program,
                     inputs,
+                    warm,
                     run_dir: run_dir.clone(),
                     runtime_dir: runtime_dir.clone(),
                     workdir: workdir.clone(),
@@ -291,6 +310,7 @@ pub async fn run(
             joined = running.join_next() => {
                 let Some(joined) = joined else { continue };
                 let finished = joined.map_err(std::io::Error::other)?;
+                trace::event("step.joined", || finished.step.clone());
                 let status = finished.record.status;
                 reporter.step_finished(&finished.step, status, finished.record.seconds.unwrap_or(0.0));
                 if status == StepStatus::Failed && failure.is_none() {
@@ -336,6 +356,7 @@ pub async fn run(
     };
     manifest.finished_at = Some(manifest::now());
     manifest.write(&run_dir)?;
+    trace::event("run.end", || run_id.clone());
     Ok(RunOutcome {
         manifest,
         run_dir,
@@ -427,6 +448,8 @@ struct StepTask {
     step: Step,
     program: StepProgram,
     inputs: BTreeMap<String, manifest::InputRef>,
+    /// Inputs (content hash, file) to offer the fork server to hold for later trials.
+    warm: Vec<(String, PathBuf)>,
     run_dir: PathBuf,
     runtime_dir: PathBuf,
     workdir: PathBuf,
@@ -464,6 +487,15 @@ impl StepTask {
             };
             let checking = std::time::Instant::now();
             let lookup = c.lookup(k, &check);
+            trace::event("step.lookup", || {
+                let what = match &lookup {
+                    cache::Lookup::Hit(_) => "hit",
+                    cache::Lookup::Miss => "miss",
+                    cache::Lookup::Stale(_) => "stale",
+                    cache::Lookup::Corrupt(_) => "corrupt",
+                };
+                format!("{} {what}", self.step.name)
+            });
             self.record.cache_check_seconds = Some(checking.elapsed().as_secs_f64());
             match lookup {
                 cache::Lookup::Hit(entry) => {
@@ -473,6 +505,7 @@ impl StepTask {
                         .and_then(|_| c.materialize(&entry, &dir))
                         .and_then(|_| write_snapshot(&dir, k, &entry.provenance));
                     if materialized.is_ok() {
+                        trace::event("step.materialized", || self.step.name.clone());
                         record.status = StepStatus::Cached;
                         record.outputs = entry.outputs;
                         record.metrics = entry.metrics;
@@ -498,6 +531,7 @@ impl StepTask {
             }
         }
         let result = self.execute(&dir).await;
+        trace::event("step.exited", || self.step.name.clone());
         let mut record = self.record;
         record.seconds = Some(started.elapsed().as_secs_f64());
         record.finished_at = Some(manifest::now());
@@ -523,6 +557,7 @@ impl StepTask {
                         .map(|m| m.into_iter().collect())
                         .unwrap_or_default();
                     record.status = StepStatus::Succeeded;
+                    trace::event("step.results_read", || self.step.name.clone());
                     if let Some(c) = &cache {
                         let seconds = started.elapsed().as_secs_f64();
                         let snapshot = key.as_ref().map(|k| {
@@ -533,6 +568,7 @@ impl StepTask {
                             if let Ok(p) = &recorded {
                                 let _ = write_snapshot(&dir, k, p);
                             }
+                            trace::event("step.snapshot_recorded", || self.step.name.clone());
                             recorded
                         });
                         let stored = match (&key, snapshot) {
@@ -555,6 +591,7 @@ impl StepTask {
                             }
                             _ => c.store_objects(&self.step.name, &dir, &record.outputs),
                         };
+                        trace::event("step.stored", || self.step.name.clone());
                         if let Err(e) = stored {
                             self.reporter.step_output(
                                 &self.step.name,
@@ -610,11 +647,18 @@ impl StepTask {
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.file.display().to_string())))
             .collect();
+        let input_hashes: serde_json::Map<String, Value> = self
+            .inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.hash.clone())))
+            .collect();
         manifest::write_json_atomic(
             &dir.join("context.json"),
             &json!({
                 "step": self.step.name,
                 "inputs": inputs,
+                // Lets the runtime take an input the fork server holds (see `warm`).
+                "input_hashes": input_hashes,
                 "untracked_dirs": self.untracked_dirs,
                 // Only a step whose result may be reused needs its snapshot.
                 "track": self.key.is_some(),
@@ -662,6 +706,7 @@ impl StepTask {
             let _ = std::fs::remove_file(dir.join(stale));
         }
 
+        trace::event("step.prepared", || self.step.name.clone());
         let fork_server = self
             .fork_server
             .as_ref()
@@ -690,12 +735,19 @@ impl StepTask {
                 )
                 .await;
             if let Some(server) = server {
+                if !self.warm.is_empty() {
+                    // Best effort: whatever the server does not hold, the step loads.
+                    let _ = server.warm(&self.warm).await;
+                }
                 // A server that cannot take the step (it just died) leaves it to
                 // a plain process below.
                 if let Ok(forked) = server
                     .spawn(&program_path, &self.workdir, &forked_env)
                     .await
                 {
+                    trace::event("step.forked", || {
+                        format!("{} {}", self.step.name, forked.pid)
+                    });
                     let process = StepProcess::Forked {
                         pid: forked.pid,
                         exit: forked.exit,
@@ -780,7 +832,10 @@ impl StepTask {
         ));
         let exit = loop {
             tokio::select! {
-                code = process.wait() => break Exit::Code(code?),
+                code = process.wait() => {
+                    trace::event("step.exit_seen", || self.step.name.clone());
+                    break Exit::Code(code?)
+                }
                 changed = self.cancel.changed() => {
                     if changed.is_err() || *self.cancel.borrow() {
                         process.terminate().await;
@@ -791,6 +846,7 @@ impl StepTask {
         };
         let _ = out_task.await;
         let _ = err_task.await;
+        trace::event("step.output_drained", || self.step.name.clone());
         Ok(exit)
     }
 }

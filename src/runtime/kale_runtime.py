@@ -30,7 +30,8 @@ Files written (all JSON is UTF-8, written atomically: temp file + rename):
     writes ``succeeded``; the exception hook (or the exit handler, when the
     program leaves through ``sys.exit`` before ``end_step``) writes ``failed``.
     A file still saying ``running`` after the process is gone means the process
-    was killed.
+    was killed. A succeeded step whose inputs came from kale's fork server
+    (``warm``) also has ``"warm_inputs": [name, ...]``.
 
 ``<step_dir>/error.json`` (only when the step fails)
     ``{"type": "ZeroDivisionError", "message": "division by zero",
@@ -92,6 +93,19 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+_TRACE = os.environ.get("KALE_TRACE")
+
+
+def _trace(event):
+    """A line for KALE_TRACE (see src/exec/trace.rs); nothing when it is unset."""
+    if _TRACE:
+        line = "%d %d step %s %s\n" % (time.time_ns() // 1000, os.getpid(), event, _state["step"])
+        fd = os.open(_TRACE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
 _PICKLE_PROTOCOL = 5  # Python >= 3.8
 _CHUNK = 1 << 20
 
@@ -470,6 +484,7 @@ def _is_main_ref(o):
 
 def shared_definitions_done():
     """Record what the imports and functions cells defined (they have just run)."""
+    _trace("shared_cells_ran")
     main = sys.modules["__main__"].__dict__
     _shared.clear()
     for name, value in main.items():
@@ -850,6 +865,93 @@ def load(path):
 
 
 # --------------------------------------------------------------------------
+# Warm inputs: in `kale tune`, the inputs that every trial's step reads from a cached
+# step are loaded once, in kale's fork server, and each step forked from it starts
+# with them in its own copy-on-write memory: what it changes stays its own.
+
+# content hash -> ((inode, size, mtime_ns) of the file it was loaded from, value)
+_warm = {}
+_NOT_WARM = object()
+# Backends whose loading runs no code of the notebook's and starts no threads.
+_WARMABLE = frozenset(["numpy", "numpy-scalar", "pandas", "sklearn", "pickle"])
+
+
+class _RefuseImports:
+    """A meta-path finder refusing the modules that must not be imported before fork()."""
+
+    def __init__(self, names):
+        self.names = frozenset(names)
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in self.names:
+            raise ImportError("%s is not imported in kale's fork server" % name)
+        return None
+
+
+def _available_memory():
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 0
+
+
+def warm(entries, refuse=()):
+    """In kale's fork server: load each ``{"hash", "path"}`` not held yet, so that the
+    steps forked from now on start with it in memory; returns the hashes held.
+
+    A value is loaded as the step would load it, with two exceptions that leave it
+    for the step to load: a value that refers to something the notebook defines (the
+    server has no notebook ``__main__``, so its pickle cannot be resolved here), and a
+    value whose loading would import a module in ``refuse`` (libraries that do not
+    survive ``fork()``). A file that is not mapped is held only when it fits in a
+    quarter of the memory available.
+    """
+    refuser = _RefuseImports(refuse)
+    for entry in entries:
+        digest, path = entry.get("hash"), entry.get("path")
+        if not digest or not path or digest in _warm:
+            continue
+        key, _ = _backend_for_path(path)
+        if key not in _WARMABLE:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        mapped = key == "numpy" and st.st_size >= _MMAP_MIN_BYTES
+        if not mapped and st.st_size > _available_memory() // 4:
+            continue
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = type(sys)("__main__")
+        sys.meta_path.insert(0, refuser)
+        try:
+            value = load(path)
+        except BaseException:
+            continue
+        finally:
+            sys.meta_path.remove(refuser)
+            sys.modules["__main__"] = main
+        _warm[digest] = ((st.st_ino, st.st_size, st.st_mtime_ns), value)
+    return sorted(_warm)
+
+
+def _warm_value(path, digest):
+    """The value the fork server holds for this input, if it is the file's content."""
+    held = _warm.get(digest) if digest else None
+    if held is None:
+        return _NOT_WARM
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _NOT_WARM
+    # The run's input is a hard link to the cache's object the server loaded: same
+    # inode, size and mtime, or the file is not what the server read.
+    if (st.st_ino, st.st_size, st.st_mtime_ns) != held[0]:
+        return _NOT_WARM
+    return held[1]
+
+
+# --------------------------------------------------------------------------
 # Step life cycle
 
 _state = {
@@ -940,7 +1042,7 @@ def begin_step(name, step_dir):
     """
     os.makedirs(step_dir, exist_ok=True)
     _state.update(step=name, dir=os.path.abspath(step_dir), started=time.time(),
-                  t0=time.perf_counter(), finished=False)
+                  t0=time.perf_counter(), finished=False, warm_inputs=[])
     if sys.excepthook is not _excepthook:
         _state["prev_hook"] = sys.excepthook
         sys.excepthook = _excepthook
@@ -962,16 +1064,29 @@ def end_step():
     """Mark the step as succeeded (writes ``status.json``)."""
     if _state["dir"] is None:
         raise RuntimeError("end_step() called without begin_step()")
-    _write_status("succeeded")
+    warm_inputs = _state.get("warm_inputs")
+    if warm_inputs:
+        _write_status("succeeded", warm_inputs=warm_inputs)
+    else:
+        _write_status("succeeded")
     _state["finished"] = True
 
 
-def load_inputs(paths):
-    """Load ``{name: path}`` and return ``{name: value}`` (same order)."""
+def load_inputs(paths, hashes=None):
+    """Load ``{name: path}`` and return ``{name: value}`` (same order).
+
+    ``hashes`` (``{name: "sha256:..."}``) lets an input that kale's fork server holds
+    already (see ``warm``) come from memory instead of its file.
+    """
     values = {}
     for name, path in paths.items():
         try:
-            values[name] = load(path)
+            value = _warm_value(path, (hashes or {}).get(name))
+            if value is _NOT_WARM:
+                value = load(path)
+            else:
+                _state.setdefault("warm_inputs", []).append(name)
+            values[name] = value
         except MarshalError as e:
             raise MarshalError(
                 "step `%s` could not load input `%s`: %s" % (_step_label(), name, e),
@@ -1240,13 +1355,19 @@ def _audit(event, args):
             _tracked["on"] = True
 
 
+def _always_ignored(env_dirs, site_dirs):
+    """The directories no step's snapshot looks into (see above), whatever the step."""
+    ignored = set(env_dirs) | set(site_dirs)
+    ignored.add(os.path.dirname(os.path.abspath(__file__)))
+    ignored.update(("/proc", "/sys"))
+    return ignored
+
+
 def _track(ignored_dirs):
     """Start recording what the step reads and writes (once per process)."""
     global _tracked
     env_dirs, site_dirs = _environment_dirs()
-    ignored = set(env_dirs) | set(site_dirs) | set(ignored_dirs)
-    ignored.add(os.path.dirname(os.path.abspath(__file__)))
-    ignored.update(("/proc", "/sys"))
+    ignored = _always_ignored(env_dirs, site_dirs) | set(ignored_dirs)
     _tracked = {
         "on": True,
         "ignored": _with_sep(ignored),
@@ -1271,22 +1392,65 @@ def _imported_modules(t):
     ``threadpoolctl.py``), which is what the distributions' RECORD files list: the
     module names in ``sys.modules`` are not (extension modules register bare names).
     """
-    packages = {}
-    local = []
-    for module in list(sys.modules.values()):
+    site = t["site"]
+    base = _fork_base
+    packages, local = {}, []
+    modules = None
+    if base is not None and base["site"] == site:
+        # Forked from kale's fork server: what it had imported is known already, and
+        # whatever the step imported since comes after it in sys.modules (insertion
+        # order). Only those are visited: in a forked child, touching an object the
+        # server owns costs a copy-on-write page fault.
+        last_name, last_module = base["last"]
+        modules = []
+        for name, module in reversed(sys.modules.items()):
+            if name == last_name and module is last_module:
+                break
+            modules.append(module)
+        else:
+            modules = None  # the server's last module is gone: look at all of them
+        if modules is not None:
+            packages = {s: set(tops) for s, tops in base["packages"].items()}
+            local = list(base["local"])
+    if modules is None:
+        modules = list(sys.modules.values())
+    for module in modules:
         path = getattr(module, "__file__", None)
         if not isinstance(path, str) or not path:
             continue
         path = os.path.abspath(path)
-        if _under(path, t["site"]):
-            for site in t["site"]:
-                if path.startswith(site):
-                    top = path[len(site):].split(os.sep, 1)[0]
-                    packages.setdefault(site.rstrip(os.sep), set()).add(top)
-                    break
-        elif not _under(path, t["ignored"]) and "__pycache__" not in path:
+        for prefix in site:
+            if path.startswith(prefix):
+                top = path[len(prefix):].split(os.sep, 1)[0]
+                packages.setdefault(prefix.rstrip(os.sep), set()).add(top)
+                break
+        else:
             local.append(path)
-    return {site: sorted(tops) for site, tops in packages.items()}, local
+    local = [p for p in local if not _under(p, t["ignored"]) and "__pycache__" not in p]
+    return {s: sorted(tops) for s, tops in packages.items()}, local
+
+
+# What the fork server had imported when it forked this process (prepare_for_fork):
+# {"site", "packages", "local", "last": (name, module) last in sys.modules}.
+_fork_base = None
+
+
+def prepare_for_fork():
+    """In kale's fork server, before it forks steps: import what ``save`` and the
+    snapshot use, and classify the modules loaded so far once for all the steps
+    (see ``_imported_modules``)."""
+    global _fork_base
+    import hashlib  # noqa: F401  (outputs are hashed)
+    import json  # noqa: F401  (context.json)
+    import pickle  # noqa: F401
+
+    env_dirs, site_dirs = _environment_dirs()
+    site = _with_sep(site_dirs)
+    _fork_base = None
+    packages, local = _imported_modules(
+        {"site": site, "ignored": _with_sep(_always_ignored(env_dirs, site_dirs))})
+    last = next(reversed(sys.modules.items()))
+    _fork_base = {"site": site, "packages": packages, "local": local, "last": last}
 
 
 def _write_snapshot():
@@ -1348,6 +1512,8 @@ def _limit_threads(n):
 def start(name):
     """Begin step ``name`` in the directory named by ``$KALE_STEP_DIR``."""
     step_dir = os.environ.get("KALE_STEP_DIR")
+    _state["step"] = name
+    _trace("start")
     if not step_dir:
         raise RuntimeError(
             "KALE_STEP_DIR is not set: this program is meant to be started by `kale run`")
@@ -1363,6 +1529,7 @@ def start(name):
     # will not be cached (--no-cache, cache:disabled) runs without it.
     if _context.get("track", True):
         _track(list(_context.get("untracked_dirs", ())) + [_state["dir"]])
+    _trace("started")
 
 
 def inputs(names):
@@ -1373,19 +1540,25 @@ def inputs(names):
         raise MarshalError(
             "step `%s` has no file for input `%s` in its context" % (_step_label(), missing[0]),
             variable=missing[0])
-    return load_inputs({n: paths[n] for n in names})
+    loaded = load_inputs({n: paths[n] for n in names}, _context.get("input_hashes"))
+    _trace("inputs_loaded")
+    return loaded
 
 
 def finish(outputs, metrics):
     """Save the outputs and metrics of the step, then mark it succeeded."""
+    _trace("cells_ran")
     namespace = sys.modules["__main__"].__dict__
     step_dir = _state["dir"]
     # Metrics first: a metric that was never set is reported as such, not as a
     # missing output.
     write_metrics(list(metrics), namespace, os.path.join(step_dir, "metrics.json"))
     save_outputs(list(outputs), namespace, os.path.join(step_dir, "outputs"))
+    _trace("outputs_saved")
     _write_snapshot()
+    _trace("snapshot_written")
     end_step()
+    _trace("ended")
 
 
 def run_cell(source, cell):

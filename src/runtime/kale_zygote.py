@@ -26,6 +26,7 @@ started with one signal, exactly as for a step it spawned directly.
 
 import builtins
 import ctypes
+import gc
 import importlib
 import io
 import json
@@ -34,6 +35,7 @@ import selectors
 import signal
 import socket
 import sys
+import time
 import types
 
 _PR_SET_PDEATHSIG = 1
@@ -45,6 +47,20 @@ def _die_with_parent():
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except Exception:
         pass
+
+
+_TRACE = os.environ.get("KALE_TRACE")
+
+
+def _trace(event, details=""):
+    """A line for KALE_TRACE (see src/exec/trace.rs); nothing when it is unset."""
+    if _TRACE:
+        line = "%d %d zygote %s %s\n" % (time.time_ns() // 1000, os.getpid(), event, details)
+        fd = os.open(_TRACE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
 
 
 def _send(sock, message):
@@ -69,19 +85,39 @@ def _text_stream(fd):
                             errors="backslashreplace", line_buffering=True, write_through=True)
 
 
-def _run_child(sock, wakeup_fds, request, fds):
+def _prepare_child(server):
+    """In a freshly forked child: its own process group, none of the server's descriptors."""
+    os.setpgid(0, 0)
+    _die_with_parent()
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    server.selector.close()
+    server.sock.close()
+    for channel in server.channels.values():
+        channel.close()
+    for fd in server.wakeup_fds:
+        os.close(fd)
+
+
+def _await_request(channel):
+    """A spare child: wait for the step the server hands over; never returns."""
+    try:
+        message, fds, _, _ = socket.recv_fds(channel, 1 << 20, 2)
+        if not message or len(fds) != 2:
+            os._exit(0)
+        request = json.loads(message)
+    except BaseException:
+        os._exit(0)
+    _run_child(channel, request, fds)
+
+
+def _run_child(channel, request, fds):
     """In the forked child: become a fresh `python PROGRAM`; never returns."""
     code = 1
+    _trace("child.start")
     try:
-        os.setpgid(0, 0)
-        _die_with_parent()
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        sock.close()
-        for fd in wakeup_fds:
-            os.close(fd)
         out, err = fds
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
@@ -114,6 +150,7 @@ def _run_child(sock, wakeup_fds, request, fds):
         sys.modules["__main__"] = main
         with open(program, "rb") as f:
             compiled = compile(f.read(), program, "exec")
+        _trace("child.exec")
         try:
             exec(compiled, main.__dict__)
             code = 0
@@ -132,6 +169,7 @@ def _run_child(sock, wakeup_fds, request, fds):
         import atexit
 
         atexit._run_exitfuncs()
+        _trace("child.done")
     except BaseException:
         try:
             import traceback
@@ -145,19 +183,184 @@ def _run_child(sock, wakeup_fds, request, fds):
                 stream.flush()
             except BaseException:
                 pass
+        # Tearing down a process forked from a server holding a whole data-science
+        # stack takes the kernel several ms (more with warm inputs); the step is over
+        # before that: its output ends here and the server reports its code now.
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            channel.send(json.dumps({"done": code}).encode())
+        except BaseException:
+            pass
         os._exit(code)
 
 
-def _reap(sock):
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
+class _Server:
+    def __init__(self, sock, wakeup_fds):
+        self.sock = sock
+        self.wakeup_fds = wakeup_fds
+        self.selector = selectors.DefaultSelector()
+        # pid -> the server's end of the child's channel
+        self.channels = {}
+        # A child forked ahead of the next request, waiting on its channel: the
+        # fork (10 ms and more for a big server) happens while the previous step
+        # runs, not when the next one is asked for.
+        self.spare = None
+        # Children handed a step (only their exits interest kale) and those whose
+        # end kale was already told (a "done" message came before the exit).
+        self.stepping = set()
+        self.reported = set()
+
+    def fork(self):
+        """Forks a child waiting for its step; returns its pid."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        gc.freeze()  # the child's collections then leave the server's objects (and pages) alone
+        pid = os.fork()
         if pid == 0:
+            try:
+                ours.close()
+                _prepare_child(self)
+            except BaseException:
+                os._exit(1)
+            _await_request(theirs)
+        theirs.close()
+        self.channels[pid] = ours
+        self.selector.register(ours, selectors.EVENT_READ, pid)
+        return pid
+
+    def refresh_spare(self):
+        """A new spare, forked from the server as it is now (after a warm load)."""
+        if self.spare is not None:
+            old, self.spare = self.spare, None
+            try:
+                os.kill(old, signal.SIGKILL)
+            except OSError:
+                pass
+        self.ensure_spare()
+
+    def ensure_spare(self):
+        if self.spare is None:
+            try:
+                self.spare = self.fork()
+            except OSError:
+                self.spare = None
+
+    def start_step(self, request, fds):
+        pid = None
+        if self.spare is not None:
+            pid, self.spare = self.spare, None
+            try:
+                socket.send_fds(self.channels[pid], [json.dumps(request).encode()], fds)
+            except OSError:
+                pid = None  # the spare is gone: fork one for this step
+        if pid is None:
+            pid = self.fork()
+            socket.send_fds(self.channels[pid], [json.dumps(request).encode()], fds)
+        self.stepping.add(pid)
+        return pid
+
+    def warm(self, request):
+        runtime = sys.modules.get("kale_runtime")
+        if runtime is None or not hasattr(runtime, "warm"):
+            return []
+        held = runtime.warm(request.get("warm", ()), request.get("refuse", ()))
+        self.refresh_spare()
+        return held
+
+    def on_request(self):
+        message, fds, _, _ = socket.recv_fds(self.sock, 1 << 20, 2)
+        if not message:
+            return False
+        request = json.loads(message)
+        _trace("zygote.request", request.get("id"))
+        if "warm" in request:
+            for fd in fds:
+                os.close(fd)
+            try:
+                held = self.warm(request)
+            except BaseException:
+                held = []
+            _send(self.sock, {"id": request["id"], "warmed": held})
+            return True
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            _send(self.sock, {"id": request.get("id"), "error": "expected two pipes"})
+            return True
+        try:
+            pid = self.start_step(request, fds)
+        except OSError as e:
+            pid = None
+            _send(self.sock, {"id": request["id"], "error": "could not fork: %s" % e})
+        for fd in fds:
+            os.close(fd)
+        if pid is not None:
+            _trace("zygote.forked", pid)
+            _send(self.sock, {"id": request["id"], "pid": pid})
+        self.ensure_spare()
+        return True
+
+    def on_channel(self, pid):
+        channel = self.channels.get(pid)
+        try:
+            message = channel.recv(4096)
+        except OSError:
+            message = b""
+        if not message:
+            self.selector.unregister(channel)
             return
-        code = os.waitstatus_to_exitcode(status)
-        _send(sock, {"exited": pid, "code": code if code >= 0 else None})
+        done = json.loads(message)
+        if "done" in done and pid in self.stepping and pid not in self.reported:
+            self.reported.add(pid)
+            _send(self.sock, {"exited": pid, "code": done["done"]})
+
+    def reap(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            channel = self.channels.pop(pid, None)
+            if channel is not None:
+                try:
+                    self.selector.unregister(channel)
+                except (KeyError, ValueError):
+                    pass
+                channel.close()
+            if pid == self.spare:
+                self.spare = None
+            code = os.waitstatus_to_exitcode(status)
+            _trace("zygote.reaped", pid)
+            if pid in self.stepping:
+                self.stepping.discard(pid)
+                if pid in self.reported:
+                    self.reported.discard(pid)
+                else:
+                    _send(self.sock, {"exited": pid, "code": code if code >= 0 else None})
+
+    def serve(self):
+        wake_r = self.wakeup_fds[0]
+        self.selector.register(self.sock, selectors.EVENT_READ, "kale")
+        self.selector.register(wake_r, selectors.EVENT_READ, "wake")
+        self.ensure_spare()
+        while True:
+            for key, _ in self.selector.select():
+                if key.data == "kale":
+                    if not self.on_request():
+                        return
+                elif key.data == "wake":
+                    try:
+                        os.read(wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+                else:
+                    self.on_channel(key.data)
+            self.reap()
+            if self.spare is None:
+                self.ensure_spare()
 
 
 def main():
@@ -167,6 +370,13 @@ def main():
             importlib.import_module(name)
         except BaseException:
             pass
+    # Every step imports the runtime first: once here instead (when kale put it on
+    # the path), with what it learns about the loaded modules precomputed.
+    try:
+        runtime = importlib.import_module("kale_runtime")
+        runtime.prepare_for_fork()
+    except BaseException:
+        pass
     # SIGCHLD wakes the select loop through a self-pipe.
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -175,33 +385,10 @@ def main():
     # A Ctrl-C at the terminal is kale's to handle.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _send(sock, {"ready": True})
-    selector = selectors.DefaultSelector()
-    selector.register(sock, selectors.EVENT_READ)
-    selector.register(wake_r, selectors.EVENT_READ)
-    while True:
-        for key, _ in selector.select():
-            if key.fileobj is sock:
-                message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
-                if not message:
-                    return
-                request = json.loads(message)
-                if len(fds) != 2:
-                    for fd in fds:
-                        os.close(fd)
-                    _send(sock, {"id": request.get("id"), "error": "expected two pipes"})
-                    continue
-                pid = os.fork()
-                if pid == 0:
-                    _run_child(sock, (wake_r, wake_w), request, fds)
-                for fd in fds:
-                    os.close(fd)
-                _send(sock, {"id": request["id"], "pid": pid})
-            else:
-                try:
-                    os.read(wake_r, 4096)
-                except BlockingIOError:
-                    pass
-        _reap(sock)
+    try:
+        _Server(sock, (wake_r, wake_w)).serve()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # kale has gone: so do the server and, through PDEATHSIG, its children
 
 
 if __name__ == "__main__":

@@ -104,3 +104,91 @@ fn a_step_writing_into_a_mapped_input_changes_neither_the_cache_nor_the_next_run
         }
     }
 }
+
+/// In a tune, the inputs a trial's step reads from a step reused from the cache are
+/// held by the fork server and inherited by each trial's process: a trial writing into
+/// them changes neither the cache nor what the next trial sees, and an input whose
+/// class a `functions` cell defines (which the server cannot hold) is loaded by the step.
+#[test]
+fn a_tune_holds_shared_inputs_in_the_fork_server_and_trials_writing_into_them_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "warm.ipynb",
+        &[
+            C::Code(&["imports"], "import numpy as np"),
+            C::Code(&["functions"], ACC),
+            C::Code(&["pipeline-parameters"], "k = 1"),
+            C::Code(
+                &["step:make"],
+                "data = np.arange(2_000_000, dtype=np.float64)\nsmall = [1, 2, 3]\nacc = Acc().add(5)",
+            ),
+            C::Code(
+                &["step:use", "prev:make"],
+                "before = float(data[:5].sum()) + sum(small) + acc.n\ndata[:] = -k\nsmall.append(k)\nacc.add(k)\nsame_class = int(type(acc) is Acc)",
+            ),
+            C::Code(&["pipeline-metrics"], "print(before)\nprint(same_class)"),
+        ],
+        None,
+    );
+    let out = crate::support::kale_with_python()
+        .arg("tune")
+        .arg(&nb)
+        .args([
+            "--json",
+            "--objective",
+            "before",
+            "--algorithm",
+            "grid",
+            "--param",
+            "k=int:1..4",
+            "--parallel",
+            "1",
+            "--name",
+            "warm",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let runs = dir.path().join(".kale/runs");
+    let mut trials: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("manifest.json").exists())
+        .collect();
+    trials.sort_by_key(|p| {
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p.join("manifest.json")).unwrap())
+                .unwrap();
+        m["trial"].as_u64().unwrap()
+    });
+    assert_eq!(trials.len(), 4, "{stderr}");
+    for (number, run) in trials.iter().enumerate() {
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap())
+                .unwrap();
+        // 0+1+2+3+4 from the array, 6 from the list, 5 from the accumulator: as made.
+        assert_eq!(manifest["metrics"]["before"], json!(21.0), "trial {number}");
+        assert_eq!(manifest["metrics"]["same_class"], json!(1), "trial {number}");
+        let status: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(run.join("steps/use/status.json")).unwrap(),
+        )
+        .unwrap();
+        if number == 0 {
+            // The first trial ran `make` itself: nothing was cached to hold yet.
+            assert!(status.get("warm_inputs").is_none(), "{status}");
+        } else {
+            assert_eq!(status["warm_inputs"], json!(["data", "small"]), "trial {number}");
+        }
+    }
+    // The cached array is still what `make` saved.
+    let saved = trials[0].join("steps/make/outputs/data.npy");
+    let check = std::process::Command::new(crate::support::python())
+        .arg("-c")
+        .arg("import sys, numpy as np; a = np.load(sys.argv[1]); print(int((a == np.arange(a.size)).all()))")
+        .arg(&saved)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), "1");
+}

@@ -17,7 +17,8 @@ import textwrap
 import unittest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ZYGOTE = os.path.join(REPO, "src", "runtime", "kale_zygote.py")
+RUNTIME_DIR = os.path.join(REPO, "src", "runtime")
+ZYGOTE = os.path.join(RUNTIME_DIR, "kale_zygote.py")
 
 
 @unittest.skipUnless(sys.platform.startswith("linux") and sys.version_info >= (3, 9),
@@ -28,9 +29,11 @@ class ForkServerProtocolTest(unittest.TestCase):
         self.addCleanup(self.tmp.cleanup)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock = ours
+        # As kale starts it: the runtime importable, so the server imports it too.
         self.server = subprocess.Popen(
             [sys.executable, ZYGOTE, str(theirs.fileno()), "json", "no_such_module_xyz"],
-            pass_fds=[theirs.fileno()], cwd=self.tmp.name)
+            pass_fds=[theirs.fileno()], cwd=self.tmp.name,
+            env=dict(os.environ, PYTHONPATH=RUNTIME_DIR))
         theirs.close()
         self.addCleanup(self.stop)
         self.assertEqual(self.receive(), {"ready": True})
@@ -67,6 +70,9 @@ class ForkServerProtocolTest(unittest.TestCase):
         os.close(out_w)
         os.close(err_w)
         reply = self.receive()
+        while "exited" in reply:  # an earlier child's end may come first, as to kale
+            self.exits[reply["exited"]] = reply["code"]
+            reply = self.receive()
         self.assertEqual(reply["id"], self.next_id, reply)
         return reply["pid"], out_r, err_r
 
@@ -121,6 +127,32 @@ class ForkServerProtocolTest(unittest.TestCase):
         self.assertEqual(int(stdout1), first[0])
         # A fresh __main__ per child: nothing leaks from one step into the next.
         self.assertEqual(stdout2.strip(), "False")
+
+    def test_held_inputs_reach_every_later_child_unchanged(self):
+        sys.path.insert(0, RUNTIME_DIR)
+        try:
+            import kale_runtime
+        finally:
+            sys.path.remove(RUNTIME_DIR)
+        record = kale_runtime.save("small", [1, 2, 3], self.tmp.name)
+        path = os.path.join(self.tmp.name, record["file"])
+        self.next_id += 1
+        request = {"id": self.next_id, "refuse": ["tensorflow"],
+                   "warm": [{"hash": record["hash"], "path": path},
+                            {"hash": "sha256:gone", "path": path + ".missing.pkl"}]}
+        self.sock.send(json.dumps(request).encode())
+        self.assertEqual(self.receive(), {"id": self.next_id, "warmed": [record["hash"]]})
+        program = """
+            import kale_runtime
+            value = kale_runtime._warm_value(%r, %r)
+            print(value, "kale_runtime" in sys.modules)
+            value.append(4)
+        """ % (path, record["hash"])
+        for _ in range(2):
+            code, stdout, stderr = self.finish(*self.spawn("import sys\n" + textwrap.dedent(program)))
+            self.assertEqual(code, 0, stderr)
+            # Held by the server, changed by the first child only in its own memory.
+            self.assertEqual(stdout.strip(), "[1, 2, 3] True")
 
     def test_a_request_without_its_pipes_is_refused(self):
         self.next_id += 1

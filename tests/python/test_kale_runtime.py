@@ -769,6 +769,135 @@ class SnapshotTest(TempDirTest):
         self.assertFalse(any("numpy" in r["path"] for r in rec["reads"]))
 
 
+    @unittest.skipUnless(sys.platform.startswith("linux"), "kale's fork server runs on Linux")
+    def test_a_step_forked_from_the_server_records_what_a_full_scan_would(self):
+        # The fork server classifies its modules once (prepare_for_fork); a forked step
+        # then looks only at the modules it imported itself. Both must give the same.
+        for name in ("server_mod", "step_mod"):
+            with open(os.path.join(self.tmp, name + ".py"), "w") as f:
+                f.write("X = 1\n")
+        script = textwrap.dedent("""
+            import json, os, sys
+            sys.path[:0] = [%r, %r]
+            import kale_runtime as k
+            import server_mod
+            k.prepare_for_fork()
+            r, w = os.pipe()
+            if os.fork() == 0:
+                import step_mod, decimal
+                try:
+                    import numpy
+                except ImportError:
+                    pass
+                env_dirs, site_dirs = k._environment_dirs()
+                t = {"site": k._with_sep(site_dirs),
+                     "ignored": k._with_sep(k._always_ignored(env_dirs, site_dirs))}
+                fast = k._imported_modules(t)
+                k._fork_base = None
+                full = k._imported_modules(t)
+                os.write(w, json.dumps([fast, full]).encode())
+                os._exit(0)
+            os.close(w)
+            print(os.read(r, 1 << 20).decode())
+        """ % (RUNTIME_DIR, self.tmp))
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=120, cwd=self.tmp)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        fast, full = json.loads(proc.stdout)
+        self.assertEqual(fast[0], full[0])
+        self.assertEqual(sorted(fast[1]), sorted(full[1]))
+        local = sorted(os.path.basename(p) for p in full[1])
+        self.assertEqual(local, ["server_mod.py", "step_mod.py"])
+
+
+class WarmTest(TempDirTest):
+    """Inputs kale's fork server holds for the trials of a tune (``warm``)."""
+
+    def tearDown(self):
+        kr._warm.clear()
+
+    def test_a_held_input_serves_its_own_file_only(self):
+        rec = kr.save("small", [1, 2, 3], self.out)
+        path = os.path.join(self.out, rec["file"])
+        self.assertEqual(kr.warm([{"hash": rec["hash"], "path": path}]), [rec["hash"]])
+        held = kr._warm_value(path, rec["hash"])
+        self.assertEqual(held, [1, 2, 3])
+        # A run's input is a hard link to the cached object: the same file.
+        link = os.path.join(self.tmp, "input.pkl")
+        os.link(path, link)
+        self.assertIs(kr._warm_value(link, rec["hash"]), held)
+        values = kr.load_inputs({"small": link}, {"small": rec["hash"]})
+        self.assertIs(values["small"], held)
+        # Another hash, or a file that is not the one the server read: from disk.
+        self.assertIs(kr._warm_value(link, "sha256:" + "0" * 64), kr._NOT_WARM)
+        kr.save("small", [1, 2, 3], self.out)  # same content, a new file
+        self.assertIs(kr._warm_value(path, rec["hash"]), kr._NOT_WARM)
+        values = kr.load_inputs({"small": path}, {"small": rec["hash"]})
+        self.assertIsNot(values["small"], held)
+        self.assertEqual(values["small"], [1, 2, 3])
+
+    def test_what_the_server_cannot_resolve_is_left_to_the_step(self):
+        # An object whose class the notebook defines: the server has no notebook
+        # __main__, so it must not resolve the reference (to its own __main__ or at all).
+        import pickle
+
+        class Acc:
+            pass
+
+        Acc.__module__, Acc.__qualname__ = "__main__", "Acc"
+        main = sys.modules["__main__"]
+        main.Acc = Acc
+        try:
+            path = os.path.join(self.tmp, "acc.pkl")
+            with open(path, "wb") as f:
+                pickle.dump(Acc(), f)
+        finally:
+            del main.Acc
+        main.Acc = Acc  # even when the server's own __main__ has the name
+        try:
+            self.assertEqual(kr.warm([{"hash": "sha256:acc", "path": path}]), [])
+        finally:
+            del main.Acc
+
+        # A value whose loading imports a module that must not be imported before fork().
+        with open(os.path.join(self.tmp, "kale_warm_refused.py"), "w") as f:
+            f.write("class K:\n    pass\n")
+        sys.path.insert(0, self.tmp)
+        try:
+            import kale_warm_refused
+
+            path = os.path.join(self.tmp, "k.pkl")
+            with open(path, "wb") as f:
+                pickle.dump(kale_warm_refused.K(), f)
+            del sys.modules["kale_warm_refused"]
+            entry = {"hash": "sha256:k", "path": path}
+            self.assertEqual(kr.warm([entry], refuse=["kale_warm_refused"]), [])
+            self.assertNotIn("kale_warm_refused", sys.modules)
+            self.assertEqual(kr.warm([entry]), ["sha256:k"])
+        finally:
+            sys.path.remove(self.tmp)
+            sys.modules.pop("kale_warm_refused", None)
+
+    @unittest.skipUnless(HAS_NUMPY, "numpy not installed")
+    def test_a_held_array_written_by_a_forked_step_stays_as_loaded(self):
+        import numpy as np
+
+        rec = kr.save("data", np.arange(1 << 18, dtype=np.float64), self.out)
+        path = os.path.join(self.out, rec["file"])
+        self.assertEqual(kr.warm([{"hash": rec["hash"], "path": path}]), [rec["hash"]])
+        for _ in range(2):
+            pid = os.fork()
+            if pid == 0:
+                data = kr._warm_value(path, rec["hash"])
+                ok = data is not kr._NOT_WARM and data[:4].sum() == 6
+                data[:] = -1
+                os._exit(0 if ok else 1)
+            _, status = os.waitpid(pid, 0)
+            self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        self.assertEqual(kr._warm_value(path, rec["hash"])[:4].sum(), 6)
+        self.assertEqual(sha256_of(path), rec["hash"])
+
+
 class IPythonTest(TempDirTest):
     def test_magics_and_shell(self):
         program = textwrap.dedent("""\
