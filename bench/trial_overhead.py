@@ -1,17 +1,28 @@
 #!/usr/bin/env python3
-"""Benchmark: what a trial of `kale tune examples/digits.ipynb` costs beyond its own
-Python, against the same code in one Python process driven by Optuna.
+"""Benchmark: what a trial of `kale tune` costs beyond its own Python, against the
+same code in one Python process driven by Optuna.
 
-Both sides run 20 sequential trials over the notebook's search space (C, gamma,
-log-uniform) with their TPE sampler: kale with `--parallel 1`, Optuna in one
-process where the data is loaded and scaled once and the objective fits the SVC
-and scores it, as a user would write it. Rounds alternate (kale, Optuna, kale, ...);
-medians of the wall time per trial. For kale, the time inside each step's Python
-code (status.json) is also summed, so the overhead splits into the user's code and
-kale's own (fork, loading inputs, saving outputs, bookkeeping).
+Two notebooks, each tuned with 20 sequential TPE trials (kale with `--parallel 1`,
+Optuna in one process where the shared data is made once and the objective runs the
+tuned steps' code, as a user would write it):
+
+* `digits`: examples/digits.ipynb (load and scale the digits, fit an SVC over C and
+  gamma, score it; the model goes from `train` to `evaluate`).
+* `1gb`: a generated notebook whose cached step makes a 1 GiB float32 matrix (and
+  its targets) and whose tuned step fits a ridge regression on every 64th row of it
+  and scores it on other rows, over the ridge penalty.
+
+Rounds alternate (kale, Optuna, kale, ...); medians over rounds. Per trial is the
+marginal cost of a trial: the time from the end of the first trial to the end of the
+last, over the trials in between (the first runs the shared steps; every sampler
+call, store write and process start in between is counted). For kale, the time
+inside the steps' Python (from the step's start to its end, loading and saving
+included: status.json) is also given. KALE_TRACE=FILE plus bench/trace_report.py
+says where the rest goes.
 
 Usage: bench/trial_overhead.py [--kale target/release/kale] [--python .venv/bin/python]
-       [--trials 20] [--rounds 3]      (Optuna must be installed in --python)
+       [--trials 20] [--rounds 3] [--case digits|1gb|all]   (Optuna in --python)
+       [--baseline-kale OTHER/kale --baseline-label main]   (a third column, alternating)
 """
 import argparse
 import json
@@ -26,60 +37,173 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-IN_PROCESS = r"""
+# The in-process loops: setup, then an Optuna study whose objective is the code of the
+# tuned steps. Each prints the seconds of the trials after the first, per trial.
+OPTUNA_LOOP = r"""
 import json, sys, time
-t0 = time.perf_counter()
 import optuna
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+done = []
+study = optuna.create_study(direction=DIRECTION, sampler=optuna.samplers.TPESampler(seed=7))
+study.optimize(objective, n_trials=int(sys.argv[1]),
+               callbacks=[lambda study, trial: done.append(time.perf_counter())])
+print(json.dumps({"per_trial": (done[-1] - done[0]) / (len(done) - 1), "best": study.best_value}))
+"""
+
+DIGITS_IN_PROCESS = r"""
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
-from sklearn.metrics import accuracy_score
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+from sklearn.metrics import accuracy_score, f1_score
 digits = load_digits()
 X_train, X_test, y_train, y_test = train_test_split(
     digits.data, digits.target, test_size=0.3, random_state=0, stratify=digits.target)
 scaler = StandardScaler().fit(X_train)
 X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+DIRECTION = "maximize"
 def objective(trial):
     C = trial.suggest_float("C", 0.1, 100, log=True)
     gamma = trial.suggest_float("gamma", 1e-4, 0.1, log=True)
     model = SVC(C=C, gamma=gamma, kernel="rbf").fit(X_train, y_train)
-    return accuracy_score(y_test, model.predict(X_test))
-study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=7))
-t1 = time.perf_counter()
-study.optimize(objective, n_trials=int(sys.argv[1]))
-t2 = time.perf_counter()
-print(json.dumps({"setup": t1 - t0, "trials": t2 - t1, "best": study.best_value}))
+    predictions = model.predict(X_test)
+    f1_score(y_test, predictions, average="macro")
+    return accuracy_score(y_test, predictions)
+"""
+
+# The 1 GiB notebook: `make` is the cached step, `fit` the tuned one.
+BIG_MAKE = """rng = np.random.default_rng(0)
+X = rng.standard_normal((4_194_304, 64), dtype=np.float32)
+w_true = rng.standard_normal(64).astype(np.float32)
+y = X @ w_true + rng.standard_normal(len(X), dtype=np.float32)"""
+BIG_FIT = """A, b = X[0::64], y[0::64]
+w = np.linalg.solve(A.T @ A + alpha * np.eye(64, dtype=np.float32), A.T @ b)
+mse = float(np.mean((X[1::64] @ w - y[1::64]) ** 2))"""
+
+BIG_IN_PROCESS = "import numpy as np\n" + BIG_MAKE + r"""
+DIRECTION = "minimize"
+def objective(trial):
+    alpha = trial.suggest_float("alpha", 1e-3, 1e3, log=True)
+""" + "\n".join("    " + line for line in BIG_FIT.splitlines()) + """
+    return mse
 """
 
 
-def kale_round(kale, python, work, name, trials):
-    nb = os.path.join(work, "digits.ipynb")
-    cmd = [kale, "tune", nb, "--objective", "accuracy", "--algorithm", "tpe", "--seed", "7",
+def big_notebook(path):
+    def code(tags, source):
+        return {"cell_type": "code", "execution_count": None, "metadata": {"tags": tags},
+                "outputs": [], "source": source}
+
+    nb = {"cells": [code(["imports"], "import numpy as np"),
+                    code(["pipeline-parameters"], "alpha = 1.0"),
+                    code(["step:make"], BIG_MAKE),
+                    code(["step:fit", "prev:make"], BIG_FIT),
+                    code(["pipeline-metrics"], "print(mse)")],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                      "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    with open(path, "w") as f:
+        json.dump(nb, f)
+
+
+CASES = {
+    "digits": {
+        "title": "examples/digits.ipynb",
+        "notebook": lambda work: shutil.copy(os.path.join(ROOT, "examples", "digits.ipynb"),
+                                             os.path.join(work, "nb.ipynb")),
+        "tune": ["--objective", "accuracy", "--algorithm", "tpe"],
+        "in_process": DIGITS_IN_PROCESS,
+    },
+    "1gb": {
+        "title": "1 GiB of numpy data made by the cached step, read by the tuned step",
+        "notebook": lambda work: big_notebook(os.path.join(work, "nb.ipynb")),
+        "tune": ["--objective", "mse", "--goal", "minimize", "--algorithm", "tpe",
+                 "--param", "alpha=double:1e-3..1e3:log"],
+        "in_process": BIG_IN_PROCESS,
+    },
+}
+
+
+def kale_round(kale, python, work, case, name, trials, env):
+    cmd = [kale, "tune", os.path.join(work, "nb.ipynb"), *case["tune"], "--seed", "7",
            "--max-trials", str(trials), "--parallel", "1", "--name", name, "--json"]
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, env=dict(os.environ, KALE_PYTHON=python),
+    out = subprocess.run(cmd, env=dict(os.environ, KALE_PYTHON=python, **env),
                          capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         sys.exit("kale tune failed:\n" + out.stderr)
     con = sqlite3.connect(os.path.join(work, ".kale", "kale.db"))
     (eid,) = con.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()
-    rows = con.execute("SELECT seconds, run_dir FROM trials WHERE experiment_id = ? "
+    rows = con.execute("SELECT finished_at, run_dir FROM trials WHERE experiment_id = ? "
                        "AND status = 'succeeded' ORDER BY number", (eid,)).fetchall()
-    per_trial, user_code = [], []
-    # The first trial runs the shared steps; the rest are what a tune repeats.
-    for seconds, run_dir in rows[1:]:
+    if len(rows) != trials:
+        sys.exit("kale tune: %d of %d trials succeeded" % (len(rows), trials))
+    per_trial = (rows[-1][0] - rows[0][0]) / (len(rows) - 1)
+    user_code = []
+    for _, run_dir in rows[1:]:
         work_s = 0.0
         manifest = json.load(open(os.path.join(run_dir, "manifest.json")))
         for step in manifest["steps"]:
             if step["status"] == "succeeded":
                 status = json.load(open(os.path.join(run_dir, "steps", step["name"], "status.json")))
                 work_s += status.get("seconds", 0.0)
-        per_trial.append(seconds)
         user_code.append(work_s)
-    return wall, statistics.median(per_trial), statistics.median(user_code)
+    return wall, per_trial, statistics.median(user_code)
+
+
+def optuna_round(python, case, trials):
+    t0 = time.perf_counter()
+    out = subprocess.run([python, "-c", case["in_process"] + OPTUNA_LOOP, str(trials)],
+                         capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        sys.exit("the in-process loop failed:\n" + out.stderr)
+    return wall, json.loads(out.stdout)["per_trial"]
+
+
+def run_case(key, args):
+    case = CASES[key]
+    kales = [("kale tune", args.kale)]
+    if args.baseline_kale:
+        kales.append(("kale tune (%s)" % args.baseline_label, args.baseline_kale))
+    runs = {label: ([], [], []) for label, _ in kales}
+    optuna_wall, optuna_trial = [], []
+    env = {"KALE_FORK_SERVER": "0"} if args.no_fork_server else {}
+    for r in range(args.rounds):
+        for label, kale in kales:
+            work = tempfile.mkdtemp(prefix="kale-bench-overhead-")
+            try:
+                case["notebook"](work)
+                measured = kale_round(kale, args.python, work, case, "%s-%d" % (key, r),
+                                      args.trials, env)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            for into, value in zip(runs[label], measured):
+                into.append(value)
+        wall, trial = optuna_round(args.python, case, args.trials)
+        optuna_wall.append(wall)
+        optuna_trial.append(trial)
+        print("  round %d: %s, Optuna %.1f ms/trial (%.2f s)" % (r + 1, ", ".join(
+            "%s %.1f ms/trial (%.2f s)" % (label, runs[label][1][-1] * 1e3, runs[label][0][-1])
+            for label, _ in kales), trial * 1e3, wall), file=sys.stderr)
+    med = statistics.median
+    print("## %s: %d sequential TPE trials, %d rounds alternating" % (case["title"], args.trials,
+                                                                     args.rounds))
+    print()
+    print("| | %s | in-process Optuna |" % " | ".join(label for label, _ in kales))
+    print("|---|%s---|" % ("---|" * len(kales)))
+    print("| whole command, s | %s | %.2f |" % (" | ".join(
+        "%.2f (%.2fx)" % (med(runs[l][0]), med(runs[l][0]) / med(optuna_wall)) for l, _ in kales),
+        med(optuna_wall)))
+    print("| per trial (after the first), ms | %s | %.1f |" % (" | ".join(
+        "%.1f (%.2fx)" % (med(runs[l][1]) * 1e3, med(runs[l][1]) / med(optuna_trial))
+        for l, _ in kales), med(optuna_trial) * 1e3))
+    print("| of which the steps' own Python (load, run, save), ms | %s | - |" % " | ".join(
+        "%.1f" % (med(runs[l][2]) * 1e3) for l, _ in kales))
+    print("| overhead per trial over the in-process loop, ms | %s | - |" % " | ".join(
+        "%.1f" % ((med(runs[l][1]) - med(optuna_trial)) * 1e3) for l, _ in kales))
+    print()
 
 
 def main():
@@ -88,38 +212,19 @@ def main():
     ap.add_argument("--python", default=os.environ.get("KALE_PYTHON") or shutil.which("python3"))
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--case", choices=sorted(CASES) + ["all"], default="all")
+    ap.add_argument("--baseline-kale", help="another kale binary to run alongside, alternating")
+    ap.add_argument("--baseline-label", default="baseline")
+    ap.add_argument("--no-fork-server", action="store_true",
+                    help="run kale with KALE_FORK_SERVER=0 (every step a fresh process)")
     args = ap.parse_args()
     if os.sep in args.python:
         args.python = os.path.abspath(args.python)
     args.kale = os.path.abspath(args.kale)
-    kale_wall, kale_trial, kale_user, optuna_wall, optuna_trial = [], [], [], [], []
-    for r in range(args.rounds):
-        work = tempfile.mkdtemp(prefix="kale-bench-overhead-")
-        shutil.copy(os.path.join(ROOT, "examples", "digits.ipynb"), work)
-        wall, trial, user = kale_round(args.kale, args.python, work, "digits-%d" % r, args.trials)
-        kale_wall.append(wall)
-        kale_trial.append(trial)
-        kale_user.append(user)
-        shutil.rmtree(work, ignore_errors=True)
-        t0 = time.perf_counter()
-        out = subprocess.run([args.python, "-c", IN_PROCESS, str(args.trials)],
-                             capture_output=True, text=True, check=True)
-        optuna_wall.append(time.perf_counter() - t0)
-        optuna_trial.append(json.loads(out.stdout)["trials"] / args.trials)
-    med = statistics.median
-    print("## examples/digits.ipynb, %d sequential TPE trials, %d rounds alternating"
-          % (args.trials, args.rounds))
-    print()
-    print("| | kale tune | in-process Optuna | ratio |")
-    print("|---|---|---|---|")
-    print("| whole command, s | %.2f | %.2f | %.2fx |"
-          % (med(kale_wall), med(optuna_wall), med(kale_wall) / med(optuna_wall)))
-    print("| per trial (after the first), ms | %.1f | %.1f | %.2fx |"
-          % (med(kale_trial) * 1e3, med(optuna_trial) * 1e3, med(kale_trial) / med(optuna_trial)))
-    print("| of which the steps' own Python code, ms | %.1f | - | - |" % (med(kale_user) * 1e3))
-    print()
-    print("kale's per-trial overhead over the in-process loop: %.1f ms"
-          % ((med(kale_trial) - med(optuna_trial)) * 1e3))
+    if args.baseline_kale:
+        args.baseline_kale = os.path.abspath(args.baseline_kale)
+    for key in (sorted(CASES, reverse=True) if args.case == "all" else [args.case]):
+        run_case(key, args)
 
 
 if __name__ == "__main__":

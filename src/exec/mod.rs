@@ -229,6 +229,10 @@ pub async fn run(
     let mut stopping = false;
     let mut interrupted = *cancel.borrow();
     let mut failure: Option<(String, StepError)> = None;
+    // The manifest is written once per turn of the loop, not once per change: a step
+    // that finished and the one it lets start are one write (a trial's steps are
+    // milliseconds apart, and each write is a file and a rename).
+    let mut unwritten = false;
 
     loop {
         if !stopping && !interrupted {
@@ -249,7 +253,12 @@ pub async fn run(
                 }
                 let inputs = match resolve_inputs(step, &manifest, &run_dir) {
                     Ok(i) => i,
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        if unwritten {
+                            let _ = manifest.write(&run_dir);
+                        }
+                        return Err(e);
+                    }
                 };
                 let program = codegen::step_program(pipeline, step, &opts.values);
                 // In a tune, what a step reads from a step reused from the cache is
@@ -276,7 +285,7 @@ pub async fn run(
                 record.status = StepStatus::Running;
                 record.started_at = Some(manifest::now());
                 record.inputs = inputs.clone();
-                manifest.write(&run_dir)?;
+                unwritten = true;
                 reporter.step_started(&step.name);
                 trace::event("step.launch", || step.name.clone());
                 let task = StepTask {
@@ -306,6 +315,9 @@ pub async fn run(
         if running.is_empty() {
             break;
         }
+        if std::mem::take(&mut unwritten) {
+            manifest.write(&run_dir)?;
+        }
         tokio::select! {
             joined = running.join_next() => {
                 let Some(joined) = joined else { continue };
@@ -332,7 +344,7 @@ pub async fn run(
                     manifest.metrics.insert(k.clone(), v.clone());
                 }
                 *manifest.step_mut(&finished.step) = finished.record;
-                manifest.write(&run_dir)?;
+                unwritten = true;
             }
             changed = cancel.changed(), if !interrupted => {
                 if changed.is_err() || *cancel.borrow() {
