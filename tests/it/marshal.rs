@@ -170,7 +170,11 @@ fn a_tune_holds_shared_inputs_in_the_fork_server_and_trials_writing_into_them_ch
                 .unwrap();
         // 0+1+2+3+4 from the array, 6 from the list, 5 from the accumulator: as made.
         assert_eq!(manifest["metrics"]["before"], json!(21.0), "trial {number}");
-        assert_eq!(manifest["metrics"]["same_class"], json!(1), "trial {number}");
+        assert_eq!(
+            manifest["metrics"]["same_class"],
+            json!(1),
+            "trial {number}"
+        );
         let status: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(run.join("steps/use/status.json")).unwrap(),
         )
@@ -179,7 +183,11 @@ fn a_tune_holds_shared_inputs_in_the_fork_server_and_trials_writing_into_them_ch
             // The first trial ran `make` itself: nothing was cached to hold yet.
             assert!(status.get("warm_inputs").is_none(), "{status}");
         } else {
-            assert_eq!(status["warm_inputs"], json!(["data", "small"]), "trial {number}");
+            assert_eq!(
+                status["warm_inputs"],
+                json!(["data", "small"]),
+                "trial {number}"
+            );
         }
     }
     // The cached array is still what `make` saved.
