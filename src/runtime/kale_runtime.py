@@ -31,7 +31,7 @@ Files written (all JSON is UTF-8, written atomically: temp file + rename):
     program leaves through ``sys.exit`` before ``end_step``) writes ``failed``.
     A file still saying ``running`` after the process is gone means the process
     was killed. A succeeded step whose inputs came from kale's fork server
-    (``warm``) also has ``"warm_inputs": [name, ...]``.
+    also has ``"warm_inputs": [name, ...]``.
 
 ``<step_dir>/error.json`` (only when the step fails)
     ``{"type": "ZeroDivisionError", "message": "division by zero",
@@ -869,74 +869,14 @@ def load(path):
 # step are loaded once, in kale's fork server, and each step forked from it starts
 # with them in its own copy-on-write memory: what it changes stays its own.
 
-# content hash -> ((inode, size, mtime_ns) of the file it was loaded from, value)
+# content hash -> ((inode, size, mtime_ns) of the file it was loaded from, value),
+# filled by the fork server (kale_zygote.py).
 _warm = {}
 _NOT_WARM = object()
-# Backends whose loading runs no code of the notebook's and starts no threads.
-_WARMABLE = frozenset(["numpy", "numpy-scalar", "pandas", "sklearn", "pickle"])
-
-
-class _RefuseImports:
-    """A meta-path finder refusing the modules that must not be imported before fork()."""
-
-    def __init__(self, names):
-        self.names = frozenset(names)
-
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in self.names:
-            raise ImportError("%s is not imported in kale's fork server" % name)
-        return None
-
-
-def _available_memory():
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):
-        return 0
-
-
-def warm(entries, refuse=()):
-    """In kale's fork server: load each ``{"hash", "path"}`` not held yet, so that the
-    steps forked from now on start with it in memory; returns the hashes held.
-
-    A value is loaded as the step would load it, with two exceptions that leave it
-    for the step to load: a value that refers to something the notebook defines (the
-    server has no notebook ``__main__``, so its pickle cannot be resolved here), and a
-    value whose loading would import a module in ``refuse`` (libraries that do not
-    survive ``fork()``). A file that is not mapped is held only when it fits in a
-    quarter of the memory available.
-    """
-    refuser = _RefuseImports(refuse)
-    for entry in entries:
-        digest, path = entry.get("hash"), entry.get("path")
-        if not digest or not path or digest in _warm:
-            continue
-        key, _ = _backend_for_path(path)
-        if key not in _WARMABLE:
-            continue
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        mapped = key == "numpy" and st.st_size >= _MMAP_MIN_BYTES
-        if not mapped and st.st_size > _available_memory() // 4:
-            continue
-        main = sys.modules.get("__main__")
-        sys.modules["__main__"] = type(sys)("__main__")
-        sys.meta_path.insert(0, refuser)
-        try:
-            value = load(path)
-        except BaseException:
-            continue
-        finally:
-            sys.meta_path.remove(refuser)
-            sys.modules["__main__"] = main
-        _warm[digest] = ((st.st_ino, st.st_size, st.st_mtime_ns), value)
-    return sorted(_warm)
 
 
 def _warm_value(path, digest):
-    """The value the fork server holds for this input, if it is the file's content."""
+    """The value the fork server holds for this input, if it is its file's content."""
     held = _warm.get(digest) if digest else None
     if held is None:
         return _NOT_WARM
@@ -1076,7 +1016,7 @@ def load_inputs(paths, hashes=None):
     """Load ``{name: path}`` and return ``{name: value}`` (same order).
 
     ``hashes`` (``{name: "sha256:..."}``) lets an input that kale's fork server holds
-    already (see ``warm``) come from memory instead of its file.
+    already (kale_zygote.warm) come from memory instead of its file.
     """
     values = {}
     for name, path in paths.items():
@@ -1430,27 +1370,9 @@ def _imported_modules(t):
     return {s: sorted(tops) for s, tops in packages.items()}, local
 
 
-# What the fork server had imported when it forked this process (prepare_for_fork):
+# What kale's fork server had imported when it forked this process (set there):
 # {"site", "packages", "local", "last": (name, module) last in sys.modules}.
 _fork_base = None
-
-
-def prepare_for_fork():
-    """In kale's fork server, before it forks steps: import what ``save`` and the
-    snapshot use, and classify the modules loaded so far once for all the steps
-    (see ``_imported_modules``)."""
-    global _fork_base
-    import hashlib  # noqa: F401  (outputs are hashed)
-    import json  # noqa: F401  (context.json)
-    import pickle  # noqa: F401
-
-    env_dirs, site_dirs = _environment_dirs()
-    site = _with_sep(site_dirs)
-    _fork_base = None
-    packages, local = _imported_modules(
-        {"site": site, "ignored": _with_sep(_always_ignored(env_dirs, site_dirs))})
-    last = next(reversed(sys.modules.items()))
-    _fork_base = {"site": site, "packages": packages, "local": local, "last": last}
 
 
 def _write_snapshot():

@@ -196,6 +196,90 @@ def _run_child(channel, request, fds):
         os._exit(code)
 
 
+# --------------------------------------------------------------------------
+# What the server does for kale_runtime in the steps it forks.
+
+
+def prepare_runtime(runtime):
+    """Before the first fork: import what ``save`` and the snapshot use, and classify
+    the modules loaded so far once for all the steps (``runtime._imported_modules``
+    then visits only the modules a step imports itself)."""
+    import hashlib  # noqa: F401  (outputs are hashed)
+    import pickle  # noqa: F401
+
+    env_dirs, site_dirs = runtime._environment_dirs()
+    site = runtime._with_sep(site_dirs)
+    runtime._fork_base = None
+    packages, local = runtime._imported_modules(
+        {"site": site, "ignored": runtime._with_sep(runtime._always_ignored(env_dirs, site_dirs))})
+    last = next(reversed(sys.modules.items()))
+    runtime._fork_base = {"site": site, "packages": packages, "local": local, "last": last}
+
+
+# Backends whose loading runs no code of the notebook's and starts no threads.
+_WARMABLE = frozenset(["numpy", "numpy-scalar", "pandas", "sklearn", "pickle"])
+
+
+class _RefuseImports:
+    """A meta-path finder refusing the modules that must not be imported before fork()."""
+
+    def __init__(self, names):
+        self.names = frozenset(names)
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in self.names:
+            raise ImportError("%s is not imported in kale's fork server" % name)
+        return None
+
+
+def _available_memory():
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 0
+
+
+def warm(runtime, entries, refuse=()):
+    """Load each ``{"hash", "path"}`` not held yet into ``runtime._warm``, so that the
+    steps forked from now on start with it in memory; returns the hashes held.
+
+    A value is loaded as the step would load it, with two exceptions that leave it
+    for the step to load: a value that refers to something the notebook defines (the
+    server has no notebook ``__main__``, so its pickle cannot be resolved here), and a
+    value whose loading would import a module in ``refuse`` (libraries that do not
+    survive ``fork()``). A file that is not mapped is held only when it fits in a
+    quarter of the memory available.
+    """
+    refuser = _RefuseImports(refuse)
+    held = runtime._warm
+    for entry in entries:
+        digest, path = entry.get("hash"), entry.get("path")
+        if not digest or not path or digest in held:
+            continue
+        key, _ = runtime._backend_for_path(path)
+        if key not in _WARMABLE:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        mapped = key == "numpy" and st.st_size >= runtime._MMAP_MIN_BYTES
+        if not mapped and st.st_size > _available_memory() // 4:
+            continue
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        sys.meta_path.insert(0, refuser)
+        try:
+            value = runtime.load(path)
+        except BaseException:
+            continue
+        finally:
+            sys.meta_path.remove(refuser)
+            sys.modules["__main__"] = main
+        held[digest] = ((st.st_ino, st.st_size, st.st_mtime_ns), value)
+    return sorted(held)
+
+
 class _Server:
     def __init__(self, sock, wakeup_fds):
         self.sock = sock
@@ -262,9 +346,9 @@ class _Server:
 
     def warm(self, request):
         runtime = sys.modules.get("kale_runtime")
-        if runtime is None or not hasattr(runtime, "warm"):
+        if runtime is None or not hasattr(runtime, "_warm"):
             return []
-        held = runtime.warm(request.get("warm", ()), request.get("refuse", ()))
+        held = warm(runtime, request.get("warm", ()), request.get("refuse", ()))
         self.refresh_spare()
         return held
 
@@ -373,8 +457,7 @@ def main():
     # Every step imports the runtime first: once here instead (when kale put it on
     # the path), with what it learns about the loaded modules precomputed.
     try:
-        runtime = importlib.import_module("kale_runtime")
-        runtime.prepare_for_fork()
+        prepare_runtime(importlib.import_module("kale_runtime"))
     except BaseException:
         pass
     # SIGCHLD wakes the select loop through a self-pipe.

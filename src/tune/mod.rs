@@ -420,6 +420,7 @@ pub async fn tune(
                 let Some(t) = running.remove(&number) else {
                     continue;
                 };
+                exec::trace::event("trial.finished", || number.to_string());
                 let result = outcome::classify(&outcome::Ended {
                     run: &run,
                     pruned: t.pruned,
@@ -431,6 +432,7 @@ pub async fn tune(
                 cache_hits += result.cache_hits as u64;
                 cache_misses += result.cache_misses as u64;
                 let row = log.finish(number, &result, t.started.elapsed().as_secs_f64())?;
+                exec::trace::event("trial.stored", || number.to_string());
                 if let Some(slot) = rows.iter_mut().find(|r| r.number == number) {
                     *slot = row.clone();
                 }

@@ -80,6 +80,7 @@ pub fn launch(
     });
     let pipeline = pipeline.clone();
     let tx = events.clone();
+    crate::exec::trace::event("trial.launch", || number.to_string());
     tasks.spawn(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         // A timeout turns into a cancellation of the run.

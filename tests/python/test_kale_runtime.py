@@ -25,6 +25,7 @@ RUNTIME_FILE = os.path.join(RUNTIME_DIR, "kale_runtime.py")
 sys.path.insert(0, RUNTIME_DIR)
 
 import kale_runtime as kr  # noqa: E402
+import kale_zygote  # noqa: E402
 
 
 def has(module):
@@ -771,7 +772,7 @@ class SnapshotTest(TempDirTest):
 
     @unittest.skipUnless(sys.platform.startswith("linux"), "kale's fork server runs on Linux")
     def test_a_step_forked_from_the_server_records_what_a_full_scan_would(self):
-        # The fork server classifies its modules once (prepare_for_fork); a forked step
+        # The fork server classifies its modules once (prepare_runtime); a forked step
         # then looks only at the modules it imported itself. Both must give the same.
         for name in ("server_mod", "step_mod"):
             with open(os.path.join(self.tmp, name + ".py"), "w") as f:
@@ -779,9 +780,9 @@ class SnapshotTest(TempDirTest):
         script = textwrap.dedent("""
             import json, os, sys
             sys.path[:0] = [%r, %r]
-            import kale_runtime as k
+            import kale_runtime as k, kale_zygote
             import server_mod
-            k.prepare_for_fork()
+            kale_zygote.prepare_runtime(k)
             r, w = os.pipe()
             if os.fork() == 0:
                 import step_mod, decimal
@@ -811,7 +812,7 @@ class SnapshotTest(TempDirTest):
 
 
 class WarmTest(TempDirTest):
-    """Inputs kale's fork server holds for the trials of a tune (``warm``)."""
+    """Inputs kale's fork server holds for the trials of a tune (kale_zygote.warm)."""
 
     def tearDown(self):
         kr._warm.clear()
@@ -819,7 +820,7 @@ class WarmTest(TempDirTest):
     def test_a_held_input_serves_its_own_file_only(self):
         rec = kr.save("small", [1, 2, 3], self.out)
         path = os.path.join(self.out, rec["file"])
-        self.assertEqual(kr.warm([{"hash": rec["hash"], "path": path}]), [rec["hash"]])
+        self.assertEqual(kale_zygote.warm(kr, [{"hash": rec["hash"], "path": path}]), [rec["hash"]])
         held = kr._warm_value(path, rec["hash"])
         self.assertEqual(held, [1, 2, 3])
         # A run's input is a hard link to the cached object: the same file.
@@ -855,7 +856,7 @@ class WarmTest(TempDirTest):
             del main.Acc
         main.Acc = Acc  # even when the server's own __main__ has the name
         try:
-            self.assertEqual(kr.warm([{"hash": "sha256:acc", "path": path}]), [])
+            self.assertEqual(kale_zygote.warm(kr, [{"hash": "sha256:acc", "path": path}]), [])
         finally:
             del main.Acc
 
@@ -871,9 +872,9 @@ class WarmTest(TempDirTest):
                 pickle.dump(kale_warm_refused.K(), f)
             del sys.modules["kale_warm_refused"]
             entry = {"hash": "sha256:k", "path": path}
-            self.assertEqual(kr.warm([entry], refuse=["kale_warm_refused"]), [])
+            self.assertEqual(kale_zygote.warm(kr, [entry], refuse=["kale_warm_refused"]), [])
             self.assertNotIn("kale_warm_refused", sys.modules)
-            self.assertEqual(kr.warm([entry]), ["sha256:k"])
+            self.assertEqual(kale_zygote.warm(kr, [entry]), ["sha256:k"])
         finally:
             sys.path.remove(self.tmp)
             sys.modules.pop("kale_warm_refused", None)
@@ -884,7 +885,7 @@ class WarmTest(TempDirTest):
 
         rec = kr.save("data", np.arange(1 << 18, dtype=np.float64), self.out)
         path = os.path.join(self.out, rec["file"])
-        self.assertEqual(kr.warm([{"hash": rec["hash"], "path": path}]), [rec["hash"]])
+        self.assertEqual(kale_zygote.warm(kr, [{"hash": rec["hash"], "path": path}]), [rec["hash"]])
         for _ in range(2):
             pid = os.fork()
             if pid == 0:
