@@ -296,14 +296,17 @@ class _Server:
         self.stepping = set()
         self.reported = set()
 
-    def fork(self):
-        """Forks a child waiting for its step; returns its pid."""
+    def fork(self, close=()):
+        """Forks a child waiting for its step (without the descriptors in ``close``:
+        the step gets its own copies through its channel); returns its pid."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         gc.freeze()  # the child's collections then leave the server's objects (and pages) alone
         pid = os.fork()
         if pid == 0:
             try:
                 ours.close()
+                for fd in close:
+                    os.close(fd)
                 _prepare_child(self)
             except BaseException:
                 os._exit(1)
@@ -339,7 +342,7 @@ class _Server:
             except OSError:
                 pid = None  # the spare is gone: fork one for this step
         if pid is None:
-            pid = self.fork()
+            pid = self.fork(close=fds)
             socket.send_fds(self.channels[pid], [json.dumps(request).encode()], fds)
         self.stepping.add(pid)
         return pid

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import unittest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -59,7 +60,7 @@ class ForkServerProtocolTest(unittest.TestCase):
             f.write(textwrap.dedent(source))
         return path
 
-    def spawn(self, source, env=None):
+    def spawn(self, source, env=None, before_reply=None):
         """Sends one request; returns (pid, stdout read end, stderr read end)."""
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -69,6 +70,8 @@ class ForkServerProtocolTest(unittest.TestCase):
         socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w])
         os.close(out_w)
         os.close(err_w)
+        if before_reply is not None:
+            before_reply()
         reply = self.receive()
         while "exited" in reply:  # an earlier child's end may come first, as to kale
             self.exits[reply["exited"]] = reply["code"]
@@ -153,6 +156,58 @@ class ForkServerProtocolTest(unittest.TestCase):
             self.assertEqual(code, 0, stderr)
             # Held by the server, changed by the first child only in its own memory.
             self.assertEqual(stdout.strip(), "[1, 2, 3] True")
+
+    def state(self, pid):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return None
+
+    def children(self):
+        pids = []
+        for entry in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == self.server.pid:
+                pids.append(int(entry))
+        return pids
+
+    def test_a_step_holds_only_its_own_output_pipes(self):
+        program = """
+            import os, stat
+            pipes = 0
+            for fd in map(int, os.listdir("/proc/self/fd")):
+                try:
+                    pipes += fd > 2 and stat.S_ISFIFO(os.fstat(fd).st_mode)
+                except OSError:
+                    pass  # the listing's own descriptor, closed by now
+            print(pipes)
+        """
+        # From the child forked ahead of the request, then (that one killed) from a
+        # child forked for it: either way its output ends when it does.
+        code, stdout, stderr = self.finish(*self.spawn(textwrap.dedent(program)))
+        self.assertEqual((code, stdout.strip()), (0, "0"), stderr)
+        # The server stopped while its spare dies: when it reads the request before it
+        # reaps the spare (epoll's order decides), it forks a child for the step then.
+        os.kill(self.server.pid, signal.SIGSTOP)
+        try:
+            killed = self.children()
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while not all(self.state(pid) in ("Z", None) for pid in killed):
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.01)
+        except BaseException:
+            os.kill(self.server.pid, signal.SIGCONT)
+            raise
+        resume = lambda: os.kill(self.server.pid, signal.SIGCONT)  # noqa: E731
+        code, stdout, stderr = self.finish(*self.spawn(textwrap.dedent(program), before_reply=resume))
+        self.assertEqual((code, stdout.strip()), (0, "0"), stderr)
 
     def test_a_request_without_its_pipes_is_refused(self):
         self.next_id += 1
