@@ -6,14 +6,19 @@
 //! cargo run --release -p kale-search --example suite                     # everything, 10 seeds
 //! cargo run --release -p kale-search --example suite -- gp,tpe,random,auto
 //! SUITE_SEEDS=40 SUITE_DIMS=5,10 SUITE_TRIALS=50 cargo run --release -p kale-search --example suite -- gp,tpe
+//! cargo run --release -p kale-search --example suite -- askcost gp,tpe   # one ask at 100..500 trials
 //! ```
 //!
 //! Knobs: `SUITE_SEEDS` (10), `SUITE_FIRST_SEED` (0), `SUITE_TRIALS` (100; the
 //! budgets reported are 25, 50 and 100 where they fit), `SUITE_DIMS` (2,5,10),
 //! `SUITE_FUNCTIONS` (comma list, by base name), `SUITE_THREADS` (2),
 //! `SUITE_SETTINGS` (Katib settings for every sampler, `name=value,...`),
-//! `SUITE_MIXED` (1: also run the mixed spaces with a categorical; 0: skip),
-//! `SUITE_RAW=FILE` (one line per run: problem, sampler, seed, regrets).
+//! `SUITE_MIXED` (1: also run the mixed spaces with a categorical; 0: skip;
+//! or a comma list of their names, e.g. `mixed5+int+cat4`),
+//! `SUITE_RAW=FILE` (one line per run: problem, sampler, seed, regrets),
+//! `SUITE_TRACE=1` (mixed spaces: every trial's level and value on stderr),
+//! `SUITE_PARALLEL` (1: trials in flight at once, each ask seeing the others
+//! running, as `kale tune --parallel` does).
 //!
 //! Regret is normalised per instance so that functions of very different scale
 //! can be pooled: `(best − f*) / (median of f over 1000 uniform points − f*)`,
@@ -579,12 +584,25 @@ fn run<F: Fn(&Params) -> f64>(
     let mut best_at = Vec::new();
     let mut best_params = Vec::new();
     let mut max_ask_ms: f64 = 0.0;
+    // `SUITE_PARALLEL=k`: k trials in flight, as `kale tune --parallel k` runs
+    // them: each ask sees the others as running, and trials finish in the
+    // order they started. Budgets count finished trials.
+    let parallel: usize = env("SUITE_PARALLEL", 1usize).max(1);
+    let mut in_flight: std::collections::VecDeque<(u64, Params)> = Default::default();
+    let mut asked = 0;
     for i in 0..trials {
-        let ta = Instant::now();
-        let Some((id, p)) = study.ask().expect("sampler works on the space") else {
+        while asked < trials && in_flight.len() < parallel {
+            let ta = Instant::now();
+            let Some(next) = study.ask().expect("sampler works on the space") else {
+                break;
+            };
+            max_ask_ms = max_ask_ms.max(ta.elapsed().as_secs_f64() * 1e3);
+            asked += 1;
+            in_flight.push_back(next);
+        }
+        let Some((id, p)) = in_flight.pop_front() else {
             break;
         };
-        max_ask_ms = max_ask_ms.max(ta.elapsed().as_secs_f64() * 1e3);
         if i >= 10
             && bounds.iter().any(|(n, lo, hi)| {
                 let v = p[n].as_f64().unwrap_or(f64::NAN);
@@ -659,8 +677,85 @@ struct Job {
     seed: u64,
 }
 
+/// `suite askcost SAMPLERS`: the cost of one ask at a history of n trials, for
+/// the budgets `auto` decides between. The history is random points of a
+/// rotated sphere (a GP's ask costs the same wherever the points are: the fit
+/// is O(n³) in the trials and linear in the dimensions); each cell is the
+/// median of 3 asks, each after one more trial, as in a running search (the
+/// fit starts from the previous ask's hyperparameters).
+fn ask_cost(samplers: &[String]) {
+    let dims: Vec<usize> = std::env::var("SUITE_DIMS")
+        .unwrap_or_else(|_| "2,10,20".into())
+        .split(',')
+        .map(|s| s.parse().expect("dimension"))
+        .collect();
+    let sizes: Vec<usize> = std::env::var("SUITE_ASK_AT")
+        .unwrap_or_else(|_| "100,200,300,500".into())
+        .split(',')
+        .map(|s| s.parse().expect("trial count"))
+        .collect();
+    println!("### One ask, ms, at n finished trials\n");
+    println!(
+        "| dims | sampler |{}",
+        sizes
+            .iter()
+            .map(|n| format!(" n={n} |"))
+            .collect::<String>()
+    );
+    println!("|---|---|{}", "---|".repeat(sizes.len()));
+    let base = bases()
+        .into_iter()
+        .find(|b| b.name == "sphere")
+        .expect("sphere");
+    for &d in &dims {
+        let inst = Instance::new(base, d, 0);
+        let space = SearchSpace::new(inst.space()).expect("valid space");
+        for sampler in samplers {
+            let mut line = format!("| {d}-d | {sampler} |");
+            for &n in &sizes {
+                let mut history = make_study(inst.space(), "random", 1, n + 3);
+                for _ in 0..n - 1 {
+                    let (id, p) = history.ask().unwrap().unwrap();
+                    history.tell(id, inst.objective(&p)).unwrap();
+                }
+                let algorithm = if sampler == "gp" {
+                    "bayesianoptimization"
+                } else {
+                    sampler.as_str()
+                };
+                let mut s =
+                    sampler_from_katib(algorithm, &[AlgorithmSetting::new("random_state", 7)])
+                        .expect("known sampler");
+                let mut times = Vec::new();
+                for k in 0..4 {
+                    let t0 = Instant::now();
+                    s.ask(&space, history.trials(), Direction::Minimize)
+                        .expect("ask");
+                    if k > 0 {
+                        times.push(t0.elapsed().as_secs_f64() * 1e3);
+                    }
+                    let (id, p) = history.ask().unwrap().unwrap();
+                    history.tell(id, inst.objective(&p)).unwrap();
+                }
+                line += &format!(" {} |", fmt(quantile(&times, 0.5)));
+            }
+            println!("{line}");
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "askcost") {
+        let samplers: Vec<String> = args
+            .get(1)
+            .map_or("gp,tpe".to_string(), |s| s.clone())
+            .split(',')
+            .map(String::from)
+            .collect();
+        ask_cost(&samplers);
+        return;
+    }
     let samplers: Vec<String> = args
         .first()
         .map_or("gp,tpe,random".to_string(), |s| s.clone())
@@ -677,7 +772,9 @@ fn main() {
         .map(|s| s.parse().expect("dimension"))
         .collect();
     let only = std::env::var("SUITE_FUNCTIONS").ok();
-    let with_mixed = env("SUITE_MIXED", 1) == 1;
+    // `SUITE_MIXED`: 1 (all mixed spaces), 0 (none) or a comma list of their names.
+    let mixed_sel = std::env::var("SUITE_MIXED").unwrap_or_else(|_| "1".into());
+    let with_mixed = mixed_sel != "0";
 
     // Problems: each scalable base in every dimension asked for; fixed-dimension
     // ones in the group of the nearest listed dimension.
@@ -707,7 +804,15 @@ fn main() {
         }
     }
     let mixed_defs: Vec<(usize, usize, bool)> = if with_mixed {
-        vec![(2, 3, false), (5, 4, false), (5, 4, true)]
+        [(2, 3, false), (5, 4, false), (5, 4, true)]
+            .into_iter()
+            .filter(|&(dn, k, far)| {
+                mixed_sel == "1"
+                    || mixed_sel
+                        .split(',')
+                        .any(|n| n == Mixed::new(dn, k, far, 0).name)
+            })
+            .collect()
     } else {
         vec![]
     };
@@ -765,13 +870,42 @@ fn main() {
                             .find(|&(dn, k, far)| Mixed::new(dn, k, far, 0).name == job.problem)
                             .expect("mixed problem");
                         let m = Mixed::new(dn, k, far, job.seed);
+                        let trace = Mutex::new(Vec::new());
                         let r = run(
                             m.space(),
-                            |p| m.objective(p),
+                            |p| {
+                                let v = m.objective(p);
+                                trace.lock().unwrap().push((m.level(p), v));
+                                v
+                            },
                             &job.sampler,
                             job.seed,
                             trials,
                         );
+                        if std::env::var("SUITE_TRACE").is_ok_and(|v| v == "1") {
+                            // Each trial's level (`*` marks the best level) and value,
+                            // to see how a sampler spread its trials over the levels.
+                            let t = trace.into_inner().unwrap();
+                            eprintln!(
+                                "trace {} {} seed {} best level {} (offsets {}): {}",
+                                job.problem,
+                                job.sampler,
+                                job.seed,
+                                m.best_level,
+                                m.offsets
+                                    .iter()
+                                    .map(|o| format!("{o:.2}"))
+                                    .collect::<Vec<_>>()
+                                    .join(" "),
+                                t.iter()
+                                    .map(|(l, v)| format!(
+                                        "{l}{}:{v:.3}",
+                                        if *l == m.best_level { "*" } else { "" }
+                                    ))
+                                    .collect::<Vec<_>>()
+                                    .join(" ")
+                            );
+                        }
                         // Normaliser: the typical value with the best level (k levels' offsets ~1).
                         let norm = r.best_at.iter().map(|b| b.max(0.0)).collect();
                         let hits = r
