@@ -24,8 +24,11 @@
 //! overshoot the box are reflected back, not clamped onto a face. With 5 or more
 //! numeric parameters the search is confined to a trust region around each
 //! anchor (TuRBO's rule, replayed from the history: [`trust_region_side`]),
-//! stretched along the axes with long lengthscales. `search/README.md` has what
-//! each of these changed on `examples/suite.rs`.
+//! stretched along the axes with long lengthscales. There, each level of a
+//! categorical is also owed a share of the trials ([`owed_level`]): a level
+//! refined far less than the most-tried one gets the next trial, placed by the
+//! expected improvement over its own best. `search/README.md` has what each of
+//! these changed on `examples/suite.rs`.
 //!
 //! Unlike Katib's scikit-optimize service, `distribution` is honoured as declared
 //! (Katib's service samples every double log-uniformly) and `step` is respected.
@@ -304,7 +307,20 @@ impl Sampler for GpSampler {
                 gp = g;
             }
         }
-        let best_y = y.iter().copied().fold(f64::INFINITY, f64::min);
+        let n_num = is_cat.iter().filter(|c| !**c).count();
+        let n_init = self.cfg.n_initial_points.max(2);
+        let owed = if n_num >= TR_MIN_DIMS {
+            owed_level(&xs, &losses, &running, d, n_init, &is_cat, &n_choices)
+        } else {
+            None
+        };
+        // A level owed a trial is judged against its own best, not the overall
+        // best: the question is where this level does best, and against the
+        // overall best its expected improvement is tiny everywhere.
+        let best_y = (0..n)
+            .filter(|&i| owed.is_none_or(|(j, c)| xs[i * d + j] == c as f64))
+            .map(|i| y[i])
+            .fold(f64::INFINITY, f64::min);
         let mut acq = Acq {
             gp: &gp,
             best: best_y,
@@ -317,7 +333,6 @@ impl Sampler for GpSampler {
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by(|&a, &b| y[a].total_cmp(&y[b]));
         let best_u = &xs[order[0] * d..(order[0] + 1) * d];
-        let n_num = is_cat.iter().filter(|c| !**c).count();
 
         // Anchors for local candidates: the best trials (inside the region), and
         // for each level of each categorical the best trial with that level, so
@@ -326,11 +341,7 @@ impl Sampler for GpSampler {
         // its best, and the model settles on whichever level the start design
         // favoured.) Each anchor gets a region of its own, of the same size.
         let side = if n_num >= TR_MIN_DIMS {
-            Some(trust_region_side(
-                &losses,
-                self.cfg.n_initial_points.max(2),
-                n_num,
-            ))
+            Some(trust_region_side(&losses, n_init, n_num))
         } else {
             None
         };
@@ -359,6 +370,12 @@ impl Sampler for GpSampler {
             }
         }
 
+        let fix = |u: &mut Vec<f64>| {
+            if let Some((j, c)) = owed {
+                u[j] = c as f64;
+            }
+        };
+
         // Candidate pool: uniform points of the main region plus perturbations
         // of the anchors inside theirs.
         let mut pool: Vec<(f64, Vec<f64>, usize)> =
@@ -375,6 +392,7 @@ impl Sampler for GpSampler {
                     }
                 })
                 .collect();
+            fix(&mut u);
             scaler.snap_unit(&mut u);
             let s = acq.score(&u);
             pool.push((s, u, 0));
@@ -396,6 +414,7 @@ impl Sampler for GpSampler {
                         u[j] = region.reflect(j, u[j] + scale * w * std_normal(rng));
                     }
                 }
+                fix(&mut u);
                 scaler.snap_unit(&mut u);
                 let s = acq.score(&u);
                 pool.push((s, u, ri));
@@ -410,6 +429,7 @@ impl Sampler for GpSampler {
                 &regions[*ri],
                 &is_cat,
                 &n_choices,
+                owed.map(|(j, _)| j),
                 u.clone(),
                 *s,
                 400,
@@ -425,6 +445,71 @@ impl Sampler for GpSampler {
             .unwrap_or_else(|| scaler.value_at_unit(&refined[0].1));
         Ok(Suggestion::Params(decode(space, &dims, &pick)))
     }
+}
+
+/// How many times the most-tried level of a categorical may have been tried
+/// (after the start design) for each try of another level before that level
+/// is owed one. Measured on `mixed5+int+cat4` (seeds 100–299, 50 trials):
+/// right level in 175/200 runs without the rule, 197 with 4, 199 with 6,
+/// 191 with 8, 186 with 10; median regret at 50 rises with the share spent on
+/// the other levels (5.6e-5 without, 4.8e-4 with 4, 1.4e-4 with 6).
+const LEVEL_SHARE: usize = 6;
+
+/// Model-guided trials before any level is owed one, so the first level's
+/// good region is roughly known when the others are tried near it.
+const LEVEL_FREE_TRIALS: usize = 5;
+
+/// The (categorical, level) this suggestion must use, if one is owed a trial:
+/// once the most-tried level has [`LEVEL_SHARE`] trials after the start design
+/// (running ones included), a level tried at most once per [`LEVEL_SHARE`]
+/// trials of it; among several, the one with the best trial.
+///
+/// Why: in 5 or more dimensions the search is local (trust region), the level
+/// that looked best after the start design gets refined, and another level is
+/// tried only at settings that suit the first. The model, which shares the
+/// shape of the landscape across levels, then predicts the other level to be
+/// worse everywhere and its expected improvement to be nil, even when its own
+/// optimum is a little elsewhere and lower. A guaranteed share of trials, each
+/// placed by the expected improvement over that level's own best, finds it.
+fn owed_level(
+    xs: &[f64],
+    losses: &[f64],
+    running: &[Vec<f64>],
+    d: usize,
+    n_init: usize,
+    is_cat: &[bool],
+    n_choices: &[usize],
+) -> Option<(usize, usize)> {
+    let n = losses.len();
+    if n < n_init + LEVEL_FREE_TRIALS {
+        return None;
+    }
+    for j in (0..d).filter(|&j| is_cat[j]) {
+        let stats: Vec<(usize, f64)> = (0..n_choices[j])
+            .map(|c| {
+                let c = c as f64;
+                let mut count = running.iter().filter(|r| r[j] == c).count();
+                let mut best = f64::INFINITY;
+                for i in 0..n {
+                    if xs[i * d + j] == c {
+                        best = best.min(losses[i]);
+                        count += (i >= n_init) as usize;
+                    }
+                }
+                (count, best)
+            })
+            .collect();
+        let most = stats.iter().map(|s| s.0).max().unwrap_or(0);
+        let owed = stats
+            .iter()
+            .enumerate()
+            .filter(|(_, (count, _))| count.max(&1) * LEVEL_SHARE <= most)
+            .min_by(|a, b| a.1.1.total_cmp(&b.1.1));
+        if let Some((c, _)) = owed {
+            return Some((j, c));
+        }
+    }
+    None
 }
 
 /// Numeric parameters from which on candidates come from a trust region
@@ -548,7 +633,7 @@ impl Region {
 }
 
 /// Coordinate pattern search (Hooke–Jeeves style) on the unit cube; categorical
-/// coordinates try every other choice.
+/// coordinates try every other choice, except `fixed`.
 #[allow(clippy::too_many_arguments)]
 fn pattern_search(
     acq: &mut Acq,
@@ -556,6 +641,7 @@ fn pattern_search(
     region: &Region,
     is_cat: &[bool],
     n_choices: &[usize],
+    fixed: Option<usize>,
     mut x: Vec<f64>,
     mut fx: f64,
     budget: usize,
@@ -567,6 +653,9 @@ fn pattern_search(
         let base = x.clone();
         for j in 0..d {
             if is_cat[j] {
+                if fixed == Some(j) {
+                    continue;
+                }
                 for c in 0..n_choices[j] {
                     if c as f64 == x[j] {
                         continue;
@@ -645,6 +734,43 @@ mod tests {
                 .iter()
                 .all(|v| v.is_finite())
         );
+    }
+
+    #[test]
+    fn a_level_refined_less_than_its_share_is_owed_a_trial() {
+        // (x, level) rows; 2 start trials, then model-guided ones.
+        let rows = |levels: &[usize]| -> (Vec<f64>, Vec<f64>) {
+            let xs = levels.iter().flat_map(|&c| [0.5, c as f64]).collect();
+            // Level 2 has the best start trial, level 0 is refined after it.
+            let losses = levels
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| if c == 2 { 1.0 } else { 3.0 - 0.1 * i as f64 })
+                .collect();
+            (xs, losses)
+        };
+        let is_cat = [false, true];
+        let k = [0, 3];
+        // Start design saw levels 1 and 2; five model-guided trials of level 0
+        // are still free.
+        let (xs, l) = rows(&[1, 2, 0, 0, 0, 0, 0]);
+        assert_eq!(owed_level(&xs, &l, &[], 2, 2, &is_cat, &k), None);
+        // Six: levels 1 and 2 are owed one; 2 first, its best trial is better.
+        let (xs, l) = rows(&[1, 2, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(owed_level(&xs, &l, &[], 2, 2, &is_cat, &k), Some((1, 2)));
+        // Level 2 got a trial and another is running: paid up until level 0
+        // has twelve; level 1 is still owed.
+        let (xs, l) = rows(&[1, 2, 0, 0, 0, 0, 0, 0, 2]);
+        let running = vec![vec![0.5, 2.0]];
+        assert_eq!(
+            owed_level(&xs, &l, &running, 2, 2, &is_cat, &k),
+            Some((1, 1))
+        );
+        let (xs, l) = rows(&[1, 2, 0, 0, 0, 0, 0, 0, 2, 1, 1]);
+        assert_eq!(owed_level(&xs, &l, &running, 2, 2, &is_cat, &k), None);
+        // A categorical with one level is never owed anything.
+        let (xs, l) = rows(&[0; 20]);
+        assert_eq!(owed_level(&xs, &l, &[], 2, 2, &is_cat, &[0, 1]), None);
     }
 
     #[test]
