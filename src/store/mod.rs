@@ -104,7 +104,8 @@ macro_rules! stored_as_text {
 
         impl std::fmt::Display for $ty {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
+                // `pad`, so table columns (`{:<11}`) line up.
+                f.pad(self.as_str())
             }
         }
 
