@@ -461,8 +461,9 @@ pub struct PlotArgs {
     pub output: PathBuf,
     /// history: objective by trial and best so far; importance: fANOVA parameter
     /// importance; parallel: parallel coordinates; slice: objective against each parameter;
-    /// contour: objective over the two most important parameters.
-    #[arg(long, value_name = "KIND", default_value = "history", value_parser = ["history", "importance", "parallel", "slice", "contour"])]
+    /// contour: objective over the two most important parameters; pareto: the first two
+    /// objectives of a multi-objective experiment against each other, the front highlighted.
+    #[arg(long, value_name = "KIND", default_value = "history", value_parser = ["history", "importance", "parallel", "slice", "contour", "pareto"])]
     pub kind: String,
     /// Objective axis in log scale (when every value is positive).
     #[arg(long)]
