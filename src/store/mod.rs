@@ -1023,6 +1023,94 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_store_gains_the_new_columns_once_and_reads_as_one_objective() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kale.db");
+        {
+            // The version-1 tables: today's without the added columns.
+            let mut v1 = SCHEMA.to_string();
+            for (_, column, ty) in ADDED_COLUMNS {
+                v1 = v1.replace(&format!("    {column} {ty},\n"), "");
+            }
+            assert!(!v1.contains("objective_values"), "{v1}");
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&v1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO experiments (name, notebook, notebook_hash, objective, direction, algorithm, settings, space,
+                 max_trials, parallel, max_failed, status, created_at, updated_at)
+                 VALUES ('old', 'nb', 'h', 'acc', 'minimize', 'random', '[]', '[]', 3, 1, 1, 'succeeded', 1, 1)",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO trials (experiment_id, number, params, status, value, started_at)
+                 VALUES (1, 0, '{}', 'succeeded', 0.25, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        // Read-only before any migration: the old columns are enough.
+        let ro = Store::open_read_only(&path).unwrap();
+        assert_eq!(ro.experiment("old").unwrap().spec.objectives.len(), 1);
+        drop(ro);
+        // Opened twice: the second open finds the columns there.
+        Store::open(&path).unwrap();
+        let store = Store::open(&path).unwrap();
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let e = store.experiment("old").unwrap();
+        assert_eq!(
+            e.spec.objectives,
+            [Objective {
+                name: "acc".into(),
+                direction: Direction::Minimize
+            }]
+        );
+        assert!(e.spec.constraints.is_empty());
+        let t = &store.trials(e.id).unwrap()[0];
+        assert_eq!((t.values.as_slice(), t.is_feasible()), (&[0.25][..], true));
+    }
+
+    #[test]
+    fn objective_values_and_constraints_round_trip_with_unreported_metrics_as_nan() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kale.db")).unwrap();
+        let mut spec = new("mo");
+        spec.objectives.push(Objective {
+            name: "ms".into(),
+            direction: Direction::Minimize,
+        });
+        spec.constraints = vec![Constraint {
+            metric: "kb".into(),
+            bound: Bound::AtMost,
+            value: 50.0,
+        }];
+        let e = store.create_experiment(&spec).unwrap();
+        assert_eq!(e.spec.objectives, spec.objectives);
+        assert_eq!(e.spec.constraints, spec.constraints);
+        store.start_trial(e.id, 0, &json!({})).unwrap();
+        let result = TrialResult {
+            status: TrialStatus::Succeeded,
+            value: Some(0.9),
+            values: vec![0.9, 3.0],
+            constraints: vec![f64::NAN],
+            metrics: BTreeMap::new(),
+            cache_hits: 0,
+            cache_misses: 0,
+            error: None,
+        };
+        store.finish_trial(e.id, 0, &result, 1.0).unwrap();
+        let t = store.trial(e.id, 0).unwrap();
+        assert_eq!(t.values, [0.9, 3.0]);
+        assert!(t.constraints[0].is_nan());
+        assert!(!t.is_feasible());
+    }
+
+    #[test]
     fn duplicate_names_are_rejected_and_missing_ones_named() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("kale.db")).unwrap();
