@@ -176,7 +176,11 @@ pub struct SearchFlags {
     /// A metric bound a trial must meet to count as feasible (repeatable):
     /// `--constraint 'model_kb<=50'` or `--constraint 'recall>=0.9'`. A trial that breaks
     /// one, or does not report its metric, is marked infeasible and never the best.
-    #[arg(long = "constraint", value_name = "METRIC<=VALUE", help_heading = "Search")]
+    #[arg(
+        long = "constraint",
+        value_name = "METRIC<=VALUE",
+        help_heading = "Search"
+    )]
     pub constraints: Vec<String>,
     /// Katib has no multi-objective experiments: compile the first objective as the
     /// objective and the other objectives as additional metrics.

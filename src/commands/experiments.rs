@@ -96,8 +96,12 @@ fn show(name: &str, args: &StoreArgs) -> kale::Result<()> {
     let best = best_trial(&trials, e.spec.direction).filter(|_| !multi);
     let importance = kale::report::importance(&e, &trials);
     if args.json {
-        let front: Option<Vec<i64>> =
-            multi.then(|| pareto_front(&trials, &e.spec.objectives).iter().map(|t| t.number).collect());
+        let front: Option<Vec<i64>> = multi.then(|| {
+            pareto_front(&trials, &e.spec.objectives)
+                .iter()
+                .map(|t| t.number)
+                .collect()
+        });
         let doc = json!({"experiment": e, "best": best.map(|b| b.number), "pareto_front": front, "trials": trials,
             "importance": match &importance { Ok(i) => json!(i), Err(why) => json!({"unavailable": why}) }});
         println!("{}", serde_json::to_string(&doc)?);

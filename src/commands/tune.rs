@@ -247,7 +247,10 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
             best.run_dir.as_deref().unwrap_or("-")
         ),
         None if !search.constraints.is_empty()
-            && outcome.trials.iter().any(|t| t.status == TrialStatus::Succeeded) =>
+            && outcome
+                .trials
+                .iter()
+                .any(|t| t.status == TrialStatus::Succeeded) =>
         {
             eprintln!("no succeeded trial met the constraints")
         }

@@ -170,10 +170,8 @@ pub async fn watch(
                 let state = live_state(&exp, &trials, now);
                 for (i, t) in trials.iter().enumerate() {
                     if t.is_finished() && reported.insert(t.name.clone()) {
-                        let line = trial_line(
-                            &row(i, t, now),
-                            std::slice::from_ref(&exp.objective),
-                        );
+                        let line =
+                            trial_line(&row(i, t, now), std::slice::from_ref(&exp.objective));
                         reporter.trial_finished(&format!("{line}  {}", t.name), &state);
                     }
                 }

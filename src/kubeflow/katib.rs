@@ -105,7 +105,12 @@ pub fn plan(
     if !search.constraints.is_empty() {
         return Err(crate::Error::bad_input(format!(
             "Katib has no constraints: {} cannot be compiled to a Katib Experiment",
-            search.constraints.iter().map(|c| format!("--constraint `{c}`")).collect::<Vec<_>>().join(", ")
+            search
+                .constraints
+                .iter()
+                .map(|c| format!("--constraint `{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .with_hint("tune locally (`kale tune` without --katib) to use constraints"));
     }
@@ -125,7 +130,11 @@ pub fn plan(
             if !metrics.contains(&name) {
                 return Err(crate::Error::bad_input(format!(
                     "objective `{name}` is not a pipeline metric; the metrics are {}",
-                    metrics.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+                    metrics
+                        .iter()
+                        .map(|m| format!("`{m}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
         }

@@ -252,12 +252,18 @@ mod tests {
             direction: "Pareto front of".into(),
             max_trials: 10,
             succeeded: 3,
-            front: Some(vec!["trial   1  acc=0.9 ms=3".into(), "trial   2  acc=0.95 ms=8".into()]),
+            front: Some(vec![
+                "trial   1  acc=0.9 ms=3".into(),
+                "trial   2  acc=0.95 ms=8".into(),
+            ]),
             best: Some((2, 0.95, "lr=0.01".into())),
             ..Default::default()
         };
         let text = render(&s);
-        assert!(text.contains("front  2 trials (feasible, non-dominated)"), "{text}");
+        assert!(
+            text.contains("front  2 trials (feasible, non-dominated)"),
+            "{text}"
+        );
         assert!(text.contains("◆ trial   2  acc=0.95 ms=8"), "{text}");
         assert!(!text.contains("best"), "{text}");
     }

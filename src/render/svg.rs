@@ -1031,18 +1031,22 @@ pub fn pareto(e: &Experiment, trials: &[TrialRow]) -> String {
     open(&mut svg, w, h, "pareto");
     let objectives = &e.spec.objectives;
     let shown = if objectives.len() > 2 {
-        format!(
-            " (the first two of {} objectives)",
-            objectives.len()
-        )
+        format!(" (the first two of {} objectives)", objectives.len())
     } else {
         String::new()
     };
-    title(&mut svg, &format!("{} — Pareto front{shown}", e.spec.name), w);
+    title(
+        &mut svg,
+        &format!("{} — Pareto front{shown}", e.spec.name),
+        w,
+    );
     let y_legend = legend(
         &mut svg,
         &[
-            (Mark::Dot(RED), "Pareto front (feasible, non-dominated)".into()),
+            (
+                Mark::Dot(RED),
+                "Pareto front (feasible, non-dominated)".into(),
+            ),
             (Mark::Dot(BLUE), "other trials".into()),
             (Mark::Cross(GREY), "infeasible (breaks a constraint)".into()),
         ],

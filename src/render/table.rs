@@ -63,7 +63,8 @@ pub fn experiments(rows: &[(&Experiment, Vec<TrialRow>, Option<f64>)]) -> String
         let best = if multi {
             format!("front {}", pareto_front(trials, &e.spec.objectives).len())
         } else {
-            best.map(|b| format!("{b:.6}")).unwrap_or_else(|| "-".into())
+            best.map(|b| format!("{b:.6}"))
+                .unwrap_or_else(|| "-".into())
         };
         let _ = writeln!(
             out,

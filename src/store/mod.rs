@@ -252,7 +252,13 @@ impl TrialRow {
     pub fn violation(&self) -> f64 {
         self.constraints
             .iter()
-            .map(|&c| if c.is_nan() { f64::INFINITY } else { c.max(0.0) })
+            .map(|&c| {
+                if c.is_nan() {
+                    f64::INFINITY
+                } else {
+                    c.max(0.0)
+                }
+            })
             .sum()
     }
 
@@ -786,10 +792,7 @@ fn parse_direction(text: &str) -> rusqlite::Result<Direction> {
 
 /// Numbers as a JSON list, NaN (a constraint metric never reported) as `null`.
 fn numbers_json(values: &[f64]) -> String {
-    let list: Vec<Option<f64>> = values
-        .iter()
-        .map(|v| v.is_finite().then_some(*v))
-        .collect();
+    let list: Vec<Option<f64>> = values.iter().map(|v| v.is_finite().then_some(*v)).collect();
     serde_json::to_string(&list).unwrap()
 }
 

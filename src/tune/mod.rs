@@ -574,13 +574,15 @@ fn live_state(
                 .map(|r| trial_line(r, &names))
                 .collect()
         }),
-        best: best_trial(rows, search.direction).filter(|_| !multi).map(|best| {
-            (
-                best.number,
-                best.value.unwrap_or(f64::NAN),
-                params_text(&best.params),
-            )
-        }),
+        best: best_trial(rows, search.direction)
+            .filter(|_| !multi)
+            .map(|best| {
+                (
+                    best.number,
+                    best.value.unwrap_or(f64::NAN),
+                    params_text(&best.params),
+                )
+            }),
         recent: rows
             .iter()
             .rev()
@@ -619,10 +621,11 @@ pub fn pareto_front<'a>(rows: &'a [TrialRow], objectives: &[Objective]) -> Vec<&
         })
         .collect();
     let trials: Vec<Trial> = candidates.iter().map(|(_, t)| t.clone()).collect();
-    let on_front: std::collections::HashSet<u64> = kale_search::pareto::pareto_front(&trials, &directions)
-        .iter()
-        .map(|t| t.number)
-        .collect();
+    let on_front: std::collections::HashSet<u64> =
+        kale_search::pareto::pareto_front(&trials, &directions)
+            .iter()
+            .map(|t| t.number)
+            .collect();
     candidates
         .into_iter()
         .filter(|(r, _)| on_front.contains(&(r.number as u64)))
@@ -654,8 +657,13 @@ pub fn params_text(params: &Value) -> String {
 /// constraint, its parameters, time, cache use and error.
 pub fn trial_line(r: &TrialRow, objectives: &[String]) -> String {
     let mut outcome = match (r.status, r.value) {
-        (TrialStatus::Succeeded, Some(v)) if objectives.len() <= 1 || r.values.len() != objectives.len() => {
-            format!("{}={v:.6}", objectives.first().map_or("value", String::as_str))
+        (TrialStatus::Succeeded, Some(v))
+            if objectives.len() <= 1 || r.values.len() != objectives.len() =>
+        {
+            format!(
+                "{}={v:.6}",
+                objectives.first().map_or("value", String::as_str)
+            )
         }
         (TrialStatus::Succeeded, Some(_)) => objectives
             .iter()
@@ -718,7 +726,9 @@ pub fn params_from(notebook: &std::path::Path, spec: &str) -> Result<Vec<String>
                 .map(|t| t.number.to_string())
                 .collect();
             return Err(if front.is_empty() {
-                format!("experiment `{name}` has several objectives and no feasible succeeded trial")
+                format!(
+                    "experiment `{name}` has several objectives and no feasible succeeded trial"
+                )
             } else {
                 format!(
                     "experiment `{name}` has several objectives, so no single best trial; its Pareto front is trials {}: pass one as `{name}/TRIAL`, e.g. `--params-from {name}/{}`",

@@ -122,7 +122,13 @@ pub fn classify(ended: &Ended) -> TrialResult {
     let constraints = ended
         .constraints
         .iter()
-        .map(|c| c.evaluate(m.metrics.get(&c.metric).and_then(|v| objective_value(v).ok())))
+        .map(|c| {
+            c.evaluate(
+                m.metrics
+                    .get(&c.metric)
+                    .and_then(|v| objective_value(v).ok()),
+            )
+        })
         .collect();
     TrialResult {
         status,
@@ -189,7 +195,12 @@ mod tests {
     }
 
     fn names(n: &[&str]) -> &'static [String] {
-        Box::leak(n.iter().map(|s| s.to_string()).collect::<Vec<_>>().into_boxed_slice())
+        Box::leak(
+            n.iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        )
     }
 
     #[test]

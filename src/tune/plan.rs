@@ -224,40 +224,41 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
     }
     let objective = names.first().cloned().unwrap_or_default();
 
-    let (direction, direction_source) = match (flags.first().and_then(|f| f.1), args.goal.as_deref()) {
-        (_, Some(_)) if multi => (Direction::Maximize, "--objective"),
-        (Some(d), None) => (d, "--objective"),
-        (from_flag, Some(goal)) => {
-            let g = match goal {
-                "maximize" | "max" => Some(Direction::Maximize),
-                "minimize" | "min" => Some(Direction::Minimize),
-                other => {
+    let (direction, direction_source) =
+        match (flags.first().and_then(|f| f.1), args.goal.as_deref()) {
+            (_, Some(_)) if multi => (Direction::Maximize, "--objective"),
+            (Some(d), None) => (d, "--objective"),
+            (from_flag, Some(goal)) => {
+                let g = match goal {
+                    "maximize" | "max" => Some(Direction::Maximize),
+                    "minimize" | "min" => Some(Direction::Minimize),
+                    other => {
+                        errors.push(format!(
+                            "--goal must be `maximize` or `minimize`, not `{other}`"
+                        ));
+                        None
+                    }
+                };
+                if let (Some(f), Some(g)) = (from_flag, g)
+                    && f != g
+                {
                     errors.push(format!(
-                        "--goal must be `maximize` or `minimize`, not `{other}`"
-                    ));
-                    None
-                }
-            };
-            if let (Some(f), Some(g)) = (from_flag, g)
-                && f != g
-            {
-                errors.push(format!(
                     "--objective `{}` and --goal `{goal}` disagree on the direction; give it once",
                     args.objectives.first().map(String::as_str).unwrap_or_default()
                 ));
+                }
+                (g.unwrap_or(Direction::Maximize), "--goal")
             }
-            (g.unwrap_or(Direction::Maximize), "--goal")
-        }
-        (None, None) if multi => (Direction::Maximize, "the default"),
-        (None, None) => match katib
-            .and_then(|k| k.pointer("/objective/type"))
-            .and_then(Value::as_str)
-        {
-            Some("minimize") => (Direction::Minimize, "the notebook's katib_metadata"),
-            Some("maximize") => (Direction::Maximize, "the notebook's katib_metadata"),
-            _ => (Direction::Maximize, "the default"),
-        },
-    };
+            (None, None) if multi => (Direction::Maximize, "the default"),
+            (None, None) => match katib
+                .and_then(|k| k.pointer("/objective/type"))
+                .and_then(Value::as_str)
+            {
+                Some("minimize") => (Direction::Minimize, "the notebook's katib_metadata"),
+                Some("maximize") => (Direction::Maximize, "the notebook's katib_metadata"),
+                _ => (Direction::Maximize, "the default"),
+            },
+        };
     let objectives: Vec<Objective> = names
         .iter()
         .zip(&flags)
@@ -474,9 +475,10 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
                 objectives.len(),
                 Some(max_trials),
             );
-            if let Err(e) =
-                kale_search::sampler::multi_auto::multi_objective_sampler(choice.algorithm, &settings)
-            {
+            if let Err(e) = kale_search::sampler::multi_auto::multi_objective_sampler(
+                choice.algorithm,
+                &settings,
+            ) {
                 errors.push(format!(
                     "{e} (`auto` chose {}; pass --algorithm to pick one yourself)",
                     choice.algorithm

@@ -103,7 +103,13 @@ pub fn sampler_trial(
 ) -> Option<Trial> {
     let mut t = Trial::running(number as u64, params);
     t.state = sampler_state(result.status)?;
-    set_values(&mut t, result.value, &result.values, &result.constraints, multi);
+    set_values(
+        &mut t,
+        result.value,
+        &result.values,
+        &result.constraints,
+        multi,
+    );
     t.intermediate_values = by_step(intermediate);
     Some(t)
 }

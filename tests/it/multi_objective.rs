@@ -109,9 +109,7 @@ fn two_objectives_and_a_constraint_on_the_example_notebook() {
     assert!(!front.is_empty(), "{doc}");
     let on_front: Vec<i64> = front.iter().map(|f| f["trial"].as_i64().unwrap()).collect();
     for (n, p, feasible) in &points {
-        let dominated = points
-            .iter()
-            .any(|(_, q, qf)| *qf && dominates(*q, *p));
+        let dominated = points.iter().any(|(_, q, qf)| *qf && dominates(*q, *p));
         if on_front.contains(n) {
             assert!(*feasible && !dominated, "trial {n} {p:?} on the front");
         } else if *feasible {
@@ -136,7 +134,10 @@ fn two_objectives_and_a_constraint_on_the_example_notebook() {
             .arg(dir.path()),
     );
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains(&format!("front      {} trial", on_front.len())), "{text}");
+    assert!(
+        text.contains(&format!("front      {} trial", on_front.len())),
+        "{text}"
+    );
     assert!(text.contains("constraints accuracy>=0.95"), "{text}");
     for n in &infeasible {
         let line = text
@@ -151,7 +152,11 @@ fn two_objectives_and_a_constraint_on_the_example_notebook() {
             .find(|l| l.starts_with(&format!("◆trial {n:>3} ")));
         assert!(line.is_some(), "trial {n} not marked in\n{text}");
     }
-    let list = succeed(kale().args(["experiments", "list", "--dir"]).arg(dir.path()));
+    let list = succeed(
+        kale()
+            .args(["experiments", "list", "--dir"])
+            .arg(dir.path()),
+    );
     assert!(
         String::from_utf8_lossy(&list.stdout).contains(&format!("front {}", on_front.len())),
         "{}",
@@ -316,7 +321,11 @@ fn a_version_1_store_is_migrated_in_place_and_its_experiments_still_show() {
         .arg(&db)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let stored = show(dir.path(), "old");
     assert_eq!(stored["best"], 1);
@@ -412,19 +421,71 @@ fn what_several_objectives_cannot_do_is_refused_with_the_reason() {
         err.contains("--algorithm `bayesianoptimization` cannot search several objectives; use auto (the default), nsga2, motpe"),
         "{err}"
     );
-    let err = refused(&["tune", nb, "--objective", "score:upward", "--param", "x=double:0..5"]);
-    assert!(err.contains("the direction must be `maximize` or `minimize`, not `upward`"), "{err}");
-    let err = refused(&["tune", nb, "--objective", "score", "--objective", "nope", "--param", "x=double:0..5"]);
-    assert!(err.contains("objective `nope` is not a pipeline metric; the metrics are `score`, `size`"), "{err}");
-    let err = refused(&["tune", nb, "--objective", "score", "--constraint", "size<50", "--param", "x=double:0..5"]);
-    assert!(err.contains("--constraint `size<50`: no `<=` or `>=`"), "{err}");
-    let err = refused(&["tune", nb, "--objective", "score", "--constraint", "mb<=50", "--param", "x=double:0..5"]);
-    assert!(err.contains("constraint metric `mb` is not a pipeline metric"), "{err}");
+    let err = refused(&[
+        "tune",
+        nb,
+        "--objective",
+        "score:upward",
+        "--param",
+        "x=double:0..5",
+    ]);
+    assert!(
+        err.contains("the direction must be `maximize` or `minimize`, not `upward`"),
+        "{err}"
+    );
+    let err = refused(&[
+        "tune",
+        nb,
+        "--objective",
+        "score",
+        "--objective",
+        "nope",
+        "--param",
+        "x=double:0..5",
+    ]);
+    assert!(
+        err.contains("objective `nope` is not a pipeline metric; the metrics are `score`, `size`"),
+        "{err}"
+    );
+    let err = refused(&[
+        "tune",
+        nb,
+        "--objective",
+        "score",
+        "--constraint",
+        "size<50",
+        "--param",
+        "x=double:0..5",
+    ]);
+    assert!(
+        err.contains("--constraint `size<50`: no `<=` or `>=`"),
+        "{err}"
+    );
+    let err = refused(&[
+        "tune",
+        nb,
+        "--objective",
+        "score",
+        "--constraint",
+        "mb<=50",
+        "--param",
+        "x=double:0..5",
+    ]);
+    assert!(
+        err.contains("constraint metric `mb` is not a pipeline metric"),
+        "{err}"
+    );
     // Nothing was recorded by the refused runs.
-    assert!(!dir.path().join(".kale/kale.db").exists() || {
-        let out = succeed(kale().args(["experiments", "list", "--json", "--dir"]).arg(dir.path()));
-        serde_json::from_slice::<Value>(&out.stdout).unwrap() == serde_json::json!([])
-    });
+    assert!(
+        !dir.path().join(".kale/kale.db").exists() || {
+            let out = succeed(
+                kale()
+                    .args(["experiments", "list", "--json", "--dir"])
+                    .arg(dir.path()),
+            );
+            serde_json::from_slice::<Value>(&out.stdout).unwrap() == serde_json::json!([])
+        }
+    );
 
     // Katib: no multi-objective experiments and no constraints.
     let out_yaml = dir.path().join("katib.yaml");
@@ -437,12 +498,36 @@ fn what_several_objectives_cannot_do_is_refused_with_the_reason() {
     };
     let mut with_two = two.to_vec();
     let err = refused(&strs(&compile(&with_two)));
-    assert!(err.contains("Katib has no multi-objective experiments"), "{err}");
+    assert!(
+        err.contains("Katib has no multi-objective experiments"),
+        "{err}"
+    );
     assert!(err.contains("--katib-first-objective"), "{err}");
-    let err = refused(&strs(&compile(&["--objective", "score", "--constraint", "size<=30"])));
-    assert!(err.contains("Katib has no constraints: --constraint `size<=30`"), "{err}");
-    let err = refused(&["tune", nb, "--katib", "--objective", "score", "--objective", "size", "--param", "x=double:0..5"]);
-    assert!(err.contains("Katib has no multi-objective experiments"), "{err}");
+    let err = refused(&strs(&compile(&[
+        "--objective",
+        "score",
+        "--constraint",
+        "size<=30",
+    ])));
+    assert!(
+        err.contains("Katib has no constraints: --constraint `size<=30`"),
+        "{err}"
+    );
+    let err = refused(&[
+        "tune",
+        nb,
+        "--katib",
+        "--objective",
+        "score",
+        "--objective",
+        "size",
+        "--param",
+        "x=double:0..5",
+    ]);
+    assert!(
+        err.contains("Katib has no multi-objective experiments"),
+        "{err}"
+    );
     with_two.push("--katib-first-objective");
     succeed(kale().args(compile(&with_two)));
     let yaml = std::fs::read_to_string(&out_yaml).unwrap();
@@ -450,5 +535,8 @@ fn what_several_objectives_cannot_do_is_refused_with_the_reason() {
     let objective = &doc["spec"]["objective"];
     assert_eq!(objective["objectiveMetricName"], "score");
     assert_eq!(objective["type"], "maximize");
-    assert_eq!(objective["additionalMetricNames"], serde_json::json!(["size"]));
+    assert_eq!(
+        objective["additionalMetricNames"],
+        serde_json::json!(["size"])
+    );
 }
