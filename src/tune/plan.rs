@@ -749,3 +749,45 @@ pub fn to_pipeline_value(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objective_flags_take_an_optional_direction() {
+        assert_eq!(parse_objective_flag("acc"), Ok(("acc".into(), None)));
+        assert_eq!(
+            parse_objective_flag("latency_ms:minimize"),
+            Ok(("latency_ms".into(), Some(Direction::Minimize)))
+        );
+        assert_eq!(
+            parse_objective_flag("acc:max"),
+            Ok(("acc".into(), Some(Direction::Maximize)))
+        );
+        let err = parse_objective_flag("acc:up").unwrap_err();
+        assert!(err.contains("not `up`"), "{err}");
+        assert!(parse_objective_flag(":minimize").is_err());
+    }
+
+    #[test]
+    fn constraint_flags_follow_optunas_sign_convention() {
+        let c = parse_constraint_flag("model_kb <= 50").unwrap();
+        assert_eq!(
+            (c.metric.as_str(), c.bound, c.value),
+            ("model_kb", Bound::AtMost, 50.0)
+        );
+        // c <= 0 is satisfied: metric - bound for <=, bound - metric for >=.
+        assert_eq!(c.evaluate(Some(40.0)), -10.0);
+        assert_eq!(c.evaluate(Some(60.0)), 10.0);
+        assert!(c.evaluate(None).is_nan());
+        assert!(c.evaluate(Some(f64::NAN)).is_nan());
+        let c = parse_constraint_flag("recall>=0.9").unwrap();
+        assert_eq!(c.bound, Bound::AtLeast);
+        assert!((c.evaluate(Some(0.95)) + 0.05).abs() < 1e-12);
+        assert_eq!(c.to_string(), "recall>=0.9");
+        for bad in ["recall>0.9", "<=3", "kb<=big", "kb<=inf"] {
+            assert!(parse_constraint_flag(bad).is_err(), "{bad}");
+        }
+    }
+}
