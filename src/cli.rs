@@ -168,9 +168,24 @@ pub struct CompileArgs {
 /// map one to one onto `kale::tune::plan::SearchArgs`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct SearchFlags {
-    /// Metric to optimise: a name the `pipeline-metrics` cell prints.
-    #[arg(long, value_name = "METRIC", help_heading = "Search")]
-    pub objective: Option<String>,
+    /// Metric to optimise: a name the `pipeline-metrics` cell prints, optionally with its
+    /// direction (`accuracy:maximize`). Repeat for several objectives (a Pareto front):
+    /// `--objective accuracy:maximize --objective latency_ms:minimize`.
+    #[arg(long, value_name = "METRIC[:DIRECTION]", help_heading = "Search")]
+    pub objective: Vec<String>,
+    /// A metric bound a trial must meet to count as feasible (repeatable):
+    /// `--constraint 'model_kb<=50'` or `--constraint 'recall>=0.9'`. A trial that breaks
+    /// one, or does not report its metric, is marked infeasible and never the best.
+    #[arg(
+        long = "constraint",
+        value_name = "METRIC<=VALUE",
+        help_heading = "Search"
+    )]
+    pub constraints: Vec<String>,
+    /// Katib has no multi-objective experiments: compile the first objective as the
+    /// objective and the other objectives as additional metrics.
+    #[arg(long, help_heading = "Katib")]
+    pub katib_first_objective: bool,
     /// `maximize` or `minimize` (default: the notebook's katib_metadata, else maximize).
     #[arg(long, value_name = "DIRECTION", help_heading = "Search")]
     pub goal: Option<String>,
@@ -243,7 +258,9 @@ impl SearchFlags {
     /// The search plan local tuning and Katib share, built once from the flags.
     pub fn plan(&self) -> kale::tune::plan::SearchArgs {
         kale::tune::plan::SearchArgs {
-            objective: self.objective.clone(),
+            objectives: self.objective.clone(),
+            constraints: self.constraints.clone(),
+            katib_first_objective: self.katib_first_objective,
             goal: self.goal.clone(),
             target_value: self.target_value,
             algorithm: self.algorithm.clone(),
@@ -448,8 +465,9 @@ pub struct PlotArgs {
     pub output: PathBuf,
     /// history: objective by trial and best so far; importance: fANOVA parameter
     /// importance; parallel: parallel coordinates; slice: objective against each parameter;
-    /// contour: objective over the two most important parameters.
-    #[arg(long, value_name = "KIND", default_value = "history", value_parser = ["history", "importance", "parallel", "slice", "contour"])]
+    /// contour: objective over the two most important parameters; pareto: the first two
+    /// objectives of a multi-objective experiment against each other, the front highlighted.
+    #[arg(long, value_name = "KIND", default_value = "history", value_parser = ["history", "importance", "parallel", "slice", "contour", "pareto"])]
     pub kind: String,
     /// Objective axis in log scale (when every value is positive).
     #[arg(long)]

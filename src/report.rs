@@ -24,7 +24,8 @@ pub fn space(e: &Experiment) -> Option<SearchSpace> {
 /// important first; `Err` says why there is none (too few trials, unreadable space).
 pub fn importance(e: &Experiment, trials: &[TrialRow]) -> Result<Vec<ParamImportance>, String> {
     let space = space(e).ok_or_else(|| "the stored search space is unreadable".to_string())?;
-    let history: Vec<_> = crate::tune::record::history(&space, trials)
+    // With several objectives, importance for the first (each trial's `value`).
+    let history: Vec<_> = crate::tune::record::history(&space, trials, false)
         .into_iter()
         .filter(|t| t.state == kale_search::TrialState::Complete)
         .collect();

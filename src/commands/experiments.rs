@@ -4,7 +4,7 @@ use kale::Error;
 use kale::kubeflow::cluster::{ExperimentView, KatibClient};
 use kale::render::{svg, table};
 use kale::store::{Experiment, Store, TrialRow};
-use kale::tune::best_trial;
+use kale::tune::{best_trial, pareto_front};
 use serde_json::json;
 
 use crate::cli::{CompareArgs, ExperimentsCommand, ExperimentsListArgs, PlotArgs, StoreArgs};
@@ -69,9 +69,13 @@ fn list(args: &StoreArgs) -> kale::Result<()> {
             .iter()
             .map(|(e, t, best)| {
                 let (ok, failed, total) = table::counts(t);
+                let front = (e.spec.objectives.len() > 1)
+                    .then(|| pareto_front(t, &e.spec.objectives).len());
                 json!({"name": e.spec.name, "notebook": e.spec.notebook, "status": e.status, "reason": e.reason,
-                       "objective": e.spec.objective, "direction": e.spec.direction, "algorithm": e.spec.algorithm,
-                       "trials": total, "succeeded": ok, "failed": failed, "best": best})
+                       "objective": e.spec.objective, "direction": e.spec.direction,
+                       "objectives": e.spec.objectives, "algorithm": e.spec.algorithm,
+                       "trials": total, "succeeded": ok, "failed": failed,
+                       "best": if front.is_some() { None } else { *best }, "front_size": front})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -88,10 +92,17 @@ fn list(args: &StoreArgs) -> kale::Result<()> {
 fn show(name: &str, args: &StoreArgs) -> kale::Result<()> {
     let store = open(args)?;
     let (e, trials) = load(&store, name)?;
-    let best = best_trial(&trials, e.spec.direction);
+    let multi = e.spec.objectives.len() > 1;
+    let best = best_trial(&trials, e.spec.direction).filter(|_| !multi);
     let importance = kale::report::importance(&e, &trials);
     if args.json {
-        let doc = json!({"experiment": e, "best": best.map(|b| b.number), "trials": trials,
+        let front: Option<Vec<i64>> = multi.then(|| {
+            pareto_front(&trials, &e.spec.objectives)
+                .iter()
+                .map(|t| t.number)
+                .collect()
+        });
+        let doc = json!({"experiment": e, "best": best.map(|b| b.number), "pareto_front": front, "trials": trials,
             "importance": match &importance { Ok(i) => json!(i), Err(why) => json!({"unavailable": why}) }});
         println!("{}", serde_json::to_string(&doc)?);
         return Ok(());

@@ -64,11 +64,35 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
         .iter()
         .map(|p| p.name.as_str())
         .collect();
+    let objectives = if search.is_multi() {
+        format!(
+            "{} objectives {}",
+            search.objectives.len(),
+            tune::objectives_text(&search.objectives)
+        )
+    } else {
+        format!(
+            "{} `{}` (direction from {})",
+            kale::store::direction_text(search.direction),
+            search.objective,
+            search.direction_source,
+        )
+    };
+    let constraints = if search.constraints.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", subject to {}",
+            search
+                .constraints
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     eprintln!(
-        "experiment {name}: {} `{}` (direction from {}), {} over {} (space from {}), {} trials, {} at once{}",
-        kale::store::direction_text(search.direction),
-        search.objective,
-        search.direction_source,
+        "experiment {name}: {objectives}{constraints}, {} over {} (space from {}), {} trials, {} at once{}",
         match &search.algorithm_reason {
             Some(why) => format!("auto: {} ({why})", search.algorithm),
             None => search.algorithm.clone(),
@@ -140,11 +164,29 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
         let best = outcome.best.as_ref().map(|b| {
             json!({"trial": b.number, "params": b.params, "metrics": b.metrics, "run_dir": b.run_dir})
         });
+        let front: Vec<_> = outcome
+            .front
+            .iter()
+            .map(|t| json!({"trial": t.number, "values": t.values, "params": t.params, "run_dir": t.run_dir}))
+            .collect();
+        let per_trial: Vec<_> = outcome
+            .trials
+            .iter()
+            .map(|t| {
+                json!({"trial": t.number, "status": t.status, "values": t.values,
+                       "constraints": nan_as_null(&t.constraints), "feasible": t.is_feasible(),
+                       "params": t.params})
+            })
+            .collect();
         let doc = json!({
             "experiment": name,
             "status": outcome.status,
             "reason": outcome.reason,
+            "objectives": search.objectives,
+            "constraints": search.constraints,
             "best": best,
+            "pareto_front": if search.is_multi() { json!(front) } else { serde_json::Value::Null },
+            "trial_results": per_trial,
             "trials": {
                 "total": outcome.trials.iter().filter(|t| t.status != TrialStatus::Interrupted).count(),
                 "succeeded": count(TrialStatus::Succeeded),
@@ -176,7 +218,26 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
         outcome.cache_misses,
         outcome.experiment.wall_seconds
     );
+    let names: Vec<String> = search.objectives.iter().map(|o| o.name.clone()).collect();
     match &outcome.best {
+        _ if search.is_multi() => {
+            if outcome.front.is_empty() {
+                eprintln!("no feasible trial succeeded");
+            } else {
+                eprintln!(
+                    "Pareto front: {} trial{} (feasible, non-dominated)",
+                    outcome.front.len(),
+                    if outcome.front.len() == 1 { "" } else { "s" }
+                );
+                for t in &outcome.front {
+                    eprintln!("  {}", tune::trial_line(t, &names));
+                }
+                eprintln!(
+                    "  pick one with: kale run {} --params-from {name}/TRIAL",
+                    args.notebook.display()
+                );
+            }
+        }
         Some(best) => eprintln!(
             "best: trial {} {}={} with {}\n  run: {}",
             best.number,
@@ -185,6 +246,14 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
             tune::params_text(&best.params),
             best.run_dir.as_deref().unwrap_or("-")
         ),
+        None if !search.constraints.is_empty()
+            && outcome
+                .trials
+                .iter()
+                .any(|t| t.status == TrialStatus::Succeeded) =>
+        {
+            eprintln!("no succeeded trial met the constraints")
+        }
         None => eprintln!("no trial succeeded"),
     }
     if outcome.trials.iter().any(|t| {
@@ -416,6 +485,11 @@ fn on_katib(args: &TuneArgs) -> kale::Result<()> {
     } else {
         Err(Error::reported(ErrorKind::Failed))
     }
+}
+
+/// Constraint values for JSON: a metric the run did not report (NaN) as `null`.
+fn nan_as_null(values: &[f64]) -> Vec<Option<f64>> {
+    values.iter().map(|v| v.is_finite().then_some(*v)).collect()
 }
 
 /// A tune that stopped on an error must not leave its experiment `running`: a new

@@ -108,16 +108,41 @@ pub fn index(db: &str, experiments: &[(Experiment, Vec<TrialRow>)]) -> String {
     m.push_str(r#"<form action="/compare" method="get"><table class="list" id="experiments"><thead><tr><th></th><th>experiment</th><th>status</th><th>objective</th><th>trials</th><th>best</th><th>algorithm</th><th>notebook</th><th>updated</th></tr></thead><tbody>"#);
     for (e, trials) in experiments.iter().rev() {
         let c = super::counts(trials);
+        let multi = e.spec.objectives.len() > 1;
         let best = crate::tune::best_trial(trials, report::direction(e));
+        let objective = if multi {
+            crate::tune::objectives_text(&e.spec.objectives)
+        } else {
+            format!(
+                "{} {}",
+                crate::store::direction_text(e.spec.direction),
+                e.spec.objective
+            )
+        };
+        let best_cell = if multi {
+            format!(
+                "front {}",
+                crate::tune::pareto_front(trials, &e.spec.objectives).len()
+            )
+        } else {
+            best.and_then(|b| b.value)
+                .map(|v| {
+                    format!(
+                        "{} <span class=muted>(#{})</span>",
+                        num(v),
+                        best.unwrap().number
+                    )
+                })
+                .unwrap_or_else(|| "-".into())
+        };
         let _ = writeln!(
             m,
-            r#"<tr><td><input type="checkbox" name="e" value="{}" aria-label="compare {}"></td><td>{}</td><td>{}</td><td>{} {}</td><td class=num>{} ok · {} failed{}{}</td><td class=num>{}</td><td>{}</td><td class="path">{}</td><td class="time" data-t="{}"></td></tr>"#,
+            r#"<tr><td><input type="checkbox" name="e" value="{}" aria-label="compare {}"></td><td>{}</td><td>{}</td><td>{}</td><td class=num>{} ok · {} failed{}{}</td><td class=num>{}</td><td>{}</td><td class="path">{}</td><td class="time" data-t="{}"></td></tr>"#,
             xml(&e.spec.name),
             xml(&e.spec.name),
             exp_link(&e.spec.name),
             badge(e.status.as_str()),
-            xml(crate::store::direction_text(e.spec.direction)),
-            xml(&e.spec.objective),
+            xml(&objective),
             c["succeeded"],
             c["failed"],
             match c["running"].as_u64() {
@@ -125,13 +150,7 @@ pub fn index(db: &str, experiments: &[(Experiment, Vec<TrialRow>)]) -> String {
                 _ => String::new(),
             },
             format_args!(" / {}", e.spec.max_trials),
-            best.and_then(|b| b.value)
-                .map(|v| format!(
-                    "{} <span class=muted>(#{})</span>",
-                    num(v),
-                    best.unwrap().number
-                ))
-                .unwrap_or_else(|| "-".into()),
+            best_cell,
             xml(&e.spec.algorithm),
             xml(&e.spec.notebook),
             e.updated_at
@@ -148,7 +167,13 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
     let doc = super::experiment_doc_with(e, trials, &importance);
     let name = &e.spec.name;
     let direction = report::direction(e);
-    let best = crate::tune::best_trial(trials, direction);
+    let multi = e.spec.objectives.len() > 1;
+    let best = crate::tune::best_trial(trials, direction).filter(|_| !multi);
+    let front = if multi {
+        crate::tune::pareto_front(trials, &e.spec.objectives)
+    } else {
+        Vec::new()
+    };
     let mut m = String::new();
     let c = &doc["counts"];
     let _ = writeln!(
@@ -168,13 +193,31 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         m,
-        r#"<section class="facts"><div><b>objective</b> {} {}{}</div><div><b>algorithm</b> {}</div><div><b>trials</b> {} of {} · {} ok · {} failed · {} stopped early · {} running</div><div><b>at once</b> {}</div><div><b>wall time</b> {}</div>{eta}</section>"#,
-        xml(crate::store::direction_text(e.spec.direction)),
-        xml(&e.spec.objective),
-        e.spec
-            .goal
-            .map(|g| format!(" (goal {})", num(g)))
-            .unwrap_or_default(),
+        r#"<section class="facts"><div><b>{}</b> {}{}</div><div><b>algorithm</b> {}</div><div><b>trials</b> {} of {} · {} ok · {} failed · {} stopped early · {} running</div><div><b>at once</b> {}</div><div><b>wall time</b> {}</div>{eta}</section>"#,
+        if multi { "objectives" } else { "objective" },
+        if multi {
+            xml(&crate::tune::objectives_text(&e.spec.objectives))
+        } else {
+            format!(
+                "{} {}",
+                xml(crate::store::direction_text(e.spec.direction)),
+                xml(&e.spec.objective)
+            )
+        },
+        match (e.spec.goal, e.spec.constraints.is_empty()) {
+            (g, true) => g.map(|g| format!(" (goal {})", num(g))).unwrap_or_default(),
+            (g, false) => format!(
+                "{} · subject to {}",
+                g.map(|g| format!(" (goal {})", num(g))).unwrap_or_default(),
+                xml(&e
+                    .spec
+                    .constraints
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+            ),
+        },
         xml(&e.spec.algorithm),
         c["total"],
         e.spec.max_trials,
@@ -185,9 +228,58 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
         e.spec.parallel,
         duration(e.wall_seconds)
     );
+    // Several objectives: the front and its plot instead of one best trial.
+    if multi {
+        let names: Vec<&str> = e.spec.objectives.iter().map(|o| o.name.as_str()).collect();
+        let _ = write!(
+            m,
+            r#"<section class="card" id="front"><h2>Pareto front</h2><p class="muted">{} feasible trial{} that no other feasible trial dominates (as good on every objective, better on one); run one again with <code>kale run {} --params-from {}/TRIAL</code></p>"#,
+            front.len(),
+            if front.len() == 1 { "" } else { "s" },
+            xml(&e.spec.notebook),
+            xml(name)
+        );
+        if front.is_empty() {
+            m.push_str(r#"<p class="empty">No feasible trial has succeeded yet.</p>"#);
+        } else {
+            m.push_str(r#"<table class="list" id="front-table"><thead><tr><th>#</th>"#);
+            for n in &names {
+                let _ = write!(m, "<th>{}</th>", xml(n));
+            }
+            m.push_str("<th>parameters</th></tr></thead><tbody>");
+            for t in &front {
+                let _ = write!(
+                    m,
+                    r#"<tr data-trial="{}"><td class=num><a href="/e/{}/t/{}">{}</a></td>"#,
+                    t.number,
+                    enc(name),
+                    t.number,
+                    t.number
+                );
+                for v in &t.values {
+                    let _ = write!(m, "<td class=num>{}</td>", num(*v));
+                }
+                let _ = writeln!(
+                    m,
+                    "<td>{}</td></tr>",
+                    xml(&crate::tune::params_text(&t.params))
+                );
+            }
+            m.push_str("</tbody></table>");
+        }
+        let _ = writeln!(
+            m,
+            r#"</section><section id="pareto"><h2>Pareto plot</h2><p class="tools"><a href="/plot/{}/pareto.svg" download>SVG</a></p><div class="plot">{}</div></section>"#,
+            enc(name),
+            svg::render(Kind::Pareto, e, trials, svg::Options::default())
+        );
+    }
     // Best trial.
-    m.push_str(r#"<section class="card" id="best"><h2>Best trial</h2>"#);
+    if !multi {
+        m.push_str(r#"<section class="card" id="best"><h2>Best trial</h2>"#);
+    }
     match best {
+        _ if multi => {}
         Some(b) => {
             let _ = writeln!(
                 m,
@@ -228,7 +320,9 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
         }
         None => m.push_str(r#"<p class="empty">No trial has succeeded yet.</p>"#),
     }
-    m.push_str("</section>");
+    if !multi {
+        m.push_str("</section>");
+    }
     // Plots.
     let opts = svg::Options { log_y: log };
     let _ = writeln!(
@@ -310,7 +404,11 @@ pub fn experiment(e: &Experiment, trials: &[TrialRow], log: bool) -> String {
             enc(name),
             t.number,
             t.number,
-            badge(t.status.as_str()),
+            if t.status == TrialStatus::Succeeded && !t.is_feasible() {
+                format!("{} {}", badge(t.status.as_str()), badge("infeasible"))
+            } else {
+                badge(t.status.as_str())
+            },
             t.value.map(num).unwrap_or_default(),
             params_cells(&t.params, &names)
         );

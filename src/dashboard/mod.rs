@@ -310,7 +310,14 @@ pub fn experiment_doc_with(
     trials: &[TrialRow],
     importance: &Result<Vec<kale_search::importance::ParamImportance>, String>,
 ) -> Value {
-    let best = crate::tune::best_trial(trials, report::direction(e));
+    let multi = e.spec.objectives.len() > 1;
+    let best = crate::tune::best_trial(trials, report::direction(e)).filter(|_| !multi);
+    let front: Option<Vec<i64>> = multi.then(|| {
+        crate::tune::pareto_front(trials, &e.spec.objectives)
+            .iter()
+            .map(|t| t.number)
+            .collect()
+    });
     let importance = match importance {
         Ok(i) => json!(i),
         Err(why) => json!({"unavailable": why}),
@@ -320,6 +327,7 @@ pub fn experiment_doc_with(
         "counts": counts(trials),
         "eta_seconds": eta_seconds(e, trials),
         "best": best,
+        "pareto_front": front,
         "space": report::space_rows(e),
         "importance": importance,
         "best_so_far": report::best_so_far(report::direction(e), trials),

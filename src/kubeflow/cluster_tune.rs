@@ -170,7 +170,8 @@ pub async fn watch(
                 let state = live_state(&exp, &trials, now);
                 for (i, t) in trials.iter().enumerate() {
                     if t.is_finished() && reported.insert(t.name.clone()) {
-                        let line = trial_line(&row(i, t, now), &exp.objective);
+                        let line =
+                            trial_line(&row(i, t, now), std::slice::from_ref(&exp.objective));
                         reporter.trial_finished(&format!("{line}  {}", t.name), &state);
                     }
                 }
@@ -219,6 +220,8 @@ fn row(index: usize, t: &TrialView, now: Timestamp) -> TrialRow {
         // Katib's pending trials are waiting to run: running, as far as the line says.
         status: TrialStatus::parse(&t.status).unwrap_or(TrialStatus::Running),
         value: t.value,
+        values: t.value.into_iter().collect(),
+        constraints: Vec::new(),
         metrics: Value::Object(t.metrics.clone()),
         intermediate: Vec::new(),
         started_at: 0.0,
@@ -248,6 +251,7 @@ fn live_state(exp: &ExperimentView, trials: &[TrialView], now: Timestamp) -> Liv
         ))
     });
     LiveState {
+        front: None,
         experiment: exp.name.clone(),
         objective: exp.objective.clone(),
         direction: exp.direction.clone(),
@@ -274,7 +278,7 @@ fn live_state(exp: &ExperimentView, trials: &[TrialView], now: Timestamp) -> Liv
             .rev()
             .filter(|(_, t)| t.is_finished())
             .take(5)
-            .map(|(i, t)| trial_line(&row(i, t, now), &exp.objective))
+            .map(|(i, t)| trial_line(&row(i, t, now), std::slice::from_ref(&exp.objective)))
             .collect(),
         cache_hits: 0,
         cache_misses: 0,

@@ -100,6 +100,45 @@ pub fn plan(
     mut target: TrialTarget,
 ) -> crate::Result<Experiment> {
     let mut search = search.clone();
+    // Katib has neither several objectives nor constraints (only additional metrics,
+    // recorded, never optimised): refuse rather than compile a different experiment.
+    if !search.constraints.is_empty() {
+        return Err(crate::Error::bad_input(format!(
+            "Katib has no constraints: {} cannot be compiled to a Katib Experiment",
+            search
+                .constraints
+                .iter()
+                .map(|c| format!("--constraint `{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .with_hint("tune locally (`kale tune` without --katib) to use constraints"));
+    }
+    if search.objectives.len() > 1 {
+        if !search.katib_first_objective {
+            return Err(crate::Error::bad_input(format!(
+                "Katib has no multi-objective experiments: it optimises one objective, and {} objectives were given",
+                search.objectives.len()
+            ))
+            .with_hint("tune locally (`kale tune` without --katib) for a Pareto front")
+            .with_hint("or pass --katib-first-objective to optimise the first objective and record the others as additional metrics"));
+        }
+        let others: Vec<String> = search.objectives.split_off(1);
+        let metrics: Vec<&str> = p.metrics.iter().map(|m| m.name.as_str()).collect();
+        for o in &others {
+            let name = o.rsplit_once(':').map_or(o.as_str(), |(n, _)| n);
+            if !metrics.contains(&name) {
+                return Err(crate::Error::bad_input(format!(
+                    "objective `{name}` is not a pipeline metric; the metrics are {}",
+                    metrics
+                        .iter()
+                        .map(|m| format!("`{m}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+    }
     // Katib runs trials on the cluster: its own default parallelism, not this
     // machine's cores.
     let notebook_sets_parallel = p

@@ -144,12 +144,28 @@ fn render(s: &LiveState) -> String {
         s.running.len(),
         s.elapsed
     );
-    match &s.best {
-        Some((n, v, params)) => out.push_str(&format!(
+    match (&s.front, &s.best) {
+        (Some(front), _) if front.is_empty() => out.push_str("front  -\n"),
+        (Some(front), _) => {
+            out.push_str(&format!(
+                "front  {} trial{} (feasible, non-dominated)\n",
+                front.len(),
+                if front.len() == 1 { "" } else { "s" }
+            ));
+            // The front can grow long; the first ones by trial number are enough to
+            // watch it move, `kale experiments show` lists it whole.
+            for line in front.iter().take(5) {
+                out.push_str(&format!("  ◆ {line}\n"));
+            }
+            if front.len() > 5 {
+                out.push_str(&format!("    … {} more\n", front.len() - 5));
+            }
+        }
+        (None, Some((n, v, params))) => out.push_str(&format!(
             "best   trial {n}: {}={v:.6}  {params}\n",
             s.objective
         )),
-        None => out.push_str("best   -\n"),
+        (None, None) => out.push_str("best   -\n"),
     }
     // Katib trials (and --no-cache) have no step cache to report.
     if s.cache_hits + s.cache_misses > 0 {
@@ -226,5 +242,29 @@ mod tests {
         );
         assert!(text.contains("cache  6 hits, 4 misses"), "{text}");
         assert!(text.contains("▶ trial   4  lr=0.1"), "{text}");
+    }
+
+    #[test]
+    fn several_objectives_show_the_front_instead_of_a_best_trial() {
+        let s = LiveState {
+            experiment: "e".into(),
+            objective: "acc (maximize), ms (minimize)".into(),
+            direction: "Pareto front of".into(),
+            max_trials: 10,
+            succeeded: 3,
+            front: Some(vec![
+                "trial   1  acc=0.9 ms=3".into(),
+                "trial   2  acc=0.95 ms=8".into(),
+            ]),
+            best: Some((2, 0.95, "lr=0.01".into())),
+            ..Default::default()
+        };
+        let text = render(&s);
+        assert!(
+            text.contains("front  2 trials (feasible, non-dominated)"),
+            "{text}"
+        );
+        assert!(text.contains("◆ trial   2  acc=0.95 ms=8"), "{text}");
+        assert!(!text.contains("best"), "{text}");
     }
 }

@@ -40,6 +40,8 @@ pub enum Kind {
     Parallel,
     Slice,
     Contour,
+    /// Two objectives against each other, the Pareto front highlighted.
+    Pareto,
 }
 
 impl Kind {
@@ -50,6 +52,7 @@ impl Kind {
             "parallel" => Kind::Parallel,
             "slice" => Kind::Slice,
             "contour" => Kind::Contour,
+            "pareto" => Kind::Pareto,
             _ => return None,
         })
     }
@@ -61,15 +64,17 @@ impl Kind {
             Kind::Parallel => "parallel",
             Kind::Slice => "slice",
             Kind::Contour => "contour",
+            Kind::Pareto => "pareto",
         }
     }
 
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::History,
         Kind::Importance,
         Kind::Parallel,
         Kind::Slice,
         Kind::Contour,
+        Kind::Pareto,
     ];
 }
 
@@ -96,6 +101,7 @@ pub fn render(kind: Kind, e: &Experiment, trials: &[TrialRow], opts: Options) ->
         Kind::Parallel => parallel(e, trials, opts),
         Kind::Slice => slice(e, trials, opts),
         Kind::Contour => contour(e, trials),
+        Kind::Pareto => pareto(e, trials),
     }
 }
 
@@ -1008,6 +1014,175 @@ pub fn slice(e: &Experiment, trials: &[TrialRow], opts: Options) -> String {
                     num(v)
                 );
             }
+        }
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// The first two objectives against each other: every succeeded trial a dot,
+/// infeasible ones a cross, the feasible Pareto front (over all objectives) in red
+/// and joined in the order of the first objective. Each axis is
+/// labelled with its objective and direction; with more than two objectives the
+/// title says which two are shown.
+pub fn pareto(e: &Experiment, trials: &[TrialRow]) -> String {
+    let (w, h) = (820.0_f64, 520.0_f64);
+    let mut svg = String::new();
+    open(&mut svg, w, h, "pareto");
+    let objectives = &e.spec.objectives;
+    let shown = if objectives.len() > 2 {
+        format!(" (the first two of {} objectives)", objectives.len())
+    } else {
+        String::new()
+    };
+    title(
+        &mut svg,
+        &format!("{} — Pareto front{shown}", e.spec.name),
+        w,
+    );
+    let y_legend = legend(
+        &mut svg,
+        &[
+            (
+                Mark::Dot(RED),
+                "Pareto front (feasible, non-dominated)".into(),
+            ),
+            (Mark::Dot(BLUE), "other trials".into()),
+            (Mark::Cross(GREY), "infeasible (breaks a constraint)".into()),
+        ],
+        w,
+        44.0,
+    );
+    if objectives.len() < 2 {
+        return empty(
+            &mut svg,
+            w,
+            h,
+            "one objective: a Pareto plot needs two (tune with --objective A --objective B)",
+        );
+    }
+    let ok: Vec<&TrialRow> = trials
+        .iter()
+        .filter(|t| {
+            t.status == TrialStatus::Succeeded
+                && t.values.len() == objectives.len()
+                && t.values.iter().all(|v| v.is_finite())
+        })
+        .collect();
+    if ok.is_empty() {
+        return empty(&mut svg, w, h, "no succeeded trials yet");
+    }
+    let front: Vec<i64> = crate::tune::pareto_front(trials, objectives)
+        .iter()
+        .map(|t| t.number)
+        .collect();
+    let xs: Vec<f64> = ok.iter().map(|t| t.values[0]).collect();
+    let ys: Vec<f64> = ok.iter().map(|t| t.values[1]).collect();
+    let (ax, ay) = (linear_axis(&xs, 6), linear_axis(&ys, 6));
+    let (left, right, top, bottom) = (80.0, w - 30.0, y_legend + 6.0, h - 58.0);
+    let px = |v: f64| left + ax.frac(v) * (right - left);
+    let py = |v: f64| bottom - ay.frac(v) * (bottom - top);
+    y_ticks(&mut svg, &ay, left, right, &py);
+    for (v, label) in &ax.ticks {
+        let x = px(*v);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{x:.1}" y1="{top:.1}" x2="{x:.1}" y2="{bottom:.1}" stroke="#f0f0f0"/>"##
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            bottom + 16.0,
+            xml(label)
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{left:.1}" y="{top:.1}" width="{:.1}" height="{:.1}" fill="none" stroke="#333"/>"##,
+        right - left,
+        bottom - top
+    );
+    let axis_label = |o: &crate::store::Objective| {
+        format!(
+            "{} ({}{})",
+            o.name,
+            crate::store::direction_text(o.direction),
+            match o.direction {
+                Direction::Maximize => ", higher is better",
+                Direction::Minimize => ", lower is better",
+            }
+        )
+    };
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-weight="bold" class="x-label">{}</text>"#,
+        (left + right) / 2.0,
+        h - 18.0,
+        xml(&axis_label(&objectives[0]))
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text transform="translate(18,{:.1}) rotate(-90)" text-anchor="middle" font-weight="bold" class="y-label">{}</text>"#,
+        (top + bottom) / 2.0,
+        xml(&axis_label(&objectives[1]))
+    );
+    // The front joined along the first axis: the boundary of what the search has
+    // shown to be reachable.
+    let mut on_front: Vec<&&TrialRow> = ok.iter().filter(|t| front.contains(&t.number)).collect();
+    on_front.sort_by(|a, b| a.values[0].total_cmp(&b.values[0]));
+    if on_front.len() > 1 {
+        let mut d = String::new();
+        for (i, t) in on_front.iter().enumerate() {
+            let (x, y) = (px(t.values[0]), py(t.values[1]));
+            if i == 0 {
+                let _ = write!(d, "M{x:.1},{y:.1}");
+            } else {
+                let _ = write!(d, "L{x:.1},{y:.1}");
+            }
+        }
+        let _ = writeln!(
+            svg,
+            r#"<path class="front-line" d="{d}" fill="none" stroke="{RED}" stroke-width="1.5" stroke-opacity="0.7"/>"#
+        );
+    }
+    let names: Vec<&str> = objectives.iter().map(|o| o.name.as_str()).collect();
+    for t in &ok {
+        let (x, y) = (px(t.values[0]), py(t.values[1]));
+        let tip = format!(
+            "trial {} {}{} {}",
+            t.number,
+            names
+                .iter()
+                .zip(&t.values)
+                .map(|(n, v)| format!("{n}={}", num(*v)))
+                .collect::<Vec<_>>()
+                .join(" "),
+            if t.is_feasible() { "" } else { " infeasible" },
+            crate::tune::params_text(&t.params)
+        );
+        if !t.is_feasible() {
+            let _ = writeln!(
+                svg,
+                r#"<path class="infeasible" data-trial="{}" d="M{:.1},{:.1}l7,7m0,-7l-7,7" stroke="{GREY}" stroke-width="1.6"><title>{}</title></path>"#,
+                t.number,
+                x - 3.5,
+                y - 3.5,
+                xml(&tip)
+            );
+        } else if front.contains(&t.number) {
+            let _ = writeln!(
+                svg,
+                r#"<circle class="front" data-trial="{}" cx="{x:.1}" cy="{y:.1}" r="5" fill="{RED}"><title>{}</title></circle>"#,
+                t.number,
+                xml(&tip)
+            );
+        } else {
+            let _ = writeln!(
+                svg,
+                r#"<circle class="trial" data-trial="{}" cx="{x:.1}" cy="{y:.1}" r="3.5" fill="{BLUE}" fill-opacity="0.6"><title>{}</title></circle>"#,
+                t.number,
+                xml(&tip)
+            );
         }
     }
     svg.push_str("</svg>\n");

@@ -9,7 +9,7 @@ use crate::exec::manifest::now;
 use crate::format::human_bytes;
 use crate::snapshot::Run;
 use crate::store::{Experiment, TrialRow};
-use crate::tune::{params_text, trial_line};
+use crate::tune::{params_text, pareto_front, trial_line};
 use kale_search::importance::ParamImportance;
 
 /// Succeeded, failed, and all trials but the interrupted ones (which do not count
@@ -40,11 +40,15 @@ pub fn experiments(rows: &[(&Experiment, Vec<TrialRow>, Option<f64>)]) -> String
     );
     for (e, trials, best) in rows {
         let (ok, failed, total) = counts(trials);
-        let _ = writeln!(
-            out,
-            "{:<24} {:<11} {:<22} {:>8} {:>12}  {:<10} {}",
-            e.spec.name,
-            e.status,
+        let multi = e.spec.objectives.len() > 1;
+        let objective = if multi {
+            e.spec
+                .objectives
+                .iter()
+                .map(|o| o.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
             format!(
                 "{} {}",
                 if e.spec.direction == kale_search::Direction::Minimize {
@@ -53,10 +57,23 @@ pub fn experiments(rows: &[(&Experiment, Vec<TrialRow>, Option<f64>)]) -> String
                     "max"
                 },
                 e.spec.objective
-            ),
-            format!("{total} ({failed}✗)").replace(" (0✗)", ""),
+            )
+        };
+        // Several objectives have no best value: the size of the Pareto front instead.
+        let best = if multi {
+            format!("front {}", pareto_front(trials, &e.spec.objectives).len())
+        } else {
             best.map(|b| format!("{b:.6}"))
-                .unwrap_or_else(|| "-".into()),
+                .unwrap_or_else(|| "-".into())
+        };
+        let _ = writeln!(
+            out,
+            "{:<24} {:<11} {:<22} {:>8} {:>12}  {:<10} {}",
+            e.spec.name,
+            e.status,
+            objective,
+            format!("{total} ({failed}✗)").replace(" (0✗)", ""),
+            best,
             e.spec.algorithm,
             e.spec.notebook
         );
@@ -85,16 +102,37 @@ pub fn experiment(
             .unwrap_or_default()
     );
     let _ = writeln!(out, "notebook   {}", e.spec.notebook);
-    let _ = writeln!(
-        out,
-        "objective  {} {}{}",
-        crate::store::direction_text(e.spec.direction),
-        e.spec.objective,
-        e.spec
-            .goal
-            .map(|g| format!(" (goal {g})"))
-            .unwrap_or_default()
-    );
+    let multi = e.spec.objectives.len() > 1;
+    if multi {
+        let _ = writeln!(
+            out,
+            "objectives {}",
+            crate::tune::objectives_text(&e.spec.objectives)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "objective  {} {}{}",
+            crate::store::direction_text(e.spec.direction),
+            e.spec.objective,
+            e.spec
+                .goal
+                .map(|g| format!(" (goal {g})"))
+                .unwrap_or_default()
+        );
+    }
+    if !e.spec.constraints.is_empty() {
+        let _ = writeln!(
+            out,
+            "constraints {}",
+            e.spec
+                .constraints
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let settings: Vec<String> = e
         .spec
         .settings
@@ -160,7 +198,35 @@ pub fn experiment(
         "trials     {total} of {} ({ok} succeeded, {failed} failed), {} at once, {:.1}s",
         e.spec.max_trials, e.spec.parallel, e.wall_seconds
     );
-    if let Some(b) = best {
+    let names: Vec<String> = e.spec.objectives.iter().map(|o| o.name.clone()).collect();
+    let front = if multi {
+        pareto_front(trials, &e.spec.objectives)
+    } else {
+        Vec::new()
+    };
+    if multi {
+        let _ = writeln!(
+            out,
+            "front      {} trial{} (feasible, non-dominated; marked ◆ below)",
+            front.len(),
+            if front.len() == 1 { "" } else { "s" }
+        );
+        for t in &front {
+            let values: Vec<String> = names
+                .iter()
+                .zip(&t.values)
+                .map(|(n, v)| format!("{n}={}", crate::format::num(*v)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "           trial {}: {}  {}",
+                t.number,
+                values.join(" "),
+                params_text(&t.params)
+            );
+        }
+    }
+    if let Some(b) = best.filter(|_| !multi) {
         let _ = writeln!(
             out,
             "best       trial {}: {}={} {}",
@@ -197,12 +263,18 @@ pub fn experiment(
     }
     let _ = writeln!(out);
     for t in trials {
-        let mark = if Some(t.number) == best.map(|b| b.number) {
+        let mark = if multi {
+            if front.iter().any(|f| f.number == t.number) {
+                "◆"
+            } else {
+                " "
+            }
+        } else if Some(t.number) == best.map(|b| b.number) {
             "*"
         } else {
             " "
         };
-        let _ = writeln!(out, "{mark}{}", trial_line(t, &e.spec.objective));
+        let _ = writeln!(out, "{mark}{}", trial_line(t, &names));
     }
     out
 }

@@ -104,7 +104,8 @@ macro_rules! stored_as_text {
 
         impl std::fmt::Display for $ty {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
+                // `pad`, so table columns (`{:<11}`) line up.
+                f.pad(self.as_str())
             }
         }
 
@@ -154,6 +155,57 @@ impl TrialStatus {
     }
 }
 
+/// One objective of an experiment: a pipeline metric and which way is better.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    pub name: String,
+    pub direction: Direction,
+}
+
+/// Which side of its bound a constrained metric must stay on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Bound {
+    /// `METRIC<=VALUE`
+    #[serde(rename = "<=")]
+    AtMost,
+    /// `METRIC>=VALUE`
+    #[serde(rename = ">=")]
+    AtLeast,
+}
+
+/// `METRIC<=VALUE` or `METRIC>=VALUE`, with Optuna's semantics: the constraint value
+/// is `metric - bound` (`<=`) or `bound - metric` (`>=`), satisfied when `<= 0`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Constraint {
+    pub metric: String,
+    pub bound: Bound,
+    pub value: f64,
+}
+
+impl Constraint {
+    /// The constraint value for a reported metric; NaN (violated) when the run did
+    /// not report it as a finite number.
+    pub fn evaluate(&self, metric: Option<f64>) -> f64 {
+        match metric.filter(|m| m.is_finite()) {
+            Some(m) => match self.bound {
+                Bound::AtMost => m - self.value,
+                Bound::AtLeast => self.value - m,
+            },
+            None => f64::NAN,
+        }
+    }
+}
+
+impl std::fmt::Display for Constraint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = match self.bound {
+            Bound::AtMost => "<=",
+            Bound::AtLeast => ">=",
+        };
+        write!(f, "{}{op}{}", self.metric, crate::format::num(self.value))
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Experiment {
     pub id: i64,
@@ -175,7 +227,14 @@ pub struct TrialRow {
     pub number: i64,
     pub params: Value,
     pub status: TrialStatus,
+    /// The first objective's value.
     pub value: Option<f64>,
+    /// Every objective's value, in the experiment's order (empty unless succeeded
+    /// or stopped early); a trial of a version-1 store has its `value` here.
+    pub values: Vec<f64>,
+    /// Constraint values in the experiment's order; NaN for a metric the run did
+    /// not report. Empty when the experiment has no constraints.
+    pub constraints: Vec<f64>,
     pub metrics: Value,
     pub intermediate: Vec<f64>,
     pub started_at: f64,
@@ -187,12 +246,38 @@ pub struct TrialRow {
     pub run_dir: Option<String>,
 }
 
+impl TrialRow {
+    /// Total constraint violation, `Σ max(0, c)`; a constraint whose metric was not
+    /// reported is infinitely violated (Optuna's semantics).
+    pub fn violation(&self) -> f64 {
+        self.constraints
+            .iter()
+            .map(|&c| {
+                if c.is_nan() {
+                    f64::INFINITY
+                } else {
+                    c.max(0.0)
+                }
+            })
+            .sum()
+    }
+
+    /// Whether every constraint holds (a trial of an unconstrained experiment is).
+    pub fn is_feasible(&self) -> bool {
+        self.violation() == 0.0
+    }
+}
+
 /// What a finished trial left behind.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrialResult {
     pub status: TrialStatus,
     /// The objective (a `succeeded` trial's metric, an early-stopped one's last report).
     pub value: Option<f64>,
+    /// Every objective's value when the trial succeeded (`value` is the first).
+    pub values: Vec<f64>,
+    /// The constraints' values (NaN: the metric was not reported).
+    pub constraints: Vec<f64>,
     pub metrics: BTreeMap<String, Value>,
     pub cache_hits: i64,
     pub cache_misses: i64,
@@ -205,8 +290,12 @@ pub struct NewExperiment {
     pub name: String,
     pub notebook: String,
     pub notebook_hash: String,
+    /// The first objective's metric and direction (all of them are in `objectives`).
     pub objective: String,
     pub direction: Direction,
+    /// Every objective, the first being `objective`; one for a version-1 experiment.
+    pub objectives: Vec<Objective>,
+    pub constraints: Vec<Constraint>,
     pub goal: Option<f64>,
     pub algorithm: String,
     pub settings: Value,
@@ -238,6 +327,8 @@ CREATE TABLE IF NOT EXISTS experiments (
     parallel INTEGER NOT NULL,
     max_failed INTEGER NOT NULL,
     early_stopping TEXT,
+    objectives TEXT,
+    constraints TEXT,
     status TEXT NOT NULL,
     reason TEXT,
     created_at REAL NOT NULL,
@@ -260,13 +351,47 @@ CREATE TABLE IF NOT EXISTS trials (
     cache_misses INTEGER NOT NULL DEFAULT 0,
     error TEXT,
     run_dir TEXT,
+    objective_values TEXT,
+    constraint_values TEXT,
     PRIMARY KEY (experiment_id, number)
 );
 ";
 
 /// The schema this kale writes, in SQLite's `user_version`. A database written by a
-/// newer kale is refused rather than misread.
-const SCHEMA_VERSION: i64 = 1;
+/// newer kale is refused rather than misread; an older one is migrated in place.
+/// Version 2 added several objectives and constraints (JSON columns, NULL in rows
+/// a version-1 kale wrote, which read as one objective and no constraints).
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Columns added since version 1, as (table, column, type).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("experiments", "objectives", "TEXT"),
+    ("experiments", "constraints", "TEXT"),
+    ("trials", "objective_values", "TEXT"),
+    ("trials", "constraint_values", "TEXT"),
+];
+
+/// Brings a version-1 database to the current schema. Run inside one immediate
+/// transaction so that two kale processes opening an old store at once do not both
+/// add a column; a column already there is left alone.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < SCHEMA_VERSION {
+        for (table, column, ty) in ADDED_COLUMNS {
+            let present: bool = tx.query_row(
+                &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
+                [column],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )?;
+            if !present {
+                tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
+            }
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    tx.commit()
+}
 
 fn now() -> f64 {
     crate::exec::manifest::now()
@@ -324,8 +449,7 @@ impl Store {
             .map_err(sql)?;
         check_schema_version(&conn, path)?;
         retry_while_busy(|| conn.execute_batch(SCHEMA)).map_err(sql)?;
-        retry_while_busy(|| conn.pragma_update(None, "user_version", SCHEMA_VERSION))
-            .map_err(sql)?;
+        retry_while_busy(|| migrate(&conn)).map_err(sql)?;
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -373,8 +497,9 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO experiments (name, notebook, notebook_hash, objective, direction, goal, algorithm, settings, space,
-                 max_trials, parallel, max_failed, early_stopping, status, created_at, updated_at, owner_pid)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'running', ?14, ?14, ?15)",
+                 max_trials, parallel, max_failed, early_stopping, status, created_at, updated_at, owner_pid,
+                 objectives, constraints)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'running', ?14, ?14, ?15, ?16, ?17)",
                 params![
                     e.name,
                     e.notebook,
@@ -391,6 +516,8 @@ impl Store {
                     e.early_stopping.as_ref().map(|v| v.to_string()),
                     t,
                     i64::from(std::process::id()),
+                    serde_json::to_string(&e.objectives).unwrap(),
+                    serde_json::to_string(&e.constraints).unwrap(),
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -534,7 +661,8 @@ impl Store {
         self.conn
             .execute(
                 "UPDATE trials SET status = ?3, value = ?4, metrics = ?5, finished_at = ?6, seconds = ?7,
-                 cache_hits = ?8, cache_misses = ?9, error = ?10
+                 cache_hits = ?8, cache_misses = ?9, error = ?10, objective_values = ?11,
+                 constraint_values = ?12
                  WHERE experiment_id = ?1 AND number = ?2 AND status = 'running'",
                 params![
                     experiment_id,
@@ -546,7 +674,9 @@ impl Store {
                     seconds,
                     result.cache_hits,
                     result.cache_misses,
-                    result.error
+                    result.error,
+                    numbers_json(&result.values),
+                    numbers_json(&result.constraints),
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -660,16 +790,52 @@ fn parse_direction(text: &str) -> rusqlite::Result<Direction> {
     }
 }
 
+/// Numbers as a JSON list, NaN (a constraint metric never reported) as `null`.
+fn numbers_json(values: &[f64]) -> String {
+    let list: Vec<Option<f64>> = values.iter().map(|v| v.is_finite().then_some(*v)).collect();
+    serde_json::to_string(&list).unwrap()
+}
+
+/// A column added in version 2: absent from a version-1 store opened read-only, NULL
+/// in rows a version-1 kale wrote.
+fn added_text(r: &rusqlite::Row, column: &str) -> Option<String> {
+    r.get::<_, Option<String>>(column).ok().flatten()
+}
+
+fn numbers_from(text: Option<String>) -> Vec<f64> {
+    text.and_then(|t| serde_json::from_str::<Vec<Option<f64>>>(&t).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect()
+}
+
 fn row_to_experiment(r: &rusqlite::Row) -> rusqlite::Result<Experiment> {
     let json = |s: String| serde_json::from_str(&s).unwrap_or(Value::Null);
+    let objective: String = r.get("objective")?;
+    let direction = parse_direction(&r.get::<_, String>("direction")?)?;
+    let objectives = added_text(r, "objectives")
+        .and_then(|t| serde_json::from_str::<Vec<Objective>>(&t).ok())
+        .filter(|o| !o.is_empty())
+        .unwrap_or_else(|| {
+            vec![Objective {
+                name: objective.clone(),
+                direction,
+            }]
+        });
+    let constraints = added_text(r, "constraints")
+        .and_then(|t| serde_json::from_str::<Vec<Constraint>>(&t).ok())
+        .unwrap_or_default();
     Ok(Experiment {
         id: r.get("id")?,
         spec: NewExperiment {
             name: r.get("name")?,
             notebook: r.get("notebook")?,
             notebook_hash: r.get("notebook_hash")?,
-            objective: r.get("objective")?,
-            direction: parse_direction(&r.get::<_, String>("direction")?)?,
+            objective,
+            direction,
+            objectives,
+            constraints,
             goal: r.get("goal")?,
             algorithm: r.get("algorithm")?,
             settings: json(r.get("settings")?),
@@ -690,12 +856,19 @@ fn row_to_experiment(r: &rusqlite::Row) -> rusqlite::Result<Experiment> {
 
 fn row_to_trial(r: &rusqlite::Row) -> rusqlite::Result<TrialRow> {
     let json = |s: String| serde_json::from_str(&s).unwrap_or(Value::Null);
+    let value: Option<f64> = r.get("value")?;
+    let values = match added_text(r, "objective_values") {
+        Some(t) => numbers_from(Some(t)),
+        None => value.into_iter().collect(),
+    };
     Ok(TrialRow {
         experiment_id: r.get("experiment_id")?,
         number: r.get("number")?,
         params: json(r.get("params")?),
         status: r.get("status")?,
-        value: r.get("value")?,
+        value,
+        values,
+        constraints: numbers_from(added_text(r, "constraint_values")),
         metrics: json(r.get("metrics")?),
         intermediate: serde_json::from_str(&r.get::<_, String>("intermediate")?)
             .unwrap_or_default(),
@@ -750,6 +923,11 @@ mod tests {
             notebook_hash: "h".into(),
             objective: "acc".into(),
             direction: Direction::Maximize,
+            objectives: vec![Objective {
+                name: "acc".into(),
+                direction: Direction::Maximize,
+            }],
+            constraints: Vec::new(),
             goal: None,
             algorithm: "random".into(),
             settings: json!([]),
@@ -771,6 +949,8 @@ mod tests {
         let result = |status, value| TrialResult {
             status,
             value,
+            values: value.into_iter().collect(),
+            constraints: Vec::new(),
             metrics: BTreeMap::new(),
             cache_hits: 1,
             cache_misses: 2,
@@ -843,6 +1023,94 @@ mod tests {
             let rendered = crate::Error::from(err).render().unwrap();
             assert!(rendered.contains("upgrade kale"), "{rendered}");
         }
+    }
+
+    #[test]
+    fn a_version_1_store_gains_the_new_columns_once_and_reads_as_one_objective() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kale.db");
+        {
+            // The version-1 tables: today's without the added columns.
+            let mut v1 = SCHEMA.to_string();
+            for (_, column, ty) in ADDED_COLUMNS {
+                v1 = v1.replace(&format!("    {column} {ty},\n"), "");
+            }
+            assert!(!v1.contains("objective_values"), "{v1}");
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&v1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO experiments (name, notebook, notebook_hash, objective, direction, algorithm, settings, space,
+                 max_trials, parallel, max_failed, status, created_at, updated_at)
+                 VALUES ('old', 'nb', 'h', 'acc', 'minimize', 'random', '[]', '[]', 3, 1, 1, 'succeeded', 1, 1)",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO trials (experiment_id, number, params, status, value, started_at)
+                 VALUES (1, 0, '{}', 'succeeded', 0.25, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        // Read-only before any migration: the old columns are enough.
+        let ro = Store::open_read_only(&path).unwrap();
+        assert_eq!(ro.experiment("old").unwrap().spec.objectives.len(), 1);
+        drop(ro);
+        // Opened twice: the second open finds the columns there.
+        Store::open(&path).unwrap();
+        let store = Store::open(&path).unwrap();
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let e = store.experiment("old").unwrap();
+        assert_eq!(
+            e.spec.objectives,
+            [Objective {
+                name: "acc".into(),
+                direction: Direction::Minimize
+            }]
+        );
+        assert!(e.spec.constraints.is_empty());
+        let t = &store.trials(e.id).unwrap()[0];
+        assert_eq!((t.values.as_slice(), t.is_feasible()), (&[0.25][..], true));
+    }
+
+    #[test]
+    fn objective_values_and_constraints_round_trip_with_unreported_metrics_as_nan() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kale.db")).unwrap();
+        let mut spec = new("mo");
+        spec.objectives.push(Objective {
+            name: "ms".into(),
+            direction: Direction::Minimize,
+        });
+        spec.constraints = vec![Constraint {
+            metric: "kb".into(),
+            bound: Bound::AtMost,
+            value: 50.0,
+        }];
+        let e = store.create_experiment(&spec).unwrap();
+        assert_eq!(e.spec.objectives, spec.objectives);
+        assert_eq!(e.spec.constraints, spec.constraints);
+        store.start_trial(e.id, 0, &json!({})).unwrap();
+        let result = TrialResult {
+            status: TrialStatus::Succeeded,
+            value: Some(0.9),
+            values: vec![0.9, 3.0],
+            constraints: vec![f64::NAN],
+            metrics: BTreeMap::new(),
+            cache_hits: 0,
+            cache_misses: 0,
+            error: None,
+        };
+        store.finish_trial(e.id, 0, &result, 1.0).unwrap();
+        let t = store.trial(e.id, 0).unwrap();
+        assert_eq!(t.values, [0.9, 3.0]);
+        assert!(t.constraints[0].is_nan());
+        assert!(!t.is_feasible());
     }
 
     #[test]

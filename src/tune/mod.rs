@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kale_search::katib::{AlgorithmSetting, sampler_from_katib, stopping_from_katib};
+use kale_search::sampler::Sampler;
+use kale_search::sampler::multi_auto::multi_objective_sampler;
 use kale_search::{Direction, SearchSpace, Trial};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -30,7 +32,8 @@ use crate::exec::cache::Cache;
 use crate::exec::{self, Interpreter, RunOptions};
 use crate::pipeline::Pipeline;
 use crate::store::{
-    Experiment, ExperimentStatus, NewExperiment, Store, TrialRow, TrialStatus, direction_text,
+    Experiment, ExperimentStatus, NewExperiment, Objective, Store, TrialRow, TrialStatus,
+    direction_text,
 };
 use record::TrialLog;
 use scheduler::{Event, Running};
@@ -90,6 +93,9 @@ pub struct LiveState {
     pub early_stopped: u64,
     pub running: Vec<(i64, String, f64)>,
     pub best: Option<(i64, f64, String)>,
+    /// Several objectives: the Pareto front so far, one line per trial (`best` is
+    /// `None`).
+    pub front: Option<Vec<String>>,
     pub recent: Vec<String>,
     pub cache_hits: u64,
     pub cache_misses: u64,
@@ -112,7 +118,10 @@ pub struct TuneOutcome {
     pub experiment: Experiment,
     pub status: ExperimentStatus,
     pub reason: String,
+    /// The best feasible trial; `None` with several objectives (see `front`).
     pub best: Option<TrialRow>,
+    /// Several objectives: the feasible Pareto front, in trial order.
+    pub front: Vec<TrialRow>,
     pub trials: Vec<TrialRow>,
     pub cache_hits: u64,
     pub cache_misses: u64,
@@ -143,6 +152,8 @@ fn stored_search(
     });
     Ok(ResolvedSearch {
         objective: e.spec.objective.clone(),
+        objectives: e.spec.objectives.clone(),
+        constraints: e.spec.constraints.clone(),
         additional_metrics: Vec::new(),
         direction: e.spec.direction,
         direction_source: "the stored experiment",
@@ -192,6 +203,8 @@ pub fn prepare(
         notebook_hash: notebook_hash.to_string(),
         objective: search.objective.clone(),
         direction: search.direction,
+        objectives: search.objectives.clone(),
+        constraints: search.constraints.clone(),
         goal: search.goal,
         algorithm: search.algorithm.clone(),
         settings: serde_json::to_value(&search.settings).unwrap(),
@@ -213,15 +226,25 @@ pub fn prepare(
 /// algorithm and its settings, a first suggestion from a throwaway sampler (grid
 /// refuses spaces it cannot enumerate there), and the early-stopping rule.
 pub fn check_startable(search: &ResolvedSearch) -> Result<(), TuneError> {
-    let mut probe = sampler_from_katib(&search.algorithm, &search.settings)
-        .map_err(|e| TuneError::Setup(e.to_string()))?;
+    let mut probe = sampler_for(search)?;
     probe
-        .ask(&search.space, &[], search.direction)
+        .ask_multi(&search.space, &[], &search.directions())
         .map_err(|e| TuneError::Setup(e.to_string()))?;
     if let Some((name, settings)) = &search.early_stopping {
         stopping_from_katib(name, settings).map_err(|e| TuneError::Setup(e.to_string()))?;
     }
     Ok(())
+}
+
+/// The experiment's sampler: a Katib algorithm for one objective, a multi-objective
+/// one (NSGA-II, MOTPE, ...) for several.
+fn sampler_for(search: &ResolvedSearch) -> Result<Box<dyn Sampler>, TuneError> {
+    if search.is_multi() {
+        multi_objective_sampler(&search.algorithm, &search.settings)
+    } else {
+        sampler_from_katib(&search.algorithm, &search.settings)
+    }
+    .map_err(|e| TuneError::Setup(e.to_string()))
 }
 
 /// The first free `<pipeline>-<n>` experiment name.
@@ -254,8 +277,10 @@ pub async fn tune(
     let log = TrialLog::new(&store, &experiment);
     let mut rows = store.trials(experiment.id)?;
     let mut next_number = store.next_trial_number(experiment.id)?;
-    let mut sampler = sampler_from_katib(&search.algorithm, &search.settings)
-        .map_err(|e| TuneError::Setup(e.to_string()))?;
+    let mut sampler = sampler_for(search)?;
+    let directions = search.directions();
+    let multi = search.is_multi();
+    let objective_names: Vec<String> = search.objectives.iter().map(|o| o.name.clone()).collect();
     // A resumed session must not replay the suggestions of the first one: a fresh but
     // reproducible seed from the user's seed and the trials already made.
     if next_number > 0
@@ -279,7 +304,7 @@ pub async fn tune(
         max_failed: search.max_failed,
         max_trials: search.max_trials,
     };
-    let mut history = record::history(&search.space, &rows);
+    let mut history = record::history(&search.space, &rows, multi);
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
     let mut running: HashMap<i64, Running> = HashMap::new();
     let mut tasks: JoinSet<()> = JoinSet::new();
@@ -318,7 +343,7 @@ pub async fn tune(
                 snapshot.push(Trial::running(*n as u64, t.params.clone()));
             }
             let suggestion = sampler
-                .ask(&search.space, &snapshot, search.direction)
+                .ask_multi(&search.space, &snapshot, &directions)
                 .map_err(|e| TuneError::Setup(e.to_string()))?;
             let Some(params) = suggestion.params() else {
                 exhausted = true;
@@ -427,7 +452,8 @@ pub async fn tune(
                     intermediate: &t.intermediate,
                     timed_out,
                     trial_timeout: opts.trial_timeout,
-                    objective: &search.objective,
+                    objectives: &objective_names,
+                    constraints: &search.constraints,
                 });
                 cache_hits += result.cache_hits as u64;
                 cache_misses += result.cache_misses as u64;
@@ -437,12 +463,12 @@ pub async fn tune(
                     *slot = row.clone();
                 }
                 if let Some(done) =
-                    record::sampler_trial(number, t.params, &result, &t.intermediate)
+                    record::sampler_trial(number, t.params, &result, &t.intermediate, multi)
                 {
                     sampler.tell(&done);
                     history.push(done);
                     reporter.trial_finished(
-                        &trial_line(&row, &search.objective),
+                        &trial_line(&row, &objective_names),
                         &live(&rows, &running, cache_hits, cache_misses),
                     );
                 }
@@ -461,7 +487,19 @@ pub async fn tune(
     let trials = store.trials(experiment.id)?;
     Ok(TuneOutcome {
         experiment: store.experiment(&experiment.spec.name)?,
-        best: best_trial(&trials, search.direction).cloned(),
+        best: if multi {
+            None
+        } else {
+            best_trial(&trials, search.direction).cloned()
+        },
+        front: if multi {
+            pareto_front(&trials, &search.objectives)
+                .into_iter()
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        },
         status,
         reason,
         trials,
@@ -511,28 +549,46 @@ fn live_state(
         })
         .collect();
     in_flight.sort_by_key(|x| x.0);
+    let names: Vec<String> = search.objectives.iter().map(|o| o.name.clone()).collect();
+    let multi = search.is_multi();
     LiveState {
         experiment: name.to_string(),
-        objective: search.objective.clone(),
-        direction: direction_text(search.direction).into(),
+        objective: if multi {
+            objectives_text(&search.objectives)
+        } else {
+            search.objective.clone()
+        },
+        direction: if multi {
+            "Pareto front of".into()
+        } else {
+            direction_text(search.direction).into()
+        },
         max_trials: search.max_trials,
         succeeded: count(TrialStatus::Succeeded),
         failed: count(TrialStatus::Failed),
         early_stopped: count(TrialStatus::EarlyStopped),
         running: in_flight,
-        best: best_trial(rows, search.direction).map(|best| {
-            (
-                best.number,
-                best.value.unwrap_or(f64::NAN),
-                params_text(&best.params),
-            )
+        front: multi.then(|| {
+            pareto_front(rows, &search.objectives)
+                .into_iter()
+                .map(|r| trial_line(r, &names))
+                .collect()
         }),
+        best: best_trial(rows, search.direction)
+            .filter(|_| !multi)
+            .map(|best| {
+                (
+                    best.number,
+                    best.value.unwrap_or(f64::NAN),
+                    params_text(&best.params),
+                )
+            }),
         recent: rows
             .iter()
             .rev()
             .filter(|r| r.status.counts_toward_budget())
             .take(5)
-            .map(|r| trial_line(r, &search.objective))
+            .map(|r| trial_line(r, &names))
             .collect(),
         cache_hits,
         cache_misses,
@@ -540,13 +596,50 @@ fn live_state(
     }
 }
 
+/// The best feasible succeeded trial of a single-objective experiment (the earliest
+/// among ties).
 pub fn best_trial(rows: &[TrialRow], direction: Direction) -> Option<&TrialRow> {
     rows.iter()
-        .filter(|r| r.status == TrialStatus::Succeeded && r.value.is_some())
+        .filter(|r| r.status == TrialStatus::Succeeded && r.value.is_some() && r.is_feasible())
         .fold(None, |best: Option<&TrialRow>, r| match best {
             Some(b) if !direction.better(r.value.unwrap(), b.value.unwrap()) => Some(b),
             _ => Some(r),
         })
+}
+
+/// The feasible succeeded trials no other feasible succeeded trial dominates, in
+/// trial order: the results of a multi-objective experiment.
+pub fn pareto_front<'a>(rows: &'a [TrialRow], objectives: &[Objective]) -> Vec<&'a TrialRow> {
+    let directions: Vec<Direction> = objectives.iter().map(|o| o.direction).collect();
+    let candidates: Vec<(&TrialRow, Trial)> = rows
+        .iter()
+        .filter(|r| r.status == TrialStatus::Succeeded && r.values.len() == objectives.len())
+        .map(|r| {
+            let t = Trial::complete_multi(r.number as u64, Default::default(), r.values.clone())
+                .with_constraints(r.constraints.clone());
+            (r, t)
+        })
+        .collect();
+    let trials: Vec<Trial> = candidates.iter().map(|(_, t)| t.clone()).collect();
+    let on_front: std::collections::HashSet<u64> =
+        kale_search::pareto::pareto_front(&trials, &directions)
+            .iter()
+            .map(|t| t.number)
+            .collect();
+    candidates
+        .into_iter()
+        .filter(|(r, _)| on_front.contains(&(r.number as u64)))
+        .map(|(r, _)| r)
+        .collect()
+}
+
+/// `accuracy (maximize), latency_ms (minimize)`.
+pub fn objectives_text(objectives: &[Objective]) -> String {
+    objectives
+        .iter()
+        .map(|o| format!("{} ({})", o.name, direction_text(o.direction)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn params_text(params: &Value) -> String {
@@ -560,11 +653,29 @@ pub fn params_text(params: &Value) -> String {
     }
 }
 
-pub fn trial_line(r: &TrialRow, objective: &str) -> String {
-    let outcome = match (r.status.as_str(), r.value) {
-        ("succeeded", Some(v)) => format!("{objective}={v:.6}"),
+/// One trial: its objective values (or how it ended), `infeasible` when it broke a
+/// constraint, its parameters, time, cache use and error.
+pub fn trial_line(r: &TrialRow, objectives: &[String]) -> String {
+    let mut outcome = match (r.status, r.value) {
+        (TrialStatus::Succeeded, Some(v))
+            if objectives.len() <= 1 || r.values.len() != objectives.len() =>
+        {
+            format!(
+                "{}={v:.6}",
+                objectives.first().map_or("value", String::as_str)
+            )
+        }
+        (TrialStatus::Succeeded, Some(_)) => objectives
+            .iter()
+            .zip(&r.values)
+            .map(|(n, v)| format!("{n}={}", crate::format::num(*v)))
+            .collect::<Vec<_>>()
+            .join(" "),
         (s, _) => s.to_string(),
     };
+    if !r.is_feasible() && r.status == TrialStatus::Succeeded {
+        outcome.push_str(" infeasible");
+    }
     let cache = if r.cache_hits + r.cache_misses > 0 {
         format!("  cache {}/{}", r.cache_hits, r.cache_hits + r.cache_misses)
     } else {
@@ -609,8 +720,25 @@ pub fn params_from(notebook: &std::path::Path, spec: &str) -> Result<Vec<String>
             .iter()
             .find(|t| t.number == n)
             .ok_or_else(|| format!("experiment `{name}` has no trial {n}"))?,
+        None if e.spec.objectives.len() > 1 => {
+            let front: Vec<String> = pareto_front(&trials, &e.spec.objectives)
+                .iter()
+                .map(|t| t.number.to_string())
+                .collect();
+            return Err(if front.is_empty() {
+                format!(
+                    "experiment `{name}` has several objectives and no feasible succeeded trial"
+                )
+            } else {
+                format!(
+                    "experiment `{name}` has several objectives, so no single best trial; its Pareto front is trials {}: pass one as `{name}/TRIAL`, e.g. `--params-from {name}/{}`",
+                    front.join(", "),
+                    front[0]
+                )
+            });
+        }
         None => best_trial(&trials, e.spec.direction)
-            .ok_or_else(|| format!("experiment `{name}` has no succeeded trial"))?,
+            .ok_or_else(|| format!("experiment `{name}` has no feasible succeeded trial"))?,
     };
     Ok(row
         .params

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::exec::{RunOutcome, RunStatus, StepStatus};
-use crate::store::{TrialResult, TrialStatus};
+use crate::store::{Constraint, TrialResult, TrialStatus};
 
 /// How a trial's run ended, as the tune loop saw it.
 pub struct Ended<'a> {
@@ -21,7 +21,9 @@ pub struct Ended<'a> {
     /// Its `--trial-timeout` cancelled it.
     pub timed_out: bool,
     pub trial_timeout: Option<Duration>,
-    pub objective: &'a str,
+    /// Every objective's metric, in the experiment's order.
+    pub objectives: &'a [String],
+    pub constraints: &'a [Constraint],
 }
 
 pub fn classify(ended: &Ended) -> TrialResult {
@@ -31,6 +33,8 @@ pub fn classify(ended: &Ended) -> TrialResult {
             return TrialResult {
                 status: TrialStatus::Failed,
                 value: None,
+                values: Vec::new(),
+                constraints: Vec::new(),
                 metrics: BTreeMap::new(),
                 cache_hits: 0,
                 cache_misses: 0,
@@ -84,23 +88,53 @@ pub fn classify(ended: &Ended) -> TrialResult {
             )),
         )
     } else {
-        match m.metrics.get(ended.objective).map(objective_value) {
-            Some(Ok(v)) => (TrialStatus::Succeeded, Some(v), None),
-            Some(Err(why)) => (
-                TrialStatus::Failed,
-                None,
-                Some(format!("objective `{}` {why}", ended.objective)),
-            ),
-            None => (
-                TrialStatus::Failed,
-                None,
-                Some(format!("the run reported no `{}` metric", ended.objective)),
-            ),
+        let mut values = Vec::new();
+        let mut problem = None;
+        for name in ended.objectives {
+            match m.metrics.get(name).map(objective_value) {
+                Some(Ok(v)) => values.push(v),
+                Some(Err(why)) => {
+                    problem = Some(format!("objective `{name}` {why}"));
+                    break;
+                }
+                None => {
+                    problem = Some(format!("the run reported no `{name}` metric"));
+                    break;
+                }
+            }
+        }
+        match problem {
+            None => (TrialStatus::Succeeded, values.first().copied(), None),
+            Some(why) => (TrialStatus::Failed, None, Some(why)),
         }
     };
+    let values = match status {
+        TrialStatus::Succeeded => ended
+            .objectives
+            .iter()
+            .filter_map(|n| m.metrics.get(n).and_then(|v| objective_value(v).ok()))
+            .collect(),
+        TrialStatus::EarlyStopped => value.into_iter().collect(),
+        _ => Vec::new(),
+    };
+    // Constraints are evaluated for every run that reported metrics, so a failed
+    // trial's record still says which bound it broke.
+    let constraints = ended
+        .constraints
+        .iter()
+        .map(|c| {
+            c.evaluate(
+                m.metrics
+                    .get(&c.metric)
+                    .and_then(|v| objective_value(v).ok()),
+            )
+        })
+        .collect();
     TrialResult {
         status,
         value,
+        values,
+        constraints,
         metrics: m.metrics.clone(),
         cache_hits,
         cache_misses,
@@ -155,8 +189,64 @@ mod tests {
             intermediate: &[],
             timed_out: false,
             trial_timeout: None,
-            objective: "acc",
+            objectives: names(&["acc"]),
+            constraints: &[],
         }
+    }
+
+    fn names(n: &[&str]) -> &'static [String] {
+        Box::leak(
+            n.iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        )
+    }
+
+    #[test]
+    fn several_objectives_all_need_a_value_and_constraints_follow_optuna() {
+        use crate::store::Bound;
+        let constraints = [
+            Constraint {
+                metric: "kb".into(),
+                bound: Bound::AtMost,
+                value: 50.0,
+            },
+            Constraint {
+                metric: "recall".into(),
+                bound: Bound::AtLeast,
+                value: 0.8,
+            },
+            Constraint {
+                metric: "missing".into(),
+                bound: Bound::AtMost,
+                value: 1.0,
+            },
+        ];
+        let r = run(
+            "succeeded",
+            &["succeeded"],
+            json!({"acc": 0.9, "ms": 3.5, "kb": 60, "recall": 0.85}),
+        );
+        let mut e = ended(&r);
+        e.objectives = names(&["acc", "ms"]);
+        e.constraints = &constraints;
+        let t = classify(&e);
+        assert_eq!(t.status, TrialStatus::Succeeded);
+        assert_eq!((t.value, t.values.as_slice()), (Some(0.9), &[0.9, 3.5][..]));
+        // kb - 50 (violated by 10), 0.8 - recall (met), a metric never reported: NaN.
+        assert!((t.constraints[0] - 10.0).abs() < 1e-12);
+        assert!((t.constraints[1] + 0.05).abs() < 1e-12);
+        assert!(t.constraints[2].is_nan());
+        // The second objective missing fails the trial, naming it.
+        e.objectives = names(&["acc", "latency"]);
+        let t = classify(&e);
+        assert_eq!(t.status, TrialStatus::Failed);
+        assert_eq!(
+            t.error.as_deref(),
+            Some("the run reported no `latency` metric")
+        );
+        assert!(t.values.is_empty());
     }
 
     #[test]

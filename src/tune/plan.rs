@@ -12,11 +12,86 @@ use serde_json::Value;
 
 use crate::analysis::PipelineValue;
 use crate::pipeline::{Pipeline, convert};
+use crate::store::{Bound, Constraint, Objective};
+
+/// Algorithms that search several objectives at once.
+pub const MULTI_OBJECTIVE_ALGORITHMS: &str = "auto (the default), nsga2, motpe, tpe, random, grid";
+
+impl ResolvedSearch {
+    /// Several objectives: a Pareto front rather than one best trial.
+    pub fn is_multi(&self) -> bool {
+        self.objectives.len() > 1
+    }
+
+    pub fn directions(&self) -> Vec<Direction> {
+        self.objectives.iter().map(|o| o.direction).collect()
+    }
+}
+
+/// `NAME` or `NAME:maximize|minimize` (`max`/`min` too).
+fn parse_objective_flag(text: &str) -> Result<(String, Option<Direction>), String> {
+    let (name, direction) = match text.rsplit_once(':') {
+        Some((name, d)) => {
+            let d = match d.trim() {
+                "maximize" | "max" => Direction::Maximize,
+                "minimize" | "min" => Direction::Minimize,
+                other => {
+                    return Err(format!(
+                        "--objective `{text}`: the direction must be `maximize` or `minimize`, not `{other}`; write e.g. `--objective accuracy:maximize`"
+                    ));
+                }
+            };
+            (name.trim(), Some(d))
+        }
+        None => (text.trim(), None),
+    };
+    if name.is_empty() {
+        return Err(format!("--objective `{text}`: missing the metric name"));
+    }
+    Ok((name.to_string(), direction))
+}
+
+/// `METRIC<=VALUE` or `METRIC>=VALUE`.
+pub fn parse_constraint_flag(text: &str) -> Result<Constraint, String> {
+    let bad = |why: &str| {
+        format!(
+            "--constraint `{text}`: {why}; write `METRIC<=VALUE` or `METRIC>=VALUE`, e.g. `--constraint 'model_kb<=50'`"
+        )
+    };
+    let (metric, bound, value) = if let Some((m, v)) = text.split_once("<=") {
+        (m, Bound::AtMost, v)
+    } else if let Some((m, v)) = text.split_once(">=") {
+        (m, Bound::AtLeast, v)
+    } else {
+        return Err(bad("no `<=` or `>=`"));
+    };
+    let metric = metric.trim();
+    if metric.is_empty() {
+        return Err(bad("missing the metric name"));
+    }
+    let value: f64 = value
+        .trim()
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| bad(&format!("`{}` is not a finite number", value.trim())))?;
+    Ok(Constraint {
+        metric: metric.to_string(),
+        bound,
+        value,
+    })
+}
 
 /// The search settings as the user gave them (flags), before resolution.
 #[derive(Clone, Debug, Default)]
 pub struct SearchArgs {
-    pub objective: Option<String>,
+    /// `--objective` flags, each `NAME` or `NAME:maximize|minimize`.
+    pub objectives: Vec<String>,
+    /// `--constraint` flags, each `METRIC<=VALUE` or `METRIC>=VALUE`.
+    pub constraints: Vec<String>,
+    /// Katib only: with several objectives, compile the first as the objective and
+    /// record the others as additional metrics instead of refusing.
+    pub katib_first_objective: bool,
     /// `maximize` or `minimize`.
     pub goal: Option<String>,
     pub target_value: Option<f64>,
@@ -38,7 +113,12 @@ pub struct SearchArgs {
 /// Every setting of an experiment, resolved and checked against the notebook.
 #[derive(Clone, Debug)]
 pub struct ResolvedSearch {
+    /// The first objective's metric (and `direction` its direction): the one
+    /// objective of a single-objective search.
     pub objective: String,
+    /// Every objective, the first being `objective`.
+    pub objectives: Vec<Objective>,
+    pub constraints: Vec<Constraint>,
     /// The notebook's other metrics, recorded alongside the objective.
     pub additional_metrics: Vec<String>,
     pub direction: Direction,
@@ -88,69 +168,148 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
     let katib = p.metadata.katib_metadata.as_ref().map(|k| &k.0);
     let metrics: Vec<&str> = p.metrics.iter().map(|m| m.name.as_str()).collect();
 
-    // Objective.
+    // Objectives.
     let from_notebook = katib
         .and_then(|k| k.pointer("/objective/objectiveMetricName"))
         .and_then(Value::as_str)
         .map(|s| s.to_string());
-    let objective = match args.objective.clone().or(from_notebook) {
-        Some(o) => {
-            // Kale's Katib dialog stores sanitised names (`test-accuracy`).
-            let candidate = if metrics.contains(&o.as_str()) {
-                o.clone()
+    let mut flags: Vec<(String, Option<Direction>)> = Vec::new();
+    for text in &args.objectives {
+        match parse_objective_flag(text) {
+            Ok(o) => flags.push(o),
+            Err(e) => errors.push(e),
+        }
+    }
+    if flags.is_empty()
+        && args.objectives.is_empty()
+        && let Some(o) = from_notebook
+    {
+        flags.push((o, None));
+    }
+    let multi = flags.len() > 1;
+    let check_metric = |o: &str, what: &str, errors: &mut Vec<String>| -> String {
+        // Kale's Katib dialog stores sanitised names (`test-accuracy`).
+        let candidate = if metrics.contains(&o) {
+            o.to_string()
+        } else {
+            o.replace('-', "_")
+        };
+        if metrics.contains(&candidate.as_str()) {
+            return candidate;
+        }
+        errors.push(if metrics.is_empty() {
+            format!("{what} `{o}` is not a pipeline metric: the notebook has no `pipeline-metrics` cell; add one with `print({o})`")
+        } else {
+            format!(
+                "{what} `{o}` is not a pipeline metric; the metrics are {}",
+                quoted(&metrics)
+            )
+        });
+        o.to_string()
+    };
+    let mut names: Vec<String> = Vec::new();
+    for (o, _) in &flags {
+        let name = check_metric(o, "objective", &mut errors);
+        if names.contains(&name) {
+            errors.push(format!("objective `{name}` is given twice"));
+        }
+        names.push(name);
+    }
+    if flags.is_empty() {
+        errors.push(if metrics.is_empty() {
+            "no objective: pass --objective METRIC, and add a `pipeline-metrics` cell that prints it".into()
+        } else {
+            format!("no objective: pass --objective with one of {}", quoted(&metrics))
+        });
+    }
+    let objective = names.first().cloned().unwrap_or_default();
+
+    let (direction, direction_source) =
+        match (flags.first().and_then(|f| f.1), args.goal.as_deref()) {
+            (_, Some(_)) if multi => (Direction::Maximize, "--objective"),
+            (Some(d), None) => (d, "--objective"),
+            (from_flag, Some(goal)) => {
+                let g = match goal {
+                    "maximize" | "max" => Some(Direction::Maximize),
+                    "minimize" | "min" => Some(Direction::Minimize),
+                    other => {
+                        errors.push(format!(
+                            "--goal must be `maximize` or `minimize`, not `{other}`"
+                        ));
+                        None
+                    }
+                };
+                if let (Some(f), Some(g)) = (from_flag, g)
+                    && f != g
+                {
+                    errors.push(format!(
+                    "--objective `{}` and --goal `{goal}` disagree on the direction; give it once",
+                    args.objectives.first().map(String::as_str).unwrap_or_default()
+                ));
+                }
+                (g.unwrap_or(Direction::Maximize), "--goal")
+            }
+            (None, None) if multi => (Direction::Maximize, "the default"),
+            (None, None) => match katib
+                .and_then(|k| k.pointer("/objective/type"))
+                .and_then(Value::as_str)
+            {
+                Some("minimize") => (Direction::Minimize, "the notebook's katib_metadata"),
+                Some("maximize") => (Direction::Maximize, "the notebook's katib_metadata"),
+                _ => (Direction::Maximize, "the default"),
+            },
+        };
+    let objectives: Vec<Objective> = names
+        .iter()
+        .zip(&flags)
+        .enumerate()
+        .map(|(i, (name, (_, d)))| Objective {
+            name: name.clone(),
+            direction: if i == 0 {
+                direction
             } else {
-                o.replace('-', "_")
-            };
-            if metrics.contains(&candidate.as_str()) {
-                candidate
-            } else {
-                errors.push(if metrics.is_empty() {
-                    format!("objective `{o}` is not a pipeline metric: the notebook has no `pipeline-metrics` cell; add one with `print({o})`")
-                } else {
-                    format!(
-                        "objective `{o}` is not a pipeline metric; the metrics are {}",
-                        quoted(&metrics)
-                    )
-                });
-                o
+                d.unwrap_or(Direction::Maximize)
+            },
+        })
+        .collect();
+    if multi {
+        // Optuna neither prunes nor stops at a goal in multi-objective studies: no
+        // single value says one trial is further along than another.
+        for (given, flag) in [
+            (args.goal.is_some(), "--goal"),
+            (args.target_value.is_some(), "--target-value"),
+            (args.early_stopping.is_some(), "--early-stopping"),
+        ] {
+            if given {
+                errors.push(format!(
+                    "{flag} applies to one objective; with several, give each direction as `--objective NAME:maximize|minimize`, and there is no goal or early stopping (no single value ranks the trials)"
+                ));
             }
         }
-        None => {
-            errors.push(if metrics.is_empty() {
-                "no objective: pass --objective METRIC, and add a `pipeline-metrics` cell that prints it".into()
-            } else {
-                format!("no objective: pass --objective with one of {}", quoted(&metrics))
-            });
-            String::new()
-        }
+    }
+    let goal = if multi {
+        None
+    } else {
+        args.target_value.or_else(|| {
+            katib
+                .and_then(|k| k.pointer("/objective/goal"))
+                .and_then(|g| {
+                    g.as_f64()
+                        .or_else(|| g.as_str().and_then(|s| s.parse().ok()))
+                })
+        })
     };
 
-    let (direction, direction_source) = match args.goal.as_deref() {
-        Some("maximize" | "max") => (Direction::Maximize, "--goal"),
-        Some("minimize" | "min") => (Direction::Minimize, "--goal"),
-        Some(other) => {
-            errors.push(format!(
-                "--goal must be `maximize` or `minimize`, not `{other}`"
-            ));
-            (Direction::Maximize, "--goal")
+    let mut constraints = Vec::new();
+    for text in &args.constraints {
+        match parse_constraint_flag(text) {
+            Ok(mut c) => {
+                c.metric = check_metric(&c.metric, "constraint metric", &mut errors);
+                constraints.push(c);
+            }
+            Err(e) => errors.push(e),
         }
-        None => match katib
-            .and_then(|k| k.pointer("/objective/type"))
-            .and_then(Value::as_str)
-        {
-            Some("minimize") => (Direction::Minimize, "the notebook's katib_metadata"),
-            Some("maximize") => (Direction::Maximize, "the notebook's katib_metadata"),
-            _ => (Direction::Maximize, "the default"),
-        },
-    };
-    let goal = args.target_value.or_else(|| {
-        katib
-            .and_then(|k| k.pointer("/objective/goal"))
-            .and_then(|g| {
-                g.as_f64()
-                    .or_else(|| g.as_str().and_then(|s| s.parse().ok()))
-            })
-    });
+    }
 
     // Search space.
     let (specs, space_source): (Vec<ParameterSpec>, String) = if !args.params.is_empty() {
@@ -211,13 +370,17 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
         .algorithm
         .clone()
         .or_else(|| {
+            // The notebook's Katib algorithm is for its one objective.
+            if multi {
+                return None;
+            }
             katib
                 .and_then(|k| k.pointer("/algorithm/algorithmName"))
                 .and_then(Value::as_str)
                 .map(str::to_string)
         })
         .unwrap_or_else(|| "auto".into());
-    let mut settings: Vec<AlgorithmSetting> = if args.algorithm.is_none() {
+    let mut settings: Vec<AlgorithmSetting> = if args.algorithm.is_none() && !multi {
         katib
             .and_then(|k| k.pointer("/algorithm/algorithmSettings"))
             .and_then(|s| serde_json::from_value::<Vec<AlgorithmSetting>>(s.clone()).ok())
@@ -250,7 +413,20 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
     }
     // `auto` is settled below, once the budget is known; its settings are
     // checked against the algorithm it picks.
-    if algorithm != "auto"
+    if multi && algorithm != "auto" {
+        if !matches!(
+            algorithm.as_str(),
+            "nsga2" | "motpe" | "tpe" | "random" | "grid"
+        ) {
+            errors.push(format!(
+                "--algorithm `{algorithm}` cannot search several objectives; use {MULTI_OBJECTIVE_ALGORITHMS}, or pass one --objective"
+            ));
+        } else if let Err(e) =
+            kale_search::sampler::multi_auto::multi_objective_sampler(&algorithm, &settings)
+        {
+            errors.push(format!("{e}"));
+        }
+    } else if algorithm != "auto"
         && let Err(e) = kale_search::katib::sampler_from_katib(&algorithm, &settings)
     {
         errors.push(format!("{e}"));
@@ -293,6 +469,23 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
     }
 
     let (algorithm, algorithm_reason) = match (&space, algorithm.as_str()) {
+        (Some(space), "auto") if multi && max_trials > 0 => {
+            let choice = kale_search::sampler::multi_auto::choose_multi(
+                space,
+                objectives.len(),
+                Some(max_trials),
+            );
+            if let Err(e) = kale_search::sampler::multi_auto::multi_objective_sampler(
+                choice.algorithm,
+                &settings,
+            ) {
+                errors.push(format!(
+                    "{e} (`auto` chose {}; pass --algorithm to pick one yourself)",
+                    choice.algorithm
+                ));
+            }
+            (choice.algorithm.to_string(), Some(choice.reason))
+        }
         (Some(space), "auto") if max_trials > 0 && parallel > 0 => {
             let choice = kale_search::sampler::auto::choose(space, Some(max_trials), parallel);
             if let Err(e) = kale_search::katib::sampler_from_katib(choice.algorithm, &settings) {
@@ -316,6 +509,8 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
             .map(|m| m.to_string())
             .collect(),
         objective,
+        objectives,
+        constraints,
         direction,
         direction_source,
         goal,
@@ -553,4 +748,46 @@ pub fn to_pipeline_value(
             convert(like, &other.to_string()).map_err(|e| format!("`{other}` is not {e}"))?
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objective_flags_take_an_optional_direction() {
+        assert_eq!(parse_objective_flag("acc"), Ok(("acc".into(), None)));
+        assert_eq!(
+            parse_objective_flag("latency_ms:minimize"),
+            Ok(("latency_ms".into(), Some(Direction::Minimize)))
+        );
+        assert_eq!(
+            parse_objective_flag("acc:max"),
+            Ok(("acc".into(), Some(Direction::Maximize)))
+        );
+        let err = parse_objective_flag("acc:up").unwrap_err();
+        assert!(err.contains("not `up`"), "{err}");
+        assert!(parse_objective_flag(":minimize").is_err());
+    }
+
+    #[test]
+    fn constraint_flags_follow_optunas_sign_convention() {
+        let c = parse_constraint_flag("model_kb <= 50").unwrap();
+        assert_eq!(
+            (c.metric.as_str(), c.bound, c.value),
+            ("model_kb", Bound::AtMost, 50.0)
+        );
+        // c <= 0 is satisfied: metric - bound for <=, bound - metric for >=.
+        assert_eq!(c.evaluate(Some(40.0)), -10.0);
+        assert_eq!(c.evaluate(Some(60.0)), 10.0);
+        assert!(c.evaluate(None).is_nan());
+        assert!(c.evaluate(Some(f64::NAN)).is_nan());
+        let c = parse_constraint_flag("recall>=0.9").unwrap();
+        assert_eq!(c.bound, Bound::AtLeast);
+        assert!((c.evaluate(Some(0.95)) + 0.05).abs() < 1e-12);
+        assert_eq!(c.to_string(), "recall>=0.9");
+        for bad in ["recall>0.9", "<=3", "kb<=big", "kb<=inf"] {
+            assert!(parse_constraint_flag(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -91,18 +91,39 @@ fn params_from_json(space: &SearchSpace, v: &Value) -> Option<Params> {
     Some(out)
 }
 
-/// A finished trial as the samplers and stopping rules see it.
+/// A finished trial as the samplers and stopping rules see it. `multi`: the study
+/// has several objectives, whose values go in `Trial::values` (one objective's in
+/// `Trial::value`).
 pub fn sampler_trial(
     number: i64,
     params: Params,
     result: &TrialResult,
     intermediate: &[f64],
+    multi: bool,
 ) -> Option<Trial> {
     let mut t = Trial::running(number as u64, params);
     t.state = sampler_state(result.status)?;
-    t.value = result.value;
+    set_values(
+        &mut t,
+        result.value,
+        &result.values,
+        &result.constraints,
+        multi,
+    );
     t.intermediate_values = by_step(intermediate);
     Some(t)
+}
+
+fn set_values(t: &mut Trial, value: Option<f64>, values: &[f64], constraints: &[f64], multi: bool) {
+    if multi {
+        // A trial that did not complete has no values; the samplers skip it.
+        if t.state == TrialState::Complete {
+            t.values = values.to_vec();
+        }
+    } else {
+        t.value = value;
+    }
+    t.constraints = constraints.to_vec();
 }
 
 fn sampler_state(status: TrialStatus) -> Option<TrialState> {
@@ -116,13 +137,13 @@ fn sampler_state(status: TrialStatus) -> Option<TrialState> {
 
 /// The stored trials the samplers learn from: finished ones whose parameters fit the
 /// space (interrupted trials were never evaluated).
-pub fn history(space: &SearchSpace, rows: &[TrialRow]) -> Vec<Trial> {
+pub fn history(space: &SearchSpace, rows: &[TrialRow], multi: bool) -> Vec<Trial> {
     rows.iter()
         .filter_map(|r| {
             let params = params_from_json(space, &r.params)?;
             let mut t = Trial::running(r.number as u64, params);
             t.state = sampler_state(r.status)?;
-            t.value = r.value;
+            set_values(&mut t, r.value, &r.values, &r.constraints, multi);
             t.intermediate_values = by_step(&r.intermediate);
             Some(t)
         })
@@ -157,6 +178,8 @@ mod tests {
         TrialResult {
             status,
             value,
+            values: value.into_iter().collect(),
+            constraints: Vec::new(),
             metrics: BTreeMap::from([("acc".to_string(), json!(value))]),
             cache_hits: 1,
             cache_misses: 2,
@@ -175,6 +198,11 @@ mod tests {
                 notebook_hash: "h".into(),
                 objective: "acc".into(),
                 direction: Direction::Maximize,
+                objectives: vec![crate::store::Objective {
+                    name: "acc".into(),
+                    direction: Direction::Maximize,
+                }],
+                constraints: Vec::new(),
                 goal: None,
                 algorithm: "random".into(),
                 settings: json!([]),
@@ -211,7 +239,7 @@ mod tests {
         log.finish(2, &result(TrialStatus::Interrupted, None), 1.0)
             .unwrap();
 
-        let history = history(&space(), &store.trials(e.id).unwrap());
+        let history = history(&space(), &store.trials(e.id).unwrap(), false);
         // The running and the interrupted trial were never evaluated.
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].state, TrialState::Complete);

@@ -28,7 +28,9 @@ pub fn end_condition(trials: &[TrialRow], limits: &Limits) -> Option<(Experiment
         .count() as u64;
     if let Some(goal) = limits.goal
         && trials.iter().any(|r| {
+            // An infeasible trial reaching the goal is not a result.
             r.status == TrialStatus::Succeeded
+                && r.is_feasible()
                 && r.value.is_some_and(|v| !limits.direction.better(goal, v))
         })
     {
@@ -83,6 +85,8 @@ mod tests {
             params: serde_json::json!({}),
             status,
             value,
+            values: value.into_iter().collect(),
+            constraints: Vec::new(),
             metrics: serde_json::json!({}),
             intermediate: Vec::new(),
             started_at: 0.0,
@@ -117,6 +121,18 @@ mod tests {
             ..LIMITS
         };
         assert_eq!(end_condition(&trials, &minimize), None);
+    }
+
+    #[test]
+    fn an_infeasible_trial_does_not_reach_the_goal() {
+        let mut t = trial(0, TrialStatus::Succeeded, Some(0.99));
+        t.constraints = vec![0.5];
+        assert_eq!(end_condition(&[t.clone()], &LIMITS), None);
+        // A constraint metric the run never reported is violated too.
+        t.constraints = vec![f64::NAN];
+        assert_eq!(end_condition(&[t.clone()], &LIMITS), None);
+        t.constraints = vec![-0.5, 0.0];
+        assert!(end_condition(&[t], &LIMITS).is_some());
     }
 
     #[test]

@@ -351,6 +351,72 @@ fn the_experiment_page_renders_in_headless_chromium() {
     }
 }
 
+#[test]
+fn a_multi_objective_page_shows_the_front_and_the_pareto_plot_in_headless_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "two.ipynb",
+        &[
+            C::Code(&["pipeline-parameters"], "x = 0.0"),
+            C::Code(&["step:score"], "score = -(x - 3) ** 2\nsize = x * 10"),
+            C::Code(&["pipeline-metrics"], "print(score)\nprint(size)"),
+        ],
+        None,
+    );
+    succeed(kale_with_python().arg("tune").arg(&nb).args([
+        "--objective",
+        "score",
+        "--objective",
+        "size:minimize",
+        "--constraint",
+        "size<=45",
+        "--param",
+        "x=double:0..6",
+        "--algorithm",
+        "random",
+        "--max-trials",
+        "10",
+        "--parallel",
+        "2",
+        "--seed",
+        "5",
+        "--name",
+        "two",
+    ]));
+    let stored = show(dir.path(), "two");
+    let front: Vec<i64> = stored["pareto_front"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_i64().unwrap())
+        .collect();
+    assert!(!front.is_empty());
+    let server = serve(dir.path());
+    let profile = tempfile::tempdir().unwrap();
+    let out = headless(profile.path())
+        .arg("--dump-dom")
+        .arg(format!("{}e/two", server.url))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "chromium failed");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("id=\"front\"") && !dom.contains("id=\"best\""));
+    let table = dom.split("id=\"front-table\"").nth(1).expect("front table");
+    let table = &table[..table.find("</table>").unwrap()];
+    for n in &front {
+        assert!(table.contains(&format!("data-trial=\"{n}\"")), "trial {n}");
+    }
+    let plot = dom
+        .split("data-plot=\"pareto\"")
+        .nth(1)
+        .expect("pareto plot in the DOM");
+    let plot = &plot[..plot.find("</svg>").unwrap()];
+    assert_eq!(plot.matches("class=\"front\"").count(), front.len());
+    assert!(plot.contains("size (minimize, lower is better)"));
+    assert!(dom.contains("data-app=\"ready\""), "script did not run");
+}
+
 /// Width and height of a PNG, `None` unless the bytes start like one.
 fn png_size(b: &[u8]) -> Option<(u32, u32)> {
     if b.len() < 24 || &b[..8] != b"\x89PNG\r\n\x1a\n" || &b[12..16] != b"IHDR" {

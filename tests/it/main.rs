@@ -15,6 +15,7 @@ mod kubeflow;
 mod kubeflow_kfp;
 mod lifecycle;
 mod marshal;
+mod multi_objective;
 mod resources;
 mod run;
 mod support;
