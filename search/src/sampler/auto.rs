@@ -94,29 +94,79 @@ pub fn choose(space: &SearchSpace, max_trials: Option<u64>, parallel: usize) -> 
     }
 }
 
+/// A sampler chosen on the first `ask`, when the space is known: what both `auto`s
+/// share (the choice, reseeding and telling go to the chosen sampler once there is
+/// one).
+pub(crate) struct Deferred {
+    seed: Option<u64>,
+    inner: Option<(Box<dyn Sampler>, AutoChoice)>,
+}
+
+impl Deferred {
+    pub(crate) fn new(seed: Option<u64>) -> Self {
+        Deferred { seed, inner: None }
+    }
+
+    pub(crate) fn choice(&self) -> Option<&AutoChoice> {
+        self.inner.as_ref().map(|(_, c)| c)
+    }
+
+    pub(crate) fn reseed(&mut self, seed: u64) {
+        self.seed = Some(seed);
+        if let Some((inner, _)) = &mut self.inner {
+            inner.reseed(seed);
+        }
+    }
+
+    pub(crate) fn tell(&mut self, trial: &Trial) {
+        if let Some((s, _)) = self.inner.as_mut() {
+            s.tell(trial);
+        }
+    }
+
+    /// The chosen sampler: on the first call, `choose` picks the algorithm and
+    /// `build` makes it, seeded with the seed so far.
+    pub(crate) fn sampler<E: std::fmt::Display>(
+        &mut self,
+        choose: impl FnOnce() -> AutoChoice,
+        build: impl FnOnce(&str, &[AlgorithmSetting]) -> Result<Box<dyn Sampler>, E>,
+    ) -> Result<&mut Box<dyn Sampler>, SamplerError> {
+        if self.inner.is_none() {
+            let choice = choose();
+            let settings: Vec<AlgorithmSetting> = self
+                .seed
+                .map(|s| AlgorithmSetting::new("random_state", s))
+                .into_iter()
+                .collect();
+            let sampler = build(choice.algorithm, &settings)
+                .map_err(|e| SamplerError::Other(e.to_string()))?;
+            self.inner = Some((sampler, choice));
+        }
+        Ok(&mut self.inner.as_mut().expect("set above").0)
+    }
+}
+
 /// Katib name `auto` for library users: makes the choice on the first `ask`,
 /// when the space is known, then delegates every call to the chosen sampler.
 /// (`kale tune` calls [`choose`] itself, to print and store the choice.)
 pub struct AutoSampler {
-    seed: Option<u64>,
     max_trials: Option<u64>,
     parallel: usize,
-    inner: Option<(Box<dyn Sampler>, AutoChoice)>,
+    deferred: Deferred,
 }
 
 impl AutoSampler {
     pub fn new(seed: Option<u64>, max_trials: Option<u64>, parallel: usize) -> Self {
         AutoSampler {
-            seed,
             max_trials,
             parallel,
-            inner: None,
+            deferred: Deferred::new(seed),
         }
     }
 
     /// The choice, once the first `ask` has made it.
     pub fn choice(&self) -> Option<&AutoChoice> {
-        self.inner.as_ref().map(|(_, c)| c)
+        self.deferred.choice()
     }
 }
 
@@ -126,10 +176,7 @@ impl Sampler for AutoSampler {
     }
 
     fn reseed(&mut self, seed: u64) {
-        self.seed = Some(seed);
-        if let Some((inner, _)) = &mut self.inner {
-            inner.reseed(seed);
-        }
+        self.deferred.reseed(seed);
     }
 
     fn ask(
@@ -138,25 +185,14 @@ impl Sampler for AutoSampler {
         trials: &[Trial],
         direction: Direction,
     ) -> Result<Suggestion, SamplerError> {
-        if self.inner.is_none() {
-            let choice = choose(space, self.max_trials, self.parallel);
-            let settings: Vec<AlgorithmSetting> = self
-                .seed
-                .map(|s| AlgorithmSetting::new("random_state", s))
-                .into_iter()
-                .collect();
-            let sampler = sampler_from_katib(choice.algorithm, &settings)
-                .map_err(|e| SamplerError::Other(e.to_string()))?;
-            self.inner = Some((sampler, choice));
-        }
-        let (sampler, _) = self.inner.as_mut().expect("set above");
-        sampler.ask(space, trials, direction)
+        let (max_trials, parallel) = (self.max_trials, self.parallel);
+        self.deferred
+            .sampler(|| choose(space, max_trials, parallel), sampler_from_katib)?
+            .ask(space, trials, direction)
     }
 
     fn tell(&mut self, trial: &Trial) {
-        if let Some((s, _)) = self.inner.as_mut() {
-            s.tell(trial);
-        }
+        self.deferred.tell(trial);
     }
 }
 

@@ -23,7 +23,7 @@
 //!   history length while MOTPE's grows (up to ~10 ms per ask at 1000 trials).
 
 use crate::katib::{AlgorithmSetting, ConfigError, sampler_from_katib};
-use crate::sampler::auto::{AutoChoice, grid_size};
+use crate::sampler::auto::{AutoChoice, Deferred, grid_size};
 use crate::sampler::nsga2::{Crossover, Nsga2Config, Nsga2Sampler};
 use crate::sampler::{Sampler, SamplerError, Suggestion};
 use crate::space::SearchSpace;
@@ -171,23 +171,21 @@ pub fn multi_objective_sampler(
 /// `auto` for several objectives: makes the choice on the first ask, when the
 /// space and the number of objectives are known, then delegates.
 pub struct MultiAutoSampler {
-    seed: Option<u64>,
     max_trials: Option<u64>,
-    inner: Option<(Box<dyn Sampler>, AutoChoice)>,
+    deferred: Deferred,
 }
 
 impl MultiAutoSampler {
     pub fn new(seed: Option<u64>, max_trials: Option<u64>) -> Self {
         MultiAutoSampler {
-            seed,
             max_trials,
-            inner: None,
+            deferred: Deferred::new(seed),
         }
     }
 
     /// The choice, once the first `ask` has made it.
     pub fn choice(&self) -> Option<&AutoChoice> {
-        self.inner.as_ref().map(|(_, c)| c)
+        self.deferred.choice()
     }
 }
 
@@ -197,10 +195,7 @@ impl Sampler for MultiAutoSampler {
     }
 
     fn reseed(&mut self, seed: u64) {
-        self.seed = Some(seed);
-        if let Some((inner, _)) = &mut self.inner {
-            inner.reseed(seed);
-        }
+        self.deferred.reseed(seed);
     }
 
     fn ask(
@@ -218,25 +213,17 @@ impl Sampler for MultiAutoSampler {
         trials: &[Trial],
         directions: &[Direction],
     ) -> Result<Suggestion, SamplerError> {
-        if self.inner.is_none() {
-            let choice = choose_multi(space, directions.len(), self.max_trials);
-            let settings: Vec<AlgorithmSetting> = self
-                .seed
-                .map(|s| AlgorithmSetting::new("random_state", s))
-                .into_iter()
-                .collect();
-            let sampler = multi_objective_sampler(choice.algorithm, &settings)
-                .map_err(|e| SamplerError::Other(e.to_string()))?;
-            self.inner = Some((sampler, choice));
-        }
-        let (sampler, _) = self.inner.as_mut().expect("set above");
-        sampler.ask_multi(space, trials, directions)
+        let max_trials = self.max_trials;
+        self.deferred
+            .sampler(
+                || choose_multi(space, directions.len(), max_trials),
+                multi_objective_sampler,
+            )?
+            .ask_multi(space, trials, directions)
     }
 
     fn tell(&mut self, trial: &Trial) {
-        if let Some((s, _)) = self.inner.as_mut() {
-            s.tell(trial);
-        }
+        self.deferred.tell(trial);
     }
 }
 
