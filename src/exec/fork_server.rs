@@ -139,11 +139,57 @@ pub struct ForkedStep {
     pub pid: i32,
     pub stdout: pipe::Receiver,
     pub stderr: pipe::Receiver,
-    /// The exit code, or `None` when a signal ended it (or the server died).
-    pub exit: oneshot::Receiver<Option<i32>>,
+    pub end: oneshot::Receiver<StepEnd>,
 }
 
-type SpawnReply = Result<(i32, oneshot::Receiver<Option<i32>>), String>;
+/// How a forked step ended.
+#[derive(Debug, Clone, Copy)]
+pub struct StepEnd {
+    /// The exit code, or `None` when a signal ended it (or the server died).
+    pub code: Option<i32>,
+    /// The child waits for the next step of the same trial (it was asked to keep).
+    pub idle: bool,
+}
+
+/// A child that ran a step of a trial and waits to run the next one in the same
+/// process (`ForkServer::spawn` with `continue_in`). Dropped unused, it ends.
+pub struct IdleChild {
+    server: Option<Arc<ForkServer>>,
+    pid: i32,
+}
+
+impl IdleChild {
+    pub fn new(server: Arc<ForkServer>, pid: i32) -> IdleChild {
+        IdleChild {
+            server: Some(server),
+            pid,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    fn belongs_to(&self, server: &Arc<ForkServer>) -> bool {
+        self.server.as_ref().is_some_and(|s| Arc::ptr_eq(s, server))
+    }
+
+    /// Handed to a step: no longer ours to end.
+    fn taken(mut self) -> i32 {
+        self.server = None;
+        self.pid
+    }
+}
+
+impl Drop for IdleChild {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.release(self.pid);
+        }
+    }
+}
+
+type SpawnReply = Result<(i32, oneshot::Receiver<StepEnd>), String>;
 
 #[derive(Default)]
 struct State {
@@ -151,7 +197,7 @@ struct State {
     ready: Option<oneshot::Sender<()>>,
     spawning: HashMap<u64, oneshot::Sender<SpawnReply>>,
     warming: HashMap<u64, oneshot::Sender<()>>,
-    running: HashMap<i32, oneshot::Sender<Option<i32>>>,
+    running: HashMap<i32, oneshot::Sender<StepEnd>>,
 }
 
 pub struct ForkServer {
@@ -250,12 +296,17 @@ impl ForkServer {
         self.state.lock().expect("fork server state").alive
     }
 
-    /// Runs `program` in a fresh child, in `cwd`, with `env` added.
+    /// Runs `program` in a fresh child, in `cwd`, with `env` added — or in
+    /// `continue_in`, the child of this server that ran the step before (when it has
+    /// gone, in a fresh child). With `keep`, the child waits after a successful step
+    /// for the next one (`StepEnd::idle`) instead of ending.
     pub async fn spawn(
-        &self,
+        self: &Arc<Self>,
         program: &Path,
         cwd: &Path,
         env: &[(String, String)],
+        keep: bool,
+        continue_in: Option<IdleChild>,
     ) -> io::Result<ForkedStep> {
         let (out_read, out_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
@@ -272,13 +323,17 @@ impl ForkServer {
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
-        let request = json!({
+        let mut request = json!({
             "id": id,
             "program": program.display().to_string(),
             "cwd": cwd.display().to_string(),
             "env": env,
-        })
-        .to_string();
+            "keep": keep,
+        });
+        if let Some(child) = continue_in.filter(|c| c.belongs_to(self)) {
+            request["pid"] = json!(child.taken());
+        }
+        let request = request.to_string();
         super::trace::event("fork_server.request", || id.to_string());
         {
             let _one_at_a_time = self.send.lock().expect("fork server socket");
@@ -303,7 +358,7 @@ impl ForkServer {
         }
         // Only the child may hold the write ends, so its exit is our end of file.
         drop((out_write, err_write));
-        let (pid, exit) = reply_rx
+        let (pid, end) = reply_rx
             .await
             .map_err(|_| io::Error::other("the fork server stopped"))?
             .map_err(io::Error::other)?;
@@ -311,12 +366,23 @@ impl ForkServer {
             pid,
             stdout: pipe::Receiver::from_owned_fd(out_read)?,
             stderr: pipe::Receiver::from_owned_fd(err_read)?,
-            exit,
+            end,
         })
     }
 }
 
 impl ForkServer {
+    /// Ends a child waiting for a next step (best effort: one that has gone is reaped).
+    fn release(&self, pid: i32) {
+        if !self.is_alive() {
+            return;
+        }
+        let request = json!({"release": pid}).to_string();
+        super::trace::event("fork_server.release", || pid.to_string());
+        let _one_at_a_time = self.send.lock().expect("fork server socket");
+        let _ = rustix::net::send(&*self.socket, request.as_bytes(), SendFlags::empty());
+    }
+
     /// Has the server load these inputs (content hash, file) once, so that every
     /// step forked from it afterwards starts with them in memory (`warm` in the
     /// runtime, which decides what it can hold). Each input is offered once.
@@ -392,8 +458,10 @@ async fn read_replies(reader: AsyncFd<Arc<OwnedFd>>, state: Arc<Mutex<State>>) {
             }
         } else if let Some(pid) = message["exited"].as_i64() {
             if let Some(waiter) = state.running.remove(&(pid as i32)) {
-                let code = message["code"].as_i64().map(|c| c as i32);
-                let _ = waiter.send(code);
+                let _ = waiter.send(StepEnd {
+                    code: message["code"].as_i64().map(|c| c as i32),
+                    idle: message["idle"] == true,
+                });
             }
         } else if let Some(id) = message["id"].as_u64()
             && message.get("warmed").is_some()

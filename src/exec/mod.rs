@@ -150,6 +150,8 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 struct Finished {
     step: String,
     record: StepRecord,
+    /// The step's process, waiting to run a next step of the trial (see `hand_on`).
+    idle: Option<fork_server::IdleChild>,
 }
 
 /// Runs the pipeline. Returns when every step has finished, failed, or been stopped
@@ -233,6 +235,12 @@ pub async fn run(
     // that finished and the one it lets start are one write (a trial's steps are
     // milliseconds apart, and each write is a file and a rename).
     let mut unwritten = false;
+    // In a tune, a trial's step may run in the process of a step it reads from,
+    // which then hands its outputs on in memory: one process start, save-and-load
+    // and teardown less per link of the trial's chain. Processes no step took in
+    // the turn after theirs ended are let go.
+    let hand_on = opts.experiment.is_some();
+    let mut idle: HashMap<String, fork_server::IdleChild> = HashMap::new();
 
     loop {
         if !stopping && !interrupted {
@@ -288,6 +296,11 @@ pub async fn run(
                 unwritten = true;
                 reporter.step_started(&step.name);
                 trace::event("step.launch", || step.name.clone());
+                let continue_in = step
+                    .inputs
+                    .values()
+                    .chain(step.depends_on.iter())
+                    .find_map(|provider| idle.remove(provider));
                 let task = StepTask {
                     step: step.clone(),
                     program,
@@ -308,10 +321,18 @@ pub async fn run(
                     python: opts.interpreter.identity(),
                     untracked_dirs: untracked_dirs.clone(),
                     pool: opts.resources.clone(),
+                    hand_on: hand_on
+                        && pipeline.steps.iter().any(|s| {
+                            s.depends_on.contains(&step.name)
+                                || s.inputs.values().any(|p| p == &step.name)
+                        }),
+                    continue_in,
+                    idle: None,
                 };
                 running.spawn(task.run());
             }
         }
+        idle.clear();
         if running.is_empty() {
             break;
         }
@@ -342,6 +363,9 @@ pub async fn run(
                 }
                 for (k, v) in &finished.record.metrics {
                     manifest.metrics.insert(k.clone(), v.clone());
+                }
+                if let Some(child) = finished.idle {
+                    idle.insert(finished.step.clone(), child);
                 }
                 *manifest.step_mut(&finished.step) = finished.record;
                 unwritten = true;
@@ -477,6 +501,12 @@ struct StepTask {
     python: provenance::PythonIdentity,
     untracked_dirs: Vec<PathBuf>,
     pool: Option<Arc<resources::ResourcePool>>,
+    /// Whether the step's process may go on to a next step of the trial.
+    hand_on: bool,
+    /// The process of a step this one reads from, waiting for it.
+    continue_in: Option<fork_server::IdleChild>,
+    /// This step's process, when it waits for a next step.
+    idle: Option<fork_server::IdleChild>,
 }
 
 impl StepTask {
@@ -526,6 +556,7 @@ impl StepTask {
                         return Finished {
                             step: self.step.name.clone(),
                             record,
+                            idle: None,
                         };
                     }
                     self.record = record;
@@ -640,9 +671,14 @@ impl StepTask {
                 });
             }
         }
+        let idle = self
+            .idle
+            .take()
+            .filter(|_| record.status == StepStatus::Succeeded);
         Finished {
             step: self.step.name.clone(),
             record,
+            idle,
         }
     }
 
@@ -751,22 +787,33 @@ impl StepTask {
                     // Best effort: whatever the server does not hold, the step loads.
                     let _ = server.warm(&self.warm).await;
                 }
+                // A process goes on to another step only with the resources every
+                // such step has: no GPUs it initialised, no thread limits of its own.
+                let plain = asked.gpus == 0 && forked_env.len() == env.len();
+                let keep = self.hand_on && plain;
+                let continue_in = self.continue_in.take().filter(|_| plain);
                 // A server that cannot take the step (it just died) leaves it to
                 // a plain process below.
                 if let Ok(forked) = server
-                    .spawn(&program_path, &self.workdir, &forked_env)
+                    .spawn(&program_path, &self.workdir, &forked_env, keep, continue_in)
                     .await
                 {
                     trace::event("step.forked", || {
                         format!("{} {}", self.step.name, forked.pid)
                     });
+                    let pid = forked.pid;
                     let process = StepProcess::Forked {
-                        pid: forked.pid,
-                        exit: forked.exit,
+                        pid,
+                        end: forked.end,
+                        idle: false,
                     };
-                    return self
+                    let (exit, idle) = self
                         .supervise(process, forked.stdout, forked.stderr, dir)
-                        .await;
+                        .await?;
+                    if idle {
+                        self.idle = Some(fork_server::IdleChild::new(server, pid));
+                    }
+                    return Ok(exit);
                 }
             }
         }
@@ -811,19 +858,22 @@ impl StepTask {
         let mut child = child.spawn()?;
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
-        self.supervise(StepProcess::Spawned(child), stdout, stderr, dir)
-            .await
+        let (exit, _) = self
+            .supervise(StepProcess::Spawned(child), stdout, stderr, dir)
+            .await?;
+        Ok(exit)
     }
 
     /// Copies the step's output to its logs and the reporter while waiting for
-    /// it to exit, or stops it when the run is cancelled.
+    /// it to exit, or stops it when the run is cancelled. The flag: the process
+    /// did not exit but waits for a next step.
     async fn supervise<O, E>(
         &mut self,
         mut process: StepProcess,
         stdout: O,
         stderr: E,
         dir: &Path,
-    ) -> std::io::Result<Exit>
+    ) -> std::io::Result<(Exit, bool)>
     where
         O: tokio::io::AsyncRead + Unpin + Send + 'static,
         E: tokio::io::AsyncRead + Unpin + Send + 'static,
@@ -859,7 +909,9 @@ impl StepTask {
         let _ = out_task.await;
         let _ = err_task.await;
         trace::event("step.output_drained", || self.step.name.clone());
-        Ok(exit)
+        let idle = matches!(exit, Exit::Code(Some(0)))
+            && matches!(process, StepProcess::Forked { idle: true, .. });
+        Ok((exit, idle))
     }
 }
 
@@ -894,7 +946,9 @@ enum StepProcess {
     Spawned(tokio::process::Child),
     Forked {
         pid: i32,
-        exit: tokio::sync::oneshot::Receiver<Option<i32>>,
+        end: tokio::sync::oneshot::Receiver<fork_server::StepEnd>,
+        /// Set when it ended its step waiting for the next one.
+        idle: bool,
     },
 }
 
@@ -911,7 +965,13 @@ impl StepProcess {
     async fn wait(&mut self) -> std::io::Result<Option<i32>> {
         match self {
             StepProcess::Spawned(child) => Ok(child.wait().await?.code()),
-            StepProcess::Forked { exit, .. } => Ok(exit.await.unwrap_or(None)),
+            StepProcess::Forked { end, idle, .. } => match end.await {
+                Ok(ended) => {
+                    *idle = ended.idle;
+                    Ok(ended.code)
+                }
+                Err(_) => Ok(None),
+            },
         }
     }
 

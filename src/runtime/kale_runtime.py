@@ -874,6 +874,56 @@ def load(path):
 _warm = {}
 _NOT_WARM = object()
 
+# In a tune, a trial's next step may run in the process of the step before it (the
+# fork server says so: kale_zygote._run_step): the outputs that step saved then go on
+# in memory, as held inputs do. A held value is given to one step only (hashes here):
+# the step may change it, and the next step in this process must get what was saved.
+_hand_on = False
+_given = set()
+
+# Backends whose values the next step may take from memory: their loading is exact
+# (arrays, frames, pickles); a framework's own format (torch, keras, xgboost) may
+# restore more or less than the object held, so those are read from their files.
+_HAND_ON_BACKENDS = frozenset(["numpy", "numpy-scalar", "pandas", "sklearn", "pickle"])
+
+
+def _hold_outputs(records, namespace, outputs_dir):
+    for record in records:
+        path = os.path.join(outputs_dir, record["file"])
+        key, _ = _backend_for_path(path)
+        if key not in _HAND_ON_BACKENDS:
+            continue
+        value = namespace[record["name"]]
+        # The next step runs the functions cells again: loaded, an instance of a
+        # class they define is one of the new class; held, it would be of the old.
+        if key not in ("numpy", "numpy-scalar") and _mentions_main(value):
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        _warm[record["hash"]] = ((st.st_ino, st.st_size, st.st_mtime_ns), value)
+
+
+def _mentions_main(obj):
+    """True if obj's object graph holds anything defined in ``__main__`` (or cannot be
+    pickled at all): a dry run of pickle, large buffers left out."""
+    import pickle
+
+    class _Scan(pickle.Pickler):
+        def persistent_id(self, o):
+            if getattr(type(o), "__module__", None) == "__main__" or (
+                    (isinstance(o, type) or callable(o))
+                    and getattr(o, "__module__", None) == "__main__"):
+                raise _NeedsDill()
+            return None
+
+    try:
+        _Scan(_NullWriter(), protocol=_PICKLE_PROTOCOL, buffer_callback=lambda b: False).dump(obj)
+    except Exception:
+        return True
+    return False
+
 
 def _warm_value(path, digest):
     """The value the fork server holds for this input, if it is its file's content."""
@@ -981,6 +1031,9 @@ def begin_step(name, step_dir):
     when it is not (notebook code uses it without importing it).
     """
     os.makedirs(step_dir, exist_ok=True)
+    for digest in _given:
+        _warm.pop(digest, None)
+    _given.clear()
     _state.update(step=name, dir=os.path.abspath(step_dir), started=time.time(),
                   t0=time.perf_counter(), finished=False, warm_inputs=[])
     if sys.excepthook is not _excepthook:
@@ -1021,10 +1074,12 @@ def load_inputs(paths, hashes=None):
     values = {}
     for name, path in paths.items():
         try:
-            value = _warm_value(path, (hashes or {}).get(name))
+            digest = (hashes or {}).get(name)
+            value = _warm_value(path, digest)
             if value is _NOT_WARM:
                 value = load(path)
             else:
+                _given.add(digest)
                 _state.setdefault("warm_inputs", []).append(name)
             values[name] = value
         except MarshalError as e:
@@ -1052,6 +1107,8 @@ def save_outputs(names, namespace, outputs_dir):
     records = [save(n, namespace[n], outputs_dir) for n in names]
     manifest = os.path.normpath(outputs_dir) + ".json"
     _write_text_atomic(manifest, _json(records))
+    if _hand_on:
+        _hold_outputs(records, namespace, outputs_dir)
     return records
 
 

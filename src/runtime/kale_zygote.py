@@ -18,6 +18,14 @@ For each it forks a child that runs PATH the way ``python PATH`` would (own
 answers ``{"id": N, "pid": P}``; when a child ends it sends
 ``{"exited": P, "code": C}`` (``C`` is null when a signal killed it).
 
+A request may carry ``"keep": true`` (kale may have the next step of the same
+trial run in this process) and ``"pid": P`` (run it in P, which kept itself).
+A child asked to keep that succeeds, and left no thread, IPython shell or
+thread-pool limit of its own behind, says ``{"exited": P, "code": 0, "idle":
+true}`` and waits; its environment, ``sys.path``, warning filters and random
+seed are put back before the next step, whose inputs the previous step made
+may come from memory (``kale_runtime._hand_on``). ``{"release": P}`` ends it.
+
 Lifetimes: the server dies with kale (PR_SET_PDEATHSIG, set by kale) and each
 child dies with the server, so a kill -9 of kale leaves nothing running. Each
 child leads its own process group, so kale can stop a step and whatever it
@@ -101,19 +109,99 @@ def _prepare_child(server):
 
 def _await_request(channel):
     """A spare child: wait for the step the server hands over; never returns."""
+    request, fds = _next_request(channel)
+    _serve_steps(channel, request, fds)
+
+
+def _next_request(channel):
+    """The next step's request and pipes from the server; ends the process when the
+    server closes the channel (kale released it) or sends anything else."""
     try:
         message, fds, _, _ = socket.recv_fds(channel, 1 << 20, 2)
         if not message or len(fds) != 2:
             os._exit(0)
-        request = json.loads(message)
+        return json.loads(message), fds
     except BaseException:
         os._exit(0)
-    _run_child(channel, request, fds)
 
 
-def _run_child(channel, request, fds):
-    """In the forked child: become a fresh `python PROGRAM`; never returns."""
+class _ProcessState:
+    """What a step may change in its process that the next step of the same trial, run
+    in that process, must not see: as for a fresh process, each starts from the state
+    the server forked."""
+
+    def __init__(self):
+        import warnings
+
+        self.environ = dict(os.environ)
+        self.path = list(sys.path)
+        self.warning_filters = list(warnings.filters)
+        self.main = None
+
+    def restore(self):
+        import random
+        import warnings
+
+        os.environ.clear()
+        os.environ.update(self.environ)
+        sys.path[:] = self.path
+        warnings.filters[:] = self.warning_filters
+        warnings._filters_mutated()
+        random.seed()  # a fresh process draws a fresh seed
+        # The last step's namespace goes now, not at the next collection: its
+        # functions refer to it (a cycle), and its data may be large.
+        if self.main is not None:
+            self.main.__dict__.clear()
+            self.main = None
+
+
+def _serve_steps(channel, request, fds):
+    """Run the step; then end, or, when kale asked for it (``"keep"``) and the step left
+    the process reusable, wait for the next step of the same trial. Never returns."""
+    state = _ProcessState()
+    while True:
+        code, reusable = _run_step(request, fds, state)
+        idle = bool(request.get("keep")) and reusable
+        # Tearing down a process forked from a server holding a whole data-science
+        # stack takes the kernel several ms (more with warm inputs); the step is over
+        # before that: its output ends here and the server reports its code now.
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            os.close(null)
+            channel.send(json.dumps({"done": code, "idle": idle}).encode())
+        except BaseException:
+            idle = False
+        if not idle:
+            os._exit(code)
+        _trace("child.idle")
+        request, fds = _next_request(channel)
+        state.restore()
+
+
+def _reusable(runtime):
+    """Whether the step left nothing behind that a fresh process would not have: no
+    thread of its own still running (joining it is the interpreter's exit), no IPython
+    shell bound to its namespace, no thread-pool limits of its own."""
+    import threading
+
+    if threading.active_count() != 1:
+        return False
+    interactive = sys.modules.get("IPython.core.interactiveshell")
+    if interactive is not None and interactive.InteractiveShell.initialized():
+        return False
+    if runtime is not None and getattr(runtime, "_state", {}).get("thread_limits") is not None:
+        return False
+    return True
+
+
+def _run_step(request, fds, state):
+    """Run the request's program as ``python PROGRAM`` would (own ``__main__``, argv,
+    excepthook, exit codes, non-daemon threads joined, atexit handlers); returns its
+    exit code and whether the process may run another step."""
     code = 1
+    reusable = False
     _trace("child.start")
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -141,6 +229,10 @@ def _run_child(channel, request, fds):
                 pass
         os.chdir(request["cwd"])
         os.environ.update(request["env"])
+        runtime = sys.modules.get("kale_runtime")
+        if runtime is not None:
+            # The outputs may go on in memory to the next step in this process.
+            runtime._hand_on = bool(request.get("keep"))
         program = request["program"]
         sys.argv = [program]
         sys.path[0] = os.path.dirname(os.path.abspath(program))
@@ -148,6 +240,7 @@ def _run_child(channel, request, fds):
         main.__file__ = program
         main.__builtins__ = builtins
         sys.modules["__main__"] = main
+        state.main = main
         with open(program, "rb") as f:
             compiled = compile(f.read(), program, "exec")
         _trace("child.exec")
@@ -161,16 +254,20 @@ def _run_child(channel, request, fds):
             tb = e.__traceback__.tb_next if e.__traceback__ is not None else None
             sys.excepthook(type(e), e.with_traceback(tb), tb)
             code = 1
-        # What the interpreter does on the way out: wait for non-daemon
-        # threads, then run the exit handlers.
-        shutdown = getattr(__import__("threading"), "_shutdown", None)
-        if shutdown is not None:
-            shutdown()
+        reusable = code == 0 and _reusable(runtime)
+        # What the interpreter does on the way out: wait for non-daemon threads
+        # (none when reusable: joining would also shut threading down for good),
+        # then run the exit handlers (which forgets them).
+        if not reusable:
+            shutdown = getattr(__import__("threading"), "_shutdown", None)
+            if shutdown is not None:
+                shutdown()
         import atexit
 
         atexit._run_exitfuncs()
         _trace("child.done")
     except BaseException:
+        reusable = False
         try:
             import traceback
 
@@ -183,17 +280,7 @@ def _run_child(channel, request, fds):
                 stream.flush()
             except BaseException:
                 pass
-        # Tearing down a process forked from a server holding a whole data-science
-        # stack takes the kernel several ms (more with warm inputs); the step is over
-        # before that: its output ends here and the server reports its code now.
-        try:
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, 1)
-            os.dup2(null, 2)
-            channel.send(json.dumps({"done": code}).encode())
-        except BaseException:
-            pass
-        os._exit(code)
+    return code, reusable
 
 
 # --------------------------------------------------------------------------
@@ -291,10 +378,12 @@ class _Server:
         # fork (10 ms and more for a big server) happens while the previous step
         # runs, not when the next one is asked for.
         self.spare = None
-        # Children handed a step (only their exits interest kale) and those whose
-        # end kale was already told (a "done" message came before the exit).
+        # Children handed a step (only their exits interest kale), those whose
+        # end kale was already told (a "done" message came before the exit), and
+        # those waiting, after their step, for the next step of the same trial.
         self.stepping = set()
         self.reported = set()
+        self.idle = set()
 
     def fork(self, close=()):
         """Forks a child waiting for its step (without the descriptors in ``close``:
@@ -335,7 +424,17 @@ class _Server:
 
     def start_step(self, request, fds):
         pid = None
-        if self.spare is not None:
+        wanted = request.get("pid")
+        if wanted is not None and wanted in self.idle:
+            # The next step of a trial, in the process that ran the step before it.
+            self.idle.discard(wanted)
+            self.reported.discard(wanted)
+            try:
+                socket.send_fds(self.channels[wanted], [json.dumps(request).encode()], fds)
+                pid = wanted
+            except (OSError, KeyError):
+                self.release(wanted)
+        if pid is None and self.spare is not None:
             pid, self.spare = self.spare, None
             try:
                 socket.send_fds(self.channels[pid], [json.dumps(request).encode()], fds)
@@ -346,6 +445,17 @@ class _Server:
             socket.send_fds(self.channels[pid], [json.dumps(request).encode()], fds)
         self.stepping.add(pid)
         return pid
+
+    def release(self, pid):
+        """Ends an idle child: it leaves when its channel closes."""
+        self.idle.discard(pid)
+        channel = self.channels.get(pid)
+        if channel is not None:
+            try:
+                self.selector.unregister(channel)
+            except (KeyError, ValueError):
+                pass
+            channel.close()
 
     def warm(self, request):
         runtime = sys.modules.get("kale_runtime")
@@ -361,6 +471,11 @@ class _Server:
             return False
         request = json.loads(message)
         _trace("zygote.request", request.get("id"))
+        if "release" in request:
+            for fd in fds:
+                os.close(fd)
+            self.release(request["release"])
+            return True
         if "warm" in request:
             for fd in fds:
                 os.close(fd)
@@ -399,8 +514,14 @@ class _Server:
             return
         done = json.loads(message)
         if "done" in done and pid in self.stepping and pid not in self.reported:
-            self.reported.add(pid)
-            _send(self.sock, {"exited": pid, "code": done["done"]})
+            if done.get("idle"):
+                # Its exit (when kale releases it) is nobody's news.
+                self.stepping.discard(pid)
+                self.idle.add(pid)
+                _send(self.sock, {"exited": pid, "code": done["done"], "idle": True})
+            else:
+                self.reported.add(pid)
+                _send(self.sock, {"exited": pid, "code": done["done"]})
 
     def reap(self):
         while True:
@@ -417,6 +538,7 @@ class _Server:
                 except (KeyError, ValueError):
                     pass
                 channel.close()
+            self.idle.discard(pid)
             if pid == self.spare:
                 self.spare = None
             code = os.waitstatus_to_exitcode(status)

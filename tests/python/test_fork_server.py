@@ -40,6 +40,7 @@ class ForkServerProtocolTest(unittest.TestCase):
         self.assertEqual(self.receive(), {"ready": True})
         self.next_id = 0
         self.exits = {}
+        self.idle = {}
 
     def stop(self):
         self.sock.close()
@@ -60,13 +61,15 @@ class ForkServerProtocolTest(unittest.TestCase):
             f.write(textwrap.dedent(source))
         return path
 
-    def spawn(self, source, env=None, before_reply=None):
+    def spawn(self, source, env=None, before_reply=None, keep=False, pid=None):
         """Sends one request; returns (pid, stdout read end, stderr read end)."""
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         self.next_id += 1
         request = {"id": self.next_id, "program": self.program(source), "cwd": self.tmp.name,
-                   "env": env or {}}
+                   "env": env or {}, "keep": keep}
+        if pid is not None:
+            request["pid"] = pid
         socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w])
         os.close(out_w)
         os.close(err_w)
@@ -74,7 +77,7 @@ class ForkServerProtocolTest(unittest.TestCase):
             before_reply()
         reply = self.receive()
         while "exited" in reply:  # an earlier child's end may come first, as to kale
-            self.exits[reply["exited"]] = reply["code"]
+            self.ended(reply)
             reply = self.receive()
         self.assertEqual(reply["id"], self.next_id, reply)
         return reply["pid"], out_r, err_r
@@ -84,9 +87,19 @@ class ForkServerProtocolTest(unittest.TestCase):
         while pid not in self.exits:
             message = self.receive()
             if "exited" in message:
-                self.exits[message["exited"]] = message["code"]
+                self.ended(message)
         with os.fdopen(out_r) as out, os.fdopen(err_r) as err:
-            return self.exits[pid], out.read(), err.read()
+            return self.exits.pop(pid), out.read(), err.read()
+
+    def ended(self, message):
+        self.exits[message["exited"]] = message["code"]
+        self.idle[message["exited"]] = message.get("idle", False)
+
+    def wait_gone(self, pid):
+        deadline = time.monotonic() + 30
+        while self.state(pid) not in (None, "Z"):
+            self.assertLess(time.monotonic(), deadline, "pid %d did not end" % pid)
+            time.sleep(0.01)
 
     def test_a_child_runs_the_program_as_python_would(self):
         pid, out, err = self.spawn("""
@@ -208,6 +221,67 @@ class ForkServerProtocolTest(unittest.TestCase):
         resume = lambda: os.kill(self.server.pid, signal.SIGCONT)  # noqa: E731
         code, stdout, stderr = self.finish(*self.spawn(textwrap.dedent(program), before_reply=resume))
         self.assertEqual((code, stdout.strip()), (0, "0"), stderr)
+
+    def test_a_kept_child_runs_the_next_step_from_the_state_it_was_forked_with(self):
+        first = self.spawn("""
+            import os, sys, warnings
+            os.environ["KALE_LEAK"] = "1"
+            os.environ.pop("HOME", None)
+            sys.path.append("/leak")
+            warnings.simplefilter("error")
+            x = 1
+            print(os.getpid())
+        """, keep=True)
+        code, stdout, stderr = self.finish(*first)
+        self.assertEqual(code, 0, stderr)
+        self.assertTrue(self.idle[first[0]])
+        self.assertEqual(int(stdout), first[0])
+        # Its output ended with its step, although the process waits.
+        self.assertNotIn(self.state(first[0]), (None, "Z"))
+
+        second = self.spawn("""
+            import os, sys, warnings
+            print(os.getpid(), "KALE_LEAK" in os.environ, "HOME" in os.environ, "/leak" in sys.path,
+                  "x" in globals(), any(f[0] == "error" for f in warnings.filters), os.environ["STEP"])
+        """, env={"STEP": "two"}, pid=first[0])
+        self.assertEqual(second[0], first[0])
+        code, stdout, stderr = self.finish(*second)
+        self.assertEqual(code, 0, stderr)
+        self.assertEqual(stdout.split(), [str(first[0]), "False", str("HOME" in os.environ),
+                                          "False", "False", "False", "two"])
+        # Not asked to keep: it ends after this step.
+        self.assertFalse(self.idle[first[0]])
+        self.wait_gone(first[0])
+
+    def test_a_kept_child_ends_when_its_step_fails_or_leaves_a_thread_running(self):
+        pid, out, err = self.spawn("raise ValueError('boom')\n", keep=True)
+        code, _, stderr = self.finish(pid, out, err)
+        self.assertEqual(code, 1)
+        self.assertIn("ValueError: boom", stderr)
+        self.assertFalse(self.idle[pid])
+        self.wait_gone(pid)
+
+        pid, out, err = self.spawn("""
+            import threading, time
+            threading.Thread(target=time.sleep, args=(0.3,)).start()
+            print("started")
+        """, keep=True)
+        code, stdout, stderr = self.finish(pid, out, err)
+        # The thread was joined (as `python PROGRAM` joins it) and the process ended.
+        self.assertEqual((code, stdout.strip()), (0, "started"), stderr)
+        self.assertFalse(self.idle[pid])
+        self.wait_gone(pid)
+
+    def test_a_released_child_ends_and_its_next_step_runs_in_a_fresh_one(self):
+        pid, out, err = self.spawn("pass\n", keep=True)
+        self.assertEqual(self.finish(pid, out, err)[0], 0)
+        self.assertTrue(self.idle[pid])
+        self.sock.send(json.dumps({"release": pid}).encode())
+        self.wait_gone(pid)
+        other, out, err = self.spawn("import os\nprint(os.getpid())\n", pid=pid)
+        self.assertNotEqual(other, pid)
+        code, stdout, _ = self.finish(other, out, err)
+        self.assertEqual((code, int(stdout)), (0, other))
 
     def test_a_request_without_its_pipes_is_refused(self):
         self.next_id += 1
