@@ -235,6 +235,7 @@ pub async fn run(
     // that finished and the one it lets start are one write (a trial's steps are
     // milliseconds apart, and each write is a file and a rename).
     let mut unwritten = false;
+    let mut written_at = tokio::time::Instant::now();
     // In a tune, a trial's step may run in the process of a step it reads from,
     // which then hands its outputs on in memory: one process start, save-and-load
     // and teardown less per link of the trial's chain. Processes no step took in
@@ -336,10 +337,21 @@ pub async fn run(
         if running.is_empty() {
             break;
         }
-        if std::mem::take(&mut unwritten) {
+        // At most one write per interval while the run goes on: a trial's steps reused
+        // from the cache finish within a millisecond or two of each other, and each
+        // write is a new file and a rename. The last state is always written.
+        let write_due = written_at + MANIFEST_INTERVAL;
+        if unwritten && tokio::time::Instant::now() >= write_due {
             manifest.write(&run_dir)?;
+            unwritten = false;
+            written_at = tokio::time::Instant::now();
         }
         tokio::select! {
+            _ = tokio::time::sleep_until(write_due), if unwritten => {
+                manifest.write(&run_dir)?;
+                unwritten = false;
+                written_at = tokio::time::Instant::now();
+            }
             joined = running.join_next() => {
                 let Some(joined) = joined else { continue };
                 let finished = joined.map_err(std::io::Error::other)?;
@@ -399,6 +411,9 @@ pub async fn run(
         failure,
     })
 }
+
+/// How often, at most, the manifest of a running run is rewritten.
+const MANIFEST_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Writes the embedded runtime once per kale version under `.kale/runtime/<version>/`
 /// (atomically: concurrent runs share it) and, given the steps' interpreter,
@@ -683,7 +698,15 @@ impl StepTask {
     }
 
     async fn execute(&mut self, dir: &Path) -> std::io::Result<Exit> {
-        std::fs::create_dir_all(dir)?;
+        // A new directory holds nothing left from an earlier attempt.
+        let fresh = match std::fs::create_dir(dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(_) => {
+                std::fs::create_dir_all(dir)?;
+                false
+            }
+        };
         let program_path = dir.join("program.py");
         std::fs::write(&program_path, &self.program.source)?;
         std::fs::write(
@@ -743,14 +766,18 @@ impl StepTask {
                 self.reporter.step_gpus(&self.step.name, &lease.gpu_ids());
             }
         }
-        for stale in [
-            "status.json",
-            "error.json",
-            "outputs.json",
-            "metrics.json",
-            "reads.json",
-            SNAPSHOT_FILE,
-        ] {
+        for stale in (!fresh)
+            .then_some([
+                "status.json",
+                "error.json",
+                "outputs.json",
+                "metrics.json",
+                "reads.json",
+                SNAPSHOT_FILE,
+            ])
+            .into_iter()
+            .flatten()
+        {
             let _ = std::fs::remove_file(dir.join(stale));
         }
 

@@ -769,3 +769,61 @@ fn version_says_the_release_the_commit_and_the_runtime_version() {
     let hex = commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit());
     assert!(hex || commit == "unknown", "{text}");
 }
+
+/// The manifest of a running run says what is running: writes are spaced out (a
+/// trial's reused steps finish milliseconds apart), not left for the end.
+#[test]
+fn a_running_runs_manifest_shows_its_finished_and_running_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "slow.ipynb",
+        &[
+            C::Code(&["step:quick"], "x = 1"),
+            C::Code(
+                &["step:slow", "prev:quick"],
+                "import time\ntime.sleep(60)\ny = x",
+            ),
+        ],
+        None,
+    );
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kale"))
+        .env("KALE_PYTHON", python())
+        .arg("run")
+        .arg(&nb)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let runs = dir.path().join(".kale/runs");
+    let started = std::time::Instant::now();
+    let seen = loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let manifest = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read_to_string(e.unwrap().path().join("manifest.json")).ok())
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+        if let Some(m) = manifest {
+            let status = |name: &str| {
+                m["steps"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|s| s["name"] == name)
+                    .map(|s| s["status"].clone())
+                    .unwrap()
+            };
+            if status("slow") == json!("running") {
+                break (status("quick"), m["status"].clone());
+            }
+        }
+        if started.elapsed().as_secs() > 50 {
+            let _ = child.kill();
+            panic!("the manifest never showed `slow` running");
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(seen, (json!("succeeded"), json!("running")));
+}
