@@ -424,10 +424,27 @@ pub fn install_runtime(
     interpreter: Option<&Interpreter>,
 ) -> std::io::Result<PathBuf> {
     let dir = crate::layout::Layout::beside_runs(runs_dir).runtime(&codegen::runtime_version());
+    // Compared once per process and interpreter (a tune starts a run per trial);
+    // after that, only whether it is still there.
+    static INSTALLED: std::sync::Mutex<Vec<(PathBuf, Option<PathBuf>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let this = (dir.clone(), interpreter.map(|i| i.executable.clone()));
+    if INSTALLED.lock().unwrap().contains(&this) && dir.join(codegen::RUNTIME_FILE).exists() {
+        return dir.canonicalize();
+    }
+    let installed = install_runtime_files(&dir, interpreter)?;
+    INSTALLED.lock().unwrap().push(this);
+    Ok(installed)
+}
+
+fn install_runtime_files(
+    dir: &Path,
+    interpreter: Option<&Interpreter>,
+) -> std::io::Result<PathBuf> {
     let file = dir.join(codegen::RUNTIME_FILE);
     let current = std::fs::read_to_string(&file).ok();
     if current.as_deref() != Some(codegen::RUNTIME_SOURCE) {
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(dir)?;
         let tmp = tmpname::beside(&file);
         std::fs::write(&tmp, codegen::RUNTIME_SOURCE)?;
         std::fs::rename(&tmp, &file)?;

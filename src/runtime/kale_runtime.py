@@ -744,8 +744,10 @@ def _attempt(name, key, obj, directory):
     return tmp
 
 
-def save(name, obj, directory):
+def save(name, obj, directory, sweep=True):
     """Save ``obj`` as ``<directory>/<name><ext>`` and describe the file.
+
+    ``sweep=False``: the directory is new, no file of an earlier save to remove.
 
     Returns ``{"name", "file", "backend", "type", "bytes", "hash"}`` where
     ``file`` is the basename and ``hash`` is ``"sha256:<hex>"`` of the bytes.
@@ -797,7 +799,7 @@ def save(name, obj, directory):
         _remove(tmp)
         raise
     # drop files of the same variable written earlier with another backend
-    for other in EXTENSIONS:
+    for other in EXTENSIONS if sweep else ():
         if other != ext:
             stale = os.path.join(directory, name + other)
             if os.path.lexists(stale):
@@ -1104,7 +1106,8 @@ def save_outputs(names, namespace, outputs_dir):
         raise MissingOutputError(
             "step `%s` did not define `%s`, which later steps read%s"
             % (_step_label(), missing[0], also), variable=missing[0])
-    records = [save(n, namespace[n], outputs_dir) for n in names]
+    sweep = os.path.isdir(outputs_dir)
+    records = [save(n, namespace[n], outputs_dir, sweep) for n in names]
     manifest = os.path.normpath(outputs_dir) + ".json"
     _write_text_atomic(manifest, _json(records))
     if _hand_on:
