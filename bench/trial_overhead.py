@@ -20,6 +20,9 @@ inside the steps' Python (from the step's start to its end, loading and saving
 included: status.json) is also given. KALE_TRACE=FILE plus bench/trace_report.py
 says where the rest goes.
 
+--python is the Python of both kale's steps and the Optuna loop: it needs optuna, numpy
+and scikit-learn (`python3 -m venv V && V/bin/pip install optuna==5.0.0 numpy scikit-learn`).
+
 Usage: bench/trial_overhead.py [--kale target/release/kale] [--python .venv/bin/python]
        [--trials 20] [--rounds 3] [--case digits|1gb|all]   (Optuna in --python)
        [--baseline-kale OTHER/kale --baseline-label main]   (a third column, alternating)
@@ -220,6 +223,11 @@ def main():
     args = ap.parse_args()
     if os.sep in args.python:
         args.python = os.path.abspath(args.python)
+    missing = subprocess.run([args.python, "-c", "import optuna, numpy, sklearn"],
+                             capture_output=True, text=True)
+    if missing.returncode != 0:
+        sys.exit("%s cannot run the benchmark: %s\nhint: a venv with `pip install optuna==5.0.0 "
+                 "numpy scikit-learn`, passed as --python" % (args.python, missing.stderr.strip().splitlines()[-1]))
     args.kale = os.path.abspath(args.kale)
     if args.baseline_kale:
         args.baseline_kale = os.path.abspath(args.baseline_kale)
