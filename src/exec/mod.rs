@@ -240,7 +240,8 @@ pub async fn run(
     // which then hands its outputs on in memory: one process start, save-and-load
     // and teardown less per link of the trial's chain. Processes no step took in
     // the turn after theirs ended are let go.
-    let hand_on = opts.experiment.is_some();
+    let hand_on =
+        opts.experiment.is_some() && std::env::var_os("KALE_STEP_REUSE").is_none_or(|v| v != "0");
     let mut idle: HashMap<String, fork_server::IdleChild> = HashMap::new();
 
     loop {

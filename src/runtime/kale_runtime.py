@@ -890,15 +890,17 @@ _HAND_ON_BACKENDS = frozenset(["numpy", "numpy-scalar", "pandas", "sklearn", "pi
 
 
 def _hold_outputs(records, namespace, outputs_dir):
+    # The next step runs the functions cells again, and imports the modules beside the
+    # notebook again (_local_modules): loaded, an instance of a class they define is one
+    # of the new class; held, it would be of the old one.
+    ours = set(_local_modules() or ()) | {"__main__"}
     for record in records:
         path = os.path.join(outputs_dir, record["file"])
         key, _ = _backend_for_path(path)
         if key not in _HAND_ON_BACKENDS:
             continue
         value = namespace[record["name"]]
-        # The next step runs the functions cells again: loaded, an instance of a
-        # class they define is one of the new class; held, it would be of the old.
-        if key not in ("numpy", "numpy-scalar") and _mentions_main(value):
+        if key not in ("numpy", "numpy-scalar") and _mentions(value, ours):
             continue
         try:
             st = os.stat(path)
@@ -907,16 +909,16 @@ def _hold_outputs(records, namespace, outputs_dir):
         _warm[record["hash"]] = ((st.st_ino, st.st_size, st.st_mtime_ns), value)
 
 
-def _mentions_main(obj):
-    """True if obj's object graph holds anything defined in ``__main__`` (or cannot be
-    pickled at all): a dry run of pickle, large buffers left out."""
+def _mentions(obj, modules):
+    """True if obj's object graph holds anything defined in one of ``modules`` (or
+    cannot be pickled at all): a dry run of pickle, large buffers left out."""
     import pickle
 
     class _Scan(pickle.Pickler):
         def persistent_id(self, o):
-            if getattr(type(o), "__module__", None) == "__main__" or (
+            if getattr(type(o), "__module__", None) in modules or (
                     (isinstance(o, type) or callable(o))
-                    and getattr(o, "__module__", None) == "__main__"):
+                    and getattr(o, "__module__", None) in modules):
                 raise _NeedsDill()
             return None
 
@@ -1431,8 +1433,40 @@ def _imported_modules(t):
 
 
 # What kale's fork server had imported when it forked this process (set there):
-# {"site", "packages", "local", "last": (name, module) last in sys.modules}.
+# {"site", "packages", "local", "ignored", "last": (name, module) last in sys.modules}.
 _fork_base = None
+
+
+def _local_modules():
+    """The modules imported since the fork server forked this process from files outside
+    the Python environment (the modules beside the notebook): a fresh process imports
+    them anew, so a next step run in this process must too (kale_zygote). None when
+    that cannot be told (not forked, or the server's last module is gone)."""
+    base = _fork_base
+    if base is None:
+        return None
+    last_name, last_module = base["last"]
+    found = []
+    for name, module in reversed(list(sys.modules.items())):
+        if name == last_name and module is last_module:
+            return found
+        path = getattr(module, "__file__", None)
+        if name != "__main__" and isinstance(path, str) and path \
+                and not _under(os.path.abspath(path), base["ignored"]):
+            found.append(name)
+    return None
+
+
+def forget_local_modules():
+    """Before a next step in this process: as in a fresh process, the modules beside
+    the notebook are imported again (their state is the last step's). False when the
+    process cannot tell which they are."""
+    local = _local_modules()
+    if local is None:
+        return False
+    for name in local:
+        sys.modules.pop(name, None)
+    return True
 
 
 def _write_snapshot():

@@ -148,6 +148,9 @@ class _ProcessState:
         warnings.filters[:] = self.warning_filters
         warnings._filters_mutated()
         random.seed()  # a fresh process draws a fresh seed
+        runtime = sys.modules.get("kale_runtime")
+        if runtime is not None:
+            runtime.forget_local_modules()
         # The last step's namespace goes now, not at the next collection: its
         # functions refer to it (a cycle), and its data may be large.
         if self.main is not None:
@@ -191,8 +194,13 @@ def _reusable(runtime):
     interactive = sys.modules.get("IPython.core.interactiveshell")
     if interactive is not None and interactive.InteractiveShell.initialized():
         return False
-    if runtime is not None and getattr(runtime, "_state", {}).get("thread_limits") is not None:
-        return False
+    if runtime is not None:
+        if getattr(runtime, "_state", {}).get("thread_limits") is not None:
+            return False
+        # The next step must import the modules beside the notebook anew.
+        local = getattr(runtime, "_local_modules", lambda: None)()
+        if local is None:
+            return False
     return True
 
 
@@ -296,11 +304,12 @@ def prepare_runtime(runtime):
 
     env_dirs, site_dirs = runtime._environment_dirs()
     site = runtime._with_sep(site_dirs)
+    ignored = runtime._with_sep(runtime._always_ignored(env_dirs, site_dirs))
     runtime._fork_base = None
-    packages, local = runtime._imported_modules(
-        {"site": site, "ignored": runtime._with_sep(runtime._always_ignored(env_dirs, site_dirs))})
+    packages, local = runtime._imported_modules({"site": site, "ignored": ignored})
     last = next(reversed(sys.modules.items()))
-    runtime._fork_base = {"site": site, "packages": packages, "local": local, "last": last}
+    runtime._fork_base = {"site": site, "packages": packages, "local": local, "last": last,
+                          "ignored": ignored}
 
 
 # Backends whose loading runs no code of the notebook's and starts no threads.

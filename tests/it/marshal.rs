@@ -203,25 +203,33 @@ fn a_tune_holds_shared_inputs_in_the_fork_server_and_trials_writing_into_them_ch
 /// it then takes from memory — and computes exactly what fresh processes compute: a
 /// value is handed on to one step only (a step changing it in place does not change
 /// what a later step reads), held inputs a step changed are read again from their
-/// files, and what a step set in its process (environment, `sys.path`, globals) is
-/// gone for the next.
+/// files, and what a step set in its process (environment, `sys.path`, globals, the
+/// state of a module beside the notebook) is gone for the next.
 #[test]
 fn a_trials_steps_share_a_process_and_compute_what_fresh_processes_compute() {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("helper.py"),
+        "calls = []\n\nclass Box:\n    def __init__(self, v):\n        self.v = v\n",
+    )
+    .unwrap();
     let nb = write_notebook(
         dir.path(),
         "chain.ipynb",
         &[
-            C::Code(&["imports"], "import os, sys\nimport numpy as np"),
+            C::Code(
+                &["imports"],
+                "import os, sys\nimport numpy as np\nimport helper",
+            ),
             C::Code(&["pipeline-parameters"], "k = 1"),
             C::Code(&["step:make"], "data = np.arange(10.0)"),
             C::Code(
                 &["step:fit", "prev:make"],
-                "data[:] = -1\narr = np.full(3, float(k))\nrows = [k]\nos.environ['KALE_TEST_LEAK'] = '1'\nsys.path.append('/leak')\nleaked = 1",
+                "data[:] = -1\narr = np.full(3, float(k))\nrows = [k]\nos.environ['KALE_TEST_LEAK'] = '1'\nsys.path.append('/leak')\nleaked = 1\nhelper.calls.append(k)\nbox = helper.Box(k)",
             ),
             C::Code(
                 &["step:check", "prev:fit"],
-                "seen_data = float(data.sum())\nseen_arr = float(arr.sum())\nnp.copyto(arr, 100.0)\nrows.append(2)\nenv_leak = int('KALE_TEST_LEAK' in os.environ)\npath_leak = int('/leak' in sys.path)\nglobal_leak = int('leaked' in globals())",
+                "seen_data = float(data.sum())\nseen_arr = float(arr.sum())\nnp.copyto(arr, 100.0)\nrows.append(2)\nenv_leak = int('KALE_TEST_LEAK' in os.environ)\npath_leak = int('/leak' in sys.path)\nglobal_leak = int('leaked' in globals())\nmodule_leak = len(helper.calls)\nsame_box_class = int(type(box) is helper.Box) * box.v",
             ),
             C::Code(
                 &["step:after", "prev:check"],
@@ -229,7 +237,7 @@ fn a_trials_steps_share_a_process_and_compute_what_fresh_processes_compute() {
             ),
             C::Code(
                 &["pipeline-metrics"],
-                "print(seen_data)\nprint(seen_arr)\nprint(env_leak)\nprint(path_leak)\nprint(global_leak)\nprint(after_data)\nprint(after_rows)\nprint(after_arr)",
+                "print(seen_data)\nprint(seen_arr)\nprint(env_leak)\nprint(path_leak)\nprint(module_leak)\nprint(same_box_class)\nprint(global_leak)\nprint(after_data)\nprint(after_rows)\nprint(after_arr)",
             ),
         ],
         None,
@@ -298,6 +306,8 @@ fn a_trials_steps_share_a_process_and_compute_what_fresh_processes_compute() {
         assert_eq!(metrics["env_leak"], json!(0), "k={k}");
         assert_eq!(metrics["path_leak"], json!(0), "k={k}");
         assert_eq!(metrics["global_leak"], json!(0), "k={k}");
+        assert_eq!(metrics["module_leak"], json!(0), "k={k}");
+        assert_eq!(metrics["same_box_class"], json!(k), "k={k}");
         let status = |step: &str| -> serde_json::Value {
             serde_json::from_str(
                 &std::fs::read_to_string(run.join("steps").join(step).join("status.json")).unwrap(),
@@ -315,4 +325,40 @@ fn a_trials_steps_share_a_process_and_compute_what_fresh_processes_compute() {
         shared >= 2,
         "the trials' steps did not share processes: {shared}"
     );
+
+    // Turned off, each step has a process of its own.
+    let out = crate::support::kale_with_python()
+        .env("KALE_STEP_REUSE", "0")
+        .current_dir(dir.path())
+        .arg("tune")
+        .arg(&nb)
+        .args(["--json", "--objective", "seen_arr", "--algorithm", "grid"])
+        .args(["--param", "k=int:4..5", "--name", "own"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut own = 0;
+    for entry in std::fs::read_dir(dir.path().join(".kale/runs")).unwrap() {
+        let run = entry.unwrap().path();
+        if !run
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("own")
+        {
+            continue;
+        }
+        let pid = |step: &str| {
+            let text =
+                std::fs::read_to_string(run.join("steps").join(step).join("status.json")).unwrap();
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()["pid"].clone()
+        };
+        assert_ne!(pid("fit"), pid("check"), "{}", run.display());
+        own += 1;
+    }
+    assert_eq!(own, 2);
 }
