@@ -893,15 +893,18 @@ def _hold_outputs(records, namespace, outputs_dir):
     # The next step runs the functions cells again, and imports the modules beside the
     # notebook again (_local_modules): loaded, an instance of a class they define is one
     # of the new class; held, it would be of the old one.
-    ours = set(_local_modules() or ()) | {"__main__"}
+    ours = None
     for record in records:
         path = os.path.join(outputs_dir, record["file"])
         key, _ = _backend_for_path(path)
         if key not in _HAND_ON_BACKENDS:
             continue
         value = namespace[record["name"]]
-        if key not in ("numpy", "numpy-scalar") and _mentions(value, ours):
-            continue
+        if key not in ("numpy", "numpy-scalar"):
+            if ours is None:
+                ours = set(_local_modules() or ()) | {"__main__"}
+            if _mentions(value, ours):
+                continue
         try:
             st = os.stat(path)
         except OSError:
@@ -1447,7 +1450,9 @@ def _local_modules():
         return None
     last_name, last_module = base["last"]
     found = []
-    for name, module in reversed(list(sys.modules.items())):
+    # Newest first, stopping at the server's last: the server's own modules (and the
+    # pages they sit on, shared copy-on-write) are not touched.
+    for name, module in reversed(sys.modules.items()):
         if name == last_name and module is last_module:
             return found
         path = getattr(module, "__file__", None)
