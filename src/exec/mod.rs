@@ -231,9 +231,7 @@ pub async fn run(
     let mut stopping = false;
     let mut interrupted = *cancel.borrow();
     let mut failure: Option<(String, StepError)> = None;
-    // The manifest is written once per turn of the loop, not once per change: a step
-    // that finished and the one it lets start are one write (a trial's steps are
-    // milliseconds apart, and each write is a file and a rename).
+    // A change to the manifest waits for the next write (see MANIFEST_INTERVAL).
     let mut unwritten = false;
     let mut written_at = tokio::time::Instant::now();
     // In a tune, a trial's step may run in the process of a step it reads from,
