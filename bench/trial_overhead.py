@@ -4,7 +4,10 @@ same code in one Python process driven by Optuna.
 
 Two notebooks, each tuned with 20 sequential TPE trials (kale with `--parallel 1`,
 Optuna in one process where the shared data is made once and the objective runs the
-tuned steps' code, as a user would write it):
+tuned steps' code, as a user would write it). The Optuna loop evaluates the parameters
+kale's trials of the same round evaluated, in their order (enqueued): how long an SVC
+takes to fit depends on its C and gamma, so two samplers' choices would differ in work,
+not only in overhead.
 
 * `digits`: examples/digits.ipynb (load and scale the digits, fit an SVC over C and
   gamma, score it; the model goes from `train` to `evaluate`).
@@ -48,6 +51,9 @@ import optuna
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 done = []
 study = optuna.create_study(direction=DIRECTION, sampler=optuna.samplers.TPESampler(seed=7))
+if len(sys.argv) > 2:  # the parameters of kale's trials, in their order
+    for params in json.load(open(sys.argv[2])):
+        study.enqueue_trial(params)
 study.optimize(objective, n_trials=int(sys.argv[1]),
                callbacks=[lambda study, trial: done.append(time.perf_counter())])
 print(json.dumps({"per_trial": (done[-1] - done[0]) / (len(done) - 1), "best": study.best_value}))
@@ -138,13 +144,13 @@ def kale_round(kale, python, work, case, name, trials, env):
         sys.exit("kale tune failed:\n" + out.stderr)
     con = sqlite3.connect(os.path.join(work, ".kale", "kale.db"))
     (eid,) = con.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()
-    rows = con.execute("SELECT finished_at, run_dir FROM trials WHERE experiment_id = ? "
+    rows = con.execute("SELECT finished_at, run_dir, params FROM trials WHERE experiment_id = ? "
                        "AND status = 'succeeded' ORDER BY number", (eid,)).fetchall()
     if len(rows) != trials:
         sys.exit("kale tune: %d of %d trials succeeded" % (len(rows), trials))
     per_trial = (rows[-1][0] - rows[0][0]) / (len(rows) - 1)
     user_code = []
-    for _, run_dir in rows[1:]:
+    for _, run_dir, _ in rows[1:]:
         work_s = 0.0
         manifest = json.load(open(os.path.join(run_dir, "manifest.json")))
         for step in manifest["steps"]:
@@ -152,13 +158,19 @@ def kale_round(kale, python, work, case, name, trials, env):
                 status = json.load(open(os.path.join(run_dir, "steps", step["name"], "status.json")))
                 work_s += status.get("seconds", 0.0)
         user_code.append(work_s)
-    return wall, per_trial, statistics.median(user_code)
+    # A mean, as the time per trial is (a median would leave out the slow trials).
+    return wall, per_trial, statistics.mean(user_code), [json.loads(r[2]) for r in rows]
 
 
-def optuna_round(python, case, trials):
+def optuna_round(python, case, trials, params):
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(params, f)
     t0 = time.perf_counter()
-    out = subprocess.run([python, "-c", case["in_process"] + OPTUNA_LOOP, str(trials)],
-                         capture_output=True, text=True)
+    try:
+        out = subprocess.run([python, "-c", case["in_process"] + OPTUNA_LOOP, str(trials), f.name],
+                             capture_output=True, text=True)
+    finally:
+        os.unlink(f.name)
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         sys.exit("the in-process loop failed:\n" + out.stderr)
@@ -171,6 +183,7 @@ def run_case(key, args):
     if args.baseline_kale:
         kales.append(("kale tune (%s)" % args.baseline_label, args.baseline_kale))
     runs = {label: ([], [], []) for label, _ in kales}
+    params = None
     optuna_wall, optuna_trial = [], []
     env = {"KALE_FORK_SERVER": "0"} if args.no_fork_server else {}
     for r in range(args.rounds):
@@ -184,7 +197,9 @@ def run_case(key, args):
                 shutil.rmtree(work, ignore_errors=True)
             for into, value in zip(runs[label], measured):
                 into.append(value)
-        wall, trial = optuna_round(args.python, case, args.trials)
+            if params is None or label == kales[0][0]:
+                params = measured[3]
+        wall, trial = optuna_round(args.python, case, args.trials, params)
         optuna_wall.append(wall)
         optuna_trial.append(trial)
         print("  round %d: %s, Optuna %.1f ms/trial (%.2f s)" % (r + 1, ", ".join(

@@ -224,15 +224,15 @@ pub async fn run(
             })
             .collect(),
     };
-    manifest.write(&run_dir)?;
 
     let jobs = opts.jobs.max(1);
     let mut running: JoinSet<Finished> = JoinSet::new();
     let mut stopping = false;
     let mut interrupted = *cancel.borrow();
     let mut failure: Option<(String, StepError)> = None;
-    // A change to the manifest waits for the next write (see MANIFEST_INTERVAL).
-    let mut unwritten = false;
+    // A change to the manifest waits for the next write (see MANIFEST_INTERVAL); the
+    // first is due one interval after the start (a trial often ends before).
+    let mut unwritten = true;
     let mut written_at = tokio::time::Instant::now();
     // In a tune, a trial's step may run in the process of a step it reads from,
     // which then hands its outputs on in memory: one process start, save-and-load
