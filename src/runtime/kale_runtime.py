@@ -437,11 +437,17 @@ def _references_main(obj):
     not be found when loaded in another step).  Large buffers (numpy arrays,
     pandas blocks) are passed out of band, so this dry run is cheap.
     """
+    return _graph_has(obj, _is_main_ref)
+
+
+def _graph_has(obj, found):
+    """True if pickling obj meets an object for which ``found`` is true, or obj cannot
+    be pickled at all: a dry run, large buffers left out."""
     import pickle
 
     class _Scan(pickle.Pickler):
         def persistent_id(self, o):
-            if _is_main_ref(o):
+            if found(o):
                 raise _NeedsDill()
             return None
 
@@ -914,22 +920,12 @@ def _hold_outputs(records, namespace, outputs_dir):
 
 def _mentions(obj, modules):
     """True if obj's object graph holds anything defined in one of ``modules`` (or
-    cannot be pickled at all): a dry run of pickle, large buffers left out."""
-    import pickle
+    cannot be pickled at all)."""
+    def defined_there(o):
+        return getattr(type(o), "__module__", None) in modules or (
+            (isinstance(o, type) or callable(o)) and getattr(o, "__module__", None) in modules)
 
-    class _Scan(pickle.Pickler):
-        def persistent_id(self, o):
-            if getattr(type(o), "__module__", None) in modules or (
-                    (isinstance(o, type) or callable(o))
-                    and getattr(o, "__module__", None) in modules):
-                raise _NeedsDill()
-            return None
-
-    try:
-        _Scan(_NullWriter(), protocol=_PICKLE_PROTOCOL, buffer_callback=lambda b: False).dump(obj)
-    except Exception:
-        return True
-    return False
+    return _graph_has(obj, defined_there)
 
 
 def _warm_value(path, digest):

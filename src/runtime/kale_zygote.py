@@ -459,7 +459,9 @@ class _Server:
     def release(self, pid):
         """Ends an idle child: it leaves when its channel closes."""
         self.idle.discard(pid)
-        channel = self.channels.get(pid)
+        self.close_channel(self.channels.get(pid))
+
+    def close_channel(self, channel):
         if channel is not None:
             try:
                 self.selector.unregister(channel)
@@ -541,13 +543,7 @@ class _Server:
                 return
             if pid == 0:
                 return
-            channel = self.channels.pop(pid, None)
-            if channel is not None:
-                try:
-                    self.selector.unregister(channel)
-                except (KeyError, ValueError):
-                    pass
-                channel.close()
+            self.close_channel(self.channels.pop(pid, None))
             self.idle.discard(pid)
             if pid == self.spare:
                 self.spare = None
