@@ -73,6 +73,22 @@ pub struct Trial {
     pub constraints: Vec<f64>,
 }
 
+/// Total violation of constraints in the `c <= 0` form, `Σ max(0, c)`; a NaN
+/// constraint (a metric that was never reported) counts as infinitely violated
+/// (Optuna's semantics).
+pub fn violation(constraints: &[f64]) -> f64 {
+    constraints
+        .iter()
+        .map(|&c| {
+            if c.is_nan() {
+                f64::INFINITY
+            } else {
+                c.max(0.0)
+            }
+        })
+        .sum()
+}
+
 impl Trial {
     pub fn running(number: u64, params: Params) -> Self {
         Trial {
@@ -127,19 +143,9 @@ impl Trial {
         (!v.iter().any(|x| x.is_nan())).then_some(v)
     }
 
-    /// Total constraint violation, `Σ max(0, c)`; a NaN constraint (a metric
-    /// that was never reported) counts as infinitely violated.
+    /// Total constraint violation ([`crate::trial::violation`]).
     pub fn violation(&self) -> f64 {
-        self.constraints
-            .iter()
-            .map(|&c| {
-                if c.is_nan() {
-                    f64::INFINITY
-                } else {
-                    c.max(0.0)
-                }
-            })
-            .sum()
+        violation(&self.constraints)
     }
 
     /// Whether every constraint is satisfied (`c <= 0`).

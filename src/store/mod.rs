@@ -247,19 +247,10 @@ pub struct TrialRow {
 }
 
 impl TrialRow {
-    /// Total constraint violation, `Σ max(0, c)`; a constraint whose metric was not
-    /// reported is infinitely violated (Optuna's semantics).
+    /// Total constraint violation, as the samplers count it
+    /// ([`kale_search::trial::violation`]).
     pub fn violation(&self) -> f64 {
-        self.constraints
-            .iter()
-            .map(|&c| {
-                if c.is_nan() {
-                    f64::INFINITY
-                } else {
-                    c.max(0.0)
-                }
-            })
-            .sum()
+        kale_search::trial::violation(&self.constraints)
     }
 
     /// Whether every constraint holds (a trial of an unconstrained experiment is).
