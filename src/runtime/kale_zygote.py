@@ -26,12 +26,17 @@ true}`` and waits; its environment, ``sys.path``, warning filters and random
 seed are put back before the next step, whose inputs the previous step made
 may come from memory (``kale_runtime._hand_on``). ``{"release": P}`` ends it.
 
+A child that ends sends the server the addresses of the server's pages it wrote
+to; the next spare has its own copies of those made while it waits (see
+"Copy-on-write, paid ahead" below).
+
 Lifetimes: the server dies with kale (PR_SET_PDEATHSIG, set by kale) and each
 child dies with the server, so a kill -9 of kale leaves nothing running. Each
 child leads its own process group, so kale can stop a step and whatever it
 started with one signal, exactly as for a step it spawned directly.
 """
 
+import array
 import builtins
 import ctypes
 import gc
@@ -39,6 +44,7 @@ import importlib
 import io
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -73,6 +79,137 @@ def _trace(event, details=""):
 
 def _send(sock, message):
     sock.send(json.dumps(message).encode())
+
+
+# --------------------------------------------------------------------------
+# Copy-on-write, paid ahead. A forked child's first write to each page it shares
+# with the server costs a page fault and a page copy (~4 us in a VM); a step
+# running scikit-learn writes to a few thousand of the server's pages (reference
+# counts, caches, allocator state), ~10 ms of its time. Steps of the same notebook
+# write to much the same pages, so a child that ends tells the server which of the
+# server's pages it wrote to, and the next spare, while it waits for a step (on an
+# otherwise idle core), has the kernel copy those pages for it: the copies are made
+# before the step starts. Nothing a step sees changes: a page holds what it held,
+# only privately.
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+# A step that rewrote a big array the server holds would have each spare copy it:
+# beyond this many pages (32 MiB), the rest are left to fault as before.
+_TOUCH_LIMIT_PAGES = 8192
+# Writable private mappings of a file: library data (small) is worth copying
+# ahead; a mapped data file (an input loaded copy-on-write) is not.
+_FILE_REGION_LIMIT = 16 << 20
+
+
+def _writable_private_regions():
+    """[(start, end)] of this process's private writable mappings that are anonymous
+    memory, the heap, the stack or a library's data, in address order."""
+    regions = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split(None, 5)
+                if len(fields) < 5 or not fields[1].startswith("rw") or fields[1][3] != "p":
+                    continue
+                start, _, end = fields[0].partition("-")
+                start, end = int(start, 16), int(end, 16)
+                path = fields[5].strip() if len(fields) > 5 else ""
+                if path and not path.startswith("["):
+                    if path.startswith("/dev/") or end - start > _FILE_REGION_LIMIT:
+                        continue
+                elif path not in ("", "[heap]", "[stack]"):
+                    continue
+                regions.append((start, end))
+    except OSError:
+        return []
+    return regions
+
+
+# An entry of /proc/PID/pagemap is 64 bits; its top byte holds bit 63 (present),
+# 61 (a file page or shared memory) and 56 (mapped by this process only). A page
+# this process wrote since the fork is present, its own and anonymous: a top byte
+# of 0b10x0_0001, with bit 62 (swapped) and the rest clear.
+_WRITTEN = bytes(1 if (b & 0xE1) == 0x81 else 0 for b in range(256))
+
+
+# In a spare: the server's mappings when it was forked (the child's own allocations
+# are of no use to the next spare).
+_forked_regions = None
+
+
+def written_pages(regions=None, limit=_TOUCH_LIMIT_PAGES):
+    """The addresses of the pages this process owns alone (those it wrote to since it
+    was forked, and those it allocated) in ``regions`` (by default its private
+    writable mappings; a region no longer mapped has no such page), at most ``limit``
+    of them, as native 64-bit integers; empty where pagemap is unreadable."""
+    pages = array.array("Q")
+    if regions is None:
+        regions = _writable_private_regions()
+    try:
+        with open("/proc/self/pagemap", "rb", buffering=0) as pagemap:
+            for start, end in regions:
+                first = start // _PAGE_SIZE
+                pagemap.seek(first * 8)
+                entries = pagemap.read((end - start) // _PAGE_SIZE * 8)
+                marks = entries[7::8].translate(_WRITTEN)
+                i = marks.find(1)
+                while i >= 0:
+                    pages.append((first + i) * _PAGE_SIZE)
+                    if len(pages) >= limit:
+                        return pages
+                    i = marks.find(1, i + 1)
+    except (OSError, ValueError):
+        return array.array("Q")
+    return pages
+
+
+_MADV_POPULATE_WRITE = 23  # Linux 5.14+
+
+
+def touch_pages(pages, regions, channel=None):
+    """Has the kernel make this process's own copy of each page in ``pages``
+    (addresses) that lies in ``regions`` (its private writable mappings), as a write
+    would but writing nothing (``MADV_POPULATE_WRITE``: what the pages hold cannot
+    change, even under the interpreter's own feet); stops early when ``channel`` has
+    a message (the step has come: it must not wait for this). Returns the count of
+    pages copied; 0 where the kernel cannot do it."""
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return 0
+    madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    # Runs of adjacent pages inside one region: one call each.
+    runs, k = [], 0
+    for address in sorted(set(pages)):
+        while k < len(regions) and regions[k][1] <= address:
+            k += 1
+        if k == len(regions):
+            break
+        if address < regions[k][0]:
+            continue  # not mapped (or not writable) here: the last child allocated it
+        if runs and runs[-1][1] == address and address > regions[k][0]:
+            runs[-1][1] = address + _PAGE_SIZE
+        else:
+            runs.append([address, address + _PAGE_SIZE])
+    touched = 0
+    for n, (start, end) in enumerate(runs):
+        if madvise(start, end - start, _MADV_POPULATE_WRITE) == 0:
+            touched += (end - start) // _PAGE_SIZE
+        elif ctypes.get_errno() == 22:  # EINVAL: a kernel without it
+            break
+        if channel is not None and n % 32 == 31 and select.select([channel], [], [], 0)[0]:
+            break
+    return touched
+
+
+def _report_written_pages(channel):
+    """At a child's end: which of the server's pages it wrote to, for the next spare."""
+    try:
+        pages = written_pages(_forked_regions)
+        if pages:
+            channel.send(b"\0" + pages.tobytes())
+    except BaseException:
+        pass
 
 
 def _exit_code(exc):
@@ -119,6 +256,8 @@ def _next_request(channel):
     try:
         message, fds, _, _ = socket.recv_fds(channel, 1 << 20, 2)
         if not message or len(fds) != 2:
+            if message == b"release":
+                _report_written_pages(channel)
             os._exit(0)
         return json.loads(message), fds
     except BaseException:
@@ -177,6 +316,7 @@ def _serve_steps(channel, request, fds):
         except BaseException:
             idle = False
         if not idle:
+            _report_written_pages(channel)
             os._exit(code)
         _trace("child.idle")
         request, fds = _next_request(channel)
@@ -394,10 +534,14 @@ class _Server:
         self.stepping = set()
         self.reported = set()
         self.idle = set()
+        # The pages of the server the last child to end wrote to (written_pages).
+        self.written = None
 
-    def fork(self, close=()):
+    def fork(self, close=(), spare=False):
         """Forks a child waiting for its step (without the descriptors in ``close``:
-        the step gets its own copies through its channel); returns its pid."""
+        the step gets its own copies through its channel); returns its pid. A spare
+        copies ahead the pages the last child to end wrote to."""
+        global _forked_regions
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         gc.freeze()  # the child's collections then leave the server's objects (and pages) alone
         pid = os.fork()
@@ -407,6 +551,14 @@ class _Server:
                 for fd in close:
                     os.close(fd)
                 _prepare_child(self)
+                if spare:
+                    _forked_regions = _writable_private_regions()
+                    if self.written:
+                        pages = array.array("Q")
+                        pages.frombytes(self.written)
+                        self.written = None
+                        touched = touch_pages(pages, _forked_regions, theirs)
+                        _trace("child.touched", touched)
             except BaseException:
                 os._exit(1)
             _await_request(theirs)
@@ -428,7 +580,7 @@ class _Server:
     def ensure_spare(self):
         if self.spare is None:
             try:
-                self.spare = self.fork()
+                self.spare = self.fork(spare=True)
             except OSError:
                 self.spare = None
 
@@ -457,9 +609,13 @@ class _Server:
         return pid
 
     def release(self, pid):
-        """Ends an idle child: it leaves when its channel closes."""
+        """Ends an idle child: it says which pages it wrote to, and leaves."""
         self.idle.discard(pid)
-        self.close_channel(self.channels.get(pid))
+        channel = self.channels.get(pid)
+        try:
+            channel.send(b"release")
+        except (OSError, AttributeError):
+            self.close_channel(channel)
 
     def close_channel(self, channel):
         if channel is not None:
@@ -518,11 +674,14 @@ class _Server:
     def on_channel(self, pid):
         channel = self.channels.get(pid)
         try:
-            message = channel.recv(4096)
+            message = channel.recv(_TOUCH_LIMIT_PAGES * 8 + 1)
         except OSError:
             message = b""
         if not message:
             self.selector.unregister(channel)
+            return
+        if message[:1] == b"\0":
+            self.written = message[1:]
             return
         done = json.loads(message)
         if "done" in done and pid in self.stepping and pid not in self.reported:
@@ -535,6 +694,17 @@ class _Server:
                 self.reported.add(pid)
                 _send(self.sock, {"exited": pid, "code": done["done"]})
 
+    def take_written(self, channel):
+        while True:
+            try:
+                message = channel.recv(_TOUCH_LIMIT_PAGES * 8 + 1, socket.MSG_DONTWAIT)
+            except OSError:
+                return
+            if not message:
+                return
+            if message[:1] == b"\0":
+                self.written = message[1:]
+
     def reap(self):
         while True:
             try:
@@ -543,7 +713,10 @@ class _Server:
                 return
             if pid == 0:
                 return
-            self.close_channel(self.channels.pop(pid, None))
+            channel = self.channels.pop(pid, None)
+            if channel is not None:
+                self.take_written(channel)  # sent just before it ended
+            self.close_channel(channel)
             self.idle.discard(pid)
             if pid == self.spare:
                 self.spare = None

@@ -6,7 +6,9 @@ answers with the child's pid and later reports how the child exited. These tests
 play kale's side of that conversation.
 """
 
+import ctypes
 import json
+import mmap
 import os
 import signal
 import socket
@@ -28,15 +30,18 @@ class ForkServerProtocolTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="kale-zygote-test-")
         self.addCleanup(self.tmp.cleanup)
+        self.restart()
+        self.addCleanup(self.stop)
+
+    def restart(self, env=None):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock = ours
         # As kale starts it: the runtime importable, so the server imports it too.
         self.server = subprocess.Popen(
             [sys.executable, ZYGOTE, str(theirs.fileno()), "json", "no_such_module_xyz"],
             pass_fds=[theirs.fileno()], cwd=self.tmp.name,
-            env=dict(os.environ, PYTHONPATH=RUNTIME_DIR))
+            env=dict(os.environ, PYTHONPATH=RUNTIME_DIR, **(env or {})))
         theirs.close()
-        self.addCleanup(self.stop)
         self.assertEqual(self.receive(), {"ready": True})
         self.next_id = 0
         self.exits = {}
@@ -283,6 +288,19 @@ class ForkServerProtocolTest(unittest.TestCase):
         code, stdout, _ = self.finish(other, out, err)
         self.assertEqual((code, int(stdout)), (0, other))
 
+    def test_a_spare_copies_ahead_the_pages_the_last_child_wrote_to(self):
+        trace = os.path.join(self.tmp.name, "trace")
+        self.stop()
+        self.restart(env={"KALE_TRACE": trace})
+        for n in range(3):
+            pid, out, err = self.spawn("x = [str(i) for i in range(100000)]\nprint(len(x))\n")
+            code, stdout, stderr = self.finish(pid, out, err)
+            self.assertEqual((code, stdout.strip()), (0, "100000"), stderr)
+        # The first two steps' spares were forked before any child had ended.
+        with open(trace) as f:
+            touched = [int(line.split()[4]) for line in f if " child.touched " in line]
+        self.assertTrue(touched and max(touched) > 0, touched)
+
     def test_a_request_without_its_pipes_is_refused(self):
         self.next_id += 1
         request = {"id": self.next_id, "program": self.program("pass"), "cwd": self.tmp.name,
@@ -290,6 +308,74 @@ class ForkServerProtocolTest(unittest.TestCase):
         self.sock.send(json.dumps(request).encode())
         reply = self.receive()
         self.assertEqual(reply, {"id": self.next_id, "error": "expected two pipes"})
+
+
+@unittest.skipUnless(os.path.exists("/proc/self/pagemap"), "pagemap is Linux's")
+class WrittenPagesTest(unittest.TestCase):
+    """written_pages and touch_pages, in forked children of this process."""
+
+    def setUp(self):
+        sys.path.insert(0, RUNTIME_DIR)
+        self.addCleanup(sys.path.remove, RUNTIME_DIR)
+        import kale_zygote
+
+        self.zygote = kale_zygote
+        self.page = kale_zygote._PAGE_SIZE
+        self.buffer = mmap.mmap(-1, 32 * self.page, flags=mmap.MAP_PRIVATE)
+        for i in range(32):  # present and shared with the children
+            self.buffer[i * self.page:(i + 1) * self.page] = bytes([i + 1]) * self.page
+        self.base = ctypes.addressof(ctypes.c_char.from_buffer(self.buffer))
+        self.addCleanup(self.buffer.close)
+
+    def in_child(self, work):
+        """work() run in a forked child; returns what it returned (JSON)."""
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(r)
+                os.write(w, json.dumps(work()).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            data = f.read()
+        os.waitpid(pid, 0)
+        return json.loads(data)
+
+    def page_address(self, i):
+        return self.base + i * self.page
+
+    def test_a_child_lists_the_pages_it_wrote_to_and_not_the_ones_it_read(self):
+        def work():
+            regions = self.zygote._writable_private_regions()
+            self.buffer[3 * self.page + 5] = 0xAA
+            self.buffer[10 * self.page] = 0xBB
+            _ = self.buffer[20 * self.page]
+            return list(self.zygote.written_pages(regions, limit=1 << 20))
+
+        pages = set(self.in_child(work))
+        self.assertIn(self.page_address(3), pages)
+        self.assertIn(self.page_address(10), pages)
+        self.assertNotIn(self.page_address(20), pages)
+        self.assertNotIn(self.page_address(4), pages)
+
+    def test_touching_copies_a_page_and_leaves_what_it_holds(self):
+        def work():
+            regions = self.zygote._writable_private_regions()
+            unmapped = 0x1000  # below every mapping
+            touched = self.zygote.touch_pages([self.page_address(3), self.page_address(7), unmapped],
+                                              regions)
+            after = set(self.zygote.written_pages(regions, limit=1 << 20))
+            return {"touched": touched,
+                    "copied": [self.page_address(i) in after for i in (3, 7, 8)],
+                    "held": [self.buffer[i * self.page] for i in range(32)]}
+
+        got = self.in_child(work)
+        self.assertEqual(got["touched"], 2)
+        self.assertEqual(got["copied"], [True, True, False])
+        self.assertEqual(got["held"], list(range(1, 33)))
+        self.assertEqual(self.buffer[3 * self.page], 4)  # the parent's page is its own
 
 
 if __name__ == "__main__":
