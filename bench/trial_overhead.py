@@ -219,6 +219,18 @@ def run_case(key, args):
         "%.1f" % (med(runs[l][2]) * 1e3) for l, _ in kales))
     print("| overhead per trial over the in-process loop, ms | %s | - |" % " | ".join(
         "%.1f" % ((med(runs[l][1]) - med(optuna_trial)) * 1e3) for l, _ in kales))
+    # The machine's speed drifts between rounds; a round's own difference (its kale
+    # and Optuna runs a few seconds apart) drifts less than the medians above.
+    print("| the same, median of each round's own difference, ms | %s | - |" % " | ".join(
+        "%.1f" % (med([k - o for k, o in zip(runs[l][1], optuna_trial)]) * 1e3) for l, _ in kales))
+    print("| whole command over the in-process loop, per trial, median of the rounds, ms | %s | - |"
+          % " | ".join("%.1f" % (med([k - o for k, o in zip(runs[l][0], optuna_wall)]) / args.trials * 1e3)
+                       for l, _ in kales))
+    if len(kales) > 1:
+        first = kales[0][0]
+        print("| per trial against `%s`, median of each round's own difference, ms | - | %s | - |" % (
+            first, " | ".join("%+.1f" % (med([b - a for a, b in zip(runs[first][1], runs[l][1])]) * 1e3)
+                              for l, _ in kales[1:])))
     print()
 
 

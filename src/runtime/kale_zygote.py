@@ -26,9 +26,10 @@ true}`` and waits; its environment, ``sys.path``, warning filters and random
 seed are put back before the next step, whose inputs the previous step made
 may come from memory (``kale_runtime._hand_on``). ``{"release": P}`` ends it.
 
-A child that ends sends the server the addresses of the server's pages it wrote
-to; the next spare has its own copies of those made while it waits (see
-"Copy-on-write, paid ahead" below).
+A child that ends, when the server asks it to (``"report_pages"`` in the request
+it forwards, or ``release pages``), sends the server the addresses of the
+server's pages it wrote to; the next spares have their own copies of those made
+while they wait (see "Copy-on-write, paid ahead" below).
 
 Lifetimes: the server dies with kale (PR_SET_PDEATHSIG, set by kale) and each
 child dies with the server, so a kill -9 of kale leaves nothing running. Each
@@ -99,6 +100,9 @@ _TOUCH_LIMIT_PAGES = 8192
 # Writable private mappings of a file: library data (small) is worth copying
 # ahead; a mapped data file (an input loaded copy-on-write) is not.
 _FILE_REGION_LIMIT = 16 << 20
+# Listing them costs the child a few ms (on its way out, but on a core the next
+# trial may need): the list is asked for again after this many spares used it.
+_PAGES_REFRESH = 8
 
 
 def _writable_private_regions():
@@ -256,7 +260,7 @@ def _next_request(channel):
     try:
         message, fds, _, _ = socket.recv_fds(channel, 1 << 20, 2)
         if not message or len(fds) != 2:
-            if message == b"release":
+            if message == b"release pages":
                 _report_written_pages(channel)
             os._exit(0)
         return json.loads(message), fds
@@ -316,7 +320,8 @@ def _serve_steps(channel, request, fds):
         except BaseException:
             idle = False
         if not idle:
-            _report_written_pages(channel)
+            if request.get("report_pages"):
+                _report_written_pages(channel)
             os._exit(code)
         _trace("child.idle")
         request, fds = _next_request(channel)
@@ -534,8 +539,10 @@ class _Server:
         self.stepping = set()
         self.reported = set()
         self.idle = set()
-        # The pages of the server the last child to end wrote to (written_pages).
+        # The pages of the server the last child to end wrote to (written_pages),
+        # and how many spares have copied them ahead since.
         self.written = None
+        self.written_uses = 0
 
     def fork(self, close=(), spare=False):
         """Forks a child waiting for its step (without the descriptors in ``close``:
@@ -563,6 +570,8 @@ class _Server:
                 os._exit(1)
             _await_request(theirs)
         theirs.close()
+        if spare and self.written:
+            self.written_uses += 1
         self.channels[pid] = ours
         self.selector.register(ours, selectors.EVENT_READ, pid)
         return pid
@@ -584,7 +593,12 @@ class _Server:
             except OSError:
                 self.spare = None
 
+    def wants_pages(self):
+        return not self.written or self.written_uses >= _PAGES_REFRESH
+
     def start_step(self, request, fds):
+        # Whether the child, when it ends after this step, lists the pages it wrote to.
+        request["report_pages"] = self.wants_pages()
         pid = None
         wanted = request.get("pid")
         if wanted is not None and wanted in self.idle:
@@ -613,7 +627,7 @@ class _Server:
         self.idle.discard(pid)
         channel = self.channels.get(pid)
         try:
-            channel.send(b"release")
+            channel.send(b"release pages" if self.wants_pages() else b"release")
         except (OSError, AttributeError):
             self.close_channel(channel)
 
@@ -681,7 +695,7 @@ class _Server:
             self.selector.unregister(channel)
             return
         if message[:1] == b"\0":
-            self.written = message[1:]
+            self.written, self.written_uses = message[1:], 0
             return
         done = json.loads(message)
         if "done" in done and pid in self.stepping and pid not in self.reported:
@@ -703,7 +717,7 @@ class _Server:
             if not message:
                 return
             if message[:1] == b"\0":
-                self.written = message[1:]
+                self.written, self.written_uses = message[1:], 0
 
     def reap(self):
         while True:
