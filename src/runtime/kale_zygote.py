@@ -139,6 +139,8 @@ _WRITTEN = bytes(1 if (b & 0xE1) == 0x81 else 0 for b in range(256))
 # In a spare: the server's mappings when it was forked (the child's own allocations
 # are of no use to the next spare).
 _forked_regions = None
+# In a spare: numpy's generator was seeded while it waited for its step.
+_numpy_seeded_ahead = False
 
 
 def written_pages(regions=None, limit=_TOUCH_LIMIT_PAGES):
@@ -280,6 +282,8 @@ class _ProcessState:
         self.path = list(sys.path)
         self.warning_filters = list(warnings.filters)
         self.main = None
+        # Whether numpy's generator was seeded in this process since its last step.
+        self.numpy_seeded = _numpy_seeded_ahead
 
     def restore(self):
         import random
@@ -328,6 +332,22 @@ def _serve_steps(channel, request, fds):
         state.restore()
 
 
+def _seed_numpy():
+    """A spawned step would seed numpy's global generator from the OS; a forked one
+    inherits the server's state, so every step (and trial) would draw the same
+    "random" numbers. Python's `random` reseeds itself after fork. (Only when
+    numpy.random is loaded: numpy loads it on first use, seeded from the OS, and
+    loading it takes ~20 ms.) Returns whether it did (0.5 ms in a new child)."""
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is None:
+        return False
+    try:
+        numpy_random.seed()
+    except Exception:
+        return False
+    return True
+
+
 def _reusable(runtime):
     """Whether the step left nothing behind that a fresh process would not have: no
     thread of its own still running (joining it is the interpreter's exit), no IPython
@@ -370,17 +390,11 @@ def _run_step(request, fds, state):
         sys.stdout = sys.__stdout__ = _text_stream(1)
         sys.stderr = sys.__stderr__ = _text_stream(2)
 
-        # A spawned step would seed numpy's global generator from the OS; a
-        # forked one inherits the server's state, so every step (and trial)
-        # would draw the same "random" numbers. Python's `random` reseeds itself
-        # after fork. (Only when numpy.random is loaded: numpy loads it on first
-        # use, seeded from the OS, and loading it takes ~20 ms.)
-        numpy_random = sys.modules.get("numpy.random")
-        if numpy_random is not None:
-            try:
-                numpy_random.seed()
-            except Exception:
-                pass
+        # A spare seeded numpy while it waited (its first step); a process's next
+        # step is seeded anew, as a fresh process would be.
+        if not state.numpy_seeded:
+            _seed_numpy()
+        state.numpy_seeded = False
         os.chdir(request["cwd"])
         os.environ.update(request["env"])
         runtime = sys.modules.get("kale_runtime")
@@ -547,8 +561,8 @@ class _Server:
     def fork(self, close=(), spare=False):
         """Forks a child waiting for its step (without the descriptors in ``close``:
         the step gets its own copies through its channel); returns its pid. A spare
-        copies ahead the pages the last child to end wrote to."""
-        global _forked_regions
+        seeds numpy and copies ahead the pages the last child to end wrote to."""
+        global _forked_regions, _numpy_seeded_ahead
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         gc.freeze()  # the child's collections then leave the server's objects (and pages) alone
         pid = os.fork()
@@ -559,6 +573,7 @@ class _Server:
                     os.close(fd)
                 _prepare_child(self)
                 if spare:
+                    _numpy_seeded_ahead = _seed_numpy()
                     _forked_regions = _writable_private_regions()
                     if self.written:
                         pages = array.array("Q")

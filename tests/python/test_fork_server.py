@@ -7,6 +7,7 @@ play kale's side of that conversation.
 """
 
 import ctypes
+import importlib.util
 import json
 import mmap
 import os
@@ -33,12 +34,12 @@ class ForkServerProtocolTest(unittest.TestCase):
         self.restart()
         self.addCleanup(self.stop)
 
-    def restart(self, env=None):
+    def restart(self, env=None, modules=()):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock = ours
         # As kale starts it: the runtime importable, so the server imports it too.
         self.server = subprocess.Popen(
-            [sys.executable, ZYGOTE, str(theirs.fileno()), "json", "no_such_module_xyz"],
+            [sys.executable, ZYGOTE, str(theirs.fileno()), "json", "no_such_module_xyz", *modules],
             pass_fds=[theirs.fileno()], cwd=self.tmp.name,
             env=dict(os.environ, PYTHONPATH=RUNTIME_DIR, **(env or {})))
         theirs.close()
@@ -300,6 +301,25 @@ class ForkServerProtocolTest(unittest.TestCase):
         with open(trace) as f:
             touched = [int(line.split()[4]) for line in f if " child.touched " in line]
         self.assertTrue(touched and max(touched) > 0, touched)
+
+    @unittest.skipUnless(importlib.util.find_spec("numpy"), "numpy not installed")
+    def test_each_step_draws_its_own_numpy_random_numbers(self):
+        # Spares seed numpy while they wait; a kept process seeds it again for its
+        # next step. Unseeded, forked steps would all draw the server's next number.
+        self.stop()
+        self.restart(modules=["numpy.random"])
+        draw = "import numpy as np\nprint(np.random.random())\n"
+        draws = []
+        pid, out, err = self.spawn(draw, keep=True)
+        code, stdout, stderr = self.finish(pid, out, err)
+        self.assertEqual(code, 0, stderr)
+        draws.append(stdout.strip())
+        second = self.spawn(draw, pid=pid)
+        self.assertEqual(second[0], pid)
+        draws.append(self.finish(*second)[1].strip())
+        for _ in range(2):
+            draws.append(self.finish(*self.spawn(draw))[1].strip())
+        self.assertEqual(len(set(draws)), 4, draws)
 
     def test_a_request_without_its_pipes_is_refused(self):
         self.next_id += 1
