@@ -208,6 +208,13 @@ def touch_pages(pages, regions, channel=None):
     return touched
 
 
+def _cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _report_written_pages(channel):
     """At a child's end: which of the server's pages it wrote to, for the next spare."""
     try:
@@ -563,6 +570,9 @@ class _Server:
         the step gets its own copies through its channel); returns its pid. A spare
         seeds numpy and copies ahead the pages the last child to end wrote to."""
         global _forked_regions, _numpy_seeded_ahead
+        # Copying ahead pays when a core would otherwise wait; with a step on every
+        # core it would only take their time.
+        copy_ahead = spare and self.written and len(self.stepping - self.reported) < _cores()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         gc.freeze()  # the child's collections then leave the server's objects (and pages) alone
         pid = os.fork()
@@ -575,7 +585,7 @@ class _Server:
                 if spare:
                     _numpy_seeded_ahead = _seed_numpy()
                     _forked_regions = _writable_private_regions()
-                    if self.written:
+                    if copy_ahead:
                         pages = array.array("Q")
                         pages.frombytes(self.written)
                         self.written = None
@@ -585,7 +595,7 @@ class _Server:
                 os._exit(1)
             _await_request(theirs)
         theirs.close()
-        if spare and self.written:
+        if copy_ahead:
             self.written_uses += 1
         self.channels[pid] = ours
         self.selector.register(ours, selectors.EVENT_READ, pid)
