@@ -129,10 +129,11 @@ def _writable_private_regions():
     return regions
 
 
-# An entry of /proc/PID/pagemap is 64 bits; its top byte holds bit 63 (present),
-# 61 (a file page or shared memory) and 56 (mapped by this process only). A page
-# this process wrote since the fork is present, its own and anonymous: a top byte
-# of 0b10x0_0001, with bit 62 (swapped) and the rest clear.
+# An entry of /proc/PID/pagemap is 64 bits; its top byte holds bits 63 (present),
+# 62 (swapped), 61 (a file page or shared memory) and 56 (mapped by this process
+# only). A page this process wrote since the fork is present, not swapped,
+# anonymous and its own: a top byte of 100x_xxx1 in binary (bits 57-60, soft
+# flags, do not matter).
 _WRITTEN = bytes(1 if (b & 0xE1) == 0x81 else 0 for b in range(256))
 
 
