@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{C, bare_venv, run_json, run_json_with, write_notebook};
+use crate::support::{C, bare_venv, run_json, run_json_with, succeed, write_notebook};
 
 const ACC: &str = "class Acc:\n    def __init__(self):\n        self.n = 0\n    def add(self, v):\n        self.n += v\n        return self";
 
@@ -175,10 +175,7 @@ fn a_tune_holds_shared_inputs_in_the_fork_server_and_trials_writing_into_them_ch
             json!(1),
             "trial {number}"
         );
-        let status: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(run.join("steps/use/status.json")).unwrap(),
-        )
-        .unwrap();
+        let status = step_status(run, "use");
         // Held by the server for the trials after the first; in the first, handed on in
         // memory by `make`, which ran in the same process. Never `acc`: its class is the
         // functions cell's, which each step defines anew.
@@ -197,6 +194,12 @@ fn a_tune_holds_shared_inputs_in_the_fork_server_and_trials_writing_into_them_ch
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&check.stdout).trim(), "1");
+}
+
+/// The status.json a step of the run in `run` left.
+fn step_status(run: &std::path::Path, step: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.join("steps").join(step).join("status.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
 }
 
 /// In a tune, a trial's step runs in the process of the step before it, whose outputs
@@ -242,42 +245,35 @@ fn a_trials_steps_share_a_process_and_compute_what_fresh_processes_compute() {
         ],
         None,
     );
-    let out = crate::support::kale_with_python()
-        .current_dir(dir.path())
-        .arg("tune")
-        .arg(&nb)
-        .args([
-            "--json",
-            "--objective",
-            "seen_arr",
-            "--algorithm",
-            "grid",
-            "--param",
-            "k=int:1..3",
-            "--parallel",
-            "1",
-            "--name",
-            "chain",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    succeed(
+        crate::support::kale_with_python()
+            .current_dir(dir.path())
+            .arg("tune")
+            .arg(&nb)
+            .args([
+                "--json",
+                "--objective",
+                "seen_arr",
+                "--algorithm",
+                "grid",
+                "--param",
+                "k=int:1..3",
+                "--parallel",
+                "1",
+                "--name",
+                "chain",
+            ]),
+    );
 
     // The same pipeline with a fresh process per step, as Kubeflow runs it.
     let fresh = |k: i64| {
-        let out = crate::support::kale_with_python()
-            .env("KALE_FORK_SERVER", "0")
-            .current_dir(dir.path())
-            .args(["run", "--json", "--no-cache", "-p"])
-            .arg(format!("k={k}"))
-            .arg(&nb)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = succeed(
+            crate::support::kale_with_python()
+                .env("KALE_FORK_SERVER", "0")
+                .current_dir(dir.path())
+                .args(["run", "--json", "--no-cache", "-p"])
+                .arg(format!("k={k}"))
+                .arg(&nb),
         );
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         doc["metrics"].clone()
@@ -308,13 +304,7 @@ fn a_trials_steps_share_a_process_and_compute_what_fresh_processes_compute() {
         assert_eq!(metrics["global_leak"], json!(0), "k={k}");
         assert_eq!(metrics["module_leak"], json!(0), "k={k}");
         assert_eq!(metrics["same_box_class"], json!(k), "k={k}");
-        let status = |step: &str| -> serde_json::Value {
-            serde_json::from_str(
-                &std::fs::read_to_string(run.join("steps").join(step).join("status.json")).unwrap(),
-            )
-            .unwrap()
-        };
-        let (fit, check) = (status("fit"), status("check"));
+        let (fit, check) = (step_status(&run, "fit"), step_status(&run, "check"));
         if fit["pid"] == check["pid"] {
             shared += 1;
             let warm = check["warm_inputs"].as_array().cloned().unwrap_or_default();
@@ -327,19 +317,14 @@ fn a_trials_steps_share_a_process_and_compute_what_fresh_processes_compute() {
     );
 
     // Turned off, each step has a process of its own.
-    let out = crate::support::kale_with_python()
-        .env("KALE_STEP_REUSE", "0")
-        .current_dir(dir.path())
-        .arg("tune")
-        .arg(&nb)
-        .args(["--json", "--objective", "seen_arr", "--algorithm", "grid"])
-        .args(["--param", "k=int:4..5", "--name", "own"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        crate::support::kale_with_python()
+            .env("KALE_STEP_REUSE", "0")
+            .current_dir(dir.path())
+            .arg("tune")
+            .arg(&nb)
+            .args(["--json", "--objective", "seen_arr", "--algorithm", "grid"])
+            .args(["--param", "k=int:4..5", "--name", "own"]),
     );
     let mut own = 0;
     for entry in std::fs::read_dir(dir.path().join(".kale/runs")).unwrap() {
@@ -352,12 +337,12 @@ fn a_trials_steps_share_a_process_and_compute_what_fresh_processes_compute() {
         {
             continue;
         }
-        let pid = |step: &str| {
-            let text =
-                std::fs::read_to_string(run.join("steps").join(step).join("status.json")).unwrap();
-            serde_json::from_str::<serde_json::Value>(&text).unwrap()["pid"].clone()
-        };
-        assert_ne!(pid("fit"), pid("check"), "{}", run.display());
+        assert_ne!(
+            step_status(&run, "fit")["pid"],
+            step_status(&run, "check")["pid"],
+            "{}",
+            run.display()
+        );
         own += 1;
     }
     assert_eq!(own, 2);

@@ -536,6 +536,33 @@ fn kale_run_computes_what_running_the_notebook_top_to_bottom_computes() {
     }
 }
 
+/// Waits (up to `limit_s`) until `check` finds what it looks for in the first run
+/// directory under `runs` of the `kale run` in `child`; kills it and panics with
+/// `never` otherwise.
+fn poll_first_run<T>(
+    runs: &Path,
+    child: &mut std::process::Child,
+    limit_s: u64,
+    never: &str,
+    mut check: impl FnMut(&Path) -> Option<T>,
+) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let run = std::fs::read_dir(runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path());
+        if let Some(found) = run.as_deref().and_then(&mut check) {
+            return found;
+        }
+        if started.elapsed().as_secs() >= limit_s {
+            let _ = child.kill();
+            panic!("{never}");
+        }
+    }
+}
+
 #[test]
 fn ctrl_c_stops_running_steps_and_leaves_a_consistent_run_directory() {
     let dir = tempfile::tempdir().unwrap();
@@ -550,7 +577,7 @@ fn ctrl_c_stops_running_steps_and_leaves_a_consistent_run_directory() {
         ],
         None,
     );
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kale"))
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kale"))
         .env("KALE_PYTHON", python())
         .arg("run")
         .arg(&nb)
@@ -559,21 +586,10 @@ fn ctrl_c_stops_running_steps_and_leaves_a_consistent_run_directory() {
         .spawn()
         .unwrap();
     let runs = dir.path().join(".kale/runs");
-    let started = std::time::Instant::now();
-    let status_file = loop {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let found = std::fs::read_dir(&runs)
-            .ok()
-            .and_then(|mut d| d.next())
-            .map(|e| e.unwrap().path().join("steps/slow/status.json"));
-        if let Some(f) = found.filter(|f| f.exists()) {
-            break f;
-        }
-        assert!(
-            started.elapsed().as_secs() < 60,
-            "step `slow` never started"
-        );
-    };
+    let status_file = poll_first_run(&runs, &mut child, 60, "step `slow` never started", |run| {
+        let file = run.join("steps/slow/status.json");
+        file.exists().then_some(file)
+    });
     let step_pid: i32 = {
         let v: Value =
             serde_json::from_str(&std::fs::read_to_string(&status_file).unwrap()).unwrap();
@@ -796,15 +812,14 @@ fn a_running_runs_manifest_shows_its_finished_and_running_steps() {
         .spawn()
         .unwrap();
     let runs = dir.path().join(".kale/runs");
-    let started = std::time::Instant::now();
-    let seen = loop {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let manifest = std::fs::read_dir(&runs)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| std::fs::read_to_string(e.unwrap().path().join("manifest.json")).ok())
-            .and_then(|text| serde_json::from_str::<Value>(&text).ok());
-        if let Some(m) = manifest {
+    let seen = poll_first_run(
+        &runs,
+        &mut child,
+        50,
+        "the manifest never showed `slow` running",
+        |run| {
+            let text = std::fs::read_to_string(run.join("manifest.json")).ok()?;
+            let m = serde_json::from_str::<Value>(&text).ok()?;
             let status = |name: &str| {
                 m["steps"]
                     .as_array()
@@ -814,15 +829,9 @@ fn a_running_runs_manifest_shows_its_finished_and_running_steps() {
                     .map(|s| s["status"].clone())
                     .unwrap()
             };
-            if status("slow") == json!("running") {
-                break (status("quick"), m["status"].clone());
-            }
-        }
-        if started.elapsed().as_secs() > 50 {
-            let _ = child.kill();
-            panic!("the manifest never showed `slow` running");
-        }
-    };
+            (status("slow") == json!("running")).then(|| (status("quick"), m["status"].clone()))
+        },
+    );
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(seen, (json!("succeeded"), json!("running")));
