@@ -720,8 +720,7 @@ class _Server:
         if not message:
             self.selector.unregister(channel)
             return
-        if message[:1] == b"\0":
-            self.written, self.written_uses = message[1:], 0
+        if self.keep_written(message):
             return
         done = json.loads(message)
         if "done" in done and pid in self.stepping and pid not in self.reported:
@@ -734,6 +733,13 @@ class _Server:
                 self.reported.add(pid)
                 _send(self.sock, {"exited": pid, "code": done["done"]})
 
+    def keep_written(self, message):
+        """Keeps a child's list of the pages it wrote to; whether ``message`` was one."""
+        if message[:1] != b"\0":
+            return False
+        self.written, self.written_uses = message[1:], 0
+        return True
+
     def take_written(self, channel):
         while True:
             try:
@@ -742,8 +748,7 @@ class _Server:
                 return
             if not message:
                 return
-            if message[:1] == b"\0":
-                self.written, self.written_uses = message[1:], 0
+            self.keep_written(message)
 
     def reap(self):
         while True:
