@@ -536,6 +536,18 @@ fn kale_run_computes_what_running_the_notebook_top_to_bottom_computes() {
     }
 }
 
+/// `kale run NB` in the background, its output discarded but for `stderr`.
+fn spawn_kale_run(nb: &Path, stderr: std::process::Stdio) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("kale"))
+        .env("KALE_PYTHON", python())
+        .arg("run")
+        .arg(nb)
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 /// Waits (up to `limit_s`) until `check` finds what it looks for in the first run
 /// directory under `runs` of the `kale run` in `child`; kills it and panics with
 /// `never` otherwise.
@@ -577,14 +589,7 @@ fn ctrl_c_stops_running_steps_and_leaves_a_consistent_run_directory() {
         ],
         None,
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kale"))
-        .env("KALE_PYTHON", python())
-        .arg("run")
-        .arg(&nb)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_kale_run(&nb, std::process::Stdio::piped());
     let runs = dir.path().join(".kale/runs");
     let status_file = poll_first_run(&runs, &mut child, 60, "step `slow` never started", |run| {
         let file = run.join("steps/slow/status.json");
@@ -803,14 +808,7 @@ fn a_running_runs_manifest_shows_its_finished_and_running_steps() {
         ],
         None,
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kale"))
-        .env("KALE_PYTHON", python())
-        .arg("run")
-        .arg(&nb)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_kale_run(&nb, std::process::Stdio::null());
     let runs = dir.path().join(".kale/runs");
     let seen = poll_first_run(
         &runs,
