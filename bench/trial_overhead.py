@@ -7,7 +7,9 @@ Optuna in one process where the shared data is made once and the objective runs 
 tuned steps' code, as a user would write it). The Optuna loop evaluates the parameters
 kale's trials of the same round evaluated, in their order (enqueued): how long an SVC
 takes to fit depends on its C and gamma, so two samplers' choices would differ in work,
-not only in overhead.
+not only in overhead. A third loop runs the same Optuna study with each trial in a
+forked process of its own and nothing else (see FORKED_LOOP): the floor of a trial
+isolated in its own process, which kale's trials are.
 
 * `digits`: examples/digits.ipynb (load and scale the digits, fit an SVC over C and
   gamma, score it; the model goes from `train` to `evaluate`).
@@ -15,7 +17,7 @@ not only in overhead.
   its targets) and whose tuned step fits a ridge regression on every 64th row of it
   and scores it on other rows, over the ridge penalty.
 
-Rounds alternate (kale, Optuna, kale, ...); medians over rounds. Per trial is the
+Rounds alternate (kale, Optuna, Optuna forked, kale, ...); medians over rounds. Per trial is the
 marginal cost of a trial: the time from the end of the first trial to the end of the
 last, over the trials in between (the first runs the shared steps; every sampler
 call, store write and process start in between is counted). For kale, the time
@@ -44,12 +46,77 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# The in-process loops: setup, then an Optuna study whose objective is the code of the
-# tuned steps. Each prints the seconds of the trials after the first, per trial.
-OPTUNA_LOOP = r"""
-import json, sys, time
+# The in-process loops. Each case is its notebook's code in four parts: IMPORTS (the
+# imports cell), SHARED (the cached steps: data every trial reads, named in
+# SHARED_NAMES), sample(trial) (the pipeline parameters) and TUNED (the tuned steps;
+# sets `value`).
+#
+# OPTUNA_LOOP runs them in one process: the shared data made once, each trial the tuned
+# code, as a user would write it. FORKED_LOOP is the floor of a trial in a process of its
+# own with nothing else a pipeline tool does: the process imports the modules and holds
+# the shared data, made in a child (so that, like kale's fork server, it never ran the
+# notebook's own code) and mapped copy-on-write from .npy files (as kale's server holds
+# warm inputs); each trial runs in a forked child that the process forked while the
+# trial before computed (as kale forks a spare), and an ended child is reaped by the
+# kernel. Both print the seconds per trial of the trials after the first.
+LOOP_HEAD = r"""
+import json, os, sys, time
 import optuna
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+TUNED_CODE = compile(TUNED, "<tuned steps>", "exec")
+"""
+OPTUNA_LOOP = LOOP_HEAD + r"""
+exec(IMPORTS)
+exec(SHARED)
+def objective(trial):
+    globals().update(sample(trial))
+    exec(TUNED_CODE, globals())
+    return value
+"""
+FORKED_LOOP = LOOP_HEAD + r"""
+import signal, tempfile
+import numpy as np
+exec(IMPORTS)
+shared_dir = tempfile.mkdtemp()
+pid = os.fork()
+if pid == 0:
+    exec(SHARED)
+    for name in SHARED_NAMES:
+        np.save(os.path.join(shared_dir, name + ".npy"), globals()[name])
+    os._exit(0)
+os.waitpid(pid, 0)
+for name in SHARED_NAMES:
+    globals()[name] = np.load(os.path.join(shared_dir, name + ".npy"), mmap_mode="c")
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+
+def fork_spare():
+    params_r, params_w = os.pipe()
+    value_r, value_w = os.pipe()
+    if os.fork() == 0:
+        os.close(params_w)
+        os.close(value_r)
+        with os.fdopen(params_r) as f:
+            params = f.read()
+        if not params:  # the loop ended
+            os._exit(0)
+        globals().update(json.loads(params))
+        exec(TUNED_CODE, globals())
+        os.write(value_w, json.dumps(value).encode())
+        os._exit(0)
+    os.close(params_r)
+    os.close(value_w)
+    return params_w, value_r
+
+spare = [fork_spare()]
+def objective(trial):
+    params_w, value_r = spare.pop()
+    os.write(params_w, json.dumps(sample(trial)).encode())
+    os.close(params_w)
+    spare.append(fork_spare())
+    with os.fdopen(value_r) as f:
+        return json.loads(f.read())
+"""
+LOOP_TAIL = r"""
 done = []
 study = optuna.create_study(direction=DIRECTION, sampler=optuna.samplers.TPESampler(seed=7))
 if len(sys.argv) > 2:  # the parameters of kale's trials, in their order
@@ -60,26 +127,33 @@ study.optimize(objective, n_trials=int(sys.argv[1]),
 print(json.dumps({"per_trial": (done[-1] - done[0]) / (len(done) - 1), "best": study.best_value}))
 """
 
-DIGITS_IN_PROCESS = r"""
+DIGITS_CODE = r'''
+IMPORTS = """
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.metrics import accuracy_score, f1_score
+"""
+SHARED = """
 digits = load_digits()
 X_train, X_test, y_train, y_test = train_test_split(
     digits.data, digits.target, test_size=0.3, random_state=0, stratify=digits.target)
 scaler = StandardScaler().fit(X_train)
 X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-DIRECTION = "maximize"
-def objective(trial):
-    C = trial.suggest_float("C", 0.1, 100, log=True)
-    gamma = trial.suggest_float("gamma", 1e-4, 0.1, log=True)
-    model = SVC(C=C, gamma=gamma, kernel="rbf").fit(X_train, y_train)
-    predictions = model.predict(X_test)
-    f1_score(y_test, predictions, average="macro")
-    return accuracy_score(y_test, predictions)
 """
+SHARED_NAMES = ["X_train", "X_test", "y_train", "y_test"]
+TUNED = """
+model = SVC(C=C, gamma=gamma, kernel="rbf").fit(X_train, y_train)
+predictions = model.predict(X_test)
+f1_score(y_test, predictions, average="macro")
+value = accuracy_score(y_test, predictions)
+"""
+DIRECTION = "maximize"
+def sample(trial):
+    return {"C": trial.suggest_float("C", 0.1, 100, log=True),
+            "gamma": trial.suggest_float("gamma", 1e-4, 0.1, log=True)}
+'''
 
 # The 1 GiB notebook: `make` is the cached step, `fit` the tuned one.
 BIG_MAKE = """rng = np.random.default_rng(0)
@@ -90,13 +164,13 @@ BIG_FIT = """A, b = X[0::64], y[0::64]
 w = np.linalg.solve(A.T @ A + alpha * np.eye(64, dtype=np.float32), A.T @ b)
 mse = float(np.mean((X[1::64] @ w - y[1::64]) ** 2))"""
 
-BIG_IN_PROCESS = "import numpy as np\n" + BIG_MAKE + r"""
+BIG_CODE = "IMPORTS = 'import numpy as np'\nSHARED = %r\nTUNED = %r\n" % (
+    BIG_MAKE, BIG_FIT + "\nvalue = mse") + r'''
+SHARED_NAMES = ["X", "y"]
 DIRECTION = "minimize"
-def objective(trial):
-    alpha = trial.suggest_float("alpha", 1e-3, 1e3, log=True)
-""" + "\n".join("    " + line for line in BIG_FIT.splitlines()) + """
-    return mse
-"""
+def sample(trial):
+    return {"alpha": trial.suggest_float("alpha", 1e-3, 1e3, log=True)}
+'''
 
 
 def big_notebook(path):
@@ -122,14 +196,14 @@ CASES = {
         "notebook": lambda work: shutil.copy(os.path.join(ROOT, "examples", "digits.ipynb"),
                                              os.path.join(work, "nb.ipynb")),
         "tune": ["--objective", "accuracy", "--algorithm", "tpe"],
-        "in_process": DIGITS_IN_PROCESS,
+        "code": DIGITS_CODE,
     },
     "1gb": {
         "title": "1 GiB of numpy data made by the cached step, read by the tuned step",
         "notebook": lambda work: big_notebook(os.path.join(work, "nb.ipynb")),
         "tune": ["--objective", "mse", "--goal", "minimize", "--algorithm", "tpe",
                  "--param", "alpha=double:1e-3..1e3:log"],
-        "in_process": BIG_IN_PROCESS,
+        "code": BIG_CODE,
     },
 }
 
@@ -163,19 +237,22 @@ def kale_round(kale, python, work, case, name, trials, env):
     return wall, per_trial, statistics.mean(user_code), [json.loads(r[2]) for r in rows]
 
 
-def optuna_round(python, case, trials, params):
+def loop_round(python, case, loop, trials, params):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(params, f)
     t0 = time.perf_counter()
     try:
-        out = subprocess.run([python, "-c", case["in_process"] + OPTUNA_LOOP, str(trials), f.name],
+        out = subprocess.run([python, "-c", case["code"] + loop + LOOP_TAIL, str(trials), f.name],
                              capture_output=True, text=True)
     finally:
         os.unlink(f.name)
     wall = time.perf_counter() - t0
     if out.returncode != 0:
-        sys.exit("the in-process loop failed:\n" + out.stderr)
+        sys.exit("the Optuna loop failed:\n" + out.stderr)
     return wall, json.loads(out.stdout)["per_trial"]
+
+
+LOOPS = [("in-process Optuna", OPTUNA_LOOP), ("Optuna, a forked process per trial", FORKED_LOOP)]
 
 
 def run_case(key, args):
@@ -184,8 +261,8 @@ def run_case(key, args):
     if args.baseline_kale:
         kales.append(("kale tune (%s)" % args.baseline_label, args.baseline_kale))
     runs = {label: ([], [], []) for label, _ in kales}
+    loops = {label: ([], []) for label, _ in LOOPS}
     params = None
-    optuna_wall, optuna_trial = [], []
     env = {"KALE_FORK_SERVER": "0"} if args.no_fork_server else {}
     for r in range(args.rounds):
         for label, kale in kales:
@@ -197,40 +274,52 @@ def run_case(key, args):
                 into.append(value)
             if params is None or label == kales[0][0]:
                 params = measured[3]
-        wall, trial = optuna_round(args.python, case, args.trials, params)
-        optuna_wall.append(wall)
-        optuna_trial.append(trial)
-        print("  round %d: %s, Optuna %.1f ms/trial (%.2f s)" % (r + 1, ", ".join(
-            "%s %.1f ms/trial (%.2f s)" % (label, runs[label][1][-1] * 1e3, runs[label][0][-1])
-            for label, _ in kales), trial * 1e3, wall), file=sys.stderr)
+        for label, loop in LOOPS:
+            for into, value in zip(loops[label], loop_round(args.python, case, loop, args.trials,
+                                                            params)):
+                into.append(value)
+        print("  round %d: %s" % (r + 1, ", ".join(
+            ["%s %.1f ms/trial (%.2f s)" % (label, runs[label][1][-1] * 1e3, runs[label][0][-1])
+             for label, _ in kales] +
+            ["%s %.1f ms/trial (%.2f s)" % (label, loops[label][1][-1] * 1e3, loops[label][0][-1])
+             for label, _ in LOOPS])), file=sys.stderr)
     med = statistics.median
+    in_wall, in_trial = loops[LOOPS[0][0]]
+    fork_wall, fork_trial = loops[LOOPS[1][0]]
+    walls = [runs[l][0] for l, _ in kales] + [fork_wall]
+    trials = [runs[l][1] for l, _ in kales] + [fork_trial]
+
+    def row(title, cells):
+        print("| %s | %s |" % (title, " | ".join(cells)))
+
     print("## %s: %d sequential TPE trials, %d rounds alternating" % (case["title"], args.trials,
                                                                      args.rounds))
     print()
-    print("| | %s | in-process Optuna |" % " | ".join(label for label, _ in kales))
-    print("|---|%s---|" % ("---|" * len(kales)))
-    print("| whole command, s | %s | %.2f |" % (" | ".join(
-        "%.2f (%.2fx)" % (med(runs[l][0]), med(runs[l][0]) / med(optuna_wall)) for l, _ in kales),
-        med(optuna_wall)))
-    print("| per trial (after the first), ms | %s | %.1f |" % (" | ".join(
-        "%.1f (%.2fx)" % (med(runs[l][1]) * 1e3, med(runs[l][1]) / med(optuna_trial))
-        for l, _ in kales), med(optuna_trial) * 1e3))
-    print("| of which the steps' own Python (load, run, save), ms | %s | - |" % " | ".join(
-        "%.1f" % (med(runs[l][2]) * 1e3) for l, _ in kales))
-    print("| overhead per trial over the in-process loop, ms | %s | - |" % " | ".join(
-        "%.1f" % ((med(runs[l][1]) - med(optuna_trial)) * 1e3) for l, _ in kales))
-    # The machine's speed drifts between rounds; a round's own difference (its kale
-    # and Optuna runs a few seconds apart) drifts less than the medians above.
-    print("| the same, median of each round's own difference, ms | %s | - |" % " | ".join(
-        "%.1f" % (med([k - o for k, o in zip(runs[l][1], optuna_trial)]) * 1e3) for l, _ in kales))
-    print("| whole command over the in-process loop, per trial, median of the rounds, ms | %s | - |"
-          % " | ".join("%.1f" % (med([k - o for k, o in zip(runs[l][0], optuna_wall)]) / args.trials * 1e3)
-                       for l, _ in kales))
+    row("", [l for l, _ in kales] + [LOOPS[1][0], LOOPS[0][0]])
+    print("|---|%s" % ("---|" * (len(kales) + 2)))
+    row("whole command, s", ["%.2f (%.2fx)" % (med(w), med(w) / med(in_wall)) for w in walls] +
+        ["%.2f" % med(in_wall)])
+    row("per trial (after the first), ms", ["%.1f (%.2fx)" % (med(t) * 1e3, med(t) / med(in_trial))
+                                            for t in trials] + ["%.1f" % (med(in_trial) * 1e3)])
+    row("of which the steps' own Python (load, run, save), ms",
+        ["%.1f" % (med(runs[l][2]) * 1e3) for l, _ in kales] + ["-", "-"])
+    row("overhead per trial over the in-process loop, ms",
+        ["%.1f" % ((med(t) - med(in_trial)) * 1e3) for t in trials] + ["-"])
+    # The machine's speed drifts between rounds; a round's own difference (its runs a
+    # few seconds apart) drifts less than the medians above.
+    row("the same, median of each round's own difference, ms",
+        ["%.1f" % (med([k - o for k, o in zip(t, in_trial)]) * 1e3) for t in trials] + ["-"])
+    row("whole command over the in-process loop, per trial, median of the rounds, ms",
+        ["%.1f" % (med([k - o for k, o in zip(w, in_wall)]) / args.trials * 1e3) for w in walls] +
+        ["-"])
+    row("per trial over the process-per-trial loop, median of each round's own difference, ms",
+        ["%.1f" % (med([k - o for k, o in zip(runs[l][1], fork_trial)]) * 1e3) for l, _ in kales] +
+        ["-", "-"])
     if len(kales) > 1:
         first = kales[0][0]
-        print("| per trial against `%s`, median of each round's own difference, ms | - | %s | - |" % (
-            first, " | ".join("%+.1f" % (med([b - a for a, b in zip(runs[first][1], runs[l][1])]) * 1e3)
-                              for l, _ in kales[1:])))
+        row("per trial against `%s`, median of each round's own difference, ms" % first,
+            ["-"] + ["%+.1f" % (med([b - a for a, b in zip(runs[first][1], runs[l][1])]) * 1e3)
+                     for l, _ in kales[1:]] + ["-", "-"])
     print()
 
 
