@@ -336,6 +336,9 @@ def _serve_steps(channel, request, fds):
                 _report_written_pages(channel)
             os._exit(code)
         _trace("child.idle")
+        # The next step is seeded anew, as a fresh process would be: now, while kale
+        # prepares it, rather than at its start.
+        state.numpy_seeded = _seed_numpy()
         request, fds = _next_request(channel)
         state.restore()
 
@@ -398,8 +401,8 @@ def _run_step(request, fds, state):
         sys.stdout = sys.__stdout__ = _text_stream(1)
         sys.stderr = sys.__stderr__ = _text_stream(2)
 
-        # A spare seeded numpy while it waited (its first step); a process's next
-        # step is seeded anew, as a fresh process would be.
+        # A spare, and a process kept for a trial's next step, seeded numpy while it
+        # waited (see _serve_steps); otherwise it is seeded here.
         if not state.numpy_seeded:
             _seed_numpy()
         state.numpy_seeded = False

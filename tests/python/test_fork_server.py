@@ -308,9 +308,13 @@ class ForkServerProtocolTest(unittest.TestCase):
         # next step. Unseeded, forked steps would all draw the server's next number.
         self.stop()
         self.restart(modules=["numpy.random"])
-        draw = "import numpy as np\nprint(np.random.random())\n"
+        import numpy as np
+
+        draw = "import numpy as np\nprint(repr(np.random.random()))\n"
         draws = []
-        pid, out, err = self.spawn(draw, keep=True)
+        # The first step seeds numpy itself: unseeded again, the next step in its
+        # process would draw that seed's second number.
+        pid, out, err = self.spawn("import numpy as np\nnp.random.seed(0)\n" + draw, keep=True)
         code, stdout, stderr = self.finish(pid, out, err)
         self.assertEqual(code, 0, stderr)
         draws.append(stdout.strip())
@@ -319,6 +323,9 @@ class ForkServerProtocolTest(unittest.TestCase):
         draws.append(self.finish(*second)[1].strip())
         for _ in range(2):
             draws.append(self.finish(*self.spawn(draw))[1].strip())
+        seeded = np.random.RandomState(0)
+        self.assertEqual(draws[0], repr(seeded.random_sample()))
+        self.assertNotEqual(draws[1], repr(seeded.random_sample()))
         self.assertEqual(len(set(draws)), 4, draws)
 
     def test_a_request_without_its_pipes_is_refused(self):
