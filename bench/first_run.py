@@ -23,37 +23,31 @@ import shutil
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from trial_overhead import DIGITS_CODE  # noqa: E402  (the notebook's code, in parts)
+
 MEASURE = r"""
 import json, os, statistics, sys, tempfile, time
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
-from sklearn.metrics import accuracy_score, f1_score
+exec(IMPORTS)
+TUNED_CODE = compile(TUNED, "<tuned steps>", "exec")
 
 data_dir = tempfile.mkdtemp()
 pid = os.fork()
 if pid == 0:  # the shared steps, in a child: this process runs no scikit-learn code
-    digits = load_digits()
-    X_train, X_test, y_train, y_test = train_test_split(
-        digits.data, digits.target, test_size=0.3, random_state=0, stratify=digits.target)
-    scaler = StandardScaler().fit(X_train)
-    for name, value in (("X_train", scaler.transform(X_train)), ("X_test", scaler.transform(X_test)),
-                        ("y_train", y_train), ("y_test", y_test)):
-        np.save(os.path.join(data_dir, name + ".npy"), value)
+    exec(SHARED)
+    for name in SHARED_NAMES:
+        np.save(os.path.join(data_dir, name + ".npy"), globals()[name])
     os._exit(0)
 os.waitpid(pid, 0)
-X_train, X_test, y_train, y_test = (np.load(os.path.join(data_dir, n + ".npy"))
-                                    for n in ("X_train", "X_test", "y_train", "y_test"))
+for name in SHARED_NAMES:
+    globals()[name] = np.load(os.path.join(data_dir, name + ".npy"))
 
 
 def trial(C):
+    globals().update(C=C, gamma=0.001)
     t0 = time.thread_time()
-    model = SVC(C=C, gamma=0.001, kernel="rbf").fit(X_train, y_train)
-    predictions = model.predict(X_test)
-    accuracy_score(y_test, predictions)
-    f1_score(y_test, predictions, average="macro")
+    exec(TUNED_CODE, globals())
     return time.thread_time() - t0
 
 
@@ -109,7 +103,7 @@ def main():
     ap.add_argument("--python", default=os.environ.get("KALE_PYTHON") or shutil.which("python3"))
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    out = subprocess.run([args.python, "-c", MEASURE, str(args.rounds)], capture_output=True,
+    out = subprocess.run([args.python, "-c", DIGITS_CODE + MEASURE, str(args.rounds)], capture_output=True,
                          text=True)
     if out.returncode != 0:
         sys.exit("the measurement failed (it needs numpy and scikit-learn in %s):\n%s"
