@@ -6,8 +6,9 @@ the same parameters three ways, alternating trial by trial, and prints the media
 time of each (``time.thread_time``: no waiting for a core is counted):
 
 * in a child forked from a server that imported scikit-learn and holds the data but
-  never ran scikit-learn itself (the data is made in another child and loaded from
-  .npy files) — what a trial's step in kale starts from, without kale;
+  never ran scikit-learn itself (the data is made in another child and mapped
+  copy-on-write from .npy files, trial_overhead.SERVER_SETUP) — what a trial's step in
+  kale starts from, without kale;
 * in a child forked from a server that ran one trial before forking;
 * in the loop's own process, after one trial (an in-process Optuna loop).
 
@@ -24,24 +25,11 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trial_overhead import DIGITS_CODE  # noqa: E402  (the notebook's code, in parts)
+from trial_overhead import DIGITS_CODE, SERVER_SETUP  # noqa: E402
 
-MEASURE = r"""
-import json, os, statistics, sys, tempfile, time
-import numpy as np
-exec(IMPORTS)
+MEASURE = SERVER_SETUP + r"""
+import json, statistics, sys, time
 TUNED_CODE = compile(TUNED, "<tuned steps>", "exec")
-
-data_dir = tempfile.mkdtemp()
-pid = os.fork()
-if pid == 0:  # the shared steps, in a child: this process runs no scikit-learn code
-    exec(SHARED)
-    for name in SHARED_NAMES:
-        np.save(os.path.join(data_dir, name + ".npy"), globals()[name])
-    os._exit(0)
-os.waitpid(pid, 0)
-for name in SHARED_NAMES:
-    globals()[name] = np.load(os.path.join(data_dir, name + ".npy"))
 
 
 def trial(C):

@@ -73,8 +73,10 @@ def objective(trial):
     exec(TUNED_CODE, globals())
     return value
 """
-FORKED_LOOP = LOOP_HEAD + r"""
-import signal, tempfile
+# A process standing for kale's fork server: the imports, and the shared data made in a
+# child and mapped from its files (which then go: the mappings keep them).
+SERVER_SETUP = r"""
+import os, shutil, tempfile
 import numpy as np
 exec(IMPORTS)
 shared_dir = tempfile.mkdtemp()
@@ -87,6 +89,10 @@ if pid == 0:
 os.waitpid(pid, 0)
 for name in SHARED_NAMES:
     globals()[name] = np.load(os.path.join(shared_dir, name + ".npy"), mmap_mode="c")
+shutil.rmtree(shared_dir)
+"""
+FORKED_LOOP = LOOP_HEAD + SERVER_SETUP + r"""
+import signal
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)
 
 def fork_spare():
