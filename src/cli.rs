@@ -27,7 +27,7 @@ pub fn version_line() -> String {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a notebook's tags, metadata and data flow; list every problem found.
-    Validate(NotebookArgs),
+    Validate(ValidateArgs),
     /// Show the pipeline a notebook defines: steps, DAG, inputs/outputs, parameters, metrics.
     Inspect(InspectArgs),
     /// Run the pipeline on this machine: each step in its own Python process.
@@ -70,9 +70,15 @@ pub struct DashboardArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct NotebookArgs {
+pub struct ValidateArgs {
     /// Path to the `.ipynb` notebook.
     pub notebook: PathBuf,
+    /// Print the problems as JSON on stdout (with, when there is no error, the pipeline
+    /// `kale inspect --json` shows); the exit status is the same.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +88,17 @@ pub struct InspectArgs {
     /// Print the pipeline as JSON (a stable contract for scripts).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+/// Where the notebook's content comes from.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// Read the notebook's JSON from standard input instead of the file (an editor's
+    /// unsaved notebook); the path still names it and places it beside its modules.
+    #[arg(long)]
+    pub stdin: bool,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +132,10 @@ pub struct RunArgs {
     /// Run every step, ignoring (and not filling) the step cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Also write the progress as JSON lines (one event each) to FILE, or to stdout
+    /// with `-` (see the README's "Progress events").
+    #[arg(long, value_name = "FILE|-")]
+    pub events: Option<PathBuf>,
     #[command(flatten)]
     pub python: PythonArgs,
     #[command(flatten)]
@@ -341,6 +362,10 @@ pub struct TuneArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also write the progress as JSON lines (one event each) to FILE, or to stdout
+    /// with `-` (see the README's "Progress events").
+    #[arg(long, value_name = "FILE|-")]
+    pub events: Option<PathBuf>,
     /// Serve the live dashboard (`kale dashboard`) while the tune runs and print its URL.
     #[arg(long, conflicts_with = "katib")]
     pub dashboard: bool,

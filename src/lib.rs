@@ -22,6 +22,7 @@ pub mod codegen;
 pub mod dashboard;
 pub mod diagnostics;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod format;
 pub mod inspect;

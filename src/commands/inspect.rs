@@ -5,7 +5,7 @@ use kale::{Error, ErrorKind};
 use super::print_diagnostics;
 
 pub fn run(args: &InspectArgs) -> kale::Result<()> {
-    let (pipeline, diags) = kale::pipeline::load(&args.notebook);
+    let (pipeline, diags) = super::load_source(&args.notebook, &args.source)?;
     let Some(p) = pipeline else {
         print_diagnostics(&args.notebook, &diags);
         return Err(Error::reported(ErrorKind::BadInput));

@@ -45,6 +45,46 @@ pub fn print_diagnostics(notebook: &Path, diags: &Diagnostics) {
     }
 }
 
+/// The pipeline and problems of the notebook at `notebook`, or of the notebook JSON on
+/// standard input that this path names (`--stdin`).
+pub fn load_source(
+    notebook: &Path,
+    source: &crate::cli::SourceArgs,
+) -> kale::Result<(
+    Option<kale::pipeline::Pipeline>,
+    kale::diagnostics::Diagnostics,
+)> {
+    if !source.stdin {
+        return Ok(kale::pipeline::load(notebook));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| {
+        Error::bad_input(format!(
+            "{}: cannot read the notebook from standard input: {e}",
+            notebook.display()
+        ))
+    })?;
+    Ok(kale::pipeline::load_text(notebook, &text))
+}
+
+/// The `--events` stream, if asked for. `--json` and `--events -` would mix on stdout.
+pub fn event_stream(
+    path: Option<&Path>,
+    json: bool,
+) -> kale::Result<Option<std::sync::Arc<kale::events::EventStream>>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    if json && path.as_os_str() == "-" {
+        return Err(Error::bad_input(
+            "--json and --events - both write to stdout; give --events a file",
+        ));
+    }
+    let stream = kale::events::EventStream::to_path(path)
+        .map_err(|e| Error::environment(format!("--events {}: {e}", path.display())))?;
+    Ok(Some(std::sync::Arc::new(stream)))
+}
+
 /// Loads the pipeline, or prints the problems (each with its cell and line).
 pub fn load_pipeline(notebook: &Path) -> kale::Result<kale::pipeline::Pipeline> {
     let (pipeline, diags) = kale::pipeline::load(notebook);

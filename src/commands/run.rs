@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::cli::RunArgs;
 
+use kale::events::{Both, Event, Failure, FinishedStep, PlannedStep};
 use kale::render::live::TerminalReporter;
 
 pub fn run(args: &RunArgs) -> kale::Result<()> {
@@ -68,19 +69,62 @@ pub fn run(args: &RunArgs) -> kale::Result<()> {
         resources: Some(resources),
     };
     let names: Vec<String> = pipeline.steps.iter().map(|s| s.name.clone()).collect();
-    let reporter = Arc::new(TerminalReporter::new(
+    let terminal = Arc::new(TerminalReporter::new(
         pipeline.steps.len(),
         !args.quiet,
         &names,
     ));
+    let events = super::event_stream(args.events.as_deref(), args.json)?;
+    let events_on_stdout = args.events.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    let reporter: Arc<dyn exec::Reporter> = match &events {
+        Some(stream) => {
+            stream.emit(&Event::RunStarted {
+                notebook: args.notebook.clone(),
+                steps: pipeline
+                    .steps
+                    .iter()
+                    .map(|s| PlannedStep {
+                        name: s.name.clone(),
+                        depends_on: s.depends_on.clone(),
+                        cells: s.cells.clone(),
+                    })
+                    .collect(),
+            });
+            Arc::new(Both(terminal.clone(), stream.clone()))
+        }
+        None => terminal.clone(),
+    };
     let rt = super::runtime()?;
     let outcome = rt.block_on(async {
         let cancel = super::ctrl_c_signal("stopping running steps");
-        exec::run(&pipeline, &opts, reporter.clone(), cancel).await
+        exec::run(&pipeline, &opts, reporter, cancel).await
     })?;
-    reporter.finish();
+    terminal.finish();
     let m = &outcome.manifest;
     let seconds = m.finished_at.unwrap_or(m.started_at) - m.started_at;
+    if let Some(stream) = &events {
+        stream.emit(&Event::RunFinished {
+            run_id: m.run_id.clone(),
+            status: m.status,
+            seconds,
+            metrics: m.metrics.clone(),
+            steps: m
+                .steps
+                .iter()
+                .map(|s| FinishedStep {
+                    name: s.name.clone(),
+                    status: s.status,
+                    seconds: s.seconds,
+                    cache_note: s.cache_note.clone(),
+                })
+                .collect(),
+            error: outcome
+                .failure
+                .as_ref()
+                .map(|(step, err)| Failure::new(step, err)),
+            run_dir: outcome.run_dir.clone(),
+        });
+    }
     if args.json {
         let mut doc = json!({
             "run_id": m.run_id,
@@ -100,7 +144,8 @@ pub fn run(args: &RunArgs) -> kale::Result<()> {
             doc["error"] = json!({"step": step, "type": err.kind, "message": err.message, "cell": err.cell, "line": err.line});
         }
         println!("{}", serde_json::to_string_pretty(&doc)?);
-    } else if !m.metrics.is_empty() {
+    } else if !m.metrics.is_empty() && !events_on_stdout {
+        // (With `--events -`, stdout carries the events only; `run_finished` has them.)
         println!("metrics");
         for (name, value) in &m.metrics {
             println!("  {name:<20} {value}");

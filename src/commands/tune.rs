@@ -4,13 +4,14 @@
 use kale::store::{ExperimentStatus, TrialStatus};
 use std::sync::Arc;
 
+use kale::events::{Both, Event, KatibBest, TrialSummary};
 use kale::exec::{self, cache::Cache};
 use kale::kubeflow::cluster::{ClusterError, KatibClient};
 use kale::kubeflow::cluster_tune;
 use kale::kubeflow::kfp_client::KfpClient;
 use kale::render::live::LiveView;
 use kale::store::Store;
-use kale::tune::{self, TuneOptions, params_text};
+use kale::tune::{self, TuneOptions, TuneReporter, params_text};
 use kale::{Error, ErrorKind};
 use serde_json::json;
 
@@ -132,6 +133,24 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
         resources: Some(resources),
     };
     let view = Arc::new(LiveView::new());
+    let events = super::event_stream(args.events.as_deref(), args.json)?;
+    let reporter: Arc<dyn TuneReporter> = match &events {
+        Some(stream) => {
+            stream.emit(&Event::TuneStarted {
+                experiment: name.clone(),
+                notebook: args.notebook.clone(),
+                resumed: args.resume,
+                objectives: search.objectives.clone(),
+                constraints: search.constraints.iter().map(|c| c.to_string()).collect(),
+                algorithm: search.algorithm.clone(),
+                parameters: search.space.to_katib_json(),
+                max_trials: search.max_trials,
+                parallel: search.parallel,
+            });
+            Arc::new(Both(view.clone(), stream.clone()))
+        }
+        None => view.clone(),
+    };
     let rt = super::runtime()?;
     let outcome = rt.block_on(async {
         let cancel = super::ctrl_c_signal("stopping running steps");
@@ -149,7 +168,7 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
                 Err(e) => eprintln!("warning: no dashboard: {e}"),
             }
         }
-        tune::tune(&pipeline, experiment, &search, &opts, view.clone(), cancel).await
+        tune::tune(&pipeline, experiment, &search, &opts, reporter, cancel).await
     });
     view.finish();
     let outcome = match outcome {
@@ -160,6 +179,21 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
         }
     };
     let count = |s: TrialStatus| outcome.trials.iter().filter(|t| t.status == s).count();
+    if let Some(stream) = &events {
+        stream.emit(&Event::TuneFinished {
+            experiment: name.clone(),
+            status: outcome.status,
+            reason: outcome.reason.clone(),
+            best: outcome.best.as_ref().map(TrialSummary::from),
+            pareto_front: outcome.front.iter().map(TrialSummary::from).collect(),
+            succeeded: count(TrialStatus::Succeeded),
+            failed: count(TrialStatus::Failed),
+            early_stopped: count(TrialStatus::EarlyStopped),
+            cache_hits: outcome.cache_hits,
+            cache_misses: outcome.cache_misses,
+            seconds: outcome.experiment.wall_seconds,
+        });
+    }
     if args.json {
         let best = outcome.best.as_ref().map(|b| {
             json!({"trial": b.number, "params": b.params, "metrics": b.metrics, "run_dir": b.run_dir})
@@ -408,10 +442,15 @@ fn on_katib(args: &TuneArgs) -> kale::Result<()> {
         args.notebook.display(),
     );
     eprintln!("watching; Ctrl-C detaches and leaves the experiment running");
-    let view = LiveView::new();
+    let view = Arc::new(LiveView::new());
+    let events = super::event_stream(args.events.as_deref(), args.json)?;
+    let reporter: Arc<dyn TuneReporter> = match &events {
+        Some(stream) => Arc::new(Both(view.clone(), stream.clone())),
+        None => view.clone(),
+    };
     let watched = rt.block_on(async {
         let detach = super::ctrl_c_signal("detaching; the experiment keeps running on the cluster");
-        cluster_tune::watch(&katib, &name, &view, detach).await
+        cluster_tune::watch(&katib, &name, reporter.as_ref(), detach).await
     });
     view.finish();
     let w = watched?;
@@ -422,6 +461,26 @@ fn on_katib(args: &TuneArgs) -> kale::Result<()> {
     } else {
         exp.reason.clone()
     };
+    if let Some(stream) = &events {
+        stream.emit(&Event::KatibFinished {
+            experiment: name.clone(),
+            namespace: katib.namespace.clone(),
+            phase: exp.phase.clone(),
+            reason: reason.clone(),
+            detached: w.detached,
+            best: exp.best.as_ref().map(|b| KatibBest {
+                trial: b.trial.clone(),
+                number: w.number_of(&b.trial),
+                value: b.value,
+                params: b.params.clone(),
+                metrics: b.metrics.clone().into(),
+            }),
+            succeeded: c.succeeded,
+            failed: c.failed,
+            early_stopped: c.early_stopped,
+            running: c.running,
+        });
+    }
     if args.json {
         let best = exp.best.as_ref().map(|b| {
             json!({"trial": b.trial, "number": w.number_of(&b.trial),

@@ -1,20 +1,41 @@
-use crate::cli::NotebookArgs;
+use crate::cli::ValidateArgs;
 
+use kale::diagnostics::Diagnostic;
 use kale::{Error, ErrorKind};
+use serde_json::json;
 
 use super::print_diagnostics;
 
-pub fn run(args: &NotebookArgs) -> kale::Result<()> {
-    let (pipeline, diags) = kale::pipeline::load(&args.notebook);
+pub fn run(args: &ValidateArgs) -> kale::Result<()> {
+    let (pipeline, mut diags) = super::load_source(&args.notebook, &args.source)?;
+    if args.json {
+        // Located problems for editors (the JupyterLab panel): the same checks as the
+        // text form, and the pipeline when it builds, so one call serves both views.
+        let mut doc = json!({"notebook": args.notebook, "pipeline": null});
+        if let Some(mut p) = pipeline {
+            super::default_to_own_pod_image(&mut p);
+            for w in image_warnings(&p) {
+                diags.push(Diagnostic::warning(w));
+            }
+            doc["pipeline"] = kale::inspect::to_json(&p, &diags);
+        }
+        let errors = diags.errors().count();
+        doc["ok"] = json!(errors == 0);
+        doc["errors"] = json!(errors);
+        doc["warnings"] = json!(diags.warnings().count());
+        doc["diagnostics"] = json!(diags.sorted());
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return if errors == 0 {
+            Ok(())
+        } else {
+            Err(Error::reported(ErrorKind::BadInput))
+        };
+    }
     print_diagnostics(&args.notebook, &diags);
     match pipeline {
         Some(mut p) => {
             super::default_to_own_pod_image(&mut p);
-            // What `compile` would warn about the steps' images: a stock Python image
-            // and imports kale cannot pin (the notes about what gets installed are
-            // compile's to print).
-            let (image_warnings, _) =
-                kale::kubeflow::kfp::image_messages(&p, &super::step_packages(&p, None));
+            let image_warnings = image_warnings(&p);
             for w in &image_warnings {
                 eprintln!("warning: {w}");
             }
@@ -46,6 +67,12 @@ pub fn run(args: &NotebookArgs) -> kale::Result<()> {
             Err(Error::reported(ErrorKind::BadInput))
         }
     }
+}
+
+/// What `compile` would warn about the steps' images: a stock Python image and imports
+/// kale cannot pin (the notes about what gets installed are compile's to print).
+fn image_warnings(p: &kale::pipeline::Pipeline) -> Vec<String> {
+    kale::kubeflow::kfp::image_messages(p, &super::step_packages(p, None)).0
 }
 
 fn plural(n: usize) -> &'static str {

@@ -114,7 +114,24 @@ pub fn build(nb: &Notebook) -> (Option<Pipeline>, Diagnostics) {
 /// Reads the file and builds the pipeline; a file that is not a notebook yields one error.
 pub fn load(path: &std::path::Path) -> (Option<Pipeline>, Diagnostics) {
     let mut diags = Diagnostics::default();
-    match notebook::load(path, &mut diags) {
+    let nb = notebook::load(path, &mut diags);
+    finish_load(nb, diags)
+}
+
+/// Builds the pipeline of a notebook's JSON text that is not (or not yet) the file at
+/// `path`: an editor's unsaved notebook. `path` still names it in messages and places
+/// it (its directory holds the modules its cells import).
+pub fn load_text(path: &std::path::Path, text: &str) -> (Option<Pipeline>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let nb = notebook::parse(path, text, &mut diags);
+    finish_load(nb, diags)
+}
+
+fn finish_load(
+    nb: Result<Notebook, Diagnostic>,
+    mut diags: Diagnostics,
+) -> (Option<Pipeline>, Diagnostics) {
+    match nb {
         Ok(nb) => {
             let (p, more) = build(&nb);
             diags.extend(more);

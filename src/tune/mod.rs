@@ -107,6 +107,10 @@ pub trait TuneReporter: Send + Sync {
     fn update(&self, _state: &LiveState) {}
     /// One line per finished trial.
     fn trial_finished(&self, _line: &str, _state: &LiveState) {}
+    /// A trial was recorded as running, with its parameters.
+    fn trial_started(&self, _trial: &TrialRow) {}
+    /// A trial's record once it ended, however it ended.
+    fn trial_result(&self, _trial: &TrialRow) {}
     /// A line worth keeping that is not a trial's end (why a cached step ran again).
     fn notice(&self, _line: &str, _state: &LiveState) {}
     /// Something went wrong that the tune carries on through (a dropped connection).
@@ -358,7 +362,9 @@ pub async fn tune(
                 &exec::new_run_id()[16..]
             );
             let run_dir = opts.runs_dir.join(&run_id).display().to_string();
-            rows.push(log.start(number, &params, &run_dir)?);
+            let started = log.start(number, &params, &run_dir)?;
+            reporter.trial_started(&started);
+            rows.push(started);
             let tuned: BTreeMap<String, PipelineValue> = values
                 .iter()
                 .filter(|(k, _)| params.contains_key(*k))
@@ -462,6 +468,7 @@ pub async fn tune(
                 if let Some(slot) = rows.iter_mut().find(|r| r.number == number) {
                     *slot = row.clone();
                 }
+                reporter.trial_result(&row);
                 if let Some(done) =
                     record::sampler_trial(number, t.params, &result, &t.intermediate, multi)
                 {

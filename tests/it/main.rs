@@ -6,6 +6,7 @@ mod corpus;
 mod dashboard;
 mod debug;
 mod errors;
+mod events;
 mod fork_server;
 mod fuzz;
 mod inspect;
