@@ -58,23 +58,155 @@ impl Distribution {
 
 /// Katib `feasibleSpace`. Numbers are read from strings or JSON numbers and always
 /// written as strings, because that is the type Katib's Go API declares.
+///
+/// `min`, `max` and `step` are doubles; an `int`'s are also kept as the integers they
+/// were written as (`exact`), since a double holds every integer only up to 2^53:
+/// counting and drawing an `int` parameter's values is done on those.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(
+    rename_all = "camelCase",
+    from = "RawFeasibleSpace",
+    into = "RawFeasibleSpace"
+)]
 pub struct FeasibleSpace {
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "num_str")]
     pub min: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "num_str")]
     pub max: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "num_str")]
     pub step: Option<f64>,
+    pub list: Option<Vec<String>>,
+    pub distribution: Option<Distribution>,
+    /// `min`, `max`, `step` as written, when each is a whole number that fits in an
+    /// `i64` (see [`FeasibleSpace::int_range`]).
+    pub exact: [Option<i64>; 3],
+}
+
+/// The wire form: numbers as Katib writes them (strings), read from strings or JSON
+/// numbers, their text kept so that integers stay exact.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawFeasibleSpace {
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num_str")]
+    min: Option<NumText>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num_str")]
+    max: Option<NumText>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "num_str")]
+    step: Option<NumText>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "str_list"
     )]
-    pub list: Option<Vec<String>>,
+    list: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub distribution: Option<Distribution>,
+    distribution: Option<Distribution>,
+}
+
+/// A number with the integer it was written as, if it was one that fits in an i64.
+#[derive(Clone, Copy)]
+struct NumText {
+    value: f64,
+    int: Option<i64>,
+}
+
+impl From<RawFeasibleSpace> for FeasibleSpace {
+    fn from(r: RawFeasibleSpace) -> Self {
+        FeasibleSpace {
+            min: r.min.map(|n| n.value),
+            max: r.max.map(|n| n.value),
+            step: r.step.map(|n| n.value),
+            list: r.list,
+            distribution: r.distribution,
+            exact: [r.min, r.max, r.step].map(|n| n.and_then(|n| beyond_f64(n.int?))),
+        }
+    }
+}
+
+impl From<FeasibleSpace> for RawFeasibleSpace {
+    fn from(f: FeasibleSpace) -> Self {
+        let num = |value: Option<f64>, int: Option<i64>| value.map(|value| NumText { value, int });
+        RawFeasibleSpace {
+            min: num(f.min, f.exact[0]),
+            max: num(f.max, f.exact[1]),
+            step: num(f.step, f.exact[2]),
+            list: f.list,
+            distribution: f.distribution,
+        }
+    }
+}
+
+/// Largest magnitude up to which a double holds every integer exactly.
+const EXACT_IN_F64: f64 = 9_007_199_254_740_992.0;
+
+/// `i` when a double cannot hold it exactly (beyond 2^53), else `None`: below that
+/// the double is the integer, and spaces compare equal however they were built.
+fn beyond_f64(i: i64) -> Option<i64> {
+    (i.unsigned_abs() > EXACT_IN_F64 as u64).then_some(i)
+}
+
+/// An integer range: both ends included, every `step`-th value from `min`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntRange {
+    pub min: i64,
+    pub max: i64,
+    pub step: i64,
+}
+
+impl IntRange {
+    /// Number of values: `(max - min) / step + 1`, exactly (up to 2^64).
+    pub fn len(&self) -> u128 {
+        ((i128::from(self.max) - i128::from(self.min)) / i128::from(self.step)) as u128 + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The `k`-th value (`k < len()`).
+    pub fn value(&self, k: u128) -> i64 {
+        let v = i128::from(self.min) + (k as i128) * i128::from(self.step);
+        i64::try_from(v).unwrap_or(self.max)
+    }
+
+    /// The index of `v`, when it is one of the values.
+    pub fn index_of(&self, v: i64) -> Option<u128> {
+        let off = i128::from(v) - i128::from(self.min);
+        let k = off / i128::from(self.step);
+        (off >= 0 && off % i128::from(self.step) == 0 && (k as u128) < self.len())
+            .then_some(k as u128)
+    }
+
+    /// The last value (`max` itself unless the step does not land on it).
+    pub fn last(&self) -> i64 {
+        self.value(self.len() - 1)
+    }
+}
+
+impl FeasibleSpace {
+    /// An `int` parameter's range, or why it is not one: each bound as written when it
+    /// was a whole number within `i64`, else from its double (exact up to 2^53).
+    pub fn int_range(&self) -> Result<IntRange, String> {
+        let whole = |exact: Option<i64>,
+                     value: Option<f64>,
+                     what: &str|
+         -> Result<Option<i64>, String> {
+            match (exact, value) {
+                (Some(i), _) => Ok(Some(i)),
+                (None, None) => Ok(None),
+                (None, Some(v)) if v.fract() != 0.0 || !v.is_finite() => Err(format!(
+                    "int {what} ({}) must be a whole number",
+                    fmt_num(v)
+                )),
+                (None, Some(v)) if v.abs() <= EXACT_IN_F64 => Ok(Some(v as i64)),
+                (None, Some(v)) => Err(format!(
+                    "int {what} ({}) is beyond the 64-bit integers kale counts with (-9223372036854775808..9223372036854775807)",
+                    fmt_num(v)
+                )),
+            }
+        };
+        let min = whole(self.exact[0], self.min, "min")?.ok_or("min and max are required")?;
+        let max = whole(self.exact[1], self.max, "max")?.ok_or("min and max are required")?;
+        let step = whole(self.exact[2], self.step, "step")?.unwrap_or(1);
+        Ok(IntRange { min, max, step })
+    }
 }
 
 /// One entry of Katib's `spec.parameters`.
@@ -95,7 +227,9 @@ impl ParameterSpec {
 
     /// An `int` on `[min, max]`, both ends included.
     pub fn int(name: impl Into<String>, min: i64, max: i64) -> Self {
-        Self::ranged(name, ParameterType::Int, min as f64, max as f64)
+        let mut p = Self::ranged(name, ParameterType::Int, min as f64, max as f64);
+        p.feasible_space.exact = [beyond_f64(min), beyond_f64(max), None];
+        p
     }
 
     /// A `categorical` over the given strings.
@@ -119,6 +253,7 @@ impl ParameterSpec {
     /// Restricts an `int`/`double` to the lattice `min + k·step`.
     pub fn with_step(mut self, step: f64) -> Self {
         self.feasible_space.step = Some(step);
+        self.feasible_space.exact[2] = None;
         self
     }
 
@@ -188,26 +323,38 @@ impl ParameterSpec {
                 if !min.is_finite() || !max.is_finite() {
                     return err("min and max must be finite".into());
                 }
-                if min >= max {
+                let int = self.parameter_type == ParameterType::Int;
+                // An int's exact bounds are compared below (two ints near 2^63 can be
+                // the same double).
+                if !int && min >= max {
                     return err(format!(
                         "min ({}) must be less than max ({})",
                         fmt_num(min),
                         fmt_num(max)
                     ));
                 }
-                let int = self.parameter_type == ParameterType::Int;
                 if int && (min.fract() != 0.0 || max.fract() != 0.0) {
                     return err("int min and max must be whole numbers".into());
                 }
-                if let Some(step) = fs.step {
+                if int {
+                    // Counted and drawn as integers: the exact bounds decide.
+                    let r = fs.int_range().map_err(|reason| SpaceError::Invalid {
+                        name: self.name.clone(),
+                        reason,
+                    })?;
+                    if r.min >= r.max {
+                        return err(format!("min ({}) must be less than max ({})", r.min, r.max));
+                    }
+                    if r.step <= 0 {
+                        return err(format!("step ({}) must be positive", r.step));
+                    }
+                    if i128::from(r.step) > i128::from(r.max) - i128::from(r.min) {
+                        return err(format!("step ({}) is larger than max - min", r.step));
+                    }
+                }
+                if let Some(step) = fs.step.filter(|_| !int) {
                     if !(step.is_finite() && step > 0.0) {
                         return err(format!("step ({}) must be positive", fmt_num(step)));
-                    }
-                    if int && step.fract() != 0.0 {
-                        return err(format!(
-                            "int step ({}) must be a whole number",
-                            fmt_num(step)
-                        ));
                     }
                     if step > max - min {
                         return err(format!("step ({}) is larger than max - min", fmt_num(step)));
@@ -432,28 +579,38 @@ mod num_str {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum NumOrStr {
-        Num(f64),
+        Num(serde_json::Number),
         Str(String),
     }
 
-    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(v: &Option<NumText>, s: S) -> Result<S::Ok, S::Error> {
         match v {
-            Some(v) => s.serialize_str(&fmt_num(*v)),
+            Some(NumText { int: Some(i), .. }) => s.serialize_str(&i.to_string()),
+            Some(n) => s.serialize_str(&fmt_num(n.value)),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    fn parse(text: &str) -> Option<NumText> {
+        let text = text.trim();
+        let value = text.parse::<f64>().ok()?;
+        Some(NumText {
+            value,
+            int: text.parse::<i64>().ok(),
+        })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NumText>, D::Error> {
         match Option::<NumOrStr>::deserialize(d)? {
             None => Ok(None),
-            Some(NumOrStr::Num(n)) => Ok(Some(n)),
+            Some(NumOrStr::Num(n)) => parse(&n.to_string())
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a number"))),
             // Katib clients write "" for an unset step.
             Some(NumOrStr::Str(s)) if s.trim().is_empty() => Ok(None),
-            Some(NumOrStr::Str(s)) => s
-                .trim()
-                .parse::<f64>()
+            Some(NumOrStr::Str(s)) => parse(&s)
                 .map(Some)
-                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a number"))),
+                .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a number"))),
         }
     }
 }
@@ -501,6 +658,8 @@ pub(crate) struct NumDim {
     pub dist: Distribution,
     /// Decimal places kept when snapping to a lattice, so `0.01 + 3·0.01` is 0.04.
     decimals: Option<i32>,
+    /// An `int`'s values, exactly: counted and drawn as integers, not doubles.
+    pub ints: Option<IntRange>,
 }
 
 #[derive(Debug, Clone)]
@@ -514,6 +673,18 @@ impl Dim {
     fn from_spec(p: &ParameterSpec) -> Dim {
         let fs = &p.feasible_space;
         match p.parameter_type {
+            ParameterType::Int if fs.int_range().is_ok() => {
+                let r = fs.int_range().expect("checked");
+                Dim::Num(NumDim {
+                    lo: r.min as f64,
+                    hi: r.last() as f64,
+                    step: Some(r.step as f64),
+                    int: true,
+                    dist: p.distribution(),
+                    decimals: Some(0),
+                    ints: Some(r),
+                })
+            }
             ParameterType::Int | ParameterType::Double => {
                 let int = p.parameter_type == ParameterType::Int;
                 let lo = fs.min.unwrap_or(0.0);
@@ -534,6 +705,7 @@ impl Dim {
                     int,
                     dist: p.distribution(),
                     decimals,
+                    ints: None,
                 })
             }
             ParameterType::Categorical | ParameterType::Discrete => {
@@ -553,6 +725,24 @@ impl Dim {
     /// `None` when the value is not feasible.
     pub fn encode(&self, v: &ParamValue) -> Option<f64> {
         match self {
+            Dim::Num(NumDim {
+                ints: Some(r), lo, ..
+            }) => {
+                let i = match v {
+                    ParamValue::Int(i) => *i,
+                    other => {
+                        let x = other.as_f64()?;
+                        if x.fract() != 0.0 || x.abs() > EXACT_IN_F64 {
+                            return None;
+                        }
+                        x as i64
+                    }
+                };
+                // The coordinate is the offset from `lo` (exact while it stays below
+                // 2^53, as any range samplers model does), plus `lo`.
+                let k = r.index_of(i)?;
+                Some(lo + (k as f64) * r.step as f64)
+            }
             Dim::Num(d) => {
                 let x = v.as_f64()?;
                 if d.int && !matches!(v, ParamValue::Int(_)) && x.fract() != 0.0 {
@@ -588,6 +778,18 @@ impl Dim {
     /// The value for a sampler coordinate (snapped onto the lattice / rounded to a choice).
     pub fn decode(&self, x: f64) -> ParamValue {
         match self {
+            Dim::Num(NumDim {
+                ints: Some(r), lo, ..
+            }) => {
+                // Nearest lattice index, then the value from it in integers.
+                let k = if x.is_nan() {
+                    0.0
+                } else {
+                    ((x - lo) / r.step as f64).round().max(0.0)
+                };
+                let k = (k as u128).min(r.len() - 1);
+                ParamValue::Int(r.value(k))
+            }
             Dim::Num(d) => {
                 let x = d.snap(x);
                 if d.int {
@@ -657,8 +859,12 @@ impl NumDim {
         }
     }
 
-    /// Number of lattice points, if there is a lattice.
+    /// Number of lattice points, if there is a lattice (`usize::MAX` for an `int`
+    /// with more values than that).
     pub fn lattice_len(&self) -> Option<usize> {
+        if let Some(r) = &self.ints {
+            return Some(usize::try_from(r.len()).unwrap_or(usize::MAX));
+        }
         self.step
             .map(|s| ((self.hi - self.lo) / s).round() as usize + 1)
     }
@@ -683,6 +889,55 @@ impl NumDim {
 }
 
 impl Dim {
+    /// One value drawn from the parameter's own distribution; a uniform `int` is
+    /// drawn as an integer (every value equally likely, however large the range).
+    pub fn sample_value<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> ParamValue {
+        if let Dim::Num(NumDim {
+            ints: Some(r),
+            dist: Distribution::Uniform,
+            ..
+        }) = self
+        {
+            let n = r.len();
+            let k = if n > u128::from(u64::MAX) {
+                u128::from(rng.random::<u64>())
+            } else {
+                u128::from(rng.random_range(0..n as u64))
+            };
+            return ParamValue::Int(r.value(k));
+        }
+        self.decode(self.sample(rng))
+    }
+
+    /// The `k`-th value of a lattice (grid search), exactly.
+    pub fn value_at_index(&self, k: usize) -> ParamValue {
+        match self {
+            Dim::Num(NumDim { ints: Some(r), .. }) => {
+                ParamValue::Int(r.value((k as u128).min(r.len() - 1)))
+            }
+            Dim::Num(d) => self.decode(d.lo + k as f64 * d.step.unwrap_or(1.0)),
+            Dim::Choice(_) => self.decode(k as f64),
+        }
+    }
+
+    /// The lattice index of a value (grid search), if it is a lattice point.
+    pub fn index_of(&self, v: &ParamValue) -> Option<usize> {
+        match self {
+            Dim::Num(NumDim { ints: Some(r), .. }) => {
+                let i = match v {
+                    ParamValue::Int(i) => *i,
+                    other => other.as_f64().filter(|x| x.fract() == 0.0)? as i64,
+                };
+                usize::try_from(r.index_of(i)?).ok()
+            }
+            Dim::Num(d) => {
+                let x = self.encode(v)?;
+                Some(((x - d.lo) / d.step.unwrap_or(1.0)).round() as usize)
+            }
+            Dim::Choice(_) => Some(self.encode(v)? as usize),
+        }
+    }
+
     /// One draw from the parameter's own distribution.
     pub fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> f64 {
         self.value_at_unit(rng.random::<f64>())
@@ -789,6 +1044,59 @@ mod tests {
             ParameterSpec::int("x", 0, 3),
         ]);
         assert_eq!(dup.unwrap_err(), SpaceError::Duplicate("x".into()));
+    }
+
+    #[test]
+    fn int_ranges_count_and_draw_exact_integers_up_to_i64() {
+        use rand::SeedableRng;
+        let space =
+            SearchSpace::new(vec![ParameterSpec::int("n", i64::MAX - 9, i64::MAX)]).unwrap();
+        let Dim::Num(d) = &space.dims()[0] else {
+            panic!()
+        };
+        assert_eq!(d.lattice_len(), Some(10));
+        let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(1);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..400 {
+            let ParamValue::Int(v) = space.dims()[0].sample_value(&mut rng) else {
+                panic!()
+            };
+            seen.insert(v);
+        }
+        assert_eq!(seen, (i64::MAX - 9..=i64::MAX).collect());
+        // The whole of i64: 2^64 values, more than a usize counts.
+        let all = SearchSpace::new(vec![ParameterSpec::int("n", i64::MIN, i64::MAX)]).unwrap();
+        let Dim::Num(d) = &all.dims()[0] else {
+            panic!()
+        };
+        assert_eq!(d.ints.unwrap().len(), 1u128 << 64);
+        assert_eq!(d.lattice_len(), Some(usize::MAX));
+        // The exact bounds survive the trip through Katib's JSON.
+        let json = all.to_katib_json();
+        assert_eq!(json[0]["feasibleSpace"]["max"], "9223372036854775807");
+        let back: SearchSpace = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            back.parameters()[0].feasible_space.int_range().unwrap().max,
+            i64::MAX
+        );
+        // A step lands exactly, and its values are indexed exactly.
+        let r = IntRange {
+            min: i64::MAX - 10,
+            max: i64::MAX,
+            step: 3,
+        };
+        assert_eq!((r.len(), r.last()), (4, i64::MAX - 1));
+        assert_eq!(r.index_of(i64::MAX - 4), Some(2));
+        assert_eq!(r.index_of(i64::MAX), None);
+        // Beyond i64, or not whole: refused, naming the parameter.
+        let beyond = r#"[{"name":"big","parameterType":"int","feasibleSpace":{"min":"0","max":"18446744073709551616"}}]"#;
+        let e = serde_json::from_str::<SearchSpace>(beyond)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"big\"") && e.contains("beyond the 64-bit integers"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -596,6 +596,30 @@ pub fn parse_param_flag(text: &str) -> Result<ParameterSpec, String> {
                 .map_err(|_| bad(&format!("`{hi}` is not a number")))?;
             feasible.min = Some(lo);
             feasible.max = Some(hi);
+            // An int's bounds are kept as the integers written (a double holds every
+            // integer only up to 2^53); beyond 64 bits they are refused.
+            let whole = |text: &str| -> Result<Option<i64>, String> {
+                let text = text.trim();
+                match text.parse::<i64>() {
+                    // Below 2^53 the double is the integer.
+                    Ok(i) if i.unsigned_abs() <= 1 << 53 => Ok(None),
+                    Ok(i) => Ok(Some(i)),
+                    Err(_)
+                        if text
+                            .parse::<f64>()
+                            .is_ok_and(|v| v.fract() == 0.0 || !v.is_finite()) =>
+                    {
+                        Err(bad(&format!(
+                            "`{text}` is beyond the 64-bit integers an int parameter takes (-9223372036854775808..9223372036854775807)"
+                        )))
+                    }
+                    Err(_) => Ok(None),
+                }
+            };
+            if kind == "int" {
+                feasible.exact[0] = whole(range.split_once("..").map_or("", |r| r.0))?;
+                feasible.exact[1] = whole(range.split_once("..").map_or("", |r| r.1))?;
+            }
             for opt in parts {
                 match opt.trim() {
                     "log" | "logUniform" | "loguniform" => {
@@ -612,6 +636,9 @@ pub fn parse_param_flag(text: &str) -> Result<ParameterSpec, String> {
                             s.parse()
                                 .map_err(|_| bad(&format!("step `{s}` is not a number")))?,
                         );
+                        if kind == "int" {
+                            feasible.exact[2] = whole(s)?;
+                        }
                     }
                     o => return Err(bad(&format!("unknown option `{o}`"))),
                 }

@@ -33,7 +33,7 @@ use std::collections::HashSet;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::SliceRandom;
 
-use super::{Sampler, SamplerError, Suggestion, decode, encode, make_rng};
+use super::{Sampler, SamplerError, Suggestion, make_rng};
 use crate::space::{Dim, SearchSpace};
 use crate::trial::{Direction, Trial};
 
@@ -88,27 +88,43 @@ impl GridSampler {
     }
 }
 
-fn point_index(dims: &[Dim], sizes: &[usize], x: &[f64]) -> usize {
-    dims.iter().zip(sizes).zip(x).fold(0, |acc, ((d, &n), &v)| {
-        let k = match d {
-            Dim::Num(nd) => ((v - nd.lo) / nd.step.unwrap_or(1.0)).round() as usize,
-            Dim::Choice(_) => v as usize,
-        };
-        acc * n + k.min(n - 1)
-    })
+/// The grid index of a trial's parameters; `None` when one is not a grid point.
+fn point_index(
+    space: &SearchSpace,
+    dims: &[Dim],
+    sizes: &[usize],
+    params: &crate::space::Params,
+) -> Option<usize> {
+    space
+        .parameters()
+        .iter()
+        .zip(dims)
+        .zip(sizes)
+        .try_fold(0usize, |acc, ((p, d), &n)| {
+            let k = d.index_of(params.get(&p.name)?)?;
+            Some(acc * n + k.min(n - 1))
+        })
 }
 
-fn point_coords(dims: &[Dim], sizes: &[usize], mut idx: usize) -> Vec<f64> {
-    let mut x = vec![0.0; dims.len()];
+/// The parameters at a grid index, each an exact lattice value.
+fn point_params(
+    space: &SearchSpace,
+    dims: &[Dim],
+    sizes: &[usize],
+    mut idx: usize,
+) -> crate::space::Params {
+    let mut ks = vec![0; dims.len()];
     for i in (0..dims.len()).rev() {
-        let k = idx % sizes[i];
+        ks[i] = idx % sizes[i];
         idx /= sizes[i];
-        x[i] = match &dims[i] {
-            Dim::Num(nd) => nd.lo + k as f64 * nd.step.unwrap_or(1.0),
-            Dim::Choice(_) => k as f64,
-        };
     }
-    x
+    space
+        .parameters()
+        .iter()
+        .zip(dims)
+        .zip(ks)
+        .map(|((p, d), k)| (p.name.clone(), d.value_at_index(k)))
+        .collect()
 }
 
 impl Sampler for GridSampler {
@@ -160,8 +176,7 @@ impl Sampler for GridSampler {
         self.seen_trials = trials.len();
         let taken: HashSet<usize> = trials
             .iter()
-            .filter_map(|t| encode(space, &dims, &t.params))
-            .map(|x| point_index(&dims, &sizes, &x))
+            .filter_map(|t| point_index(space, &dims, &sizes, &t.params))
             .collect();
         let (_, order) = self.order.as_ref().expect("built above");
         while self.cursor < order.len() && taken.contains(&(order[self.cursor] as usize)) {
@@ -170,10 +185,11 @@ impl Sampler for GridSampler {
         let Some(&idx) = order.get(self.cursor) else {
             return Ok(Suggestion::Exhausted);
         };
-        Ok(Suggestion::Params(decode(
+        Ok(Suggestion::Params(point_params(
             space,
             &dims,
-            &point_coords(&dims, &sizes, idx as usize),
+            &sizes,
+            idx as usize,
         )))
     }
 }

@@ -14,7 +14,7 @@
 
 use rand::rngs::Xoshiro256PlusPlus;
 
-use super::{Sampler, SamplerError, Suggestion, decode, make_rng};
+use super::{Sampler, SamplerError, Suggestion, make_rng};
 use crate::space::SearchSpace;
 use crate::trial::{Direction, Trial};
 
@@ -61,7 +61,14 @@ impl Sampler for RandomSampler {
         _: Direction,
     ) -> Result<Suggestion, SamplerError> {
         let dims = space.dims();
-        let x: Vec<f64> = dims.iter().map(|d| d.sample(&mut self.rng)).collect();
-        Ok(Suggestion::Params(decode(space, &dims, &x)))
+        // Drawn as values, not coordinates: an int's draw stays an exact integer.
+        Ok(Suggestion::Params(
+            space
+                .parameters()
+                .iter()
+                .zip(&dims)
+                .map(|(p, d)| (p.name.clone(), d.sample_value(&mut self.rng)))
+                .collect(),
+        ))
     }
 }
