@@ -135,6 +135,19 @@ class IPythonMissingError(MarshalError):
     """The step uses IPython syntax but IPython is not installed."""
 
 
+class KaleDiskError(OSError):
+    """The disk refused an output: full, over quota, or read-only. Not the value's
+    fault, so no hint about recreating it; kale reports it as an environment error."""
+
+
+# ENOSPC, EROFS, EDQUOT: the disk, not the value.
+_DISK_ERRNOS = (28, 30, 122)
+
+
+def _disk_error(name, path, exc):
+    return KaleDiskError(exc.errno, "cannot save `%s` to %s: %s" % (name, path, exc.strerror or exc))
+
+
 class _NeedsDill(Exception):
     """Internal: plain pickle would store a reference into ``__main__``."""
 
@@ -787,6 +800,10 @@ def save(name, obj, directory, sweep=True):
         raise _cannot_save(name, obj, str(e), "install dill in this Python (%s), or define the "
                            "class in a `functions` cell or a module the steps import"
                            % sys.executable) from None
+    except OSError as e:
+        if e.errno in _DISK_ERRNOS:
+            raise _disk_error(name, directory, e) from None
+        raise _cannot_save(name, obj, _reason(e)) from e
     except _Unsaveable as e:
         raise _cannot_save(name, obj, "it contains %s (`%s`): %s" % (
             "an object that cannot be saved", _display_type(e.obj), e.reason), e.hint) from None
@@ -801,8 +818,10 @@ def save(name, obj, directory, sweep=True):
         if os.path.isdir(final) and not os.path.islink(final):
             _remove(final)
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as e:
         _remove(tmp)
+        if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:
+            raise _disk_error(name, directory, e) from None
         raise
     # drop files of the same variable written earlier with another backend
     for other in EXTENSIONS if sweep else ():
@@ -824,6 +843,10 @@ def _save_generic(name, obj, directory):
     """Plain pickle when that is faithful, otherwise dill (by value)."""
     try:
         return _attempt(name, "pickle_checked", obj, directory), "pickle"
+    except OSError as e:
+        if e.errno in _DISK_ERRNOS:
+            raise  # dill would meet the same disk
+        pickle_error = e
     except (_NeedsDill, Exception) as e:
         pickle_error = e
     try:

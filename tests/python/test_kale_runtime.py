@@ -1032,3 +1032,30 @@ class KerasTest(TempDirTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class DiskErrorTest(TempDirTest):
+    """A disk that refuses an output is the machine's problem, named as such (with the
+    path), not a value that cannot be saved (whose hint is about recreating it)."""
+
+    def test_a_full_disk_while_saving_is_a_disk_error_naming_the_path(self):
+        import errno
+
+        def full(obj, path):
+            with open(path, "wb") as f:
+                f.write(b"partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        for key in ("pickle", "pickle_checked"):
+            self.addCleanup(setattr, kr, "_BACKENDS", dict(kr._BACKENDS))
+            name, ext, _, reader = kr._BACKENDS[key]
+            kr._BACKENDS[key] = (name, ext, full, reader)
+        with self.assertRaises(kr.KaleDiskError) as caught:
+            kr.save("table", {"a": [1, 2, 3]}, self.out)
+        message = str(caught.exception)
+        self.assertIn(self.out, message)
+        self.assertIn("No space left on device", message)
+        self.assertNotIn("recreate", message)
+        self.assertEqual(caught.exception.errno, errno.ENOSPC)
+        # Nothing half-written is left behind.
+        self.assertEqual([f for f in os.listdir(self.out) if f.startswith(".table")], [])
