@@ -23,7 +23,8 @@ pub enum ErrorKind {
     /// The input was fine, but what it ran did not succeed: a step raised, a trial
     /// failed, an experiment ended failed, the data a command needs was pruned. Exit 1.
     Failed,
-    /// Ctrl-C. Exit 130, the status shells report for SIGINT.
+    /// Ctrl-C, SIGTERM or SIGHUP. Exit 128 + the signal's number (130, 143, 129), the
+    /// status shells report for a process that signal ended (see [`note_interrupt`]).
     Interrupted,
     /// Something kale depends on failed: the cluster or an API server is unreachable
     /// or refuses, the disk is full, the store is locked by another process. Retrying
@@ -37,9 +38,22 @@ impl ErrorKind {
             ErrorKind::Failed => 1,
             ErrorKind::BadInput => 2,
             ErrorKind::Environment => 3,
-            ErrorKind::Interrupted => 130,
+            ErrorKind::Interrupted => {
+                let signal = INTERRUPTED_BY.load(std::sync::atomic::Ordering::Relaxed);
+                u8::try_from(128 + signal).unwrap_or(130)
+            }
         }
     }
+}
+
+/// The signal that interrupted this process (SIGINT unless told otherwise).
+static INTERRUPTED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(2);
+
+/// Records the signal that stopped the command (SIGTERM from `docker stop` or CI,
+/// SIGHUP from a closed terminal), so that it ends as that signal would have ended
+/// it: exit 128 + its number.
+pub fn note_interrupt(signal: i32) {
+    INTERRUPTED_BY.store(signal, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[derive(Debug)]
@@ -142,11 +156,29 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Reading or writing files kale manages failed: the disk, permissions, a full
-/// file system — not the user's notebook.
+/// file system — not the user's notebook. (Errors from kale's own file handling name
+/// the path: see [`at_path`].)
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::environment(e)
+        use std::io::ErrorKind as K;
+        let hint = match e.kind() {
+            K::StorageFull | K::QuotaExceeded => Some("free space on that disk, then run again"),
+            K::ReadOnlyFilesystem | K::PermissionDenied => Some(
+                "kale keeps its records in `.kale/` beside the notebook: make that folder writable, or work on a copy of the notebook in a writable folder",
+            ),
+            _ => None,
+        };
+        let error = Error::environment(e);
+        match hint {
+            Some(h) => error.with_hint(h),
+            None => error,
+        }
     }
+}
+
+/// The same error, saying which path it was about (`std::fs` errors do not).
+pub fn at_path(path: &std::path::Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 impl From<serde_json::Error> for Error {

@@ -10,9 +10,11 @@
 //! └── runtime/<version>/       kale_runtime.py and the fork server, per runtime version
 //! ```
 //!
-//! Every path under `.kale/` is worked out here and nowhere else.
+//! Every path under `.kale/` is worked out here and nowhere else, and a name that
+//! becomes part of one (a run id, which holds an experiment's name) must be one plain
+//! path component: nothing built here can leave `.kale/`.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
@@ -73,6 +75,46 @@ impl Layout {
     pub fn fork_server_log(&self) -> PathBuf {
         self.root.join("fork-server.log")
     }
+
+    /// The `.kale/` a store at `.kale/kale.db` belongs to.
+    pub fn of_store(database: &Path) -> Layout {
+        Layout {
+            root: match database.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+        }
+    }
+
+    /// `runs/<id>`: refused unless `id` is one plain path component.
+    pub fn run(&self, id: &str) -> std::io::Result<PathBuf> {
+        child(&self.runs(), id)
+    }
+}
+
+/// `dir/name`, where `name` must be one plain path component: not empty, not `.` or
+/// `..`, no `/`, no NUL or other control character, at most 255 bytes (what a file
+/// system takes). Anything else would reach outside `dir` or fail obscurely later.
+pub fn child(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+    let mut components = Path::new(name).components();
+    let plain = matches!(
+        (components.next(), components.next()),
+        (Some(Component::Normal(_)), None)
+    ) && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control)
+        && name.len() <= 255;
+    if plain {
+        Ok(dir.join(name))
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "`{}` cannot be a file name under {}: it must be one plain path component",
+                crate::names::shown(name),
+                dir.display()
+            ),
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -93,5 +135,30 @@ mod tests {
             Layout::for_dir_or_notebook(Path::new("some/dir")).fork_server_log(),
             Path::new("some/dir/.kale/fork-server.log")
         );
+        assert_eq!(Layout::of_store(&l.database()), l);
+    }
+
+    #[test]
+    fn nothing_built_here_leaves_kale() {
+        let l = Layout::for_notebook(Path::new("work/nb.ipynb"));
+        assert_eq!(
+            l.run("digits-1-t3-ab12").unwrap(),
+            Path::new("work/.kale/runs/digits-1-t3-ab12")
+        );
+        let long = "x".repeat(256);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "/abs",
+            "a\nb",
+            "a\0b",
+            long.as_str(),
+        ] {
+            let e = l.run(bad).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{bad:?}");
+        }
     }
 }

@@ -6,14 +6,10 @@ mod cli;
 mod commands;
 
 fn main() -> ExitCode {
-    // Like other command-line tools, end quietly when the reader of our output goes
-    // away (`kale runs list | head -1`): Rust ignores SIGPIPE, which turns the next
-    // write into a panic.
-    #[cfg(unix)]
-    // SAFETY: restoring the default disposition of one signal before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // SIGPIPE stays ignored (Rust's default): a reader of our output that goes away
+    // (`kale runs list | head -1`, `kale tune ... 2>&1 | head -1`) turns the next write
+    // into an error that `kale::output` handles quietly, instead of a signal that would
+    // end a tune without recording it.
     // The runtime version is computed, not a literal, so clap gets the whole line at
     // run time; leaked once, as clap wants a `'static` string.
     let version: &'static str = cli::version_line().leak();
@@ -23,11 +19,11 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     // The one place an outcome becomes an exit status (the README's table lists them).
-    match commands::run(cli) {
+    match commands::run(cli).and_then(|()| kale::output::finish()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if let Some(text) = err.render() {
-                eprintln!("{text}");
+                kale::errln!("{text}");
             }
             ExitCode::from(err.kind().exit_status())
         }

@@ -25,19 +25,19 @@ pub fn run(cmd: &CacheCommand) -> kale::Result<()> {
             }
             let stats = Cache::open(&root)?.stats();
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&stats)?);
+                kale::outln!("{}", serde_json::to_string_pretty(&stats)?)?;
             } else {
-                println!("cache       {}", root.display());
-                println!("entries     {} step results", stats.entries);
-                println!(
+                kale::outln!("cache       {}", root.display())?;
+                kale::outln!("entries     {} step results", stats.entries)?;
+                kale::outln!(
                     "objects     {} ({})",
                     stats.objects,
                     kale::format::human_bytes(stats.bytes)
-                );
-                println!(
+                )?;
+                kale::outln!(
                     "saves       {:.1}s of step time when every entry is hit once",
                     stats.seconds_saved_per_hit
-                );
+                )?;
             }
             Ok(())
         }
@@ -57,16 +57,16 @@ pub fn run(cmd: &CacheCommand) -> kale::Result<()> {
                 runs: dropped_runs,
             } = kale::snapshot::prune(&kale, args.keep_runs)?;
             if args.store.json {
-                println!(
+                kale::outln!(
                     "{}",
                     json!({"entries_removed": entries, "objects_removed": objects, "bytes_freed": bytes, "runs_pruned": dropped_runs})
-                );
+                )?;
             } else {
-                println!(
+                kale::outln!(
                     "removed {entries} cache entries and {objects} objects ({}); data of {dropped_runs} older runs pruned; kept the newest {} runs and pinned ones",
                     kale::format::human_bytes(bytes),
                     args.keep_runs
-                );
+                )?;
             }
             Ok(())
         }
@@ -116,59 +116,59 @@ fn explain(args: &ExplainArgs) -> kale::Result<()> {
             }));
             continue;
         }
-        println!("{}  {}", step.name, step.status.as_str());
+        kale::outln!("{}  {}", step.name, step.status.as_str())?;
         if let Some(note) = &step.cache_note {
-            println!("  note      {note}");
+            kale::outln!("  note      {note}")?;
         }
         let Some((key, p)) = snapshot else {
-            println!(
+            kale::outln!(
                 "  no snapshot (the step failed, was not cached, or ran under an older kale)\n"
-            );
+            )?;
             continue;
         };
-        println!("  key       {}", &key[..key.len().min(16)]);
-        println!(
+        kale::outln!("  key       {}", &key[..key.len().min(16)])?;
+        kale::outln!(
             "  python    {} ({})",
             p.python.executable.display(),
             p.python.version
-        );
+        )?;
         if !p.packages.is_empty() {
             let list: Vec<_> = p.packages.iter().map(|(n, v)| format!("{n} {v}")).collect();
-            println!("  packages  {}", list.join(", "));
+            kale::outln!("  packages  {}", list.join(", "))?;
         }
         for r in &p.reads {
             let shown = kale::exec::provenance::display_path(&r.path, &base);
             match (&r.stat, &r.hash) {
-                (Some(stat), Some(hash)) => println!(
+                (Some(stat), Some(hash)) => kale::outln!(
                     "  read      {shown}  {}  {}",
                     kale::format::human_bytes(stat.size),
                     &hash[..hash.len().min(19)]
-                ),
-                _ => println!("  looked    {shown}  (absent)"),
+                )?,
+                _ => kale::outln!("  looked    {shown}  (absent)")?,
             }
         }
         for w in &p.writes {
-            println!(
+            kale::outln!(
                 "  wrote     {}  {}  {}",
                 kale::exec::provenance::display_path(&w.path, &base),
                 kale::format::human_bytes(w.stat.size),
                 &w.hash[..w.hash.len().min(19)]
-            );
+            )?;
         }
         for why in &p.untracked {
-            println!("  untracked {why}");
+            kale::outln!("  untracked {why}")?;
         }
         match holds {
-            Some(Ok(())) => println!("  holds     yes: a new run would reuse it\n"),
-            Some(Err(why)) => println!("  holds     no: {why}\n"),
-            None => println!(),
+            Some(Ok(())) => kale::outln!("  holds     yes: a new run would reuse it\n")?,
+            Some(Err(why)) => kale::outln!("  holds     no: {why}\n")?,
+            None => kale::outln!()?,
         }
     }
     if args.store.json {
-        println!(
+        kale::outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"run": run.manifest.run_id, "steps": docs}))?
-        );
+        )?;
     }
     Ok(())
 }

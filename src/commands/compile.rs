@@ -1,7 +1,5 @@
 //! `kale compile`: the pipeline as KFP v2 IR YAML, or as a Katib Experiment.
 
-use std::io::Write as _;
-
 use crate::cli::{CompileArgs, CompileTarget};
 
 use super::load_pipeline;
@@ -17,7 +15,7 @@ pub fn run(args: &CompileArgs) -> kale::Result<()> {
         }
         CompileTarget::Katib => {
             if args.katib.pipeline_id.is_none() {
-                eprintln!(
+                kale::errln!(
                     "note: each trial runs the newest version of the KFP pipeline named `{}`; upload it first (`kale submit`), or pass --pipeline-id/--pipeline-version",
                     kale::kubeflow::kfp::pipeline_name(&pipeline)
                 );
@@ -68,7 +66,7 @@ fn warn_file_reads(notebook: &std::path::Path, pipeline: &kale::pipeline::Pipeli
                 named.push(name);
             }
         }
-        eprintln!(
+        kale::errln!(
             "warning: {}: cell {}, line {}: step `{}` reads files ({}): KFP's cache cannot see their contents, so a cached run of this step would reuse results computed from older files\n  hint: tag the step `cache:disabled` to run it every time on the cluster",
             notebook.display(),
             first.at.cell,
@@ -85,9 +83,9 @@ fn write_output(path: Option<&std::path::Path>, text: &str) -> kale::Result<()> 
             std::fs::write(p, text).map_err(|e| {
                 kale::Error::bad_input(format!("cannot write {}", p.display())).caused_by(e)
             })?;
-            eprintln!("wrote {}", p.display());
+            kale::errln!("wrote {}", p.display());
         }
-        _ => std::io::stdout().write_all(text.as_bytes())?,
+        _ => kale::output::stdout_bytes(text.as_bytes())?,
     }
     Ok(())
 }

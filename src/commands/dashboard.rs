@@ -39,15 +39,15 @@ pub fn run(args: &DashboardArgs) -> kale::Result<()> {
             }
         };
         if !dash.addr.ip().is_loopback() {
-            eprintln!(
+            kale::errln!(
                 "warning: serving on {} — anyone who can reach this address can read the experiments",
                 dash.addr
             );
         }
         // The URL goes to stdout (scripts read it); the rest to stderr.
-        println!("{}", dash.url());
+        kale::outln!("{}", dash.url())?;
         let _ = std::io::stdout().flush();
-        eprintln!("kale dashboard for {} — Ctrl-C to stop", db.display());
+        kale::errln!("kale dashboard for {} — Ctrl-C to stop", db.display());
         tokio::select! {
             r = dash.serve() => r?,
             _ = tokio::signal::ctrl_c() => {}

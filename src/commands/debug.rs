@@ -16,19 +16,19 @@ pub fn run(args: &DebugArgs) -> kale::Result<()> {
         args.output.as_deref(),
     )?;
     for w in &written.warnings {
-        eprintln!("warning: {w}");
+        kale::errln!("warning: {w}");
     }
     if args.store.json {
-        println!("{}", serde_json::to_string_pretty(&json!(written))?);
+        kale::outln!("{}", serde_json::to_string_pretty(&json!(written))?)?;
     } else {
-        eprintln!(
+        kale::errln!(
             "debug notebook for step `{}` ({}) of run {}:",
             written.step,
             written.status.as_str(),
             written.run_id
         );
-        println!("{}", written.path.display());
-        eprintln!(
+        kale::outln!("{}", written.path.display())?;
+        kale::errln!(
             "next: jupyter lab {}",
             shell_quote(&written.path.display().to_string())
         );

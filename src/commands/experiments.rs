@@ -78,14 +78,14 @@ fn list(args: &StoreArgs) -> kale::Result<()> {
                        "best": if front.is_some() { None } else { *best }, "front_size": front})
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        kale::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no experiments yet");
+        kale::outln!("no experiments yet")?;
         return Ok(());
     }
-    print!("{}", table::experiments(&rows));
+    kale::out!("{}", table::experiments(&rows))?;
     Ok(())
 }
 
@@ -104,10 +104,10 @@ fn show(name: &str, args: &StoreArgs) -> kale::Result<()> {
         });
         let doc = json!({"experiment": e, "best": best.map(|b| b.number), "pareto_front": front, "trials": trials,
             "importance": match &importance { Ok(i) => json!(i), Err(why) => json!({"unavailable": why}) }});
-        println!("{}", serde_json::to_string(&doc)?);
+        kale::outln!("{}", serde_json::to_string(&doc)?)?;
         return Ok(());
     }
-    print!("{}", table::experiment(&e, &trials, best, &importance));
+    kale::out!("{}", table::experiment(&e, &trials, best, &importance))?;
     Ok(())
 }
 
@@ -127,7 +127,7 @@ fn compare(a: &CompareArgs) -> kale::Result<()> {
         .iter()
         .map(|(e, t)| best_trial(t, e.spec.direction))
         .collect();
-    print!("{}", table::comparison(&columns, &bests));
+    kale::out!("{}", table::comparison(&columns, &bests))?;
     if let Some(file) = &a.plot {
         let series: Vec<svg::Series> = columns
             .iter()
@@ -144,7 +144,7 @@ fn compare(a: &CompareArgs) -> kale::Result<()> {
             svg::Options { log_y: a.log_y },
         );
         svg::write(file, &svg).map_err(Error::bad_input)?;
-        eprintln!("wrote {}", file.display());
+        kale::errln!("wrote {}", file.display());
     }
     Ok(())
 }
@@ -158,9 +158,14 @@ fn plot(a: &PlotArgs) -> kale::Result<()> {
     }
     let store = open(&a.store)?;
     let (e, trials) = load(&store, &a.experiment)?;
+    if let Some(why) = svg::inapplicable(kind, &e) {
+        return Err(Error::bad_input(why).with_hint(
+            "`--kind history`, `importance`, `parallel`, `slice` or `contour` draw one objective; tune with several `--objective`s for a Pareto front",
+        ));
+    }
     let svg = svg::render(kind, &e, &trials, svg::Options { log_y: a.log_y });
     svg::write(&a.output, &svg).map_err(Error::bad_input)?;
-    eprintln!("wrote {}", a.output.display());
+    kale::errln!("wrote {}", a.output.display());
     Ok(())
 }
 
@@ -168,23 +173,32 @@ fn delete(name: &str, args: &StoreArgs) -> kale::Result<()> {
     let store = open(args)?;
     load(&store, name)?;
     let e = store.delete_experiment(name)?;
-    eprintln!(
+    kale::errln!(
         "deleted experiment {} ({} on {})",
-        e.spec.name, e.status, e.spec.notebook
+        e.spec.name,
+        e.status,
+        e.spec.notebook
     );
     Ok(())
 }
 
 fn rename(from: &str, to: &str, args: &StoreArgs) -> kale::Result<()> {
-    if to.trim().is_empty() || to.contains('/') {
-        return Err(Error::bad_input(format!(
-            "`{to}` cannot name an experiment (empty, or contains `/`)"
-        )));
-    }
+    kale::names::check("an experiment", to)?;
     let store = open(args)?;
     load(&store, from)?;
     store.rename_experiment(from, to)?;
-    eprintln!("renamed experiment {from} to {to}");
+    let runs_dir = kale::layout::Layout::of_store(store.path()).runs();
+    kale::snapshot::rename_experiment_runs(&runs_dir, from, to).map_err(|e| {
+        Error::environment(format!(
+            "renamed experiment {from} to {to}, but could not rewrite its runs' manifests in {}",
+            runs_dir.display()
+        ))
+        .caused_by(e)
+        .with_hint(format!(
+            "`kale debug {to}/N` still finds the trials through the store"
+        ))
+    })?;
+    kale::errln!("renamed experiment {from} to {to}");
     Ok(())
 }
 
@@ -209,11 +223,11 @@ fn list_katib(args: &ExperimentsListArgs) -> kale::Result<()> {
                        "best_trial": e.best.as_ref().map(|b| b.trial.clone())})
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        kale::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
     } else if views.is_empty() {
-        println!("no Katib experiments in namespace {}", katib.namespace);
+        kale::outln!("no Katib experiments in namespace {}", katib.namespace)?;
     } else {
-        print!("{}", table::katib_experiments(&views));
+        kale::out!("{}", table::katib_experiments(&views))?;
     }
     Ok(())
 }

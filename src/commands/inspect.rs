@@ -12,13 +12,13 @@ pub fn run(args: &InspectArgs) -> kale::Result<()> {
     };
     if args.json {
         // Warnings travel inside the JSON document; stderr stays quiet for scripts.
-        println!(
+        kale::outln!(
             "{}",
             serde_json::to_string_pretty(&kale::inspect::to_json(&p, &diags))?
-        );
+        )?;
     } else {
         print_diagnostics(&args.notebook, &diags);
-        print!("{}", kale::inspect::to_text(&p));
+        kale::out!("{}", kale::inspect::to_text(&p))?;
     }
     Ok(())
 }

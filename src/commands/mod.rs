@@ -41,7 +41,7 @@ pub fn run(cli: Cli) -> kale::Result<()> {
 /// Prints every diagnostic to stderr, errors first.
 pub fn print_diagnostics(notebook: &Path, diags: &Diagnostics) {
     for d in diags.sorted() {
-        eprintln!("{}", d.render(notebook));
+        kale::errln!("{}", d.render(notebook));
     }
 }
 
@@ -125,13 +125,13 @@ pub fn default_to_own_pod_image(p: &mut kale::pipeline::Pipeline) {
     });
     match found {
         Ok(Some(image)) => {
-            eprintln!(
+            kale::errln!(
                 "note: steps and trials run this notebook pod's image `{image}` (set `base_image` to choose another)"
             );
             p.metadata.base_image = Some(image);
         }
         Ok(None) => {}
-        Err(e) => eprintln!(
+        Err(e) => kale::errln!(
             "warning: kale runs in a pod but cannot read its image ({e}); steps run `{}` unless the notebook sets `base_image`",
             kale::kubeflow::kfp::DEFAULT_IMAGE
         ),
@@ -169,10 +169,10 @@ pub fn kfp_compile(
 ) -> kale::Result<kale::kubeflow::kfp::Compiled> {
     let compiled = kale::kubeflow::kfp::compile_with(p, &step_packages(p, python))?;
     for w in &compiled.warnings {
-        eprintln!("warning: {w}");
+        kale::errln!("warning: {w}");
     }
     for n in &compiled.notes {
-        eprintln!("note: {n}");
+        kale::errln!("note: {n}");
     }
     Ok(compiled)
 }
@@ -248,17 +248,50 @@ pub fn module_not_found_hint(
     )
 }
 
-/// A watch channel that turns true on the first Ctrl-C, saying what happens now (`what`);
-/// a second Ctrl-C exits at once.
-pub fn ctrl_c_signal(what: &'static str) -> tokio::sync::watch::Receiver<bool> {
+/// A watch channel that turns true on the first Ctrl-C, SIGTERM (`docker stop`, CI,
+/// `timeout`) or SIGHUP (a closed terminal), saying what happens now (`what`); the
+/// command then ends as interrupted, with the signal's exit status (130, 143, 129).
+/// A second signal exits at once.
+pub fn interrupt_signal(what: &'static str) -> tokio::sync::watch::Receiver<bool> {
+    use tokio::signal::unix::{SignalKind, signal};
     let (tx, rx) = tokio::sync::watch::channel(false);
+    let kinds = [
+        (libc::SIGINT, "Ctrl-C"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGHUP, "SIGHUP"),
+    ];
+    let mut streams = Vec::new();
+    for (number, name) in kinds {
+        match signal(SignalKind::from_raw(number)) {
+            Ok(s) => streams.push((number, name, s)),
+            Err(e) => kale::errln!("warning: cannot handle {name}: {e}"),
+        }
+    }
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: {what} (Ctrl-C again to force)");
-            let _ = tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
+        let mut first = true;
+        loop {
+            let received =
+                futures::future::select_all(streams.iter_mut().map(|(number, name, s)| {
+                    Box::pin(async move { s.recv().await.map(|_| (*number, *name)) })
+                }))
+                .await
+                .0;
+            let Some((number, name)) = received else {
+                return;
+            };
+            if !first {
+                kale::error::note_interrupt(number);
                 std::process::exit(i32::from(ErrorKind::Interrupted.exit_status()));
             }
+            first = false;
+            kale::error::note_interrupt(number);
+            let again = if number == libc::SIGINT {
+                "Ctrl-C again to force"
+            } else {
+                "a second signal forces it"
+            };
+            kale::errln!("\ninterrupted ({name}): {what} ({again})");
+            let _ = tx.send(true);
         }
     });
     rx

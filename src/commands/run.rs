@@ -17,7 +17,7 @@ pub fn run(args: &RunArgs) -> kale::Result<()> {
     if let Some(spec) = &args.params_from {
         let t = kale::tune::params_from(&args.notebook, spec)
             .map_err(|message| Error::bad_input(format!("--params-from {spec}: {message}")))?;
-        eprintln!("parameters from {spec}: {}", t.join(" "));
+        kale::errln!("parameters from {spec}: {}", t.join(" "));
         texts = t;
     }
     // Explicit -p flags come last, so they win over --params-from.
@@ -45,7 +45,7 @@ pub fn run(args: &RunArgs) -> kale::Result<()> {
     }
     // Printed even with --quiet (which silences step output): which Python runs the
     // steps is the first thing to check when one fails on a missing module.
-    eprintln!(
+    kale::errln!(
         "run {}: {} steps, {}",
         args.notebook.display(),
         pipeline.steps.len(),
@@ -96,7 +96,7 @@ pub fn run(args: &RunArgs) -> kale::Result<()> {
     };
     let rt = super::runtime()?;
     let outcome = rt.block_on(async {
-        let cancel = super::ctrl_c_signal("stopping running steps");
+        let cancel = super::interrupt_signal("stopping running steps");
         exec::run(&pipeline, &opts, reporter, cancel).await
     })?;
     terminal.finish();
@@ -143,32 +143,43 @@ pub fn run(args: &RunArgs) -> kale::Result<()> {
         if let Some((step, err)) = &outcome.failure {
             doc["error"] = json!({"step": step, "type": err.kind, "message": err.message, "cell": err.cell, "line": err.line});
         }
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        kale::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
     } else if !m.metrics.is_empty() && !events_on_stdout {
         // (With `--events -`, stdout carries the events only; `run_finished` has them.)
-        println!("metrics");
+        kale::outln!("metrics")?;
         for (name, value) in &m.metrics {
-            println!("  {name:<20} {value}");
+            kale::outln!("  {name:<20} {value}")?;
         }
     }
     if let Some((step, err)) = &outcome.failure {
-        eprintln!(
+        kale::errln!(
             "{}",
             describe_failure(&args.notebook, step, err, &outcome.run_dir)
         );
         if err.kind == "ModuleNotFoundError" {
-            eprintln!(
+            kale::errln!(
                 "  {}",
                 super::module_not_found_hint(&opts.interpreter, python_source)
             );
         }
     }
-    eprintln!(
+    kale::errln!(
         "run {} {} in {seconds:.2}s — {}",
         m.run_id,
         m.status.as_str(),
         outcome.run_dir.display()
     );
+    if let Some((step, err)) = &outcome.failure
+        && err.is_disk_error()
+    {
+        return Err(Error::environment(format!(
+            "step `{step}` failed: the disk refused a write"
+        ))
+        .caused_by(&err.message)
+        .with_hint(
+            "free space on that disk (or make it writable), then run again; steps that finished are cached",
+        ));
+    }
     // The failure, if any, was described above with its step, cell and line.
     match m.status {
         RunStatus::Succeeded => Ok(()),

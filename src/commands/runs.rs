@@ -17,14 +17,14 @@ pub fn run(cmd: &RunsCommand) -> kale::Result<()> {
             let runs: Vec<Run> = runs.into_iter().take(args.limit).collect();
             if args.store.json {
                 let rows: Vec<Value> = runs.iter().map(list_row).collect();
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                kale::outln!("{}", serde_json::to_string_pretty(&rows)?)?;
             } else if runs.is_empty() {
-                eprintln!(
+                kale::errln!(
                     "no runs in {}\n  hint: `kale run NOTEBOOK` records one there",
                     runs_dir.display()
                 );
             } else {
-                print!("{}", table::runs(&runs));
+                kale::out!("{}", table::runs(&runs))?;
             }
             Ok(())
         }
@@ -32,9 +32,9 @@ pub fn run(cmd: &RunsCommand) -> kale::Result<()> {
             let (runs_dir, run) = super::find_run(&args.run, &args.store)?;
             let doc = snapshot::summary(&runs_dir, &run);
             if args.store.json {
-                println!("{}", serde_json::to_string_pretty(&doc)?);
+                kale::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
             } else {
-                print!("{}", table::run(&run, &doc));
+                kale::out!("{}", table::run(&run, &doc))?;
             }
             Ok(())
         }
@@ -44,17 +44,17 @@ pub fn run(cmd: &RunsCommand) -> kale::Result<()> {
             run.manifest.pinned = pin;
             run.manifest.write(&run.dir)?;
             if args.store.json {
-                println!("{}", json!({"run": run.manifest.run_id, "pinned": pin}));
+                kale::outln!("{}", json!({"run": run.manifest.run_id, "pinned": pin}))?;
             } else if pin {
-                println!(
+                kale::outln!(
                     "pinned {}: `kale cache prune` keeps its data",
                     run.manifest.run_id
-                );
+                )?;
             } else {
-                println!(
+                kale::outln!(
                     "unpinned {}: its data is pruned once it is older than the runs `kale cache prune` keeps",
                     run.manifest.run_id
-                );
+                )?;
             }
             Ok(())
         }

@@ -54,12 +54,13 @@ pub fn run(args: &SubmitArgs) -> kale::Result<()> {
         &format!("{name}-{stamp}"),
         ns,
     )?;
-    eprintln!(
+    kale::errln!(
         "uploaded pipeline `{name}` (id {}), version {}",
-        version.pipeline_id, version.version_id
+        version.pipeline_id,
+        version.version_id
     );
     if args.upload_only {
-        println!("{} {}", version.pipeline_id, version.version_id);
+        kale::outln!("{} {}", version.pipeline_id, version.version_id)?;
         return Ok(());
     }
     let experiment = args
@@ -72,11 +73,11 @@ pub fn run(args: &SubmitArgs) -> kale::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("{name}-{stamp}"));
     let run_id = client.create_run(&run_name, &version, Some(&experiment_id), &params)?;
-    eprintln!(
+    kale::errln!(
         "started run `{run_name}` in experiment `{experiment}`: {}/#/runs/details/{run_id}",
         client.endpoint()
     );
-    println!("{run_id}");
+    kale::outln!("{run_id}")?;
     Ok(())
 }
 

@@ -37,6 +37,12 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
     // recorded (the pool itself is sized below, once the parallelism is known).
     super::resource_pool(&args.notebook, &pipeline, &args.resources, 1, 1)?;
     let name = match &args.name {
+        // A new experiment's name becomes its run directories: it must follow the
+        // name rule. One already recorded (resumed) is looked up as it is.
+        Some(n) if !args.resume => {
+            kale::names::check("an experiment", n)?;
+            n.clone()
+        }
         Some(n) => n.clone(),
         None => tune::default_name(&store, &pipeline)?,
     };
@@ -55,7 +61,7 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
     )?;
     drop(store);
     if args.resume && experiment.spec.notebook_hash != notebook_hash {
-        eprintln!(
+        kale::errln!(
             "warning: the notebook changed since experiment `{name}` started; new trials run the current notebook"
         );
     }
@@ -92,7 +98,7 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
                 .join(", ")
         )
     };
-    eprintln!(
+    kale::errln!(
         "experiment {name}: {objectives}{constraints}, {} over {} (space from {}), {} trials, {} at once{}",
         match &search.algorithm_reason {
             Some(why) => format!("auto: {} ({why})", search.algorithm),
@@ -107,7 +113,7 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
             .map(|g| format!(", stop at {g}"))
             .unwrap_or_default()
     );
-    eprintln!("  {}", super::python_header(&interpreter, python_source));
+    kale::errln!("  {}", super::python_header(&interpreter, python_source));
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -153,19 +159,19 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
     };
     let rt = super::runtime()?;
     let outcome = rt.block_on(async {
-        let cancel = super::ctrl_c_signal("stopping running steps");
+        let cancel = super::interrupt_signal("stopping running steps");
         // The dashboard serves from this process for as long as the tune runs.
         if args.dashboard {
             match kale::dashboard::bind(&store_path, "127.0.0.1", args.dashboard_port).await {
                 Ok(dash) => {
-                    eprintln!(
+                    kale::errln!(
                         "dashboard: {}e/{}",
                         dash.url(),
                         name.replace('%', "%25").replace(' ', "%20")
                     );
                     tokio::spawn(dash.serve());
                 }
-                Err(e) => eprintln!("warning: no dashboard: {e}"),
+                Err(e) => kale::errln!("warning: no dashboard: {e}"),
             }
         }
         tune::tune(&pipeline, experiment, &search, &opts, reporter, cancel).await
@@ -236,9 +242,9 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
             },
             "python": super::python_json(&opts.interpreter, python_source),
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        kale::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
     }
-    eprintln!(
+    kale::errln!(
         "experiment {name} {}: {} — {} succeeded, {} failed{}, cache {} hits / {} misses, {:.1}s",
         outcome.status,
         outcome.reason,
@@ -256,23 +262,23 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
     match &outcome.best {
         _ if search.is_multi() => {
             if outcome.front.is_empty() {
-                eprintln!("no feasible trial succeeded");
+                kale::errln!("no feasible trial succeeded");
             } else {
-                eprintln!(
+                kale::errln!(
                     "Pareto front: {} trial{} (feasible, non-dominated)",
                     outcome.front.len(),
                     if outcome.front.len() == 1 { "" } else { "s" }
                 );
                 for t in &outcome.front {
-                    eprintln!("  {}", tune::trial_line(t, &names));
+                    kale::errln!("  {}", tune::trial_line(t, &names));
                 }
-                eprintln!(
+                kale::errln!(
                     "  pick one with: kale run {} --params-from {name}/TRIAL",
                     args.notebook.display()
                 );
             }
         }
-        Some(best) => eprintln!(
+        Some(best) => kale::errln!(
             "best: trial {} {}={} with {}\n  run: {}",
             best.number,
             search.objective,
@@ -286,16 +292,16 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
                 .iter()
                 .any(|t| t.status == TrialStatus::Succeeded) =>
         {
-            eprintln!("no succeeded trial met the constraints")
+            kale::errln!("no succeeded trial met the constraints")
         }
-        None => eprintln!("no trial succeeded"),
+        None => kale::errln!("no trial succeeded"),
     }
     if outcome.trials.iter().any(|t| {
         t.error
             .as_deref()
             .is_some_and(|e| e.contains(": ModuleNotFoundError: "))
     }) {
-        eprintln!(
+        kale::errln!(
             "{}",
             super::module_not_found_hint(&opts.interpreter, python_source)
         );
@@ -309,18 +315,37 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
         && finished.clone().count() > 0
         && finished.clone().all(|t| t.intermediate.is_empty())
     {
-        eprintln!(
+        kale::errln!(
             "warning: --early-stopping had nothing to compare: no step printed an intermediate `{obj}=VALUE` line\n  hint: print `{obj}=<value>` (e.g. `print(f\"{obj}={{{obj}}}\")`) after each epoch or step of the training loop",
             obj = search.objective
         );
     }
     if outcome.status == ExperimentStatus::Interrupted {
-        eprintln!(
+        kale::errln!(
             "resume with: kale tune {} --name {name} --resume",
             args.notebook.display()
         );
     }
     match outcome.status {
+        // Its trials failed because the disk refused their outputs: the machine's
+        // problem (exit 3), as for `kale run`.
+        ExperimentStatus::Failed
+            if [
+                ": KaleDiskError: ",
+                "[Errno 28]",
+                "[Errno 30]",
+                "[Errno 122]",
+            ]
+            .iter()
+            .any(|marker| outcome.reason.contains(marker)) =>
+        {
+            Err(Error::environment(format!(
+                "experiment {name} failed: the disk refused its trials' outputs"
+            ))
+            .with_hint(
+                "free space on that disk (or make it writable), then continue with --resume",
+            ))
+        }
         ExperimentStatus::Succeeded => Ok(()),
         ExperimentStatus::Interrupted => Err(Error::reported(ErrorKind::Interrupted)),
         ExperimentStatus::Failed | ExperimentStatus::Running => {
@@ -353,7 +378,7 @@ fn on_katib(args: &TuneArgs) -> kale::Result<()> {
         kale::kubeflow::katib::plan(&pipeline, name_flag.as_deref(), &plan, dry)?;
     }
     if args.trial_timeout.is_some() || args.no_cache || args.python.python.is_some() {
-        eprintln!(
+        kale::errln!(
             "warning: --trial-timeout, --no-cache and --python apply to local tuning; the cluster ignores them"
         );
     }
@@ -374,7 +399,7 @@ fn on_katib(args: &TuneArgs) -> kale::Result<()> {
             }
             .into());
         }
-        eprintln!(
+        kale::errln!(
             "reattaching to Katib experiment {name} in namespace {}",
             katib.namespace
         );
@@ -397,7 +422,7 @@ fn on_katib(args: &TuneArgs) -> kale::Result<()> {
                     "or upload it yourself (`kale submit --upload-only`) and pass --pipeline-id",
                 )
             })?;
-            eprintln!(
+            kale::errln!(
                 "uploaded pipeline `{}` to {} (id {}), version {}; the trials run this version",
                 kale::kubeflow::kfp::pipeline_name(&pipeline),
                 client.endpoint(),
@@ -410,7 +435,7 @@ fn on_katib(args: &TuneArgs) -> kale::Result<()> {
         let experiment = kale::kubeflow::katib::plan(&pipeline, Some(&name), &plan, target)?;
         rt.block_on(katib.create_experiment(&experiment.value))?;
         let spec = &experiment.value["spec"];
-        eprintln!(
+        kale::errln!(
             "created Katib experiment {name} in namespace {} ({}): {} `{}`, {} over {}, {} trials, {} at once",
             katib.namespace,
             katib.server,
@@ -441,7 +466,7 @@ fn on_katib(args: &TuneArgs) -> kale::Result<()> {
         "kale tune {} --katib --name {name}{cluster_flags} --resume",
         args.notebook.display(),
     );
-    eprintln!("watching; Ctrl-C detaches and leaves the experiment running");
+    kale::errln!("watching; Ctrl-C detaches and leaves the experiment running");
     let view = Arc::new(LiveView::new());
     let events = super::event_stream(args.events.as_deref(), args.json)?;
     let reporter: Arc<dyn TuneReporter> = match &events {
@@ -449,7 +474,8 @@ fn on_katib(args: &TuneArgs) -> kale::Result<()> {
         None => view.clone(),
     };
     let watched = rt.block_on(async {
-        let detach = super::ctrl_c_signal("detaching; the experiment keeps running on the cluster");
+        let detach =
+            super::interrupt_signal("detaching; the experiment keeps running on the cluster");
         cluster_tune::watch(&katib, &name, reporter.as_ref(), detach).await
     });
     view.finish();
@@ -500,9 +526,9 @@ fn on_katib(args: &TuneArgs) -> kale::Result<()> {
                 "running": c.running,
             },
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        kale::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
     }
-    eprintln!(
+    kale::errln!(
         "experiment {name} {}: {reason} — {} succeeded, {} failed{}{}{}",
         exp.phase,
         c.succeeded,
@@ -520,7 +546,7 @@ fn on_katib(args: &TuneArgs) -> kale::Result<()> {
             .unwrap_or_default(),
     );
     match &exp.best {
-        Some(best) => eprintln!(
+        Some(best) => kale::errln!(
             "best: trial {} ({}) {}={} with {}",
             w.number_of(&best.trial)
                 .map(|n| n.to_string())
@@ -532,11 +558,11 @@ fn on_katib(args: &TuneArgs) -> kale::Result<()> {
                 .unwrap_or_else(|| "-".into()),
             params_text(&best.params)
         ),
-        None if w.detached => eprintln!("no trial succeeded yet"),
-        None => eprintln!("no trial succeeded"),
+        None if w.detached => kale::errln!("no trial succeeded yet"),
+        None => kale::errln!("no trial succeeded"),
     }
     if w.detached {
-        eprintln!("reattach with: {reattach}");
+        kale::errln!("reattach with: {reattach}");
         return Err(Error::reported(ErrorKind::Interrupted));
     }
     if exp.phase == "succeeded" {
@@ -555,6 +581,10 @@ fn nan_as_null(values: &[f64]) -> Vec<Option<f64>> {
 /// experiment that made no trial is removed (its name is free again), any other is
 /// marked failed with the error as the reason.
 fn release_after_error(store_path: &std::path::Path, name: &str, resumed: bool, error: &str) {
+    // A store deleted under the tune is not recreated empty just to record this.
+    if !store_path.is_file() {
+        return;
+    }
     let Ok(store) = Store::open(store_path) else {
         return;
     };

@@ -24,7 +24,7 @@ pub fn run(args: &ValidateArgs) -> kale::Result<()> {
         doc["errors"] = json!(errors);
         doc["warnings"] = json!(diags.warnings().count());
         doc["diagnostics"] = json!(diags.sorted());
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        kale::outln!("{}", serde_json::to_string_pretty(&doc)?)?;
         return if errors == 0 {
             Ok(())
         } else {
@@ -37,10 +37,10 @@ pub fn run(args: &ValidateArgs) -> kale::Result<()> {
             super::default_to_own_pod_image(&mut p);
             let image_warnings = image_warnings(&p);
             for w in &image_warnings {
-                eprintln!("warning: {w}");
+                kale::errln!("warning: {w}");
             }
             let warnings = diags.warnings().count() + image_warnings.len();
-            eprintln!(
+            kale::errln!(
                 "{}: ok — {} step{}, {} parameter{}, {} metric{}{}",
                 args.notebook.display(),
                 p.steps.len(),
@@ -59,7 +59,7 @@ pub fn run(args: &ValidateArgs) -> kale::Result<()> {
         }
         None => {
             let errors = diags.errors().count();
-            eprintln!(
+            kale::errln!(
                 "{}: {errors} error{} found",
                 args.notebook.display(),
                 plural(errors)

@@ -51,6 +51,108 @@ pub struct Dashboard {
     pub addr: SocketAddr,
 }
 
+/// How long a client may take to send a request's headers before its connection is
+/// closed (a half-open connection would otherwise hold a task for ever).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `Host` names the dashboard answers to. A web page the user visits elsewhere can
+/// point a name of its own at 127.0.0.1 (DNS rebinding) and read the dashboard through
+/// it: such a request carries that name, so only the dashboard's own names are
+/// answered. An IP address is always accepted (rebinding needs a name), and so are
+/// `localhost`, the `--host` the user chose, and this machine's host name.
+#[derive(Clone, Debug)]
+pub struct AllowedHosts {
+    names: Vec<String>,
+}
+
+impl AllowedHosts {
+    pub fn for_host(host: &str) -> AllowedHosts {
+        let mut names = vec!["localhost".to_string()];
+        if host.parse::<std::net::IpAddr>().is_err() {
+            names.push(host.to_ascii_lowercase());
+        }
+        if let Some(own) = own_host_name() {
+            names.push(own.to_ascii_lowercase());
+        }
+        AllowedHosts { names }
+    }
+
+    /// Whether a request with this `Host` header is for us.
+    pub fn accepts(&self, header: Option<&str>) -> bool {
+        let Some(header) = header else {
+            return false;
+        };
+        let host = header.trim().to_ascii_lowercase();
+        // `[::1]:8765`, `127.0.0.1:8765`, `name:8765`, or without the port.
+        let name = if let Some(rest) = host.strip_prefix('[') {
+            match rest.split_once(']') {
+                Some((ip, _)) => return ip.parse::<std::net::Ipv6Addr>().is_ok(),
+                None => return false,
+            }
+        } else {
+            host.rsplit_once(':').map_or(host.as_str(), |(n, _)| n)
+        };
+        let name = name.trim_end_matches('.');
+        name.parse::<std::net::Ipv4Addr>().is_ok()
+            || self
+                .names
+                .iter()
+                .any(|n| n == name || name.strip_suffix(".localhost").is_some() && n == "localhost")
+    }
+}
+
+fn own_host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let name = std::str::from_utf8(&buf[..end]).ok()?.trim().to_string();
+    (!name.is_empty()).then_some(name)
+}
+
+/// Refuses requests for another host's name, and gives every response the usual
+/// security headers: no sniffing, no framing, no referrer, scripts and styles from
+/// the dashboard only.
+async fn guard(
+    State(allowed): State<Arc<AllowedHosts>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let mut response = if allowed.accepts(host) {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::MISDIRECTED_REQUEST,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!(
+                "kale dashboard: this server does not answer for host `{}`; open it as http://127.0.0.1:PORT/ (or the --host it was started with)\n",
+                host.unwrap_or("")
+            ),
+        )
+            .into_response()
+    };
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    ] {
+        headers.insert(name, axum::http::HeaderValue::from_static(value));
+    }
+    response
+}
+
 /// Binds `host:port` (port 0 picks a free one) for the store at `db`. The store must
 /// exist; it is only ever read.
 pub async fn bind(db: &Path, host: &str, port: u16) -> std::io::Result<Dashboard> {
@@ -68,9 +170,10 @@ pub async fn bind(db: &Path, host: &str, port: u16) -> std::io::Result<Dashboard
         db: db.to_path_buf(),
         version: rx,
     });
+    let allowed = Arc::new(AllowedHosts::for_host(host));
     Ok(Dashboard {
         listener,
-        router: router(state),
+        router: router(state).layer(axum::middleware::from_fn_with_state(allowed, guard)),
         addr,
     })
 }
@@ -86,9 +189,29 @@ impl Dashboard {
         format!("http://{host}:{}/", self.addr.port())
     }
 
-    /// Serves until the task is dropped or the process ends.
+    /// Serves until the task is dropped or the process ends. Each connection is
+    /// served by hyper directly, with a header-read timeout.
     pub async fn serve(self) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).await
+        use hyper_util::rt::{TokioIo, TokioTimer};
+        let service = hyper_util::service::TowerToHyperService::new(self.router);
+        loop {
+            let (stream, _) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                // Out of file descriptors and the like: wait rather than spin or stop.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let service = service.clone();
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
     }
 }
 
@@ -550,6 +673,13 @@ async fn plot_svg(
     };
     read(&s, false, move |store| {
         let (e, t) = load(store, &name, false)?;
+        if let Some(why) = svg::inapplicable(kind, &e) {
+            return Err(Failure {
+                status: StatusCode::NOT_FOUND,
+                message: why,
+                json: false,
+            });
+        }
         Ok(svg(svg::render(kind, &e, &t, opts)))
     })
     .await

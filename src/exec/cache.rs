@@ -96,10 +96,13 @@ pub struct CacheStats {
 
 impl Cache {
     pub fn open(root: &Path) -> std::io::Result<Cache> {
-        std::fs::create_dir_all(root.join("objects"))?;
-        std::fs::create_dir_all(root.join("steps"))?;
+        for dir in [root.join("objects"), root.join("steps")] {
+            std::fs::create_dir_all(&dir).map_err(|e| crate::error::at_path(&dir, e))?;
+        }
         Ok(Cache {
-            root: root.canonicalize()?,
+            root: root
+                .canonicalize()
+                .map_err(|e| crate::error::at_path(root, e))?,
             inflight: Mutex::new(HashMap::new()),
         })
     }

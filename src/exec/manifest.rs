@@ -90,6 +90,17 @@ pub struct StepError {
     pub variable: Option<String>,
 }
 
+impl StepError {
+    /// The disk refused the step's output (full, over quota, read-only): the
+    /// machine's problem, not the notebook's (exit 3, not 1).
+    pub fn is_disk_error(&self) -> bool {
+        self.kind == "KaleDiskError"
+            || ["[Errno 28]", "[Errno 30]", "[Errno 122]"]
+                .iter()
+                .any(|errno| self.message.contains(errno))
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StepRecord {
     pub name: String,
@@ -166,8 +177,12 @@ impl Manifest {
 
 pub fn write_json_atomic(path: &Path, value: &Value) -> std::io::Result<()> {
     let tmp = super::tmpname::beside(path);
-    std::fs::write(&tmp, serde_json::to_vec_pretty(value).unwrap())?;
-    std::fs::rename(&tmp, path)
+    let written = std::fs::write(&tmp, serde_json::to_vec_pretty(value).unwrap())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(|e| crate::error::at_path(path, e))
 }
 
 pub fn now() -> f64 {

@@ -24,7 +24,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -163,8 +163,9 @@ pub async fn run(
     mut cancel: watch::Receiver<bool>,
 ) -> std::io::Result<RunOutcome> {
     let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
-    let run_dir = opts.runs_dir.join(&run_id);
-    std::fs::create_dir_all(run_dir.join("steps"))?;
+    let run_dir = crate::layout::child(&opts.runs_dir, &run_id)?;
+    std::fs::create_dir_all(run_dir.join("steps"))
+        .map_err(|e| crate::error::at_path(&run_dir, e))?;
     let run_dir = run_dir.canonicalize()?;
     trace::event("run.start", || run_id.clone());
     let runtime_dir = install_runtime(&opts.runs_dir, Some(&opts.interpreter))?;
@@ -431,7 +432,8 @@ pub fn install_runtime(
     if INSTALLED.lock().unwrap().contains(&this) && dir.join(codegen::RUNTIME_FILE).exists() {
         return dir.canonicalize();
     }
-    let installed = install_runtime_files(&dir, interpreter)?;
+    let installed =
+        install_runtime_files(&dir, interpreter).map_err(|e| crate::error::at_path(&dir, e))?;
     INSTALLED.lock().unwrap().push(this);
     Ok(installed)
 }
@@ -935,6 +937,9 @@ impl StepTask {
             true,
             self.reporter.clone(),
         ));
+        // The step's process group (its pid): a spawned child forgets its pid once
+        // reaped.
+        let group = process.pid();
         let exit = loop {
             tokio::select! {
                 code = process.wait() => {
@@ -949,11 +954,74 @@ impl StepTask {
                 }
             }
         };
-        let _ = out_task.await;
-        let _ = err_task.await;
-        trace::event("step.output_drained", || self.step.name.clone());
         let idle = matches!(exit, Exit::Code(Some(0)))
             && matches!(process, StepProcess::Forked { idle: true, .. });
+        let (mut out_task, mut err_task) = (out_task, err_task);
+        let drained = tokio::time::timeout(OUTPUT_GRACE, async {
+            let _ = (&mut out_task).await;
+            let _ = (&mut err_task).await;
+        })
+        .await
+        .is_ok();
+        // What the step started and left behind (in its process group) ends with it;
+        // the step's own process stays when it waits for the trial's next step.
+        let mut note = None;
+        if let Some(group) = group
+            && (!drained || may_have_leftovers(group))
+        {
+            let ended = end_leftovers(group, group).await;
+            if !ended.is_empty() {
+                note = Some(format!(
+                    "kale: the step ended, leaving {} process{} it started running (pid {}); kale ended {}",
+                    ended.len(),
+                    if ended.len() == 1 { "" } else { "es" },
+                    ended
+                        .iter()
+                        .map(i32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if ended.len() == 1 { "it" } else { "them" },
+                ));
+            }
+        }
+        if !drained {
+            // Ended above, the holders of the pipes are gone and the pumps see the
+            // end; one outside the group (it started a session of its own) is left,
+            // and so is the rest of its output.
+            let finished = tokio::time::timeout(OUTPUT_GRACE, async {
+                let _ = (&mut out_task).await;
+                let _ = (&mut err_task).await;
+            })
+            .await
+            .is_ok();
+            if !finished {
+                out_task.abort();
+                err_task.abort();
+                let _ = out_task.await;
+                let _ = err_task.await;
+                let stopped = format!(
+                    "kale: the step ended but a process it started still holds its output; kale stopped reading it after {}s",
+                    OUTPUT_GRACE.as_secs()
+                );
+                note = Some(match note {
+                    Some(n) => format!("{n}\n{stopped}"),
+                    None => stopped,
+                });
+            }
+        }
+        if let Some(note) = note {
+            use std::io::Write;
+            if let Ok(mut log) = std::fs::OpenOptions::new()
+                .append(true)
+                .open(dir.join("stderr.log"))
+            {
+                let _ = writeln!(log, "{note}");
+            }
+            for line in note.lines() {
+                self.reporter.step_output(&self.step.name, line, true);
+            }
+        }
+        trace::event("step.output_drained", || self.step.name.clone());
         Ok((exit, idle))
     }
 }
@@ -1049,23 +1117,150 @@ fn signal_group(pid: i32, signal: libc::c_int) {
     }
 }
 
+/// Copies a step's output to its log and, line by line, to the reporter. It reads
+/// whatever the pipe holds at once (up to 64 KiB), so a step printing many short
+/// lines costs one wake-up and one write per block, not per line; the log gets the
+/// bytes as the step wrote them (invalid UTF-8 included).
 async fn pump<R: tokio::io::AsyncRead + Unpin>(
-    reader: R,
+    mut reader: R,
     log: PathBuf,
     step: String,
     is_stderr: bool,
     reporter: Arc<dyn Reporter>,
 ) {
-    let Ok(mut file) = tokio::fs::File::create(&log).await else {
+    use std::io::Write;
+    // Blocking writes to a local file, one per block read: cheaper than handing each
+    // to tokio's blocking pool.
+    let Ok(file) = std::fs::File::create(&log) else {
+        // Still drain the pipe, or the step would block once it fills.
+        let mut sink = vec![0u8; 1 << 16];
+        while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
         return;
     };
-    let mut lines = BufReader::new(reader).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let _ = file.write_all(line.as_bytes()).await;
-        let _ = file.write_all(b"\n").await;
-        reporter.step_output(&step, &line, is_stderr);
+    let mut file = std::io::BufWriter::with_capacity(1 << 16, file);
+    let mut block = vec![0u8; 1 << 16];
+    let mut partial: Vec<u8> = Vec::new();
+    loop {
+        let n = match reader.read(&mut block).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &block[..n];
+        let _ = file.write_all(chunk);
+        let mut start = 0;
+        for (i, _) in chunk.iter().enumerate().filter(|(_, b)| **b == b'\n') {
+            let line = if partial.is_empty() {
+                &chunk[start..i]
+            } else {
+                partial.extend_from_slice(&chunk[start..i]);
+                &partial[..]
+            };
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            reporter.step_output(&step, &String::from_utf8_lossy(line), is_stderr);
+            partial.clear();
+            start = i + 1;
+        }
+        partial.extend_from_slice(&chunk[start..]);
+        // A "line" that never ends (a progress bar redrawn with `\r`) is passed on in
+        // pieces rather than held whole.
+        if partial.len() > 1 << 20 {
+            reporter.step_output(&step, &String::from_utf8_lossy(&partial), is_stderr);
+            partial.clear();
+        }
+        // The log stays current for `tail -f` and the dashboard.
+        let _ = file.flush();
     }
-    let _ = file.flush().await;
+    if !partial.is_empty() {
+        reporter.step_output(&step, &String::from_utf8_lossy(&partial), is_stderr);
+    }
+    let _ = file.flush();
+}
+
+/// How long kale keeps reading a step's output after the step's process ended: what
+/// it wrote last is still in the pipe, but a process the step started that inherited
+/// the pipe (a TensorBoard, a data loader's worker) would keep it open for ever.
+const OUTPUT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The live processes of process group `group` other than `leader` (Linux: from
+/// /proc; elsewhere none are found).
+fn group_members(group: i32, leader: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != leader)
+        .filter(|&pid| {
+            // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let mut fields = rest.split_whitespace();
+            let state = fields.next();
+            let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
+            pgrp == Some(group) && !matches!(state, Some("Z" | "X"))
+        })
+        .collect()
+}
+
+/// Whether a finished step may have left processes in its group, checked without
+/// reading every process's /proc entry (that costs a millisecond and more per step):
+/// the group is empty (the common case for a spawned step), or its only member is
+/// the step's own process (a forked step on its way out, or waiting for the trial's
+/// next step) with no child. A process that outlived its parent inside the group is
+/// found this way only once the step's process is gone; one holding the step's
+/// output is found anyway (the output does not end).
+fn may_have_leftovers(group: i32) -> bool {
+    // SAFETY: signal 0 only probes for existence.
+    if unsafe { libc::kill(-group, 0) } != 0 {
+        return false;
+    }
+    let leader_alive = std::fs::read_to_string(format!("/proc/{group}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            Some(!matches!(rest.split_whitespace().next(), Some("Z" | "X")))
+        })
+        .unwrap_or(false);
+    if !leader_alive {
+        return true;
+    }
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{group}/task")) else {
+        return true;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("children"))
+            .map(|c| !c.trim().is_empty())
+            .unwrap_or(true)
+    })
+}
+
+/// Ends the processes a finished step left in its group: SIGTERM, then SIGKILL for
+/// those still there a moment later. Returns their pids.
+async fn end_leftovers(group: i32, leader: i32) -> Vec<i32> {
+    let left = group_members(group, leader);
+    if left.is_empty() {
+        return left;
+    }
+    for &pid in &left {
+        // SAFETY: plain FFI calls on pids of the step's own group.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if group_members(group, leader).is_empty() {
+            return left;
+        }
+    }
+    for pid in group_members(group, leader) {
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    left
 }
 
 fn read_json(path: &Path) -> Option<Value> {

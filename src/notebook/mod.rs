@@ -58,18 +58,84 @@ impl Notebook {
 /// the reasons; problems inside individual cells (such as a non-string tag) are pushed to
 /// `diags` and the rest of the notebook still loads.
 pub fn load(path: &Path, diags: &mut Diagnostics) -> Result<Notebook, Diagnostic> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = read_capped(path).map_err(|e| {
         let d = Diagnostic::error(format!("cannot read the notebook: {e}"));
         if e.kind() == std::io::ErrorKind::NotFound {
             d.with_hint("check the path; kale takes the path of an `.ipynb` file")
         } else {
-            d
+            d.with_hint("kale takes the path of an `.ipynb` file Jupyter saved")
         }
     })?;
     let text = String::from_utf8(bytes).map_err(|_| {
         Diagnostic::error("the file is not UTF-8 text, so it is not a Jupyter notebook")
     })?;
     parse(path, &text, diags)
+}
+
+/// The largest notebook kale reads (outputs included: plots and tables saved in a
+/// notebook make it large, but not this large).
+pub const MAX_NOTEBOOK_BYTES: u64 = 256 << 20;
+
+/// Reads a notebook file: only a regular file (a FIFO would block for ever, a device
+/// like `/dev/zero` never ends), and at most [`MAX_NOTEBOOK_BYTES`].
+fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let not_regular = |what: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is {what}, not a regular file", path.display()),
+        )
+    };
+    let kind = |meta: &std::fs::Metadata| {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_dir() {
+            Some("a directory")
+        } else if t.is_fifo() {
+            Some("a named pipe (FIFO)")
+        } else if t.is_char_device() || t.is_block_device() {
+            Some("a device")
+        } else if t.is_socket() {
+            Some("a socket")
+        } else {
+            None
+        }
+    };
+    // stat first: opening a FIFO blocks until a writer comes.
+    if let Some(what) = kind(&std::fs::metadata(path)?) {
+        return Err(not_regular(what));
+    }
+    // O_NONBLOCK, and the type checked again on what was opened, in case the path
+    // changed in between.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if let Some(what) = kind(&meta) {
+        return Err(not_regular(what));
+    }
+    if meta.len() > MAX_NOTEBOOK_BYTES {
+        return Err(too_large(path));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_NOTEBOOK_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_NOTEBOOK_BYTES {
+        return Err(too_large(path));
+    }
+    Ok(bytes)
+}
+
+fn too_large(path: &Path) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!(
+            "{} is larger than {} MiB, more than a notebook holds",
+            path.display(),
+            MAX_NOTEBOOK_BYTES >> 20
+        ),
+    )
 }
 
 /// Parses notebook JSON text (nbformat 4).

@@ -243,8 +243,21 @@ pub fn parse_tag(tag: &str) -> Result<Tag, TagProblem> {
 }
 
 fn check_step_name(name: &str, tag: &str) -> Result<(), TagProblem> {
+    // A step's name is a directory of every run (`steps/<name>/`) and a KFP task.
+    if name.len() > crate::names::MAX_LEN {
+        return Err(TagProblem {
+            is_error: true,
+            message: format!(
+                "step name `{}` is too long: at most {} characters",
+                crate::names::shown(name),
+                crate::names::MAX_LEN
+            ),
+            hint: Some("give the step a shorter name".into()),
+        });
+    }
     if !STEP_NAME.is_match(name) {
         let suggestion = suggest_step_name(name);
+        let (name, tag) = (crate::names::shown(name), crate::names::shown(tag));
         return Err(TagProblem {
             is_error: true,
             message: format!(

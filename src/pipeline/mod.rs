@@ -212,12 +212,30 @@ fn build_from_structure(
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_else(|| "pipeline".into());
-    let name = s
-        .metadata
-        .pipeline_name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| sanitize_name(&stem));
+    let from_stem = || crate::names::suggestion(&stem).unwrap_or_else(|| "pipeline".into());
+    let name = match s.metadata.pipeline_name.as_deref() {
+        None | Some("") => from_stem(),
+        Some(given) => match crate::names::problem(given) {
+            None => given.to_string(),
+            // The name becomes the experiments' names and their run directories, and
+            // the KFP pipeline's: one that is not a DNS label is normalised as Kale
+            // normalises names for KFP, and the user is told.
+            Some(why) => {
+                let used = crate::names::suggestion(given).unwrap_or_else(from_stem);
+                diags.push(
+                    Diagnostic::warning(format!(
+                        "`kubeflow_notebook.pipeline_name` `{}` is not a DNS label ({why}); kale names the pipeline `{used}`",
+                        crate::names::shown(given)
+                    ))
+                    .with_hint(format!(
+                        "set `pipeline_name` to `{used}` (lowercase letters, digits and `-`, starting with a letter, at most {} characters) to silence this",
+                        crate::names::MAX_LEN
+                    )),
+                );
+                used
+            }
+        },
+    };
     let experiment = s
         .metadata
         .experiment_name

@@ -41,7 +41,7 @@ impl TerminalReporter {
 
     fn say(&self, line: String) {
         if self.bar.is_hidden() {
-            eprintln!("{line}");
+            crate::errln!("{line}");
         } else {
             self.bar.println(line);
         }
@@ -187,7 +187,7 @@ impl TuneReporter for LiveView {
     fn warning(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(format!("warning: {line}")),
-            None => eprintln!("warning: {line}"),
+            None => crate::errln!("warning: {line}"),
         }
     }
 
@@ -207,7 +207,7 @@ impl TuneReporter for LiveView {
                 bar.println(line);
                 bar.set_message(render(state));
             }
-            None => eprintln!("{line}"),
+            None => crate::errln!("{line}"),
         }
     }
 }

@@ -84,6 +84,17 @@ pub struct Options {
     pub log_y: bool,
 }
 
+/// Why `kind` does not apply to the experiment (a Pareto plot of one objective), or
+/// `None` when it does.
+pub fn inapplicable(kind: Kind, e: &Experiment) -> Option<String> {
+    (kind == Kind::Pareto && e.spec.objectives.len() < 2).then(|| {
+        format!(
+            "experiment `{}` has one objective (`{}`); a Pareto plot needs two or more",
+            e.spec.name, e.spec.objective
+        )
+    })
+}
+
 /// The plot of one experiment.
 pub fn render(kind: Kind, e: &Experiment, trials: &[TrialRow], opts: Options) -> String {
     match kind {

@@ -132,11 +132,19 @@ pub fn resolve(runs_dir: &Path, spec: &str) -> crate::Result<Run> {
                 "`{spec}`: expected EXPERIMENT/TRIAL, with a trial number"
             ))
         })?;
+        // The store knows the experiment by its current name (after a rename) and
+        // which run each trial was; the manifests are the fallback without a store.
+        let from_store = trial_run_id(runs_dir, experiment, number);
         return runs
             .into_iter()
-            .find(|r| {
-                r.manifest.experiment.as_deref() == Some(experiment)
-                    && r.manifest.trial == Some(number)
+            .find(|r| match &from_store {
+                Some(id) => {
+                    &r.manifest.run_id == id || r.dir.file_name().is_some_and(|n| n == id.as_str())
+                }
+                None => {
+                    r.manifest.experiment.as_deref() == Some(experiment)
+                        && r.manifest.trial == Some(number)
+                }
             })
             .ok_or_else(|| not_found(format!("no trial {number} of experiment `{experiment}`")));
     }
@@ -160,6 +168,40 @@ pub fn resolve(runs_dir: &Path, spec: &str) -> crate::Result<Run> {
                 .join(", ")
         ))),
     }
+}
+
+/// The run id of trial `number` of `experiment`, from the experiment store beside
+/// `runs_dir`; `None` when there is no store or it does not know that trial.
+fn trial_run_id(runs_dir: &Path, experiment: &str, number: u64) -> Option<String> {
+    let db = crate::layout::Layout::beside_runs(runs_dir).database();
+    if !db.is_file() {
+        return None;
+    }
+    let store = crate::store::Store::open_read_only(&db).ok()?;
+    let e = store.experiment(experiment).ok()?;
+    let trial = store.trial(e.id, i64::try_from(number).ok()?).ok()?;
+    let run_dir = trial.run_dir?;
+    Some(
+        Path::new(&run_dir)
+            .file_name()?
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+/// After `kale experiments rename`: the runs of the experiment's trials carry the new
+/// name in their manifests (`kale runs list`, `kale debug NEW/3`). Returns how many
+/// runs were rewritten.
+pub fn rename_experiment_runs(runs_dir: &Path, from: &str, to: &str) -> std::io::Result<usize> {
+    let mut renamed = 0;
+    for mut run in list_runs(runs_dir) {
+        if run.manifest.experiment.as_deref() == Some(from) {
+            run.manifest.experiment = Some(to.to_string());
+            run.manifest.write(&run.dir)?;
+            renamed += 1;
+        }
+    }
+    Ok(renamed)
 }
 
 /// Where an object of a snapshot can be read from.

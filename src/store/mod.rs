@@ -31,6 +31,8 @@ pub enum StoreError {
     Busy { name: String, pid: i64 },
     #[error("an experiment named `{0}` already exists")]
     Taken(String),
+    #[error("experiment store {0} was deleted or replaced while kale was writing to it")]
+    Gone(PathBuf),
     #[error(
         "experiment store {path} has schema version {found}; this kale reads versions up to {SCHEMA_VERSION}"
     )]
@@ -51,6 +53,9 @@ impl From<StoreError> for crate::Error {
             StoreError::Busy { .. } => crate::Error::environment(&e)
                 .with_hint("wait for it to finish, or stop it (Ctrl-C) and resume with --resume"),
             StoreError::Sql { .. } => crate::Error::environment(&e),
+            StoreError::Gone(_) => crate::Error::environment(&e).with_hint(
+                "what this tune recorded since is lost with it; leave `.kale/` alone while kale runs",
+            ),
             StoreError::TooNew { .. } => crate::Error::environment(&e).with_hint(
                 "a newer kale wrote it: upgrade kale (`pip install -U kale`) to read it",
             ),
@@ -300,6 +305,14 @@ pub struct NewExperiment {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The file opened (device, inode): a store deleted or replaced under a running
+    /// tune is noticed instead of written to in vain.
+    file: Option<(u64, u64)>,
+}
+
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 const SCHEMA: &str = "
@@ -444,6 +457,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            file: file_identity(path),
         })
     }
 
@@ -465,6 +479,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            file: file_identity(path),
         })
     }
 
@@ -511,7 +526,15 @@ impl Store {
                     serde_json::to_string(&e.constraints).unwrap(),
                 ],
             )
-            .map_err(|e| self.sql(e))?;
+            .map_err(|err| match err {
+                // Another process created it between our look and this insert.
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    StoreError::Taken(e.name.clone())
+                }
+                err => self.sql(err),
+            })?;
         self.experiment(&e.name)
     }
 
@@ -743,6 +766,17 @@ impl Store {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Fails when the store's file is no longer the one this connection writes to
+    /// (deleted, or replaced by another): SQLite would go on writing to the unlinked
+    /// file, and everything recorded would be lost when the process ends.
+    pub fn check_still_there(&self) -> Result<()> {
+        match (self.file, file_identity(&self.path)) {
+            (Some(opened), Some(now)) if opened == now => Ok(()),
+            (None, _) => Ok(()),
+            _ => Err(StoreError::Gone(self.path.clone())),
+        }
+    }
 }
 
 fn check_schema_version(conn: &Connection, path: &Path) -> Result<()> {
@@ -817,11 +851,28 @@ fn row_to_experiment(r: &rusqlite::Row) -> rusqlite::Result<Experiment> {
     let constraints = added_text(r, "constraints")
         .and_then(|t| serde_json::from_str::<Vec<Constraint>>(&t).ok())
         .unwrap_or_default();
+    let name: String = r.get("name")?;
+    let notebook: String = r.get("notebook")?;
+    let mut status: ExperimentStatus = r.get("status")?;
+    let mut reason: Option<String> = r.get("reason")?;
+    let owner_pid: Option<i64> = r.get("owner_pid")?;
+    // A process that ended without finishing its experiment (kill -9, a crash, a
+    // machine that went down) left it `running`: it is interrupted, and says how to
+    // go on. (Nothing is written here: the next `--resume` claims it.)
+    if status == ExperimentStatus::Running
+        && let Some(pid) = owner_pid
+        && !process_alive(pid)
+    {
+        status = ExperimentStatus::Interrupted;
+        reason = Some(format!(
+            "its kale process (pid {pid}) is gone; resume with `kale tune {notebook} --name {name} --resume`"
+        ));
+    }
     Ok(Experiment {
         id: r.get("id")?,
         spec: NewExperiment {
-            name: r.get("name")?,
-            notebook: r.get("notebook")?,
+            name,
+            notebook,
             notebook_hash: r.get("notebook_hash")?,
             objective,
             direction,
@@ -836,12 +887,12 @@ fn row_to_experiment(r: &rusqlite::Row) -> rusqlite::Result<Experiment> {
             max_failed: r.get("max_failed")?,
             early_stopping: r.get::<_, Option<String>>("early_stopping")?.map(json),
         },
-        status: r.get("status")?,
-        reason: r.get("reason")?,
+        status,
+        reason,
         created_at: r.get("created_at")?,
         updated_at: r.get("updated_at")?,
         wall_seconds: r.get("wall_seconds")?,
-        owner_pid: r.get("owner_pid")?,
+        owner_pid,
     })
 }
 

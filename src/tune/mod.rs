@@ -57,7 +57,7 @@ impl From<TuneError> for crate::Error {
         match e {
             TuneError::Store(e) => e.into(),
             TuneError::Setup(message) => crate::Error::bad_input(message),
-            TuneError::Io(e) => crate::Error::environment(format!("run directory: {e}")),
+            TuneError::Io(e) => e.into(),
         }
     }
 }
@@ -193,11 +193,14 @@ pub fn prepare(
         store.claim(&e)?;
         return Ok((store.experiment(name)?, search));
     }
-    if store.experiment_exists(name)? {
-        return Err(TuneError::Setup(format!(
+    let taken = || {
+        TuneError::Setup(format!(
             "an experiment named `{name}` already exists in {}; pass --resume to continue it, or choose another --name",
             store.path().display()
-        )));
+        ))
+    };
+    if store.experiment_exists(name)? {
+        return Err(taken());
     }
     let search = search.ok_or_else(|| TuneError::Setup("no search settings".into()))?;
     check_startable(&search)?;
@@ -220,8 +223,13 @@ pub fn prepare(
             .early_stopping
             .as_ref()
             .map(|(n, s)| json!({"name": n, "settings": s})),
-    })?;
-    Ok((e, search))
+    });
+    match e {
+        Ok(e) => Ok((e, search)),
+        // Two tunes given the same --name at once: the later one is told as above.
+        Err(crate::store::StoreError::Taken(_)) => Err(taken()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Everything that would stop [`tune`] before its first trial, checked before the
@@ -253,8 +261,11 @@ fn sampler_for(search: &ResolvedSearch) -> Result<Box<dyn Sampler>, TuneError> {
 
 /// The first free `<pipeline>-<n>` experiment name.
 pub fn default_name(store: &Store, pipeline: &Pipeline) -> Result<String, TuneError> {
-    for n in 1.. {
-        let name = format!("{}-{n}", pipeline.name);
+    for n in 1u64.. {
+        let suffix = format!("-{n}");
+        let mut base = pipeline.name.clone();
+        base.truncate(crate::names::MAX_LEN - suffix.len());
+        let name = format!("{}{suffix}", base.trim_end_matches('-'));
         if !store.experiment_exists(&name)? {
             return Ok(name);
         }
@@ -321,6 +332,14 @@ pub async fn tune(
     // One fork server for the whole session: the notebook's imports are paid
     // once, not once per step of every trial.
     let fork_server = exec::fork_server::ForkServerSlot::for_pipeline(pipeline);
+    // Run directories are named after the experiment; one recorded by an older kale
+    // under a name that is not a DNS label gets the nearest name that is.
+    let run_prefix = match crate::names::problem(&experiment.spec.name) {
+        None => experiment.spec.name.clone(),
+        Some(_) => {
+            crate::names::suggestion(&experiment.spec.name).unwrap_or_else(|| "trial".into())
+        }
+    };
     let elapsed = || experiment.wall_seconds + session_start.elapsed().as_secs_f64();
     let live = |rows: &[TrialRow], running: &HashMap<i64, Running>, hits, misses| {
         live_state(
@@ -356,12 +375,10 @@ pub async fn tune(
             let values = trial_values(pipeline, &params)?;
             let number = next_number;
             next_number += 1;
-            let run_id = format!(
-                "{}-t{number}-{}",
-                experiment.spec.name,
-                &exec::new_run_id()[16..]
-            );
-            let run_dir = opts.runs_dir.join(&run_id).display().to_string();
+            let run_id = format!("{run_prefix}-t{number}-{}", &exec::new_run_id()[16..]);
+            let run_dir = crate::layout::child(&opts.runs_dir, &run_id)?
+                .display()
+                .to_string();
             let started = log.start(number, &params, &run_dir)?;
             reporter.trial_started(&started);
             rows.push(started);
@@ -464,6 +481,13 @@ pub async fn tune(
                 cache_hits += result.cache_hits as u64;
                 cache_misses += result.cache_misses as u64;
                 let row = log.finish(number, &result, t.started.elapsed().as_secs_f64())?;
+                if let Err(gone) = store.check_still_there() {
+                    for t in running.values() {
+                        t.cancel();
+                    }
+                    while tasks.join_next().await.is_some() {}
+                    return Err(gone.into());
+                }
                 exec::trace::event("trial.stored", || number.to_string());
                 if let Some(slot) = rows.iter_mut().find(|r| r.number == number) {
                     *slot = row.clone();
@@ -484,14 +508,15 @@ pub async fn tune(
     }
     while tasks.join_next().await.is_some() {}
 
-    let (status, reason) = rules::final_status(interrupted, ended, exhausted);
+    store.check_still_there()?;
+    let trials = store.trials(experiment.id)?;
+    let (status, reason) = rules::final_status(interrupted, ended, exhausted, &trials);
     store.finish_experiment(
         experiment.id,
         status,
         &reason,
         session_start.elapsed().as_secs_f64(),
     )?;
-    let trials = store.trials(experiment.id)?;
     Ok(TuneOutcome {
         experiment: store.experiment(&experiment.spec.name)?,
         best: if multi {

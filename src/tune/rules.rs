@@ -47,21 +47,61 @@ pub fn end_condition(trials: &[TrialRow], limits: &Limits) -> Option<(Experiment
     }
 }
 
-/// How a session ends once no trial is running.
+/// How a session ends once no trial is running. An experiment in which no trial
+/// produced a result (none succeeded or stopped early) failed, whatever else ended it
+/// (the budget spent, the space exhausted): its reason is the most common failure.
 pub fn final_status(
     interrupted: bool,
     ended: Option<(ExperimentStatus, String)>,
     exhausted: bool,
+    trials: &[TrialRow],
 ) -> (ExperimentStatus, String) {
     if interrupted {
-        (ExperimentStatus::Interrupted, "interrupted".into())
-    } else if let Some(end) = ended {
+        return (ExperimentStatus::Interrupted, "interrupted".into());
+    }
+    let (status, reason) = if let Some(end) = ended {
         end
     } else if exhausted {
         (ExperimentStatus::Succeeded, "search space exhausted".into())
     } else {
         (ExperimentStatus::Succeeded, "max trials reached".into())
+    };
+    let results = trials
+        .iter()
+        .any(|r| matches!(r.status, TrialStatus::Succeeded | TrialStatus::EarlyStopped));
+    if status == ExperimentStatus::Succeeded && !results {
+        return (ExperimentStatus::Failed, no_result_reason(trials, &reason));
     }
+    (status, reason)
+}
+
+/// Why an experiment without results failed: the error most of its failed trials
+/// ended with (the earliest among ties), or that no trial ran at all.
+fn no_result_reason(trials: &[TrialRow], ended: &str) -> String {
+    let failed: Vec<&TrialRow> = trials
+        .iter()
+        .filter(|r| r.status == TrialStatus::Failed)
+        .collect();
+    if failed.is_empty() {
+        return format!("no trial ran ({ended})");
+    }
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for r in &failed {
+        let error = r.error.as_deref().unwrap_or("no error recorded");
+        match counts.iter_mut().find(|(e, _)| *e == error) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((error, 1)),
+        }
+    }
+    let (error, n) = counts
+        .iter()
+        .fold(counts[0], |best, c| if c.1 > best.1 { *c } else { best });
+    let of = if n == failed.len() {
+        format!("all {n}")
+    } else {
+        format!("{n} of {}", failed.len())
+    };
+    format!("no trial succeeded; {of} failed trials: {error}")
 }
 
 /// Trials that may start now: up to `parallel` at once, within the budget.
@@ -174,12 +214,52 @@ mod tests {
     #[test]
     fn an_interrupted_session_ends_interrupted_whatever_else_happened() {
         let goal = Some((ExperimentStatus::Succeeded, "goal reached".to_string()));
+        let ok = [trial(0, TrialStatus::Succeeded, Some(0.96))];
         assert_eq!(
-            final_status(true, goal.clone(), true).0,
+            final_status(true, goal.clone(), true, &ok).0,
             ExperimentStatus::Interrupted
         );
-        assert_eq!(final_status(false, goal, true).1, "goal reached");
-        assert_eq!(final_status(false, None, true).1, "search space exhausted");
-        assert_eq!(final_status(false, None, false).1, "max trials reached");
+        assert_eq!(final_status(false, goal, true, &ok).1, "goal reached");
+        assert_eq!(
+            final_status(false, None, true, &ok).1,
+            "search space exhausted"
+        );
+        assert_eq!(
+            final_status(false, None, false, &ok).1,
+            "max trials reached"
+        );
+    }
+
+    #[test]
+    fn without_a_result_the_experiment_failed_with_the_most_common_failure() {
+        let failed = |n, error: &str| TrialRow {
+            error: Some(error.into()),
+            ..trial(n, TrialStatus::Failed, None)
+        };
+        let trials = [
+            failed(0, "step `train` failed: MemoryError"),
+            failed(1, "ModuleNotFoundError: No module named 'numpy'"),
+            failed(2, "ModuleNotFoundError: No module named 'numpy'"),
+            trial(3, TrialStatus::Interrupted, None),
+        ];
+        let (status, reason) = final_status(false, None, false, &trials);
+        assert_eq!(status, ExperimentStatus::Failed);
+        assert_eq!(
+            reason,
+            "no trial succeeded; 2 of 3 failed trials: ModuleNotFoundError: No module named 'numpy'"
+        );
+        // An empty space (nothing to try) is no success either.
+        let (status, reason) = final_status(false, None, true, &[]);
+        assert_eq!(status, ExperimentStatus::Failed);
+        assert_eq!(reason, "no trial ran (search space exhausted)");
+        // A trial stopped early has a value: a result.
+        let stopped = [
+            trial(0, TrialStatus::EarlyStopped, Some(0.2)),
+            failed(1, "x"),
+        ];
+        assert_eq!(
+            final_status(false, None, false, &stopped).0,
+            ExperimentStatus::Succeeded
+        );
     }
 }

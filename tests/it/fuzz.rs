@@ -56,8 +56,78 @@ fn notebook_strategy() -> impl Strategy<Value = String> {
     })
 }
 
+/// Names as a hostile notebook or user would give them: path pieces, separators,
+/// control characters, case, unicode, lengths around the limits.
+fn name_strategy() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z][a-z0-9-]{0,70}",
+        prop::collection::vec(
+            prop_oneof![
+                Just("..".to_string()),
+                Just("/".to_string()),
+                Just("\\".to_string()),
+                Just("\n".to_string()),
+                Just("\0".to_string()),
+                Just(".".to_string()),
+                Just("-".to_string()),
+                Just("_".to_string()),
+                Just(" ".to_string()),
+                "[A-Za-z0-9]{1,8}",
+                "\\PC{1,3}",
+            ],
+            0..12,
+        )
+        .prop_map(|parts| parts.concat()),
+        "\\PC{0,300}",
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    #[test]
+    fn a_name_the_rule_accepts_stays_inside_the_folder_it_is_joined_to(name in name_strategy()) {
+        let layout = kale::layout::Layout::for_notebook(Path::new("work/nb.ipynb"));
+        if kale::names::problem(&name).is_none() {
+            let dir = layout.run(&name).unwrap();
+            let runs = layout.runs();
+            prop_assert_eq!(dir.parent(), Some(runs.as_path()));
+            prop_assert!(kale::names::check("an experiment", &name).is_ok());
+        } else {
+            let e = kale::names::check("an experiment", &name).unwrap_err();
+            prop_assert_eq!(e.kind().exit_status(), 2);
+            prop_assert!(!e.hints().is_empty());
+        }
+        if let Ok(dir) = layout.run(&name) {
+            // Whatever the layout accepts is one plain component under runs/.
+            let runs = layout.runs();
+            prop_assert_eq!(dir.parent(), Some(runs.as_path()));
+            prop_assert!(dir.components().all(|c| !matches!(c, std::path::Component::ParentDir)));
+        }
+        if let Some(s) = kale::names::suggestion(&name) {
+            prop_assert_eq!(kale::names::problem(&s), None);
+        }
+    }
+
+    #[test]
+    fn any_pipeline_name_in_the_metadata_becomes_a_name_the_rule_accepts(name in name_strategy()) {
+        let text = serde_json::json!({
+            "cells": [
+                {"cell_type": "code", "metadata": {"tags": ["step:a"]}, "source": "x = 1"},
+            ],
+            "metadata": {"kubeflow_notebook": {"pipeline_name": name}},
+            "nbformat": 4,
+        })
+        .to_string();
+        let mut d = Diagnostics::default();
+        let nb = kale::notebook::parse(Path::new("fuzz.ipynb"), &text, &mut d).unwrap();
+        let (pipeline, diags) = kale::pipeline::build(&nb);
+        let p = pipeline.expect("a name alone never stops the pipeline");
+        prop_assert_eq!(kale::names::problem(&p.name), None, "{:?} became {:?}", name, p.name);
+        if p.name != name && !name.is_empty() {
+            prop_assert!(diags.warnings().any(|w| w.message.contains("pipeline_name")));
+        }
+    }
 
     #[test]
     fn tag_parser_never_panics(tag in "[ -~]{0,40}") {

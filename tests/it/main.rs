@@ -9,6 +9,7 @@ mod errors;
 mod events;
 mod fork_server;
 mod fuzz;
+mod hardening;
 mod inspect;
 mod katib_cluster;
 mod kfp_local;
