@@ -28,6 +28,18 @@ fn spawn_tune(nb: &Path, args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// `kale tune NB --objective score ARGS...`, which must succeed; its stdout.
+fn tune_ok(nb: &Path, args: &[&str]) -> Vec<u8> {
+    succeed(
+        kale_with_python()
+            .arg("tune")
+            .arg(nb)
+            .args(["--objective", "score"])
+            .args(args),
+    )
+    .stdout
+}
+
 /// The binary as a plain `std::process::Command` (for descriptors of our own).
 fn raw_kale() -> std::process::Command {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("kale"));
@@ -172,14 +184,7 @@ fn names_from_a_notebook_or_a_flag_never_leave_kale() {
             && stderr.contains("hint: set `pipeline_name` to `elsewhere-x`"),
         "{stderr}"
     );
-    succeed(kale_with_python().arg("tune").arg(&nb).args([
-        "--objective",
-        "score",
-        "--param",
-        "x=int:0..5",
-        "--max-trials",
-        "2",
-    ]));
+    tune_ok(&nb, &["--param", "x=int:0..5", "--max-trials", "2"]);
     let doc = show(&dir, "elsewhere-x-1")
         .expect("the experiment is named after the normalised pipeline name");
     for t in doc["trials"].as_array().unwrap() {
@@ -249,16 +254,17 @@ fn http(port: u16, request: &str) -> String {
 fn the_dashboard_answers_only_for_its_own_host_with_security_headers() {
     let dir = tempfile::tempdir().unwrap();
     let nb = quick(dir.path(), None);
-    succeed(kale_with_python().arg("tune").arg(&nb).args([
-        "--objective",
-        "score",
-        "--param",
-        "x=int:0..5",
-        "--max-trials",
-        "1",
-        "--name",
-        "web",
-    ]));
+    tune_ok(
+        &nb,
+        &[
+            "--param",
+            "x=int:0..5",
+            "--max-trials",
+            "1",
+            "--name",
+            "web",
+        ],
+    );
     let mut server = std::process::Command::new(assert_cmd::cargo::cargo_bin("kale"))
         .arg("dashboard")
         .arg(dir.path())
@@ -632,16 +638,17 @@ fn closed_pipe() -> std::os::fd::OwnedFd {
 fn a_full_standard_output_is_an_environment_error_and_a_closed_one_ends_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let nb = quick(dir.path(), None);
-    succeed(kale_with_python().arg("tune").arg(&nb).args([
-        "--objective",
-        "score",
-        "--param",
-        "x=int:0..5",
-        "--max-trials",
-        "1",
-        "--name",
-        "out",
-    ]));
+    tune_ok(
+        &nb,
+        &[
+            "--param",
+            "x=int:0..5",
+            "--max-trials",
+            "1",
+            "--name",
+            "out",
+        ],
+    );
     let d = dir.path().to_str().unwrap();
     let nbs = nb.to_str().unwrap();
     let commands: Vec<Vec<&str>> = vec![
@@ -722,18 +729,19 @@ fn integer_ranges_are_counted_and_drawn_exactly_up_to_i64() {
     );
     // The last 8 values of i64: auto counts 8 points and grid-searches all of them.
     let top = i64::MAX - 7;
-    let out = succeed(kale_with_python().arg("tune").arg(&nb).args([
-        "--objective",
-        "score",
-        "--param",
-        &format!("x=int:{top}..{}", i64::MAX),
-        "--max-trials",
-        "20",
-        "--name",
-        "top",
-        "--json",
-    ]));
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = tune_ok(
+        &nb,
+        &[
+            "--param",
+            &format!("x=int:{top}..{}", i64::MAX),
+            "--max-trials",
+            "20",
+            "--name",
+            "top",
+            "--json",
+        ],
+    );
+    let doc: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(doc["reason"], "search space exhausted");
     let mut xs: Vec<i64> = doc["trial_results"]
         .as_array()
@@ -744,20 +752,21 @@ fn integer_ranges_are_counted_and_drawn_exactly_up_to_i64() {
     xs.sort();
     assert_eq!(xs, (top..=i64::MAX).collect::<Vec<_>>());
     // Random draws over all of i64 are integers, not doubles rounded to 2^10.
-    let out = succeed(kale_with_python().arg("tune").arg(&nb).args([
-        "--objective",
-        "score",
-        "--param",
-        &format!("x=int:{}..{}", i64::MIN, i64::MAX),
-        "--algorithm",
-        "random",
-        "--max-trials",
-        "6",
-        "--name",
-        "wide",
-        "--json",
-    ]));
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = tune_ok(
+        &nb,
+        &[
+            "--param",
+            &format!("x=int:{}..{}", i64::MIN, i64::MAX),
+            "--algorithm",
+            "random",
+            "--max-trials",
+            "6",
+            "--name",
+            "wide",
+            "--json",
+        ],
+    );
+    let doc: Value = serde_json::from_slice(&out).unwrap();
     let xs: Vec<i64> = doc["trial_results"]
         .as_array()
         .unwrap()
@@ -893,16 +902,17 @@ fn disk_errors_name_the_path_and_exit_3() {
 fn a_rename_carries_over_to_runs_and_plots_that_do_not_apply_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let nb = quick(dir.path(), None);
-    succeed(kale_with_python().arg("tune").arg(&nb).args([
-        "--objective",
-        "score",
-        "--param",
-        "x=int:0..5",
-        "--max-trials",
-        "2",
-        "--name",
-        "old",
-    ]));
+    tune_ok(
+        &nb,
+        &[
+            "--param",
+            "x=int:0..5",
+            "--max-trials",
+            "2",
+            "--name",
+            "old",
+        ],
+    );
     succeed(
         kale()
             .args(["experiments", "rename", "old", "new", "-C"])
