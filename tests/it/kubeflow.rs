@@ -456,7 +456,10 @@ fn kubernetes_settings_go_where_kfp_reads_them_and_validate() {
         stderr.contains("volume `scratch` (type `clone`) is not mounted"),
         "{stderr}"
     );
-    assert!(stderr.contains("using `feature-pipeline`"), "{stderr}");
+    assert!(
+        stderr.contains("kale names the pipeline `feature-pipeline`"),
+        "{stderr}"
+    );
     let failures = validate("validate_kfp.py", std::slice::from_ref(&out));
     assert!(failures.is_empty(), "{failures:#?}");
 
