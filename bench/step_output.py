@@ -66,21 +66,21 @@ def main():
         env = dict(os.environ, KALE_PYTHON=a.python, PYTHONUNBUFFERED="1")
         kales = [("kale", a.kale)] + ([("baseline kale", a.baseline_kale)] if a.baseline_kale else [])
         results = {name: [] for name, _ in kales}
-        results["python | cat"] = []
+        results["python into a pipe"] = []
         for r in range(a.rounds):
             for name, binary in kales:
                 results[name].append(timed([binary, "run", nb, "--no-cache", "--quiet"], env))
                 shutil.rmtree(os.path.join(work, ".kale", "runs"), ignore_errors=True)
-            results["python | cat"].append(
+            results["python into a pipe"].append(
                 timed("'%s' '%s' | cat > /dev/null" % (a.python, prog), env, shell=True))
             print("round %d: %s" % (r + 1, ", ".join(
                 "%s %.2f s" % (k, v[-1]) for k, v in results.items())), file=sys.stderr)
-        base = statistics.median(results["python | cat"])
+        base = statistics.median(results["python into a pipe"])
         print("| %d MB of step stdout, %d rounds | wall, median | over python into a pipe |" % (a.mb, a.rounds))
         print("|---|---|---|")
         for name, runs in results.items():
             wall = statistics.median(runs)
-            extra = "-" if name == "python | cat" else "%+.2f s" % (wall - base)
+            extra = "-" if name == "python into a pipe" else "%+.2f s" % (wall - base)
             print("| %s | %.2f s | %s |" % (name, wall, extra))
     finally:
         shutil.rmtree(work, ignore_errors=True)

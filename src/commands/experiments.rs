@@ -86,6 +86,16 @@ fn list(args: &StoreArgs) -> kale::Result<()> {
         return Ok(());
     }
     kale::out!("{}", table::experiments(&rows))?;
+    // Those left `running` by a process that is gone (kill -9, a crash) read as
+    // interrupted; say how to go on with each.
+    for (e, _, _) in &rows {
+        if e.owner_pid.is_some()
+            && e.status == kale::store::ExperimentStatus::Interrupted
+            && let Some(reason) = &e.reason
+        {
+            kale::errln!("note: experiment {}: {reason}", e.spec.name);
+        }
+    }
     Ok(())
 }
 

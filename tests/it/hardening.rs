@@ -511,6 +511,12 @@ fn an_experiment_whose_process_is_gone_shows_interrupted_and_how_to_resume() {
         reason.contains("is gone") && reason.contains("--name gone --resume"),
         "{reason}"
     );
+    let listed = succeed(kale().args(["experiments", "list", "-C"]).arg(dir.path()));
+    let note = String::from_utf8_lossy(&listed.stderr);
+    assert!(
+        note.contains("note: experiment gone: its kale process (pid") && note.contains("--resume"),
+        "{note}"
+    );
     let table = succeed(
         kale()
             .args(["experiments", "show", "gone", "-C"])
