@@ -100,6 +100,30 @@ pub fn plan(
     mut target: TrialTarget,
 ) -> crate::Result<Experiment> {
     let mut search = search.clone();
+    // What kale's panel saves beside Katib's fields (several objectives, constraints)
+    // counts as if given by flags: Katib cannot run it either.
+    let katib = p.metadata.katib_metadata.as_ref().map(|k| &k.0);
+    let mut problems = Vec::new();
+    if search.objectives.is_empty() {
+        let saved = crate::tune::plan::notebook_objectives(katib, &mut problems);
+        if saved.len() > 1 {
+            search.objectives = saved
+                .iter()
+                .map(|(name, d)| match d {
+                    Some(d) => format!("{name}:{}", crate::store::direction_text(*d)),
+                    None => name.clone(),
+                })
+                .collect();
+        }
+    }
+    let mut constraint_source = "--constraint";
+    if search.constraints.is_empty() {
+        search.constraints = crate::tune::plan::notebook_constraints(katib, &mut problems);
+        constraint_source = "the notebook's katib_metadata constraint";
+    }
+    if !problems.is_empty() {
+        return Err(crate::Error::bad_input(problems.join("\nerror: ")));
+    }
     // Katib has neither several objectives nor constraints (only additional metrics,
     // recorded, never optimised): refuse rather than compile a different experiment.
     if !search.constraints.is_empty() {
@@ -108,7 +132,7 @@ pub fn plan(
             search
                 .constraints
                 .iter()
-                .map(|c| format!("--constraint `{c}`"))
+                .map(|c| format!("{constraint_source} `{c}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
         ))

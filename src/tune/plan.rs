@@ -163,6 +163,62 @@ impl From<SearchErrors> for crate::Error {
     }
 }
 
+/// `katib_metadata.objectives`: `[{objectiveMetricName, type}, ...]`, kale's record of
+/// several objectives (Katib's `objective` holds the first).
+pub fn notebook_objectives(
+    katib: Option<&Value>,
+    errors: &mut Vec<String>,
+) -> Vec<(String, Option<Direction>)> {
+    let Some(list) = katib.and_then(|k| k.get("objectives")) else {
+        return Vec::new();
+    };
+    let Some(list) = list.as_array() else {
+        errors.push("the notebook's `katib_metadata.objectives` is not a list".into());
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, o) in list.iter().enumerate() {
+        let name = o.get("objectiveMetricName").and_then(Value::as_str);
+        let direction = match o.get("type").and_then(Value::as_str) {
+            Some("maximize") => Some(Direction::Maximize),
+            Some("minimize") => Some(Direction::Minimize),
+            _ => None,
+        };
+        match (name, direction) {
+            (Some(name), Some(d)) => out.push((name.to_string(), Some(d))),
+            _ => errors.push(format!(
+                "the notebook's `katib_metadata.objectives[{i}]` needs `objectiveMetricName` and `type` (`maximize` or `minimize`), found {o}"
+            )),
+        }
+    }
+    out
+}
+
+/// `katib_metadata.constraints`: `["METRIC<=VALUE", ...]`, as `--constraint` takes them.
+pub fn notebook_constraints(katib: Option<&Value>, errors: &mut Vec<String>) -> Vec<String> {
+    let Some(list) = katib.and_then(|k| k.get("constraints")) else {
+        return Vec::new();
+    };
+    match list.as_array() {
+        Some(items) => items
+            .iter()
+            .filter_map(|c| match c.as_str() {
+                Some(text) => Some(text.to_string()),
+                None => {
+                    errors.push(format!(
+                        "the notebook's `katib_metadata.constraints` holds {c}; each is a string like \"accuracy>=0.9\""
+                    ));
+                    None
+                }
+            })
+            .collect(),
+        None => {
+            errors.push("the notebook's `katib_metadata.constraints` is not a list".into());
+            Vec::new()
+        }
+    }
+}
+
 pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, SearchErrors> {
     let mut errors = Vec::new();
     let katib = p.metadata.katib_metadata.as_ref().map(|k| &k.0);
@@ -180,11 +236,17 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
             Err(e) => errors.push(e),
         }
     }
-    if flags.is_empty()
-        && args.objectives.is_empty()
-        && let Some(o) = from_notebook
-    {
-        flags.push((o, None));
+    // Several objectives saved in the notebook (kale's panel writes them beside Katib's
+    // one `objective`); flags win, as for every other setting.
+    let mut directions_from_notebook = false;
+    if flags.is_empty() && args.objectives.is_empty() {
+        let saved = notebook_objectives(katib, &mut errors);
+        if saved.len() > 1 {
+            flags = saved;
+            directions_from_notebook = true;
+        } else if let Some(o) = from_notebook {
+            flags.push((o, None));
+        }
     }
     let multi = flags.len() > 1;
     let check_metric = |o: &str, what: &str, errors: &mut Vec<String>| -> String {
@@ -227,6 +289,7 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
     let (direction, direction_source) =
         match (flags.first().and_then(|f| f.1), args.goal.as_deref()) {
             (_, Some(_)) if multi => (Direction::Maximize, "--objective"),
+            (Some(d), None) if directions_from_notebook => (d, "the notebook's katib_metadata"),
             (Some(d), None) => (d, "--objective"),
             (from_flag, Some(goal)) => {
                 let g = match goal {
@@ -301,7 +364,12 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
     };
 
     let mut constraints = Vec::new();
-    for text in &args.constraints {
+    let constraint_texts = if args.constraints.is_empty() {
+        notebook_constraints(katib, &mut errors)
+    } else {
+        args.constraints.clone()
+    };
+    for text in &constraint_texts {
         match parse_constraint_flag(text) {
             Ok(mut c) => {
                 c.metric = check_metric(&c.metric, "constraint metric", &mut errors);

@@ -540,3 +540,96 @@ fn what_several_objectives_cannot_do_is_refused_with_the_reason() {
         serde_json::json!(["size"])
     );
 }
+
+/// The example with several objectives and a constraint saved in its katib_metadata, as
+/// kale's JupyterLab panel saves them beside Katib's one `objective`.
+fn tradeoff_with_saved_objectives(dir: &Path, objectives: Value, constraints: Value) -> PathBuf {
+    let nb = tradeoff(dir);
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&nb).unwrap()).unwrap();
+    let katib = &mut doc["metadata"]["kubeflow_notebook"]["katib_metadata"];
+    katib["objectives"] = objectives;
+    katib["constraints"] = constraints;
+    std::fs::write(&nb, serde_json::to_string(&doc).unwrap()).unwrap();
+    nb
+}
+
+#[test]
+fn objectives_and_constraints_saved_in_the_notebook_are_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = tradeoff_with_saved_objectives(
+        dir.path(),
+        serde_json::json!([
+            {"type": "maximize", "objectiveMetricName": "accuracy"},
+            {"type": "minimize", "objectiveMetricName": "model_kb"}
+        ]),
+        serde_json::json!(["accuracy>=0.9"]),
+    );
+    let (code, doc, stderr) = tune(
+        &nb,
+        &[
+            "--max-trials",
+            "3",
+            "--parallel",
+            "1",
+            "--algorithm",
+            "random",
+            "--name",
+            "saved",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        doc["objectives"],
+        serde_json::json!([
+            {"name": "accuracy", "direction": "maximize"},
+            {"name": "model_kb", "direction": "minimize"}
+        ])
+    );
+    assert_eq!(doc["constraints"][0]["metric"], "accuracy");
+    assert!(doc["pareto_front"].is_array(), "{doc}");
+    // Flags still win over what the notebook saved.
+    let (code, doc, stderr) = tune(
+        &nb,
+        &[
+            "--objective",
+            "accuracy",
+            "--max-trials",
+            "1",
+            "--name",
+            "flag",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(doc["objectives"].as_array().unwrap().len(), 1);
+
+    // Katib can run neither: refused as the flags are, naming where they came from.
+    let out = kale()
+        .args(["compile", "--target", "katib"])
+        .arg(&nb)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the notebook's katib_metadata constraint `accuracy>=0.9`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn malformed_saved_objectives_are_located_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = tradeoff_with_saved_objectives(
+        dir.path(),
+        serde_json::json!([{"objectiveMetricName": "accuracy"}, {"type": "sideways"}]),
+        serde_json::json!([3]),
+    );
+    let (code, _, stderr) = tune(&nb, &["--max-trials", "1"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("katib_metadata.objectives[0]"), "{stderr}");
+    assert!(stderr.contains("katib_metadata.objectives[1]"), "{stderr}");
+    assert!(
+        stderr.contains("katib_metadata.constraints` holds 3"),
+        "{stderr}"
+    );
+}
