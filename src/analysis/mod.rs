@@ -11,6 +11,7 @@
 //! parser's error recovery still lets us see most of the names.
 
 mod builtins;
+mod effects;
 mod file_reads;
 mod imports;
 mod ipython;
@@ -25,6 +26,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use builtins::is_builtin;
+pub use effects::{CallFact, Share, StateKind, StateUse, Unsaveable, UnsaveableKind};
 pub use file_reads::{FileReadCall, file_reads};
 pub use imports::imported_modules;
 pub use special_cells::{ParamDecl, PipelineValue, parse_metrics, parse_parameters};
@@ -74,6 +76,21 @@ pub struct BlockFacts {
     pub dynamic: Vec<DynamicUse>,
     pub ipython: Vec<IpythonUse>,
     pub syntax_errors: Vec<SyntaxIssue>,
+    /// Module-level names whose object may be changed in place (`x.append(1)`,
+    /// `x[0] = 1`, `x += [1]`, `model.fit(X)`), first occurrence each. Calls of the
+    /// block's own or other steps' functions are in `calls`, for the caller to apply.
+    pub mutated: BTreeMap<String, Occurrence>,
+    /// Module-level bindings whose value may hold objects of other names (`b = a`).
+    pub shares: Vec<Share>,
+    /// Module-level calls of plain names, with the names passed to them.
+    pub calls: Vec<CallFact>,
+    /// Names bound by imports (anywhere in the block) → the module or object imported
+    /// (`np` → `numpy`, `set_config` → `sklearn.set_config`).
+    pub imports: BTreeMap<String, String>,
+    /// Module-level changes of process-wide state (`os.environ[...] = ...`, `np.random.seed(0)`).
+    pub state: Vec<StateUse>,
+    /// Module-level names bound to values that cannot leave the process (`g = (x for x in y)`).
+    pub unsaveable: Vec<Unsaveable>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -84,6 +101,16 @@ pub struct FunctionFacts {
     pub global_reads: BTreeSet<String>,
     /// Names declared `global` and assigned or deleted in the body.
     pub global_writes: BTreeSet<String>,
+    /// Globals the body may change in place (`seen.append(v)`, `CACHE[k] = v`).
+    pub global_mutates: BTreeSet<String>,
+    /// Positional parameter names, in order (`self` included for methods).
+    pub params: Vec<String>,
+    /// Parameters the body may change in place.
+    pub mutated_params: BTreeSet<String>,
+    /// Process-wide state the body changes when called.
+    pub state: Vec<StateUse>,
+    /// The body yields: calling it makes a generator.
+    pub is_generator: bool,
     pub defined_at: Location,
 }
 
@@ -136,6 +163,21 @@ pub enum IpythonKind {
 pub struct SyntaxIssue {
     pub message: String,
     pub at: Location,
+}
+
+impl FunctionFacts {
+    pub(crate) fn new(defined_at: Location, params: Vec<String>) -> Self {
+        FunctionFacts {
+            global_reads: BTreeSet::new(),
+            global_writes: BTreeSet::new(),
+            global_mutates: BTreeSet::new(),
+            params,
+            mutated_params: BTreeSet::new(),
+            state: Vec::new(),
+            is_generator: false,
+            defined_at,
+        }
+    }
 }
 
 /// Analyses cells executed in order in one module namespace.

@@ -900,3 +900,130 @@ fn deep_nesting_is_reported_not_fatal() {
     let f = one(&format!("x = {}1", "-".repeat(1_000_000)));
     assert!(f.syntax_errors[0].message.contains("nested too deeply"));
 }
+
+// ---- effects ---------------------------------------------------------------
+
+fn mutated(f: &BlockFacts) -> Vec<&str> {
+    f.mutated.keys().map(String::as_str).collect()
+}
+
+#[test]
+fn in_place_changes_of_module_names() {
+    let f = one(
+        "import numpy as np\nimport random\na.append(1)\nb[0] = 2\nc.x = 3\nd += [4]\ndel e[0]\nmodel.fit(X, y)\nn = len(z)\nm = df.mean()\ndf2.drop(columns=['a'], inplace=True)\nnp.copyto(dst, src)\nrandom.shuffle(deck)",
+    );
+    assert_eq!(
+        mutated(&f),
+        vec!["a", "b", "c", "d", "deck", "df2", "dst", "e", "model"]
+    );
+}
+
+#[test]
+fn method_results_share_their_receiver_unless_pure() {
+    let f = one(
+        "b = a\nc = (a, x)\nd = a.fit(X)\ne = a.copy()\ng = f(a)\nfor row in rows: pass\nh = a[0].b",
+    );
+    let shares: Vec<(&str, Vec<&str>)> = f
+        .shares
+        .iter()
+        .map(|s| {
+            (
+                s.target.as_str(),
+                s.sources.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shares,
+        vec![
+            ("b", vec!["a"]),
+            ("c", vec!["a", "x"]),
+            ("d", vec!["a"]),
+            ("g", vec!["a"]),
+            ("row", vec!["rows"]),
+            ("h", vec!["a"]),
+        ]
+    );
+}
+
+#[test]
+fn functions_record_what_they_change() {
+    let f = one(
+        "seen = []\ndef log(v):\n    seen.append(v)\ndef grow(xs, n):\n    rows = xs\n    rows.append(n)\n    return len(xs)\ndef reset():\n    global LIMIT\n    LIMIT = 0\ndef gen(n):\n    yield n",
+    );
+    let log = func(&f, "log");
+    assert_eq!(log.global_mutates.iter().collect::<Vec<_>>(), vec!["seen"]);
+    let grow = func(&f, "grow");
+    assert_eq!(grow.params, vec!["xs", "n"]);
+    assert_eq!(grow.mutated_params.iter().collect::<Vec<_>>(), vec!["xs"]);
+    assert_eq!(fwrites(&f, "reset"), vec!["LIMIT"]);
+    assert!(func(&f, "gen").is_generator);
+    assert!(!log.is_generator);
+    let calls: Vec<&str> = f.calls.iter().map(|c| c.callee.as_str()).collect();
+    assert!(
+        calls.is_empty(),
+        "definitions call nothing at module level: {calls:?}"
+    );
+}
+
+#[test]
+fn module_level_calls_keep_their_arguments() {
+    let f = one("log(x, y.z, 3, k=w)\nlen(q)");
+    assert_eq!(f.calls.len(), 1);
+    let c = &f.calls[0];
+    assert_eq!(c.callee, "log");
+    assert_eq!(
+        c.args,
+        vec![Some("x".to_string()), Some("y".to_string()), None]
+    );
+    assert_eq!(c.keywords, vec![("k".to_string(), "w".to_string())]);
+}
+
+#[test]
+fn process_state_changes_are_classified() {
+    let f = one(
+        "import os, random\nimport numpy as np\nimport sklearn\nimport torch\nfrom decimal import getcontext\nimport pandas as pd\nimport warnings\n\
+         os.environ['X'] = '1'\nos.chdir('/tmp')\nnp.random.seed(0)\nrandom.seed(1)\nsklearn.set_config(assume_finite=True)\ngetcontext().prec = 50\npd.set_option('display.max_rows', 5)\nwarnings.simplefilter('ignore')\nnp.seterr(all='raise')\ntorch.set_num_threads(1)\npd.options.display.width = 10",
+    );
+    let kinds: Vec<(StateKind, &str)> = f.state.iter().map(|s| (s.kind, s.what.as_str())).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (StateKind::Environment, "os.environ[...]"),
+            (StateKind::WorkingDirectory, "os.chdir"),
+            (StateKind::RandomSeed, "numpy.random.seed"),
+            (StateKind::RandomSeed, "random.seed"),
+            (StateKind::Sklearn, "sklearn.set_config"),
+            (StateKind::Decimal, "decimal.getcontext()"),
+            (StateKind::Pandas, "pandas.set_option"),
+            (StateKind::Warnings, "warnings.simplefilter"),
+            (StateKind::Numpy, "numpy.seterr"),
+            (StateKind::Unknown, "torch.set_num_threads"),
+            (StateKind::Pandas, "pandas.options.display.width"),
+        ]
+    );
+    assert!(
+        mutated(&f).is_empty(),
+        "modules are not values: {:?}",
+        mutated(&f)
+    );
+}
+
+#[test]
+fn values_that_cannot_leave_the_process() {
+    let f = one(
+        "g = (x for x in y)\nfh = open('a.txt')\nwith open('b') as h: pass\nok = [x for x in y]",
+    );
+    let u: Vec<(&str, UnsaveableKind)> = f
+        .unsaveable
+        .iter()
+        .map(|u| (u.name.as_str(), u.kind))
+        .collect();
+    assert_eq!(
+        u,
+        vec![
+            ("g", UnsaveableKind::Generator),
+            ("fh", UnsaveableKind::OpenFile)
+        ]
+    );
+}

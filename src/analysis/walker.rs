@@ -4,7 +4,7 @@
 //! in a shell escape) is a slice of the current cell, so a single `base`
 //! offset maps parser offsets back to cell locations.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use ruff_python_ast::visitor::{self, Visitor};
 use ruff_python_ast::{
@@ -13,12 +13,13 @@ use ruff_python_ast::{
 use ruff_python_parser::Mode;
 use ruff_text_size::{Ranged, TextRange, TextSize};
 
+use super::effects::{self, StateKind, UnsaveableKind};
 use super::ipython::{self, CellMagicBody, Interpolation};
 use super::scope::{Scope, ScopeKind, import_binding};
 use super::source::{LineIndex, parse};
 use super::{
-    BlockFacts, CellSource, DynamicKind, DynamicUse, FunctionFacts, IpythonKind, IpythonUse,
-    Location, Occurrence, SyntaxIssue, is_builtin,
+    BlockFacts, CallFact, CellSource, DynamicKind, DynamicUse, FunctionFacts, IpythonKind,
+    IpythonUse, Location, Occurrence, Share, StateUse, SyntaxIssue, Unsaveable, is_builtin,
 };
 
 pub(crate) fn analyze(cells: &[CellSource]) -> BlockFacts {
@@ -30,6 +31,7 @@ pub(crate) fn analyze(cells: &[CellSource]) -> BlockFacts {
         scopes: vec![Scope::new(ScopeKind::Module)],
         target: Target::Module,
         acc: None,
+        local_alias: HashMap::new(),
         seq: 0,
         facts: BlockFacts::default(),
     };
@@ -69,6 +71,9 @@ struct Analyzer<'s> {
     target: Target,
     /// Facts of the top-level def/class/lambda being defined.
     acc: Option<FunctionFacts>,
+    /// In that definition's body: local names bound to values that may hold objects of
+    /// its parameters or of globals (`rows = data`), so changing them changes those.
+    local_alias: HashMap<String, BTreeSet<String>>,
     seq: u32,
     facts: BlockFacts,
 }
@@ -323,15 +328,13 @@ impl Analyzer<'_> {
     fn deferred(
         &mut self,
         defined_at: Location,
+        params: Vec<String>,
         body: impl FnOnce(&mut Self),
     ) -> Option<FunctionFacts> {
         let owns = self.target == Target::Module && self.acc.is_none() && self.at_module_level();
         if owns {
-            self.acc = Some(FunctionFacts {
-                global_reads: BTreeSet::new(),
-                global_writes: BTreeSet::new(),
-                defined_at,
-            });
+            self.acc = Some(FunctionFacts::new(defined_at, params));
+            self.local_alias.clear();
         }
         let saved = self.target;
         if self.acc.is_some() {
@@ -400,7 +403,7 @@ impl Analyzer<'_> {
             if let Some(r) = &f.returns {
                 a.visit_expr(r);
             }
-            a.deferred(at, |a| {
+            a.deferred(at, positional_params(Some(&f.parameters)), |a| {
                 a.scopes.push(Scope::function(Some(&f.parameters), &f.body));
                 a.stmts(&f.body);
                 a.scopes.pop();
@@ -429,11 +432,8 @@ impl Analyzer<'_> {
         let at = self.at(c.name.start());
         let top = self.target == Target::Module && self.acc.is_none() && self.at_module_level();
         if top {
-            self.acc = Some(FunctionFacts {
-                global_reads: BTreeSet::new(),
-                global_writes: BTreeSet::new(),
-                defined_at: at,
-            });
+            self.acc = Some(FunctionFacts::new(at, Vec::new()));
+            self.local_alias.clear();
         }
         self.with_type_params(c.type_params.as_deref(), |a| {
             if let Some(args) = &c.arguments {
@@ -476,7 +476,7 @@ impl Analyzer<'_> {
             self.parameter_defaults(p);
         }
         let at = self.at(name.start());
-        let owned = self.deferred(at, |a| {
+        let owned = self.deferred(at, positional_params(l.parameters.as_deref()), |a| {
             a.scopes
                 .push(Scope::lambda(l.parameters.as_deref(), &l.body));
             a.visit_expr(&l.body);
@@ -532,6 +532,7 @@ impl Analyzer<'_> {
                     self.visit_expr(&a.value);
                     for t in &a.targets {
                         self.visit_expr(t);
+                        self.assigned(t, Some(&a.value));
                     }
                 }
             },
@@ -544,11 +545,13 @@ impl Analyzer<'_> {
                         } else {
                             self.visit_expr(v);
                             self.visit_expr(&a.target);
+                            self.assigned(&a.target, Some(v));
                         }
                     }
                     (Some(v), _) => {
                         self.visit_expr(v);
                         self.visit_expr(&a.target);
+                        self.assigned(&a.target, Some(v));
                     }
                     // `x: int` binds nothing; `obj.x: int` still evaluates `obj`.
                     (None, Expr::Name(_)) => {}
@@ -564,9 +567,12 @@ impl Analyzer<'_> {
                     self.read(&n.id, at);
                     self.visit_expr(&a.value);
                     self.bind(&n.id, at);
+                    // `x += [1]` extends a list in place: whoever shares it sees the change.
+                    self.changed(&n.id, at);
                 } else {
                     self.visit_expr(&a.target);
                     self.visit_expr(&a.value);
+                    self.assigned(&a.target, None);
                 }
             }
             Stmt::TypeAlias(t) => {
@@ -577,6 +583,7 @@ impl Analyzer<'_> {
             Stmt::For(f) => {
                 self.visit_expr(&f.iter);
                 self.visit_expr(&f.target);
+                self.shares_with(&f.target, &f.iter);
                 self.stmts(&f.body);
                 self.stmts(&f.orelse);
             }
@@ -600,6 +607,7 @@ impl Analyzer<'_> {
                     self.visit_expr(&item.context_expr);
                     if let Some(v) = &item.optional_vars {
                         self.visit_expr(v);
+                        self.shares_with(v, &item.context_expr);
                     }
                 }
                 self.stmts(&w.body);
@@ -646,7 +654,14 @@ impl Analyzer<'_> {
             Stmt::Import(i) => {
                 for alias in &i.names {
                     let at = self.at(alias.start());
-                    self.bind(import_binding(alias), at);
+                    let name = import_binding(alias);
+                    let module = if alias.asname.is_some() {
+                        alias.name.id.to_string()
+                    } else {
+                        name.to_owned()
+                    };
+                    self.facts.imports.insert(name.to_owned(), module);
+                    self.bind(name, at);
                 }
             }
             Stmt::ImportFrom(i) => {
@@ -661,6 +676,13 @@ impl Analyzer<'_> {
                         self.dynamic(DynamicKind::WildcardImport { module }, at);
                     } else {
                         let name = alias.asname.as_ref().unwrap_or(&alias.name);
+                        if i.level == 0
+                            && let Some(m) = &i.module
+                        {
+                            self.facts
+                                .imports
+                                .insert(name.id.to_string(), format!("{}.{}", m.id, alias.name.id));
+                        }
                         self.bind(&name.id, at);
                     }
                 }
@@ -676,13 +698,369 @@ impl Analyzer<'_> {
             }
             Stmt::IpyEscapeCommand(c) => self.escape(c.kind, c.range),
             Stmt::Nonlocal(_) | Stmt::Pass(_) | Stmt::Break(_) | Stmt::Continue(_) => {}
-            Stmt::Return(_)
-            | Stmt::Delete(_)
-            | Stmt::Raise(_)
-            | Stmt::Assert(_)
-            | Stmt::Expr(_) => {
+            Stmt::Delete(d) => {
+                visitor::walk_stmt(self, stmt);
+                for t in &d.targets {
+                    if !matches!(t, Expr::Name(_)) {
+                        self.assigned(t, None);
+                    }
+                }
+            }
+            Stmt::Return(_) | Stmt::Raise(_) | Stmt::Assert(_) | Stmt::Expr(_) => {
                 visitor::walk_stmt(self, stmt);
             }
+        }
+    }
+
+    // ---- effects: in-place changes, sharing, process state -----------------
+
+    /// Whether `name`, read here, is a module (or a name imported from one): changing
+    /// its attributes is process state, not a change of a notebook value.
+    fn is_import(&self, name: &str) -> bool {
+        self.facts.imports.contains_key(name)
+    }
+
+    /// `path` with its first name replaced by what it was imported as
+    /// (`np.random.seed` → `numpy.random.seed`); None when the first name is not an
+    /// import.
+    fn resolve(&self, path: &[&str]) -> Option<Vec<String>> {
+        let first = path.first()?;
+        let module = self.facts.imports.get(*first)?;
+        let mut out: Vec<String> = module.split('.').map(str::to_owned).collect();
+        out.extend(path[1..].iter().map(|p| (*p).to_owned()));
+        Some(out)
+    }
+
+    fn state(&mut self, kind: StateKind, what: String, at: Location) {
+        let record = StateUse { kind, what, at };
+        match (self.target, &mut self.acc) {
+            (Target::Function, Some(acc)) => acc.state.push(record),
+            _ => self.facts.state.push(record),
+        }
+    }
+
+    /// The object `name` refers to may change in place here.
+    fn changed(&mut self, name: &str, at: Location) {
+        if self.is_import(name) && self.is_global(name) {
+            return;
+        }
+        if self.is_global(name) {
+            match (self.target, &mut self.acc) {
+                (Target::Function, Some(acc)) => {
+                    acc.global_mutates.insert(name.to_owned());
+                }
+                _ => {
+                    let seq = self.next_seq();
+                    self.facts
+                        .mutated
+                        .entry(name.to_owned())
+                        .or_insert(Occurrence { seq, at });
+                }
+            }
+            return;
+        }
+        // A local of the function being defined: its parameters, and the globals or
+        // parameters it may share objects with, change with it.
+        let Some(acc) = &mut self.acc else { return };
+        let mut roots: Vec<String> = vec![name.to_owned()];
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        while let Some(n) = roots.pop() {
+            if !seen.insert(n.clone()) {
+                continue;
+            }
+            if acc.params.contains(&n) {
+                acc.mutated_params.insert(n.clone());
+            }
+            if let Some(more) = self.local_alias.get(&n) {
+                roots.extend(more.iter().cloned());
+            }
+        }
+        for n in seen {
+            if n != name && !acc.params.contains(&n) && !self.local_alias.contains_key(&n) {
+                acc.global_mutates.insert(n);
+            }
+        }
+    }
+
+    /// After `target = value` (value None for augmented assignments and `del`): what the
+    /// assignment changes in place, what the bound names may share, process state.
+    fn assigned(&mut self, target: &Expr, value: Option<&Expr>) {
+        match target {
+            Expr::Name(n) => {
+                if let Some(v) = value {
+                    self.shares_with(target, v);
+                    self.unsaveable_binding(&n.id, v);
+                }
+            }
+            Expr::Tuple(t) => t.elts.iter().for_each(|e| self.assigned(e, value)),
+            Expr::List(l) => l.elts.iter().for_each(|e| self.assigned(e, value)),
+            Expr::Starred(s) => self.assigned(&s.value, value),
+            Expr::Attribute(_) | Expr::Subscript(_) => {
+                let at = self.at(target.start());
+                let (chain, subscripted) = match target {
+                    Expr::Subscript(s) => (&*s.value, true),
+                    _ => (target, false),
+                };
+                if let Some(path) = effects::dotted(chain)
+                    && let Some(resolved) = self.resolve(&path)
+                {
+                    let refs: Vec<&str> = resolved.iter().map(String::as_str).collect();
+                    if let Some(kind) = effects::state_of_target(&refs, subscripted) {
+                        let what = format!(
+                            "{}{}",
+                            resolved.join("."),
+                            if subscripted { "[...]" } else { "" }
+                        );
+                        self.state(kind, what, at);
+                    }
+                    return;
+                }
+                // `getcontext().prec = 50`
+                if let Expr::Attribute(a) = target
+                    && let Expr::Call(c) = &*a.value
+                    && let Some(path) = effects::dotted(&c.func)
+                    && let Some(resolved) = self.resolve(&path)
+                    && resolved.join(".") == "decimal.getcontext"
+                {
+                    self.state(StateKind::Decimal, "decimal.getcontext()".into(), at);
+                    return;
+                }
+                if let Some(root) = effects::root_name(target) {
+                    let root = root.to_owned();
+                    self.changed(&root, at);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `target` (names, tuples of names) may hold objects of what `value` refers to.
+    fn shares_with(&mut self, target: &Expr, value: &Expr) {
+        let mut sources = BTreeSet::new();
+        let mut calls = Vec::new();
+        effects::share_sources(value, &mut sources, &mut calls);
+        // A plain-named callee may be the user's function returning its argument; the
+        // data-flow analysis decides once it knows the callee (see `CallFact`).
+        for c in calls {
+            for a in c.arguments.args.iter() {
+                let mut calls2 = Vec::new();
+                effects::share_sources(a, &mut sources, &mut calls2);
+            }
+        }
+        if let Expr::Call(c) = value
+            && let Expr::Name(f) = &*c.func
+        {
+            // The callee itself is not a value the result holds.
+            let callee_at = self.at(f.start());
+            if !sources.is_empty() {
+                sources.remove(f.id.as_str());
+            }
+            let _ = callee_at;
+        }
+        let mut names = Vec::new();
+        collect_target_names(target, &mut names);
+        for name in names {
+            let at = self.at(target.start());
+            let mut src = sources.clone();
+            src.remove(&name);
+            src.retain(|s| !self.is_import(s));
+            if src.is_empty() {
+                continue;
+            }
+            if self.is_global(&name) && self.target == Target::Module {
+                self.facts.shares.push(Share {
+                    target: name,
+                    sources: src,
+                    at,
+                });
+            } else if self.acc.is_some() && !self.is_global(&name) {
+                self.local_alias.entry(name).or_default().extend(src);
+            }
+        }
+    }
+
+    /// Module-level `name = <value that cannot leave the process>`.
+    fn unsaveable_binding(&mut self, name: &str, value: &Expr) {
+        if self.target != Target::Module || !self.at_module_level() {
+            return;
+        }
+        let kind = match value {
+            Expr::Generator(_) => Some(UnsaveableKind::Generator),
+            Expr::Call(c) => effects::dotted(&c.func).and_then(|path| {
+                let resolved = self
+                    .resolve(&path)
+                    .unwrap_or_else(|| path.iter().map(|p| (*p).to_owned()).collect());
+                match resolved.join(".").as_str() {
+                    "open" | "io.open" | "builtins.open" | "codecs.open" | "gzip.open"
+                    | "bz2.open" => Some(UnsaveableKind::OpenFile),
+                    "threading.Thread" | "multiprocessing.Process" => Some(UnsaveableKind::Thread),
+                    "threading.Lock" | "threading.RLock" | "multiprocessing.Lock" => {
+                        Some(UnsaveableKind::Lock)
+                    }
+                    "socket.socket" | "socket.create_connection" => Some(UnsaveableKind::Socket),
+                    _ => None,
+                }
+            }),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            let at = self.at(value.start());
+            self.facts.unsaveable.push(Unsaveable {
+                name: name.to_owned(),
+                kind,
+                at,
+            });
+        }
+    }
+
+    /// What a call changes: its receiver (`x.append(1)`), arguments known to be changed
+    /// (`random.shuffle(x)`, `out=x`), process state (`np.random.seed(0)`); calls of plain
+    /// names are recorded for the data-flow analysis.
+    fn call(&mut self, call: &ast::ExprCall, bound_to: Option<&str>) {
+        let at = self.at(call.func.start());
+        let inplace = call.arguments.keywords.iter().any(|k| {
+            k.arg.as_ref().is_some_and(|a| a.id.as_str() == "inplace")
+                && matches!(&k.value, Expr::BooleanLiteral(b) if b.value)
+        });
+        for k in &call.arguments.keywords {
+            if k.arg.as_ref().is_some_and(|a| a.id.as_str() == "out")
+                && let Some(root) = effects::root_name(&k.value)
+            {
+                let root = root.to_owned();
+                self.changed(&root, at);
+            }
+        }
+        let first_arg_root = call
+            .arguments
+            .args
+            .first()
+            .and_then(effects::root_name)
+            .map(str::to_owned);
+        match &*call.func {
+            Expr::Attribute(a) => {
+                let method = a.attr.id.as_str();
+                let path = effects::dotted(&call.func);
+                let resolved = path.as_deref().and_then(|p| self.resolve(p));
+                if let Some(resolved) = resolved {
+                    // A module's function (`np.random.seed`, `os.chdir`, `random.shuffle`).
+                    let refs: Vec<&str> = resolved.iter().map(String::as_str).collect();
+                    if let Some(kind) = effects::state_of_call(&refs) {
+                        self.state(kind, resolved.join("."), at);
+                    }
+                    if effects::changes_first_argument(method)
+                        && let Some(root) = first_arg_root
+                    {
+                        self.changed(&root, at);
+                    }
+                    return;
+                }
+                if let Some(root) = effects::root_name(&a.value) {
+                    let root = root.to_owned();
+                    if let Some(kind) = self.state_handle(&root) {
+                        self.state(kind, format!("{root}.{method}"), at);
+                        return;
+                    }
+                    if !effects::is_pure_method(method) || inplace {
+                        self.changed(&root, at);
+                    }
+                } else if let Expr::Call(inner) = &*a.value
+                    && let Some(path) = effects::dotted(&inner.func)
+                    && let Some(resolved) = self.resolve(&path)
+                {
+                    // `logging.getLogger().setLevel(...)`, `decimal.getcontext().clear_flags()`
+                    let mut refs: Vec<String> = resolved;
+                    refs.push(method.to_owned());
+                    let joined = refs.join(".");
+                    if joined.starts_with("decimal.getcontext.") {
+                        self.state(StateKind::Decimal, joined, at);
+                    } else {
+                        let r: Vec<&str> = refs.iter().map(String::as_str).collect();
+                        if let Some(kind) = effects::state_of_call(&r) {
+                            self.state(kind, joined, at);
+                        }
+                    }
+                }
+                if effects::changes_first_argument(method)
+                    && let Some(root) = first_arg_root
+                {
+                    self.changed(&root, at);
+                }
+            }
+            Expr::Name(f) => {
+                let name = f.id.as_str();
+                if let Some(resolved) = self.resolve(&[name]) {
+                    // `from random import shuffle`, `from os import chdir`
+                    let refs: Vec<&str> = resolved.iter().map(String::as_str).collect();
+                    if let Some(kind) = effects::state_of_call(&refs) {
+                        self.state(kind, resolved.join("."), at);
+                    }
+                    if effects::changes_first_argument(name)
+                        && let Some(root) = first_arg_root
+                    {
+                        self.changed(&root, at);
+                    }
+                    return;
+                }
+                if is_builtin(name) && !self.facts.first_bind.contains_key(name) {
+                    if effects::builtin_changes(name)
+                        && let Some(root) = first_arg_root
+                    {
+                        self.changed(&root, at);
+                    }
+                    return;
+                }
+                let args: Vec<Option<String>> = call
+                    .arguments
+                    .args
+                    .iter()
+                    .map(|a| effects::root_name(a).map(str::to_owned))
+                    .collect();
+                let keywords: Vec<(String, String)> = call
+                    .arguments
+                    .keywords
+                    .iter()
+                    .filter_map(|k| {
+                        Some((
+                            k.arg.as_ref()?.id.to_string(),
+                            effects::root_name(&k.value)?.to_owned(),
+                        ))
+                    })
+                    .collect();
+                match (self.target, self.acc.is_some()) {
+                    (Target::Function, true) => {
+                        // Inside a definition the callee is not resolved: whatever of the
+                        // function's own parameters (or globals) it passes may change.
+                        let passed: Vec<String> = args
+                            .iter()
+                            .flatten()
+                            .chain(keywords.iter().map(|(_, v)| v))
+                            .cloned()
+                            .collect();
+                        for p in passed {
+                            self.changed(&p, at);
+                        }
+                    }
+                    _ => self.facts.calls.push(CallFact {
+                        callee: name.to_owned(),
+                        args,
+                        keywords,
+                        bound_to: bound_to.map(str::to_owned),
+                        at,
+                    }),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A name bound to an object that is process state (`ctx = decimal.getcontext()`,
+    /// `env = os.environ`).
+    fn state_handle(&self, name: &str) -> Option<StateKind> {
+        let resolved = self.resolve(&[name])?;
+        match resolved.join(".").as_str() {
+            "os.environ" => Some(StateKind::Environment),
+            "matplotlib.rcParams" | "matplotlib.pyplot.rcParams" => Some(StateKind::Matplotlib),
+            _ => None,
         }
     }
 
@@ -843,6 +1221,15 @@ impl<'a> Visitor<'a> for Analyzer<'_> {
                     }
                 }
                 visitor::walk_expr(self, expr);
+                self.call(call, None);
+            }
+            Expr::Yield(_) | Expr::YieldFrom(_) => {
+                if self.target == Target::Function
+                    && let Some(acc) = &mut self.acc
+                {
+                    acc.is_generator = true;
+                }
+                visitor::walk_expr(self, expr);
             }
             Expr::IpyEscapeCommand(c) => self.escape(c.kind, c.range),
             _ => visitor::walk_expr(self, expr),
@@ -861,5 +1248,29 @@ impl<'a> Visitor<'a> for Analyzer<'_> {
             let at = self.at(n.start());
             self.bind(&n.id, at);
         }
+    }
+}
+
+fn positional_params(p: Option<&Parameters>) -> Vec<String> {
+    p.map(|p| {
+        p.posonlyargs
+            .iter()
+            .chain(&p.args)
+            .map(|a| a.parameter.name.id.to_string())
+            .chain(p.vararg.iter().map(|v| v.name.id.to_string()))
+            .chain(p.kwonlyargs.iter().map(|a| a.parameter.name.id.to_string()))
+            .chain(p.kwarg.iter().map(|v| v.name.id.to_string()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn collect_target_names(target: &Expr, out: &mut Vec<String>) {
+    match target {
+        Expr::Name(n) => out.push(n.id.to_string()),
+        Expr::Tuple(t) => t.elts.iter().for_each(|e| collect_target_names(e, out)),
+        Expr::List(l) => l.elts.iter().for_each(|e| collect_target_names(e, out)),
+        Expr::Starred(s) => collect_target_names(&s.value, out),
+        _ => {}
     }
 }
