@@ -27,6 +27,7 @@ pub fn to_json(p: &Pipeline, diags: &Diagnostics) -> Value {
             json!({
                 "name": s.name,
                 "depends_on": depends_on,
+                "ordered_after": s.ordered_after,
                 "cells": s.cells,
                 "inputs": s.inputs.keys().collect::<Vec<_>>(),
                 "outputs": s.outputs.iter().collect::<Vec<_>>(),
@@ -110,6 +111,9 @@ pub fn to_text(p: &Pipeline) -> String {
             format!("  after {}", s.depends_on.join(", "))
         };
         let _ = writeln!(out, "  {}  (cells {cells}){after}", s.name);
+        for o in &s.ordered_after {
+            let _ = writeln!(out, "    after {} (kale: it {})", o.after, o.reason);
+        }
         let inputs: Vec<String> = s
             .inputs
             .iter()

@@ -65,6 +65,11 @@ pub struct BlockFacts {
     pub first_read: BTreeMap<String, Occurrence>,
     /// First module-level binding of each global name.
     pub first_bind: BTreeMap<String, Occurrence>,
+    /// Last module-level binding of each global name.
+    pub last_bind: BTreeMap<String, Occurrence>,
+    /// `first_read` and `first_bind` within the block's own cells (see [`analyze_step`]).
+    pub own_first_read: BTreeMap<String, Occurrence>,
+    pub own_first_bind: BTreeMap<String, Occurrence>,
     /// Names deleted at module level (including `except ... as e` names,
     /// which Python deletes at the end of the handler) and not rebound
     /// afterwards.
@@ -77,9 +82,9 @@ pub struct BlockFacts {
     pub ipython: Vec<IpythonUse>,
     pub syntax_errors: Vec<SyntaxIssue>,
     /// Module-level names whose object may be changed in place (`x.append(1)`,
-    /// `x[0] = 1`, `x += [1]`, `model.fit(X)`), first occurrence each. Calls of the
+    /// `x[0] = 1`, `x += [1]`, `model.fit(X)`), every occurrence. Calls of the
     /// block's own or other steps' functions are in `calls`, for the caller to apply.
-    pub mutated: BTreeMap<String, Occurrence>,
+    pub mutated: BTreeMap<String, Vec<Occurrence>>,
     /// Module-level bindings whose value may hold objects of other names (`b = a`).
     pub shares: Vec<Share>,
     /// Module-level calls of plain names, with the names passed to them.
@@ -182,7 +187,19 @@ impl FunctionFacts {
 
 /// Analyses cells executed in order in one module namespace.
 pub fn analyze_block(cells: &[CellSource]) -> BlockFacts {
-    source::with_big_stack(|| walker::analyze(cells)).unwrap_or_else(|| BlockFacts {
+    analyze_with_own(cells, 0)
+}
+
+/// Analyses a step: the shared cells every step runs first (`prelude`), then its own;
+/// `own_first_read`/`own_first_bind` cover the latter.
+pub fn analyze_step(prelude: &[CellSource], own: &[CellSource]) -> BlockFacts {
+    let mut cells = prelude.to_vec();
+    cells.extend_from_slice(own);
+    analyze_with_own(&cells, prelude.len())
+}
+
+fn analyze_with_own(cells: &[CellSource], own_from: usize) -> BlockFacts {
+    source::with_big_stack(|| walker::analyze(cells, own_from)).unwrap_or_else(|| BlockFacts {
         syntax_errors: vec![internal_error(cells.first())],
         ..BlockFacts::default()
     })

@@ -22,7 +22,9 @@ use super::{
     IpythonUse, Location, Occurrence, Share, StateUse, SyntaxIssue, Unsaveable, is_builtin,
 };
 
-pub(crate) fn analyze(cells: &[CellSource]) -> BlockFacts {
+/// `own_from`: index of the first cell whose reads and bindings also go to
+/// `own_first_read` / `own_first_bind` (a step's own cells, after the shared ones).
+pub(crate) fn analyze(cells: &[CellSource], own_from: usize) -> BlockFacts {
     let mut a = Analyzer {
         cell: 0,
         src: "",
@@ -33,9 +35,11 @@ pub(crate) fn analyze(cells: &[CellSource]) -> BlockFacts {
         acc: None,
         local_alias: HashMap::new(),
         seq: 0,
+        own: false,
         facts: BlockFacts::default(),
     };
-    for cell in cells {
+    for (i, cell) in cells.iter().enumerate() {
+        a.own = i >= own_from;
         a.cell = cell.number;
         a.src = cell.source;
         a.index = LineIndex::new(cell.source);
@@ -75,6 +79,8 @@ struct Analyzer<'s> {
     /// its parameters or of globals (`rows = data`), so changing them changes those.
     local_alias: HashMap<String, BTreeSet<String>>,
     seq: u32,
+    /// Whether the cell being walked is one of the block's own (see `analyze`).
+    own: bool,
     facts: BlockFacts,
 }
 
@@ -196,6 +202,12 @@ impl Analyzer<'_> {
             .first_read
             .entry(name.to_owned())
             .or_insert(Occurrence { seq, at });
+        if self.own {
+            self.facts
+                .own_first_read
+                .entry(name.to_owned())
+                .or_insert(Occurrence { seq, at });
+        }
     }
 
     fn module_bind(&mut self, name: &str, at: Location) {
@@ -204,6 +216,15 @@ impl Analyzer<'_> {
             .first_bind
             .entry(name.to_owned())
             .or_insert(Occurrence { seq, at });
+        self.facts
+            .last_bind
+            .insert(name.to_owned(), Occurrence { seq, at });
+        if self.own {
+            self.facts
+                .own_first_bind
+                .entry(name.to_owned())
+                .or_insert(Occurrence { seq, at });
+        }
         self.facts.deleted.remove(name);
     }
 
@@ -754,7 +775,8 @@ impl Analyzer<'_> {
                     self.facts
                         .mutated
                         .entry(name.to_owned())
-                        .or_insert(Occurrence { seq, at });
+                        .or_default()
+                        .push(Occurrence { seq, at });
                 }
             }
             return;

@@ -128,8 +128,27 @@ pub fn step_program(
     }
     let outputs: Vec<String> = step.outputs.iter().map(|n| python_string(n)).collect();
     let metrics: Vec<String> = step.metrics.iter().map(|n| python_string(n)).collect();
+    // Outputs that may share objects (`b = a`): the runtime saves those that do together.
+    let groups = if step.share_groups.is_empty() {
+        String::new()
+    } else {
+        let groups: Vec<String> = step
+            .share_groups
+            .iter()
+            .map(|g| {
+                format!(
+                    "[{}]",
+                    g.iter()
+                        .map(|n| python_string(n))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+            .collect();
+        format!(", groups=[{}]", groups.join(", "))
+    };
     w.line(&format!(
-        "_kale.finish(outputs=[{}], metrics=[{}])",
+        "_kale.finish(outputs=[{}], metrics=[{}]{groups})",
         outputs.join(", "),
         metrics.join(", ")
     ));

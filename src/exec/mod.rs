@@ -835,7 +835,9 @@ impl StepTask {
                 // A process goes on to another step only with the resources every
                 // such step has: no GPUs it initialised, no thread limits of its own.
                 let plain = asked.gpus == 0 && forked_env.len() == env.len();
-                let keep = self.hand_on && plain;
+                // A step that changed a library setting kale does not carry must not hand its
+                // process on: the next step would see it under `tune` and not under `run`.
+                let keep = self.hand_on && plain && !self.step.unknown_state;
                 let continue_in = self.continue_in.take().filter(|_| plain);
                 // A server that cannot take the step (it just died) leaves it to
                 // a plain process below.

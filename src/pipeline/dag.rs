@@ -33,26 +33,7 @@ impl Dag {
             }
         }
 
-        let mut indegree: Vec<usize> = (0..n)
-            .map(|i| {
-                graph
-                    .neighbors_directed(nodes[i], petgraph::Incoming)
-                    .count()
-            })
-            .collect();
-        let mut ready: BinaryHeap<Reverse<usize>> =
-            (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
-        let mut order = Vec::with_capacity(n);
-        while let Some(Reverse(i)) = ready.pop() {
-            order.push(i);
-            for child in graph.neighbors_directed(nodes[i], petgraph::Outgoing) {
-                let c = graph[child];
-                indegree[c] -= 1;
-                if indegree[c] == 0 {
-                    ready.push(Reverse(c));
-                }
-            }
-        }
+        let order = topological_order(&graph, n);
         if order.len() < n {
             let cycle = tarjan_scc(&graph)
                 .into_iter()
@@ -100,6 +81,39 @@ impl Dag {
         })
     }
 
+    /// Adds the edge `parent → child` (an ordering the notebook imposes that no `prev:`
+    /// tag states). Refused (false) when it would close a cycle.
+    pub(crate) fn add_edge(&mut self, parent: usize, child: usize) -> bool {
+        if parent == child || self.is_ancestor(child, parent) {
+            return false;
+        }
+        if self.is_ancestor(parent, child) && self.parents(child).contains(&parent) {
+            return true;
+        }
+        let nodes: Vec<NodeIndex> = self.graph.node_indices().collect();
+        let find = |i: usize| nodes.iter().copied().find(|ix| self.graph[*ix] == i);
+        let (Some(p), Some(c)) = (find(parent), find(child)) else {
+            return false;
+        };
+        self.graph.update_edge(p, c, ());
+        // The child and everything below it now also descend from the parent and its
+        // ancestors.
+        let mut above = self.ancestors[parent].clone();
+        above[parent] = true;
+        let n = self.ancestors.len();
+        for i in 0..n {
+            if i == child || self.ancestors[i][child] {
+                for (j, &is) in above.iter().enumerate() {
+                    if is {
+                        self.ancestors[i][j] = true;
+                    }
+                }
+            }
+        }
+        self.order = topological_order(&self.graph, n);
+        true
+    }
+
     pub fn order(&self) -> &[usize] {
         &self.order
     }
@@ -139,4 +153,37 @@ impl Dag {
         p.sort();
         p
     }
+}
+
+/// Kahn's algorithm, ties broken by notebook order (a min-heap of step indices), so the
+/// pipeline reads like the notebook. Shorter than `n` when the graph has a cycle.
+fn topological_order(graph: &DiGraph<usize, ()>, n: usize) -> Vec<usize> {
+    let node_of: Vec<NodeIndex> = {
+        let mut v = vec![NodeIndex::new(0); n];
+        for ix in graph.node_indices() {
+            v[graph[ix]] = ix;
+        }
+        v
+    };
+    let mut indegree: Vec<usize> = (0..n)
+        .map(|i| {
+            graph
+                .neighbors_directed(node_of[i], petgraph::Incoming)
+                .count()
+        })
+        .collect();
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| indegree[i] == 0).map(Reverse).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(i);
+        for child in graph.neighbors_directed(node_of[i], petgraph::Outgoing) {
+            let c = graph[child];
+            indegree[c] -= 1;
+            if indegree[c] == 0 {
+                ready.push(Reverse(c));
+            }
+        }
+    }
+    order
 }

@@ -1,31 +1,45 @@
-//! Which variables each step receives, and from whom.
+//! Which variables each step receives, and from whom: the notebook, run top to bottom in
+//! one kernel, is what the pipeline must compute.
 //!
-//! The rule: a name a step reads comes from the **nearest ancestor in the DAG that
-//! touched it** — bound it, or read it (reading may mutate: `model.fit(X)`,
-//! `df['a'] = 1`). "Nearest" means a touching ancestor with no touching descendant
-//! among the step's ancestors; if several remain (parallel branches), the one latest in
-//! the notebook wins, as it would when running the notebook top to bottom, and a
-//! warning says the choice was ambiguous.
+//! The rule: a name a step reads comes from the **last step before it in the notebook
+//! that bound it or changed it in place** (`xs.append(1)`, `df['a'] = 1`, `model.fit(X)`,
+//! a call of a function that changes it). Among the step's own ancestors, a step that
+//! only read the name counts too (reading may change it in ways the analysis cannot
+//! see; the value then comes from the nearest such ancestor, as before). When that step
+//! is not an ancestor, kale adds the edge itself (the notebook ordered the two) and
+//! records why, which `kale inspect` shows.
 //!
-//! Pipeline parameters and builtins are immutable from a reader's point of view, so
-//! only *binding* them counts as touching. Names bound by `imports` and `functions`
-//! cells are never inputs: every step re-runs those cells.
+//! Names the `imports` and `functions` cells bind are re-created by every step, which
+//! runs those cells first; they become inputs only when an earlier step rebinds or
+//! changes them (`LIMIT = 20`, `seen.append(v)` in a function the step calls).
 //!
-//! Functions carry their global reads with them: reading a function's name (calling
-//! it, or passing it along) reads every global the function reads, transitively through
-//! the functions it reads in turn. This is what makes a helper defined in a `functions`
-//! cell pull `THRESHOLD` from the step that set it, and what records which parameters a
-//! step uses through its helpers.
+//! Values that may share objects (`b = a`, `pair = (a, c)`, `for row in rows`) change
+//! together: a step that changes one is taken to change the others (so it loads and
+//! saves them together, keeping their sharing). Pipeline parameters and builtins are
+//! immutable from a reader's point of view: only binding them counts.
+//!
+//! Process-wide state travels as one more variable, [`STATE_VARIABLE`]: the random
+//! streams once the notebook seeds one (every step from there on may draw, so they run
+//! in the notebook's order), and the environment, working directory and library
+//! settings a step changes. Settings kale cannot carry are named in a warning.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use crate::analysis::{self, BlockFacts, CellSource, DynamicKind, Location};
+use crate::analysis::{
+    self, BlockFacts, CellSource, DynamicKind, FunctionFacts, Location, StateKind, StateUse,
+    UnsaveableKind,
+};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::notebook::{Notebook, NotebookStructure};
 
 use super::cell_source;
 use super::dag::Dag;
-use super::{Metric, Parameter, Step};
+use super::{Metric, Ordering, Parameter, Step};
+
+/// The variable that carries process-wide state (random streams, environment, working
+/// directory, library settings) from a step to the steps after it. The step runtime
+/// saves and restores it instead of a namespace entry.
+pub const STATE_VARIABLE: &str = "_kale_state";
 
 /// A name a step needs from outside its own code, with where it is first needed.
 struct Need {
@@ -33,17 +47,36 @@ struct Need {
     at: Location,
 }
 
+/// What one step does, its own cells only (the imports and functions cells it runs
+/// first are every step's, and re-created by each).
 struct StepFacts {
+    /// Facts of the prelude and the step's cells analysed together.
     facts: BlockFacts,
     needs: Vec<Need>,
-    touched_bind: BTreeSet<String>,
-    touched_read: BTreeSet<String>,
+    /// Every name it reads, through the functions it calls too.
+    reads: BTreeSet<String>,
+    /// Names its own cells (or the functions they call, through `global`) bind.
+    binds: BTreeMap<String, Location>,
+    /// Names whose objects it may change in place, with where.
+    changes: BTreeMap<String, Location>,
+    /// `target` may hold objects of `sources`.
+    shares: Vec<(String, BTreeSet<String>)>,
+    state: Vec<StateUse>,
+    unsaveable: BTreeMap<String, (UnsaveableKind, Location)>,
+}
+
+/// Everything `resolve` decides per step, in notebook order of the steps.
+struct Resolved {
+    inputs: Vec<BTreeMap<String, String>>,
+    outputs: Vec<BTreeSet<String>>,
+    used_params: Vec<BTreeSet<String>>,
+    orderings: Vec<Vec<(usize, String)>>,
 }
 
 pub(super) fn resolve(
     nb: &Notebook,
     s: &NotebookStructure,
-    dag: &Dag,
+    dag: &mut Dag,
     parameters: &[Parameter],
     metric_names: &[(String, usize, u32)],
     diags: &mut Diagnostics,
@@ -55,63 +88,193 @@ pub(super) fn resolve(
         .chain(&s.functions)
         .map(|&n| source_of(n))
         .collect();
+    let prelude_cells: BTreeSet<usize> = s.imports.iter().chain(&s.functions).copied().collect();
     let prelude_facts = analysis::analyze_block(&prelude);
-    let prelude_names: BTreeSet<String> = prelude_facts
-        .first_bind
-        .keys()
-        .chain(prelude_facts.functions.keys())
-        .cloned()
-        .collect();
-    let param_names: BTreeSet<&str> = parameters.iter().map(|p| p.name.as_str()).collect();
-
-    let mut reported: HashSet<(usize, u32, String)> = HashSet::new();
-    let mut report = |diags: &mut Diagnostics, d: Diagnostic| {
-        let key = (d.cell.unwrap_or(0), d.line.unwrap_or(0), d.message.clone());
-        if reported.insert(key) {
-            diags.push(d);
-        }
-    };
+    let mut reporter = Reporter::default();
 
     let mut per_step: Vec<StepFacts> = Vec::with_capacity(s.steps.len());
     for decl in &s.steps {
-        let mut cells = prelude.clone();
-        cells.extend(decl.cells.iter().map(|&n| source_of(n)));
-        let facts = analysis::analyze_block(&cells);
-        for e in &facts.syntax_errors {
-            report(
-                diags,
-                Diagnostic::error(format!("syntax error: {}", e.message)).at(e.at.cell, e.at.line),
-            );
-        }
-        for d in &facts.dynamic {
-            let what = match &d.kind {
-                DynamicKind::WildcardImport { module } => format!("`from {module} import *`"),
-                DynamicKind::Exec => "`exec`".into(),
-                DynamicKind::Eval => "`eval`".into(),
-                DynamicKind::Globals => "`globals()`".into(),
-                DynamicKind::Locals => "`locals()`".into(),
-                DynamicKind::Vars => "`vars()`".into(),
-            };
-            report(
-                diags,
-                Diagnostic::warning(format!(
-                    "{what} hides which names this code reads or defines; kale's data-flow analysis cannot see through it"
-                ))
-                .at(d.at.cell, d.at.line),
-            );
-        }
-        per_step.push(step_facts(facts));
+        let own: Vec<CellSource> = decl.cells.iter().map(|&n| source_of(n)).collect();
+        let facts = analysis::analyze_step(&prelude, &own);
+        report_analysis_problems(&facts, &mut reporter, diags);
+        per_step.push(step_facts(facts, &prelude_cells));
     }
+    // Position of each step in the notebook's order (the DAG's order, which follows
+    // the notebook wherever the `prev:` edges allow).
+    let mut position = vec![0; s.steps.len()];
+    for (p, &i) in dag.order().iter().enumerate() {
+        position[i] = p;
+    }
+    let order: Vec<usize> = dag.order().to_vec();
+    for &i in &order {
+        apply_functions(&mut per_step, &prelude_facts, &position, i);
+    }
+    for &i in &order {
+        apply_calls(&mut per_step, &prelude_facts, &prelude_cells, &position, i);
+    }
+    close_over_sharing(&mut per_step, &order, &prelude_cells, &prelude_facts);
 
-    // Function closure needs the definitions visible from each step: its own block first,
-    // then the latest ancestor that defines the function.
-    for i in 0..s.steps.len() {
-        let mut extra_reads: Vec<Need> = Vec::new();
-        let mut extra_writes: BTreeSet<String> = BTreeSet::new();
+    let ctx = Context {
+        s,
+        per_step: &per_step,
+        position: &position,
+        prelude_facts: &prelude_facts,
+        param_names: parameters.iter().map(|p| p.name.as_str()).collect(),
+        skipped_binds: s
+            .skipped
+            .iter()
+            .chain(&s.unassigned)
+            .map(|&n| (n, analysis::analyze_block(&[source_of(n)])))
+            .collect(),
+    };
+    let mut resolved = ctx.providers(dag, &mut reporter, diags);
+    ctx.state(dag, &mut resolved, &mut reporter, diags);
+    let metrics = ctx.metrics(dag, metric_names, &mut resolved, &mut reporter, diags);
+    let steps = ctx.steps(dag, resolved, &metrics);
+    (steps, metrics.into_iter().map(|(m, _)| m).collect())
+}
+
+/// Reports each diagnostic once (the prelude's problems show up in every step's block).
+#[derive(Default)]
+struct Reporter {
+    reported: HashSet<(usize, u32, String)>,
+}
+
+impl Reporter {
+    fn report(&mut self, diags: &mut Diagnostics, d: Diagnostic) {
+        let key = (d.cell.unwrap_or(0), d.line.unwrap_or(0), d.message.clone());
+        if self.reported.insert(key) {
+            diags.push(d);
+        }
+    }
+}
+
+fn report_analysis_problems(facts: &BlockFacts, reporter: &mut Reporter, diags: &mut Diagnostics) {
+    for e in &facts.syntax_errors {
+        reporter.report(
+            diags,
+            Diagnostic::error(format!("syntax error: {}", e.message)).at(e.at.cell, e.at.line),
+        );
+    }
+    for d in &facts.dynamic {
+        let what = match &d.kind {
+            DynamicKind::WildcardImport { module } => format!("`from {module} import *`"),
+            DynamicKind::Exec => "`exec`".into(),
+            DynamicKind::Eval => "`eval`".into(),
+            DynamicKind::Globals => "`globals()`".into(),
+            DynamicKind::Locals => "`locals()`".into(),
+            DynamicKind::Vars => "`vars()`".into(),
+        };
+        reporter.report(
+            diags,
+            Diagnostic::warning(format!(
+                "{what} hides which names this code reads or defines; kale's data-flow analysis cannot see through it"
+            ))
+            .at(d.at.cell, d.at.line),
+        );
+    }
+}
+
+fn step_facts(facts: BlockFacts, prelude_cells: &BTreeSet<usize>) -> StepFacts {
+    let own = |at: &Location| !prelude_cells.contains(&at.cell);
+    let mut needs = Vec::new();
+    // Only the step's own bindings make a name its own: one the shared cells bind may
+    // have been rebound or changed by an earlier step (see `Context::provider`).
+    for (name, occ) in &facts.own_first_read {
+        let bound_before = facts
+            .own_first_bind
+            .get(name)
+            .is_some_and(|b| b.seq < occ.seq);
+        if !bound_before {
+            needs.push(Need {
+                name: name.clone(),
+                at: occ.at,
+            });
+        }
+    }
+    needs.sort_by_key(|n| n.at);
+    let binds = facts
+        .last_bind
+        .iter()
+        .filter(|(_, o)| own(&o.at))
+        .map(|(n, o)| {
+            // Where the step's own cells first bind it.
+            let first = facts
+                .first_bind
+                .get(n)
+                .filter(|f| own(&f.at))
+                .map_or(o.at, |f| f.at);
+            (n.clone(), first)
+        })
+        .collect();
+    let changes = facts
+        .mutated
+        .iter()
+        .filter_map(|(n, occs)| occs.iter().find(|o| own(&o.at)).map(|o| (n.clone(), o.at)))
+        .collect();
+    let shares = facts
+        .shares
+        .iter()
+        .filter(|sh| own(&sh.at))
+        .map(|sh| (sh.target.clone(), sh.sources.clone()))
+        .collect();
+    let state = facts.state.iter().filter(|u| own(&u.at)).cloned().collect();
+    let unsaveable = facts
+        .unsaveable
+        .iter()
+        .filter(|u| own(&u.at))
+        .map(|u| (u.name.clone(), (u.kind, u.at)))
+        .collect();
+    let reads = facts.own_first_read.keys().cloned().collect();
+    StepFacts {
+        facts,
+        needs,
+        reads,
+        binds,
+        changes,
+        shares,
+        state,
+        unsaveable,
+    }
+}
+
+/// The definition of `name` a call in step `step` runs: the step's own, else the last
+/// earlier step's (in the notebook's order), else the functions cell's.
+fn visible_function<'a>(
+    per_step: &'a [StepFacts],
+    prelude: &'a BlockFacts,
+    position: &[usize],
+    step: usize,
+    name: &str,
+) -> Option<&'a FunctionFacts> {
+    let own = per_step[step].facts.functions.get(name).filter(|f| {
+        !prelude
+            .functions
+            .get(name)
+            .is_some_and(|p| p.defined_at == f.defined_at)
+    });
+    if own.is_some() {
+        return own;
+    }
+    (0..per_step.len())
+        .filter(|&t| position[t] < position[step] && per_step[t].binds.contains_key(name))
+        .max_by_key(|&t| position[t])
+        .and_then(|t| per_step[t].facts.functions.get(name))
+        .or_else(|| prelude.functions.get(name))
+}
+
+/// What the functions a step calls (or reads: a function passed along may be called)
+/// read, rebind, change and set, transitively, become the step's own.
+fn apply_functions(per_step: &mut [StepFacts], prelude: &BlockFacts, position: &[usize], i: usize) {
+    let mut extra_reads: Vec<Need> = Vec::new();
+    let mut extra_binds: BTreeMap<String, Location> = BTreeMap::new();
+    let mut extra_changes: BTreeMap<String, Location> = BTreeMap::new();
+    let mut extra_state: Vec<StateUse> = Vec::new();
+    {
         let own = &per_step[i].facts;
         let mut seen: HashSet<String> = HashSet::new();
         let mut work: Vec<(String, u32, Location)> = own
-            .first_read
+            .own_first_read
             .iter()
             .map(|(n, occ)| (n.clone(), occ.seq, occ.at))
             .collect();
@@ -119,12 +282,18 @@ pub(super) fn resolve(
             if !seen.insert(name.clone()) {
                 continue;
             }
-            let Some(function) = visible_function(&per_step, dag, i, &name) else {
+            let Some(function) = visible_function(per_step, prelude, position, i, &name) else {
                 continue;
             };
-            extra_writes.extend(function.global_writes.iter().cloned());
+            for g in &function.global_writes {
+                extra_binds.entry(g.clone()).or_insert(at);
+            }
+            for g in &function.global_mutates {
+                extra_changes.entry(g.clone()).or_insert(at);
+            }
+            extra_state.extend(function.state.iter().cloned());
             for g in &function.global_reads {
-                let bound_before = own.first_bind.get(g).is_some_and(|b| b.seq < seq);
+                let bound_before = own.own_first_bind.get(g).is_some_and(|b| b.seq < seq);
                 if !bound_before {
                     extra_reads.push(Need {
                         name: g.clone(),
@@ -134,217 +303,595 @@ pub(super) fn resolve(
                 work.push((g.clone(), seq, at));
             }
         }
-        let sf = &mut per_step[i];
-        for need in extra_reads {
-            sf.touched_read.insert(need.name.clone());
-            if !sf.needs.iter().any(|n| n.name == need.name) {
-                sf.needs.push(need);
-            }
-        }
-        sf.touched_bind.extend(extra_writes);
     }
-
-    let touches = |step: usize, name: &str| -> bool {
-        let sf = &per_step[step];
-        if param_names.contains(name) || analysis::is_builtin(name) {
-            sf.touched_bind.contains(name)
-        } else {
-            sf.touched_bind.contains(name) || sf.touched_read.contains(name)
-        }
-    };
-    // Among `candidates`, the ones no other candidate descends from; the latest in the
-    // notebook is the provider.
-    let nearest = |candidates: &[usize]| -> (usize, Vec<usize>) {
-        let maximal: Vec<usize> = candidates
-            .iter()
-            .copied()
-            .filter(|&c| !candidates.iter().any(|&d| d != c && dag.is_ancestor(c, d)))
-            .collect();
-        let provider = *maximal.iter().max().expect("candidates is not empty");
-        (provider, maximal)
-    };
-
-    let skipped_binds: Vec<(usize, BlockFacts)> = s
-        .skipped
-        .iter()
-        .chain(&s.unassigned)
-        .map(|&n| (n, analysis::analyze_block(&[source_of(n)])))
-        .collect();
-
-    let mut inputs: Vec<BTreeMap<String, String>> = vec![BTreeMap::new(); s.steps.len()];
-    let mut outputs: Vec<BTreeSet<String>> = vec![BTreeSet::new(); s.steps.len()];
-    let mut used_params: Vec<BTreeSet<String>> = vec![BTreeSet::new(); s.steps.len()];
-
-    for &i in dag.order() {
-        let step_name = &s.steps[i].name;
-        let dynamic = !per_step[i].facts.dynamic.is_empty();
-        for need in &per_step[i].needs {
-            let n = need.name.as_str();
-            if prelude_names.contains(n) {
-                continue;
-            }
-            let candidates: Vec<usize> = dag.ancestors_of(i).filter(|&a| touches(a, n)).collect();
-            if candidates.is_empty() {
-                if param_names.contains(n) {
-                    used_params[i].insert(n.to_string());
-                    continue;
-                }
-                if analysis::is_builtin(n) {
-                    continue;
-                }
-                let d = undefined_name(s, &per_step, &skipped_binds, i, n, need.at, dynamic);
-                report(diags, d);
-                continue;
-            }
-            let (provider, maximal) = nearest(&candidates);
-            if maximal.len() > 1 {
-                let names = maximal
-                    .iter()
-                    .map(|&m| format!("`{}`", s.steps[m].name))
-                    .collect::<Vec<_>>()
-                    .join(" and ");
-                report(
-                    diags,
-                    Diagnostic::warning(format!(
-                        "step `{step_name}` reads `{n}`, which parallel steps {names} both touch; using the value from `{}` (the later one in the notebook)",
-                        s.steps[provider].name
-                    ))
-                    .at(need.at.cell, need.at.line)
-                    .with_hint(
-                        "rename the variable in one branch, or chain the branches with `prev:` so the order is explicit",
-                    ),
-                );
-            }
-            if per_step[provider].facts.deleted.contains(n) {
-                report(
-                    diags,
-                    Diagnostic::error(format!(
-                        "step `{step_name}` reads `{n}`, but step `{}` deletes it with `del`",
-                        s.steps[provider].name
-                    ))
-                    .at(need.at.cell, need.at.line),
-                );
-                continue;
-            }
-            inputs[i].insert(n.to_string(), s.steps[provider].name.clone());
-            outputs[provider].insert(n.to_string());
+    let sf = &mut per_step[i];
+    for need in extra_reads {
+        sf.reads.insert(need.name.clone());
+        if !sf.needs.iter().any(|n| n.name == need.name) {
+            sf.needs.push(need);
         }
     }
-
-    let mut step_metrics: Vec<Vec<String>> = vec![Vec::new(); s.steps.len()];
-    let mut metrics = Vec::new();
-    for (m, cell, line) in metric_names {
-        let mut candidates: Vec<usize> = (0..s.steps.len()).filter(|&st| touches(st, m)).collect();
-        if candidates.is_empty() && param_names.contains(m.as_str()) {
-            // A parameter reported as a metric (Kale's own test notebook does this): the
-            // steps that use it have its value; if none does, the last step gets it.
-            candidates = (0..s.steps.len())
-                .filter(|&st| used_params[st].contains(m))
-                .collect();
-            if candidates.is_empty() {
-                let last = *dag.order().last().expect("the pipeline has steps");
-                used_params[last].insert(m.clone());
-                candidates.push(last);
-            }
+    for (n, at) in extra_binds {
+        sf.binds.entry(n).or_insert(at);
+    }
+    for (n, at) in extra_changes {
+        sf.changes.entry(n).or_insert(at);
+    }
+    for u in extra_state {
+        if !sf.state.contains(&u) {
+            sf.state.push(u);
         }
-        if candidates.is_empty() {
-            report(
-                diags,
-                Diagnostic::error(format!("metric `{m}` is never set by any step"))
-                    .at(*cell, *line)
-                    .with_hint(format!(
-                        "assign `{m}` in a step, or remove the `print({m})` line"
-                    )),
-            );
+    }
+}
+
+/// Calls of plain names in a step's own cells: the user's functions change the
+/// arguments their bodies change, may return them, and make generators; a callable the
+/// analysis cannot name (a value holding a function) may do anything to its arguments.
+fn apply_calls(
+    per_step: &mut [StepFacts],
+    prelude: &BlockFacts,
+    prelude_cells: &BTreeSet<usize>,
+    position: &[usize],
+    i: usize,
+) {
+    let mut changes: Vec<(String, Location)> = Vec::new();
+    let mut shares: Vec<(String, BTreeSet<String>)> = Vec::new();
+    let mut unsaveable: Vec<(String, (UnsaveableKind, Location))> = Vec::new();
+    for call in &per_step[i].facts.calls {
+        if prelude_cells.contains(&call.at.cell) {
+            // The prelude's own calls run in every step alike.
             continue;
         }
-        let (provider, maximal) = nearest(&candidates);
-        if maximal.len() > 1 {
-            let names = maximal
-                .iter()
-                .map(|&x| format!("`{}`", s.steps[x].name))
-                .collect::<Vec<_>>()
-                .join(" and ");
-            report(
-                diags,
-                Diagnostic::warning(format!(
-                    "metric `{m}` is set by parallel steps {names}; reporting the value from `{}`",
-                    s.steps[provider].name
-                ))
-                .at(*cell, *line),
-            );
-        }
-        outputs[provider].insert(m.clone());
-        step_metrics[provider].push(m.clone());
-        metrics.push(Metric {
-            name: m.clone(),
-            step: s.steps[provider].name.clone(),
-            cell: *cell,
-            line: *line,
-        });
-    }
-
-    let steps = dag
-        .order()
-        .iter()
-        .map(|&i| {
-            let decl = &s.steps[i];
-            Step {
-                name: decl.name.clone(),
-                cells: decl.cells.clone(),
-                depends_on: decl.parents.iter().map(|(p, _)| p.clone()).collect(),
-                inputs: std::mem::take(&mut inputs[i]),
-                outputs: std::mem::take(&mut outputs[i]),
-                parameters: std::mem::take(&mut used_params[i]),
-                metrics: std::mem::take(&mut step_metrics[i]),
-                config: decl.config.clone(),
-                ipython_at: per_step[i]
-                    .facts
-                    .ipython
-                    .first()
-                    .map(|u| (u.at.cell, u.at.line)),
+        let passed: BTreeSet<String> = call
+            .args
+            .iter()
+            .flatten()
+            .chain(call.keywords.iter().map(|(_, v)| v))
+            .cloned()
+            .collect();
+        let function = visible_function(per_step, prelude, position, i, &call.callee);
+        let is_class = per_step[i].facts.classes.contains(&call.callee)
+            || prelude.classes.contains(&call.callee);
+        match function {
+            Some(f) if !is_class => {
+                for (k, p) in f.params.iter().enumerate() {
+                    if !f.mutated_params.contains(p) {
+                        continue;
+                    }
+                    let positional = call.args.get(k).cloned().flatten();
+                    let keyword = call
+                        .keywords
+                        .iter()
+                        .find(|(kw, _)| kw == p)
+                        .map(|(_, v)| v.clone());
+                    for arg in positional.into_iter().chain(keyword) {
+                        changes.push((arg, call.at));
+                    }
+                }
+                if let Some(target) = &call.bound_to {
+                    if f.is_generator {
+                        unsaveable.push((target.clone(), (UnsaveableKind::Generator, call.at)));
+                    }
+                    shares.push((target.clone(), passed.clone()));
+                }
             }
-        })
-        .collect();
-    (steps, metrics)
-}
-
-fn step_facts(facts: BlockFacts) -> StepFacts {
-    let mut needs = Vec::new();
-    for (name, occ) in &facts.first_read {
-        let bound_before = facts.first_bind.get(name).is_some_and(|b| b.seq < occ.seq);
-        if !bound_before {
-            needs.push(Need {
-                name: name.clone(),
-                at: occ.at,
-            });
+            Some(_) => {
+                if let Some(target) = &call.bound_to {
+                    shares.push((target.clone(), passed.clone()));
+                }
+            }
+            None => {
+                let known = per_step[i].facts.imports.contains_key(&call.callee)
+                    || analysis::is_builtin(&call.callee);
+                if !known {
+                    for arg in &passed {
+                        changes.push((arg.clone(), call.at));
+                    }
+                    if let Some(target) = &call.bound_to {
+                        shares.push((target.clone(), passed.clone()));
+                    }
+                }
+            }
         }
     }
-    // Report in the order a reader meets them.
-    needs.sort_by_key(|n| n.at);
-    let touched_bind = facts.first_bind.keys().cloned().collect();
-    let touched_read = facts.first_read.keys().cloned().collect();
-    StepFacts {
-        facts,
-        needs,
-        touched_bind,
-        touched_read,
+    let sf = &mut per_step[i];
+    for (n, at) in changes {
+        sf.changes.entry(n).or_insert(at);
+    }
+    sf.shares
+        .extend(shares.into_iter().filter(|(_, src)| !src.is_empty()));
+    sf.unsaveable.extend(unsaveable);
+}
+
+/// Names that may share objects change together: a step that changes one changes every
+/// name sharing with it at that point of the notebook (the relation grows as the steps
+/// before it bind names), provided the name exists by then.
+fn close_over_sharing(
+    per_step: &mut [StepFacts],
+    order: &[usize],
+    prelude_cells: &BTreeSet<usize>,
+    prelude: &BlockFacts,
+) {
+    let mut sets = UnionFind::default();
+    let mut defined: BTreeSet<String> = prelude.first_bind.keys().cloned().collect();
+    for sh in &prelude.shares {
+        if prelude_cells.contains(&sh.at.cell) {
+            for src in &sh.sources {
+                sets.union(&sh.target, src);
+            }
+        }
+    }
+    for &i in order {
+        let own_shares = per_step[i].shares.clone();
+        let mut local = sets.clone();
+        for (target, sources) in &own_shares {
+            for src in sources {
+                local.union(target, src);
+            }
+        }
+        let changed: Vec<(String, Location)> = per_step[i]
+            .changes
+            .iter()
+            .map(|(n, at)| (n.clone(), *at))
+            .collect();
+        let bound_here: BTreeSet<String> = per_step[i].binds.keys().cloned().collect();
+        for (name, at) in changed {
+            for other in local.members(&name) {
+                if other == name || per_step[i].changes.contains_key(&other) {
+                    continue;
+                }
+                if !defined.contains(&other) && !bound_here.contains(&other) {
+                    continue;
+                }
+                per_step[i].changes.insert(other.clone(), at);
+                if !bound_here.contains(&other) {
+                    per_step[i].reads.insert(other.clone());
+                    if !per_step[i].needs.iter().any(|n| n.name == other) {
+                        per_step[i].needs.push(Need { name: other, at });
+                    }
+                }
+            }
+        }
+        sets = local;
+        defined.extend(per_step[i].binds.keys().cloned());
     }
 }
 
-fn visible_function<'a>(
-    per_step: &'a [StepFacts],
-    dag: &Dag,
-    step: usize,
-    name: &str,
-) -> Option<&'a analysis::FunctionFacts> {
-    if let Some(f) = per_step[step].facts.functions.get(name) {
-        return Some(f);
+#[derive(Clone, Default)]
+struct UnionFind {
+    index: HashMap<String, usize>,
+    parent: Vec<usize>,
+    names: Vec<String>,
+}
+
+impl UnionFind {
+    fn id(&mut self, name: &str) -> usize {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = self.parent.len();
+        self.parent.push(i);
+        self.names.push(name.to_owned());
+        self.index.insert(name.to_owned(), i);
+        i
     }
-    dag.ancestors_of(step)
-        .filter(|&a| per_step[a].facts.functions.contains_key(name))
-        .max()
-        .and_then(|a| per_step[a].facts.functions.get(name))
+
+    fn find(&mut self, mut i: usize) -> usize {
+        while self.parent[i] != i {
+            self.parent[i] = self.parent[self.parent[i]];
+            i = self.parent[i];
+        }
+        i
+    }
+
+    fn union(&mut self, a: &str, b: &str) {
+        let (a, b) = (self.id(a), self.id(b));
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            self.parent[ra] = rb;
+        }
+    }
+
+    fn members(&mut self, name: &str) -> Vec<String> {
+        let Some(&i) = self.index.get(name) else {
+            return Vec::new();
+        };
+        let root = self.find(i);
+        let same: Vec<usize> = (0..self.parent.len())
+            .filter(|&j| self.find(j) == root)
+            .collect();
+        same.into_iter().map(|j| self.names[j].clone()).collect()
+    }
+}
+
+struct Context<'a> {
+    s: &'a NotebookStructure,
+    per_step: &'a [StepFacts],
+    position: &'a [usize],
+    prelude_facts: &'a BlockFacts,
+    param_names: BTreeSet<&'a str>,
+    skipped_binds: Vec<(usize, BlockFacts)>,
+}
+
+impl Context<'_> {
+    fn is_prelude_name(&self, n: &str) -> bool {
+        self.prelude_facts.first_bind.contains_key(n)
+            || self.prelude_facts.functions.contains_key(n)
+    }
+
+    /// Whether step `t` binds or changes `n` (only binding counts for parameters and
+    /// builtins, which no reader can change).
+    fn writes(&self, t: usize, n: &str) -> bool {
+        let sf = &self.per_step[t];
+        let immutable = self.param_names.contains(n) || analysis::is_builtin(n);
+        sf.binds.contains_key(n) || (!immutable && sf.changes.contains_key(n))
+    }
+
+    /// The step that provides `n` to step `i`: the last one before it in the notebook
+    /// that binds or changes it (or, among its ancestors, reads it).
+    fn provider(&self, dag: &Dag, i: usize, n: &str) -> Option<usize> {
+        let prelude = self.is_prelude_name(n);
+        let immutable = self.param_names.contains(n) || analysis::is_builtin(n);
+        (0..self.per_step.len())
+            .filter(|&t| t != i && self.position[t] < self.position[i])
+            .filter(|&t| {
+                self.writes(t, n)
+                    || (!prelude
+                        && !immutable
+                        && dag.is_ancestor(t, i)
+                        && self.per_step[t].reads.contains(n))
+            })
+            .max_by_key(|&t| self.position[t])
+    }
+
+    fn why(&self, t: usize, n: &str) -> String {
+        let sf = &self.per_step[t];
+        match (sf.binds.get(n), sf.changes.get(n)) {
+            (_, Some(at)) | (Some(at), None) => {
+                let verb = if sf.changes.contains_key(n) {
+                    "changes"
+                } else {
+                    "binds"
+                };
+                format!(
+                    "reads `{n}`, which `{}` {verb} earlier in the notebook (cell {}, line {})",
+                    self.s.steps[t].name, at.cell, at.line
+                )
+            }
+            (None, None) => format!("reads `{n}` after `{}` does", self.s.steps[t].name),
+        }
+    }
+
+    fn providers(
+        &self,
+        dag: &mut Dag,
+        reporter: &mut Reporter,
+        diags: &mut Diagnostics,
+    ) -> Resolved {
+        let n = self.s.steps.len();
+        let mut r = Resolved {
+            inputs: vec![BTreeMap::new(); n],
+            outputs: vec![BTreeSet::new(); n],
+            used_params: vec![BTreeSet::new(); n],
+            orderings: vec![Vec::new(); n],
+        };
+        let order: Vec<usize> = dag.order().to_vec();
+        for &i in &order {
+            let step_name = &self.s.steps[i].name;
+            let dynamic = !self.per_step[i].facts.dynamic.is_empty();
+            let mut needs: Vec<&Need> = self.per_step[i].needs.iter().collect();
+            needs.sort_by_key(|n| n.at);
+            for need in needs {
+                let name = need.name.as_str();
+                let Some(provider) = self.provider(dag, i, name) else {
+                    if self.is_prelude_name(name) {
+                        continue;
+                    }
+                    if self.param_names.contains(name) {
+                        r.used_params[i].insert(name.to_string());
+                        continue;
+                    }
+                    if analysis::is_builtin(name) {
+                        continue;
+                    }
+                    let d = undefined_name(
+                        self.s,
+                        self.per_step,
+                        &self.skipped_binds,
+                        i,
+                        name,
+                        need.at,
+                        dynamic,
+                    );
+                    reporter.report(diags, d);
+                    continue;
+                };
+                if self.per_step[provider].facts.deleted.contains(name) {
+                    reporter.report(
+                        diags,
+                        Diagnostic::error(format!(
+                            "step `{step_name}` reads `{name}`, but step `{}` deletes it with `del`",
+                            self.s.steps[provider].name
+                        ))
+                        .at(need.at.cell, need.at.line),
+                    );
+                    continue;
+                }
+                if let Some((kind, at)) = self.per_step[provider].unsaveable.get(name) {
+                    reporter.report(
+                        diags,
+                        Diagnostic::error(format!(
+                            "step `{step_name}` reads `{name}`, {} that step `{}` creates (cell {}, line {}); it cannot be handed from one step's process to another's",
+                            kind.describe(),
+                            self.s.steps[provider].name,
+                            at.cell,
+                            at.line
+                        ))
+                        .at(need.at.cell, need.at.line)
+                        .with_hint(kind.fix()),
+                    );
+                    continue;
+                }
+                if !self.order_after(dag, &mut r, provider, i, || self.why(provider, name)) {
+                    reporter.report(diags, self.cycle(provider, i, name, need.at));
+                    continue;
+                }
+                r.inputs[i].insert(name.to_string(), self.s.steps[provider].name.clone());
+                r.outputs[provider].insert(name.to_string());
+            }
+        }
+        r
+    }
+
+    /// Makes `i` run after `provider`, recording why when no `prev:` edge said so.
+    /// False when the notebook's order contradicts the `prev:` edges.
+    fn order_after(
+        &self,
+        dag: &mut Dag,
+        r: &mut Resolved,
+        provider: usize,
+        i: usize,
+        why: impl FnOnce() -> String,
+    ) -> bool {
+        if dag.is_ancestor(provider, i) {
+            return true;
+        }
+        if !dag.add_edge(provider, i) {
+            return false;
+        }
+        r.orderings[i].push((provider, why()));
+        true
+    }
+
+    fn cycle(&self, provider: usize, i: usize, name: &str, at: Location) -> Diagnostic {
+        Diagnostic::error(format!(
+            "step `{}` reads `{name}`, which step `{}` changes earlier in the notebook, but `{}` runs after `{}` (a `prev:` tag orders them the other way)",
+            self.s.steps[i].name,
+            self.s.steps[provider].name,
+            self.s.steps[provider].name,
+            self.s.steps[i].name
+        ))
+        .at(at.cell, at.line)
+        .with_hint("move the cells so that the notebook's order and the `prev:` tags agree")
+    }
+
+    /// Process-wide state: who changes it, who receives it.
+    fn state(
+        &self,
+        dag: &mut Dag,
+        r: &mut Resolved,
+        reporter: &mut Reporter,
+        diags: &mut Diagnostics,
+    ) {
+        let n = self.s.steps.len();
+        // Where a global random stream is first seeded: the prelude (every step), or a step.
+        let prelude_seed = self
+            .prelude_facts
+            .state
+            .iter()
+            .find(|u| u.kind == StateKind::RandomSeed);
+        let seeded_at: Option<(usize, Location)> = match prelude_seed {
+            Some(u) => Some((0, u.at)),
+            None => (0..n)
+                .filter_map(|t| {
+                    self.per_step[t]
+                        .state
+                        .iter()
+                        .find(|u| u.kind == StateKind::RandomSeed)
+                        .map(|u| (self.position[t], u.at))
+                })
+                .min_by_key(|(p, _)| *p),
+        };
+        for t in 0..n {
+            for u in self.per_step[t].state.iter().filter(|u| !u.kind.carried()) {
+                reporter.report(
+                    diags,
+                    Diagnostic::warning(format!(
+                        "step `{}` changes a library's global setting (`{}`) that kale does not carry to later steps: they start without it, unlike in the notebook",
+                        self.s.steps[t].name, u.what
+                    ))
+                    .at(u.at.cell, u.at.line)
+                    .with_hint("move it to the imports or functions cell, which every step runs first"),
+                );
+            }
+        }
+        let changes_state = |t: usize| -> Option<String> {
+            let carried: Vec<&StateUse> = self.per_step[t]
+                .state
+                .iter()
+                .filter(|u| u.kind.carried() && u.kind != StateKind::RandomSeed)
+                .collect();
+            if let Some(u) = carried.first() {
+                return Some(format!(
+                    "runs after `{}`, which changes {} (cell {}, line {}) earlier in the notebook",
+                    self.s.steps[t].name,
+                    u.kind.describe(),
+                    u.at.cell,
+                    u.at.line
+                ));
+            }
+            let (p, at) = seeded_at?;
+            (self.position[t] >= p).then(|| {
+                format!(
+                    "continues the random stream seeded at cell {}, line {} from `{}`, as the notebook does",
+                    at.cell, at.line, self.s.steps[t].name
+                )
+            })
+        };
+        let order: Vec<usize> = dag.order().to_vec();
+        for &i in &order {
+            let provider = (0..n)
+                .filter(|&t| t != i && self.position[t] < self.position[i])
+                .filter(|&t| changes_state(t).is_some())
+                .max_by_key(|&t| self.position[t]);
+            let Some(provider) = provider else { continue };
+            let why = changes_state(provider).unwrap_or_default();
+            if !self.order_after(dag, r, provider, i, || why) {
+                continue;
+            }
+            r.inputs[i].insert(STATE_VARIABLE.into(), self.s.steps[provider].name.clone());
+            r.outputs[provider].insert(STATE_VARIABLE.into());
+        }
+    }
+
+    fn metrics(
+        &self,
+        dag: &mut Dag,
+        metric_names: &[(String, usize, u32)],
+        r: &mut Resolved,
+        reporter: &mut Reporter,
+        diags: &mut Diagnostics,
+    ) -> Vec<(Metric, usize)> {
+        let n = self.s.steps.len();
+        let mut metrics = Vec::new();
+        for (m, cell, line) in metric_names {
+            // The value at the end of the notebook: the last step that binds or changes it.
+            let mut candidates: Vec<usize> = (0..n).filter(|&t| self.writes(t, m)).collect();
+            if candidates.is_empty() {
+                candidates = (0..n)
+                    .filter(|&t| self.per_step[t].reads.contains(m))
+                    .collect();
+            }
+            if candidates.is_empty() && self.param_names.contains(m.as_str()) {
+                // A parameter reported as a metric (Kale's own test notebook does this): the
+                // steps that use it have its value; if none does, the last step gets it.
+                candidates = (0..n).filter(|&st| r.used_params[st].contains(m)).collect();
+                if candidates.is_empty() {
+                    let last = *dag.order().last().expect("the pipeline has steps");
+                    r.used_params[last].insert(m.clone());
+                    candidates.push(last);
+                }
+            }
+            let Some(provider) = candidates.into_iter().max_by_key(|&t| self.position[t]) else {
+                reporter.report(
+                    diags,
+                    Diagnostic::error(format!("metric `{m}` is never set by any step"))
+                        .at(*cell, *line)
+                        .with_hint(format!(
+                            "assign `{m}` in a step, or remove the `print({m})` line"
+                        )),
+                );
+                continue;
+            };
+            r.outputs[provider].insert(m.clone());
+            metrics.push((
+                Metric {
+                    name: m.clone(),
+                    step: self.s.steps[provider].name.clone(),
+                    cell: *cell,
+                    line: *line,
+                },
+                provider,
+            ));
+        }
+        metrics
+    }
+
+    fn steps(&self, dag: &Dag, mut r: Resolved, metrics: &[(Metric, usize)]) -> Vec<Step> {
+        dag.order()
+            .iter()
+            .map(|&i| {
+                let decl = &self.s.steps[i];
+                let mut depends_on: Vec<String> =
+                    decl.parents.iter().map(|(p, _)| p.clone()).collect();
+                let ordered_after: Vec<Ordering> = std::mem::take(&mut r.orderings[i])
+                    .into_iter()
+                    .map(|(p, reason)| Ordering {
+                        after: self.s.steps[p].name.clone(),
+                        reason,
+                    })
+                    .collect();
+                for o in &ordered_after {
+                    if !depends_on.contains(&o.after) {
+                        depends_on.push(o.after.clone());
+                    }
+                }
+                let outputs = std::mem::take(&mut r.outputs[i]);
+                Step {
+                    name: decl.name.clone(),
+                    cells: decl.cells.clone(),
+                    depends_on,
+                    ordered_after,
+                    inputs: std::mem::take(&mut r.inputs[i]),
+                    share_groups: self.share_groups(i, &outputs),
+                    outputs,
+                    parameters: std::mem::take(&mut r.used_params[i]),
+                    metrics: metrics
+                        .iter()
+                        .filter(|(_, p)| *p == i)
+                        .map(|(m, _)| m.name.clone())
+                        .collect(),
+                    config: decl.config.clone(),
+                    ipython_at: self.per_step[i]
+                        .facts
+                        .ipython
+                        .first()
+                        .map(|u| (u.at.cell, u.at.line)),
+                    unknown_state: self.per_step[i].state.iter().any(|u| !u.kind.carried()),
+                }
+            })
+            .collect()
+    }
+
+    /// Groups of a step's outputs that may share objects (the runtime checks and saves
+    /// each group that really does together, so their sharing survives).
+    fn share_groups(&self, i: usize, outputs: &BTreeSet<String>) -> Vec<Vec<String>> {
+        let mut sets = UnionFind::default();
+        let mut add = |target: &str, sources: &BTreeSet<String>| {
+            for src in sources {
+                sets.union(target, src);
+            }
+        };
+        for sh in &self.prelude_facts.shares {
+            add(&sh.target, &sh.sources);
+        }
+        for t in 0..self.per_step.len() {
+            if self.position[t] <= self.position[i] {
+                for (target, sources) in &self.per_step[t].shares {
+                    add(target, sources);
+                }
+            }
+        }
+        let mut groups: Vec<Vec<String>> = Vec::new();
+        let mut placed: BTreeSet<String> = BTreeSet::new();
+        for o in outputs {
+            if placed.contains(o) || o == STATE_VARIABLE {
+                continue;
+            }
+            let group: Vec<String> = sets
+                .members(o)
+                .into_iter()
+                .filter(|m| outputs.contains(m))
+                .collect::<BTreeSet<String>>()
+                .into_iter()
+                .collect();
+            if group.len() > 1 {
+                placed.extend(group.iter().cloned());
+                groups.push(group);
+            }
+        }
+        groups
+    }
 }
 
 fn undefined_name(
@@ -358,33 +905,20 @@ fn undefined_name(
 ) -> Diagnostic {
     let step_name = &s.steps[step].name;
     let elsewhere = (0..s.steps.len())
-        .filter(|&t| t != step && per_step[t].touched_bind.contains(name))
+        .filter(|&t| t != step && per_step[t].binds.contains_key(name))
         .min_by_key(|&t| (t > step, t));
     let d = if let Some(t) = elsewhere {
         let other = &s.steps[t];
         let def_cell = per_step[t]
-            .facts
-            .first_bind
+            .binds
             .get(name)
-            .map(|o| o.at.cell)
+            .map(|o| o.cell)
             .unwrap_or(other.first_cell());
-        if t < step {
-            Diagnostic::error(format!(
-                "step `{step_name}` reads `{name}`, which step `{}` defines (cell {def_cell}), but `{}` is not an ancestor of `{step_name}`",
-                other.name, other.name
-            ))
-            .with_hint(format!(
-                "add the tag `prev:{}` to cell {}, the first cell of step `{step_name}`",
-                other.name,
-                s.steps[step].first_cell()
-            ))
-        } else {
-            Diagnostic::error(format!(
-                "step `{step_name}` reads `{name}` before it is defined: step `{}` defines it later, in cell {def_cell}",
-                other.name
-            ))
-            .with_hint("move the definition above, into this step or one of its ancestors")
-        }
+        Diagnostic::error(format!(
+            "step `{step_name}` reads `{name}` before it is defined: step `{}` defines it later, in cell {def_cell}",
+            other.name
+        ))
+        .with_hint("move the definition above, into this step or one of its ancestors")
     } else if let Some((cell, _)) = skipped
         .iter()
         .find(|(_, f)| f.first_bind.contains_key(name))

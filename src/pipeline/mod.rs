@@ -20,6 +20,7 @@ use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::notebook::{self, Notebook, NotebookMetadata, NotebookStructure, StepConfig};
 
 pub use dag::Dag;
+pub use dataflow::STATE_VARIABLE;
 pub use overrides::{convert, parse_override};
 pub use params::{parse_python_string, python_float, python_literal, python_string};
 
@@ -46,16 +47,29 @@ pub struct Metric {
     pub line: u32,
 }
 
+/// An edge kale added because the notebook ordered two steps that no `prev:` tag did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Ordering {
+    pub after: String,
+    /// Why, for `kale inspect`: "reads `xs`, which `grow` changes earlier in the notebook (cell 5, line 2)".
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Step {
     pub name: String,
     pub cells: Vec<usize>,
-    /// Direct parents: the `prev:` edges, in the order declared.
+    /// Direct parents: the `prev:` edges, in the order declared, then the edges kale
+    /// added (`ordered_after`).
     pub depends_on: Vec<String>,
+    /// The edges kale added to keep the notebook's order, with why.
+    pub ordered_after: Vec<Ordering>,
     /// Variable → the step it is loaded from.
     pub inputs: BTreeMap<String, String>,
     /// Variables saved after the step for descendants (and the metrics it reports).
     pub outputs: BTreeSet<String>,
+    /// Groups of outputs that may share objects (`b = a`): saved together when they do.
+    pub share_groups: Vec<Vec<String>>,
     /// Pipeline parameters the step reads, directly or through the functions it calls.
     pub parameters: BTreeSet<String>,
     /// Metrics whose values this step reports.
@@ -64,6 +78,9 @@ pub struct Step {
     /// Where the step (or the imports/functions cells it runs) first uses IPython
     /// syntax (`%magic`, `!shell`): such a step must run under IPython.
     pub ipython_at: Option<(usize, u32)>,
+    /// The step changes a library's global setting kale does not carry: its process
+    /// must not run another step (see the README's execution model).
+    pub unknown_state: bool,
 }
 
 /// A validated pipeline. Steps are in a topological order that follows the notebook
@@ -197,7 +214,7 @@ fn build_from_structure(
         return None;
     }
 
-    let dag = match dag::Dag::new(s) {
+    let mut dag = match dag::Dag::new(s) {
         Ok(dag) => dag,
         Err(cycle) => {
             diags.push(cycle);
@@ -205,7 +222,7 @@ fn build_from_structure(
         }
     };
 
-    let (steps, metrics) = dataflow::resolve(nb, s, &dag, &parameters, &metric_names, diags);
+    let (steps, metrics) = dataflow::resolve(nb, s, &mut dag, &parameters, &metric_names, diags);
 
     let stem = nb
         .path

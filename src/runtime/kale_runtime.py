@@ -352,6 +352,8 @@ def _unsaveable(obj, top_level):
     The answer depends only on the type (and top_level), so it is cached:
     dill calls this for every object of the graph.
     """
+    if type(obj) is type(sys):
+        return _unsaveable_uncached(obj, top_level)  # depends on the module, not its type
     key = (type(obj), top_level)
     try:
         return _UNSAVEABLE_CACHE[key]
@@ -381,8 +383,9 @@ def _unsaveable_uncached(obj, top_level):
     if isinstance(obj, _IO_BASE):
         return ("an open file or stream cannot be saved",
                 "save the file's path or its contents instead and reopen it in the step that uses it")
-    if top_level and t is type(sys):
-        return ("a module cannot be saved",
+    if t is type(sys) and sys.modules.get(getattr(obj, "__name__", None)) is not obj:
+        # An imported module travels as its name (imported again where it is loaded).
+        return ("a module that was not imported by name cannot be saved",
                 "import it in the step that uses it (imports cells run in every step)")
     for mod, qual in _mro_names(obj):
         if mod in ("socket", "_socket") or (mod == "ssl" and qual.startswith("SSL")):
@@ -563,6 +566,179 @@ def _w_pickle_checked(obj, path):
         _Checked(f, protocol=_PICKLE_PROTOCOL).dump(obj)
 
 
+# --------------------------------------------------------------------------
+# Code as data: functions, lambdas, closures and classes the notebook defines in a step
+# are saved by value (their code object, defaults, closure cells and the globals they
+# name), so that another step's process can load them without the step's cells and
+# without dill. Loading needs the same Python version (code objects are marshalled).
+# Functions and classes the imports/functions cells define stay references: every step
+# runs those cells before it loads its inputs.
+
+_EMPTY_CELL = object()
+
+
+def _needs_value(o):
+    """True for a function or class that only a reference to ``__main__`` would name,
+    and that the loading step would not have (not defined by the shared cells)."""
+    return getattr(o, "__module__", None) == "__main__" and not _is_shared(o)
+
+
+def _code_global_names(code):
+    import types
+
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_global_names(const)
+    return names
+
+
+def _kale_function(code_bytes, name, cells):
+    """A function for ``code`` in the loading process's ``__main__`` (its globals are
+    the notebook's namespace there, as in the notebook). Its state comes after."""
+    import marshal
+    import types
+
+    code = marshal.loads(code_bytes)
+    closure = tuple(types.CellType() for _ in range(cells)) or None
+    return types.FunctionType(code, sys.modules["__main__"].__dict__, name, None, closure)
+
+
+def _kale_function_state(f, state):
+    f.__defaults__ = state["defaults"]
+    f.__kwdefaults__ = state["kwdefaults"]
+    f.__qualname__ = state["qualname"]
+    f.__module__ = "__main__"
+    f.__doc__ = state["doc"]
+    for cell, value in zip(f.__closure__ or (), state["closure"]):
+        if value is not _EMPTY_CELL:
+            cell.cell_contents = value
+    f.__dict__.update(state["dict"])
+    # Globals it names that the loading step does not have (yet): the notebook had them.
+    namespace = f.__globals__
+    for name, value in state["globals"].items():
+        namespace.setdefault(name, value)
+
+
+def _reduce_function(f):
+    import marshal
+
+    captured = {}
+    g = f.__globals__
+    for name in _code_global_names(f.__code__):
+        if name in g and name != "__builtins__":
+            value = g[name]
+            if (isinstance(value, type) or callable(value)) and getattr(value, "__module__", None) == "__main__" \
+                    and _is_shared(value):
+                continue  # the loading step's shared cells define it again
+            captured[name] = value
+    closure = []
+    for cell in f.__closure__ or ():
+        try:
+            closure.append(cell.cell_contents)
+        except ValueError:
+            closure.append(_EMPTY_CELL)
+    state = {"defaults": f.__defaults__, "kwdefaults": f.__kwdefaults__,
+             "qualname": f.__qualname__, "doc": f.__doc__, "closure": tuple(closure),
+             "dict": dict(f.__dict__), "globals": captured}
+    args = (marshal.dumps(f.__code__), f.__name__, len(closure))
+    return (_kale_function, args, state, None, None, _kale_function_state)
+
+
+_SKIPPED_CLASS_ATTRS = frozenset(["__dict__", "__weakref__", "__module__", "__qualname__", "__slots__"])
+
+
+def _kale_class(metaclass, name, bases, namespace):
+    return metaclass(name, bases, dict(namespace))
+
+
+def _kale_class_state(cls, attrs):
+    for key, value in attrs.items():
+        setattr(cls, key, value)
+
+
+def _reduce_class(cls):
+    import enum
+
+    if isinstance(cls, enum.EnumMeta):
+        return NotImplemented  # members are made by the metaclass; not rebuilt here
+    slots = cls.__dict__.get("__slots__", ())
+    if isinstance(slots, str):
+        slots = (slots,)
+    namespace = {"__module__": "__main__", "__qualname__": cls.__qualname__}
+    if "__slots__" in cls.__dict__:
+        namespace["__slots__"] = tuple(slots)
+    attrs = {k: v for k, v in cls.__dict__.items()
+             if k not in _SKIPPED_CLASS_ATTRS and k not in slots}
+    return (_kale_class, (type(cls), cls.__name__, cls.__bases__, namespace), attrs,
+            None, None, _kale_class_state)
+
+
+def _kale_module(name):
+    import importlib
+
+    return importlib.import_module(name)
+
+
+def _value_pickler_class():
+    import pickle
+    import types
+
+    class _ValuePickler(pickle.Pickler):
+        def reducer_override(self, o):
+            t = type(o)
+            if t is types.FunctionType:
+                if _needs_value(o):
+                    return _reduce_function(o)
+                return NotImplemented
+            if isinstance(o, type):
+                if _needs_value(o):
+                    return _reduce_class(o)
+                return NotImplemented
+            if t is types.ModuleType:
+                name = getattr(o, "__name__", None)
+                if name and name != "__main__" and sys.modules.get(name) is o:
+                    return (_kale_module, (name,))
+                return NotImplemented
+            bad = _unsaveable(o, top_level=False)
+            if bad is not None:
+                raise _Unsaveable(bad[0], bad[1], o)
+            return NotImplemented
+
+    return _ValuePickler
+
+
+_VALUE_PICKLER = []
+
+
+def _dump_by_value(obj, f):
+    if not _VALUE_PICKLER:
+        _VALUE_PICKLER.append(_value_pickler_class())
+    _VALUE_PICKLER[0](f, protocol=_PICKLE_PROTOCOL).dump(obj)
+
+
+def _w_pickle_by_value(obj, path):
+    with open(path, "wb") as f:
+        _dump_by_value(obj, f)
+
+
+# A group of outputs that share objects (`b = a`): each member's file holds the whole
+# group, so loading any of them, or all of them, gives the same sharing.
+_GROUP_MARK = "kale-group/1"
+
+
+def _w_group(group, path):
+    with open(path, "wb") as f:
+        _dump_by_value((_GROUP_MARK, group), f)
+
+
+def _r_group(path):
+    value = _r_pickle(path)
+    if not (isinstance(value, tuple) and len(value) == 2 and value[0] == _GROUP_MARK):
+        raise MarshalError("`%s` is not a group of values saved by kale" % os.path.basename(path))
+    return value[1]
+
+
 def _w_dill(obj, path):
     import dill
 
@@ -712,6 +888,7 @@ _BACKENDS = {
     "keras": ("keras", ".keras", _w_keras, _r_keras),
     "pickle": ("pickle", ".pkl", _w_pickle, _r_pickle),
     "dill": ("dill", ".dill", _w_dill, _r_dill),
+    "group": ("pickle", ".group.pkl", _w_group, _r_group),
 }
 # longest extension first, so ".npscalar.npy" wins over ".npy"
 _BY_EXTENSION = sorted(((v[1], k) for k, v in _BACKENDS.items()), key=lambda p: -len(p[0]))
@@ -810,6 +987,11 @@ def save(name, obj, directory, sweep=True):
     except Exception as e:
         raise _cannot_save(name, obj, _reason(e)) from e
 
+    return _finish_save(name, key, tmp, obj, directory, sweep)
+
+
+def _finish_save(name, key, tmp, obj, directory, sweep):
+    """Move the temp file written with backend ``key`` into place; its record."""
     backend, ext, _, _ = _BACKENDS[key]
     final = os.path.join(directory, name + ext)
     try:
@@ -840,32 +1022,36 @@ def save(name, obj, directory, sweep=True):
 
 
 def _save_generic(name, obj, directory):
-    """Plain pickle when that is faithful, otherwise dill (by value)."""
+    """Plain pickle when that is faithful; otherwise pickle with the functions and
+    classes the steps define saved by value; dill only for what that cannot save."""
     try:
         return _attempt(name, "pickle_checked", obj, directory), "pickle"
     except OSError as e:
         if e.errno in _DISK_ERRNOS:
-            raise  # dill would meet the same disk
-        pickle_error = e
-    except (_NeedsDill, Exception) as e:
-        pickle_error = e
+            raise  # pickling by value, or dill, would meet the same disk
+    except _Unsaveable:
+        raise
+    except (_NeedsDill, Exception):
+        pass
+    try:
+        return _attempt(name, "pickle_by_value", obj, directory), "pickle"
+    except _Unsaveable:
+        raise
+    except OSError as e:
+        if e.errno in _DISK_ERRNOS:
+            raise
+        by_value_error = e
+    except Exception as e:
+        by_value_error = e
     try:
         import dill  # noqa: F401
     except ImportError:
-        if isinstance(pickle_error, _NeedsDill):
-            raise MarshalError(
-                "cannot save `%s` (type `%s`) for the next steps: it uses a class or function "
-                "defined in the step itself, which plain pickle stores by reference and another "
-                "step could not load. Hint: install dill in this Python (%s), or move the "
-                "definition into a `functions` cell (every step runs those) or a module the "
-                "steps import"
-                % (name, _display_type(obj), sys.executable),
-                variable=name, value_type=_display_type(obj)) from None
-        raise pickle_error
+        raise by_value_error
     return _attempt(name, "dill", obj, directory), "dill"
 
 
 _BACKENDS["pickle_checked"] = ("pickle", ".pkl", _w_pickle_checked, _r_pickle)
+_BACKENDS["pickle_by_value"] = ("pickle", ".pkl", _w_pickle_by_value, _r_pickle)
 
 
 def load(path):
@@ -1095,18 +1281,31 @@ def load_inputs(paths, hashes=None):
     """Load ``{name: path}`` and return ``{name: value}`` (same order).
 
     ``hashes`` (``{name: "sha256:..."}``) lets an input that kale's fork server holds
-    already (kale_zygote.warm) come from memory instead of its file.
+    already (kale_zygote.warm) come from memory instead of its file. Inputs saved as a
+    group (they shared objects) come from one load, so they share them again.
     """
     values = {}
+    groups = {}
     for name, path in paths.items():
         try:
             digest = (hashes or {}).get(name)
             value = _warm_value(path, digest)
             if value is _NOT_WARM:
-                value = load(path)
+                key, _ = _backend_for_path(path)
+                if key == "group":
+                    group_key = digest or _sha256(path)
+                    value = groups.get(group_key, _NOT_WARM)
+                    if value is _NOT_WARM:
+                        value = groups[group_key] = load(path)
+                else:
+                    value = load(path)
             else:
                 _given.add(digest)
                 _state.setdefault("warm_inputs", []).append(name)
+            if _backend_for_path(path)[0] == "group":
+                if name not in value:
+                    raise MarshalError("the group in `%s` holds no `%s`" % (os.path.basename(path), name))
+                value = value[name]
             values[name] = value
         except MarshalError as e:
             raise MarshalError(
@@ -1115,14 +1314,64 @@ def load_inputs(paths, hashes=None):
     return values
 
 
-def save_outputs(names, namespace, outputs_dir):
+def _graph_objects(obj):
+    """The objects (mutable containers and instances) pickling ``obj`` meets, kept alive
+    so their ids stay theirs; None when obj cannot be pickled at all."""
+    found = []
+    if not _VALUE_PICKLER:
+        _VALUE_PICKLER.append(_value_pickler_class())
+
+    class _Scan(_VALUE_PICKLER[0]):
+        def persistent_id(self, o):
+            t = type(o)
+            if t in (list, dict, set, bytearray) or (t.__name__ == "ndarray" and t.__module__ == "numpy") or (
+                    hasattr(o, "__dict__") and not isinstance(o, type) and not callable(o)
+                    and t is not type(sys)):
+                found.append(o)
+            return None
+
+    try:
+        _Scan(_NullWriter(), protocol=_PICKLE_PROTOCOL, buffer_callback=lambda b: False).dump(obj)
+    except Exception:
+        return None
+    return found
+
+
+def _sharing_components(names, namespace):
+    """Split ``names`` into groups whose values share objects (connected components)."""
+    objects = {n: _graph_objects(namespace[n]) for n in names}
+    ids = {n: (None if o is None else {id(x) for x in o}) for n, o in objects.items()}
+    parent = {n: n for n in names}
+
+    def find(n):
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if ids[a] is not None and ids[b] is not None and ids[a] & ids[b]:
+                parent[find(a)] = find(b)
+    components = {}
+    for n in names:
+        components.setdefault(find(n), []).append(n)
+    del objects
+    return list(components.values())
+
+
+def save_outputs(names, namespace, outputs_dir, groups=()):
     """Save ``namespace[name]`` for each name into ``outputs_dir``.
+
+    ``groups``: lists of names whose values may share objects (the analysis says which);
+    those that do are saved together, so a step loading them gets them sharing again.
+    ``_kale_state`` is the process-wide state (see ``capture_state``), not a variable.
 
     Writes the list of ``save()`` records to ``<outputs_dir>.json`` (for the
     usual ``<step_dir>/outputs`` that is ``<step_dir>/outputs.json``) and
     returns it.
     """
-    missing = [n for n in names if n not in namespace]
+    missing = [n for n in names if n not in namespace and n != STATE_VARIABLE]
     if missing:
         also = ""
         if len(missing) > 1:
@@ -1131,12 +1380,264 @@ def save_outputs(names, namespace, outputs_dir):
             "step `%s` did not define `%s`, which later steps read%s"
             % (_step_label(), missing[0], also), variable=missing[0])
     sweep = os.path.isdir(outputs_dir)
-    records = [save(n, namespace[n], outputs_dir, sweep) for n in names]
+    together = {}
+    for group in groups or ():
+        present = [n for n in group if n in names and n in namespace]
+        if len(present) > 1:
+            for component in _sharing_components(present, namespace):
+                if len(component) > 1:
+                    for n in component:
+                        together[n] = component
+    records = []
+    written = {}
+    for n in names:
+        if n == STATE_VARIABLE:
+            records.append(save(n, capture_state(), outputs_dir, sweep))
+        elif n in together:
+            records.append(_save_group_member(n, together[n], namespace, outputs_dir, sweep, written))
+        else:
+            records.append(save(n, namespace[n], outputs_dir, sweep))
     manifest = os.path.normpath(outputs_dir) + ".json"
     _write_text_atomic(manifest, _json(records))
     if _hand_on:
         _hold_outputs(records, namespace, outputs_dir)
     return records
+
+
+def _save_group_member(name, members, namespace, directory, sweep, written):
+    """``name``'s file holds its whole group (written once, then linked)."""
+    os.makedirs(directory, exist_ok=True)
+    key = tuple(members)
+    group = {m: namespace[m] for m in members}
+    first = written.get(key)
+    if first is None:
+        try:
+            tmp = _attempt(name, "group", group, directory)
+        except _Unsaveable as e:
+            raise _cannot_save(name, namespace[name], "it contains %s (`%s`): %s" % (
+                "an object that cannot be saved", _display_type(e.obj), e.reason), e.hint) from None
+        except Exception as e:
+            raise _cannot_save(name, namespace[name], _reason(e)) from e
+        record = _finish_save(name, "group", tmp, namespace[name], directory, sweep)
+        written[key] = os.path.join(directory, record["file"])
+        return record
+    tmp = os.path.join(directory, ".%s.%s.tmp%s" % (name, os.urandom(4).hex(), _BACKENDS["group"][1]))
+    try:
+        os.link(first, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(first, tmp)
+    return _finish_save(name, "group", tmp, namespace[name], directory, sweep)
+
+
+# --------------------------------------------------------------------------
+# Process-wide state the notebook's kernel keeps from cell to cell: random streams,
+# environment variables, the working directory, library settings. A step that changes
+# it saves it as ``_kale_state``; the step after it in the notebook restores it once
+# its imports and functions cells have run (they are every step's own).
+
+STATE_VARIABLE = "_kale_state"
+STATE_FORMAT = 1
+
+
+def _pandas_options(pandas):
+    """The pandas options whose values differ from their defaults."""
+    cfg = pandas._config.config
+    changed = {}
+    for key, option in cfg._registered_options.items():
+        node = cfg._global_config
+        try:
+            for part in key.split("."):
+                node = node[part]
+        except (KeyError, TypeError):
+            continue
+        try:
+            same = node == option.defval
+            if not isinstance(same, bool):
+                same = node is option.defval
+        except Exception:
+            same = node is option.defval
+        if not same:
+            changed[key] = node
+    return changed
+
+
+def _rc_changes(matplotlib):
+    changed = {}
+    defaults = matplotlib.rcParamsDefault
+    for key, value in matplotlib.rcParams.items():
+        try:
+            same = value == defaults.get(key)
+            if not isinstance(same, bool):
+                same = False
+        except Exception:
+            same = False
+        if not same:
+            changed[key] = value
+    return changed
+
+
+def library_state():
+    """The settings of the libraries loaded so far (their part of ``capture_state``)."""
+    state = capture_state(libraries_only=True)
+    state.pop("format", None)
+    return state
+
+
+def reset_libraries(baseline):
+    """Before a next step in a process kept from a trial's last step (kale_zygote): the
+    libraries' settings as they were when the process was forked, as a fresh process
+    would have them (``baseline`` from ``library_state``); figures closed, as Jupyter's
+    inline backend closes them after each cell."""
+    import importlib
+    import warnings
+
+    m = sys.modules
+    if m.get("sklearn") is not None and "sklearn" in baseline:
+        m["sklearn"].set_config(**baseline["sklearn"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pandas = m.get("pandas")
+        if pandas is not None:
+            try:
+                now = _pandas_options(pandas)
+                wanted = baseline.get("pandas", {})
+                for key in now:
+                    if key not in wanted:
+                        pandas.reset_option(key)
+                for key, value in wanted.items():
+                    pandas.set_option(key, value)
+            except Exception:
+                pass
+        matplotlib = m.get("matplotlib")
+        if matplotlib is not None and hasattr(matplotlib, "rcParams"):
+            pyplot = m.get("matplotlib.pyplot")
+            if pyplot is not None:
+                pyplot.close("all")
+            if _rc_changes(matplotlib) != baseline.get("matplotlib", {}):
+                matplotlib.rcParams.update(matplotlib.rcParamsDefault)
+                matplotlib.rcParams.update(baseline.get("matplotlib", {}))
+    numpy = m.get("numpy")
+    if numpy is not None and "numpy_err" in baseline:
+        numpy.seterr(**baseline["numpy_err"])
+        numpy.set_printoptions(**baseline["numpy_print"])
+    if m.get("decimal") is not None:
+        decimal = m["decimal"]
+        decimal.setcontext((baseline.get("decimal") or decimal.DefaultContext).copy())
+    torch = m.get("torch")
+    if torch is not None and "torch_random" in baseline:
+        torch.set_rng_state(baseline["torch_random"])
+    del importlib
+
+
+def third_party_imported_since_fork():
+    """Whether the step imported a package the fork server had not: its state (settings,
+    caches, threads) would be new in a fresh process, so the process is not reused."""
+    base = _fork_base
+    if base is None:
+        return True
+    last_name, last_module = base["last"]
+    site = base["site"]
+    loaded = base.get("top_level", frozenset())
+    for name, module in reversed(sys.modules.items()):
+        if name == last_name and module is last_module:
+            return False
+        if name.partition(".")[0] in loaded:
+            continue  # a submodule of a package the server had
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and os.path.abspath(path).startswith(site):
+            return True
+    return True
+
+
+def capture_state(libraries_only=False):
+    """The process-wide state at the end of this step (see above)."""
+    import random
+
+    m = sys.modules
+    state = {"format": STATE_FORMAT}
+    numpy = m.get("numpy")
+    torch = m.get("torch")
+    if torch is not None and hasattr(torch, "get_rng_state"):
+        state["torch_random"] = torch.get_rng_state()
+    if not libraries_only:
+        state["random"] = random.getstate()
+        if m.get("numpy.random") is not None:
+            state["numpy_random"] = m["numpy.random"].get_state()
+        start_env = _state.get("env0") or {}
+        env = {}
+        for key in set(start_env) | set(os.environ):
+            now = os.environ.get(key)
+            if now != start_env.get(key):
+                env[key] = now
+        state["env"] = env
+        start_dir = _state.get("cwd0") or os.getcwd()
+        state["cwd"] = os.path.relpath(os.getcwd(), start_dir)
+    if m.get("sklearn") is not None and hasattr(m["sklearn"], "get_config"):
+        state["sklearn"] = m["sklearn"].get_config()
+    if m.get("pandas") is not None:
+        try:
+            state["pandas"] = _pandas_options(m["pandas"])
+        except Exception:
+            pass
+    if numpy is not None and hasattr(numpy, "geterr"):
+        state["numpy_err"] = numpy.geterr()
+        state["numpy_print"] = numpy.get_printoptions()
+    warnings = m.get("warnings")
+    if warnings is not None and not libraries_only:
+        state["warnings"] = list(warnings.filters)
+    if m.get("decimal") is not None:
+        state["decimal"] = m["decimal"].getcontext().copy()
+    if m.get("matplotlib") is not None and hasattr(m["matplotlib"], "rcParams"):
+        try:
+            state["matplotlib"] = _rc_changes(m["matplotlib"])
+        except Exception:
+            pass
+    return state
+
+
+def restore_state(state):
+    """Put back what ``capture_state`` saw at the end of the step before this one."""
+    import importlib
+    import random
+    import warnings
+
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise MarshalError("the process state handed to step `%s` was saved by another kale"
+                           % _step_label(), variable=STATE_VARIABLE)
+    random.setstate(state["random"])
+    if "numpy_random" in state:
+        importlib.import_module("numpy.random").set_state(state["numpy_random"])
+    if "torch_random" in state:
+        importlib.import_module("torch").set_rng_state(state["torch_random"])
+    for key, value in state.get("env", {}).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    cwd = state.get("cwd", os.curdir)
+    if cwd != os.curdir:
+        os.chdir(os.path.join(_state.get("cwd0") or os.getcwd(), cwd))
+    if "sklearn" in state:
+        importlib.import_module("sklearn").set_config(**state["sklearn"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if state.get("pandas"):
+            pandas = importlib.import_module("pandas")
+            for key, value in state["pandas"].items():
+                pandas.set_option(key, value)
+        if state.get("matplotlib"):
+            importlib.import_module("matplotlib").rcParams.update(state["matplotlib"])
+    if "numpy_err" in state:
+        numpy = importlib.import_module("numpy")
+        numpy.seterr(**state["numpy_err"])
+        numpy.set_printoptions(**state["numpy_print"])
+    if "decimal" in state:
+        importlib.import_module("decimal").setcontext(state["decimal"].copy())
+    if "warnings" in state:
+        warnings.filters[:] = state["warnings"]
+        warnings._filters_mutated()
 
 
 def _metric_value(name, value):
@@ -1553,6 +2054,9 @@ def start(name):
     """Begin step ``name`` in the directory named by ``$KALE_STEP_DIR``."""
     step_dir = os.environ.get("KALE_STEP_DIR")
     _state["step"] = name
+    # What the notebook's code changes from here on is what ``_kale_state`` carries.
+    _state["env0"] = dict(os.environ)
+    _state["cwd0"] = os.getcwd()
     _trace("start")
     if not step_dir:
         raise RuntimeError(
@@ -1573,7 +2077,8 @@ def start(name):
 
 
 def inputs(names):
-    """Load the named inputs listed in the step's context.json."""
+    """Load the named inputs listed in the step's context.json (``_kale_state`` is
+    restored, not returned)."""
     paths = _context.get("inputs", {})
     missing = [n for n in names if n not in paths]
     if missing:
@@ -1581,19 +2086,23 @@ def inputs(names):
             "step `%s` has no file for input `%s` in its context" % (_step_label(), missing[0]),
             variable=missing[0])
     loaded = load_inputs({n: paths[n] for n in names}, _context.get("input_hashes"))
+    state = loaded.pop(STATE_VARIABLE, None)
+    if state is not None:
+        restore_state(state)
     _trace("inputs_loaded")
     return loaded
 
 
-def finish(outputs, metrics):
-    """Save the outputs and metrics of the step, then mark it succeeded."""
+def finish(outputs, metrics, groups=()):
+    """Save the outputs and metrics of the step, then mark it succeeded. ``groups``:
+    outputs that may share objects (see ``save_outputs``)."""
     _trace("cells_ran")
     namespace = sys.modules["__main__"].__dict__
     step_dir = _state["dir"]
     # Metrics first: a metric that was never set is reported as such, not as a
     # missing output.
     write_metrics(list(metrics), namespace, os.path.join(step_dir, "metrics.json"))
-    save_outputs(list(outputs), namespace, os.path.join(step_dir, "outputs"))
+    save_outputs(list(outputs), namespace, os.path.join(step_dir, "outputs"), groups)
     _trace("outputs_saved")
     _write_snapshot()
     _trace("snapshot_written")

@@ -306,6 +306,9 @@ class _ProcessState:
         runtime = sys.modules.get("kale_runtime")
         if runtime is not None:
             runtime.forget_local_modules()
+            base = getattr(runtime, "_fork_base", None) or {}
+            if base.get("libraries") is not None:
+                runtime.reset_libraries(base["libraries"])
         # The last step's namespace goes now, not at the next collection: its
         # functions refer to it (a cycle), and its data may be large.
         if self.main is not None:
@@ -339,8 +342,9 @@ def _serve_steps(channel, request, fds):
         # The next step is seeded anew, as a fresh process would be: now, while kale
         # prepares it, rather than at its start.
         state.numpy_seeded = _seed_numpy()
-        request, fds = _next_request(channel)
+        # Put the process back as a fresh one would be while kale prepares the step.
         state.restore()
+        request, fds = _next_request(channel)
 
 
 def _seed_numpy():
@@ -372,6 +376,12 @@ def _reusable(runtime):
         return False
     if runtime is not None:
         if getattr(runtime, "_state", {}).get("thread_limits") is not None:
+            return False
+        if getattr(runtime, "_fork_base", None) is None or \
+                runtime._fork_base.get("libraries") is None:
+            return False
+        # A package the server had not imported would start anew in a fresh process.
+        if runtime.third_party_imported_since_fork():
             return False
         # The next step must import the modules beside the notebook anew.
         local = getattr(runtime, "_local_modules", lambda: None)()
@@ -481,6 +491,12 @@ def prepare_runtime(runtime):
     last = next(reversed(sys.modules.items()))
     runtime._fork_base = {"site": site, "packages": packages, "local": local, "last": last,
                           "ignored": ignored}
+    runtime._fork_base["top_level"] = frozenset(n.partition(".")[0] for n in list(sys.modules))
+    # What a process kept for a trial's next step puts the libraries back to.
+    try:
+        runtime._fork_base["libraries"] = runtime.library_state()
+    except Exception:
+        runtime._fork_base["libraries"] = None
 
 
 # Backends whose loading runs no code of the notebook's and starts no threads.
