@@ -22,6 +22,8 @@ use super::Location;
 pub enum StateKind {
     Environment,
     WorkingDirectory,
+    /// `sys.path`, where later imports look.
+    ImportPath,
     Sklearn,
     Pandas,
     Numpy,
@@ -44,6 +46,7 @@ impl StateKind {
         match self {
             StateKind::Environment => "environment variables",
             StateKind::WorkingDirectory => "the working directory",
+            StateKind::ImportPath => "`sys.path`",
             StateKind::Sklearn => "scikit-learn's configuration",
             StateKind::Pandas => "pandas options",
             StateKind::Numpy => "numpy's error and print options",
@@ -436,6 +439,8 @@ pub(crate) fn state_of_call(path: &[&str]) -> Option<StateKind> {
     let last = *path.last()?;
     let kind = match p {
         "os.chdir" | "os.fchdir" => StateKind::WorkingDirectory,
+        "sys.path.append" | "sys.path.insert" | "sys.path.extend" | "sys.path.remove"
+        | "sys.path.pop" | "sys.path.clear" => StateKind::ImportPath,
         "os.putenv"
         | "os.unsetenv"
         | "os.environ.update"
@@ -505,6 +510,7 @@ pub(crate) fn state_of_target(path: &[&str], subscripted: bool) -> Option<StateK
     if subscripted {
         return match p {
             "os.environ" => Some(StateKind::Environment),
+            "sys.path" => Some(StateKind::ImportPath),
             "matplotlib.rcParams" | "matplotlib.pyplot.rcParams" => Some(StateKind::Matplotlib),
             _ => None,
         };

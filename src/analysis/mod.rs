@@ -13,6 +13,7 @@
 mod builtins;
 mod effects;
 mod file_reads;
+mod file_writes;
 mod imports;
 mod ipython;
 mod scope;
@@ -28,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use builtins::is_builtin;
 pub use effects::{CallFact, Share, StateKind, StateUse, Unsaveable, UnsaveableKind};
 pub use file_reads::{FileReadCall, file_reads};
+pub use file_writes::{FileWriteCall, file_writes, may_meet};
 pub use imports::imported_modules;
 pub use special_cells::{ParamDecl, PipelineValue, parse_metrics, parse_parameters};
 
@@ -96,6 +98,9 @@ pub struct BlockFacts {
     pub state: Vec<StateUse>,
     /// Module-level names bound to values that cannot leave the process (`g = (x for x in y)`).
     pub unsaveable: Vec<Unsaveable>,
+    /// Calls of methods of a module's attributes (`helper.calls.append(1)`), which change
+    /// that module's state when the attribute is data, with the module's imported name.
+    pub module_calls: Vec<(String, StateUse)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

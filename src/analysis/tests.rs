@@ -939,7 +939,7 @@ fn method_results_share_their_receiver_unless_pure() {
             ("b", vec!["a"]),
             ("c", vec!["a", "x"]),
             ("d", vec!["a"]),
-            ("g", vec!["a"]),
+            ("g", vec!["a", "f"]),
             ("row", vec!["rows"]),
             ("h", vec!["a"]),
         ]

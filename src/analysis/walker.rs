@@ -864,21 +864,16 @@ impl Analyzer<'_> {
         // A plain-named callee may be the user's function returning its argument; the
         // data-flow analysis decides once it knows the callee (see `CallFact`).
         for c in calls {
+            if let Expr::Name(f) = &*c.func {
+                sources.insert(f.id.to_string());
+            }
             for a in c.arguments.args.iter() {
                 let mut calls2 = Vec::new();
                 effects::share_sources(a, &mut sources, &mut calls2);
             }
         }
-        if let Expr::Call(c) = value
-            && let Expr::Name(f) = &*c.func
-        {
-            // The callee itself is not a value the result holds.
-            let callee_at = self.at(f.start());
-            if !sources.is_empty() {
-                sources.remove(f.id.as_str());
-            }
-            let _ = callee_at;
-        }
+        // An instance holds its class (`acc = Acc()`): a class the steps define travels
+        // by value, so the two must travel together to stay one class.
         let mut names = Vec::new();
         collect_target_names(target, &mut names);
         for name in names {
@@ -973,6 +968,19 @@ impl Analyzer<'_> {
                         && let Some(root) = first_arg_root
                     {
                         self.changed(&root, at);
+                    }
+                    if let Some(path) = &path
+                        && path.len() >= 3
+                        && !effects::is_pure_method(method)
+                        && self.target == Target::Module
+                    {
+                        let module = self.facts.imports.get(path[0]).cloned().unwrap_or_default();
+                        let use_ = StateUse {
+                            kind: StateKind::Unknown,
+                            what: path.join("."),
+                            at,
+                        };
+                        self.facts.module_calls.push((module, use_));
                     }
                     return;
                 }

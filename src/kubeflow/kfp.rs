@@ -905,8 +905,9 @@ mod tests {
             })
         );
         // Once per pipeline (the runtime task), small enough that the digits pipeline
-        // stays under 11 KB of YAML per task (tests/it/kubeflow.rs).
-        assert!(b.blob.len() < 25_000, "{}", b.blob.len());
+        // stays small per task (tests/it/kubeflow.rs). 30 KB since the runtime carries
+        // process state, by-value code and shared objects between steps.
+        assert!(b.blob.len() < 34_000, "{}", b.blob.len());
         assert_eq!(
             without_comment_lines("a = 1\n  # why\n#x\nb = '#'\n"),
             "a = 1\nb = '#'\n"

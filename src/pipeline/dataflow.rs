@@ -65,12 +65,20 @@ struct StepFacts {
     unsaveable: BTreeMap<String, (UnsaveableKind, Location)>,
 }
 
+/// The files a step's own cells read and write (found statically).
+struct StepFiles {
+    reads: Vec<analysis::FileReadCall>,
+    writes: Vec<analysis::FileWriteCall>,
+}
+
 /// Everything `resolve` decides per step, in notebook order of the steps.
 struct Resolved {
     inputs: Vec<BTreeMap<String, String>>,
     outputs: Vec<BTreeSet<String>>,
     used_params: Vec<BTreeSet<String>>,
     orderings: Vec<Vec<(usize, String)>>,
+    /// Steps whose written files each step reads.
+    files_from: Vec<BTreeSet<usize>>,
 }
 
 pub(super) fn resolve(
@@ -97,7 +105,8 @@ pub(super) fn resolve(
         let own: Vec<CellSource> = decl.cells.iter().map(|&n| source_of(n)).collect();
         let facts = analysis::analyze_step(&prelude, &own);
         report_analysis_problems(&facts, &mut reporter, diags);
-        per_step.push(step_facts(facts, &prelude_cells));
+        let notebook_dir = nb.path.parent().unwrap_or(std::path::Path::new("."));
+        per_step.push(step_facts(facts, &prelude_cells, notebook_dir));
     }
     // Position of each step in the notebook's order (the DAG's order, which follows
     // the notebook wherever the `prev:` edges allow).
@@ -129,6 +138,18 @@ pub(super) fn resolve(
     };
     let mut resolved = ctx.providers(dag, &mut reporter, diags);
     ctx.state(dag, &mut resolved, &mut reporter, diags);
+    let files: Vec<StepFiles> = s
+        .steps
+        .iter()
+        .map(|decl| {
+            let own: Vec<CellSource> = decl.cells.iter().map(|&n| source_of(n)).collect();
+            StepFiles {
+                reads: analysis::file_reads(&own),
+                writes: analysis::file_writes(&own),
+            }
+        })
+        .collect();
+    ctx.files(dag, &mut resolved, &files, &mut reporter, diags);
     let metrics = ctx.metrics(dag, metric_names, &mut resolved, &mut reporter, diags);
     let steps = ctx.steps(dag, resolved, &metrics);
     (steps, metrics.into_iter().map(|(m, _)| m).collect())
@@ -175,7 +196,11 @@ fn report_analysis_problems(facts: &BlockFacts, reporter: &mut Reporter, diags: 
     }
 }
 
-fn step_facts(facts: BlockFacts, prelude_cells: &BTreeSet<usize>) -> StepFacts {
+fn step_facts(
+    facts: BlockFacts,
+    prelude_cells: &BTreeSet<usize>,
+    notebook_dir: &std::path::Path,
+) -> StepFacts {
     let own = |at: &Location| !prelude_cells.contains(&at.cell);
     let mut needs = Vec::new();
     // Only the step's own bindings make a name its own: one the shared cells bind may
@@ -219,6 +244,20 @@ fn step_facts(facts: BlockFacts, prelude_cells: &BTreeSet<usize>) -> StepFacts {
         .map(|sh| (sh.target.clone(), sh.sources.clone()))
         .collect();
     let state = facts.state.iter().filter(|u| own(&u.at)).cloned().collect();
+    // `helper.calls.append(x)` changes a module beside the notebook, which every step
+    // imports anew: like a library setting kale does not carry.
+    let local_module = |module: &str| {
+        let root = module.split('.').next().unwrap_or_default();
+        !root.is_empty()
+            && (notebook_dir.join(format!("{root}.py")).is_file()
+                || notebook_dir.join(root).join("__init__.py").is_file())
+    };
+    let mut state: Vec<StateUse> = state;
+    for (module, u) in &facts.module_calls {
+        if own(&u.at) && local_module(module) {
+            state.push(u.clone());
+        }
+    }
     let unsaveable = facts
         .unsaveable
         .iter()
@@ -440,6 +479,14 @@ fn close_over_sharing(
                 if other == name || per_step[i].changes.contains_key(&other) {
                     continue;
                 }
+                // Functions and classes are shared by what they make, not changed by it.
+                if prelude.functions.contains_key(&other)
+                    || per_step
+                        .iter()
+                        .any(|sf| sf.facts.functions.contains_key(&other))
+                {
+                    continue;
+                }
                 if !defined.contains(&other) && !bound_here.contains(&other) {
                     continue;
                 }
@@ -574,6 +621,7 @@ impl Context<'_> {
             outputs: vec![BTreeSet::new(); n],
             used_params: vec![BTreeSet::new(); n],
             orderings: vec![Vec::new(); n],
+            files_from: vec![BTreeSet::new(); n],
         };
         let order: Vec<usize> = dag.order().to_vec();
         for &i in &order {
@@ -707,11 +755,11 @@ impl Context<'_> {
                 reporter.report(
                     diags,
                     Diagnostic::warning(format!(
-                        "step `{}` changes a library's global setting (`{}`) that kale does not carry to later steps: they start without it, unlike in the notebook",
+                        "step `{}` changes global state that kale does not carry to later steps (`{}`): they start without it, unlike the notebook's later cells",
                         self.s.steps[t].name, u.what
                     ))
                     .at(u.at.cell, u.at.line)
-                    .with_hint("move it to the imports or functions cell, which every step runs first"),
+                    .with_hint("move it to the imports or functions cell, which every step runs first, or keep what later steps need in a variable"),
                 );
             }
         }
@@ -751,6 +799,91 @@ impl Context<'_> {
             }
             r.inputs[i].insert(STATE_VARIABLE.into(), self.s.steps[provider].name.clone());
             r.outputs[provider].insert(STATE_VARIABLE.into());
+        }
+    }
+
+    /// Files: a step that reads what an earlier step writes runs after it and, on
+    /// Kubeflow, receives that step's files; a step that writes what an earlier one reads
+    /// or writes runs after it too (the notebook ran them in that order).
+    fn files(
+        &self,
+        dag: &mut Dag,
+        r: &mut Resolved,
+        files: &[StepFiles],
+        reporter: &mut Reporter,
+        diags: &mut Diagnostics,
+    ) {
+        let order: Vec<usize> = dag.order().to_vec();
+        for &i in &order {
+            let earlier: Vec<usize> = (0..files.len())
+                .filter(|&t| t != i && self.position[t] < self.position[i])
+                .collect();
+            for t in earlier {
+                let read_after_write = files[t].writes.iter().find_map(|w| {
+                    files[i]
+                        .reads
+                        .iter()
+                        .find(|rd| analysis::may_meet(w.path.as_deref(), rd.path.as_deref()))
+                        .map(|rd| (w, rd))
+                });
+                let why = if let Some((w, rd)) = read_after_write {
+                    r.files_from[i].insert(t);
+                    let what = rd.path.clone().or_else(|| w.path.clone());
+                    Some(match what {
+                        Some(p) => format!(
+                            "reads `{p}` (cell {}, line {}), which `{}` writes earlier in the notebook (cell {}, line {})",
+                            rd.at.cell, rd.at.line, self.s.steps[t].name, w.at.cell, w.at.line
+                        ),
+                        None => format!(
+                            "reads a file (`{}`, cell {}, line {}) that `{}` may write earlier in the notebook (`{}`, cell {}, line {})",
+                            rd.call,
+                            rd.at.cell,
+                            rd.at.line,
+                            self.s.steps[t].name,
+                            w.call,
+                            w.at.cell,
+                            w.at.line
+                        ),
+                    })
+                } else {
+                    let earlier_paths = files[t]
+                        .reads
+                        .iter()
+                        .map(|x| (x.path.as_deref(), x.at))
+                        .chain(files[t].writes.iter().map(|x| (x.path.as_deref(), x.at)));
+                    let mut found = None;
+                    for (p, at) in earlier_paths {
+                        if let Some(w) = files[i]
+                            .writes
+                            .iter()
+                            .find(|w| analysis::may_meet(w.path.as_deref(), p))
+                        {
+                            found = Some(format!(
+                                "writes `{}` (cell {}, line {}), which `{}` uses earlier in the notebook (cell {}, line {})",
+                                w.path.as_deref().or(p).unwrap_or("a file"),
+                                w.at.cell,
+                                w.at.line,
+                                self.s.steps[t].name,
+                                at.cell,
+                                at.line
+                            ));
+                            break;
+                        }
+                    }
+                    found
+                };
+                let Some(why) = why else { continue };
+                if !self.order_after(dag, r, t, i, || why) {
+                    reporter.report(
+                        diags,
+                        Diagnostic::warning(format!(
+                            "steps `{}` and `{}` use the same file, and a `prev:` tag runs them in the other order than the notebook",
+                            self.s.steps[t].name, self.s.steps[i].name
+                        ))
+                        .in_cell(self.s.steps[i].first_cell()),
+                    );
+                }
+            }
         }
     }
 
@@ -827,6 +960,10 @@ impl Context<'_> {
                     }
                 }
                 let outputs = std::mem::take(&mut r.outputs[i]);
+                let files_from: Vec<String> = r.files_from[i]
+                    .iter()
+                    .map(|&t| self.s.steps[t].name.clone())
+                    .collect();
                 Step {
                     name: decl.name.clone(),
                     cells: decl.cells.clone(),
@@ -848,6 +985,7 @@ impl Context<'_> {
                         .first()
                         .map(|u| (u.at.cell, u.at.line)),
                     unknown_state: self.per_step[i].state.iter().any(|u| !u.kind.carried()),
+                    files_from,
                 }
             })
             .collect()

@@ -81,6 +81,8 @@ pub struct Step {
     /// The step changes a library's global setting kale does not carry: its process
     /// must not run another step (see the README's execution model).
     pub unknown_state: bool,
+    /// Steps whose written files this step reads (on Kubeflow they travel as artifacts).
+    pub files_from: Vec<String>,
 }
 
 /// A validated pipeline. Steps are in a topological order that follows the notebook

@@ -1110,6 +1110,8 @@ def _hold_outputs(records, namespace, outputs_dir):
     # of the new class; held, it would be of the old one.
     ours = None
     for record in records:
+        if record["name"] not in namespace:
+            continue  # the process state (_kale_state) is restored from its file
         path = os.path.join(outputs_dir, record["file"])
         key, _ = _backend_for_path(path)
         if key not in _HAND_ON_BACKENDS:
@@ -1327,6 +1329,9 @@ def _graph_objects(obj):
             if t in (list, dict, set, bytearray) or (t.__name__ == "ndarray" and t.__module__ == "numpy") or (
                     hasattr(o, "__dict__") and not isinstance(o, type) and not callable(o)
                     and t is not type(sys)):
+                found.append(o)
+            elif (isinstance(o, type) or callable(o)) and _needs_value(o):
+                # Saved by value: two files would make two copies of one class.
                 found.append(o)
             return None
 
@@ -1574,6 +1579,18 @@ def capture_state(libraries_only=False):
         state["env"] = env
         start_dir = _state.get("cwd0") or os.getcwd()
         state["cwd"] = os.path.relpath(os.getcwd(), start_dir)
+        # Entries the notebook's code added to sys.path (kept in their order, with
+        # whether they went before the entries the step started with).
+        start_path = _state.get("path0") or []
+        first = start_path[0] if start_path else None
+        front = []
+        for entry in sys.path:
+            if entry == first:
+                break
+            if entry not in start_path:
+                front.append(entry)
+        state["sys_path"] = {"front": front,
+                             "back": [e for e in sys.path if e not in start_path and e not in front]}
     if m.get("sklearn") is not None and hasattr(m["sklearn"], "get_config"):
         state["sklearn"] = m["sklearn"].get_config()
     if m.get("pandas") is not None:
@@ -1616,6 +1633,13 @@ def restore_state(state):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    added = state.get("sys_path") or {}
+    for entry in reversed(added.get("front", [])):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    for entry in added.get("back", []):
+        if entry not in sys.path:
+            sys.path.append(entry)
     cwd = state.get("cwd", os.curdir)
     if cwd != os.curdir:
         os.chdir(os.path.join(_state.get("cwd0") or os.getcwd(), cwd))
@@ -2057,6 +2081,7 @@ def start(name):
     # What the notebook's code changes from here on is what ``_kale_state`` carries.
     _state["env0"] = dict(os.environ)
     _state["cwd0"] = os.getcwd()
+    _state["path0"] = list(sys.path)
     _trace("start")
     if not step_dir:
         raise RuntimeError(

@@ -263,9 +263,40 @@ fn ipython_cells_run_under_ipython_and_errors_point_into_the_cell() {
 #[test]
 fn unsaveable_outputs_fail_with_the_variable_name_and_type() {
     let dir = tempfile::tempdir().unwrap();
+    // What the analysis sees is refused before anything runs, at the reading step.
+    for (src, what) in [
+        (
+            "gen = (i for i in range(3))",
+            "a generator that step `a` creates",
+        ),
+        (
+            "gen = open(__import__('os').devnull)",
+            "an open file that step `a` creates",
+        ),
+    ] {
+        let nb = write_notebook(
+            dir.path(),
+            "unsaveable.ipynb",
+            &[
+                C::Code(&["step:a"], src),
+                C::Code(&["step:b", "prev:a"], "first = gen"),
+            ],
+            None,
+        );
+        let out = kale_with_python().arg("run").arg(&nb).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("cell 2, line 1: step `b` reads `gen`"),
+            "{stderr}"
+        );
+        assert!(stderr.contains(what), "{stderr}");
+        assert!(stderr.contains("hint: "), "{stderr}");
+    }
+    // What it cannot see fails the step that saves it, with the variable and the type.
     for (src, ty) in [
-        ("gen = (i for i in range(3))", "generator"),
-        ("gen = open(__import__('os').devnull)", "TextIOWrapper"),
+        ("gen = {'g': (i for i in range(3))}['g']", "generator"),
+        ("gen = [open(__import__('os').devnull)][0]", "TextIOWrapper"),
     ] {
         let nb = write_notebook(
             dir.path(),
