@@ -36,6 +36,9 @@ pub fn run(args: &CompileArgs) -> kale::Result<()> {
 /// KFP caches a step on its spec and inputs: a file it reads can change under a
 /// cached result. Locally kale's snapshots see that; on the cluster, say so.
 fn warn_file_reads(notebook: &std::path::Path, pipeline: &kale::pipeline::Pipeline) {
+    // Files an earlier step hands over travel as an input artifact, which KFP's cache
+    // key covers.
+    let handed = kale::kubeflow::kfp::handed_files(pipeline);
     for step in &pipeline.steps {
         if step.config.cache == Some(false) {
             continue;
@@ -52,7 +55,17 @@ fn warn_file_reads(notebook: &std::path::Path, pipeline: &kale::pipeline::Pipeli
                     .unwrap_or(""),
             })
             .collect();
-        let reads = kale::analysis::file_reads(&cells);
+        let reads: Vec<_> = kale::analysis::file_reads(&cells)
+            .into_iter()
+            .filter(|r| {
+                !handed.iter().any(|(_, to, paths)| {
+                    *to == step.name
+                        && paths
+                            .iter()
+                            .any(|p| kale::analysis::may_meet(Some(p), r.path.as_deref()))
+                })
+            })
+            .collect();
         let Some(first) = reads.first() else {
             continue;
         };

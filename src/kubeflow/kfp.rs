@@ -304,7 +304,29 @@ pub fn image_messages(p: &Pipeline, packages: &Packages) -> (Vec<String>, Vec<St
 /// Builds the IR; steps whose image is a stock Python image install `packages.pins`
 /// at start. Pure: no I/O.
 pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, CompileError> {
-    let (mut warnings, notes) = image_messages(p, packages);
+    let (mut warnings, mut notes) = image_messages(p, packages);
+    for (from, to, paths) in handed_files(p) {
+        let named = if paths.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "{}, and ",
+                paths
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        notes.push(format!(
+            "files travel from step `{from}` to step `{to}` as an artifact: {named}whatever else `{from}` writes in its working directory"
+        ));
+    }
+    for (step, path) in files_from_outside(p) {
+        notes.push(format!(
+            "step `{step}` reads `{path}`, which no step writes: the step's image or a mounted volume must have it"
+        ));
+    }
     let name = pipeline_name(p);
     if name != p.name {
         warnings.push(format!(
@@ -445,6 +467,89 @@ fn to_yaml_multiple(docs: &[&Value]) -> String {
     serde_saphyr::to_string_multiple(docs).expect("JSON values always serialise to YAML")
 }
 
+/// Output key of the files a step writes that later steps read (see [`handed_files`]).
+pub const FILES_ARTIFACT: &str = "kale-files";
+
+/// Input key of the files a step receives from `provider`.
+fn files_input(provider: &str) -> String {
+    format!("{FILES_ARTIFACT}-from-{provider}")
+}
+
+/// Steps whose written files some later step reads.
+fn file_givers(p: &Pipeline) -> BTreeSet<&str> {
+    p.steps
+        .iter()
+        .flat_map(|s| s.files_from.iter().map(String::as_str))
+        .collect()
+}
+
+/// Files that travel between steps on Kubeflow, where every step has a file system of
+/// its own: (from step, to step, the paths the notebook names). A step receiving files
+/// gets everything its giver wrote in its working directory (and the absolute paths the
+/// notebook names), named or not.
+pub fn handed_files(p: &Pipeline) -> Vec<(String, String, Vec<String>)> {
+    let mut out = Vec::new();
+    for step in &p.steps {
+        let reads: Vec<Option<String>> = crate::analysis::file_reads(&step_cells(p, step))
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
+        for giver in &step.files_from {
+            let Some(g) = p.step(giver) else { continue };
+            let mut paths: Vec<String> = crate::analysis::file_writes(&step_cells(p, g))
+                .into_iter()
+                .filter_map(|w| w.path)
+                .filter(|w| {
+                    reads
+                        .iter()
+                        .any(|r| crate::analysis::may_meet(Some(w), r.as_deref()))
+                })
+                .collect();
+            paths.dedup();
+            out.push((giver.clone(), step.name.clone(), paths));
+        }
+    }
+    out
+}
+
+/// Files steps read that no step writes (a mounted secret, data in the image): left
+/// alone, named so the user knows the image or a volume must have them.
+pub fn files_from_outside(p: &Pipeline) -> Vec<(String, String)> {
+    let written: Vec<String> = p
+        .steps
+        .iter()
+        .flat_map(|s| crate::analysis::file_writes(&step_cells(p, s)))
+        .filter_map(|w| w.path)
+        .collect();
+    let mut out = Vec::new();
+    for step in &p.steps {
+        for r in crate::analysis::file_reads(&step_cells(p, step)) {
+            let Some(path) = r.path else { continue };
+            if path.contains("://") {
+                continue;
+            }
+            if !written
+                .iter()
+                .any(|w| crate::analysis::may_meet(Some(w), Some(&path)))
+                && !out.iter().any(|(_, p): &(String, String)| *p == path)
+            {
+                out.push((step.name.clone(), path));
+            }
+        }
+    }
+    out
+}
+
+fn step_cells<'a>(p: &'a Pipeline, step: &Step) -> Vec<crate::analysis::CellSource<'a>> {
+    step.cells
+        .iter()
+        .map(|&number| crate::analysis::CellSource {
+            number,
+            source: p.sources.get(&number).map(String::as_str).unwrap_or(""),
+        })
+        .collect()
+}
+
 fn component(p: &Pipeline, step: &Step, exec: &str) -> Value {
     let mut c = Map::new();
     c.insert("executorLabel".into(), json!(exec));
@@ -455,6 +560,9 @@ fn component(p: &Pipeline, step: &Step, exec: &str) -> Value {
         .map(|v| (v.clone(), artifact_type("system.Dataset")))
         .collect();
     arts.insert(RUNTIME_TASK.into(), artifact_type("system.Artifact"));
+    for giver in &step.files_from {
+        arts.insert(files_input(giver), artifact_type("system.Artifact"));
+    }
     inputs.insert("artifacts".into(), Value::Object(arts));
     let params: Map<String, Value> = step_parameters(p, step)
         .map(|param| {
@@ -475,6 +583,9 @@ fn component(p: &Pipeline, step: &Step, exec: &str) -> Value {
         .collect();
     if !step.metrics.is_empty() {
         outs.insert(METRICS_ARTIFACT.into(), artifact_type("system.Metrics"));
+    }
+    if file_givers(p).contains(step.name.as_str()) {
+        outs.insert(FILES_ARTIFACT.into(), artifact_type("system.Artifact"));
     }
     if !outs.is_empty() {
         c.insert(
@@ -573,6 +684,29 @@ fn container(
             format!("{{{{$.outputs.artifacts['{var}'].path}}}}"),
             format!("{{{{$.outputs.artifacts['{var}'].uri}}}}"),
         ]);
+    }
+    for giver in &step.files_from {
+        args.extend([
+            "--files-in".into(),
+            format!("{{{{$.inputs.artifacts['{}'].path}}}}", files_input(giver)),
+        ]);
+    }
+    if file_givers(p).contains(step.name.as_str()) {
+        args.extend([
+            "--files-out".into(),
+            format!("{{{{$.outputs.artifacts['{FILES_ARTIFACT}'].path}}}}"),
+            format!("{{{{$.outputs.artifacts['{FILES_ARTIFACT}'].uri}}}}"),
+        ]);
+        // Paths the notebook names, absolute ones included (the working directory is
+        // scanned for the rest).
+        let mut named: Vec<String> = crate::analysis::file_writes(&step_cells(p, step))
+            .into_iter()
+            .filter_map(|w| w.path)
+            .collect();
+        named.dedup();
+        for path in named {
+            args.extend(["--files-named".into(), path]);
+        }
     }
     if !step.metrics.is_empty() {
         args.extend([
@@ -735,6 +869,15 @@ fn dag_task(
         RUNTIME_TASK.into(),
         json!({"taskOutputArtifact": {"producerTask": RUNTIME_TASK, "outputArtifactKey": RUNTIME_TASK}}),
     );
+    for giver in &step.files_from {
+        arts.insert(
+            files_input(giver),
+            json!({"taskOutputArtifact": {
+                "producerTask": tasks_by_step[giver],
+                "outputArtifactKey": FILES_ARTIFACT,
+            }}),
+        );
+    }
     inputs.insert("artifacts".into(), Value::Object(arts));
     let params: Map<String, Value> = step_parameters(p, step)
         .map(|param| {

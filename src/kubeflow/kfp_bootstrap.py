@@ -18,6 +18,10 @@
 #   --output VAR DIR URI         an output artifact to fill the same way, and its URI
 #   --metrics PATH URI           the system.Metrics artifact and its URI
 #   --executor-output FILE       KFP's executor output file ({{$.outputs.output_file}})
+#   --files-in DIR               files an earlier step wrote (its kale-files artifact),
+#                                put in place before the program runs, in the given order
+#   --files-out DIR URI          where this step's written files go for later steps
+#   --files-named PATH           a path the notebook's code writes (absolute ones too)
 #   --install DIST==VERSION      a package the step needs (stock Python images only);
 #                                pip installs it unless the image has that version
 # SPANS maps program lines back to the notebook: "start:len:cell,..." (1-based lines).
@@ -60,10 +64,10 @@ def write_termination_message(message):
 
 def parse_args(argv):
     opts = {"params": {}, "inputs": {}, "outputs": {}, "metrics": None, "lines": "",
-            "install": []}
+            "install": [], "files-in": [], "files-out": None, "files-named": []}
     arity = {"--step": 1, "--program": 1, "--runtime-id": 1, "--lines": 1, "--param": 3,
              "--input": 2, "--output": 3, "--metrics": 2, "--executor-output": 1,
-             "--install": 1}
+             "--install": 1, "--files-in": 1, "--files-out": 2, "--files-named": 1}
     i = 0
     while i < len(argv):
         flag = argv[i]
@@ -81,8 +85,10 @@ def parse_args(argv):
             opts["outputs"][vals[0]] = (vals[1], vals[2])
         elif flag == "--metrics":
             opts["metrics"] = vals
-        elif flag == "--install":
-            opts["install"].append(vals[0])
+        elif flag in ("--install", "--files-in", "--files-named"):
+            opts[flag[2:]].append(vals[0])
+        elif flag == "--files-out":
+            opts["files-out"] = vals
         else:
             opts[flag[2:]] = vals[0]
     for key in ("step", "program", "runtime-id", "executor-output"):
@@ -226,6 +232,93 @@ def report_failure(step, exc, tb, program, spans):
     write_termination_message(message + ("\n    " + code if code else ""))
 
 
+# Files handed between steps. On a cluster every step is a pod with a file system of its
+# own, where `kale run` steps share the notebook's directory: what a step writes there
+# (and the absolute paths the notebook names) goes into its `kale-files` artifact, and a
+# step that reads it gets it back in place before its program runs. The artifact holds
+# `rel/<path under the working directory>` and `abs/<absolute path>`.
+SKIPPED_DIRS = frozenset([".kale", "__pycache__", ".ipynb_checkpoints", ".git"])
+SCAN_LIMIT = 50000
+
+
+def scan(root, skip):
+    """{path: (size, mtime_ns)} of the files under root, or None past SCAN_LIMIT."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIRS
+                       and os.path.join(dirpath, d) not in skip]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            found[path] = (st.st_size, st.st_mtime_ns)
+            if len(found) > SCAN_LIMIT:
+                return None
+    return found
+
+
+def copy_tree(src, dst):
+    if os.path.isdir(src):
+        for dirpath, _, filenames in os.walk(src):
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                copy_file(path, os.path.join(dst, os.path.relpath(path, src)))
+    elif os.path.exists(src):
+        copy_file(src, dst)
+
+
+def copy_file(src, dst):
+    parent = os.path.dirname(dst)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    shutil.copyfile(src, dst)
+
+
+def receive_files(dirs, cwd):
+    for d in dirs:
+        copy_tree(os.path.join(d, "rel"), cwd)
+        abs_root = os.path.join(d, "abs")
+        if os.path.isdir(abs_root):
+            for dirpath, _, filenames in os.walk(abs_root):
+                for name in filenames:
+                    path = os.path.join(dirpath, name)
+                    copy_file(path, os.sep + os.path.relpath(path, abs_root))
+
+
+def hand_on_files(target, cwd, before, named, step_dir):
+    """Copy what the step wrote into ``target``; returns the paths handed on."""
+    after = scan(cwd, {step_dir, target}) if before is not None else None
+    handed = []
+    changed = []
+    if after is not None:
+        changed = [p for p, st in after.items() if before.get(p) != st]
+    else:
+        # Too many files to compare: what the step wrote through Python's open(), as
+        # its snapshot recorded it.
+        try:
+            with open(os.path.join(step_dir, "reads.json"), encoding="utf-8") as f:
+                changed = [p for p in json.load(f).get("writes", []) if p.startswith(cwd + os.sep)]
+        except (OSError, ValueError):
+            changed = []
+    for path in changed:
+        rel = os.path.relpath(path, cwd)
+        copy_file(path, os.path.join(target, "rel", rel))
+        handed.append(rel)
+    for path in named:
+        full = path if os.path.isabs(path) else os.path.join(cwd, path)
+        if not os.path.exists(full):
+            continue
+        if os.path.isabs(path):
+            copy_tree(full, os.path.join(target, "abs", path.lstrip(os.sep)))
+        else:
+            copy_tree(full, os.path.join(target, "rel", os.path.relpath(full, cwd)))
+        handed.append(path)
+    os.makedirs(target, exist_ok=True)
+    return sorted(set(handed))
+
+
 def write_json(path, value):
     parent = os.path.dirname(path)
     if parent:
@@ -253,6 +346,12 @@ def main():
     inputs = {var: input_file(var, d) for var, d in opts["inputs"].items()}
     with open(os.path.join(step_dir, "context.json"), "w", encoding="utf-8") as f:
         json.dump({"step": opts["step"], "inputs": inputs}, f)
+
+    cwd = os.getcwd()
+    receive_files(opts["files-in"], cwd)
+    before = None
+    if opts["files-out"]:
+        before = scan(cwd, {work, opts["files-out"][0]})
 
     os.environ["KALE_STEP_DIR"] = step_dir
     # Index 1: the program replaces sys.path[0] with the working directory, as Jupyter
@@ -293,6 +392,12 @@ def main():
                         os.path.join(target, record["file"]))
         meta = {k: record[k] for k in ("file", "backend", "type", "bytes", "hash") if k in record}
         artifacts[var] = {"artifacts": [{"name": var, "uri": uri, "metadata": meta}]}
+
+    if opts["files-out"]:
+        target, uri = opts["files-out"]
+        handed = hand_on_files(target, cwd, before, opts["files-named"], step_dir)
+        artifacts["kale-files"] = {"artifacts": [
+            {"name": "kale-files", "uri": uri, "metadata": {"files": handed}}]}
 
     if opts["metrics"]:
         path, uri = opts["metrics"]

@@ -1313,6 +1313,9 @@ def load_inputs(paths, hashes=None):
             raise MarshalError(
                 "step `%s` could not load input `%s`: %s" % (_step_label(), name, e),
                 variable=name) from e
+    state = values.pop(STATE_VARIABLE, None)
+    if state is not None:
+        restore_state(state)
     return values
 
 
@@ -2111,9 +2114,6 @@ def inputs(names):
             "step `%s` has no file for input `%s` in its context" % (_step_label(), missing[0]),
             variable=missing[0])
     loaded = load_inputs({n: paths[n] for n in names}, _context.get("input_hashes"))
-    state = loaded.pop(STATE_VARIABLE, None)
-    if state is not None:
-        restore_state(state)
     _trace("inputs_loaded")
     return loaded
 

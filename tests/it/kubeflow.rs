@@ -796,8 +796,9 @@ fn examples_and_clean_corpus_notebooks_compile_to_valid_pipelines() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// The runtime travels once per pipeline: the digits pipeline's YAML is at most 11 KB
-/// per step (the runtime, compressed, is most of it), and a 30-step notebook stays far below etcd's 1.5 MiB object limit (the
+/// The runtime travels once per pipeline: the digits pipeline's YAML is at most 12.5 KB
+/// per step (the runtime, compressed, is most of it; it grew with what carries the
+/// notebook's process state, shared objects and code between steps), and a 30-step notebook stays far below etcd's 1.5 MiB object limit (the
 /// Argo Workflow KFP creates holds every component).
 #[test]
 fn compiled_pipelines_carry_the_runtime_once() {
@@ -815,7 +816,7 @@ fn compiled_pipelines_carry_the_runtime_once() {
         text.len(),
         text.len() / steps
     );
-    assert!(text.len() / steps <= 11_000, "{} bytes", text.len());
+    assert!(text.len() / steps <= 12_500, "{} bytes", text.len());
     let blob = &kale::kubeflow::kfp::runtime_bundle().blob;
     assert_eq!(text.matches(blob.as_str()).count(), 1);
 
