@@ -121,6 +121,9 @@ pub struct FunctionFacts {
     pub state: Vec<StateUse>,
     /// The body yields: calling it makes a generator.
     pub is_generator: bool,
+    /// Calls of plain names in the body, with what each argument may be (the
+    /// definition's parameters, globals): resolved by the step that calls it.
+    pub calls: Vec<InnerCall>,
     pub defined_at: Location,
 }
 
@@ -185,9 +188,19 @@ impl FunctionFacts {
             mutated_params: BTreeSet::new(),
             state: Vec::new(),
             is_generator: false,
+            calls: Vec::new(),
             defined_at,
         }
     }
+}
+
+/// A call of a plain name inside a definition (`helper(rows, CACHE)`): what each argument
+/// may be, as parameter or global names of the definition.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct InnerCall {
+    pub callee: String,
+    pub args: Vec<Vec<String>>,
+    pub keywords: Vec<(String, Vec<String>)>,
 }
 
 /// Analyses cells executed in order in one module namespace.

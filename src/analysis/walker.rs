@@ -18,8 +18,9 @@ use super::ipython::{self, CellMagicBody, Interpolation};
 use super::scope::{Scope, ScopeKind, import_binding};
 use super::source::{LineIndex, parse};
 use super::{
-    BlockFacts, CallFact, CellSource, DynamicKind, DynamicUse, FunctionFacts, IpythonKind,
-    IpythonUse, Location, Occurrence, Share, StateUse, SyntaxIssue, Unsaveable, is_builtin,
+    BlockFacts, CallFact, CellSource, DynamicKind, DynamicUse, FunctionFacts, InnerCall,
+    IpythonKind, IpythonUse, Location, Occurrence, Share, StateUse, SyntaxIssue, Unsaveable,
+    is_builtin,
 };
 
 /// `own_from`: index of the first cell whose reads and bindings also go to
@@ -881,16 +882,15 @@ impl Analyzer<'_> {
             let mut src = sources.clone();
             src.remove(&name);
             src.retain(|s| !self.is_import(s));
-            if src.is_empty() {
-                continue;
-            }
+            // Every module-level binding is recorded, with no sources too: a rebinding
+            // ends what the name shared before.
             if self.is_global(&name) && self.target == Target::Module {
                 self.facts.shares.push(Share {
                     target: name,
                     sources: src,
                     at,
                 });
-            } else if self.acc.is_some() && !self.is_global(&name) {
+            } else if self.acc.is_some() && !self.is_global(&name) && !src.is_empty() {
                 self.local_alias.entry(name).or_default().extend(src);
             }
         }
@@ -1058,16 +1058,23 @@ impl Analyzer<'_> {
                     .collect();
                 match (self.target, self.acc.is_some()) {
                     (Target::Function, true) => {
-                        // Inside a definition the callee is not resolved: whatever of the
-                        // function's own parameters (or globals) it passes may change.
-                        let passed: Vec<String> = args
+                        // Inside a definition the callee is resolved later, by the step
+                        // that calls the definition (`pipeline::dataflow`): what the
+                        // callee changes of its parameters, the caller passed.
+                        let args: Vec<Vec<String>> = args
                             .iter()
-                            .flatten()
-                            .chain(keywords.iter().map(|(_, v)| v))
-                            .cloned()
+                            .map(|a| a.as_deref().map(|n| self.roots_of(n)).unwrap_or_default())
                             .collect();
-                        for p in passed {
-                            self.changed(&p, at);
+                        let keywords: Vec<(String, Vec<String>)> = keywords
+                            .iter()
+                            .map(|(k, v)| (k.clone(), self.roots_of(v)))
+                            .collect();
+                        if let Some(acc) = &mut self.acc {
+                            acc.calls.push(InnerCall {
+                                callee: name.to_owned(),
+                                args,
+                                keywords,
+                            });
                         }
                     }
                     _ => self.facts.calls.push(CallFact {
@@ -1081,6 +1088,34 @@ impl Analyzer<'_> {
             }
             _ => {}
         }
+    }
+
+    /// What a name inside the definition being walked may refer to, as far as its
+    /// caller can tell: its parameters and the globals it may share objects with.
+    fn roots_of(&self, name: &str) -> Vec<String> {
+        if self.is_global(name) {
+            return vec![name.to_owned()];
+        }
+        let Some(acc) = &self.acc else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut work = vec![name.to_owned()];
+        let mut seen = BTreeSet::new();
+        while let Some(n) = work.pop() {
+            if !seen.insert(n.clone()) {
+                continue;
+            }
+            if acc.params.contains(&n) {
+                out.push(n.clone());
+            } else if n != name && !self.local_alias.contains_key(&n) {
+                out.push(n.clone());
+            }
+            if let Some(more) = self.local_alias.get(&n) {
+                work.extend(more.iter().cloned());
+            }
+        }
+        out
     }
 
     /// A name bound to an object that is process state (`ctx = decimal.getcontext()`,

@@ -63,6 +63,8 @@ struct StepFacts {
     shares: Vec<(String, BTreeSet<String>)>,
     state: Vec<StateUse>,
     unsaveable: BTreeMap<String, (UnsaveableKind, Location)>,
+    /// Names whose values may share objects at the step's end have the same number.
+    sharing_at_end: HashMap<String, usize>,
 }
 
 /// The files a step's own cells read and write (found statically).
@@ -274,6 +276,7 @@ fn step_facts(
         shares,
         state,
         unsaveable,
+        sharing_at_end: HashMap::new(),
     }
 }
 
@@ -302,6 +305,70 @@ fn visible_function<'a>(
         .or_else(|| prelude.functions.get(name))
 }
 
+/// What calling `f` (as step `i` sees it) changes in place: its parameters (by name)
+/// and globals, through the functions it calls in turn. A callee the step cannot name
+/// (a value holding a function) may change whatever it is passed.
+fn effects_of(
+    per_step: &[StepFacts],
+    prelude: &BlockFacts,
+    position: &[usize],
+    i: usize,
+    f: &FunctionFacts,
+    visiting: &mut Vec<Location>,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut params = f.mutated_params.clone();
+    let mut globals = f.global_mutates.clone();
+    if visiting.contains(&f.defined_at) {
+        return (params, globals);
+    }
+    visiting.push(f.defined_at);
+    let is_class = |n: &str| per_step[i].facts.classes.contains(n) || prelude.classes.contains(n);
+    let mark = |root: &String, params: &mut BTreeSet<String>, globals: &mut BTreeSet<String>| {
+        if f.params.contains(root) {
+            params.insert(root.clone());
+        } else {
+            globals.insert(root.clone());
+        }
+    };
+    for call in &f.calls {
+        if is_class(&call.callee) {
+            continue;
+        }
+        match visible_function(per_step, prelude, position, i, &call.callee) {
+            Some(g) => {
+                let (gp, gg) = effects_of(per_step, prelude, position, i, g, visiting);
+                globals.extend(gg);
+                for (k, p) in g.params.iter().enumerate() {
+                    if !gp.contains(p) {
+                        continue;
+                    }
+                    let positional = call.args.get(k).into_iter().flatten();
+                    let keyword = call
+                        .keywords
+                        .iter()
+                        .filter(|(kw, _)| kw == p)
+                        .flat_map(|(_, roots)| roots);
+                    for root in positional.chain(keyword) {
+                        mark(root, &mut params, &mut globals);
+                    }
+                }
+            }
+            None => {
+                for root in call
+                    .args
+                    .iter()
+                    .flatten()
+                    .chain(call.keywords.iter().flat_map(|(_, r)| r))
+                {
+                    mark(root, &mut params, &mut globals);
+                }
+            }
+        }
+    }
+    visiting.pop();
+    (params, globals)
+}
+
 /// What the functions a step calls (or reads: a function passed along may be called)
 /// read, rebind, change and set, transitively, become the step's own.
 fn apply_functions(per_step: &mut [StepFacts], prelude: &BlockFacts, position: &[usize], i: usize) {
@@ -327,8 +394,10 @@ fn apply_functions(per_step: &mut [StepFacts], prelude: &BlockFacts, position: &
             for g in &function.global_writes {
                 extra_binds.entry(g.clone()).or_insert(at);
             }
-            for g in &function.global_mutates {
-                extra_changes.entry(g.clone()).or_insert(at);
+            let (_, changed) =
+                effects_of(per_step, prelude, position, i, function, &mut Vec::new());
+            for g in changed {
+                extra_changes.entry(g).or_insert(at);
             }
             extra_state.extend(function.state.iter().cloned());
             for g in &function.global_reads {
@@ -374,7 +443,6 @@ fn apply_calls(
     i: usize,
 ) {
     let mut changes: Vec<(String, Location)> = Vec::new();
-    let mut shares: Vec<(String, BTreeSet<String>)> = Vec::new();
     let mut unsaveable: Vec<(String, (UnsaveableKind, Location))> = Vec::new();
     for call in &per_step[i].facts.calls {
         if prelude_cells.contains(&call.at.cell) {
@@ -393,8 +461,10 @@ fn apply_calls(
             || prelude.classes.contains(&call.callee);
         match function {
             Some(f) if !is_class => {
+                let (mutated_params, _) =
+                    effects_of(per_step, prelude, position, i, f, &mut Vec::new());
                 for (k, p) in f.params.iter().enumerate() {
-                    if !f.mutated_params.contains(p) {
+                    if !mutated_params.contains(p) {
                         continue;
                     }
                     let positional = call.args.get(k).cloned().flatten();
@@ -407,27 +477,19 @@ fn apply_calls(
                         changes.push((arg, call.at));
                     }
                 }
-                if let Some(target) = &call.bound_to {
-                    if f.is_generator {
-                        unsaveable.push((target.clone(), (UnsaveableKind::Generator, call.at)));
-                    }
-                    shares.push((target.clone(), passed.clone()));
+                if let Some(target) = &call.bound_to
+                    && f.is_generator
+                {
+                    unsaveable.push((target.clone(), (UnsaveableKind::Generator, call.at)));
                 }
             }
-            Some(_) => {
-                if let Some(target) = &call.bound_to {
-                    shares.push((target.clone(), passed.clone()));
-                }
-            }
+            Some(_) => {}
             None => {
                 let known = per_step[i].facts.imports.contains_key(&call.callee)
                     || analysis::is_builtin(&call.callee);
                 if !known {
                     for arg in &passed {
                         changes.push((arg.clone(), call.at));
-                    }
-                    if let Some(target) = &call.bound_to {
-                        shares.push((target.clone(), passed.clone()));
                     }
                 }
             }
@@ -437,57 +499,64 @@ fn apply_calls(
     for (n, at) in changes {
         sf.changes.entry(n).or_insert(at);
     }
-    sf.shares
-        .extend(shares.into_iter().filter(|(_, src)| !src.is_empty()));
     sf.unsaveable.extend(unsaveable);
 }
 
 /// Names that may share objects change together: a step that changes one changes every
-/// name sharing with it at that point of the notebook (the relation grows as the steps
-/// before it bind names), provided the name exists by then.
+/// name whose value may share objects with it at that point of the notebook, provided
+/// the name exists by then. Sharing is tracked on values, not names: rebinding a name
+/// ends what it shared (`x = vgg(inputs)` in one step and `x = resnet(inputs)` in the
+/// next do not tie the two models together). Also records, per step, which names'
+/// values may share objects at its end (for `Context::share_groups`).
 fn close_over_sharing(
     per_step: &mut [StepFacts],
     order: &[usize],
     prelude_cells: &BTreeSet<usize>,
     prelude: &BlockFacts,
 ) {
-    let mut sets = UnionFind::default();
-    let mut defined: BTreeSet<String> = prelude.first_bind.keys().cloned().collect();
-    for sh in &prelude.shares {
-        if prelude_cells.contains(&sh.at.cell) {
-            for src in &sh.sources {
-                sets.union(&sh.target, src);
-            }
-        }
+    // Names that are functions (not classes) are not values that hold anything.
+    let mut functions: BTreeSet<String> = prelude.functions.keys().cloned().collect();
+    let mut classes: BTreeSet<String> = prelude.classes.clone();
+    for sf in per_step.iter() {
+        functions.extend(sf.facts.functions.keys().cloned());
+        classes.extend(sf.facts.classes.iter().cloned());
+    }
+    let not_value = |n: &str| functions.contains(n) && !classes.contains(n);
+    let mut sharing = Sharing::default();
+    for sh in prelude
+        .shares
+        .iter()
+        .filter(|sh| prelude_cells.contains(&sh.at.cell))
+    {
+        let sources: Vec<&String> = sh.sources.iter().filter(|s| !not_value(s)).collect();
+        sharing.bind(&sh.target, sources);
     }
     for &i in order {
+        let start = sharing.clone();
         let own_shares = per_step[i].shares.clone();
-        let mut local = sets.clone();
+        let targets: BTreeSet<&String> = own_shares.iter().map(|(t, _)| t).collect();
         for (target, sources) in &own_shares {
-            for src in sources {
-                local.union(target, src);
-            }
+            sharing.bind(target, sources.iter().filter(|s| !not_value(s)).collect());
+        }
+        let bound_here: BTreeSet<String> = per_step[i].binds.keys().cloned().collect();
+        for name in bound_here.iter().filter(|n| !targets.contains(n)) {
+            sharing.bind(name, Vec::new());
         }
         let changed: Vec<(String, Location)> = per_step[i]
             .changes
             .iter()
             .map(|(n, at)| (n.clone(), *at))
             .collect();
-        let bound_here: BTreeSet<String> = per_step[i].binds.keys().cloned().collect();
         for (name, at) in changed {
-            for other in local.members(&name) {
-                if other == name || per_step[i].changes.contains_key(&other) {
+            let mut affected = sharing.sharing_with(&name);
+            if !bound_here.contains(&name) {
+                affected.extend(start.clone().sharing_with(&name));
+            }
+            for other in affected {
+                if other == name || per_step[i].changes.contains_key(&other) || not_value(&other) {
                     continue;
                 }
-                // Functions and classes are shared by what they make, not changed by it.
-                if prelude.functions.contains_key(&other)
-                    || per_step
-                        .iter()
-                        .any(|sf| sf.facts.functions.contains_key(&other))
-                {
-                    continue;
-                }
-                if !defined.contains(&other) && !bound_here.contains(&other) {
+                if !start.current.contains_key(&other) && !bound_here.contains(&other) {
                     continue;
                 }
                 per_step[i].changes.insert(other.clone(), at);
@@ -499,30 +568,20 @@ fn close_over_sharing(
                 }
             }
         }
-        sets = local;
-        defined.extend(per_step[i].binds.keys().cloned());
+        per_step[i].sharing_at_end = sharing.roots();
     }
 }
 
+/// Which values may share objects: every binding of a name is a value of its own,
+/// joined with the values of the names it was computed from (`b = a`).
 #[derive(Clone, Default)]
-struct UnionFind {
-    index: HashMap<String, usize>,
+struct Sharing {
     parent: Vec<usize>,
-    names: Vec<String>,
+    /// The value each name holds now.
+    current: HashMap<String, usize>,
 }
 
-impl UnionFind {
-    fn id(&mut self, name: &str) -> usize {
-        if let Some(&i) = self.index.get(name) {
-            return i;
-        }
-        let i = self.parent.len();
-        self.parent.push(i);
-        self.names.push(name.to_owned());
-        self.index.insert(name.to_owned(), i);
-        i
-    }
-
+impl Sharing {
     fn find(&mut self, mut i: usize) -> usize {
         while self.parent[i] != i {
             self.parent[i] = self.parent[self.parent[i]];
@@ -531,23 +590,40 @@ impl UnionFind {
         i
     }
 
-    fn union(&mut self, a: &str, b: &str) {
-        let (a, b) = (self.id(a), self.id(b));
-        let (ra, rb) = (self.find(a), self.find(b));
-        if ra != rb {
-            self.parent[ra] = rb;
+    fn bind(&mut self, name: &str, sources: Vec<&String>) {
+        let node = self.parent.len();
+        self.parent.push(node);
+        for src in sources {
+            if let Some(&s) = self.current.get(src.as_str()) {
+                let (a, b) = (self.find(node), self.find(s));
+                if a != b {
+                    self.parent[a] = b;
+                }
+            }
         }
+        self.current.insert(name.to_owned(), node);
     }
 
-    fn members(&mut self, name: &str) -> Vec<String> {
-        let Some(&i) = self.index.get(name) else {
+    /// The names whose values may share objects with `name`'s (itself included).
+    fn sharing_with(&mut self, name: &str) -> Vec<String> {
+        let Some(&node) = self.current.get(name) else {
             return Vec::new();
         };
-        let root = self.find(i);
-        let same: Vec<usize> = (0..self.parent.len())
-            .filter(|&j| self.find(j) == root)
-            .collect();
-        same.into_iter().map(|j| self.names[j].clone()).collect()
+        let root = self.find(node);
+        let names: Vec<(String, usize)> =
+            self.current.iter().map(|(n, &v)| (n.clone(), v)).collect();
+        names
+            .into_iter()
+            .filter(|(_, v)| self.find(*v) == root)
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Each name's value, by the set it belongs to.
+    fn roots(&mut self) -> HashMap<String, usize> {
+        let names: Vec<(String, usize)> =
+            self.current.iter().map(|(n, &v)| (n.clone(), v)).collect();
+        names.into_iter().map(|(n, v)| (n, self.find(v))).collect()
     }
 }
 
@@ -994,41 +1070,17 @@ impl Context<'_> {
     /// Groups of a step's outputs that may share objects (the runtime checks and saves
     /// each group that really does together, so their sharing survives).
     fn share_groups(&self, i: usize, outputs: &BTreeSet<String>) -> Vec<Vec<String>> {
-        let mut sets = UnionFind::default();
-        let mut add = |target: &str, sources: &BTreeSet<String>| {
-            for src in sources {
-                sets.union(target, src);
-            }
-        };
-        for sh in &self.prelude_facts.shares {
-            add(&sh.target, &sh.sources);
-        }
-        for t in 0..self.per_step.len() {
-            if self.position[t] <= self.position[i] {
-                for (target, sources) in &self.per_step[t].shares {
-                    add(target, sources);
-                }
-            }
-        }
-        let mut groups: Vec<Vec<String>> = Vec::new();
-        let mut placed: BTreeSet<String> = BTreeSet::new();
+        let roots = &self.per_step[i].sharing_at_end;
+        let mut by_root: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         for o in outputs {
-            if placed.contains(o) || o == STATE_VARIABLE {
+            if o == STATE_VARIABLE {
                 continue;
             }
-            let group: Vec<String> = sets
-                .members(o)
-                .into_iter()
-                .filter(|m| outputs.contains(m))
-                .collect::<BTreeSet<String>>()
-                .into_iter()
-                .collect();
-            if group.len() > 1 {
-                placed.extend(group.iter().cloned());
-                groups.push(group);
+            if let Some(&r) = roots.get(o) {
+                by_root.entry(r).or_default().push(o.clone());
             }
         }
-        groups
+        by_root.into_values().filter(|g| g.len() > 1).collect()
     }
 }
 
