@@ -680,6 +680,36 @@ def _kale_module(name):
     return importlib.import_module(name)
 
 
+def _kale_mappingproxy(d):
+    import types
+
+    return types.MappingProxyType(d)
+
+
+def _kale_global(module, name):
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+# Sentinels a class the notebook defines may hold (a dataclass's fields): compared by
+# identity, so they travel as references to their module's object.
+_SENTINELS = {"dataclasses": ("MISSING", "_FIELD", "_FIELD_CLASSVAR", "_FIELD_INITVAR",
+                              "KW_ONLY", "_HAS_DEFAULT_FACTORY")}
+
+
+def _sentinel(o):
+    module = type(o).__module__
+    names = _SENTINELS.get(module)
+    if names is None:
+        return None
+    found = sys.modules.get(module)
+    for name in names:
+        if getattr(found, name, None) is o:
+            return (_kale_global, (module, name))
+    return None
+
+
 def _value_pickler_class():
     import pickle
     import types
@@ -700,6 +730,11 @@ def _value_pickler_class():
                 if name and name != "__main__" and sys.modules.get(name) is o:
                     return (_kale_module, (name,))
                 return NotImplemented
+            if t is types.MappingProxyType:
+                return (_kale_mappingproxy, (dict(o),))
+            sentinel = _sentinel(o)
+            if sentinel is not None:
+                return sentinel
             bad = _unsaveable(o, top_level=False)
             if bad is not None:
                 raise _Unsaveable(bad[0], bad[1], o)
