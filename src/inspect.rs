@@ -114,13 +114,21 @@ pub fn to_text(p: &Pipeline) -> String {
         for o in &s.ordered_after {
             let _ = writeln!(out, "    after {} (kale: it {})", o.after, o.reason);
         }
+        let shown = |v: &str| {
+            if v == crate::pipeline::STATE_VARIABLE {
+                "(process state)".to_string()
+            } else {
+                v.to_string()
+            }
+        };
         let inputs: Vec<String> = s
             .inputs
             .iter()
-            .map(|(v, from)| format!("{v} ← {from}"))
+            .map(|(v, from)| format!("{} ← {from}", shown(v)))
             .collect();
         let _ = writeln!(out, "    inputs     {}", list(&inputs));
-        let _ = writeln!(out, "    outputs    {}", list(&s.outputs));
+        let outputs: Vec<String> = s.outputs.iter().map(|v| shown(v)).collect();
+        let _ = writeln!(out, "    outputs    {}", list(&outputs));
         let _ = writeln!(out, "    parameters {}", list(&s.parameters));
         if !s.metrics.is_empty() {
             let _ = writeln!(out, "    metrics    {}", list(&s.metrics));
