@@ -74,9 +74,42 @@ pub struct Provenance {
     /// Distribution → version, for every third-party package the step imported.
     pub packages: BTreeMap<String, String>,
     pub reads: Vec<FileRead>,
+    /// Directories the step listed (`os.listdir`, `glob`, `os.walk`): a file added or
+    /// removed there would change what it computed, though it read no changed file.
+    #[serde(default)]
+    pub listings: Vec<DirListing>,
     pub writes: Vec<FileWrite>,
     /// Why the snapshot cannot vouch for the step (it used the network, a device...).
     pub untracked: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirListing {
+    pub path: PathBuf,
+    /// `blake3:<hex>` of the sorted names in it; None: it did not exist.
+    pub names: Option<String>,
+}
+
+impl DirListing {
+    fn of(path: &Path) -> DirListing {
+        let names = std::fs::read_dir(path).ok().map(|entries| {
+            let mut names: Vec<Vec<u8>> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().into_encoded_bytes())
+                .collect();
+            names.sort();
+            let mut hasher = blake3::Hasher::new();
+            for n in &names {
+                hasher.update(n);
+                hasher.update(b"\0");
+            }
+            format!("blake3:{}", hasher.finalize().to_hex())
+        });
+        DirListing {
+            path: path.to_path_buf(),
+            names,
+        }
+    }
 }
 
 /// `reads.json`, as the runtime writes it.
@@ -91,6 +124,8 @@ struct RuntimeRecord {
     writes: Vec<PathBuf>,
     #[serde(default)]
     read_then_written: Vec<PathBuf>,
+    #[serde(default)]
+    listed: Vec<PathBuf>,
     #[serde(default)]
     untracked: Vec<String>,
 }
@@ -239,6 +274,12 @@ impl Provenance {
             writes.push(FileWrite { path, stat, hash });
         }
 
+        let mut listings: Vec<DirListing> = Vec::new();
+        for dir in &raw.listed {
+            if !listings.iter().any(|l| &l.path == dir) {
+                listings.push(DirListing::of(dir));
+            }
+        }
         let site_dirs = raw.packages.keys().cloned().collect();
         Ok(Provenance {
             format: PROVENANCE_FORMAT,
@@ -249,6 +290,7 @@ impl Provenance {
             site_dirs,
             packages,
             reads,
+            listings,
             writes,
             untracked,
         })
@@ -307,6 +349,15 @@ impl Provenance {
                     read.stat = Some(is);
                     refreshed = true;
                 }
+            }
+        }
+        for listing in &self.listings {
+            if DirListing::of(&listing.path).names != listing.names {
+                let shown = display_path(&listing.path, base);
+                return Err(match listing.names {
+                    None => format!("{shown} appeared"),
+                    Some(_) => format!("the files in {shown} changed"),
+                });
             }
         }
         Ok(refreshed)
@@ -390,6 +441,30 @@ mod tests {
             p.check(&python(), dir.path()),
             Err("data.txt was removed".into())
         );
+    }
+
+    #[test]
+    fn a_listed_directory_must_list_the_same_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let ckpt = dir.path().join("checkpoints");
+        std::fs::create_dir(&ckpt).unwrap();
+        std::fs::write(ckpt.join("epoch_0.npy"), "0").unwrap();
+        let mut p = snapshot_of(
+            dir.path(),
+            serde_json::json!({"python": python(), "listed": [ckpt, dir.path().join("gone")]}),
+        );
+        assert_eq!(p.check(&python(), dir.path()), Ok(false));
+        // Same names, other content: not the listing's business (reads cover content).
+        std::fs::write(ckpt.join("epoch_0.npy"), "00").unwrap();
+        assert_eq!(p.check(&python(), dir.path()), Ok(false));
+        std::fs::write(ckpt.join("epoch_1.npy"), "1").unwrap();
+        assert_eq!(
+            p.check(&python(), dir.path()),
+            Err("the files in checkpoints changed".into())
+        );
+        std::fs::remove_file(ckpt.join("epoch_1.npy")).unwrap();
+        std::fs::create_dir(dir.path().join("gone")).unwrap();
+        assert_eq!(p.check(&python(), dir.path()), Err("gone appeared".into()));
     }
 
     #[test]

@@ -539,7 +539,12 @@ fn close_over_sharing(
             sharing.bind(target, sources.iter().filter(|s| !not_value(s)).collect());
         }
         let bound_here: BTreeSet<String> = per_step[i].binds.keys().cloned().collect();
-        for name in bound_here.iter().filter(|n| !targets.contains(n)) {
+        // `x += y` rebinds `x` to the same object when it is mutable: it keeps sharing.
+        let kept: BTreeSet<&String> = per_step[i].changes.keys().collect();
+        for name in bound_here
+            .iter()
+            .filter(|n| !targets.contains(n) && !kept.contains(n))
+        {
             sharing.bind(name, Vec::new());
         }
         let changed: Vec<(String, Location)> = per_step[i]
@@ -699,6 +704,25 @@ impl Context<'_> {
             orderings: vec![Vec::new(); n],
             files_from: vec![BTreeSet::new(); n],
         };
+        // The shared cells run at the start of every step and read the parameters'
+        // values as the notebook set them (`BASE = n * 10`): every step assigns those.
+        let prelude_params: Vec<String> = self
+            .prelude_facts
+            .first_read
+            .iter()
+            .filter(|(name, occ)| {
+                self.param_names.contains(name.as_str())
+                    && !self
+                        .prelude_facts
+                        .first_bind
+                        .get(*name)
+                        .is_some_and(|b| b.seq < occ.seq)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for used in &mut r.used_params {
+            used.extend(prelude_params.iter().cloned());
+        }
         let order: Vec<usize> = dag.order().to_vec();
         for &i in &order {
             let step_name = &self.s.steps[i].name;

@@ -710,21 +710,52 @@ def _sentinel(o):
     return None
 
 
+def _kale_view(base, offset, shape, strides, dtype):
+    import numpy as np
+
+    return np.ndarray(shape, dtype=dtype, buffer=base, offset=offset, strides=strides)
+
+
+def _array_root(a):
+    """The array whose memory a numpy view uses (a itself when it owns its memory)."""
+    root = a
+    while type(getattr(root, "base", None)).__name__ == "ndarray":
+        root = root.base
+    return root
+
+
 def _value_pickler_class():
     import pickle
     import types
 
     class _ValuePickler(pickle.Pickler):
+        # The value saved: a function or class the shared cells define is then saved by
+        # value too (a step rebound or changed it, and the next step must get its state).
+        force = None
+        # Arrays saved in this pickle whose memory others are views of (groups only).
+        roots = None
+
         def reducer_override(self, o):
             t = type(o)
             if t is types.FunctionType:
-                if _needs_value(o):
+                if _needs_value(o) or o is self.force:
                     return _reduce_function(o)
                 return NotImplemented
             if isinstance(o, type):
-                if _needs_value(o):
+                if _needs_value(o) or o is self.force:
                     return _reduce_class(o)
                 return NotImplemented
+            if t is property:
+                return (property, (o.fget, o.fset, o.fdel, o.__doc__))
+            if t is staticmethod or t is classmethod:
+                return (t, (o.__func__,))
+            if self.roots and t.__name__ == "ndarray" and t.__module__ == "numpy" \
+                    and o.base is not None:
+                root = _array_root(o)
+                if id(root) in self.roots and root is not o:
+                    # A view of another value saved here: loaded, it is a view again.
+                    offset = o.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+                    return (_kale_view, (root, offset, o.shape, o.strides, o.dtype))
             if t is types.ModuleType:
                 name = getattr(o, "__name__", None)
                 if name and name != "__main__" and sys.modules.get(name) is o:
@@ -746,15 +777,19 @@ def _value_pickler_class():
 _VALUE_PICKLER = []
 
 
-def _dump_by_value(obj, f):
+def _dump_by_value(obj, f, force=None, roots=None):
     if not _VALUE_PICKLER:
         _VALUE_PICKLER.append(_value_pickler_class())
-    _VALUE_PICKLER[0](f, protocol=_PICKLE_PROTOCOL).dump(obj)
+    pickler = _VALUE_PICKLER[0](f, protocol=_PICKLE_PROTOCOL)
+    pickler.force = force
+    pickler.roots = roots
+    pickler.dump(obj)
 
 
 def _w_pickle_by_value(obj, path):
+    force = obj if getattr(obj, "__module__", None) == "__main__" else None
     with open(path, "wb") as f:
-        _dump_by_value(obj, f)
+        _dump_by_value(obj, f, force=force)
 
 
 # A group of outputs that share objects (`b = a`): each member's file holds the whole
@@ -763,8 +798,17 @@ _GROUP_MARK = "kale-group/1"
 
 
 def _w_group(group, path):
+    # numpy arrays of the group that other arrays of it are views of: saved once, with
+    # the views made on them again when loaded.
+    roots = set()
+    for value in group.values():
+        for o in _graph_objects(value) or ():
+            if type(o).__name__ == "ndarray" and o.base is not None:
+                root = _array_root(o)
+                if root is not o:
+                    roots.add(id(root))
     with open(path, "wb") as f:
-        _dump_by_value((_GROUP_MARK, group), f)
+        _dump_by_value((_GROUP_MARK, group), f, roots=roots)
 
 
 def _r_group(path):
@@ -993,6 +1037,18 @@ def save(name, obj, directory, sweep=True):
         raise _cannot_save(name, obj, bad[0], bad[1])
 
     tmp = None
+    if (isinstance(obj, type) or type(obj).__name__ == "function") \
+            and getattr(obj, "__module__", None) == "__main__":
+        # A class or function handed to a later step: by value, with its state (a class
+        # attribute a step changed), even when the shared cells define it.
+        try:
+            tmp = _attempt(name, "pickle_by_value", obj, directory)
+        except _Unsaveable as e:
+            raise _cannot_save(name, obj, "it contains %s (`%s`): %s" % (
+                "an object that cannot be saved", _display_type(e.obj), e.reason), e.hint) from None
+        except Exception as e:
+            raise _cannot_save(name, obj, _reason(e)) from e
+        return _finish_save(name, "pickle_by_value", tmp, obj, directory, sweep)
     key = _native_backend(obj)
     if key == "numpy" and obj.dtype.hasobject:
         key = None  # object arrays need pickle
@@ -1364,7 +1420,12 @@ def _graph_objects(obj):
     class _Scan(_VALUE_PICKLER[0]):
         def persistent_id(self, o):
             t = type(o)
-            if t in (list, dict, set, bytearray) or (t.__name__ == "ndarray" and t.__module__ == "numpy") or (
+            if t.__name__ == "ndarray" and t.__module__ == "numpy":
+                found.append(o)
+                root = _array_root(o)
+                if root is not o:
+                    found.append(root)  # a view shares its root's memory
+            elif t in (list, dict, set, bytearray) or (
                     hasattr(o, "__dict__") and not isinstance(o, type) and not callable(o)
                     and t is not type(sys)):
                 found.append(o)
@@ -1680,7 +1741,10 @@ def restore_state(state):
             sys.path.append(entry)
     cwd = state.get("cwd", os.curdir)
     if cwd != os.curdir:
-        os.chdir(os.path.join(_state.get("cwd0") or os.getcwd(), cwd))
+        target = os.path.join(_state.get("cwd0") or os.getcwd(), cwd)
+        # The step that went there may have made it, on another machine (a pod).
+        os.makedirs(target, exist_ok=True)
+        os.chdir(target)
     if "sklearn" in state:
         importlib.import_module("sklearn").set_config(**state["sklearn"])
     with warnings.catch_warnings():
@@ -1920,6 +1984,18 @@ def _on_open(args):
         t["written"].add(path)
 
 
+def _on_listdir(args):
+    path = _fspath(args[0]) if args and args[0] is not None else "."
+    if path is None:
+        return
+    path = os.path.abspath(path)
+    if _under(os.path.join(path, ""), _tracked["ignored"]) or "__pycache__" in path:
+        return
+    listed = _tracked["listed"]
+    if path not in listed:
+        listed.append(path)
+
+
 def _on_connect(args):
     address = args[1] if len(args) > 1 else "?"
     note = "it connected to %s" % (address,)
@@ -1927,7 +2003,8 @@ def _on_connect(args):
         _tracked["untracked"].append(note)
 
 
-_AUDIT_EVENTS = {"open": _on_open, "socket.connect": _on_connect}
+_AUDIT_EVENTS = {"open": _on_open, "socket.connect": _on_connect,
+                 "os.listdir": _on_listdir, "os.scandir": _on_listdir}
 
 
 def _audit(event, args):
@@ -1965,6 +2042,7 @@ def _track(ignored_dirs):
         "reads": [],
         "writes": [],
         "read_then_written": [],
+        "listed": [],
         "untracked": [],
     }
     if not _state.get("audit_hook"):
@@ -2071,7 +2149,7 @@ def _write_snapshot():
               "version": "%d.%d.%d" % tuple(sys.version_info[:3]),
               "implementation": sys.implementation.name}
     record = {"format": 1, "python": python, "packages": packages,
-              "reads": t["reads"], "writes": t["writes"],
+              "reads": t["reads"], "writes": t["writes"], "listed": t["listed"],
               "read_then_written": t["read_then_written"], "untracked": t["untracked"]}
     _write_text_atomic(os.path.join(_state["dir"], "reads.json"), _json(record))
 
