@@ -1037,23 +1037,16 @@ def save(name, obj, directory, sweep=True):
         raise _cannot_save(name, obj, bad[0], bad[1])
 
     tmp = None
-    if (isinstance(obj, type) or type(obj).__name__ == "function") \
-            and getattr(obj, "__module__", None) == "__main__":
-        # A class or function handed to a later step: by value, with its state (a class
-        # attribute a step changed), even when the shared cells define it.
-        try:
-            tmp = _attempt(name, "pickle_by_value", obj, directory)
-        except _Unsaveable as e:
-            raise _cannot_save(name, obj, "it contains %s (`%s`): %s" % (
-                "an object that cannot be saved", _display_type(e.obj), e.reason), e.hint) from None
-        except Exception as e:
-            raise _cannot_save(name, obj, _reason(e)) from e
-        return _finish_save(name, "pickle_by_value", tmp, obj, directory, sweep)
     key = _native_backend(obj)
     if key == "numpy" and obj.dtype.hasobject:
         key = None  # object arrays need pickle
     if (key == "sklearn" or key == "pandas" and _pandas_may_hold_objects(obj)) and _references_main(obj):
-        key = None  # holds classes/functions defined in the step: dill, by value
+        key = None  # holds classes/functions defined in the step: by value
+    if (isinstance(obj, type) or type(obj).__name__ == "function") \
+            and getattr(obj, "__module__", None) == "__main__":
+        # A class or function handed to a later step: by value, with its state (a class
+        # attribute a step changed), even when the shared cells define it.
+        key = "pickle_by_value"
     try:
         if key is not None:
             tmp = _attempt(name, key, obj, directory)
@@ -1517,6 +1510,10 @@ def _save_group_member(name, members, namespace, directory, sweep, written):
     if first is None:
         try:
             tmp = _attempt(name, "group", group, directory)
+        except OSError as e:
+            if e.errno in _DISK_ERRNOS:
+                raise _disk_error(name, directory, e) from None
+            raise _cannot_save(name, namespace[name], _reason(e)) from e
         except _Unsaveable as e:
             raise _cannot_save(name, namespace[name], "it contains %s (`%s`): %s" % (
                 "an object that cannot be saved", _display_type(e.obj), e.reason), e.hint) from None
