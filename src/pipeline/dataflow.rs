@@ -535,17 +535,19 @@ fn close_over_sharing(
         let start = sharing.clone();
         let own_shares = per_step[i].shares.clone();
         let targets: BTreeSet<&String> = own_shares.iter().map(|(t, _)| t).collect();
-        for (target, sources) in &own_shares {
-            sharing.bind(target, sources.iter().filter(|s| !not_value(s)).collect());
-        }
         let bound_here: BTreeSet<String> = per_step[i].binds.keys().cloned().collect();
-        // `x += y` rebinds `x` to the same object when it is mutable: it keeps sharing.
+        // Names bound otherwise (`def`, `class`, `import`) first: what the assignments
+        // make from them (`acc = Acc()`) shares with them. `x += y` rebinds `x` to the
+        // same object when it is mutable: it keeps sharing.
         let kept: BTreeSet<&String> = per_step[i].changes.keys().collect();
         for name in bound_here
             .iter()
             .filter(|n| !targets.contains(n) && !kept.contains(n))
         {
             sharing.bind(name, Vec::new());
+        }
+        for (target, sources) in &own_shares {
+            sharing.bind(target, sources.iter().filter(|s| !not_value(s)).collect());
         }
         let changed: Vec<(String, Location)> = per_step[i]
             .changes
