@@ -782,6 +782,13 @@ impl Context<'_> {
                     );
                     continue;
                 }
+                if !dag.is_ancestor(provider, i) && !self.has_source_above(dag, i, name) {
+                    // Nothing the step's `prev:` tags lead to defines the name: as in
+                    // Kale, the DAG is the user's to state (kale orders steps itself only
+                    // to keep a value that the DAG provides as the notebook changed it).
+                    reporter.report(diags, self.missing_prev(provider, i, name, need.at));
+                    continue;
+                }
                 if !self.order_after(dag, &mut r, provider, i, || self.why(provider, name)) {
                     reporter.report(diags, self.cycle(provider, i, name, need.at));
                     continue;
@@ -811,6 +818,36 @@ impl Context<'_> {
         }
         r.orderings[i].push((provider, why()));
         true
+    }
+
+    /// Whether the name reaches step `i` without kale's help: the shared cells or a
+    /// pipeline parameter define it, or an ancestor binds or changes it.
+    fn has_source_above(&self, dag: &Dag, i: usize, name: &str) -> bool {
+        self.is_prelude_name(name)
+            || self.param_names.contains(name)
+            || analysis::is_builtin(name)
+            || dag.ancestors_of(i).any(|a| self.writes(a, name))
+    }
+
+    fn missing_prev(&self, provider: usize, i: usize, name: &str, at: Location) -> Diagnostic {
+        let (step, other) = (&self.s.steps[i], &self.s.steps[provider]);
+        let def_cell = self.per_step[provider]
+            .binds
+            .get(name)
+            .or_else(|| self.per_step[provider].changes.get(name))
+            .map(|o| o.cell)
+            .unwrap_or(other.first_cell());
+        Diagnostic::error(format!(
+            "step `{}` reads `{name}`, which step `{}` defines (cell {def_cell}), but `{}` is not an ancestor of `{}`",
+            step.name, other.name, other.name, step.name
+        ))
+        .at(at.cell, at.line)
+        .with_hint(format!(
+            "add the tag `prev:{}` to cell {}, the first cell of step `{}`",
+            other.name,
+            step.first_cell(),
+            step.name
+        ))
     }
 
     fn cycle(&self, provider: usize, i: usize, name: &str, at: Location) -> Diagnostic {

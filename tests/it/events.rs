@@ -289,14 +289,13 @@ fn tune_streams_trials_as_they_start_and_end() {
 #[test]
 fn validate_and_inspect_read_an_unsaved_notebook_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
-    // On disk: a valid two-step notebook. In the editor: `total` was moved above the
-    // step that makes what it reads.
+    // On disk: a valid two-step notebook. In the editor: `total` lost its `prev:` tag.
     let nb = chain(dir.path(), false);
     let unsaved = notebook_json(
         &[
             C::Code(&["pipeline-parameters"], "k = 3"),
-            C::Code(&["step:total"], "n = 1\ntotal = sum(xs)"),
             C::Code(&["step:make"], "xs = list(range(k))"),
+            C::Code(&["step:total"], "n = 1\ntotal = sum(xs)"),
             C::Code(&["pipeline-metrics"], "print(total)"),
         ],
         None,
@@ -314,15 +313,9 @@ fn validate_and_inspect_read_an_unsaved_notebook_from_stdin() {
     assert_eq!(doc["pipeline"], Value::Null);
     let d = &doc["diagnostics"][0];
     assert_eq!(d["severity"], "error");
-    assert_eq!((d["cell"].as_u64(), d["line"].as_u64()), (Some(2), Some(2)));
+    assert_eq!((d["cell"].as_u64(), d["line"].as_u64()), (Some(3), Some(2)));
     assert!(d["message"].as_str().unwrap().contains("`xs`"), "{d}");
-    assert!(
-        d["hint"]
-            .as_str()
-            .unwrap()
-            .contains("move the definition above"),
-        "{d}"
-    );
+    assert!(d["hint"].as_str().unwrap().contains("prev:make"), "{d}");
 
     // The file itself is fine, and the JSON then carries the pipeline.
     let out = kale()
