@@ -665,6 +665,7 @@ fn a_full_standard_output_is_an_environment_error_and_a_closed_one_ends_quietly(
         vec!["experiments", "show", "out", "-C", d],
         vec!["cache", "stats", "-C", d],
         vec!["run", nbs, "--json"],
+        vec!["run", nbs, "--events", "-"],
         vec!["run", nbs],
         vec![
             "tune",
