@@ -11,6 +11,11 @@
 //!   ([`RuntimeBundle::id`]), so a step's KFP cache key changes when the runtime's text
 //!   changes and only then: neither a kale upgrade that leaves the runtime alone nor a
 //!   different compressor output invalidates the steps cached on a cluster.
+//! - The `imports` and `functions` cells, which every step program runs first, travel
+//!   once too: the runtime task unpacks them beside the runtime ([`SharedCells`]), and
+//!   each step's program holds one placeholder line naming their digest, which the
+//!   bootstrap replaces with them. The program that runs is the one `kale run` runs,
+//!   line for line, and a step's KFP cache key still changes when those cells do.
 //! - Only the variables some later step reads become output artifacts; every one is
 //!   listed in the executor output file, which is where `kfp.local` (and its
 //!   `DockerRunner`) takes outputs from.
@@ -55,11 +60,14 @@ pub const RUNTIME_TASK: &str = "kale-runtime";
 const STEP_LOADER: &str =
     "import runpy, sys; runpy.run_path(sys.argv[1] + '/kfp_bootstrap.py', run_name='__main__')";
 /// The runtime task's program. Arguments: runtime id, blob, artifact path, artifact URI,
-/// executor output file.
-const UNPACK_RUNTIME: &str = r#"# kale: unpack the kale runtime and the step bootstrap into the artifact every step reads.
+/// executor output file, and, when the notebook has `imports` or `functions` cells, the
+/// blob of [`SharedCells`].
+const UNPACK_RUNTIME: &str = r#"# kale: unpack the kale runtime, the step bootstrap and the notebook's shared cells into the artifact every step reads.
 import base64, json, os, sys, zlib
 rid, blob, path, uri, out = sys.argv[1:6]
-files = json.loads(zlib.decompress(base64.b64decode(blob)).decode("utf-8"))
+files = {}
+for packed in sys.argv[2:3] + sys.argv[6:7]:
+    files.update(json.loads(zlib.decompress(base64.b64decode(packed)).decode("utf-8")))
 os.makedirs(path, exist_ok=True)
 for name, text in files.items():
     with open(os.path.join(path, name), "wb") as f:
@@ -225,6 +233,62 @@ pub fn runtime_bundle() -> &'static RuntimeBundle {
     })
 }
 
+/// The text of a step program's `imports` and `functions` cells, shipped once per
+/// pipeline: every plain-Python step holds the same text, every IPython step another
+/// (its cells go through `_kale.run_cell`), so a pipeline has at most two.
+#[derive(Debug, Default)]
+pub struct SharedCells {
+    /// Digest (first 16 hex digits of sha256 of the text) → text.
+    pub texts: BTreeMap<String, String>,
+}
+
+/// The line a step program holds in place of its shared cells; the bootstrap replaces
+/// the first line that reads exactly this with the file `shared-<digest>.py` of the
+/// runtime artifact, after checking the text's digest.
+pub const SHARED_PLACEHOLDER: &str = "# kale: shared cells ";
+
+impl SharedCells {
+    /// The program with its shared cells replaced by the placeholder line (the
+    /// program as is when it has none). The line map still describes the whole
+    /// program, which is what runs.
+    pub fn take_from(&mut self, program: &codegen::StepProgram) -> String {
+        use sha2::Digest as _;
+        if program.shared.is_empty() {
+            return program.source.clone();
+        }
+        let text = &program.source[program.shared.clone()];
+        let digest = sha2::Sha256::digest(text.as_bytes());
+        let id: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        self.texts
+            .entry(id.clone())
+            .or_insert_with(|| text.to_string());
+        format!(
+            "{}{SHARED_PLACEHOLDER}{id}\n{}",
+            &program.source[..program.shared.start],
+            &program.source[program.shared.end..]
+        )
+    }
+
+    /// base64 of the zlib-compressed JSON object `{shared-<digest>.py: text}`, the
+    /// runtime task's last argument; `None` when no step has shared cells.
+    pub fn blob(&self) -> Option<String> {
+        use base64::Engine as _;
+        if self.texts.is_empty() {
+            return None;
+        }
+        let files: Map<String, Value> = self
+            .texts
+            .iter()
+            .map(|(id, text)| (format!("shared-{id}.py"), json!(text)))
+            .collect();
+        let packed = miniz_oxide::deflate::compress_to_vec_zlib(
+            Value::Object(files).to_string().as_bytes(),
+            9,
+        );
+        Some(base64::engine::general_purpose::STANDARD.encode(packed))
+    }
+}
+
 /// The source without its comment-only lines (a tenth of the shipped bytes). Safe
 /// because no shipped file (runtime, bootstrap, trial driver) has a multi-line string
 /// with a line that starts with `#`; tests/it/kubeflow.rs checks that with Python's
@@ -344,6 +408,7 @@ pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, Compi
         );
     }
 
+    let mut shared = SharedCells::default();
     for step in &p.steps {
         let task = &tasks_by_step[&step.name];
         let comp = format!("comp-{task}");
@@ -355,13 +420,22 @@ pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, Compi
         };
 
         components.insert(comp.clone(), component(p, step, &exec));
-        let (container, mut step_warnings) = container(p, step, &volumes, &packages.pins)?;
+        let (container, mut step_warnings) =
+            container(p, step, &volumes, &packages.pins, &mut shared)?;
         warnings.append(&mut step_warnings);
         executors.insert(exec.clone(), json!({ "container": container }));
         tasks.insert(task.clone(), dag_task(p, step, &comp, &tasks_by_step));
         if let Some(k8s) = kubernetes_config(step, &volumes) {
             platform_executors.insert(exec, k8s);
         }
+    }
+    // The shared cells go to the runtime task, which the steps' programs now name.
+    if let Some(blob) = shared.blob()
+        && let Some(Value::Array(args)) = executors
+            .get_mut(&format!("exec-{RUNTIME_TASK}"))
+            .and_then(|e| e["container"].get_mut("args"))
+    {
+        args.push(json!(blob));
     }
 
     let mut pipeline_info = Map::new();
@@ -524,6 +598,7 @@ fn container(
     step: &Step,
     volumes: &[PvcMount],
     pins: &[String],
+    shared: &mut SharedCells,
 ) -> Result<(Value, Vec<String>), CompileError> {
     let mut warnings = Vec::new();
     let program = program_without_values(p, step);
@@ -549,7 +624,7 @@ fn container(
         "--lines".into(),
         spans.join(","),
         "--program".into(),
-        program.source,
+        shared.take_from(&program),
     ];
     for param in step_parameters(p, step) {
         args.extend([
@@ -911,6 +986,40 @@ mod tests {
             without_comment_lines("a = 1\n  # why\n#x\nb = '#'\n"),
             "a = 1\nb = '#'\n"
         );
+    }
+
+    #[test]
+    fn shared_cells_leave_one_placeholder_line_and_come_back_whole() {
+        let program = codegen::StepProgram {
+            source: "head\n# --- cell 1\nimport os\n# --- cell 2\ndef f():\n    pass\nrest\n"
+                .into(),
+            line_map: codegen::LineMap::default(),
+            ipython: false,
+            shared: 5..59,
+        };
+        let mut shared = SharedCells::default();
+        let sent = shared.take_from(&program);
+        let (id, text) = shared.texts.iter().next().unwrap();
+        assert_eq!(
+            text,
+            "# --- cell 1\nimport os\n# --- cell 2\ndef f():\n    pass\n"
+        );
+        assert_eq!(sent, format!("head\n{SHARED_PLACEHOLDER}{id}\nrest\n"));
+        // The bootstrap's replacement gives back the program kale runs locally.
+        assert_eq!(
+            sent.replace(&format!("{SHARED_PLACEHOLDER}{id}\n"), text),
+            program.source
+        );
+        // A second step with the same cells adds nothing; a program without shared
+        // cells is sent whole.
+        shared.take_from(&program);
+        assert_eq!(shared.texts.len(), 1);
+        let plain = codegen::StepProgram {
+            shared: 5..5,
+            ..program.clone()
+        };
+        assert_eq!(shared.take_from(&plain), program.source);
+        assert!(SharedCells::default().blob().is_none());
     }
 
     #[test]

@@ -122,6 +122,9 @@ fn normalised_kfp(text: &str) -> String {
         if label == "exec-kale-runtime" {
             args[0] = json!("<runtime id>");
             args[1] = json!("<runtime bundle>");
+            if args.len() > 5 {
+                args[5] = json!("<shared cells>");
+            }
             continue;
         }
         for i in 0..args.len() {
@@ -857,6 +860,155 @@ fn compiled_pipelines_carry_the_runtime_once() {
     eprintln!("30 steps: {size} bytes");
     assert!(size < 200 * 1024, "{size} bytes");
     let failures = validate("validate_kfp.py", &[digits, thirty]);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The files the runtime task unpacks for the notebook itself: its last argument,
+/// decoded (`shared-<digest>.py` → text).
+fn shared_cells_of(spec: &Value) -> serde_json::Map<String, Value> {
+    use base64::Engine as _;
+    let args = spec["deploymentSpec"]["executors"]["exec-kale-runtime"]["container"]["args"]
+        .as_array()
+        .unwrap();
+    let Some(blob) = args.get(5) else {
+        return serde_json::Map::new();
+    };
+    let packed = base64::engine::general_purpose::STANDARD
+        .decode(blob.as_str().unwrap())
+        .unwrap();
+    let files: Value =
+        serde_json::from_slice(&miniz_oxide::inflate::decompress_to_vec_zlib(&packed).unwrap())
+            .unwrap();
+    files.as_object().unwrap().clone()
+}
+
+/// A notebook with a ~10 KB functions cell and `steps` steps, each calling one of its
+/// functions; the last prints `total`.
+fn many_step_notebook(dir: &Path, steps: usize) -> PathBuf {
+    let mut functions = String::from("def helper_0(v):\n    return v + 1\n");
+    let mut i = 1;
+    while functions.len() < 10_000 {
+        functions.push_str(&format!(
+            "\n\ndef helper_{i}(v):\n    \"\"\"Shared helper number {i}: each step of the pipeline may call it.\"\"\"\n    return helper_{}(v) + {i} % 3\n",
+            i - 1
+        ));
+        i += 1;
+    }
+    let mut cells: Vec<(Vec<String>, String)> = vec![
+        (vec!["imports".into()], "import math".into()),
+        (vec!["functions".into()], functions),
+        (vec!["pipeline-parameters".into()], "start = 2".into()),
+        (vec!["step:s0".into()], "x0 = helper_0(start)".into()),
+    ];
+    for k in 1..steps {
+        let last = if k == steps - 1 {
+            format!("\ntotal = x{k}")
+        } else {
+            String::new()
+        };
+        cells.push((
+            vec![format!("step:s{k}"), format!("prev:s{}", k - 1)],
+            format!("x{k} = helper_{k}(x{}) + math.floor(0.5){last}", k - 1),
+        ));
+    }
+    cells.push((vec!["pipeline-metrics".into()], "print(total)".into()));
+    let owned: Vec<(Vec<&str>, &str)> = cells
+        .iter()
+        .map(|(t, s)| (t.iter().map(String::as_str).collect(), s.as_str()))
+        .collect();
+    let cs: Vec<C> = owned
+        .iter()
+        .map(|(t, s)| C::Code(t.as_slice(), s))
+        .collect();
+    write_notebook(dir, &format!("many{steps}.ipynb"), &cs, None)
+}
+
+/// The imports and functions cells travel once per pipeline, in the runtime task: a
+/// 10 KB functions cell adds ~10 KB to the pipeline, not 10 KB per step, and the steps
+/// still run them (here under the emulated launcher, in kfp_local.rs under KFP's own).
+#[test]
+fn shared_cells_travel_once_per_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sizes = Vec::new();
+    let mut files = Vec::new();
+    for steps in [2, 8] {
+        let nb = many_step_notebook(dir.path(), steps);
+        let out = dir.path().join(format!("many{steps}.yaml"));
+        let res = compile(&nb, &[], &out);
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let text = std::fs::read_to_string(&out).unwrap();
+        // No step carries the functions cell: only the runtime task, compressed.
+        assert!(!text.contains("Shared helper number"), "{steps} steps");
+        let spec = &yaml_docs(&text)[0];
+        let shared = shared_cells_of(spec);
+        assert_eq!(shared.len(), 1, "{:?}", shared.keys());
+        let (name, body) = shared.iter().next().unwrap();
+        let body = body.as_str().unwrap();
+        assert_eq!(body.matches("def helper_0(v):").count(), 1);
+        assert!(body.contains("import math"));
+        let digest = name
+            .strip_prefix("shared-")
+            .and_then(|n| n.strip_suffix(".py"))
+            .unwrap();
+        for (label, exec) in spec["deploymentSpec"]["executors"].as_object().unwrap() {
+            if label == "exec-kale-runtime" {
+                continue;
+            }
+            let args = exec["container"]["args"].as_array().unwrap();
+            let program = args.windows(2).find(|w| w[0] == "--program").unwrap()[1]
+                .as_str()
+                .unwrap();
+            assert_eq!(
+                program
+                    .lines()
+                    .filter(|l| *l == format!("# kale: shared cells {digest}"))
+                    .count(),
+                1,
+                "{label}: {program}"
+            );
+        }
+        // What the steps compute is what the notebook computes.
+        let root = tempfile::tempdir().unwrap();
+        let runs = emulate_kfp(spec, &json!({"start": 5}), root.path());
+        for (task, o) in &runs {
+            assert!(
+                o.status.success(),
+                "task {task} failed:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        let last = format!("s{}", steps - 1);
+        let metrics: Value = serde_json::from_slice(
+            &std::fs::read(root.path().join(&last).join("kale-metrics")).unwrap(),
+        )
+        .unwrap();
+        let run = kale()
+            .args(["run", "--json", "-p", "start=5"])
+            .arg(&nb)
+            .env("KALE_PYTHON", python())
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&run.stdout).unwrap();
+        assert_eq!(metrics["total"], doc["metrics"]["total"], "{doc}");
+        sizes.push(text.len());
+        files.push(out);
+    }
+    let per_extra_step = (sizes[1] - sizes[0]) / 6;
+    eprintln!(
+        "2 steps: {} bytes, 8 steps: {} bytes, {per_extra_step} per extra step",
+        sizes[0], sizes[1]
+    );
+    assert!(per_extra_step < 4_000, "{sizes:?}");
+    let failures = validate("validate_kfp.py", &files);
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
