@@ -220,7 +220,8 @@ pub struct SearchFlags {
     pub target_value: Option<f64>,
     /// Katib algorithm name: auto (default: grid, bayesianoptimization or tpe, chosen from
     /// the budget, the parameters and --parallel), random, grid, tpe, multivariate-tpe,
-    /// bayesianoptimization.
+    /// bayesianoptimization; with several --objective: auto (grid, motpe or nsga2),
+    /// nsga2, motpe, tpe, random, grid.
     #[arg(long, value_name = "NAME", help_heading = "Search")]
     pub algorithm: Option<String>,
     /// An algorithm setting (repeatable): `--setting random_state=7`.

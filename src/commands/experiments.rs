@@ -126,7 +126,7 @@ fn compare(a: &CompareArgs) -> kale::Result<()> {
     if let Some(file) = &a.plot
         && let Err(why) = svg::format_of(file)
     {
-        return Err(Error::bad_input(why));
+        return Err(bad_plot_file(why, file));
     }
     let store = open(args)?;
     let columns = names
@@ -153,7 +153,7 @@ fn compare(a: &CompareArgs) -> kale::Result<()> {
             &series,
             svg::Options { log_y: a.log_y },
         );
-        svg::write(file, &svg).map_err(Error::bad_input)?;
+        svg::write(file, &svg).map_err(|why| unwritable(why, file))?;
         kale::errln!("wrote {}", file.display());
     }
     Ok(())
@@ -161,10 +161,11 @@ fn compare(a: &CompareArgs) -> kale::Result<()> {
 
 fn plot(a: &PlotArgs) -> kale::Result<()> {
     let Some(kind) = svg::Kind::parse(&a.kind) else {
-        return Err(Error::bad_input(format!("unknown plot kind `{}`", a.kind)));
+        return Err(Error::bad_input(format!("unknown plot kind `{}`", a.kind))
+            .with_hint("--kind is one of history, importance, parallel, slice, contour, pareto"));
     };
     if let Err(why) = svg::format_of(&a.output) {
-        return Err(Error::bad_input(why));
+        return Err(bad_plot_file(why, &a.output));
     }
     let store = open(&a.store)?;
     let (e, trials) = load(&store, &a.experiment)?;
@@ -174,7 +175,7 @@ fn plot(a: &PlotArgs) -> kale::Result<()> {
         ));
     }
     let svg = svg::render(kind, &e, &trials, svg::Options { log_y: a.log_y });
-    svg::write(&a.output, &svg).map_err(Error::bad_input)?;
+    svg::write(&a.output, &svg).map_err(|why| unwritable(why, &a.output))?;
     kale::errln!("wrote {}", a.output.display());
     Ok(())
 }
@@ -196,7 +197,12 @@ fn rename(from: &str, to: &str, args: &StoreArgs) -> kale::Result<()> {
     kale::names::check("an experiment", to)?;
     let store = open(args)?;
     load(&store, from)?;
-    store.rename_experiment(from, to)?;
+    store.rename_experiment(from, to).map_err(|e| match e {
+        kale::store::StoreError::Taken(_) => Error::bad_input(&e).with_hint(format!(
+            "choose another new name, or delete the other experiment first (`kale experiments delete {to}`)"
+        )),
+        e => Error::from(e),
+    })?;
     let runs_dir = kale::layout::Layout::of_store(store.path()).runs();
     kale::snapshot::rename_experiment_runs(&runs_dir, from, to).map_err(|e| {
         Error::environment(format!(
@@ -240,4 +246,23 @@ fn list_katib(args: &ExperimentsListArgs) -> kale::Result<()> {
         kale::out!("{}", table::katib_experiments(&views))?;
     }
     Ok(())
+}
+
+/// A plot file name kale cannot write: the extension picks the format.
+fn bad_plot_file(why: String, file: &std::path::Path) -> Error {
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "plot".into());
+    Error::bad_input(why).with_hint(format!(
+        "name it `{stem}.svg`, or `{stem}.png` for a PNG image (other formats are not written)"
+    ))
+}
+
+/// The plot could not be written where the user asked.
+fn unwritable(why: String, file: &std::path::Path) -> Error {
+    Error::bad_input(why).with_hint(format!(
+        "check that the directory of {} exists and is writable",
+        file.display()
+    ))
 }

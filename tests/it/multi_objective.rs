@@ -418,7 +418,7 @@ fn what_several_objectives_cannot_do_is_refused_with_the_reason() {
     }
     let err = tune_with(&["--algorithm", "bayesianoptimization"]);
     assert!(
-        err.contains("--algorithm `bayesianoptimization` cannot search several objectives; use auto (the default), nsga2, motpe"),
+        err.contains("--algorithm `bayesianoptimization` cannot search several objectives\n  hint: use auto (the default), nsga2, motpe"),
         "{err}"
     );
     let err = refused(&[
