@@ -40,6 +40,18 @@ struct StepFacts {
     touched_read: BTreeSet<String>,
 }
 
+/// "`a` and `b`", "`a`, `b` and `c`".
+fn listing<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let quoted: Vec<String> = names.map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => quoted.concat(),
+    }
+}
+
+/// What to do about a cell that does not parse.
+pub(crate) const SYNTAX_HINT: &str = "fix the line (the notebook's kernel rejects it too), or tag the cell `skip` to leave it out of the pipeline";
+
 pub(super) fn resolve(
     nb: &Notebook,
     s: &NotebookStructure,
@@ -80,7 +92,10 @@ pub(super) fn resolve(
         for e in &facts.syntax_errors {
             report(
                 diags,
-                Diagnostic::error(format!("syntax error: {}", e.message)).at(e.at.cell, e.at.line),
+                Diagnostic::error(format!("syntax error: {}", e.message))
+                    .at(e.at.cell, e.at.line)
+                    .quoting(source_of(e.at.cell).source, e.at.line, e.at.col)
+                    .with_hint(SYNTAX_HINT),
             );
         }
         for d in &facts.dynamic {
@@ -175,12 +190,29 @@ pub(super) fn resolve(
     let mut outputs: Vec<BTreeSet<String>> = vec![BTreeSet::new(); s.steps.len()];
     let mut used_params: Vec<BTreeSet<String>> = vec![BTreeSet::new(); s.steps.len()];
 
+    // The imports and functions cells run at the start of every step, before its inputs
+    // are loaded: a name they read at their top level that they do not define is
+    // undefined in every step. Reported once per cell, not once per step and name.
+    let prelude_cells: BTreeSet<usize> = s.imports.iter().chain(&s.functions).copied().collect();
+    let mut prelude_undefined: BTreeMap<usize, (u32, BTreeSet<String>)> = BTreeMap::new();
     for &i in dag.order() {
         let step_name = &s.steps[i].name;
         let dynamic = !per_step[i].facts.dynamic.is_empty();
         for need in &per_step[i].needs {
             let n = need.name.as_str();
             if prelude_names.contains(n) {
+                continue;
+            }
+            if prelude_cells.contains(&need.at.cell) {
+                if param_names.contains(n) {
+                    used_params[i].insert(n.to_string());
+                } else if !analysis::is_builtin(n) {
+                    let entry = prelude_undefined
+                        .entry(need.at.cell)
+                        .or_insert((need.at.line, BTreeSet::new()));
+                    entry.0 = entry.0.min(need.at.line);
+                    entry.1.insert(n.to_string());
+                }
                 continue;
             }
             let candidates: Vec<usize> = dag.ancestors_of(i).filter(|&a| touches(a, n)).collect();
@@ -197,16 +229,18 @@ pub(super) fn resolve(
                 continue;
             }
             let (provider, maximal) = nearest(&candidates);
-            if maximal.len() > 1 {
-                let names = maximal
-                    .iter()
-                    .map(|&m| format!("`{}`", s.steps[m].name))
-                    .collect::<Vec<_>>()
-                    .join(" and ");
+            // Branches that only read the name (pass it to `fit()`) hold their common
+            // ancestor's value: nothing to choose between unless one assigns it.
+            let assigned = maximal
+                .iter()
+                .any(|&m| per_step[m].touched_bind.contains(n));
+            if maximal.len() > 1 && assigned {
+                let names = listing(maximal.iter().map(|&m| s.steps[m].name.as_str()));
+                let all = if maximal.len() == 2 { "both" } else { "all" };
                 report(
                     diags,
                     Diagnostic::warning(format!(
-                        "step `{step_name}` reads `{n}`, which parallel steps {names} both touch; using the value from `{}` (the later one in the notebook)",
+                        "step `{step_name}` reads `{n}`, which parallel steps {names} {all} touch; using the value from `{}` (the latest in the notebook)",
                         s.steps[provider].name
                     ))
                     .at(need.at.cell, need.at.line)
@@ -229,6 +263,25 @@ pub(super) fn resolve(
             inputs[i].insert(n.to_string(), s.steps[provider].name.clone());
             outputs[provider].insert(n.to_string());
         }
+    }
+
+    for (cell, (line, names)) in &prelude_undefined {
+        let kind = if s.imports.contains(cell) {
+            "imports"
+        } else {
+            "functions"
+        };
+        let names = listing(names.iter().map(String::as_str));
+        report(
+            diags,
+            Diagnostic::error(format!(
+                "the `{kind}` cell reads {names} at its top level without defining them: that cell runs at the start of every step, once, before the step's own cells and inputs, so every step would fail with NameError"
+            ))
+            .at(*cell, *line)
+            .with_hint(format!(
+                "keep imports, function and class definitions and constants in the `{kind}` cell; move the statements that use {names} (a loop, a call) into a step's cell"
+            )),
+        );
     }
 
     let mut step_metrics: Vec<Vec<String>> = vec![Vec::new(); s.steps.len()];
@@ -260,18 +313,17 @@ pub(super) fn resolve(
         }
         let (provider, maximal) = nearest(&candidates);
         if maximal.len() > 1 {
-            let names = maximal
-                .iter()
-                .map(|&x| format!("`{}`", s.steps[x].name))
-                .collect::<Vec<_>>()
-                .join(" and ");
+            let names = listing(maximal.iter().map(|&x| s.steps[x].name.as_str()));
             report(
                 diags,
                 Diagnostic::warning(format!(
-                    "metric `{m}` is set by parallel steps {names}; reporting the value from `{}`",
+                    "metric `{m}` is set by parallel steps {names}; reporting the value from `{}` (the latest in the notebook)",
                     s.steps[provider].name
                 ))
-                .at(*cell, *line),
+                .at(*cell, *line)
+                .with_hint(
+                    "report each branch's value under its own name, or chain the steps with `prev:` so one value is the last",
+                ),
             );
         }
         outputs[provider].insert(m.clone());

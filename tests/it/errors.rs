@@ -90,8 +90,10 @@ pub fn assert_every_error_has_a_hint(stderr: &str) {
     );
     for (i, line) in lines.iter().enumerate() {
         if line.starts_with("error: ") {
+            // A quoted line and its caret come between an error and its hint.
+            let next = lines[i + 1..].iter().find(|l| !l.starts_with("    "));
             assert!(
-                lines.get(i + 1).is_some_and(|n| n.starts_with("  hint: ")),
+                next.is_some_and(|n| n.starts_with("  hint: ")),
                 "error without a hint: {line}\n--- stderr\n{stderr}"
             );
         }
