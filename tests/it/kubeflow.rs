@@ -1131,6 +1131,101 @@ fn stock_python_images_get_the_notebooks_packages_pinned_or_a_warning() {
     assert!(!text.contains("--install"));
 }
 
+/// `kale compile` reads the packages' versions from the interpreter's site directories
+/// and knows the standard library by name: it starts no Python for either. The
+/// interpreter here is a stand-in that leaves a file behind if it is ever run, in a
+/// venv whose site-packages is the test Python's.
+#[test]
+fn compile_pins_packages_without_starting_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("python-ran");
+    let real_venv: PathBuf = String::from_utf8(
+        Command::new(python())
+            .args(["-c", "import sys; print(sys.prefix)"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .into();
+    assert!(
+        real_venv.join("pyvenv.cfg").exists(),
+        "the test Python is a venv"
+    );
+    let venv = dir.path().join("venv");
+    std::fs::create_dir_all(venv.join("bin")).unwrap();
+    std::fs::copy(real_venv.join("pyvenv.cfg"), venv.join("pyvenv.cfg")).unwrap();
+    std::os::unix::fs::symlink(real_venv.join("lib"), venv.join("lib")).unwrap();
+    let stand_in = venv.join("bin/python3");
+    std::fs::write(
+        &stand_in,
+        format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let version = |module: &str| {
+        let out = Command::new(python())
+            .args([
+                "-c",
+                &format!("import {module}; print({module}.__version__)"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let out = dir.path().join("digits.yaml");
+    let res = kale()
+        .arg("compile")
+        .arg(examples_dir().join("digits.ipynb"))
+        .arg("-o")
+        .arg(&out)
+        .env("KALE_PYTHON", &stand_in)
+        .env_remove("PYTHONPATH")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "install numpy=={}, scikit-learn=={} at start",
+            version("numpy"),
+            version("sklearn")
+        )),
+        "{stderr}"
+    );
+    assert!(!marker.exists(), "compile ran the interpreter");
+
+    // A notebook importing only the standard library needs no interpreter at all.
+    let nb = write_notebook(
+        dir.path(),
+        "stdlib.ipynb",
+        &[
+            C::Code(
+                &["imports"],
+                "import json, math, os.path\nfrom collections import Counter",
+            ),
+            C::Code(&["step:a"], "x = json.dumps(Counter('aab')) + str(math.pi)"),
+        ],
+        None,
+    );
+    let res = kale()
+        .arg("compile")
+        .arg(&nb)
+        .arg("-o")
+        .arg(dir.path().join("stdlib.yaml"))
+        .env("KALE_PYTHON", dir.path().join("no-such-python"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let text = std::fs::read_to_string(dir.path().join("stdlib.yaml")).unwrap();
+    assert!(!text.contains("--install"));
+}
+
 /// The runtime ships without its comment-only lines: that is only safe while no line of
 /// a multi-line string starts with `#`, which Python's own tokenizer checks here.
 #[test]
