@@ -365,10 +365,69 @@ pub fn image_messages(p: &Pipeline, packages: &Packages) -> (Vec<String>, Vec<St
     (warnings, notes)
 }
 
+/// Whether a parameter's name says it holds a credential (`db_password`, `API_KEY`,
+/// `hfToken`, `client_secret`), word by word: `max_tokens` and `tokenizer` do not.
+pub fn looks_like_a_credential(name: &str) -> bool {
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_ascii_alphanumeric() || (c.is_ascii_uppercase() && prev_lower) {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+        }
+        if c.is_ascii_alphanumeric() {
+            word.push(c.to_ascii_lowercase());
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let single = |w: &str| {
+        matches!(
+            w,
+            "password"
+                | "passwd"
+                | "pwd"
+                | "passphrase"
+                | "secret"
+                | "token"
+                | "apikey"
+                | "credential"
+                | "credentials"
+        )
+    };
+    let pair =
+        |a: &str, b: &str| b == "key" && matches!(a, "api" | "access" | "private" | "secret");
+    words.iter().any(|w| single(w)) || words.windows(2).any(|w| pair(&w[0], &w[1]))
+}
+
+/// Pipeline parameters whose names say they are credentials and whose default is a
+/// non-empty string: the YAML carries the default in plain text, for anyone who can
+/// read the pipeline (and every run's inputs) to see.
+pub fn credential_warnings(p: &Pipeline) -> Vec<String> {
+    p.parameters
+        .iter()
+        .filter(|param| {
+            looks_like_a_credential(&param.name)
+                && matches!(&param.value, PipelineValue::Str(s) if !s.is_empty())
+        })
+        .map(|param| {
+            format!(
+                "pipeline parameter `{}` looks like a credential, and its default is written into the pipeline in plain text, where anyone who can read the pipeline or its runs sees it; keep it in a Kubernetes secret instead and hand it to the steps that need it with a `secret:SECRET_NAME:KEY:ENV_VAR` tag (KFP's secret-as-environment-variable), reading `os.environ[\"ENV_VAR\"]` in the step, and give the parameter an empty default",
+                param.name
+            )
+        })
+        .collect()
+}
+
 /// Builds the IR; steps whose image is a stock Python image install `packages.pins`
 /// at start. Pure: no I/O.
 pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, CompileError> {
     let (mut warnings, notes) = image_messages(p, packages);
+    warnings.extend(credential_warnings(p));
     let name = pipeline_name(p);
     if name != p.name {
         warnings.push(format!(
@@ -1020,6 +1079,37 @@ mod tests {
         };
         assert_eq!(shared.take_from(&plain), program.source);
         assert!(SharedCells::default().blob().is_none());
+    }
+
+    #[test]
+    fn credential_names() {
+        for yes in [
+            "password",
+            "db_password",
+            "API_KEY",
+            "api_key",
+            "apiKey",
+            "hf_token",
+            "hfToken",
+            "client_secret",
+            "AWS_SECRET_ACCESS_KEY",
+            "access_key",
+            "private_key",
+            "pwd",
+            "credentials",
+        ] {
+            assert!(looks_like_a_credential(yes), "{yes}");
+        }
+        for no in [
+            "lr",
+            "max_tokens",
+            "tokenizer_name",
+            "n_estimators",
+            "keyword",
+            "monkey",
+        ] {
+            assert!(!looks_like_a_credential(no), "{no}");
+        }
     }
 
     #[test]

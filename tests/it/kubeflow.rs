@@ -1226,6 +1226,52 @@ fn compile_pins_packages_without_starting_python() {
     assert!(!text.contains("--install"));
 }
 
+/// A credential-looking pipeline parameter with a default is said to end up in the
+/// YAML in plain text, with KFP's secrets as the way out; the "reads files" warning
+/// names data files, not URLs or the secrets Kubernetes mounts.
+#[test]
+fn credentials_in_parameters_are_warned_about_and_secret_reads_are_not_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "creds.ipynb",
+        &[
+            C::Code(
+                &["pipeline-parameters"],
+                "api_key = \"sk-live-123\"\ndb_password = \"\"\nmax_tokens = 64\nlr = 0.1",
+            ),
+            C::Code(
+                &["step:fetch"],
+                "token = open('/var/run/secrets/kubernetes.io/serviceaccount/token').read()\nremote = open('/etc/secrets/db/password').read()\nimport urllib.request\nimport pandas as pd\ntable = pd.read_csv('https://example.com/data.csv')\nlocal = open('data/train.csv').read()\nn = len(api_key) + len(db_password) + max_tokens + lr",
+            ),
+        ],
+        None,
+    );
+    let out = dir.path().join("p.yaml");
+    let res = compile(&nb, &[], &out);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: pipeline parameter `api_key` looks like a credential, and its default is written into the pipeline in plain text"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`secret:SECRET_NAME:KEY:ENV_VAR` tag"),
+        "{stderr}"
+    );
+    // An empty default gives nothing away; `max_tokens` is no token.
+    assert!(!stderr.contains("`db_password`"), "{stderr}");
+    assert!(!stderr.contains("`max_tokens`"), "{stderr}");
+    assert!(
+        stderr.contains("step `fetch` reads files (data/train.csv)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("example.com"), "{stderr}");
+    assert!(!stderr.contains("/var/run/secrets"), "{stderr}");
+    let failures = validate("validate_kfp.py", &[out]);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 /// The runtime ships without its comment-only lines: that is only safe while no line of
 /// a multi-line string starts with `#`, which Python's own tokenizer checks here.
 #[test]
