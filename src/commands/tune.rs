@@ -98,22 +98,6 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
                 .join(", ")
         )
     };
-    kale::errln!(
-        "experiment {name}: {objectives}{constraints}, {} over {} (space from {}), {} trials, {} at once{}",
-        match &search.algorithm_reason {
-            Some(why) => format!("auto: {} ({why})", search.algorithm),
-            None => search.algorithm.clone(),
-        },
-        names.join(", "),
-        search.space_source,
-        search.max_trials,
-        search.parallel,
-        search
-            .goal
-            .map(|g| format!(", stop at {g}"))
-            .unwrap_or_default()
-    );
-    kale::errln!("  {}", super::python_header(&interpreter, python_source));
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -125,6 +109,37 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
         search.parallel,
         jobs_per_trial,
     )?;
+    // What lets fewer trials' steps run at once than --parallel says.
+    let asked: Vec<u32> = pipeline
+        .steps
+        .iter()
+        .filter_map(|s| kale::exec::resources::StepResources::of(&s.config).ok())
+        .map(|r| resources.effective(r).gpus)
+        .collect();
+    let limited = resources.limit_on(
+        search.parallel,
+        asked.iter().copied().max().unwrap_or(0),
+        asked.iter().any(|&g| g == 0),
+    );
+    kale::errln!(
+        "experiment {name}: {objectives}{constraints}, {} over {} (space from {}), {} trials, {} at once{}{}",
+        match &search.algorithm_reason {
+            Some(why) => format!("auto: {} ({why})", search.algorithm),
+            None => search.algorithm.clone(),
+        },
+        names.join(", "),
+        search.space_source,
+        search.max_trials,
+        search.parallel,
+        limited
+            .map(|why| format!(" (at most {why})"))
+            .unwrap_or_default(),
+        search
+            .goal
+            .map(|g| format!(", stop at {g}"))
+            .unwrap_or_default()
+    );
+    kale::errln!("  {}", super::python_header(&interpreter, python_source));
     let opts = TuneOptions {
         name: name.clone(),
         resume: args.resume,
