@@ -501,8 +501,13 @@ pub fn site_dirs(python: &str) -> Option<Vec<PathBuf>> {
         }
         return Some(dirs);
     }
+    // pyenv's shim picks a version the way pyenv does; the first version it names
+    // decides the interpreter (`system` and unknown versions are left to the probe).
+    if let Some(real) = pyenv_interpreter(&exe) {
+        return site_dirs(&real.display().to_string());
+    }
     // Anything else must be the interpreter itself, not a script in front of one
-    // (pyenv's shims, wrappers): a script's interpreter is not known here.
+    // (wrappers): a script's interpreter is not known here.
     let real = std::fs::canonicalize(&exe).ok()?;
     let mut head = [0u8; 2];
     use std::io::Read as _;
@@ -516,6 +521,48 @@ pub fn site_dirs(python: &str) -> Option<Vec<PathBuf>> {
     let name = real.file_name()?.to_string_lossy().to_string();
     let version = name.strip_prefix("python").and_then(minor_version);
     system_site_dirs(&real, version.as_deref())
+}
+
+/// The interpreter a pyenv shim (`$PYENV_ROOT/shims/python3`) runs: `$PYENV_VERSION`,
+/// else the nearest `.python-version` from the working directory up, else
+/// `$PYENV_ROOT/version`; its first version, if pyenv installed it.
+fn pyenv_interpreter(exe: &Path) -> Option<PathBuf> {
+    pyenv_interpreter_in(
+        exe,
+        std::env::var("PYENV_VERSION").ok(),
+        &std::env::current_dir().ok()?,
+    )
+}
+
+fn pyenv_interpreter_in(exe: &Path, env_version: Option<String>, cwd: &Path) -> Option<PathBuf> {
+    let shims = exe.parent()?;
+    if shims.file_name()? != "shims" {
+        return None;
+    }
+    let root = shims.parent()?;
+    if !root.join("versions").is_dir() {
+        return None;
+    }
+    let from_file = |path: &Path| {
+        std::fs::read_to_string(path).ok().and_then(|text| {
+            text.split_whitespace()
+                .find(|w| !w.starts_with('#'))
+                .map(str::to_string)
+        })
+    };
+    let version = match env_version {
+        Some(v) if !v.trim().is_empty() => v.split(':').next()?.trim().to_string(),
+        _ => cwd
+            .ancestors()
+            .find_map(|d| from_file(&d.join(".python-version")))
+            .or_else(|| from_file(&root.join("version")))?,
+    };
+    let real = root
+        .join("versions")
+        .join(&version)
+        .join("bin")
+        .join(exe.file_name()?);
+    real.is_file().then_some(real)
 }
 
 /// `3.11.7` → `3.11`.
@@ -691,6 +738,43 @@ mod tests {
         assert_eq!(p.pins, ["fake-dist==2.5"]);
         assert_eq!(p.unresolved, ["elsewhere"]);
         assert!(p.error.is_some());
+    }
+
+    #[test]
+    fn a_pyenv_shim_leads_to_the_version_pyenv_would_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("pyenv");
+        std::fs::create_dir_all(root.join("shims")).unwrap();
+        let shim = root.join("shims/python3");
+        std::fs::write(&shim, "#!/usr/bin/env bash\nexec pyenv exec python3\n").unwrap();
+        for v in ["3.11.7", "3.12.1"] {
+            let bin = root.join("versions").join(v).join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            std::fs::write(bin.join("python3"), "\x7fELF").unwrap();
+        }
+        std::fs::write(root.join("version"), "3.11.7\n").unwrap();
+        let project = dir.path().join("project/sub");
+        std::fs::create_dir_all(&project).unwrap();
+        let at = |v: &str| root.join("versions").join(v).join("bin/python3");
+        assert_eq!(
+            pyenv_interpreter_in(&shim, None, &project),
+            Some(at("3.11.7"))
+        );
+        std::fs::write(dir.path().join("project/.python-version"), "3.12.1\n").unwrap();
+        assert_eq!(
+            pyenv_interpreter_in(&shim, None, &project),
+            Some(at("3.12.1"))
+        );
+        assert_eq!(
+            pyenv_interpreter_in(&shim, Some("3.11.7:3.12.1".into()), &project),
+            Some(at("3.11.7"))
+        );
+        // `system`, or a version pyenv does not have: not known here.
+        assert_eq!(
+            pyenv_interpreter_in(&shim, Some("system".into()), &project),
+            None
+        );
+        assert_eq!(pyenv_interpreter_in(&at("3.11.7"), None, &project), None);
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub enum TuneError {
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     Setup(String),
+    /// A setting that cannot start, and what to do instead.
+    #[error("{message}")]
+    Refused { message: String, hint: String },
     #[error("run directory: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -57,6 +60,9 @@ impl From<TuneError> for crate::Error {
         match e {
             TuneError::Store(e) => e.into(),
             TuneError::Setup(message) => crate::Error::bad_input(message),
+            TuneError::Refused { message, hint } => {
+                crate::Error::bad_input(message).with_hint(hint)
+            }
             TuneError::Io(e) => e.into(),
         }
     }
@@ -164,6 +170,7 @@ fn stored_search(
         goal: e.spec.goal,
         algorithm: e.spec.algorithm.clone(),
         algorithm_reason: None,
+        algorithm_from_notebook: false,
         settings,
         space,
         space_source: "the stored experiment".into(),
@@ -193,11 +200,12 @@ pub fn prepare(
         store.claim(&e)?;
         return Ok((store.experiment(name)?, search));
     }
-    let taken = || {
-        TuneError::Setup(format!(
-            "an experiment named `{name}` already exists in {}; pass --resume to continue it, or choose another --name",
+    let taken = || TuneError::Refused {
+        message: format!(
+            "an experiment named `{name}` already exists in {}",
             store.path().display()
-        ))
+        ),
+        hint: "pass --resume to continue it, or choose another --name".into(),
     };
     if store.experiment_exists(name)? {
         return Err(taken());
@@ -241,9 +249,27 @@ pub fn check_startable(search: &ResolvedSearch) -> Result<(), TuneError> {
     let mut probe = sampler_for(search)?;
     probe
         .ask_multi(&search.space, &[], &search.directions())
-        .map_err(|e| TuneError::Setup(e.to_string()))?;
+        .map_err(|e| TuneError::Refused {
+            message: format!(
+                "algorithm `{}`{} cannot search this space: {e}",
+                search.algorithm,
+                if search.algorithm_from_notebook {
+                    " (from the notebook's katib_metadata)"
+                } else {
+                    ""
+                }
+            ),
+            hint: if search.algorithm == "grid" {
+                "give every double parameter a step (`--param lr=double:0.01..1:step=0.1`) or a list (`discrete:0.01,0.1,1`), or pass --algorithm random (or tpe, bayesianoptimization)".into()
+            } else {
+                "pass another --algorithm (random, tpe, bayesianoptimization, grid)".into()
+            },
+        })?;
     if let Some((name, settings)) = &search.early_stopping {
-        stopping_from_katib(name, settings).map_err(|e| TuneError::Setup(e.to_string()))?;
+        stopping_from_katib(name, settings).map_err(|e| TuneError::Refused {
+            message: e.to_string(),
+            hint: "use `--early-stopping medianstop` or `asha`, with their own settings".into(),
+        })?;
     }
     Ok(())
 }

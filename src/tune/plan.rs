@@ -144,6 +144,8 @@ pub struct ResolvedSearch {
     pub algorithm: String,
     /// When `auto` chose the algorithm: why, for the header line.
     pub algorithm_reason: Option<String>,
+    /// The algorithm is the one the notebook's `katib_metadata` names.
+    pub algorithm_from_notebook: bool,
     pub settings: Vec<AlgorithmSetting>,
     pub space: SearchSpace,
     pub space_source: String,
@@ -842,6 +844,7 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
         goal,
         algorithm,
         algorithm_reason,
+        algorithm_from_notebook: algorithm_origin == Origin::Notebook,
         settings,
         space,
         space_source,

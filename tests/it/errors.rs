@@ -200,6 +200,27 @@ fn minikf_default_metadata_is_refused_with_what_to_pass_not_a_panic() {
         "{stderr}"
     );
     assert_every_error_has_a_hint(&stderr);
+    // Its algorithm, grid, cannot search a stepless double: said, with where it came
+    // from and what to do, before anything is recorded.
+    let (code, stderr) = status_and_stderr(
+        kale()
+            .arg("tune")
+            .arg(&nb)
+            .args(["--objective", "accuracy", "--param", "lr=double:0.01..1"])
+            .env("KALE_PYTHON", crate::support::python()),
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "algorithm `grid` (from the notebook's katib_metadata) cannot search this space"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: give every double parameter a step"),
+        "{stderr}"
+    );
+    assert_every_error_has_a_hint(&stderr);
     // With the parameters given, the same notebook compiles.
     let (code, stderr) = status_and_stderr(
         kale()
