@@ -430,7 +430,9 @@ pub fn resolve(modules: &[String], python: &str) -> Packages {
         return packages;
     }
     let mut missing = modules.clone();
+    let mut layout_is_complete = false;
     if let Some(dirs) = site_dirs(python) {
+        layout_is_complete = !dirs.iter().any(|d| extends_the_path(d));
         let indexes: Vec<_> = dirs
             .iter()
             .map(|d| crate::exec::distributions::site_index(d))
@@ -448,7 +450,11 @@ pub fn resolve(modules: &[String], python: &str) -> Packages {
             }
         }
     }
-    if !missing.is_empty() {
+    if !missing.is_empty() && layout_is_complete {
+        // Nothing adds to the search path beyond these directories: what they do not
+        // hold, the interpreter does not have either.
+        packages.unresolved = missing;
+    } else if !missing.is_empty() {
         let probed = probe(&missing, python);
         for pin in probed.pins {
             if !packages.pins.contains(&pin) {
@@ -563,6 +569,41 @@ fn pyenv_interpreter_in(exe: &Path, env_version: Option<String>, cwd: &Path) -> 
         .join("bin")
         .join(exe.file_name()?);
     real.is_file().then_some(real)
+}
+
+/// Whether a `.pth` file in `dir` adds directories to the search path (an editable
+/// install, a `conda develop`): modules there are not in the distributions' records.
+/// A line naming a directory does; a line of code (`import ...`) does when it is an
+/// editable install's import finder or touches `sys.path`, not when it only runs
+/// something at start-up (a certificate hook, distutils' precedence shim).
+fn extends_the_path(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return true;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !name.ends_with(".pth") {
+            return false;
+        }
+        // setuptools' and distutils-precedence's own hooks change no path a notebook
+        // imports from.
+        if name == "distutils-precedence.pth" {
+            return false;
+        }
+        let editable = name.starts_with("__editable__");
+        std::fs::read_to_string(e.path()).map_or(true, |text| {
+            text.lines().map(str::trim).any(|l| {
+                if l.is_empty() || l.starts_with('#') {
+                    false
+                } else if l.starts_with("import ") || l.starts_with("import\t") {
+                    editable || l.contains("sys.path") || l.contains("finder")
+                } else {
+                    true
+                }
+            })
+        })
+    })
 }
 
 /// `3.11.7` → `3.11`.
@@ -733,11 +774,31 @@ mod tests {
         let p = resolve(&modules, &python);
         assert_eq!(p.pins, ["fake-dist==2.5"]);
         assert!(p.unresolved.is_empty() && p.error.is_none(), "{p:?}");
-        // What the layout does not show is asked of the interpreter, which here fails.
+        // Nothing extends the path: what the site directory lacks, the interpreter
+        // lacks, and it is not asked.
+        let p = resolve(&["fakepkg".to_string(), "elsewhere".into()], &python);
+        assert_eq!(p.pins, ["fake-dist==2.5"]);
+        assert_eq!(p.unresolved, ["elsewhere"]);
+        assert!(p.error.is_none(), "{p:?}");
+        // An editable install's path: the interpreter is asked (and here fails).
+        std::fs::write(site.join("__editable__.mine-0.1.pth"), "/src/mine\n").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::open(&site)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
         let p = resolve(&["fakepkg".to_string(), "elsewhere".into()], &python);
         assert_eq!(p.pins, ["fake-dist==2.5"]);
         assert_eq!(p.unresolved, ["elsewhere"]);
         assert!(p.error.is_some());
+        // A start-up hook that changes no path does not count.
+        std::fs::remove_file(site.join("__editable__.mine-0.1.pth")).unwrap();
+        std::fs::write(
+            site.join("certs.pth"),
+            "import os; os.environ.setdefault('X', '1')\n",
+        )
+        .unwrap();
+        assert!(!extends_the_path(&site));
     }
 
     #[test]
