@@ -1272,6 +1272,49 @@ fn credentials_in_parameters_are_warned_about_and_secret_reads_are_not_data() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// The runtime and the bootstrap ship without their docstrings: Python's own parser
+/// finds the same program in the shipped text as in the source, docstrings aside.
+#[test]
+fn shipped_sources_are_the_same_code_without_docstrings() {
+    let check = r#"
+import ast, sys
+def strip(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+original, shipped = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+assert strip(ast.parse(original)) == strip(ast.parse(shipped)), sys.argv[1]
+assert '"""' not in shipped.split("\n", 3)[0]
+print(len(original), len(shipped))
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, source) in [
+        ("kale_runtime.py", kale::codegen::RUNTIME_SOURCE),
+        ("kfp_bootstrap.py", kale::kubeflow::kfp::BOOTSTRAP_SOURCE),
+    ] {
+        let original = dir.path().join(format!("original-{name}"));
+        let shipped = dir.path().join(format!("shipped-{name}"));
+        std::fs::write(&original, source).unwrap();
+        std::fs::write(&shipped, kale::kubeflow::kfp::shipped_source(source)).unwrap();
+        let out = Command::new(python())
+            .arg("-c")
+            .arg(check)
+            .arg(&original)
+            .arg(&shipped)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// The runtime ships without its comment-only lines: that is only safe while no line of
 /// a multi-line string starts with `#`, which Python's own tokenizer checks here.
 #[test]
