@@ -173,17 +173,18 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
         None => view.clone(),
     };
     let rt = super::runtime()?;
+    let mut dashboard_url = None;
     let outcome = rt.block_on(async {
         let cancel = super::interrupt_signal("stopping running steps");
-        // The dashboard serves from this process for as long as the tune runs.
+        // The dashboard serves from this process while the tune runs, and after it
+        // until Ctrl-C (below), so a page someone is reading does not go away.
         if args.dashboard {
+            let path = format!("e/{}", name.replace('%', "%25").replace(' ', "%20"));
             match kale::dashboard::bind(&store_path, "127.0.0.1", args.dashboard_port).await {
                 Ok(dash) => {
-                    kale::errln!(
-                        "dashboard: {}e/{}",
-                        dash.url(),
-                        name.replace('%', "%25").replace(' ', "%20")
-                    );
+                    let url = dash.url_with_token(&path);
+                    kale::errln!("dashboard: {url}");
+                    dashboard_url = Some(url);
                     tokio::spawn(dash.serve());
                 }
                 Err(e) => kale::errln!("warning: no dashboard: {e}"),
@@ -199,6 +200,25 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
             return Err(e.into());
         }
     };
+    let result = report_outcome(args, &name, &search, &opts, python_source, &outcome);
+    if let Some(url) = dashboard_url
+        && outcome.status != ExperimentStatus::Interrupted
+    {
+        kale::errln!("dashboard: still serving {url} — Ctrl-C to stop");
+        rt.block_on(super::wait_for_ctrl_c());
+    }
+    result
+}
+
+/// The summary of a finished tune (and its JSON), and the exit status it calls for.
+fn report_outcome(
+    args: &TuneArgs,
+    name: &str,
+    search: &kale::tune::plan::ResolvedSearch,
+    opts: &TuneOptions,
+    python_source: kale::exec::python::Source,
+    outcome: &tune::TuneOutcome,
+) -> kale::Result<()> {
     let count = |s: TrialStatus| outcome.trials.iter().filter(|t| t.status == s).count();
     if let Some(stream) = &events {
         stream.emit(&Event::TuneFinished {

@@ -212,7 +212,8 @@ fn random_and_tpe_searches_improve_and_compare_and_plot() {
     // One mark per trial (a dot, or a triangle at the axis edge for an outlier the
     // axis leaves out: which trials are outliers depends on the run's suggestions).
     assert_eq!(
-        text.matches(r#"<g class="trial trial-succeeded">"#).count(),
+        text.matches(r#"<g class="trial trial-succeeded" data-trial="#)
+            .count(),
         24,
         "one mark per trial"
     );
