@@ -51,7 +51,8 @@ pub enum Command {
     Runs(RunsCommand),
     /// Write a notebook that reopens one step of a run with exactly the data it had.
     Debug(DebugArgs),
-    /// Serve a live, read-only web dashboard of the experiments (on 127.0.0.1 by default).
+    /// Serve a live web dashboard of the experiments (on 127.0.0.1 by default), read-only
+    /// but for notes, which take the token in the address it prints.
     Dashboard(DashboardArgs),
 }
 
@@ -367,7 +368,8 @@ pub struct TuneArgs {
     /// with `-` (see the README's "Progress events").
     #[arg(long, value_name = "FILE|-")]
     pub events: Option<PathBuf>,
-    /// Serve the live dashboard (`kale dashboard`) while the tune runs and print its URL.
+    /// Serve the live dashboard (`kale dashboard`) while the tune runs, print its address,
+    /// and keep serving after the tune until Ctrl-C.
     #[arg(long, conflicts_with = "katib")]
     pub dashboard: bool,
     /// Port of --dashboard (default: any free one).

@@ -338,6 +338,7 @@
     try { return localStorage.getItem(TOKEN_KEY); } catch (e) { return null; }
   }
 
+  var noteSaid = {};
   function notes(root) {
     var text = root.querySelector("#note-text");
     var save = root.querySelector("#note-save");
@@ -346,10 +347,16 @@
     if (!token()) return;
     text.readOnly = false;
     save.hidden = false;
-    status.textContent = "";
-    text.addEventListener("input", function () { text.setAttribute("data-dirty", "1"); status.textContent = "not saved"; });
+    // A refresh (saving a note is itself a change to the store) keeps what was said.
+    status.textContent = noteSaid[text.getAttribute("data-url")] || "";
+    var say = function (what) {
+      noteSaid[text.getAttribute("data-url")] = what;
+      var shown = document.getElementById("note-status");
+      if (shown) shown.textContent = what;
+    };
+    text.addEventListener("input", function () { text.setAttribute("data-dirty", "1"); say("not saved"); });
     save.addEventListener("click", function () {
-      status.textContent = "saving…";
+      say("saving…");
       fetch(text.getAttribute("data-url"), {
         method: "POST",
         headers: { "Content-Type": "application/json", "Authorization": "Bearer " + token() },
@@ -357,10 +364,16 @@
       }).then(function (r) {
         return r.json().then(function (body) { return { ok: r.ok, status: r.status, body: body }; });
       }).then(function (r) {
-        if (r.ok) { text.removeAttribute("data-dirty"); status.textContent = "saved"; return; }
+        if (r.ok) {
+          var live = document.querySelector("#note-text");
+          if (live && live.value === text.value) live.removeAttribute("data-dirty");
+          text.removeAttribute("data-dirty");
+          say("saved");
+          return;
+        }
         if (r.status === 401) { try { localStorage.removeItem(TOKEN_KEY); } catch (e) { /* */ } }
-        status.textContent = r.body.error || ("error " + r.status);
-      }).catch(function (e) { status.textContent = String(e); });
+        say(r.body.error || ("error " + r.status));
+      }).catch(function (e) { say(String(e)); });
     });
   }
 

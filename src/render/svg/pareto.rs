@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 
 use kale_search::Direction;
 
-use super::axis::linear_axis;
-use super::draw::{BLUE, Frame, GREY, Mark, RED, empty, legend, mark, open, title, trial_tip, xml};
+use super::axis::{linear_axis, min_max};
+use super::draw::{BLUE, Frame, GREY, Mark, RED, empty, legend, open, title, trial_tip, xml};
 use super::{Options, Target, front_numbers};
 use crate::format::num;
 use crate::store::{Experiment, TrialRow, TrialStatus};
@@ -50,14 +50,8 @@ pub fn pareto(e: &Experiment, trials: &[TrialRow], opts: &Options) -> String {
             t.status == TrialStatus::Succeeded && tx.value(t).is_some() && ty.value(t).is_some()
         })
         .collect();
-    let feasible: Vec<&&TrialRow> = ok.iter().filter(|t| t.is_feasible()).collect();
-    let basis: Vec<&&TrialRow> = if feasible.is_empty() {
-        ok.iter().collect()
-    } else {
-        feasible
-    };
-    let xs: Vec<f64> = basis.iter().filter_map(|t| tx.value(t)).collect();
-    let ys: Vec<f64> = basis.iter().filter_map(|t| ty.value(t)).collect();
+    let xs = axis_values(&ok, &tx);
+    let ys = axis_values(&ok, &ty);
     let y_legend = 44.0;
     let frame = Frame {
         left: 80.0,
@@ -111,6 +105,31 @@ pub fn pareto(e: &Experiment, trials: &[TrialRow], opts: &Options) -> String {
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// The values an axis spans: the feasible trials', and the infeasible ones within
+/// half the feasible range of it (farther ones are pinned to the edge rather than
+/// squashing the front into a corner).
+fn axis_values(ok: &[&TrialRow], target: &Target) -> Vec<f64> {
+    let feasible: Vec<f64> = ok
+        .iter()
+        .filter(|t| t.is_feasible())
+        .filter_map(|t| target.value(t))
+        .collect();
+    let Some((lo, hi)) = min_max(&feasible) else {
+        return ok.iter().filter_map(|t| target.value(t)).collect();
+    };
+    let slack = if hi > lo {
+        0.5 * (hi - lo)
+    } else {
+        0.5 * lo.abs().max(1.0)
+    };
+    let near = ok
+        .iter()
+        .filter(|t| !t.is_feasible())
+        .filter_map(|t| target.value(t))
+        .filter(|v| *v >= lo - slack && *v <= hi + slack);
+    feasible.iter().copied().chain(near).collect()
 }
 
 /// The objectives on the x and y axes.
@@ -208,12 +227,17 @@ fn point(
     let n = t.number;
     let tip = xml(&tip);
     if !f.holds(x, y) {
-        let _ = write!(
+        // Beyond the axes: a triangle at the edge, still classed infeasible if it is.
+        let class = if t.is_feasible() {
+            "pinned"
+        } else {
+            "infeasible"
+        };
+        let _ = writeln!(
             svg,
-            r#"<g class="pinned" data-trial="{n}"><title>{tip}</title>"#
+            r#"<path class="{class}" data-trial="{n}" data-pinned="1" d="M{cx:.1},{:.1}l4,7h-8z" fill="{GREY}"><title>{tip}</title></path>"#,
+            cy - 3.5
         );
-        mark(svg, &Mark::Triangle(GREY), cx, cy);
-        svg.push_str("</g>\n");
     } else if !t.is_feasible() {
         let _ = writeln!(
             svg,
