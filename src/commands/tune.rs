@@ -200,6 +200,22 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
             return Err(e.into());
         }
     };
+    let count = |s: TrialStatus| outcome.trials.iter().filter(|t| t.status == s).count();
+    if let Some(stream) = &events {
+        stream.emit(&Event::TuneFinished {
+            experiment: name.clone(),
+            status: outcome.status,
+            reason: outcome.reason.clone(),
+            best: outcome.best.as_ref().map(TrialSummary::from),
+            pareto_front: outcome.front.iter().map(TrialSummary::from).collect(),
+            succeeded: count(TrialStatus::Succeeded),
+            failed: count(TrialStatus::Failed),
+            early_stopped: count(TrialStatus::EarlyStopped),
+            cache_hits: outcome.cache_hits,
+            cache_misses: outcome.cache_misses,
+            seconds: outcome.experiment.wall_seconds,
+        });
+    }
     let result = report_outcome(args, &name, &search, &opts, python_source, &outcome);
     if let Some(url) = dashboard_url
         && outcome.status != ExperimentStatus::Interrupted
@@ -220,21 +236,6 @@ fn report_outcome(
     outcome: &tune::TuneOutcome,
 ) -> kale::Result<()> {
     let count = |s: TrialStatus| outcome.trials.iter().filter(|t| t.status == s).count();
-    if let Some(stream) = &events {
-        stream.emit(&Event::TuneFinished {
-            experiment: name.clone(),
-            status: outcome.status,
-            reason: outcome.reason.clone(),
-            best: outcome.best.as_ref().map(TrialSummary::from),
-            pareto_front: outcome.front.iter().map(TrialSummary::from).collect(),
-            succeeded: count(TrialStatus::Succeeded),
-            failed: count(TrialStatus::Failed),
-            early_stopped: count(TrialStatus::EarlyStopped),
-            cache_hits: outcome.cache_hits,
-            cache_misses: outcome.cache_misses,
-            seconds: outcome.experiment.wall_seconds,
-        });
-    }
     if args.json {
         let best = outcome.best.as_ref().map(|b| {
             json!({"trial": b.number, "params": b.params, "metrics": b.metrics, "run_dir": b.run_dir})
