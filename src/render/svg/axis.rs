@@ -169,6 +169,25 @@ pub fn value_axis(values: &[f64], log: bool, target: usize) -> Axis {
     }
 }
 
+/// The values an axis spans: `main`, and those of `others` within half the range of
+/// `main` of it (farther ones are pinned to the edge rather than squashing the plot;
+/// infeasible trials are the others).
+pub fn near(main: &[f64], others: &[f64]) -> Vec<f64> {
+    let Some((lo, hi)) = min_max(main) else {
+        return others.to_vec();
+    };
+    let slack = if hi > lo {
+        0.5 * (hi - lo)
+    } else {
+        0.5 * lo.abs().max(1.0)
+    };
+    let close = others
+        .iter()
+        .copied()
+        .filter(|v| *v >= lo - slack && *v <= hi + slack);
+    main.iter().copied().chain(close).collect()
+}
+
 pub fn min_max(values: &[f64]) -> Option<(f64, f64)> {
     let mut it = values.iter().copied().filter(|v| v.is_finite());
     let first = it.next()?;

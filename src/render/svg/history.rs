@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use kale_search::Direction;
 
-use super::axis::{Axis, is_outlier, linear_axis, losing_outlier_fence, value_axis};
+use super::axis::{Axis, is_outlier, linear_axis, losing_outlier_fence, near, value_axis};
 use super::draw::{
     BLUE, Frame, GREY, Mark, ORANGE, PALETTE, RED, empty, legend, mark, open, title, trial_tip, xml,
 };
@@ -150,7 +150,16 @@ fn value_scale(
         .copied()
         .filter(|v| !is_outlier(*v, fence, direction))
         .collect();
-    let axis = value_axis(&inside, opts.log_y, 6);
+    let infeasible: Vec<f64> = series
+        .iter()
+        .flat_map(|s| {
+            s.trials
+                .iter()
+                .filter(|t| !t.is_feasible())
+                .filter_map(|t| s.plotted(t))
+        })
+        .collect();
+    let axis = value_axis(&near(&inside, &infeasible), opts.log_y, 6);
     let all = || series.iter().flat_map(|s| s.trials.iter());
     let count = |st: TrialStatus| all().filter(|t| t.status == st).count();
     let tally = Tally {
@@ -310,9 +319,11 @@ fn trial_mark<'a>(
             (Mark::Triangle(GREY), losing_edge)
         }
         (TrialStatus::Succeeded, Some(v)) if t.is_feasible() => (Mark::Dot(dot), at(v)?),
+        // Infeasible: a grey cross, or a triangle at the edge it lies beyond.
         (TrialStatus::Succeeded, Some(v)) => match at(v) {
             Some(y) => (Mark::Cross(GREY), y),
-            None => (Mark::Triangle(GREY), losing_edge),
+            None if f.py(v) < f.top => (Mark::Triangle(GREY), f.top + 4.0),
+            None => (Mark::Triangle(GREY), f.bottom - 4.0),
         },
         (TrialStatus::EarlyStopped, Some(v)) => (Mark::Ring(ORANGE), at(v).unwrap_or(losing_edge)),
         (TrialStatus::Failed, _) | (TrialStatus::EarlyStopped, None) => (Mark::Cross(RED), under),

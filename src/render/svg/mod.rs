@@ -267,3 +267,163 @@ fn best_number(trials: &[TrialRow], target: &Target) -> Option<i64> {
     }
     crate::tune::best_trial(trials, target.direction).map(|b| b.number)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Bound, Constraint, ExperimentStatus, NewExperiment, Objective};
+    use serde_json::json;
+
+    fn experiment(objectives: &[(&str, Direction)], constrained: bool) -> Experiment {
+        let objectives: Vec<Objective> = objectives
+            .iter()
+            .map(|(n, d)| Objective {
+                name: n.to_string(),
+                direction: *d,
+            })
+            .collect();
+        Experiment {
+            id: 1,
+            spec: NewExperiment {
+                name: "e".into(),
+                notebook: "nb.ipynb".into(),
+                notebook_hash: "h".into(),
+                objective: objectives[0].name.clone(),
+                direction: objectives[0].direction,
+                objectives,
+                constraints: if constrained {
+                    vec![Constraint {
+                        metric: "kb".into(),
+                        bound: Bound::AtMost,
+                        value: 50.0,
+                    }]
+                } else {
+                    Vec::new()
+                },
+                goal: None,
+                algorithm: "random".into(),
+                settings: json!([]),
+                space: json!([{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "10"}}]),
+                max_trials: 10,
+                parallel: 2,
+                max_failed: 10,
+                early_stopping: None,
+            },
+            status: ExperimentStatus::Succeeded,
+            reason: None,
+            created_at: 0.0,
+            updated_at: 0.0,
+            wall_seconds: 1.0,
+            owner_pid: None,
+            session_started_at: None,
+        }
+    }
+
+    fn trial(number: i64, values: &[f64], violation: f64) -> TrialRow {
+        TrialRow {
+            experiment_id: 1,
+            number,
+            params: json!({"x": number as f64}),
+            status: TrialStatus::Succeeded,
+            value: values.first().copied(),
+            values: values.to_vec(),
+            constraints: vec![violation],
+            metrics: json!({}),
+            intermediate: vec![values[0] / 2.0, values[0]],
+            started_at: number as f64,
+            finished_at: Some(number as f64 + 1.0),
+            seconds: Some(1.0),
+            cache_hits: 0,
+            cache_misses: 0,
+            error: None,
+            run_dir: None,
+        }
+    }
+
+    /// The numbers after `data-trial="` in marks of `class`.
+    fn marked(svg: &str, class: &str) -> Vec<i64> {
+        svg.split(&format!("class=\"{class}\" data-trial=\""))
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap().parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn an_infeasible_outlier_does_not_squash_the_pareto_front() {
+        let e = experiment(
+            &[("acc", Direction::Maximize), ("kb", Direction::Minimize)],
+            true,
+        );
+        let mut trials: Vec<TrialRow> = (0..6)
+            .map(|i| trial(i, &[0.8 + 0.02 * i as f64, 10.0 + 5.0 * i as f64], -1.0))
+            .collect();
+        trials.push(trial(6, &[0.85, 100_000.0], 99_950.0));
+        let svg = render(Kind::Pareto, &e, &trials, &Options::default());
+        let y = svg.split("class=\"zoom-area\"").nth(1).unwrap();
+        let hi: f64 = y
+            .split("data-y=\"")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(hi < 100.0, "the y axis reaches {hi}");
+        assert_eq!(marked(&svg, "infeasible"), [6]);
+        assert!(svg.contains("1 beyond the axes"));
+    }
+
+    #[test]
+    fn with_several_objectives_the_plots_say_which_and_highlight_the_front() {
+        let e = experiment(
+            &[("acc", Direction::Maximize), ("kb", Direction::Minimize)],
+            false,
+        );
+        let trials: Vec<TrialRow> = (0..5)
+            .map(|i| trial(i, &[0.8 + 0.02 * i as f64, 10.0 + 5.0 * i as f64], -1.0))
+            .collect();
+        let opts = Options {
+            objective: Some("kb".into()),
+            ..Options::default()
+        };
+        let history = render(Kind::History, &e, &trials, &opts);
+        assert!(
+            history.contains("kb (objective 2 of 2) by trial"),
+            "{history}"
+        );
+        let parallel = render(Kind::Parallel, &e, &trials, &opts);
+        assert!(parallel.contains("Pareto front (5)") && !parallel.contains("best trial"));
+    }
+
+    #[test]
+    fn infeasible_trials_are_marked_and_never_the_best_so_far() {
+        let e = experiment(&[("acc", Direction::Maximize)], true);
+        let trials = vec![
+            trial(0, &[0.5], -1.0),
+            trial(1, &[0.99], 3.0),
+            trial(2, &[0.6], -1.0),
+        ];
+        let history = render(Kind::History, &e, &trials, &Options::default());
+        assert!(history.contains("infeasible (1, breaks a constraint)"));
+        // The best line steps to 0.6 at trial 2, never to 0.99.
+        let frame = history.split("class=\"zoom-area\"").nth(1).unwrap();
+        let hi: f64 = frame
+            .split("data-y=\"")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(hi < 0.99, "the axis spans the feasible values: {hi}");
+        let timeline = render(Kind::Timeline, &e, &trials, &Options::default());
+        assert!(
+            timeline.contains("infeasible (1)")
+                && timeline.matches("<rect class=\"trial ").count() == 3
+        );
+        let inter = render(Kind::Intermediate, &e, &trials, &Options::default());
+        assert_eq!(inter.matches("<g class=\"trial\"").count(), 3);
+    }
+}

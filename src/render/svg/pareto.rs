@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use kale_search::Direction;
 
-use super::axis::{linear_axis, min_max};
+use super::axis::{linear_axis, near};
 use super::draw::{BLUE, Frame, GREY, Mark, RED, empty, legend, open, title, trial_tip, xml};
 use super::{Options, Target, front_numbers};
 use crate::format::num;
@@ -107,29 +107,14 @@ pub fn pareto(e: &Experiment, trials: &[TrialRow], opts: &Options) -> String {
     svg
 }
 
-/// The values an axis spans: the feasible trials', and the infeasible ones within
-/// half the feasible range of it (farther ones are pinned to the edge rather than
-/// squashing the front into a corner).
+/// The values an axis spans: the feasible trials', and the infeasible ones near them.
 fn axis_values(ok: &[&TrialRow], target: &Target) -> Vec<f64> {
-    let feasible: Vec<f64> = ok
-        .iter()
-        .filter(|t| t.is_feasible())
-        .filter_map(|t| target.value(t))
-        .collect();
-    let Some((lo, hi)) = min_max(&feasible) else {
-        return ok.iter().filter_map(|t| target.value(t)).collect();
+    let (feasible, infeasible): (Vec<&&TrialRow>, Vec<&&TrialRow>) =
+        ok.iter().partition(|t| t.is_feasible());
+    let values = |list: Vec<&&TrialRow>| -> Vec<f64> {
+        list.iter().filter_map(|t| target.value(t)).collect()
     };
-    let slack = if hi > lo {
-        0.5 * (hi - lo)
-    } else {
-        0.5 * lo.abs().max(1.0)
-    };
-    let near = ok
-        .iter()
-        .filter(|t| !t.is_feasible())
-        .filter_map(|t| target.value(t))
-        .filter(|v| *v >= lo - slack && *v <= hi + slack);
-    feasible.iter().copied().chain(near).collect()
+    near(&values(feasible), &values(infeasible))
 }
 
 /// The objectives on the x and y axes.
