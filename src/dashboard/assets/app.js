@@ -225,7 +225,7 @@
 
   var drag = null;
   document.addEventListener("mousedown", function (ev) {
-    var svg = ev.target.closest && ev.target.closest(".plot svg");
+    var svg = ev.target.closest && ev.target.closest(".plot[data-src] svg");
     var area = svg && svg.querySelector(".zoom-area");
     if (!area || ev.button !== 0) return;
     var p = toUser(svg, ev), b = box(area);
@@ -269,12 +269,12 @@
     zoomTo(d.plot, wide ? fx(s.x) : null, fx(p.x), tall ? fy(s.y) : null, fy(p.y));
   });
   document.addEventListener("dblclick", function (ev) {
-    var plot = ev.target.closest && ev.target.closest(".plot");
+    var plot = ev.target.closest && ev.target.closest(".plot[data-src]");
     if (plot && plot.querySelector(".zoom-area")) resetZoom(plot);
   });
   var wheelTimer = null, wheelScale = 1, wheelAt = null;
   document.addEventListener("wheel", function (ev) {
-    var svg = ev.target.closest && ev.target.closest(".plot svg");
+    var svg = ev.target.closest && ev.target.closest(".plot[data-src] svg");
     var area = svg && svg.querySelector(".zoom-area");
     if (!area) return;
     var p = toUser(svg, ev), b = box(area);
