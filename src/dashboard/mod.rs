@@ -654,7 +654,10 @@ async fn api_compare(
 async fn api_events(
     State(s): State<Shared>,
 ) -> Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>> {
-    let rx = s.version.clone();
+    // Changes from before this connection are in the page it came with: only later
+    // ones are news (else every page opened after a change would reload at once).
+    let mut rx = s.version.clone();
+    rx.borrow_and_update();
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.changed().await.ok()?;
         let v = *rx.borrow_and_update();
