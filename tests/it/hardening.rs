@@ -279,8 +279,12 @@ fn the_dashboard_answers_only_for_its_own_host_with_security_headers() {
         &mut line,
     )
     .unwrap();
+    // The address ends in the notes token after `#`.
     let port: u16 = line
         .trim()
+        .split('#')
+        .next()
+        .unwrap()
         .trim_end_matches('/')
         .rsplit(':')
         .next()

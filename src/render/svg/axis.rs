@@ -34,6 +34,16 @@ impl Axis {
         format!("{} {} {}", self.lo, self.hi, u8::from(self.log))
     }
 
+    /// Keeps the whole-number ticks, labelled as whole numbers (trial and report
+    /// numbers: `3`, not `3.0`).
+    pub fn whole_ticks(mut self) -> Axis {
+        self.ticks.retain(|(v, _)| v.fract() == 0.0);
+        for (v, label) in &mut self.ticks {
+            *label = format!("{}", *v as i64);
+        }
+        self
+    }
+
     /// This axis over `range` instead (a zoomed view), ticks recomputed; a range that
     /// is empty, reversed or not positive on a log axis leaves it as it is.
     pub fn zoomed(self, range: Option<(f64, f64)>) -> Axis {

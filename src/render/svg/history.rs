@@ -104,7 +104,7 @@ pub fn history(title_text: &str, objective: &str, series: &[Series], opts: &Opti
         ticks: linear_axis(&[0.0, max_x], 10).ticks,
     };
     let mut x = x.zoomed(opts.x_range);
-    x.ticks.retain(|(v, _)| v.fract() == 0.0);
+    x = x.whole_ticks();
     let frame = Frame {
         left: 72.0,
         top,

@@ -99,8 +99,9 @@ pub fn intermediate(e: &Experiment, trials: &[TrialRow], opts: &Options) -> Stri
     } else {
         (0.0, steps as f64)
     };
-    x.ticks
-        .retain(|(v, _)| v.fract() == 0.0 && *v >= x.lo && *v <= x.hi);
+    let (lo, hi) = (x.lo, x.hi);
+    x.ticks.retain(|(v, _)| *v >= lo && *v <= hi);
+    let x = x.whole_ticks();
     let frame = Frame {
         left: 72.0,
         top,

@@ -79,7 +79,7 @@ pub fn timeline(e: &Experiment, trials: &[TrialRow], opts: &Options) -> String {
         ticks: nice_ticks(0.0, last, 8),
     }
     .zoomed(opts.y_range);
-    y.ticks.retain(|(v, _)| v.fract() == 0.0);
+    y = y.whole_ticks();
     let frame = Frame {
         left: 72.0,
         top,
