@@ -51,7 +51,8 @@ pub enum Command {
     Runs(RunsCommand),
     /// Write a notebook that reopens one step of a run with exactly the data it had.
     Debug(DebugArgs),
-    /// Serve a live, read-only web dashboard of the experiments (on 127.0.0.1 by default).
+    /// Serve a live web dashboard of the experiments (on 127.0.0.1 by default), read-only
+    /// but for notes, which take the token in the address it prints.
     Dashboard(DashboardArgs),
 }
 
@@ -220,7 +221,8 @@ pub struct SearchFlags {
     pub target_value: Option<f64>,
     /// Katib algorithm name: auto (default: grid, bayesianoptimization or tpe, chosen from
     /// the budget, the parameters and --parallel), random, grid, tpe, multivariate-tpe,
-    /// bayesianoptimization.
+    /// bayesianoptimization; with several --objective: auto (grid, motpe or nsga2),
+    /// nsga2, motpe, tpe, random, grid.
     #[arg(long, value_name = "NAME", help_heading = "Search")]
     pub algorithm: Option<String>,
     /// An algorithm setting (repeatable): `--setting random_state=7`.
@@ -366,7 +368,8 @@ pub struct TuneArgs {
     /// with `-` (see the README's "Progress events").
     #[arg(long, value_name = "FILE|-")]
     pub events: Option<PathBuf>,
-    /// Serve the live dashboard (`kale dashboard`) while the tune runs and print its URL.
+    /// Serve the live dashboard (`kale dashboard`) while the tune runs, print its address,
+    /// and keep serving after the tune until Ctrl-C.
     #[arg(long, conflicts_with = "katib")]
     pub dashboard: bool,
     /// Port of --dashboard (default: any free one).
@@ -478,22 +481,37 @@ pub struct CompareArgs {
     /// Objective axis of the plot in log scale.
     #[arg(long)]
     pub log_y: bool,
+    /// With several objectives: the one the best-trial rows and the plot show (an
+    /// experiment without it shows its first).
+    #[arg(long, value_name = "NAME")]
+    pub objective: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct PlotArgs {
-    pub experiment: String,
+    /// The experiment; `history` and `edf` overlay several.
+    #[arg(required = true, num_args = 1.., value_name = "EXP")]
+    pub experiments: Vec<String>,
     /// Output file: `.svg`, or `.png` for a rendered image.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
     /// history: objective by trial and best so far; importance: fANOVA parameter
     /// importance; parallel: parallel coordinates; slice: objective against each parameter;
-    /// contour: objective over the two most important parameters; pareto: the first two
-    /// objectives of a multi-objective experiment against each other, the front highlighted.
-    #[arg(long, value_name = "KIND", default_value = "history", value_parser = ["history", "importance", "parallel", "slice", "contour", "pareto"])]
+    /// contour: objective over the two most important parameters (or --params A,B);
+    /// pareto: two objectives of a multi-objective experiment against each other, the front
+    /// highlighted; edf: the empirical distribution of the objective; timeline: when each
+    /// trial ran and how it ended; intermediate: every trial's intermediate values.
+    #[arg(long, value_name = "KIND", default_value = "history", value_parser = ["history", "importance", "parallel", "slice", "contour", "pareto", "edf", "timeline", "intermediate"])]
     pub kind: String,
+    /// Parameters to show: slice and parallel (any of them), contour (two: x,y).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub params: Vec<String>,
+    /// The objective shown, of an experiment with several (history, importance, parallel,
+    /// slice, contour, edf); give two for pareto's x and y axes.
+    #[arg(long, value_name = "NAME")]
+    pub objective: Vec<String>,
     /// Objective axis in log scale (when every value is positive).
     #[arg(long)]
     pub log_y: bool,

@@ -28,6 +28,12 @@ pub struct Diagnostic {
     pub line: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// The cell's line the problem is on, quoted under the message with a caret at
+    /// `column` (1-based, in characters): syntax errors point at where Python stops.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
 }
 
 impl Diagnostic {
@@ -38,6 +44,8 @@ impl Diagnostic {
             cell: None,
             line: None,
             hint: None,
+            code: None,
+            column: None,
         }
     }
 
@@ -64,6 +72,19 @@ impl Diagnostic {
         self
     }
 
+    /// Quotes line `line` (1-based) of `cell_source` with a caret at `column`.
+    pub fn quoting(mut self, cell_source: &str, line: u32, column: u32) -> Self {
+        let text = cell_source
+            .split('\n')
+            .flat_map(|l| l.split('\r'))
+            .nth(line.saturating_sub(1) as usize);
+        if let Some(text) = text.filter(|t| !t.trim().is_empty()) {
+            self.code = Some(text.trim_end().to_string());
+            self.column = Some(column.max(1));
+        }
+        self
+    }
+
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
@@ -86,6 +107,15 @@ impl Diagnostic {
             _ => {}
         }
         let _ = write!(out, ": {}", self.message);
+        if let (Some(code), Some(column)) = (&self.code, self.column) {
+            // The caret's indent copies the line's own whitespace, so tabs line up.
+            let indent: String = code
+                .chars()
+                .take(column as usize - 1)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            let _ = write!(out, "\n    {code}\n    {indent}^");
+        }
         if let Some(hint) = &self.hint {
             let _ = write!(out, "\n  hint: {hint}");
         }

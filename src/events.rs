@@ -295,7 +295,8 @@ impl EventStream {
     /// To a file (created or truncated), or to stdout for `-`.
     pub fn to_path(path: &std::path::Path) -> std::io::Result<Self> {
         if path.as_os_str() == "-" {
-            Ok(Self::new(Box::new(std::io::stdout())))
+            // A full disk there ends the command with exit 3 (see `crate::output`).
+            Ok(Self::new(Box::new(crate::output::Stdout)))
         } else {
             Ok(Self::new(Box::new(std::fs::File::create(path)?)))
         }

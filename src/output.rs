@@ -22,13 +22,19 @@ static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 static STDERR_CLOSED: AtomicBool = AtomicBool::new(false);
 /// The first write to standard error that failed other than by a closed reader.
 static STDERR_FAILED: Mutex<Option<String>> = Mutex::new(None);
+/// The first write to standard output that failed other than by a closed reader
+/// (also one whose error the writer could not pass on, like a JSON-lines stream).
+static STDOUT_FAILED: Mutex<Option<String>> = Mutex::new(None);
 
 fn is_closed_reader(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::BrokenPipe
 }
 
-/// The error a failed write to standard output becomes.
+/// The error a failed write to standard output becomes; remembered for [`finish`].
 fn stdout_error(e: io::Error) -> crate::Error {
+    if let Ok(mut failed) = STDOUT_FAILED.lock() {
+        failed.get_or_insert_with(|| e.to_string());
+    }
     crate::Error::environment("cannot write to standard output")
         .caused_by(e)
         .with_hint("the disk or device it goes to is full or failing: redirect it elsewhere")
@@ -96,6 +102,11 @@ pub fn stdout_closed() -> bool {
 /// standard error (other than a closed reader) into an environment error, so that a
 /// command whose messages were lost to a full disk does not report success.
 pub fn finish() -> crate::Result<()> {
+    if let Some(e) = STDOUT_FAILED.lock().ok().and_then(|f| f.clone()) {
+        return Err(crate::Error::environment("cannot write to standard output")
+            .caused_by(e)
+            .with_hint("the disk or device it goes to is full or failing: redirect it elsewhere"));
+    }
     if !STDOUT_CLOSED.load(Ordering::Relaxed)
         && let Err(e) = io::stdout().lock().flush()
         && !is_closed_reader(&e)
@@ -108,6 +119,32 @@ pub fn finish() -> crate::Result<()> {
             .with_hint("the disk or device it goes to is full or failing: redirect it elsewhere"));
     }
     Ok(())
+}
+
+/// Standard output as an `io::Write` for writers of their own (the `--events -`
+/// stream): a closed reader and a failure are handled as for [`stdout`].
+pub struct Stdout;
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        stdout_bytes(buf)
+            .map(|()| buf.len())
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if STDOUT_CLOSED.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        match io::stdout().lock().flush() {
+            Err(e) if is_closed_reader(&e) => {
+                STDOUT_CLOSED.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(io::Error::other(stdout_error(e).to_string())),
+            Ok(()) => Ok(()),
+        }
+    }
 }
 
 /// `println!` to standard output, returning `kale::Result<()>` (see the module docs).

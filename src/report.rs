@@ -23,21 +23,54 @@ pub fn space(e: &Experiment) -> Option<SearchSpace> {
 /// fANOVA importance of each tuned parameter over the succeeded trials, most
 /// important first; `Err` says why there is none (too few trials, unreadable space).
 pub fn importance(e: &Experiment, trials: &[TrialRow]) -> Result<Vec<ParamImportance>, String> {
+    importance_for(e, trials, 0)
+}
+
+/// [`importance`] for the objective at `index` of a multi-objective experiment (its
+/// value in each succeeded trial; infeasible trials count, as in Optuna).
+pub fn importance_for(
+    e: &Experiment,
+    trials: &[TrialRow],
+    index: usize,
+) -> Result<Vec<ParamImportance>, String> {
     let space = space(e).ok_or_else(|| "the stored search space is unreadable".to_string())?;
-    // With several objectives, importance for the first (each trial's `value`).
-    let history: Vec<_> = crate::tune::record::history(&space, trials, false)
+    let rows: Vec<TrialRow> = if index == 0 {
+        trials.to_vec()
+    } else {
+        trials
+            .iter()
+            .map(|t| TrialRow {
+                value: t.values.get(index).copied(),
+                ..t.clone()
+            })
+            .collect()
+    };
+    let history: Vec<_> = crate::tune::record::history(&space, &rows, false)
         .into_iter()
         .filter(|t| t.state == kale_search::TrialState::Complete)
         .collect();
     fanova(&space, &history, &FanovaOptions::default()).map_err(|err| err.to_string())
 }
 
-/// (trial number, best value so far) after each succeeded trial.
+/// Importance for each objective, by name, in the experiment's order.
+pub fn importance_by_objective(
+    e: &Experiment,
+    trials: &[TrialRow],
+) -> Vec<(String, Result<Vec<ParamImportance>, String>)> {
+    e.spec
+        .objectives
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.name.clone(), importance_for(e, trials, i)))
+        .collect()
+}
+
+/// (trial number, best value so far) after each feasible succeeded trial.
 pub fn best_so_far(direction: Direction, trials: &[TrialRow]) -> Vec<(i64, f64)> {
     let mut best: Option<f64> = None;
     trials
         .iter()
-        .filter(|t| t.status == TrialStatus::Succeeded)
+        .filter(|t| t.status == TrialStatus::Succeeded && t.is_feasible())
         .filter_map(|t| {
             let v = t.value?;
             let b = match best {

@@ -203,6 +203,28 @@ pub struct InnerCall {
     pub keywords: Vec<(String, Vec<String>)>,
 }
 
+/// The parser's message for a syntax error, in Python's terms: a malformed number
+/// (`0x`, `1e`) comes out of the lexer as Rust's own error value, which means nothing
+/// to a notebook's author.
+pub(crate) fn syntax_message(e: &ruff_python_parser::ParseError, src: &str) -> String {
+    let message = e.error.to_string();
+    if message.contains("ParseIntError")
+        || message.contains("ParseFloatError")
+        || message.contains("{ kind:")
+    {
+        let token = src
+            .get(e.location.start().to_usize()..e.location.end().to_usize())
+            .unwrap_or_default()
+            .trim();
+        return if token.is_empty() {
+            "invalid number literal".into()
+        } else {
+            format!("invalid number literal `{token}`")
+        };
+    }
+    message
+}
+
 /// Analyses cells executed in order in one module namespace.
 pub fn analyze_block(cells: &[CellSource]) -> BlockFacts {
     analyze_with_own(cells, 0)

@@ -47,8 +47,11 @@ impl<'a> Cell<'a> {
         match parse(cell.source, Mode::Ipython) {
             Err(message) => this.issue(0, message.to_owned()),
             Ok(parsed) => {
-                for e in parsed.errors() {
-                    this.issue(e.location.start().to_usize(), e.error.to_string());
+                if let Some(e) = parsed.errors().first() {
+                    this.issue(
+                        e.location.start().to_usize(),
+                        format!("syntax error: {}", super::syntax_message(e, cell.source)),
+                    );
                 }
                 if let Mod::Module(m) = parsed.into_syntax() {
                     body = m.body.into_iter().collect();
@@ -257,9 +260,8 @@ fn metrics(cell: &CellSource) -> (Vec<(String, Location)>, Vec<SyntaxIssue>) {
             }
             None => {
                 let snippet = c.snippet(stmt.range());
-                let line = c.at(stmt.start().to_usize()).line;
                 c.issue(stmt.start().to_usize(), format!(
-                    "line {line}: `{snippet}` is not a metric: the pipeline-metrics cell may only contain `print(variable)` or `variable` lines"
+                    "`{snippet}` is not a metric: the pipeline-metrics cell may only contain `print(variable)` or `variable` lines"
                 ));
             }
         }

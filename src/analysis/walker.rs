@@ -173,10 +173,12 @@ impl Analyzer<'_> {
                         self.base = saved;
                         return;
                     }
-                    for e in parsed.errors() {
+                    // The first error only, as Python reports it: the parser's
+                    // recovery makes the ones after it mostly echoes of the first.
+                    if let Some(e) = parsed.errors().first() {
                         let at = self.at(e.location.start());
                         self.facts.syntax_errors.push(SyntaxIssue {
-                            message: e.error.to_string(),
+                            message: super::syntax_message(e, text),
                             at,
                         });
                     }
@@ -1242,6 +1244,9 @@ impl<'a> Visitor<'a> for Analyzer<'_> {
 
     fn visit_expr(&mut self, expr: &'a Expr) {
         match expr {
+            // The parser's recovery from a syntax error leaves empty names where an
+            // expression was missing (`x = 0x`); the error is reported, the name is not.
+            Expr::Name(n) if n.id.is_empty() => {}
             Expr::Name(n) => {
                 let at = self.at(n.start());
                 match n.ctx {

@@ -66,6 +66,11 @@ pub struct StepProgram {
     pub source: String,
     pub line_map: LineMap,
     pub ipython: bool,
+    /// Byte range of `source` holding the `imports` and `functions` cells: the same
+    /// text in every step of one kind (plain Python or IPython), so a compiled
+    /// pipeline ships it once (`kubeflow::kfp`). Whole lines; empty when the
+    /// notebook has neither kind of cell.
+    pub shared: std::ops::Range<usize>,
 }
 
 /// Builds the program for `step`, with `values` giving the value of every pipeline
@@ -106,6 +111,7 @@ pub fn step_program(
             w.cell(cell, cell_source(&cell));
         }
     };
+    let shared_start = w.out.len();
     for &cell in pipeline
         .imports_cells
         .iter()
@@ -113,6 +119,7 @@ pub fn step_program(
     {
         emit(&mut w, cell);
     }
+    let shared = shared_start..w.out.len();
     // Inputs are loaded once the imports and functions cells have run: an object
     // whose class a functions cell defines is pickled by reference and found again.
     w.line("_kale.shared_definitions_done()");
@@ -156,6 +163,7 @@ pub fn step_program(
         source: w.out,
         line_map: LineMap { spans: w.spans },
         ipython,
+        shared,
     }
 }
 

@@ -55,17 +55,18 @@ fn warn_file_reads(notebook: &std::path::Path, pipeline: &kale::pipeline::Pipeli
                     .unwrap_or(""),
             })
             .collect();
-        let reads: Vec<_> = kale::analysis::file_reads(&cells)
-            .into_iter()
-            .filter(|r| {
-                !handed.iter().any(|(_, to, paths)| {
-                    *to == step.name
-                        && paths
-                            .iter()
-                            .any(|p| kale::analysis::may_meet(Some(p), r.path.as_deref()))
-                })
+        let mut reads = kale::analysis::file_reads(&cells);
+        reads.retain(|r| !r.path.as_deref().is_some_and(is_not_data));
+        // Files an earlier step hands over travel as an input artifact, which KFP's
+        // cache key covers.
+        reads.retain(|r| {
+            !handed.iter().any(|(_, to, paths)| {
+                *to == step.name
+                    && paths
+                        .iter()
+                        .any(|p| kale::analysis::may_meet(Some(p), r.path.as_deref()))
             })
-            .collect();
+        });
         let Some(first) = reads.first() else {
             continue;
         };
@@ -90,6 +91,28 @@ fn warn_file_reads(notebook: &std::path::Path, pipeline: &kale::pipeline::Pipeli
     }
 }
 
+/// Paths whose contents a cached result does not depend on, or that are not files:
+/// a URL (`https://`, `s3://`, `gs://`: fetched, not read from the pod's disk) and a
+/// secret Kubernetes mounts into the pod (`/var/run/secrets/...`, `/etc/secrets/...`:
+/// credentials, not data).
+fn is_not_data(path: &str) -> bool {
+    let url = path.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    let secret = path.starts_with('/')
+        && path.split('/').any(|part| {
+            let part = part.to_ascii_lowercase();
+            part == "secret"
+                || part == "secrets"
+                || part.ends_with("-secret")
+                || part.ends_with("-secrets")
+        });
+    url || secret
+}
+
 fn write_output(path: Option<&std::path::Path>, text: &str) -> kale::Result<()> {
     match path {
         Some(p) if p != std::path::Path::new("-") => {
@@ -101,4 +124,29 @@ fn write_output(path: Option<&std::path::Path>, text: &str) -> kale::Result<()> 
         _ => kale::output::stdout_bytes(text.as_bytes())?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_and_mounted_secrets_are_not_data_files() {
+        for not_data in [
+            "https://example.com/train.csv",
+            "s3://bucket/data.parquet",
+            "gs://b/x.npy",
+            "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            "/etc/secrets/api-key",
+            "/mnt/db-secret/password",
+        ] {
+            assert!(super::is_not_data(not_data), "{not_data}");
+        }
+        for data in [
+            "data/train.csv",
+            "/data/train.csv",
+            "secrets.csv",
+            "./secret/notes.txt",
+        ] {
+            assert!(!super::is_not_data(data), "{data}");
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! `kale dashboard`: serves the experiment store as a live, read-only web page.
+//! `kale dashboard`: serves the experiment store as a live web page, read-only but for
+//! notes on experiments and trials.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -44,10 +45,14 @@ pub fn run(args: &DashboardArgs) -> kale::Result<()> {
                 dash.addr
             );
         }
-        // The URL goes to stdout (scripts read it); the rest to stderr.
-        kale::outln!("{}", dash.url())?;
+        // The URL goes to stdout (scripts read it); the rest to stderr. It carries the
+        // token that writing notes takes, after `#` (browsers never send that part).
+        kale::outln!("{}", dash.url_with_token(""))?;
         let _ = std::io::stdout().flush();
-        kale::errln!("kale dashboard for {} — Ctrl-C to stop", db.display());
+        kale::errln!(
+            "kale dashboard for {} — read-only but for notes, which take the token in that address; Ctrl-C to stop",
+            db.display()
+        );
         tokio::select! {
             r = dash.serve() => r?,
             _ = tokio::signal::ctrl_c() => {}

@@ -276,7 +276,9 @@ pub fn interrupt_signal(what: &'static str) -> tokio::sync::watch::Receiver<bool
                 }))
                 .await
                 .0;
-            let Some((number, name)) = received else {
+            // Once what it stops is over (the receiver dropped), a signal is someone
+            // else's to handle (`tune --dashboard` serving on after the tune).
+            let Some((number, name)) = received.filter(|_| !tx.is_closed()) else {
                 return;
             };
             if !first {
@@ -295,6 +297,21 @@ pub fn interrupt_signal(what: &'static str) -> tokio::sync::watch::Receiver<bool
         }
     });
     rx
+}
+
+/// Waits for Ctrl-C, SIGTERM or SIGHUP: the end of a wait nothing depends on (a
+/// dashboard serving on after its tune), so none of them is an error.
+pub async fn wait_for_ctrl_c() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut streams: Vec<_> = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP]
+        .into_iter()
+        .filter_map(|n| signal(SignalKind::from_raw(n)).ok())
+        .collect();
+    if streams.is_empty() {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    }
+    futures::future::select_all(streams.iter_mut().map(|s| Box::pin(s.recv()))).await;
 }
 
 pub fn runtime() -> kale::Result<tokio::runtime::Runtime> {

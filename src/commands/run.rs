@@ -15,16 +15,15 @@ pub fn run(args: &RunArgs) -> kale::Result<()> {
     let mut overrides = BTreeMap::new();
     let mut texts = Vec::new();
     if let Some(spec) = &args.params_from {
-        let t = kale::tune::params_from(&args.notebook, spec)
-            .map_err(|message| Error::bad_input(format!("--params-from {spec}: {message}")))?;
+        let t = kale::tune::params_from(&args.notebook, spec)?;
         kale::errln!("parameters from {spec}: {}", t.join(" "));
         texts = t;
     }
     // Explicit -p flags come last, so they win over --params-from.
     texts.extend(args.params.iter().cloned());
     for text in &texts {
-        let (name, value) =
-            kale::pipeline::parse_override(&pipeline, text).map_err(Error::bad_input)?;
+        let (name, value) = kale::pipeline::parse_override(&pipeline, text)
+            .map_err(|(message, hint)| Error::bad_input(message).with_hint(hint))?;
         overrides.insert(name, value);
     }
     let (interpreter, python_source) = super::interpreter(args.python.python.as_deref())?;

@@ -98,22 +98,6 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
                 .join(", ")
         )
     };
-    kale::errln!(
-        "experiment {name}: {objectives}{constraints}, {} over {} (space from {}), {} trials, {} at once{}",
-        match &search.algorithm_reason {
-            Some(why) => format!("auto: {} ({why})", search.algorithm),
-            None => search.algorithm.clone(),
-        },
-        names.join(", "),
-        search.space_source,
-        search.max_trials,
-        search.parallel,
-        search
-            .goal
-            .map(|g| format!(", stop at {g}"))
-            .unwrap_or_default()
-    );
-    kale::errln!("  {}", super::python_header(&interpreter, python_source));
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -125,6 +109,37 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
         search.parallel,
         jobs_per_trial,
     )?;
+    // What lets fewer trials' steps run at once than --parallel says.
+    let asked: Vec<u32> = pipeline
+        .steps
+        .iter()
+        .filter_map(|s| kale::exec::resources::StepResources::of(&s.config).ok())
+        .map(|r| resources.effective(r).gpus)
+        .collect();
+    let limited = resources.limit_on(
+        search.parallel,
+        asked.iter().copied().max().unwrap_or(0),
+        asked.iter().any(|&g| g == 0),
+    );
+    kale::errln!(
+        "experiment {name}: {objectives}{constraints}, {} over {} (space from {}), {} trials, {} at once{}{}",
+        match &search.algorithm_reason {
+            Some(why) => format!("auto: {} ({why})", search.algorithm),
+            None => search.algorithm.clone(),
+        },
+        names.join(", "),
+        search.space_source,
+        search.max_trials,
+        search.parallel,
+        limited
+            .map(|why| format!(" (at most {why})"))
+            .unwrap_or_default(),
+        search
+            .goal
+            .map(|g| format!(", stop at {g}"))
+            .unwrap_or_default()
+    );
+    kale::errln!("  {}", super::python_header(&interpreter, python_source));
     let opts = TuneOptions {
         name: name.clone(),
         resume: args.resume,
@@ -158,17 +173,18 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
         None => view.clone(),
     };
     let rt = super::runtime()?;
+    let mut dashboard_url = None;
     let outcome = rt.block_on(async {
         let cancel = super::interrupt_signal("stopping running steps");
-        // The dashboard serves from this process for as long as the tune runs.
+        // The dashboard serves from this process while the tune runs, and after it
+        // until Ctrl-C (below), so a page someone is reading does not go away.
         if args.dashboard {
+            let path = format!("e/{}", name.replace('%', "%25").replace(' ', "%20"));
             match kale::dashboard::bind(&store_path, "127.0.0.1", args.dashboard_port).await {
                 Ok(dash) => {
-                    kale::errln!(
-                        "dashboard: {}e/{}",
-                        dash.url(),
-                        name.replace('%', "%25").replace(' ', "%20")
-                    );
+                    let url = dash.url_with_token(&path);
+                    kale::errln!("dashboard: {url}");
+                    dashboard_url = Some(url);
                     tokio::spawn(dash.serve());
                 }
                 Err(e) => kale::errln!("warning: no dashboard: {e}"),
@@ -200,6 +216,26 @@ pub fn run(args: &TuneArgs) -> kale::Result<()> {
             seconds: outcome.experiment.wall_seconds,
         });
     }
+    let result = report_outcome(args, &name, &search, &opts, python_source, &outcome);
+    if let Some(url) = dashboard_url
+        && outcome.status != ExperimentStatus::Interrupted
+    {
+        kale::errln!("dashboard: still serving {url} — Ctrl-C to stop");
+        rt.block_on(super::wait_for_ctrl_c());
+    }
+    result
+}
+
+/// The summary of a finished tune (and its JSON), and the exit status it calls for.
+fn report_outcome(
+    args: &TuneArgs,
+    name: &str,
+    search: &kale::tune::plan::ResolvedSearch,
+    opts: &TuneOptions,
+    python_source: kale::exec::python::Source,
+    outcome: &tune::TuneOutcome,
+) -> kale::Result<()> {
+    let count = |s: TrialStatus| outcome.trials.iter().filter(|t| t.status == s).count();
     if args.json {
         let best = outcome.best.as_ref().map(|b| {
             json!({"trial": b.number, "params": b.params, "metrics": b.metrics, "run_dir": b.run_dir})

@@ -1,16 +1,26 @@
-//! `kale dashboard`: a read-only web view of an experiment store.
+//! `kale dashboard`: a web view of an experiment store, read-only but for notes.
 //!
 //! Pages are rendered on the server (HTML with the plots of [`crate::render::svg`] inline), so
 //! they work without JavaScript and look like the files `kale experiments plot`
-//! writes. A small embedded script keeps the open page live: it listens to
+//! writes. A small embedded script makes the plots interactive (tooltips,
+//! click-through to a trial, zoom and pan by asking for the plot again with ranges,
+//! pickers that redraw at once) and keeps the open page live: it listens to
 //! `/api/events` (server-sent events, one per committed change to the store, found by
 //! polling SQLite's `data_version`) and swaps in the re-rendered page. Every page has
 //! a JSON twin under `/api/`. Nothing is fetched from elsewhere: the stylesheet and
 //! the script are compiled into the binary.
+//!
+//! The one write is a note on an experiment or a trial (`POST …/note`), and only with
+//! the token this server made at start (`Authorization: Bearer TOKEN`): the address
+//! kale prints carries it after `#token=`, which browsers never send to a server.
 
+pub mod filter;
 mod html;
+mod notes;
+pub mod view;
 
 use crate::store::{ExperimentStatus, TrialStatus};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,10 +28,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::HeaderMap;
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -40,6 +51,8 @@ struct AppState {
     db: PathBuf,
     /// Bumped on every change to the store; `/api/events` streams it.
     version: watch::Receiver<u64>,
+    /// What writing a note takes.
+    token: String,
 }
 
 type Shared = Arc<AppState>;
@@ -49,6 +62,7 @@ pub struct Dashboard {
     listener: tokio::net::TcpListener,
     router: Router,
     pub addr: SocketAddr,
+    token: String,
 }
 
 /// How long a client may take to send a request's headers before its connection is
@@ -166,15 +180,18 @@ pub async fn bind(db: &Path, host: &str, port: u16) -> std::io::Result<Dashboard
     let addr = listener.local_addr()?;
     let (tx, rx) = watch::channel(0u64);
     spawn_watcher(db.to_path_buf(), tx);
+    let token = notes::new_token();
     let state = Arc::new(AppState {
         db: db.to_path_buf(),
         version: rx,
+        token: token.clone(),
     });
     let allowed = Arc::new(AllowedHosts::for_host(host));
     Ok(Dashboard {
         listener,
         router: router(state).layer(axum::middleware::from_fn_with_state(allowed, guard)),
         addr,
+        token,
     })
 }
 
@@ -187,6 +204,12 @@ impl Dashboard {
             ip => ip.to_string(),
         };
         format!("http://{host}:{}/", self.addr.port())
+    }
+
+    /// The address of `path` (under [`Dashboard::url`]) with the notes token after
+    /// `#token=`: what kale prints for a person to open.
+    pub fn url_with_token(&self, path: &str) -> String {
+        format!("{}{path}#token={}", self.url(), self.token)
     }
 
     /// Serves until the task is dropped or the process ends. Each connection is
@@ -222,7 +245,8 @@ fn router(state: Shared) -> Router {
         .route("/e/{name}/t/{number}", get(page_trial))
         .route("/compare", get(page_compare))
         .route("/plot/{name}/{kind}", get(plot_svg))
-        .route("/plot-compare.svg", get(plot_compare_svg))
+        .route("/plot-compare.svg", get(plot_compare_history))
+        .route("/plot-compare/{kind}", get(plot_compare_svg))
         .route(
             "/static/style.css",
             get(|| async { asset("text/css", STYLE) }),
@@ -236,6 +260,11 @@ fn router(state: Shared) -> Router {
         .route("/api/experiments/{name}/trials/{number}", get(api_trial))
         .route("/api/compare", get(api_compare))
         .route("/api/events", get(api_events))
+        .route("/api/experiments/{name}/note", post(notes::experiment_note))
+        .route(
+            "/api/experiments/{name}/trials/{number}/note",
+            post(notes::trial_note),
+        )
         .with_state(state)
 }
 
@@ -383,6 +412,11 @@ pub fn counts(trials: &[TrialRow]) -> Value {
         let n = trials.iter().filter(|t| t.status == status).count();
         doc.insert(status.as_str().into(), json!(n));
     }
+    let finished = trials
+        .iter()
+        .filter(|t| t.status.counts_toward_budget())
+        .count();
+    doc.insert("finished".into(), json!(finished));
     Value::Object(doc)
 }
 
@@ -422,16 +456,14 @@ fn summary(e: &Experiment, trials: &[TrialRow]) -> Value {
     })
 }
 
-/// Everything the experiment page shows.
-pub fn experiment_doc(e: &Experiment, trials: &[TrialRow]) -> Value {
-    experiment_doc_with(e, trials, &report::importance(e, trials))
-}
-
-/// [`experiment_doc`] with the importance already computed.
-pub fn experiment_doc_with(
+/// Everything the experiment page shows: the experiment (its `wall_seconds_now`
+/// counts the running session), its trials, notes, importance (per objective when
+/// there are several), and the trials a filter matches.
+pub fn experiment_doc(
     e: &Experiment,
     trials: &[TrialRow],
-    importance: &Result<Vec<kale_search::importance::ParamImportance>, String>,
+    notes: &BTreeMap<Option<i64>, String>,
+    filter: &filter::Filter,
 ) -> Value {
     let multi = e.spec.objectives.len() > 1;
     let best = crate::tune::best_trial(trials, report::direction(e)).filter(|_| !multi);
@@ -441,19 +473,34 @@ pub fn experiment_doc_with(
             .map(|t| t.number)
             .collect()
     });
-    let importance = match importance {
+    let as_json = |r: &Result<Vec<kale_search::importance::ParamImportance>, String>| match r {
         Ok(i) => json!(i),
         Err(why) => json!({"unavailable": why}),
     };
+    let by_objective: Option<serde_json::Map<String, Value>> = multi.then(|| {
+        report::importance_by_objective(e, trials)
+            .iter()
+            .map(|(name, r)| (name.clone(), as_json(r)))
+            .collect()
+    });
+    let trial_notes: serde_json::Map<String, Value> = notes
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_ref()?.to_string(), json!(v))))
+        .collect();
     json!({
         "experiment": e,
+        "wall_seconds_now": e.wall_seconds_now(),
         "counts": counts(trials),
         "eta_seconds": eta_seconds(e, trials),
         "best": best,
         "pareto_front": front,
         "space": report::space_rows(e),
-        "importance": importance,
+        "importance": as_json(&report::importance(e, trials)),
+        "importance_by_objective": by_objective,
         "best_so_far": report::best_so_far(report::direction(e), trials),
+        "notes": {"experiment": notes.get(&None), "trials": trial_notes},
+        "matching": filter.is_active().then(|| filter.matching(trials, notes)),
+        "filter_errors": filter.errors,
         "trials": trials,
     })
 }
@@ -506,10 +553,6 @@ fn compare_names(query: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
-fn log_scale(query: &[(String, String)]) -> bool {
-    query.iter().any(|(k, v)| k == "log" && v != "0")
-}
-
 async fn api_experiments(State(s): State<Shared>) -> Reply<Json<Value>> {
     read(&s, true, |store| {
         let list = all(store, true)?;
@@ -523,12 +566,44 @@ async fn api_experiments(State(s): State<Shared>) -> Reply<Json<Value>> {
 async fn api_experiment(
     State(s): State<Shared>,
     UrlPath(name): UrlPath<String>,
+    Query(q): Query<Vec<(String, String)>>,
 ) -> Reply<Json<Value>> {
     read(&s, true, move |store| {
         let (e, t) = load(store, &name, true)?;
-        Ok(Json(experiment_doc(&e, &t)))
+        let notes = notes_of(store, &e, true)?;
+        let filter = filter::Filter::from_query(&q, &filter_names(&e, &t));
+        Ok(Json(experiment_doc(&e, &t, &notes, &filter)))
     })
     .await
+}
+
+fn notes_of(store: &Store, e: &Experiment, json: bool) -> Reply<BTreeMap<Option<i64>, String>> {
+    store.notes(e.id).map_err(|err| Failure {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: err.to_string(),
+        json,
+    })
+}
+
+/// What the trial filter's conditions may name: parameters and metrics.
+fn filter_names(e: &Experiment, trials: &[TrialRow]) -> Vec<String> {
+    let mut names: Vec<String> = report::space(e)
+        .map(|s| s.parameters().iter().map(|p| p.name.clone()).collect())
+        .unwrap_or_default();
+    for t in trials {
+        for k in t
+            .params
+            .as_object()
+            .into_iter()
+            .chain(t.metrics.as_object())
+            .flat_map(|m| m.keys())
+        {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+    }
+    names
 }
 
 fn find_trial(trials: &[TrialRow], number: i64, json: bool) -> Reply<&TrialRow> {
@@ -579,7 +654,10 @@ async fn api_compare(
 async fn api_events(
     State(s): State<Shared>,
 ) -> Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>> {
-    let rx = s.version.clone();
+    // Changes from before this connection are in the page it came with: only later
+    // ones are news (else every page opened after a change would reload at once).
+    let mut rx = s.version.clone();
+    rx.borrow_and_update();
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.changed().await.ok()?;
         let v = *rx.borrow_and_update();
@@ -611,15 +689,30 @@ async fn page_index(State(s): State<Shared>) -> Reply<Response> {
     .await
 }
 
+/// The page width the script keeps in a cookie (plots are drawn to fill it).
+fn width(headers: &HeaderMap) -> Option<f64> {
+    view::cookie_width(headers.get(header::COOKIE).and_then(|v| v.to_str().ok()))
+}
+
 async fn page_experiment(
     State(s): State<Shared>,
     UrlPath(name): UrlPath<String>,
     Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
 ) -> Reply<Response> {
-    let log = log_scale(&q);
+    let view = view::View::from_query(&q, width(&headers));
     read(&s, false, move |store| {
-        let (e, t) = load(store, &name, false)?;
-        Ok(html_page(html::experiment(&e, &t, log)))
+        let (e, trials) = load(store, &name, false)?;
+        let notes = notes_of(store, &e, false)?;
+        let filter = filter::Filter::from_query(&q, &filter_names(&e, &trials));
+        let page = html::experiment::Page {
+            e: &e,
+            trials: &trials,
+            notes: &notes,
+            view: &view,
+            filter: &filter,
+        };
+        Ok(html_page(html::experiment(&page)))
     })
     .await
 }
@@ -631,46 +724,54 @@ async fn page_trial(
     read(&s, false, move |store| {
         let (e, t) = load(store, &name, false)?;
         let trial = find_trial(&t, number, false)?;
-        Ok(html_page(html::trial(&e, trial, &trial_doc(trial))))
+        let notes = notes_of(store, &e, false)?;
+        let note = notes.get(&Some(number)).map(String::as_str);
+        Ok(html_page(html::trial(&e, trial, &trial_doc(trial), note)))
     })
     .await
+}
+
+fn picked(store: &Store, names: &[String]) -> Reply<Vec<(Experiment, Vec<TrialRow>)>> {
+    names.iter().map(|n| load(store, n, false)).collect()
 }
 
 async fn page_compare(
     State(s): State<Shared>,
     Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
 ) -> Reply<Response> {
     let names = compare_names(&q);
-    let log = log_scale(&q);
+    let view = view::View::from_query(&q, width(&headers));
     read(&s, false, move |store| {
-        let mut picked = Vec::new();
-        for n in &names {
-            picked.push(load(store, n, false)?);
-        }
+        let picked = picked(store, &names)?;
         let everything = all(store, false)?;
-        Ok(html_page(html::compare(&everything, &picked, log)))
+        Ok(html_page(html::compare(&everything, &picked, &view)))
     })
     .await
 }
 
-async fn plot_svg(
-    State(s): State<Shared>,
-    UrlPath((name, file)): UrlPath<(String, String)>,
-    Query(q): Query<Vec<(String, String)>>,
-) -> Reply<Response> {
-    let kind = file
-        .strip_suffix(".svg")
+fn plot_kind(file: &str) -> Reply<Kind> {
+    file.strip_suffix(".svg")
         .and_then(Kind::parse)
         .ok_or_else(|| Failure {
             status: StatusCode::NOT_FOUND,
             message: format!(
-                "no plot `{file}`; the plots are history, importance, parallel, slice and contour (.svg)"
+                "no plot `{file}`; the plots are {} (.svg)",
+                Kind::ALL.map(Kind::name).join(", ")
             ),
             json: false,
-        })?;
-    let opts = svg::Options {
-        log_y: log_scale(&q),
-    };
+        })
+}
+
+/// One plot, drawn for the view the query describes (the page's own query string).
+async fn plot_svg(
+    State(s): State<Shared>,
+    UrlPath((name, file)): UrlPath<(String, String)>,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Reply<Response> {
+    let kind = plot_kind(&file)?;
+    let view = view::View::from_query(&q, width(&headers));
     read(&s, false, move |store| {
         let (e, t) = load(store, &name, false)?;
         if let Some(why) = svg::inapplicable(kind, &e) {
@@ -680,23 +781,49 @@ async fn plot_svg(
                 json: false,
             });
         }
-        Ok(svg(svg::render(kind, &e, &t, opts)))
+        let mut opts = view.options(kind);
+        if let Some(p) = q.iter().find(|(k, _)| k == "params") {
+            opts.params =
+                p.1.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(String::from)
+                    .collect();
+        }
+        Ok(svg(svg::render(kind, &e, &t, &opts)))
     })
     .await
 }
 
 async fn plot_compare_svg(
     State(s): State<Shared>,
+    UrlPath(file): UrlPath<String>,
     Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
 ) -> Reply<Response> {
-    let names = compare_names(&q);
-    let log = log_scale(&q);
-    read(&s, false, move |store| {
-        let mut picked = Vec::new();
-        for n in &names {
-            picked.push(load(store, n, false)?);
+    let kind = match plot_kind(&file)? {
+        k @ (Kind::History | Kind::Edf) => k,
+        _ => {
+            return Err(Failure {
+                status: StatusCode::NOT_FOUND,
+                message: "the compare plots are history and edf".into(),
+                json: false,
+            });
         }
-        Ok(svg(html::compare_plot(&picked, log)))
+    };
+    let names = compare_names(&q);
+    let view = view::View::from_query(&q, width(&headers));
+    read(&s, false, move |store| {
+        let picked = picked(store, &names)?;
+        Ok(svg(html::compare_plot(&picked, kind, &view)))
     })
     .await
+}
+
+async fn plot_compare_history(
+    state: State<Shared>,
+    q: Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Reply<Response> {
+    plot_compare_svg(state, UrlPath("history.svg".into()), q, headers).await
 }

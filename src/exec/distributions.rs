@@ -25,6 +25,8 @@ pub struct Distribution {
 pub struct SiteIndex {
     by_entry: HashMap<String, Distribution>,
     by_name: HashMap<String, Distribution>,
+    /// By importable name: an entry without its suffixes (`six.py`, `_cffi_backend.cpython-311-x86_64-linux-gnu.so`).
+    by_module: HashMap<String, Distribution>,
 }
 
 impl SiteIndex {
@@ -37,6 +39,12 @@ impl SiteIndex {
                 .or_else(|| entry.split_once('.').map(|(s, _)| s))?;
             self.by_entry.get(stem)
         })
+    }
+
+    /// The distribution that installed the top-level module `import name` finds:
+    /// a package directory, a `.py` file or an extension module.
+    pub fn owner_of_module(&self, name: &str) -> Option<&Distribution> {
+        self.by_entry.get(name).or_else(|| self.by_module.get(name))
     }
 
     /// The installed version of a distribution, by (any spelling of) its name.
@@ -78,6 +86,15 @@ impl SiteIndex {
                 );
             }
             for top in owned {
+                if let Some(module) = top.split('.').next()
+                    && module != top
+                    && (top.ends_with(".py") || top.ends_with(".so") || top.ends_with(".pyd"))
+                {
+                    index
+                        .by_module
+                        .entry(module.to_string())
+                        .or_insert_with(|| dist.clone());
+                }
                 index.by_entry.entry(top).or_insert_with(|| dist.clone());
             }
             index.by_name.insert(normalize(&dist.name), dist);

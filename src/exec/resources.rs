@@ -307,6 +307,38 @@ impl ResourcePool {
         &self.settings
     }
 
+    /// What keeps fewer than `trials` trials' steps running at once, when something
+    /// does: the GPU pool for steps that hold `gpus_each` GPUs, the CPU budget for the
+    /// steps that share it (GPU steps without a CPU limit do not).
+    pub fn limit_on(&self, trials: usize, gpus_each: u32, has_cpu_steps: bool) -> Option<String> {
+        let mut limits = Vec::new();
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        if gpus_each > 0 {
+            let have = self.settings.gpus.devices.len();
+            let fit = have / gpus_each as usize;
+            if fit < trials {
+                limits.push(format!(
+                    "{fit} GPU step{} at a time: {have} GPU{}, {gpus_each} each",
+                    plural(fit),
+                    plural(have)
+                ));
+            }
+        }
+        if has_cpu_steps {
+            let fit =
+                ((self.settings.cpus / self.default_threads() as f64).floor() as usize).max(1);
+            if fit < trials {
+                let cores = self.settings.cpus;
+                limits.push(format!(
+                    "{fit} CPU step{} at a time: the CPU budget is {cores} core{} (--cpus)",
+                    plural(fit),
+                    plural(cores as usize)
+                ));
+            }
+        }
+        (!limits.is_empty()).then(|| limits.join("; "))
+    }
+
     /// Threads a step without a CPU limit gets: an even share of the cores among the
     /// steps that may run at once, at least one.
     pub fn default_threads(&self) -> usize {
@@ -349,8 +381,14 @@ impl ResourcePool {
             Some(c) => (c.ceil() as usize).clamp(1, cores),
             None => self.default_threads(),
         };
-        // Never more than the whole budget, or the step could never start.
-        let cpus = r.cpus.unwrap_or(threads as f64).min(self.settings.cpus);
+        // Never more than the whole budget, or the step could never start. A step
+        // that holds GPUs and asked for no cores spends its time waiting on them: its
+        // threads are its own, not a share of the CPU budget, or GPUs would sit idle
+        // behind CPU-bound steps (4 GPUs, `--parallel 4`, 2 cores).
+        let cpus = match (r.cpus, r.gpus > 0 && !self.settings.ignore_gpu_limits) {
+            (None, true) => 0.0,
+            (asked, _) => asked.unwrap_or(threads as f64).min(self.settings.cpus),
+        };
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -364,8 +402,9 @@ impl ResourcePool {
                     .filter(|(_, busy)| !**busy)
                     .map(|(i, _)| i)
                     .collect();
-                let cpu_fits =
-                    state.cpus_used == 0.0 || state.cpus_used + cpus <= self.settings.cpus + 1e-9;
+                let cpu_fits = cpus == 0.0
+                    || state.cpus_used == 0.0
+                    || state.cpus_used + cpus <= self.settings.cpus + 1e-9;
                 if free.len() >= r.gpus as usize && cpu_fits {
                     let gpus: Vec<usize> = free.into_iter().take(r.gpus as usize).collect();
                     for &g in &gpus {
@@ -533,5 +572,70 @@ mod tests {
         let p = pool(&[], 2.0, 1);
         let lease = p.acquire(&big).await;
         assert_eq!(lease.threads(), 2);
+    }
+
+    /// 4 GPUs, 4 parallel trials, 2 cores: the GPU steps all start, each with its own
+    /// GPU, whatever the CPU-bound steps hold; the CPU steps still share the 2 cores.
+    #[tokio::test]
+    async fn gpu_steps_do_not_wait_for_the_cpu_budget() {
+        let p = pool(&["0", "1", "2", "3"], 2.0, 4);
+        let gpu = StepResources {
+            gpus: 1,
+            ..Default::default()
+        };
+        let cpu_a = p.acquire(&StepResources::default()).await;
+        let cpu_b = p.acquire(&StepResources::default()).await;
+        let mut leases = Vec::new();
+        for _ in 0..4 {
+            let lease =
+                tokio::time::timeout(std::time::Duration::from_millis(500), p.acquire(&gpu))
+                    .await
+                    .expect("a GPU step must not wait while GPUs are free");
+            assert_eq!(lease.threads(), 1);
+            leases.push(lease);
+        }
+        let mut held: Vec<String> = leases.iter().flat_map(|l| l.gpu_ids()).collect();
+        held.sort();
+        assert_eq!(held, ["0", "1", "2", "3"]);
+        // A third CPU step still waits for a core.
+        let third = {
+            let p = p.clone();
+            tokio::spawn(async move { p.acquire(&StepResources::default()).await.threads() })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!third.is_finished());
+        drop(cpu_a);
+        assert_eq!(third.await.unwrap(), 1);
+        drop(cpu_b);
+        // A GPU step that asks for cores has them counted.
+        let asked = StepResources {
+            gpus: 1,
+            cpus: Some(2.0),
+            ..Default::default()
+        };
+        drop(leases);
+        let _busy = p.acquire(&StepResources::default()).await;
+        let waiting = {
+            let p = p.clone();
+            tokio::spawn(async move { p.acquire(&asked).await.threads() })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+    }
+
+    #[test]
+    fn what_limits_the_parallelism_is_said() {
+        let p = pool(&["0", "1", "2", "3"], 2.0, 4);
+        assert_eq!(p.limit_on(4, 1, false), None);
+        assert_eq!(
+            p.limit_on(4, 1, true).as_deref(),
+            Some("2 CPU steps at a time: the CPU budget is 2 cores (--cpus)")
+        );
+        let p = pool(&["0", "1"], 8.0, 4);
+        assert_eq!(
+            p.limit_on(4, 1, true).as_deref(),
+            Some("2 GPU steps at a time: 2 GPUs, 1 each")
+        );
+        assert_eq!(p.limit_on(2, 1, true), None);
     }
 }

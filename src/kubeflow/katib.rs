@@ -159,7 +159,10 @@ pub fn plan(
                         .map(|m| format!("`{m}`"))
                         .collect::<Vec<_>>()
                         .join(", ")
-                )));
+                ))
+                .with_hint(
+                    "use one of them, or add `print(variable)` to the `pipeline-metrics` cell",
+                ));
             }
         }
     }

@@ -11,6 +11,11 @@
 //!   ([`RuntimeBundle::id`]), so a step's KFP cache key changes when the runtime's text
 //!   changes and only then: neither a kale upgrade that leaves the runtime alone nor a
 //!   different compressor output invalidates the steps cached on a cluster.
+//! - The `imports` and `functions` cells, which every step program runs first, travel
+//!   once too: the runtime task unpacks them beside the runtime ([`SharedCells`]), and
+//!   each step's program holds one placeholder line naming their digest, which the
+//!   bootstrap replaces with them. The program that runs is the one `kale run` runs,
+//!   line for line, and a step's KFP cache key still changes when those cells do.
 //! - Only the variables some later step reads become output artifacts; every one is
 //!   listed in the executor output file, which is where `kfp.local` (and its
 //!   `DockerRunner`) takes outputs from.
@@ -55,11 +60,14 @@ pub const RUNTIME_TASK: &str = "kale-runtime";
 const STEP_LOADER: &str =
     "import runpy, sys; runpy.run_path(sys.argv[1] + '/kfp_bootstrap.py', run_name='__main__')";
 /// The runtime task's program. Arguments: runtime id, blob, artifact path, artifact URI,
-/// executor output file.
-const UNPACK_RUNTIME: &str = r#"# kale: unpack the kale runtime and the step bootstrap into the artifact every step reads.
+/// executor output file, and, when the notebook has `imports` or `functions` cells, the
+/// blob of [`SharedCells`].
+const UNPACK_RUNTIME: &str = r#"# kale: unpack the kale runtime, the step bootstrap and the notebook's shared cells into the artifact every step reads.
 import base64, json, os, sys, zlib
 rid, blob, path, uri, out = sys.argv[1:6]
-files = json.loads(zlib.decompress(base64.b64decode(blob)).decode("utf-8"))
+files = {}
+for packed in sys.argv[2:3] + sys.argv[6:7]:
+    files.update(json.loads(zlib.decompress(base64.b64decode(packed)).decode("utf-8")))
 os.makedirs(path, exist_ok=True)
 for name, text in files.items():
     with open(os.path.join(path, name), "wb") as f:
@@ -203,8 +211,8 @@ pub fn runtime_bundle() -> &'static RuntimeBundle {
         use base64::Engine as _;
         use sha2::Digest as _;
         let (runtime, bootstrap) = (
-            without_comment_lines(codegen::RUNTIME_SOURCE),
-            without_comment_lines(BOOTSTRAP_SOURCE),
+            shipped_source(codegen::RUNTIME_SOURCE),
+            shipped_source(BOOTSTRAP_SOURCE),
         );
         let mut h = sha2::Sha256::new();
         for text in [&runtime, &bootstrap] {
@@ -223,6 +231,134 @@ pub fn runtime_bundle() -> &'static RuntimeBundle {
             blob: base64::engine::general_purpose::STANDARD.encode(packed),
         }
     })
+}
+
+/// The text of a step program's `imports` and `functions` cells, shipped once per
+/// pipeline: every plain-Python step holds the same text, every IPython step another
+/// (its cells go through `_kale.run_cell`), so a pipeline has at most two.
+#[derive(Debug, Default)]
+pub struct SharedCells {
+    /// Digest (first 16 hex digits of sha256 of the text) → text.
+    pub texts: BTreeMap<String, String>,
+}
+
+/// The line a step program holds in place of its shared cells; the bootstrap replaces
+/// the first line that reads exactly this with the file `shared-<digest>.py` of the
+/// runtime artifact, after checking the text's digest.
+pub const SHARED_PLACEHOLDER: &str = "# kale: shared cells ";
+
+impl SharedCells {
+    /// The program with its shared cells replaced by the placeholder line (the
+    /// program as is when it has none). The line map still describes the whole
+    /// program, which is what runs.
+    pub fn take_from(&mut self, program: &codegen::StepProgram) -> String {
+        use sha2::Digest as _;
+        if program.shared.is_empty() {
+            return program.source.clone();
+        }
+        let text = &program.source[program.shared.clone()];
+        let digest = sha2::Sha256::digest(text.as_bytes());
+        let id: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        self.texts
+            .entry(id.clone())
+            .or_insert_with(|| text.to_string());
+        format!(
+            "{}{SHARED_PLACEHOLDER}{id}\n{}",
+            &program.source[..program.shared.start],
+            &program.source[program.shared.end..]
+        )
+    }
+
+    /// base64 of the zlib-compressed JSON object `{shared-<digest>.py: text}`, the
+    /// runtime task's last argument; `None` when no step has shared cells.
+    pub fn blob(&self) -> Option<String> {
+        use base64::Engine as _;
+        if self.texts.is_empty() {
+            return None;
+        }
+        let files: Map<String, Value> = self
+            .texts
+            .iter()
+            .map(|(id, text)| (format!("shared-{id}.py"), json!(text)))
+            .collect();
+        let packed = miniz_oxide::deflate::compress_to_vec_zlib(
+            Value::Object(files).to_string().as_bytes(),
+            9,
+        );
+        Some(base64::engine::general_purpose::STANDARD.encode(packed))
+    }
+}
+
+/// A shipped file as it travels: without its docstrings and comment-only lines (a
+/// third of the runtime's bytes; the code that runs is the same).
+pub fn shipped_source(source: &str) -> String {
+    without_comment_lines(&without_docstrings(source))
+}
+
+/// The source without the docstrings of its module, classes and functions (a body
+/// that was only a docstring becomes `pass`). Left as it is when it does not parse,
+/// and where a docstring shares a line with other code.
+pub fn without_docstrings(source: &str) -> String {
+    use ruff_python_ast::visitor::{Visitor, walk_stmt};
+    use ruff_python_ast::{Expr, Stmt};
+    use ruff_text_size::Ranged as _;
+
+    struct Finder {
+        /// Byte ranges of docstring statements, and whether each is its body's only
+        /// statement.
+        found: Vec<(usize, usize, bool)>,
+    }
+    impl Finder {
+        fn body(&mut self, body: &[Stmt]) {
+            if let Some(Stmt::Expr(e)) = body.first()
+                && matches!(&*e.value, Expr::StringLiteral(_))
+            {
+                let range = e.range();
+                self.found.push((
+                    range.start().to_usize(),
+                    range.end().to_usize(),
+                    body.len() == 1,
+                ));
+            }
+        }
+    }
+    impl<'a> Visitor<'a> for Finder {
+        fn visit_stmt(&mut self, stmt: &'a Stmt) {
+            match stmt {
+                Stmt::FunctionDef(f) => self.body(&f.body),
+                Stmt::ClassDef(c) => self.body(&c.body),
+                _ => {}
+            }
+            walk_stmt(self, stmt);
+        }
+    }
+    let Ok(parsed) = ruff_python_parser::parse_module(source) else {
+        return source.to_string();
+    };
+    let mut finder = Finder { found: Vec::new() };
+    finder.body(&parsed.syntax().body);
+    for stmt in &parsed.syntax().body {
+        finder.visit_stmt(stmt);
+    }
+    finder.found.sort();
+    let mut out = source.to_string();
+    for &(start, end, only) in finder.found.iter().rev() {
+        let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
+        let indent = &source[line_start..start];
+        let line_end = source[end..]
+            .find('\n')
+            .map_or(source.len(), |i| end + i + 1);
+        if !indent.trim().is_empty() || !source[end..line_end].trim().is_empty() {
+            continue;
+        }
+        let replacement = if only {
+            format!("{indent}pass\n")
+        } else {
+            String::new()
+        };
+        out.replace_range(line_start..line_end, &replacement);
+    }
+    out
 }
 
 /// The source without its comment-only lines (a tenth of the shipped bytes). Safe
@@ -301,10 +437,69 @@ pub fn image_messages(p: &Pipeline, packages: &Packages) -> (Vec<String>, Vec<St
     (warnings, notes)
 }
 
+/// Whether a parameter's name says it holds a credential (`db_password`, `API_KEY`,
+/// `hfToken`, `client_secret`), word by word: `max_tokens` and `tokenizer` do not.
+pub fn looks_like_a_credential(name: &str) -> bool {
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_ascii_alphanumeric() || (c.is_ascii_uppercase() && prev_lower) {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+        }
+        if c.is_ascii_alphanumeric() {
+            word.push(c.to_ascii_lowercase());
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let single = |w: &str| {
+        matches!(
+            w,
+            "password"
+                | "passwd"
+                | "pwd"
+                | "passphrase"
+                | "secret"
+                | "token"
+                | "apikey"
+                | "credential"
+                | "credentials"
+        )
+    };
+    let pair =
+        |a: &str, b: &str| b == "key" && matches!(a, "api" | "access" | "private" | "secret");
+    words.iter().any(|w| single(w)) || words.windows(2).any(|w| pair(&w[0], &w[1]))
+}
+
+/// Pipeline parameters whose names say they are credentials and whose default is a
+/// non-empty string: the YAML carries the default in plain text, for anyone who can
+/// read the pipeline (and every run's inputs) to see.
+pub fn credential_warnings(p: &Pipeline) -> Vec<String> {
+    p.parameters
+        .iter()
+        .filter(|param| {
+            looks_like_a_credential(&param.name)
+                && matches!(&param.value, PipelineValue::Str(s) if !s.is_empty())
+        })
+        .map(|param| {
+            format!(
+                "pipeline parameter `{}` looks like a credential, and its default is written into the pipeline in plain text, where anyone who can read the pipeline or its runs sees it; keep it in a Kubernetes secret instead and hand it to the steps that need it with a `secret:SECRET_NAME:KEY:ENV_VAR` tag (KFP's secret-as-environment-variable), reading `os.environ[\"ENV_VAR\"]` in the step, and give the parameter an empty default",
+                param.name
+            )
+        })
+        .collect()
+}
+
 /// Builds the IR; steps whose image is a stock Python image install `packages.pins`
 /// at start. Pure: no I/O.
 pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, CompileError> {
     let (mut warnings, mut notes) = image_messages(p, packages);
+    warnings.extend(credential_warnings(p));
     for (from, to, paths) in handed_files(p) {
         let named = if paths.is_empty() {
             String::new()
@@ -366,6 +561,7 @@ pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, Compi
         );
     }
 
+    let mut shared = SharedCells::default();
     for step in &p.steps {
         let task = &tasks_by_step[&step.name];
         let comp = format!("comp-{task}");
@@ -377,13 +573,22 @@ pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, Compi
         };
 
         components.insert(comp.clone(), component(p, step, &exec));
-        let (container, mut step_warnings) = container(p, step, &volumes, &packages.pins)?;
+        let (container, mut step_warnings) =
+            container(p, step, &volumes, &packages.pins, &mut shared)?;
         warnings.append(&mut step_warnings);
         executors.insert(exec.clone(), json!({ "container": container }));
         tasks.insert(task.clone(), dag_task(p, step, &comp, &tasks_by_step));
         if let Some(k8s) = kubernetes_config(step, &volumes) {
             platform_executors.insert(exec, k8s);
         }
+    }
+    // The shared cells go to the runtime task, which the steps' programs now name.
+    if let Some(blob) = shared.blob()
+        && let Some(Value::Array(args)) = executors
+            .get_mut(&format!("exec-{RUNTIME_TASK}"))
+            .and_then(|e| e["container"].get_mut("args"))
+    {
+        args.push(json!(blob));
     }
 
     let mut pipeline_info = Map::new();
@@ -635,6 +840,7 @@ fn container(
     step: &Step,
     volumes: &[PvcMount],
     pins: &[String],
+    shared: &mut SharedCells,
 ) -> Result<(Value, Vec<String>), CompileError> {
     let mut warnings = Vec::new();
     let program = program_without_values(p, step);
@@ -660,7 +866,7 @@ fn container(
         "--lines".into(),
         spans.join(","),
         "--program".into(),
-        program.source,
+        shared.take_from(&program),
     ];
     for param in step_parameters(p, step) {
         args.extend([
@@ -1043,8 +1249,8 @@ mod tests {
         assert_eq!(
             files,
             json!({
-                "kale_runtime.py": without_comment_lines(codegen::RUNTIME_SOURCE),
-                "kfp_bootstrap.py": without_comment_lines(BOOTSTRAP_SOURCE),
+                "kale_runtime.py": shipped_source(codegen::RUNTIME_SOURCE),
+                "kfp_bootstrap.py": shipped_source(BOOTSTRAP_SOURCE),
             })
         );
         // Once per pipeline (the runtime task), small enough that the digits pipeline
@@ -1055,6 +1261,104 @@ mod tests {
             without_comment_lines("a = 1\n  # why\n#x\nb = '#'\n"),
             "a = 1\nb = '#'\n"
         );
+        let source = r#""""Module."""
+import os
+
+
+def f():
+    """Only a docstring.
+
+    Two lines."""
+
+
+class C:
+    '''Doc.'''
+    x = "not a docstring"
+
+    def g(self):
+        """G."""; return 1
+"#;
+        assert_eq!(
+            without_docstrings(source),
+            r#"import os
+
+
+def f():
+    pass
+
+
+class C:
+    x = "not a docstring"
+
+    def g(self):
+        """G."""; return 1
+"#
+        );
+    }
+
+    #[test]
+    fn shared_cells_leave_one_placeholder_line_and_come_back_whole() {
+        let program = codegen::StepProgram {
+            source: "head\n# --- cell 1\nimport os\n# --- cell 2\ndef f():\n    pass\nrest\n"
+                .into(),
+            line_map: codegen::LineMap::default(),
+            ipython: false,
+            shared: 5..59,
+        };
+        let mut shared = SharedCells::default();
+        let sent = shared.take_from(&program);
+        let (id, text) = shared.texts.iter().next().unwrap();
+        assert_eq!(
+            text,
+            "# --- cell 1\nimport os\n# --- cell 2\ndef f():\n    pass\n"
+        );
+        assert_eq!(sent, format!("head\n{SHARED_PLACEHOLDER}{id}\nrest\n"));
+        // The bootstrap's replacement gives back the program kale runs locally.
+        assert_eq!(
+            sent.replace(&format!("{SHARED_PLACEHOLDER}{id}\n"), text),
+            program.source
+        );
+        // A second step with the same cells adds nothing; a program without shared
+        // cells is sent whole.
+        shared.take_from(&program);
+        assert_eq!(shared.texts.len(), 1);
+        let plain = codegen::StepProgram {
+            shared: 5..5,
+            ..program.clone()
+        };
+        assert_eq!(shared.take_from(&plain), program.source);
+        assert!(SharedCells::default().blob().is_none());
+    }
+
+    #[test]
+    fn credential_names() {
+        for yes in [
+            "password",
+            "db_password",
+            "API_KEY",
+            "api_key",
+            "apiKey",
+            "hf_token",
+            "hfToken",
+            "client_secret",
+            "AWS_SECRET_ACCESS_KEY",
+            "access_key",
+            "private_key",
+            "pwd",
+            "credentials",
+        ] {
+            assert!(looks_like_a_credential(yes), "{yes}");
+        }
+        for no in [
+            "lr",
+            "max_tokens",
+            "tokenizer_name",
+            "n_estimators",
+            "keyword",
+            "monkey",
+        ] {
+            assert!(!looks_like_a_credential(no), "{no}");
+        }
     }
 
     #[test]

@@ -25,6 +25,11 @@
 #   --install DIST==VERSION      a package the step needs (stock Python images only);
 #                                pip installs it unless the image has that version
 # SPANS maps program lines back to the notebook: "start:len:cell,..." (1-based lines).
+#
+# The notebook's imports and functions cells travel once per pipeline too: the program
+# holds the line "# kale: shared cells DIGEST" in their place, and the runtime
+# artifact holds them as shared-DIGEST.py. The step runs the program with that line
+# replaced, which is the program `kale run` runs (SPANS count its lines).
 import hashlib
 import json
 import linecache
@@ -132,6 +137,31 @@ def runtime_id(runtime_dir):
             h.update(f.read())
         h.update(b"\0")
     return h.hexdigest()[:16]
+
+
+SHARED_PLACEHOLDER = "# kale: shared cells "
+
+
+def with_shared_cells(program, runtime_dir):
+    # The first line that is exactly the placeholder: kale writes it before any cell.
+    lines = program.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith(SHARED_PLACEHOLDER):
+            digest = line[len(SHARED_PLACEHOLDER):]
+            path = os.path.join(runtime_dir, "shared-%s.py" % digest)
+            try:
+                with open(path, "rb") as f:
+                    text = f.read()
+            except OSError as e:
+                fail("the runtime artifact %s lacks the notebook's shared cells %s (%s); "
+                     "recompile the pipeline with one kale" % (runtime_dir, digest, e))
+            if hashlib.sha256(text).hexdigest()[:16] != digest:
+                fail("the shared cells in %s do not match digest %s; recompile the pipeline"
+                     % (path, digest))
+            lines[i] = text.decode("utf-8")
+            # The text ends with a newline, as the line it replaces did.
+            return "\n".join(lines[:i]) + ("\n" if i else "") + lines[i] + "\n".join(lines[i + 1:])
+    return program
 
 
 def input_file(var, directory):
@@ -342,7 +372,7 @@ def main():
     os.makedirs(step_dir)
     program = os.path.join(step_dir, "program.py")
     with open(program, "w", encoding="utf-8") as f:
-        f.write(opts["program"])
+        f.write(with_shared_cells(opts["program"], runtime_dir))
     inputs = {var: input_file(var, d) for var, d in opts["inputs"].items()}
     with open(os.path.join(step_dir, "context.json"), "w", encoding="utf-8") as f:
         json.dump({"step": opts["step"], "inputs": inputs}, f)

@@ -120,10 +120,15 @@ pub fn structure(nb: &Notebook, diags: &mut Diagnostics) -> NotebookStructure {
     for cell in nb.code_cells() {
         let n = cell.number;
         let mut parsed = Vec::new();
+        // A step name kale refused: the cell's other tags are not reported again as
+        // attached to no step.
+        let mut refused_step_name = false;
         for raw in &cell.tags {
             match parse_tag(raw) {
                 Ok(tag) => parsed.push(tag),
                 Err(problem) => {
+                    refused_step_name |=
+                        problem.is_error && (raw.starts_with("step:") || raw.starts_with("block:"));
                     let mut d = if problem.is_error {
                         Diagnostic::error(problem.message)
                     } else {
@@ -219,15 +224,60 @@ pub fn structure(nb: &Notebook, diags: &mut Diagnostics) -> NotebookStructure {
                 .filter(|t| !matches!(t, Tag::Step { .. } | Tag::Notebook(_)))
                 .map(tag_display)
                 .collect();
-            if !orphan.is_empty() {
-                diags.push(
-                    Diagnostic::error(format!(
+            let empty_name = parsed.iter().find_map(|t| match t {
+                Tag::Step { legacy, .. } => Some(if *legacy { "block:" } else { "step:" }),
+                _ => None,
+            });
+            if !orphan.is_empty() && !refused_step_name {
+                diags.push(match empty_name {
+                    Some(tag) => Diagnostic::error(format!(
+                        "{} on a cell whose `{tag}` tag has no step name",
+                        orphan.join(", ")
+                    ))
+                    .in_cell(n)
+                    .with_hint(format!(
+                        "write the step's name after the colon (`{tag}NAME`); an empty name only continues the previous cell's step"
+                    )),
+                    None => Diagnostic::error(format!(
                         "{} on a cell that declares no step name",
                         orphan.join(", ")
                     ))
                     .in_cell(n)
                     .with_hint("add a `step:NAME` tag to this cell"),
-                );
+                });
+            }
+            // Kale writes an empty `block:` to continue the step above; continuing
+            // anything else is rarely what was meant.
+            if let Some(tag) = empty_name {
+                let continues = match current {
+                    Some(Current::Step(_)) => None,
+                    Some(Current::Imports) => Some(
+                        "continues the `imports` cell above it and runs at the start of every step",
+                    ),
+                    Some(Current::Functions) => Some(
+                        "continues the `functions` cell above it and runs at the start of every step",
+                    ),
+                    Some(Current::Parameters) => Some(
+                        "continues the `pipeline-parameters` cell above it, whose lines must all be `name = value`",
+                    ),
+                    Some(Current::Metrics) => Some(
+                        "continues the `pipeline-metrics` cell above it, whose lines must all be `print(metric)`",
+                    ),
+                    None => Some(
+                        "belongs to no step: it comes before the first tagged cell, so it is not part of the pipeline",
+                    ),
+                };
+                if let Some(what) = continues {
+                    diags.push(
+                        Diagnostic::warning(format!(
+                            "tag `{tag}` names no step, so this cell {what}"
+                        ))
+                        .in_cell(n)
+                        .with_hint(format!(
+                            "write the step's name after the colon (`{tag}NAME`), or tag the cell `skip` to leave it out"
+                        )),
+                    );
+                }
             }
             match current {
                 Some(Current::Imports) => out.imports.push(n),
@@ -311,12 +361,23 @@ pub fn structure(nb: &Notebook, diags: &mut Diagnostics) -> NotebookStructure {
             .map(|c| c.to_string())
             .collect::<Vec<_>>()
             .join(", ");
+        // Papermill's `parameters` cell is where a notebook's parameters already are.
+        let papermill = out.unassigned.iter().copied().find(|&c| {
+            nb.cell(c)
+                .is_some_and(|cell| cell.tags.iter().any(|t| t == "parameters"))
+        });
+        let hint = match papermill {
+            Some(c) => format!(
+                "cell {c} is papermill's `parameters` cell: tag it `pipeline-parameters` too so kale tunes and passes its values; tag the others `imports`, `skip` or `step:NAME`"
+            ),
+            None => "tag them `imports`, `skip` or `step:NAME` to make the intent explicit".into(),
+        };
         diags.push(
             Diagnostic::warning(format!(
                 "untagged code cell(s) {cells} come before the first tagged cell and are not part of the pipeline"
             ))
             .in_cell(out.unassigned[0])
-            .with_hint("tag them `imports`, `skip` or `step:NAME` to make the intent explicit"),
+            .with_hint(hint),
         );
     }
     out

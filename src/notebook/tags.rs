@@ -143,7 +143,10 @@ pub fn parse_tag(tag: &str) -> Result<Tag, TagProblem> {
         return Err(TagProblem {
             is_error: false,
             message: format!("tag `{tag}` belongs to {tool}; kale ignores it"),
-            hint: None,
+            // Papermill's parameters are what kale's `pipeline-parameters` are.
+            hint: (tag == "parameters").then(|| {
+                "if this cell holds the notebook's parameters, tag it `pipeline-parameters` as well (papermill keeps reading `parameters`)".to_string()
+            }),
         });
     }
     let (kind, rest) = match tag.split_once(':') {

@@ -41,6 +41,18 @@ use super::{Metric, Ordering, Parameter, Step};
 /// saves and restores it instead of a namespace entry.
 pub const STATE_VARIABLE: &str = "_kale_state";
 
+/// "`a` and `b`", "`a`, `b` and `c`".
+fn listing<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let quoted: Vec<String> = names.map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => quoted.concat(),
+    }
+}
+
+/// What to do about a cell that does not parse.
+pub(crate) const SYNTAX_HINT: &str = "fix the line (the notebook's kernel rejects it too), or tag the cell `skip` to leave it out of the pipeline";
+
 /// A name a step needs from outside its own code, with where it is first needed.
 struct Need {
     name: String,
@@ -106,7 +118,7 @@ pub(super) fn resolve(
     for decl in &s.steps {
         let own: Vec<CellSource> = decl.cells.iter().map(|&n| source_of(n)).collect();
         let facts = analysis::analyze_step(&prelude, &own);
-        report_analysis_problems(&facts, &mut reporter, diags);
+        report_analysis_problems(nb, &facts, &mut reporter, diags);
         let notebook_dir = nb.path.parent().unwrap_or(std::path::Path::new("."));
         per_step.push(step_facts(facts, &prelude_cells, notebook_dir));
     }
@@ -172,11 +184,19 @@ impl Reporter {
     }
 }
 
-fn report_analysis_problems(facts: &BlockFacts, reporter: &mut Reporter, diags: &mut Diagnostics) {
+fn report_analysis_problems(
+    nb: &Notebook,
+    facts: &BlockFacts,
+    reporter: &mut Reporter,
+    diags: &mut Diagnostics,
+) {
     for e in &facts.syntax_errors {
         reporter.report(
             diags,
-            Diagnostic::error(format!("syntax error: {}", e.message)).at(e.at.cell, e.at.line),
+            Diagnostic::error(format!("syntax error: {}", e.message))
+                .at(e.at.cell, e.at.line)
+                .quoting(cell_source(nb, e.at.cell).source, e.at.line, e.at.col)
+                .with_hint(SYNTAX_HINT),
         );
     }
     for d in &facts.dynamic {
@@ -725,6 +745,7 @@ impl Context<'_> {
         for used in &mut r.used_params {
             used.extend(prelude_params.iter().cloned());
         }
+        self.prelude_undefined(reporter, diags);
         let order: Vec<usize> = dag.order().to_vec();
         for &i in &order {
             let step_name = &self.s.steps[i].name;
@@ -782,6 +803,7 @@ impl Context<'_> {
                     );
                     continue;
                 }
+                self.warn_parallel_writers(dag, i, name, need.at, reporter, diags);
                 if !dag.is_ancestor(provider, i) && !self.has_source_above(dag, i, name) {
                     // Nothing the step's `prev:` tags lead to defines the name: as in
                     // Kale, the DAG is the user's to state (kale orders steps itself only
@@ -818,6 +840,79 @@ impl Context<'_> {
         }
         r.orderings[i].push((provider, why()));
         true
+    }
+
+    /// The shared cells run at the start of every step, before its inputs are loaded: a
+    /// name they read at their top level that they do not define (and that is not a
+    /// parameter) is undefined in every step. Once per cell.
+    fn prelude_undefined(&self, reporter: &mut Reporter, diags: &mut Diagnostics) {
+        let facts = self.prelude_facts;
+        let mut by_cell: BTreeMap<usize, (u32, BTreeSet<&str>)> = BTreeMap::new();
+        for (name, occ) in &facts.first_read {
+            let bound_before = facts.first_bind.get(name).is_some_and(|b| b.seq < occ.seq);
+            if bound_before
+                || self.param_names.contains(name.as_str())
+                || analysis::is_builtin(name)
+                || !facts.dynamic.is_empty()
+            {
+                continue;
+            }
+            let entry = by_cell.entry(occ.at.cell).or_insert((occ.at.line, BTreeSet::new()));
+            entry.0 = entry.0.min(occ.at.line);
+            entry.1.insert(name.as_str());
+        }
+        for (cell, (line, names)) in by_cell {
+            let kind = if self.s.imports.contains(&cell) {
+                "imports"
+            } else {
+                "functions"
+            };
+            let names = listing(names.into_iter());
+            reporter.report(
+                diags,
+                Diagnostic::error(format!(
+                    "the `{kind}` cell reads {names} at its top level without defining them: that cell runs at the start of every step, once, before the step's own cells and inputs, so every step would fail with NameError"
+                ))
+                .at(cell, line)
+                .with_hint(format!(
+                    "keep imports, function and class definitions and constants in the `{kind}` cell; move the statements that use {names} (a loop, a call) into a step's cell"
+                )),
+            );
+        }
+    }
+
+    /// Parallel branches (steps among `i`'s ancestors neither of which runs after the
+    /// other) that both assign a name `i` reads: `i` gets the later one's, as the
+    /// notebook would, but the DAG says they are independent, which is worth a word.
+    fn warn_parallel_writers(
+        &self,
+        dag: &Dag,
+        i: usize,
+        name: &str,
+        at: Location,
+        reporter: &mut Reporter,
+        diags: &mut Diagnostics,
+    ) {
+        let writers: Vec<usize> = dag.ancestors_of(i).filter(|&a| self.writes(a, name)).collect();
+        let parallel = maximal_steps(dag, &writers);
+        if parallel.len() < 2 || !parallel.iter().any(|&t| self.per_step[t].binds.contains_key(name)) {
+            return;
+        }
+        let last = parallel.iter().copied().max_by_key(|&t| self.position[t]).unwrap_or(i);
+        let all = if parallel.len() == 2 { "both" } else { "all" };
+        reporter.report(
+            diags,
+            Diagnostic::warning(format!(
+                "step `{}` reads `{name}`, which parallel steps {} {all} touch; using the value from `{}` (the latest in the notebook)",
+                self.s.steps[i].name,
+                listing(parallel.iter().map(|&t| self.s.steps[t].name.as_str())),
+                self.s.steps[last].name
+            ))
+            .at(at.cell, at.line)
+            .with_hint(
+                "rename the variable in one branch, or chain the branches with `prev:` so the order is explicit",
+            ),
+        );
     }
 
     /// Whether the name reaches step `i` without kale's help: the shared cells or a
@@ -1054,6 +1149,22 @@ impl Context<'_> {
                     candidates.push(last);
                 }
             }
+            let parallel = maximal_steps(dag, &candidates);
+            if parallel.len() > 1 {
+                let names = listing(parallel.iter().map(|&x| self.s.steps[x].name.as_str()));
+                let last = parallel.iter().copied().max_by_key(|&t| self.position[t]);
+                reporter.report(
+                    diags,
+                    Diagnostic::warning(format!(
+                        "metric `{m}` is set by parallel steps {names}; reporting the value from `{}` (the latest in the notebook)",
+                        last.map(|t| self.s.steps[t].name.as_str()).unwrap_or_default()
+                    ))
+                    .at(*cell, *line)
+                    .with_hint(
+                        "report each branch's value under its own name, or chain the steps with `prev:` so one value is the last",
+                    ),
+                );
+            }
             let Some(provider) = candidates.into_iter().max_by_key(|&t| self.position[t]) else {
                 reporter.report(
                     diags,
@@ -1145,6 +1256,15 @@ impl Context<'_> {
         }
         by_root.into_values().filter(|g| g.len() > 1).collect()
     }
+}
+
+/// Among `steps`, the ones no other of them runs after (in the DAG).
+fn maximal_steps(dag: &Dag, steps: &[usize]) -> Vec<usize> {
+    steps
+        .iter()
+        .copied()
+        .filter(|&c| !steps.iter().any(|&d| d != c && dag.is_ancestor(c, d)))
+        .collect()
 }
 
 fn undefined_name(

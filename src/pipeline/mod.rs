@@ -177,8 +177,13 @@ fn build_from_structure(
     let mut parameters: Vec<Parameter> = Vec::new();
     for &n in &s.parameters {
         let (decls, issues) = analysis::parse_parameters(&source_of(n));
+        let cell = source_of(n);
         for issue in issues {
-            diags.push(Diagnostic::error(issue.message).at(issue.at.cell, issue.at.line));
+            diags.push(special_cell_issue(
+                issue,
+                cell.source,
+                "the `pipeline-parameters` cell holds only `name = value` lines, each value an int, float, str or bool literal",
+            ));
         }
         for d in decls {
             parameters.retain(|p| p.name != d.name);
@@ -194,12 +199,13 @@ fn build_from_structure(
     let mut metric_names: Vec<(String, usize, u32)> = Vec::new();
     for &n in &s.metrics {
         let (names, issues) = analysis::parse_metrics(&source_of(n));
+        let cell = source_of(n);
         for issue in issues {
-            diags.push(
-                Diagnostic::error(issue.message)
-                    .at(issue.at.cell, issue.at.line)
-                    .with_hint("the `pipeline-metrics` cell holds only `print(variable)` lines, one per metric"),
-            );
+            diags.push(special_cell_issue(
+                issue,
+                cell.source,
+                "the `pipeline-metrics` cell holds only `print(variable)` lines, one per metric",
+            ));
         }
         for (name, at) in names {
             if !metric_names.iter().any(|(m, _, _)| *m == name) {
@@ -284,6 +290,19 @@ fn build_from_structure(
 }
 
 /// A cell's source in the shape the analysis takes; a missing cell reads as empty.
+/// A problem in a `pipeline-parameters` or `pipeline-metrics` cell: a syntax error is
+/// quoted with a caret; the cell's rule is the hint for the rest (their messages
+/// quote the statement already).
+fn special_cell_issue(issue: analysis::SyntaxIssue, source: &str, rule: &str) -> Diagnostic {
+    let d = Diagnostic::error(&issue.message).at(issue.at.cell, issue.at.line);
+    if issue.message.starts_with("syntax error:") {
+        d.quoting(source, issue.at.line, issue.at.col)
+            .with_hint(dataflow::SYNTAX_HINT)
+    } else {
+        d.with_hint(rule)
+    }
+}
+
 pub(crate) fn cell_source(nb: &Notebook, n: usize) -> CellSource<'_> {
     CellSource {
         number: n,

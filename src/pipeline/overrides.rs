@@ -4,11 +4,22 @@ use crate::analysis::PipelineValue;
 
 use super::Pipeline;
 
-/// Parses `name=value` against the pipeline's parameters. The error names the problem
-/// and what would be accepted.
-pub fn parse_override(pipeline: &Pipeline, text: &str) -> Result<(String, PipelineValue), String> {
+/// Parses `name=value` against the pipeline's parameters. An error is the problem and
+/// a hint saying what would be accepted.
+pub fn parse_override(
+    pipeline: &Pipeline,
+    text: &str,
+) -> Result<(String, PipelineValue), (String, String)> {
+    let example = pipeline
+        .parameters
+        .first()
+        .map(|p| format!("-p {}={}", p.name, p.value.to_python().trim_matches('\'')))
+        .unwrap_or_else(|| "-p lr=0.1".into());
     let Some((name, raw)) = text.split_once('=') else {
-        return Err(format!("`-p {text}` is not of the form NAME=VALUE"));
+        return Err((
+            format!("`-p {text}` is not of the form NAME=VALUE"),
+            format!("write e.g. `{example}`"),
+        ));
     };
     let name = name.trim();
     let Some(param) = pipeline.parameter(name) else {
@@ -18,21 +29,35 @@ pub fn parse_override(pipeline: &Pipeline, text: &str) -> Result<(String, Pipeli
             .map(|p| format!("`{}`", p.name))
             .collect();
         return Err(if known.is_empty() {
-            format!(
-                "`{name}` is not a pipeline parameter: the notebook has no `pipeline-parameters` cell"
+            (
+                format!(
+                    "`{name}` is not a pipeline parameter: the notebook has no `pipeline-parameters` cell"
+                ),
+                format!(
+                    "tag the cell that assigns `{name}` `pipeline-parameters` to set it with -p"
+                ),
             )
         } else {
-            format!(
-                "`{name}` is not a pipeline parameter; the parameters are {}",
-                known.join(", ")
+            (
+                format!(
+                    "`{name}` is not a pipeline parameter; the parameters are {}",
+                    known.join(", ")
+                ),
+                "-p sets only what the `pipeline-parameters` cell assigns; `kale inspect NB` lists the parameters".into(),
             )
         });
     };
     let value = convert(&param.value, raw).map_err(|expected| {
-        format!(
-            "`-p {name}={raw}`: `{name}` is {} (default {}), and `{raw}` is not {expected}",
-            article(param.type_name()),
-            param.value.to_python()
+        (
+            format!(
+                "`-p {name}={raw}`: `{name}` is {} (default {}), and `{raw}` is not {expected}",
+                article(param.type_name()),
+                param.value.to_python()
+            ),
+            format!(
+                "a parameter keeps the type of its default; write e.g. `-p {name}={}`",
+                param.value.to_python().trim_matches('\'')
+            ),
         )
     })?;
     Ok((name.to_string(), value))

@@ -87,7 +87,8 @@ pub fn experiment(
     e: &Experiment,
     trials: &[TrialRow],
     best: Option<&TrialRow>,
-    importance: &Result<Vec<ParamImportance>, String>,
+    importance: &[(String, Result<Vec<ParamImportance>, String>)],
+    notes: &std::collections::BTreeMap<Option<i64>, String>,
 ) -> String {
     let (ok, failed, total) = counts(trials);
     let mut out = String::new();
@@ -196,7 +197,9 @@ pub fn experiment(
     let _ = writeln!(
         out,
         "trials     {total} of {} ({ok} succeeded, {failed} failed), {} at once, {:.1}s",
-        e.spec.max_trials, e.spec.parallel, e.wall_seconds
+        e.spec.max_trials,
+        e.spec.parallel,
+        e.wall_seconds_now()
     );
     let names: Vec<String> = e.spec.objectives.iter().map(|o| o.name.clone()).collect();
     let front = if multi {
@@ -239,27 +242,20 @@ pub fn experiment(
             let _ = writeln!(out, "           {dir}");
         }
     }
-    match &importance {
-        Ok(imp) => {
-            let _ = writeln!(out, "importance (fANOVA)");
-            let width = imp
-                .iter()
-                .map(|p| p.name.chars().count())
-                .max()
-                .unwrap_or(0);
-            for p in imp {
-                let bar = "█".repeat((p.importance * 30.0).round() as usize);
-                let _ = writeln!(
-                    out,
-                    "  {:<width$}  {:>5.1}%  {bar}",
-                    p.name,
-                    100.0 * p.importance
-                );
-            }
-        }
-        Err(why) => {
-            let _ = writeln!(out, "importance -  ({why})");
-        }
+    let several = importance.len() > 1;
+    for (objective, result) in importance {
+        let of = if several {
+            format!(" of {objective}")
+        } else {
+            String::new()
+        };
+        importance_lines(&mut out, &of, result);
+    }
+    if let Some(note) = notes.get(&None) {
+        let _ = writeln!(out, "note       {}", note.replace('\n', "\n           "));
+    }
+    for (trial, note) in notes.iter().filter_map(|(k, v)| Some((k.as_ref()?, v))) {
+        let _ = writeln!(out, "note       trial {trial}: {}", note.replace('\n', " "));
     }
     let _ = writeln!(out);
     for t in trials {
@@ -279,90 +275,116 @@ pub fn experiment(
     out
 }
 
-/// `kale experiments compare`: one column per experiment.
-pub fn comparison(columns: &[(Experiment, Vec<TrialRow>)], bests: &[Option<&TrialRow>]) -> String {
-    let rows: Vec<(&str, Vec<String>)> = vec![
-        (
-            "algorithm",
-            columns
+fn hit_rate(trials: &[TrialRow]) -> String {
+    let hits: i64 = trials.iter().map(|x| x.cache_hits).sum();
+    let all: i64 = trials.iter().map(|x| x.cache_hits + x.cache_misses).sum();
+    if all == 0 {
+        "-".into()
+    } else {
+        format!("{:.0}% ({hits}/{all})", 100.0 * hits as f64 / all as f64)
+    }
+}
+
+/// fANOVA importance as bars, or why there is none.
+fn importance_lines(out: &mut String, of: &str, result: &Result<Vec<ParamImportance>, String>) {
+    match result {
+        Ok(imp) => {
+            let _ = writeln!(out, "importance{of} (fANOVA)");
+            let width = imp
                 .iter()
-                .map(|(e, _)| e.spec.algorithm.clone())
-                .collect(),
-        ),
+                .map(|p| p.name.chars().count())
+                .max()
+                .unwrap_or(0);
+            for p in imp {
+                let bar = "█".repeat((p.importance * 30.0).round() as usize);
+                let _ = writeln!(
+                    out,
+                    "  {:<width$}  {:>5.1}%  {bar}",
+                    p.name,
+                    100.0 * p.importance
+                );
+            }
+        }
+        Err(why) => {
+            let _ = writeln!(out, "importance{of} -  ({why})");
+        }
+    }
+}
+
+/// `kale experiments compare`: one column per experiment.
+/// With several objectives, `objective` names the one the best-trial rows are about
+/// (each experiment's first when `None` or when it has none by that name); the front's
+/// size and every objective are listed too.
+pub fn comparison(columns: &[(Experiment, Vec<TrialRow>)], objective: Option<&str>) -> String {
+    use super::svg::Target;
+    let targets: Vec<Target> = columns
+        .iter()
+        .map(|(e, _)| Target::of(e, objective))
+        .collect();
+    let bests: Vec<Option<(&TrialRow, f64)>> = columns
+        .iter()
+        .zip(&targets)
+        .map(|((_, t), target)| target.best(t))
+        .collect();
+    let any_multi = columns.iter().any(|(e, _)| e.spec.objectives.len() > 1);
+    let each = |f: &dyn Fn(usize) -> String| -> Vec<String> { (0..columns.len()).map(f).collect() };
+    let mut rows: Vec<(&str, Vec<String>)> = vec![
+        ("algorithm", each(&|i| columns[i].0.spec.algorithm.clone())),
         (
             "objective",
-            columns
-                .iter()
-                .map(|(e, _)| {
-                    format!(
-                        "{} {}",
-                        crate::store::direction_text(e.spec.direction),
-                        e.spec.objective
-                    )
-                })
-                .collect(),
+            each(&|i| {
+                format!(
+                    "{} {}",
+                    crate::store::direction_text(targets[i].direction),
+                    targets[i].name
+                )
+            }),
         ),
-        (
-            "status",
-            columns.iter().map(|(e, _)| e.status.to_string()).collect(),
-        ),
+    ];
+    if any_multi {
+        rows.push((
+            "objectives",
+            each(&|i| crate::tune::objectives_text(&columns[i].0.spec.objectives)),
+        ));
+        rows.push((
+            "front",
+            each(&|i| {
+                let (e, t) = &columns[i];
+                if e.spec.objectives.len() > 1 {
+                    format!("{} trials", pareto_front(t, &e.spec.objectives).len())
+                } else {
+                    "-".into()
+                }
+            }),
+        ));
+    }
+    rows.extend([
+        ("status", each(&|i| columns[i].0.status.to_string())),
         (
             "trials",
-            columns
-                .iter()
-                .map(|(_, t)| {
-                    let (ok, f, total) = counts(t);
-                    format!("{total} ({ok} ok, {f} failed)")
-                })
-                .collect(),
+            each(&|i| {
+                let (ok, f, total) = counts(&columns[i].1);
+                format!("{total} ({ok} ok, {f} failed)")
+            }),
         ),
         (
             "best value",
-            bests
-                .iter()
-                .map(|b| {
-                    b.and_then(|b| b.value)
-                        .map_or("-".into(), |v| format!("{v:.6}"))
-                })
-                .collect(),
+            each(&|i| bests[i].map_or("-".into(), |(_, v)| format!("{v:.6}"))),
         ),
         (
             "best trial",
-            bests
-                .iter()
-                .map(|b| b.map_or("-".into(), |b| b.number.to_string()))
-                .collect(),
+            each(&|i| bests[i].map_or("-".into(), |(b, _)| b.number.to_string())),
         ),
         (
             "best params",
-            bests
-                .iter()
-                .map(|b| b.map_or("-".into(), |b| params_text(&b.params)))
-                .collect(),
+            each(&|i| bests[i].map_or("-".into(), |(b, _)| params_text(&b.params))),
         ),
         (
             "wall time",
-            columns
-                .iter()
-                .map(|(e, _)| format!("{:.1}s", e.wall_seconds))
-                .collect(),
+            each(&|i| format!("{:.1}s", columns[i].0.wall_seconds_now())),
         ),
-        (
-            "cache hit rate",
-            columns
-                .iter()
-                .map(|(_, t)| {
-                    let hits: i64 = t.iter().map(|x| x.cache_hits).sum();
-                    let all: i64 = t.iter().map(|x| x.cache_hits + x.cache_misses).sum();
-                    if all == 0 {
-                        "-".into()
-                    } else {
-                        format!("{:.0}% ({hits}/{all})", 100.0 * hits as f64 / all as f64)
-                    }
-                })
-                .collect(),
-        ),
-    ];
+        ("cache hit rate", each(&|i| hit_rate(&columns[i].1))),
+    ]);
     let widths: Vec<usize> = (0..columns.len())
         .map(|i| {
             rows.iter()

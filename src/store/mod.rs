@@ -224,6 +224,20 @@ pub struct Experiment {
     /// Seconds spent running, summed over sessions (a resumed experiment adds up).
     pub wall_seconds: f64,
     pub owner_pid: Option<i64>,
+    /// When the session now running it started (set by create and claim); `None` in
+    /// rows an older kale wrote.
+    pub session_started_at: Option<f64>,
+}
+
+impl Experiment {
+    /// Seconds spent running, the current session included while it runs.
+    pub fn wall_seconds_now(&self) -> f64 {
+        if self.status != ExperimentStatus::Running {
+            return self.wall_seconds;
+        }
+        let since = self.session_started_at.unwrap_or(self.created_at);
+        self.wall_seconds + (now() - since).max(0.0)
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -333,6 +347,7 @@ CREATE TABLE IF NOT EXISTS experiments (
     early_stopping TEXT,
     objectives TEXT,
     constraints TEXT,
+    session_started_at REAL,
     status TEXT NOT NULL,
     reason TEXT,
     created_at REAL NOT NULL,
@@ -359,13 +374,25 @@ CREATE TABLE IF NOT EXISTS trials (
     constraint_values TEXT,
     PRIMARY KEY (experiment_id, number)
 );
+CREATE TABLE IF NOT EXISTS notes (
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    trial_number INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (experiment_id, trial_number)
+);
 ";
+
+/// `trial_number` of an experiment's own note in the `notes` table.
+const EXPERIMENT_NOTE: i64 = -1;
 
 /// The schema this kale writes, in SQLite's `user_version`. A database written by a
 /// newer kale is refused rather than misread; an older one is migrated in place.
 /// Version 2 added several objectives and constraints (JSON columns, NULL in rows
 /// a version-1 kale wrote, which read as one objective and no constraints).
-pub const SCHEMA_VERSION: i64 = 2;
+/// Version 3 added notes on experiments and trials (their own table) and when the
+/// running session of an experiment started (so a live view can tell its wall time).
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Columns added since version 1, as (table, column, type).
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
@@ -373,9 +400,11 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("experiments", "constraints", "TEXT"),
     ("trials", "objective_values", "TEXT"),
     ("trials", "constraint_values", "TEXT"),
+    ("experiments", "session_started_at", "REAL"),
 ];
 
-/// Brings a version-1 database to the current schema. Run inside one immediate
+/// Brings a version-1 or version-2 database to the current schema (tables it lacks,
+/// such as `notes`, come from [`SCHEMA`]'s `CREATE TABLE IF NOT EXISTS`). Run inside one immediate
 /// transaction so that two kale processes opening an old store at once do not both
 /// add a column; a column already there is left alone.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -504,8 +533,8 @@ impl Store {
             .execute(
                 "INSERT INTO experiments (name, notebook, notebook_hash, objective, direction, goal, algorithm, settings, space,
                  max_trials, parallel, max_failed, early_stopping, status, created_at, updated_at, owner_pid,
-                 objectives, constraints)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'running', ?14, ?14, ?15, ?16, ?17)",
+                 objectives, constraints, session_started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'running', ?14, ?14, ?15, ?16, ?17, ?14)",
                 params![
                     e.name,
                     e.notebook,
@@ -594,7 +623,8 @@ impl Store {
         )
         .map_err(|e| self.sql(e))?;
         tx.execute(
-            "UPDATE experiments SET owner_pid = ?2, status = 'running', reason = NULL, updated_at = ?3 WHERE id = ?1",
+            "UPDATE experiments SET owner_pid = ?2, status = 'running', reason = NULL, updated_at = ?3,
+             session_started_at = ?3 WHERE id = ?1",
             params![experiment.id, me, now()],
         )
         .map_err(|e| self.sql(e))?;
@@ -749,6 +779,47 @@ impl Store {
         Ok(())
     }
 
+    /// Sets (or, with empty text, removes) the note on an experiment (`trial: None`)
+    /// or on one of its trials. Notes are the one thing the dashboard writes.
+    pub fn set_note(&self, experiment_id: i64, trial: Option<i64>, text: &str) -> Result<()> {
+        let key = trial.unwrap_or(EXPERIMENT_NOTE);
+        let changed = if text.trim().is_empty() {
+            self.conn.execute(
+                "DELETE FROM notes WHERE experiment_id = ?1 AND trial_number = ?2",
+                params![experiment_id, key],
+            )
+        } else {
+            self.conn.execute(
+                "INSERT INTO notes (experiment_id, trial_number, text, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (experiment_id, trial_number) DO UPDATE SET text = ?3, updated_at = ?4",
+                params![experiment_id, key, text, now()],
+            )
+        };
+        changed.map(|_| ()).map_err(|e| self.sql(e))
+    }
+
+    /// An experiment's notes: its own under `None`, each trial's under its number. A
+    /// store older than version 3 (read-only, not migrated) has none.
+    pub fn notes(&self, experiment_id: i64) -> Result<BTreeMap<Option<i64>, String>> {
+        let mut stmt = match self
+            .conn
+            .prepare("SELECT trial_number, text FROM notes WHERE experiment_id = ?1")
+        {
+            Ok(s) => s,
+            Err(e) if e.to_string().contains("no such table") => return Ok(BTreeMap::new()),
+            Err(e) => return Err(self.sql(e)),
+        };
+        let rows = stmt
+            .query_map([experiment_id], |r| {
+                let n: i64 = r.get(0)?;
+                Ok(((n != EXPERIMENT_NOTE).then_some(n), r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.sql(e))?
+            .collect::<std::result::Result<BTreeMap<_, _>, _>>()
+            .map_err(|e| self.sql(e))?;
+        Ok(rows)
+    }
+
     fn check_not_running(&self, e: &Experiment) -> Result<()> {
         if let Some(pid) = e.owner_pid
             && e.status == ExperimentStatus::Running
@@ -893,6 +964,7 @@ fn row_to_experiment(r: &rusqlite::Row) -> rusqlite::Result<Experiment> {
         updated_at: r.get("updated_at")?,
         wall_seconds: r.get("wall_seconds")?,
         owner_pid,
+        session_started_at: r.get::<_, Option<f64>>("session_started_at").ok().flatten(),
     })
 }
 
@@ -1153,6 +1225,57 @@ mod tests {
         assert_eq!(t.values, [0.9, 3.0]);
         assert!(t.constraints[0].is_nan());
         assert!(!t.is_feasible());
+    }
+
+    #[test]
+    fn notes_on_experiments_and_trials_are_kept_replaced_and_removed_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kale.db")).unwrap();
+        let e = store.create_experiment(&new("e1")).unwrap();
+        store.set_note(e.id, None, "baseline").unwrap();
+        store.set_note(e.id, Some(3), "odd spike").unwrap();
+        store
+            .set_note(e.id, Some(3), "odd spike: data bug")
+            .unwrap();
+        let notes = store.notes(e.id).unwrap();
+        assert_eq!(notes[&None], "baseline");
+        assert_eq!(notes[&Some(3)], "odd spike: data bug");
+        store.set_note(e.id, None, "  ").unwrap();
+        assert!(!store.notes(e.id).unwrap().contains_key(&None));
+        store.delete_experiment("e1").unwrap();
+        assert!(store.notes(e.id).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_version_2_store_gains_notes_in_place_and_reads_without_them_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kale.db");
+        {
+            let v2 = SCHEMA[..SCHEMA.find("CREATE TABLE IF NOT EXISTS notes").unwrap()]
+                .replace("    session_started_at REAL,\n", "");
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&v2).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute(
+                "INSERT INTO experiments (name, notebook, notebook_hash, objective, direction, algorithm, settings, space,
+                 max_trials, parallel, max_failed, status, created_at, updated_at, wall_seconds)
+                 VALUES ('old', 'nb', 'h', 'acc', 'minimize', 'random', '[]', '[]', 3, 1, 1, 'succeeded', 1, 1, 7.5)",
+                [],
+            )
+            .unwrap();
+        }
+        let ro = Store::open_read_only(&path).unwrap();
+        let e = ro.experiment("old").unwrap();
+        assert!(ro.notes(e.id).unwrap().is_empty());
+        assert_eq!((e.session_started_at, e.wall_seconds_now()), (None, 7.5));
+        drop(ro);
+        let store = Store::open(&path).unwrap();
+        store.set_note(e.id, None, "kept").unwrap();
+        assert_eq!(store.notes(e.id).unwrap()[&None], "kept");
+        // Claimed again, it runs: its wall time counts the session that runs now.
+        store.claim(&store.experiment("old").unwrap()).unwrap();
+        let e = store.experiment("old").unwrap();
+        assert!(e.session_started_at.is_some() && e.wall_seconds_now() >= 7.5);
     }
 
     #[test]

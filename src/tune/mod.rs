@@ -46,6 +46,9 @@ pub enum TuneError {
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     Setup(String),
+    /// A setting that cannot start, and what to do instead.
+    #[error("{message}")]
+    Refused { message: String, hint: String },
     #[error("run directory: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -57,6 +60,9 @@ impl From<TuneError> for crate::Error {
         match e {
             TuneError::Store(e) => e.into(),
             TuneError::Setup(message) => crate::Error::bad_input(message),
+            TuneError::Refused { message, hint } => {
+                crate::Error::bad_input(message).with_hint(hint)
+            }
             TuneError::Io(e) => e.into(),
         }
     }
@@ -164,6 +170,7 @@ fn stored_search(
         goal: e.spec.goal,
         algorithm: e.spec.algorithm.clone(),
         algorithm_reason: None,
+        algorithm_from_notebook: false,
         settings,
         space,
         space_source: "the stored experiment".into(),
@@ -193,11 +200,12 @@ pub fn prepare(
         store.claim(&e)?;
         return Ok((store.experiment(name)?, search));
     }
-    let taken = || {
-        TuneError::Setup(format!(
-            "an experiment named `{name}` already exists in {}; pass --resume to continue it, or choose another --name",
+    let taken = || TuneError::Refused {
+        message: format!(
+            "an experiment named `{name}` already exists in {}",
             store.path().display()
-        ))
+        ),
+        hint: "pass --resume to continue it, or choose another --name".into(),
     };
     if store.experiment_exists(name)? {
         return Err(taken());
@@ -241,9 +249,27 @@ pub fn check_startable(search: &ResolvedSearch) -> Result<(), TuneError> {
     let mut probe = sampler_for(search)?;
     probe
         .ask_multi(&search.space, &[], &search.directions())
-        .map_err(|e| TuneError::Setup(e.to_string()))?;
+        .map_err(|e| TuneError::Refused {
+            message: format!(
+                "algorithm `{}`{} cannot search this space: {e}",
+                search.algorithm,
+                if search.algorithm_from_notebook {
+                    " (from the notebook's katib_metadata)"
+                } else {
+                    ""
+                }
+            ),
+            hint: if search.algorithm == "grid" {
+                "give every double parameter a step (`--param lr=double:0.01..1:step=0.1`) or a list (`discrete:0.01,0.1,1`), or pass --algorithm random (or tpe, bayesianoptimization)".into()
+            } else {
+                "pass another --algorithm (random, tpe, bayesianoptimization, grid)".into()
+            },
+        })?;
     if let Some((name, settings)) = &search.early_stopping {
-        stopping_from_katib(name, settings).map_err(|e| TuneError::Setup(e.to_string()))?;
+        stopping_from_katib(name, settings).map_err(|e| TuneError::Refused {
+            message: e.to_string(),
+            hint: "use `--early-stopping medianstop` or `asha`, with their own settings".into(),
+        })?;
     }
     Ok(())
 }
@@ -729,48 +755,78 @@ pub fn trial_line(r: &TrialRow, objectives: &[String]) -> String {
 }
 
 /// `-p` texts for a trial's parameters: the best trial of `EXP`, or `EXP/TRIAL`.
-pub fn params_from(notebook: &std::path::Path, spec: &str) -> Result<Vec<String>, String> {
+pub fn params_from(notebook: &std::path::Path, spec: &str) -> crate::Result<Vec<String>> {
+    let bad = |message: String, hint: String| {
+        crate::Error::bad_input(format!("--params-from {spec}: {message}")).with_hint(hint)
+    };
     let (name, trial) = match spec.rsplit_once('/') {
         Some((n, t)) => (
             n,
-            Some(
-                t.parse::<i64>()
-                    .map_err(|_| format!("`{t}` in `{spec}` is not a trial number"))?,
-            ),
+            Some(t.parse::<i64>().map_err(|_| {
+                bad(
+                    format!("`{t}` in `{spec}` is not a trial number"),
+                    format!("write `--params-from {n}` for its best trial, or `{n}/3` for trial 3"),
+                )
+            })?),
         ),
         None => (spec, None),
     };
     let path = Store::default_path(notebook);
     if !path.exists() {
-        return Err(format!("no experiment store at {}", path.display()));
+        return Err(bad(
+            format!("no experiment store at {}", path.display()),
+            "tune the notebook first (`kale tune`); --params-from reads the experiments beside it"
+                .into(),
+        ));
     }
-    let store = Store::open_read_only(&path).map_err(|e| e.to_string())?;
-    let e = store.experiment(name).map_err(|e| e.to_string())?;
-    let trials = store.trials(e.id).map_err(|e| e.to_string())?;
+    let store_error = |e: crate::store::StoreError| match e {
+        crate::store::StoreError::NotFound(_) => bad(
+            e.to_string(),
+            "`kale experiments list` shows the experiments".into(),
+        ),
+        e => crate::Error::from(e),
+    };
+    let store = Store::open_read_only(&path).map_err(store_error)?;
+    let e = store.experiment(name).map_err(store_error)?;
+    let trials = store.trials(e.id).map_err(store_error)?;
     let row = match trial {
-        Some(n) => trials
-            .iter()
-            .find(|t| t.number == n)
-            .ok_or_else(|| format!("experiment `{name}` has no trial {n}"))?,
+        Some(n) => trials.iter().find(|t| t.number == n).ok_or_else(|| {
+            bad(
+                format!("experiment `{name}` has no trial {n}"),
+                format!("`kale experiments show {name}` lists its trials"),
+            )
+        })?,
         None if e.spec.objectives.len() > 1 => {
             let front: Vec<String> = pareto_front(&trials, &e.spec.objectives)
                 .iter()
                 .map(|t| t.number.to_string())
                 .collect();
             return Err(if front.is_empty() {
-                format!(
-                    "experiment `{name}` has several objectives and no feasible succeeded trial"
+                bad(
+                    format!(
+                        "experiment `{name}` has several objectives and no feasible succeeded trial"
+                    ),
+                    format!("pick a trial yourself: `--params-from {name}/TRIAL`"),
                 )
             } else {
-                format!(
-                    "experiment `{name}` has several objectives, so no single best trial; its Pareto front is trials {}: pass one as `{name}/TRIAL`, e.g. `--params-from {name}/{}`",
-                    front.join(", "),
-                    front[0]
+                bad(
+                    format!(
+                        "experiment `{name}` has several objectives, so no single best trial; its Pareto front is trials {}",
+                        front.join(", ")
+                    ),
+                    format!(
+                        "pass one as `{name}/TRIAL`, e.g. `--params-from {name}/{}`",
+                        front[0]
+                    ),
                 )
             });
         }
-        None => best_trial(&trials, e.spec.direction)
-            .ok_or_else(|| format!("experiment `{name}` has no feasible succeeded trial"))?,
+        None => best_trial(&trials, e.spec.direction).ok_or_else(|| {
+            bad(
+                format!("experiment `{name}` has no feasible succeeded trial"),
+                format!("`kale experiments show {name}` says how its trials ended; pick one with `--params-from {name}/TRIAL`"),
+            )
+        })?,
     };
     Ok(row
         .params

@@ -28,16 +28,33 @@ impl ResolvedSearch {
     }
 }
 
-/// `NAME` or `NAME:maximize|minimize` (`max`/`min` too).
-fn parse_objective_flag(text: &str) -> Result<(String, Option<Direction>), String> {
+/// `NAME` or `NAME:maximize|minimize` (`max`/`min` too); an error is its message and
+/// hint.
+fn parse_objective_flag(text: &str) -> Result<(String, Option<Direction>), (String, String)> {
     let (name, direction) = match text.rsplit_once(':') {
         Some((name, d)) => {
             let d = match d.trim() {
                 "maximize" | "max" => Direction::Maximize,
                 "minimize" | "min" => Direction::Minimize,
                 other => {
-                    return Err(format!(
-                        "--objective `{text}`: the direction must be `maximize` or `minimize`, not `{other}`; write e.g. `--objective accuracy:maximize`"
+                    let name = if name.trim().is_empty() {
+                        "METRIC"
+                    } else {
+                        name.trim()
+                    };
+                    // `maximise`, `Maximize`, `maximum`: say which one was meant.
+                    let meant = if other.to_ascii_lowercase().starts_with("max") {
+                        "maximize"
+                    } else if other.to_ascii_lowercase().starts_with("min") {
+                        "minimize"
+                    } else {
+                        "maximize` or `minimize"
+                    };
+                    return Err((
+                        format!(
+                            "--objective `{text}`: the direction must be `maximize` or `minimize`, not `{other}`"
+                        ),
+                        format!("write `--objective {name}:{meant}`"),
                     ));
                 }
             };
@@ -46,18 +63,17 @@ fn parse_objective_flag(text: &str) -> Result<(String, Option<Direction>), Strin
         None => (text.trim(), None),
     };
     if name.is_empty() {
-        return Err(format!("--objective `{text}`: missing the metric name"));
+        return Err((
+            format!("--objective `{text}`: missing the metric name"),
+            "write `--objective METRIC` or `--objective METRIC:maximize` (or `:minimize`)".into(),
+        ));
     }
     Ok((name.to_string(), direction))
 }
 
 /// `METRIC<=VALUE` or `METRIC>=VALUE`.
 pub fn parse_constraint_flag(text: &str) -> Result<Constraint, String> {
-    let bad = |why: &str| {
-        format!(
-            "--constraint `{text}`: {why}; write `METRIC<=VALUE` or `METRIC>=VALUE`, e.g. `--constraint 'model_kb<=50'`"
-        )
-    };
+    let bad = |why: &str| format!("--constraint `{text}`: {why}");
     let (metric, bound, value) = if let Some((m, v)) = text.split_once("<=") {
         (m, Bound::AtMost, v)
     } else if let Some((m, v)) = text.split_once(">=") {
@@ -128,6 +144,8 @@ pub struct ResolvedSearch {
     pub algorithm: String,
     /// When `auto` chose the algorithm: why, for the header line.
     pub algorithm_reason: Option<String>,
+    /// The algorithm is the one the notebook's `katib_metadata` names.
+    pub algorithm_from_notebook: bool,
     pub settings: Vec<AlgorithmSetting>,
     pub space: SearchSpace,
     pub space_source: String,
@@ -141,25 +159,49 @@ pub struct ResolvedSearch {
 pub const DEFAULT_MAX_TRIALS: u64 = 12;
 pub const DEFAULT_MAX_FAILED: u64 = 3;
 
+/// One thing wrong with the search settings, and what to do about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchError {
+    pub message: String,
+    pub hint: String,
+}
+
 /// Everything wrong with the search settings, each problem on its own line.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SearchErrors(pub Vec<String>);
+pub struct SearchErrors(pub Vec<SearchError>);
 
 impl SearchErrors {
     /// The errors, each naming the notebook whose settings they are about.
     pub fn in_notebook(self, notebook: &std::path::Path) -> crate::Error {
-        let lines: Vec<String> = self
+        let errors = self
             .0
-            .iter()
-            .map(|e| format!("{}: {e}", notebook.display()))
+            .into_iter()
+            .map(|e| SearchError {
+                message: format!("{}: {}", notebook.display(), e.message),
+                ..e
+            })
             .collect();
-        SearchErrors(lines).into()
+        SearchErrors(errors).into()
+    }
+
+    pub fn messages(&self) -> Vec<&str> {
+        self.0.iter().map(|e| e.message.as_str()).collect()
     }
 }
 
+/// Several problems as one error that renders each with its own hint:
+/// `error: A\n  hint: a\nerror: B\n  hint: b`.
 impl From<SearchErrors> for crate::Error {
     fn from(e: SearchErrors) -> Self {
-        crate::Error::bad_input(e.0.join("\nerror: "))
+        let Some((last, first)) = e.0.split_last() else {
+            return crate::Error::bad_input("invalid search settings");
+        };
+        let mut message = String::new();
+        for e in first {
+            message.push_str(&format!("{}\n  hint: {}\nerror: ", e.message, e.hint));
+        }
+        message.push_str(&last.message);
+        crate::Error::bad_input(message).with_hint(&last.hint)
     }
 }
 
@@ -219,28 +261,72 @@ pub fn notebook_constraints(katib: Option<&Value>, errors: &mut Vec<String>) -> 
     }
 }
 
+/// The problems found while resolving, in the order found.
+#[derive(Default)]
+struct Problems(Vec<SearchError>);
+
+impl Problems {
+    fn push(&mut self, message: impl Into<String>, hint: impl Into<String>) {
+        self.0.push(SearchError {
+            message: message.into(),
+            hint: hint.into(),
+        });
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Where a setting came from: a flag the user typed, or the notebook's
+/// `katib_metadata` (which Kale's Katib dialog writes), so that a message about it says
+/// which, and a hint suggests a fix in the same place.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Origin {
+    Flags,
+    SpaceFile,
+    Notebook,
+}
+
+const FROM_NOTEBOOK: &str = "the notebook's katib_metadata";
+
+/// For a malformed objective or constraint saved in the notebook.
+const NOTEBOOK_SETTINGS_HINT: &str = "fix it in the notebook's katib_metadata (kale's JupyterLab panel writes it), or pass --objective/--constraint flags, which take its place";
+
 pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, SearchErrors> {
-    let mut errors = Vec::new();
+    let mut errors = Problems::default();
     let katib = p.metadata.katib_metadata.as_ref().map(|k| &k.0);
     let metrics: Vec<&str> = p.metrics.iter().map(|m| m.name.as_str()).collect();
 
-    // Objectives.
+    // Objectives. MiniKF saves `"objectiveMetricName": ""` until one is chosen: that
+    // names no objective.
     let from_notebook = katib
         .and_then(|k| k.pointer("/objective/objectiveMetricName"))
         .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
         .map(|s| s.to_string());
     let mut flags: Vec<(String, Option<Direction>)> = Vec::new();
     for text in &args.objectives {
         match parse_objective_flag(text) {
             Ok(o) => flags.push(o),
-            Err(e) => errors.push(e),
+            Err((message, hint)) => errors.push(message, hint),
         }
     }
+    let objective_origin = if args.objectives.is_empty() {
+        Origin::Notebook
+    } else {
+        Origin::Flags
+    };
     // Several objectives saved in the notebook (kale's panel writes them beside Katib's
     // one `objective`); flags win, as for every other setting.
     let mut directions_from_notebook = false;
     if flags.is_empty() && args.objectives.is_empty() {
-        let saved = notebook_objectives(katib, &mut errors);
+        let mut saved_errors = Vec::new();
+        let saved = notebook_objectives(katib, &mut saved_errors);
+        for e in saved_errors {
+            errors.push(e, NOTEBOOK_SETTINGS_HINT);
+        }
         if saved.len() > 1 {
             flags = saved;
             directions_from_notebook = true;
@@ -249,7 +335,7 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
         }
     }
     let multi = flags.len() > 1;
-    let check_metric = |o: &str, what: &str, errors: &mut Vec<String>| -> String {
+    let check_metric = |o: &str, what: &str, origin: Origin, errors: &mut Problems| -> String {
         // Kale's Katib dialog stores sanitised names (`test-accuracy`).
         let candidate = if metrics.contains(&o) {
             o.to_string()
@@ -259,30 +345,77 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
         if metrics.contains(&candidate.as_str()) {
             return candidate;
         }
-        errors.push(if metrics.is_empty() {
-            format!("{what} `{o}` is not a pipeline metric: the notebook has no `pipeline-metrics` cell; add one with `print({o})`")
+        let from = if origin == Origin::Notebook {
+            format!(" (from {FROM_NOTEBOOK})")
         } else {
-            format!(
-                "{what} `{o}` is not a pipeline metric; the metrics are {}",
-                quoted(&metrics)
+            String::new()
+        };
+        // What a `pipeline-metrics` line would print: a Python name, as the dialog's
+        // `-` stands for `_`.
+        let printable = if is_identifier(&candidate) {
+            format!("`print({candidate})`")
+        } else {
+            "a `print(variable)` line".to_string()
+        };
+        let (message, hint) = if metrics.is_empty() {
+            (
+                format!(
+                    "{what} `{o}`{from} is not a pipeline metric: the notebook has no `pipeline-metrics` cell"
+                ),
+                format!(
+                    "add a cell tagged `pipeline-metrics` with {printable}, after the step that computes it"
+                ),
             )
-        });
+        } else {
+            (
+                format!(
+                    "{what} `{o}`{from} is not a pipeline metric; the metrics are {}",
+                    quoted(&metrics)
+                ),
+                match origin {
+                    Origin::Notebook => format!(
+                        "set `objectiveMetricName` in {FROM_NOTEBOOK} (Kale's Katib dialog) to one of them, or pass --objective {}",
+                        metrics[0]
+                    ),
+                    _ => format!(
+                        "use one of them, or add {printable} to the `pipeline-metrics` cell"
+                    ),
+                },
+            )
+        };
+        errors.push(message, hint);
         o.to_string()
     };
     let mut names: Vec<String> = Vec::new();
     for (o, _) in &flags {
-        let name = check_metric(o, "objective", &mut errors);
+        let name = check_metric(o, "objective", objective_origin, &mut errors);
         if names.contains(&name) {
-            errors.push(format!("objective `{name}` is given twice"));
+            errors.push(
+                format!("objective `{name}` is given twice"),
+                "give each --objective once",
+            );
         }
         names.push(name);
     }
-    if flags.is_empty() {
-        errors.push(if metrics.is_empty() {
-            "no objective: pass --objective METRIC, and add a `pipeline-metrics` cell that prints it".into()
+    // An --objective that did not parse has been reported; it is not also missing.
+    if flags.is_empty() && args.objectives.is_empty() {
+        if metrics.is_empty() {
+            errors.push(
+                "no objective: the notebook has no `pipeline-metrics` cell",
+                "add a cell tagged `pipeline-metrics` that prints the metric to tune (`print(accuracy)`), then pass --objective accuracy",
+            );
         } else {
-            format!("no objective: pass --objective with one of {}", quoted(&metrics))
-        });
+            errors.push(
+                format!(
+                    "no objective: the notebook's metrics are {}",
+                    quoted(&metrics)
+                ),
+                format!(
+                    "pass --objective with one of them, e.g. `--objective {}`",
+                    metrics[0]
+                ),
+            );
+        }
     }
     let objective = names.first().cloned().unwrap_or_default();
 
@@ -296,19 +429,26 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
                     "maximize" | "max" => Some(Direction::Maximize),
                     "minimize" | "min" => Some(Direction::Minimize),
                     other => {
-                        errors.push(format!(
-                            "--goal must be `maximize` or `minimize`, not `{other}`"
-                        ));
+                        errors.push(
+                            format!("--goal must be `maximize` or `minimize`, not `{other}`"),
+                            "write `--goal maximize` or `--goal minimize`",
+                        );
                         None
                     }
                 };
                 if let (Some(f), Some(g)) = (from_flag, g)
                     && f != g
                 {
-                    errors.push(format!(
-                    "--objective `{}` and --goal `{goal}` disagree on the direction; give it once",
-                    args.objectives.first().map(String::as_str).unwrap_or_default()
-                ));
+                    errors.push(
+                        format!(
+                            "--objective `{}` and --goal `{goal}` disagree on the direction",
+                            args.objectives
+                                .first()
+                                .map(String::as_str)
+                                .unwrap_or_default()
+                        ),
+                        "give the direction once: drop --goal, or the `:DIRECTION` of --objective",
+                    );
                 }
                 (g.unwrap_or(Direction::Maximize), "--goal")
             }
@@ -344,9 +484,14 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
             (args.early_stopping.is_some(), "--early-stopping"),
         ] {
             if given {
-                errors.push(format!(
-                    "{flag} applies to one objective; with several, give each direction as `--objective NAME:maximize|minimize`, and there is no goal or early stopping (no single value ranks the trials)"
-                ));
+                errors.push(
+                    format!(
+                        "{flag} applies to one objective; with several there is no goal or early stopping (no single value ranks the trials)"
+                    ),
+                    format!(
+                        "drop {flag}, and give each direction as `--objective NAME:maximize|minimize`"
+                    ),
+                );
             }
         }
     }
@@ -364,61 +509,101 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
     };
 
     let mut constraints = Vec::new();
-    let constraint_texts = if args.constraints.is_empty() {
-        notebook_constraints(katib, &mut errors)
+    let (constraint_texts, constraint_origin) = if args.constraints.is_empty() {
+        let mut saved_errors = Vec::new();
+        let saved = notebook_constraints(katib, &mut saved_errors);
+        for e in saved_errors {
+            errors.push(e, NOTEBOOK_SETTINGS_HINT);
+        }
+        (saved, Origin::Notebook)
     } else {
-        args.constraints.clone()
+        (args.constraints.clone(), Origin::Flags)
     };
     for text in &constraint_texts {
         match parse_constraint_flag(text) {
             Ok(mut c) => {
-                c.metric = check_metric(&c.metric, "constraint metric", &mut errors);
+                c.metric = check_metric(
+                    &c.metric,
+                    "constraint metric",
+                    constraint_origin,
+                    &mut errors,
+                );
                 constraints.push(c);
             }
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(
+                if constraint_origin == Origin::Notebook {
+                    format!("{e} (from {FROM_NOTEBOOK})")
+                } else {
+                    e
+                },
+                if constraint_origin == Origin::Notebook {
+                    "write it as `METRIC<=VALUE` or `METRIC>=VALUE` in the notebook's katib_metadata `constraints`, or pass --constraint flags, which take their place"
+                } else {
+                    "write `METRIC<=VALUE` or `METRIC>=VALUE`, e.g. `--constraint 'model_kb<=50'`"
+                },
+            ),
         }
     }
 
-    // Search space.
-    let (specs, space_source): (Vec<ParameterSpec>, String) = if !args.params.is_empty() {
+    // Search space. MiniKF saves `"parameters": []` until parameters are chosen: that
+    // is no search space, as is a --space file with an empty list.
+    let (specs, space_source, space_origin): (Vec<ParameterSpec>, String, Origin) = if !args
+        .params
+        .is_empty()
+    {
         let mut specs = Vec::new();
         for text in &args.params {
             match parse_param_flag(text) {
                 Ok(s) => specs.push(s),
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(e, PARAM_EXAMPLES),
             }
         }
-        (specs, "--param flags".into())
+        (specs, "--param flags".into(), Origin::Flags)
     } else if let Some(file) = &args.space_file {
+        let shown = file.display().to_string();
         match read_space_file(file) {
-            Ok(s) => (s, format!("{}", file.display())),
+            Ok(s) if s.is_empty() => {
+                errors.push(
+                    format!("no search space: {shown} lists no parameters"),
+                    no_space_hint(p),
+                );
+                (s, shown, Origin::SpaceFile)
+            }
+            Ok(s) => (s, shown, Origin::SpaceFile),
             Err(e) => {
-                errors.push(e);
-                (Vec::new(), String::new())
+                errors.push(e, SPACE_FILE_SHAPE);
+                (Vec::new(), String::new(), Origin::SpaceFile)
             }
         }
     } else if let Some(params) = katib.and_then(|k| k.get("parameters")) {
         match serde_json::from_value::<Vec<ParameterSpec>>(params.clone()) {
-            Ok(s) => (s, "the notebook's katib_metadata".into()),
+            Ok(s) if s.is_empty() => {
+                errors.push(
+                        format!(
+                            "no search space: {FROM_NOTEBOOK} lists no parameters (MiniKF saves an empty list until parameters are chosen in Kale's Katib dialog)"
+                        ),
+                        no_space_hint(p),
+                    );
+                (s, String::new(), Origin::Notebook)
+            }
+            Ok(s) => (s, FROM_NOTEBOOK.into(), Origin::Notebook),
             Err(e) => {
-                errors.push(format!("the notebook's `katib_metadata.parameters` is not a valid Katib search space: {e}"));
-                (Vec::new(), String::new())
+                errors.push(
+                        format!(
+                            "{FROM_NOTEBOOK}: its `parameters` are not a valid Katib search space: {e}"
+                        ),
+                        "fix them in Kale's Katib dialog, or pass --param NAME=SPEC flags, which take the place of the notebook's parameters",
+                    );
+                (Vec::new(), String::new(), Origin::Notebook)
             }
         }
     } else {
-        errors.push(format!(
-            "no search space: pass --param NAME=SPEC for the parameters to tune (the pipeline parameters are {}), or --space FILE",
-            if p.parameters.is_empty() {
-                "none: add a `pipeline-parameters` cell".to_string()
-            } else {
-                quoted(&p.parameters.iter().map(|x| x.name.as_str()).collect::<Vec<_>>())
-            }
-        ));
-        (Vec::new(), String::new())
+        errors.push("no search space", no_space_hint(p));
+        (Vec::new(), String::new(), Origin::Flags)
     };
     for spec in &specs {
-        if let Err(e) = check_against_parameter(p, spec) {
-            errors.push(e);
+        if let Err((message, hint)) = check_against_parameter(p, spec, space_origin) {
+            errors.push(message, hint);
         }
     }
     let space = if specs.is_empty() {
@@ -427,27 +612,40 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
         match SearchSpace::new(specs) {
             Ok(s) => Some(s),
             Err(e) => {
-                errors.push(format!("invalid search space: {e}"));
+                let (what, hint) = match space_origin {
+                    Origin::Notebook => (
+                        format!("{FROM_NOTEBOOK}: invalid search space"),
+                        "fix it in Kale's Katib dialog, or pass --param NAME=SPEC flags instead"
+                            .to_string(),
+                    ),
+                    Origin::SpaceFile => (
+                        format!("{space_source}: invalid search space"),
+                        "fix the file, or pass --param NAME=SPEC flags instead".to_string(),
+                    ),
+                    Origin::Flags => (
+                        "invalid search space".to_string(),
+                        PARAM_EXAMPLES.to_string(),
+                    ),
+                };
+                errors.push(format!("{what}: {e}"), hint);
                 None
             }
         }
     };
 
     // Algorithm and its settings.
-    let algorithm = args
-        .algorithm
-        .clone()
-        .or_else(|| {
-            // The notebook's Katib algorithm is for its one objective.
-            if multi {
-                return None;
-            }
-            katib
-                .and_then(|k| k.pointer("/algorithm/algorithmName"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "auto".into());
+    let notebook_algorithm = katib
+        .and_then(|k| k.pointer("/algorithm/algorithmName"))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let (algorithm, algorithm_origin) = match (&args.algorithm, notebook_algorithm) {
+        (Some(a), _) => (a.clone(), Origin::Flags),
+        // The notebook's Katib algorithm is for its one objective.
+        (None, Some(a)) if !multi => (a, Origin::Notebook),
+        _ => ("auto".to_string(), Origin::Flags),
+    };
     let mut settings: Vec<AlgorithmSetting> = if args.algorithm.is_none() && !multi {
         katib
             .and_then(|k| k.pointer("/algorithm/algorithmSettings"))
@@ -462,7 +660,10 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
                 settings.retain(|s| s.name != k.trim());
                 settings.push(AlgorithmSetting::new(k.trim(), v.trim()));
             }
-            None => errors.push(format!("--setting `{text}` is not of the form NAME=VALUE")),
+            None => errors.push(
+                format!("--setting `{text}` is not of the form NAME=VALUE"),
+                "write e.g. `--setting random_state=7`",
+            ),
         }
     }
     if let Some(seed) = args.seed {
@@ -479,6 +680,36 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
             )
         });
     }
+    let algorithm_label = match algorithm_origin {
+        Origin::Notebook => format!("algorithm `{algorithm}` (from {FROM_NOTEBOOK})"),
+        _ => format!("--algorithm `{algorithm}`"),
+    };
+    let config_error = |e: &kale_search::katib::ConfigError, errors: &mut Problems| {
+        use kale_search::katib::ConfigError;
+        let hint = match e {
+            ConfigError::UnknownAlgorithm(..) => format!(
+                "use one of {SINGLE_OBJECTIVE_ALGORITHMS}; with several --objective, {MULTI_OBJECTIVE_ALGORITHMS}"
+            ),
+            ConfigError::UnknownSetting { .. } => {
+                "drop the setting, or use one of those the algorithm has".to_string()
+            }
+            ConfigError::BadValue { .. } => "give the setting a value of that kind".to_string(),
+        };
+        let hint = if algorithm_origin == Origin::Notebook {
+            format!(
+                "{hint}; the notebook's choice is in its katib_metadata (Kale's Katib dialog), and --algorithm overrides it"
+            )
+        } else {
+            hint
+        };
+        let message = match e {
+            ConfigError::UnknownAlgorithm(..) => {
+                format!("{algorithm_label} is not an algorithm kale knows")
+            }
+            e => format!("{algorithm_label}: {e}"),
+        };
+        errors.push(message, hint);
+    };
     // `auto` is settled below, once the budget is known; its settings are
     // checked against the algorithm it picks.
     if multi && algorithm != "auto" {
@@ -486,18 +717,26 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
             algorithm.as_str(),
             "nsga2" | "motpe" | "tpe" | "random" | "grid"
         ) {
-            errors.push(format!(
-                "--algorithm `{algorithm}` cannot search several objectives; use {MULTI_OBJECTIVE_ALGORITHMS}, or pass one --objective"
-            ));
+            errors.push(
+                format!("{algorithm_label} cannot search several objectives"),
+                format!("use {MULTI_OBJECTIVE_ALGORITHMS}, or pass one --objective"),
+            );
         } else if let Err(e) =
             kale_search::sampler::multi_auto::multi_objective_sampler(&algorithm, &settings)
         {
-            errors.push(format!("{e}"));
+            config_error(&e, &mut errors);
         }
+    } else if !multi && matches!(algorithm.as_str(), "nsga2" | "motpe") {
+        errors.push(
+            format!("{algorithm_label} searches several objectives; this search has one"),
+            format!(
+                "use {SINGLE_OBJECTIVE_ALGORITHMS} (`tpe` is MOTPE's one-objective form), or pass a second `--objective METRIC:DIRECTION`"
+            ),
+        );
     } else if algorithm != "auto"
         && let Err(e) = kale_search::katib::sampler_from_katib(&algorithm, &settings)
     {
-        errors.push(format!("{e}"));
+        config_error(&e, &mut errors);
     }
 
     let early_stopping = args.early_stopping.as_ref().map(|name| {
@@ -505,13 +744,17 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
         for text in &args.early_stopping_settings {
             match text.split_once('=') {
                 Some((k, v)) => es.push(AlgorithmSetting::new(k.trim(), v.trim())),
-                None => errors.push(format!(
-                    "--early-stopping-setting `{text}` is not of the form NAME=VALUE"
-                )),
+                None => errors.push(
+                    format!("--early-stopping-setting `{text}` is not of the form NAME=VALUE"),
+                    "write e.g. `--early-stopping-setting start_step=4`",
+                ),
             }
         }
         if let Err(e) = kale_search::katib::stopping_from_katib(name, &es) {
-            errors.push(format!("{e}"));
+            errors.push(
+                format!("--early-stopping `{name}`: {e}"),
+                "use `--early-stopping medianstop` or `asha`; settings: medianstop takes min_trials_required and start_step, asha min_resource, reduction_factor and max_resource",
+            );
         }
         (name.clone(), es)
     });
@@ -529,11 +772,24 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
         .parallel
         .or_else(|| count("parallelTrialCount").map(|n| n as usize))
         .unwrap_or_else(default_parallel);
+    let count_origin = |flag: bool| {
+        if flag {
+            "pass a number of 1 or more".to_string()
+        } else {
+            format!("{FROM_NOTEBOOK} sets it to 0; pass the flag to override it")
+        }
+    };
     if max_trials == 0 {
-        errors.push("--max-trials must be at least 1".into());
+        errors.push(
+            "--max-trials must be at least 1",
+            count_origin(args.max_trials.is_some()),
+        );
     }
     if parallel == 0 {
-        errors.push("--parallel must be at least 1".into());
+        errors.push(
+            "--parallel must be at least 1",
+            count_origin(args.parallel.is_some()),
+        );
     }
 
     let (algorithm, algorithm_reason) = match (&space, algorithm.as_str()) {
@@ -547,29 +803,33 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
                 choice.algorithm,
                 &settings,
             ) {
-                errors.push(format!(
-                    "{e} (`auto` chose {}; pass --algorithm to pick one yourself)",
-                    choice.algorithm
-                ));
+                errors.push(
+                    format!("{e} (`auto` chose {})", choice.algorithm),
+                    "pass --algorithm to pick one yourself, or drop the setting",
+                );
             }
             (choice.algorithm.to_string(), Some(choice.reason))
         }
         (Some(space), "auto") if max_trials > 0 && parallel > 0 => {
             let choice = kale_search::sampler::auto::choose(space, Some(max_trials), parallel);
             if let Err(e) = kale_search::katib::sampler_from_katib(choice.algorithm, &settings) {
-                errors.push(format!(
-                    "{e} (`auto` chose {}; pass --algorithm to pick one yourself)",
-                    choice.algorithm
-                ));
+                errors.push(
+                    format!("{e} (`auto` chose {})", choice.algorithm),
+                    "pass --algorithm to pick one yourself, or drop the setting",
+                );
             }
             (choice.algorithm.to_string(), Some(choice.reason))
         }
         _ => (algorithm, None),
     };
 
-    if !errors.is_empty() {
-        return Err(SearchErrors(errors));
-    }
+    // Every path that leaves no space has said why; this only guards the invariant.
+    let Some(space) = space.filter(|_| errors.is_empty()) else {
+        if errors.is_empty() {
+            errors.push("no search space", no_space_hint(p));
+        }
+        return Err(SearchErrors(errors.0));
+    };
     Ok(ResolvedSearch {
         additional_metrics: metrics
             .iter()
@@ -584,14 +844,74 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
         goal,
         algorithm,
         algorithm_reason,
+        algorithm_from_notebook: algorithm_origin == Origin::Notebook,
         settings,
-        space: space.expect("no errors means a space"),
+        space,
         space_source,
         max_trials,
         parallel,
         max_failed,
         early_stopping,
     })
+}
+
+/// The algorithms for one objective, as `--algorithm` takes them.
+pub const SINGLE_OBJECTIVE_ALGORITHMS: &str =
+    "auto (the default), random, grid, tpe, multivariate-tpe, bayesianoptimization";
+
+const PARAM_EXAMPLES: &str = "write NAME=TYPE:..., e.g. `lr=double:1e-4..1e-1:log`, `depth=int:2..10`, `depth=int:2..10:step=2`, `kernel=categorical:rbf,linear` or `alpha=discrete:0.1,0.5,1` (`kale tune --help` lists them all)";
+
+const SPACE_FILE_SHAPE: &str = "a --space file holds Katib's `parameters` list (YAML or JSON), e.g. `[{\"name\": \"lr\", \"parameterType\": \"double\", \"feasibleSpace\": {\"min\": \"0.001\", \"max\": \"0.1\"}}]`";
+
+/// How to give a search space, with an example flag for the notebook's first
+/// parameter of each type.
+fn no_space_hint(p: &Pipeline) -> String {
+    if p.parameters.is_empty() {
+        return "the notebook has no pipeline parameters to tune: add a cell tagged `pipeline-parameters` that assigns them (`lr = 0.01`), then pass --param lr=double:0.001..0.1".into();
+    }
+    let examples: Vec<String> = p
+        .parameters
+        .iter()
+        .take(2)
+        .map(|param| {
+            let spec = match &param.value {
+                PipelineValue::Int(i) => format!("int:{}..{}", (*i).min(1), (*i).max(1) * 10),
+                PipelineValue::Float(f) if *f > 0.0 => {
+                    format!("double:{}..{}", fmt_number(f / 10.0), fmt_number(f * 10.0))
+                }
+                PipelineValue::Float(_) => "double:0..1".into(),
+                PipelineValue::Str(s) => format!("categorical:{s},other"),
+                PipelineValue::Bool(_) => "categorical:True,False".into(),
+            };
+            format!("--param {}={spec}", param.name)
+        })
+        .collect();
+    format!(
+        "pass --param NAME=SPEC for each parameter to tune (the pipeline parameters are {}), e.g. `{}`, or --space FILE",
+        quoted(
+            &p.parameters
+                .iter()
+                .map(|x| x.name.as_str())
+                .collect::<Vec<_>>()
+        ),
+        examples.join(" ")
+    )
+}
+
+fn fmt_number(v: f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
 }
 
 /// Local default for parallel trials: the number of cores. Katib's default is 3; on a
@@ -614,11 +934,7 @@ fn quoted(names: &[&str]) -> String {
 /// `NAME=int:MIN..MAX[:step=S][:log|:normal|:lognormal]`, `NAME=double:...`,
 /// `NAME=categorical:A,B,C`, `NAME=discrete:0.5,1.0`.
 pub fn parse_param_flag(text: &str) -> Result<ParameterSpec, String> {
-    let bad = |why: &str| {
-        format!(
-            "--param `{text}`: {why}; write e.g. `lr=double:1e-4..1e-1:log`, `depth=int:2..10`, `depth=int:2..10:step=2`, `kernel=categorical:rbf,linear` or `alpha=discrete:0.1,0.5,1`"
-        )
-    };
+    let bad = |why: &str| format!("--param `{text}`: {why}");
     let (name, spec) = text.split_once('=').ok_or_else(|| bad("missing `=`"))?;
     let name = name.trim();
     if name.is_empty() {
@@ -763,19 +1079,47 @@ fn read_space_file(path: &std::path::Path) -> Result<Vec<ParameterSpec>, String>
 }
 
 /// A tunable name must be a pipeline parameter whose type can hold the space's values.
-fn check_against_parameter(p: &Pipeline, spec: &ParameterSpec) -> Result<(), String> {
+/// An error is its message and hint, both in the terms of where the space came from.
+fn check_against_parameter(
+    p: &Pipeline,
+    spec: &ParameterSpec,
+    origin: Origin,
+) -> Result<(), (String, String)> {
+    let from = match origin {
+        Origin::Notebook => format!(" (from {FROM_NOTEBOOK})"),
+        _ => String::new(),
+    };
+    let fix_elsewhere = match origin {
+        Origin::Notebook => {
+            "; or fix the notebook's Katib parameters in Kale's Katib dialog, or pass --param flags instead of them"
+        }
+        Origin::SpaceFile => "; or fix the --space file",
+        Origin::Flags => "",
+    };
     let Some(param) = p.parameter(&spec.name) else {
         let known: Vec<&str> = p.parameters.iter().map(|x| x.name.as_str()).collect();
         return Err(if known.is_empty() {
-            format!(
-                "`{}` cannot be tuned: the notebook has no pipeline parameters (add a `pipeline-parameters` cell)",
-                spec.name
+            (
+                format!(
+                    "`{}`{from} cannot be tuned: the notebook has no pipeline parameters",
+                    spec.name
+                ),
+                format!(
+                    "add a cell tagged `pipeline-parameters` that assigns it (`{} = ...`){fix_elsewhere}",
+                    spec.name
+                ),
             )
         } else {
-            format!(
-                "`{}` is not a pipeline parameter, so it cannot be tuned; the parameters are {}",
-                spec.name,
-                quoted(&known)
+            (
+                format!(
+                    "`{}`{from} is not a pipeline parameter, so it cannot be tuned; the parameters are {}",
+                    spec.name,
+                    quoted(&known)
+                ),
+                format!(
+                    "tune one of them, or assign `{}` in the `pipeline-parameters` cell{fix_elsewhere}",
+                    spec.name
+                ),
             )
         });
     };
@@ -800,31 +1144,45 @@ fn check_against_parameter(p: &Pipeline, spec: &ParameterSpec) -> Result<(), Str
         _ => false,
     };
     if fits {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` is {} parameter (default {}), so it cannot take {} values{}",
-            spec.name,
-            match param.type_name() {
-                "int" => "an int",
-                "float" => "a float",
-                "bool" => "a bool",
-                _ => "a str",
-            },
-            param.value.to_python(),
-            match spec.parameter_type {
-                ParameterType::Int => "int",
-                ParameterType::Double => "double",
-                ParameterType::Categorical => "these categorical",
-                ParameterType::Discrete => "these discrete",
-            },
-            match param.type_name() {
-                "int" => "; use `int:MIN..MAX`",
-                "str" | "bool" => "; use `categorical:A,B,...`",
-                _ => "",
-            }
-        ))
+        return Ok(());
     }
+    let message = format!(
+        "`{}`{from} is {} parameter (default {}), so it cannot take {} values",
+        spec.name,
+        match param.type_name() {
+            "int" => "an int",
+            "float" => "a float",
+            "bool" => "a bool",
+            _ => "a str",
+        },
+        param.value.to_python(),
+        match spec.parameter_type {
+            ParameterType::Int => "int",
+            ParameterType::Double => "double",
+            ParameterType::Categorical => "these categorical",
+            ParameterType::Discrete => "these discrete",
+        },
+    );
+    let (flag, katib) = match param.type_name() {
+        "int" => ("int:MIN..MAX", "`\"parameterType\": \"int\"`"),
+        "float" => ("double:MIN..MAX", "`\"parameterType\": \"double\"`"),
+        _ => (
+            "categorical:A,B,...",
+            "`\"parameterType\": \"categorical\"` with values the parameter can hold",
+        ),
+    };
+    let hint = match origin {
+        Origin::Flags => format!(
+            "use `--param {}={flag}`, or change the default in the `pipeline-parameters` cell",
+            spec.name
+        ),
+        Origin::SpaceFile => format!("give it {katib} in the --space file"),
+        Origin::Notebook => format!(
+            "give it {katib} in Kale's Katib dialog, or pass `--param {}={flag}`",
+            spec.name
+        ),
+    };
+    Err((message, hint))
 }
 
 /// Converts a sampler's value to the pipeline parameter's declared type.
@@ -860,8 +1218,11 @@ mod tests {
             parse_objective_flag("acc:max"),
             Ok(("acc".into(), Some(Direction::Maximize)))
         );
-        let err = parse_objective_flag("acc:up").unwrap_err();
+        let (err, hint) = parse_objective_flag("acc:up").unwrap_err();
         assert!(err.contains("not `up`"), "{err}");
+        assert_eq!(hint, "write `--objective acc:maximize` or `minimize`");
+        let (_, hint) = parse_objective_flag("accuracy:maximise").unwrap_err();
+        assert_eq!(hint, "write `--objective accuracy:maximize`");
         assert!(parse_objective_flag(":minimize").is_err());
     }
 

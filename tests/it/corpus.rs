@@ -183,3 +183,95 @@ fn data_flow_matches_kale_where_kale_is_right() {
         }
     }
 }
+
+/// Every notebook of the corpus goes through `kale validate`, `kale compile --target
+/// kfp` and `kale compile --target katib` (with the notebook's own settings, then with
+/// one of its metrics as the objective): none panics, each ends 0 or 2, and every
+/// refusal has a hint.
+#[test]
+fn every_corpus_notebook_validates_and_compiles_without_a_panic() {
+    let notebooks = corpus_notebooks();
+    assert!(notebooks.len() >= 40, "corpus not found");
+    let dir = tempfile::tempdir().unwrap();
+    let mut compiled = 0;
+    for (i, nb) in notebooks.iter().enumerate() {
+        let out = dir.path().join(format!("{i}.yaml"));
+        let metric = {
+            let o = kale()
+                .arg("inspect")
+                .arg(nb)
+                .arg("--json")
+                .output()
+                .unwrap();
+            serde_json::from_slice::<Value>(&o.stdout)
+                .ok()
+                .and_then(|d| d["metrics"][0]["name"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "accuracy".into())
+        };
+        let runs: Vec<(&str, Vec<String>)> = vec![
+            ("validate", vec![]),
+            (
+                "compile",
+                vec![
+                    "--target".into(),
+                    "kfp".into(),
+                    "-o".into(),
+                    out.display().to_string(),
+                ],
+            ),
+            (
+                "compile",
+                vec![
+                    "--target".into(),
+                    "katib".into(),
+                    "-o".into(),
+                    out.display().to_string(),
+                ],
+            ),
+            (
+                "compile",
+                vec![
+                    "--target".into(),
+                    "katib".into(),
+                    "--objective".into(),
+                    metric.clone(),
+                    "-o".into(),
+                    out.display().to_string(),
+                ],
+            ),
+        ];
+        let mut valid = false;
+        for (command, args) in &runs {
+            let o = kale()
+                .arg(command)
+                .arg(nb)
+                .args(args)
+                .env("KALE_PYTHON", crate::support::python())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            let what = format!("{} {command} {args:?}", nb.display());
+            assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+            match o.status.code() {
+                Some(0) => {
+                    if *command == "validate" {
+                        valid = true;
+                    }
+                    if args.iter().any(|a| a == "kfp") {
+                        compiled += 1;
+                    }
+                }
+                Some(2) => {
+                    // A notebook that validates compiles to KFP.
+                    assert!(
+                        !(valid && args.iter().any(|a| a == "kfp")),
+                        "{what}: validates but does not compile: {stderr}"
+                    );
+                    crate::errors::assert_every_error_has_a_hint(&stderr);
+                }
+                other => panic!("{what}: exit {other:?}: {stderr}"),
+            }
+        }
+    }
+    assert!(compiled >= 35, "only {compiled} corpus notebooks compiled");
+}

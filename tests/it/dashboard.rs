@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::browser::Browser;
 use crate::support::{C, kale, kale_with_python, succeed, write_notebook};
 
 /// Objective peaks at x = 3, y = "b"; x > 5.5 fails at a known line; every trial
@@ -58,10 +59,12 @@ fn tune(nb: &Path, name: &str, algorithm: &str, trials: &str) {
     ]));
 }
 
-/// A running `kale dashboard`, killed on drop.
+/// A running `kale dashboard`, killed on drop: its base URL, and the token after
+/// `#token=` in the address it printed.
 struct Server {
     child: Child,
     url: String,
+    token: String,
 }
 
 impl Drop for Server {
@@ -85,9 +88,17 @@ fn serve(dir: &Path) -> Server {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let url = line.trim().to_string();
+    let (url, token) = line
+        .trim()
+        .split_once("#token=")
+        .unwrap_or_else(|| panic!("no token in {line:?}"));
     assert!(url.starts_with("http://127.0.0.1:"), "printed {line:?}");
-    Server { child, url }
+    assert_eq!(token.len(), 32, "{line:?}");
+    Server {
+        child,
+        url: url.to_string(),
+        token: token.to_string(),
+    }
 }
 
 /// GET over HTTP/1.1 on loopback: (status, content type, body).
@@ -260,99 +271,294 @@ fn json_endpoints_serve_what_the_store_holds_and_stream_changes() {
     assert!(page.contains("data-plot=\"history\""));
 }
 
-/// The Chromium the browser test drives: `$KALE_TEST_CHROMIUM` (set by `.ci/run`
-/// from `scripts/chromium`, which installs Debian's package), else `chromium`.
-fn chromium() -> String {
-    std::env::var("KALE_TEST_CHROMIUM")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "chromium".into())
+/// The number in a trial mark's or row's `data-trial` (the page's JavaScript answers
+/// with JSON values).
+fn int(v: &Value) -> i64 {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
-fn headless(profile: &Path) -> Command {
-    let mut cmd = Command::new(chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .stderr(Stdio::null());
-    cmd
+/// The zoom area's data range along `axis` of the plot of `kind`.
+fn range(b: &mut Browser, kind: &str, axis: &str) -> (f64, f64) {
+    let v = b.eval(&format!(
+        "document.querySelector('.plot[data-kind={kind}] .zoom-area').getAttribute('data-{axis}')"
+    ));
+    let parts: Vec<f64> = v
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    (parts[0], parts[1])
 }
 
+/// Hover, click-through, zoom and pan, the parameter pickers, the trial filter, notes,
+/// and every plot of the experiment page, with real mouse events in headless Chromium
+/// on an experiment a real tune wrote.
 #[test]
-fn the_experiment_page_renders_in_headless_chromium() {
+fn the_experiment_page_is_interactive_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let nb = notebook(dir.path());
-    tune(&nb, "quad-tpe", "tpe", "12");
+    tune(&nb, "quad-tpe", "tpe", "14");
+    tune(&nb, "quad-random", "random", "8");
     let stored = show(dir.path(), "quad-tpe");
     let best = stored["best"].as_i64().unwrap();
     let best_value = stored["trials"][best as usize]["value"].as_f64().unwrap();
     let server = serve(dir.path());
-    let page = format!("{}e/quad-tpe", server.url);
-    let profile = tempfile::tempdir().unwrap();
-    let out = headless(profile.path())
-        .arg("--dump-dom")
-        .arg(&page)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {}: {e}\n  hint: scripts/chromium installs it",
-                chromium()
-            )
-        });
-    assert!(out.status.success(), "chromium failed");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    // The history plot with its best-so-far line, a mark per trial, and the best
-    // trial's card with its value.
-    let history = dom
-        .split("data-plot=\"history\"")
-        .nth(1)
-        .expect("history plot in the DOM");
-    let history = &history[..history.find("</svg>").unwrap()];
-    assert!(history.contains("class=\"best-line\""));
-    assert_eq!(history.matches("<g class=\"trial ").count(), 12);
-    assert!(dom.contains("id=\"best\""));
-    assert!(
-        dom.contains(&format!("data-best=\"{best_value}\"")),
-        "best value {best_value} not on the page"
+    let mut b = Browser::launch(1400, 1000);
+    b.open(&format!("{}e/quad-tpe#token={}", server.url, server.token));
+    // The token moved from the address into the browser's storage.
+    b.wait_for("location.hash === ''", "the token to leave the address");
+    // Plots fill the page: drawn at the width of their box (the first visit is
+    // redrawn once the script has told the server the width).
+    b.wait_for(
+        "(function(){ var p = document.querySelector('.plot[data-kind=history]'); var w = parseFloat(p.querySelector('svg').getAttribute('width')); return Math.abs(w - p.clientWidth) < 0.08 * p.clientWidth && p.clientWidth > 1200; })()",
+        "the history plot to fill the page's width",
     );
-    assert!(dom.contains(&format!(">trial {best}</a>")));
-    for id in ["importance", "parallel", "slice", "contour", "trial-table"] {
-        assert!(dom.contains(&format!("id=\"{id}\"")), "{id}");
+    for id in [
+        "best",
+        "history",
+        "importance",
+        "parallel",
+        "slice",
+        "contour",
+        "timeline",
+        "intermediate",
+        "trial-table",
+        "notes",
+    ] {
+        assert_eq!(
+            b.eval(&format!("!!document.getElementById('{id}')")),
+            json!(true),
+            "{id}"
+        );
     }
-    // The embedded script ran.
-    assert!(dom.contains("data-app=\"ready\""), "script did not run");
+    assert_eq!(
+        b.eval("document.querySelector('[data-best]').getAttribute('data-best')"),
+        json!(best_value.to_string())
+    );
+    // Every trial has its mark in the history, the timeline and (all of them report
+    // intermediate values) the intermediate plot; the slice plot labels its y axis.
+    for kind in ["history", "timeline", "intermediate"] {
+        let n = b.eval(&format!(
+            "document.querySelectorAll('.plot[data-kind={kind}] [data-trial]').length"
+        ));
+        assert_eq!(n, json!(14), "{kind}");
+    }
+    assert_eq!(
+        b.eval("document.querySelector('.plot[data-kind=slice] .y-label').textContent"),
+        json!("score")
+    );
+    b.keep_screenshot(None, "dashboard.png");
 
-    // A screenshot of the same page: a real PNG of the window's size. With
-    // KALE_UPDATE_SCREENSHOT=1 it becomes the README's docs/dashboard.png.
-    let shot = dir.path().join("dashboard.png");
-    let status = headless(profile.path())
-        .arg("--window-size=1280,1700")
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(&page)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let png = std::fs::read(&shot).unwrap();
-    assert_eq!(png_size(&png), Some((1280, 1700)));
-    if std::env::var("KALE_UPDATE_SCREENSHOT").is_ok_and(|v| v == "1") {
-        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
-        std::fs::create_dir_all(&docs).unwrap();
-        std::fs::write(docs.join("dashboard.png"), &png).unwrap();
+    // Hover: the best trial's mark shows its tooltip.
+    let mark = format!(".plot[data-kind=history] [data-trial='{best}']");
+    let at = b.centre(&mark);
+    b.hover(at);
+    let text = b.wait_for(
+        "!document.getElementById('tip').hidden && document.getElementById('tip').textContent",
+        "the tooltip",
+    );
+    assert!(
+        text.as_str()
+            .unwrap()
+            .starts_with(&format!("trial {best} · succeeded · score=")),
+        "{text}"
+    );
+    b.keep_screenshot(Some("#history"), "dashboard-history.png");
+
+    zoom_and_pan(&mut b);
+    pickers(&mut b);
+    let trials = stored["trials"].as_array().unwrap();
+    filter(&mut b, trials);
+    notes(&mut b, &server);
+    // Click-through: the best trial's mark opens its page.
+    b.open(&format!("{}e/quad-tpe", server.url));
+    let at = b.centre(&mark);
+    b.click(at);
+    b.wait_for(&format!("location.pathname === '/e/quad-tpe/t/{best}' && document.documentElement.getAttribute('data-app') === 'ready'"), "the trial's page");
+    b.wait_for(
+        "document.querySelector('.plot[data-kind=intermediate] [data-trial]')",
+        "the trial's intermediate values",
+    );
+    b.keep_screenshot(None, "dashboard-trial.png");
+
+    // Compare: histories and empirical distributions overlaid, a trial's mark opens it.
+    b.open(&format!("{}compare?e=quad-tpe&e=quad-random", server.url));
+    assert_eq!(
+        b.eval("document.querySelectorAll('.plot[data-kind=edf] .edf-line').length"),
+        json!(2)
+    );
+    assert_eq!(
+        b.eval("document.querySelectorAll('.plot[data-kind=history] .best-line').length"),
+        json!(2)
+    );
+    b.keep_screenshot(Some("#edf"), "dashboard-edf.png");
+    let at = b.centre(".plot[data-kind=edf] [data-exp=quad-random][data-trial]");
+    b.click(at);
+    b.wait_for(
+        "location.pathname.indexOf('/e/quad-random/t/') === 0",
+        "the compared trial's page",
+    );
+}
+
+/// Box zoom, shift-drag pan, wheel zoom and double-click reset on the history.
+fn zoom_and_pan(b: &mut Browser) {
+    // Zoom: a box dragged over the history's left half narrows both axes to it; a
+    // shift-drag pans; the wheel zooms out; a double-click resets.
+    let (x0, x1) = range(b, "history", "x");
+    let [l, t, w, h] = b.rect(".plot[data-kind=history] .zoom-area");
+    let (sx, sy) = (
+        b.eval("scrollX").as_f64().unwrap(),
+        b.eval("scrollY").as_f64().unwrap(),
+    );
+    let (l, t) = (l - sx, t - sy);
+    b.drag(
+        (l + 0.1 * w, t + 0.05 * h),
+        (l + 0.5 * w, t + 0.95 * h),
+        false,
+    );
+    b.wait_for(
+        "location.search.indexOf('history.x=') >= 0",
+        "the zoom to reach the address",
+    );
+    b.wait_for(
+        "!document.querySelector('#history button.reset').hidden",
+        "the reset button",
+    );
+    let (z0, z1) = range(b, "history", "x");
+    assert!(
+        z0 > x0 && z1 < x1 && (z1 - z0) < 0.5 * (x1 - x0),
+        "zoomed {z0}..{z1} of {x0}..{x1}"
+    );
+    b.keep_screenshot(Some("#history"), "dashboard-zoom.png");
+    let [l, t, w, h] = b.rect(".plot[data-kind=history] .zoom-area");
+    let (sx, sy) = (
+        b.eval("scrollX").as_f64().unwrap(),
+        b.eval("scrollY").as_f64().unwrap(),
+    );
+    let (l, t) = (l - sx, t - sy);
+    b.drag((l + 0.6 * w, t + 0.5 * h), (l + 0.4 * w, t + 0.5 * h), true);
+    b.wait_for(&format!("(function(){{ var a = document.querySelector('.plot[data-kind=history] .zoom-area').getAttribute('data-x').split(' '); return parseFloat(a[0]) > {z0} + 1e-9; }})()"), "the pan to move the x range right");
+    let (p0, p1) = range(b, "history", "x");
+    assert!(
+        ((p1 - p0) - (z1 - z0)).abs() < 1e-6 * (z1 - z0).max(1.0),
+        "a pan keeps the width"
+    );
+    b.wheel((l + 0.5 * w, t + 0.5 * h), 300.0);
+    b.wait_for(&format!("(function(){{ var a = document.querySelector('.plot[data-kind=history] .zoom-area').getAttribute('data-x').split(' '); return parseFloat(a[1]) - parseFloat(a[0]) > {} * 1.1; }})()", p1 - p0), "the wheel to zoom out");
+    b.double_click((l + 0.5 * w, t + 0.5 * h));
+    b.wait_for(
+        &format!("location.search.indexOf('history.x=') < 0 && document.querySelector('.plot[data-kind=history] .zoom-area').getAttribute('data-x').split(' ')[1] === '{x1}'"),
+        "the reset to the whole range",
+    );
+    assert_eq!(range(b, "history", "x"), (x0, x1));
+}
+
+/// The slice plot's parameter boxes and the contour's axis pickers.
+fn pickers(b: &mut Browser) {
+    // Pickers: the slice plot keeps the parameter ticked, the contour draws the two
+    // picked (swapped from the default importance order).
+    let at = b.centre("#slice input[name=slice][value=x]");
+    b.click(at);
+    b.wait_for(
+        "document.querySelectorAll('.plot[data-kind=slice] .x-label').length === 1",
+        "one slice panel",
+    );
+    assert_eq!(
+        b.eval("document.querySelector('.plot[data-kind=slice] .x-label').textContent"),
+        json!("x")
+    );
+    b.keep_screenshot(Some("#slice"), "dashboard-slice.png");
+    b.eval("(function(){ var f = function(n, v){ var s = document.querySelector('select[name=' + n + ']'); s.value = v; s.dispatchEvent(new Event('change', {bubbles: true})); }; f('cx', 'y'); })()");
+    b.wait_for("document.querySelector('.plot[data-kind=contour] svg text').textContent.indexOf('over y and x') >= 0", "the contour over y and x");
+    b.keep_screenshot(Some("#contour"), "dashboard-contour.png");
+    for id in ["importance", "parallel", "timeline", "intermediate"] {
+        b.keep_screenshot(Some(&format!("#{id}")), &format!("dashboard-{id}.png"));
     }
 }
 
+/// The trial filter: conditions typed in, then the state boxes.
+fn filter(b: &mut Browser, trials: &[Value]) {
+    // The filter: typed conditions narrow the table and dim the others in the plots.
+    let at = b.centre("input[name=where]");
+    b.click(at);
+    b.page("Input.insertText", json!({"text": "x<3"}));
+    b.wait_for(
+        "document.getElementById('match-count').getAttribute('data-active') === '1'",
+        "the filter to apply",
+    );
+    let rows = b.eval("Array.prototype.map.call(document.querySelectorAll('#trial-table tbody tr'), function (r) { return r.getAttribute('data-trial'); })");
+    let expect: Vec<i64> = trials
+        .iter()
+        .filter(|t| t["params"]["x"].as_f64().unwrap() < 3.0)
+        .map(|t| t["number"].as_i64().unwrap())
+        .collect();
+    let mut got: Vec<i64> = rows.as_array().unwrap().iter().map(int).collect();
+    got.sort();
+    assert_eq!(got, expect);
+    let dimmed = b.eval("document.querySelectorAll('.plot[data-kind=history] .dim').length");
+    assert_eq!(dimmed, json!(14 - expect.len()));
+    b.keep_screenshot(Some("#trials"), "dashboard-filter.png");
+    // The state boxes: failed trials only, once the conditions are cleared.
+    b.eval("(function(){ var i = document.querySelector('input[name=where]'); i.value = ''; i.dispatchEvent(new Event('input', {bubbles: true})); })()");
+    b.wait_for("location.search.indexOf('where=') < 0 && document.getElementById('match-count').getAttribute('data-active') === '0'", "the conditions to clear");
+    let at = b.centre("input[name=state][value=failed]");
+    b.click(at);
+    let failed = trials.iter().filter(|t| t["status"] == "failed").count();
+    assert!(failed > 0, "x > 5.5 fails: some trial should have");
+    b.wait_for(
+        &format!("document.getElementById('match-count').getAttribute('data-active') === '1' && document.querySelectorAll('#trial-table tbody tr').length === {failed} && document.querySelectorAll('#trial-table tbody .s-failed').length === {failed}"),
+        "the failed trials alone",
+    );
+}
+
+/// A note written in the page with the kept token; a wrong token is refused.
+fn notes(b: &mut Browser, server: &Server) {
+    // A note, with the token the browser keeps; a wrong token is refused.
+    let at = b.centre("#note-text");
+    b.click(at);
+    b.page(
+        "Input.insertText",
+        json!({"text": "TPE run; x beyond 5.5 fails by design"}),
+    );
+    let at = b.centre("#note-save");
+    b.click(at);
+    b.wait_for(
+        "document.getElementById('note-status').textContent === 'saved'",
+        "the note to be saved",
+    );
+    let doc = get_json(&format!("{}api/experiments/quad-tpe", server.url));
+    assert_eq!(
+        doc["notes"]["experiment"],
+        "TPE run; x beyond 5.5 fails by design"
+    );
+    let refused = post_note(
+        &format!("{}api/experiments/quad-tpe/note", server.url),
+        "0123",
+        "no",
+    );
+    assert_eq!(refused, 401);
+}
+
+/// POSTs a note with a token; the HTTP status.
+fn post_note(url: &str, token: &str, text: &str) -> u16 {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    agent
+        .post(url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .send_json(json!({"text": text}))
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[test]
-fn a_multi_objective_page_shows_the_front_and_the_pareto_plot_in_headless_chromium() {
+fn a_multi_objective_page_picks_objectives_and_shows_the_front_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let nb = write_notebook(
         dir.path(),
@@ -376,7 +582,7 @@ fn a_multi_objective_page_shows_the_front_and_the_pareto_plot_in_headless_chromi
         "--algorithm",
         "random",
         "--max-trials",
-        "10",
+        "12",
         "--parallel",
         "2",
         "--seed",
@@ -392,29 +598,221 @@ fn a_multi_objective_page_shows_the_front_and_the_pareto_plot_in_headless_chromi
         .map(|n| n.as_i64().unwrap())
         .collect();
     assert!(!front.is_empty());
+    // Importance for each objective.
+    let by = &stored["importance_by_objective"];
+    assert!(by["score"].is_array() && by["size"].is_array(), "{by}");
+    let text = |args: &[&str]| {
+        String::from_utf8(succeed(kale().args(args).arg("-C").arg(dir.path())).stdout).unwrap()
+    };
+    let shown = text(&["experiments", "show", "two"]);
+    assert!(
+        shown.contains("importance of score (fANOVA)")
+            && shown.contains("importance of size (fANOVA)"),
+        "{shown}"
+    );
+    // compare: the front's size, and the best on the objective asked for.
+    let best_size = stored["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "succeeded" && t["values"][1].as_f64().unwrap() <= 45.0)
+        .map(|t| t["values"][1].as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    let cmp = text(&[
+        "experiments",
+        "compare",
+        "two",
+        "two",
+        "--objective",
+        "size",
+    ]);
+    assert!(
+        cmp.contains("minimize size") && cmp.contains(&format!("{} trials", front.len())),
+        "{cmp}"
+    );
+    assert!(
+        cmp.contains(&format!("{best_size:.6}")),
+        "best size {best_size}: {cmp}"
+    );
     let server = serve(dir.path());
-    let profile = tempfile::tempdir().unwrap();
-    let out = headless(profile.path())
-        .arg("--dump-dom")
-        .arg(format!("{}e/two", server.url))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "chromium failed");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(dom.contains("id=\"front\"") && !dom.contains("id=\"best\""));
-    let table = dom.split("id=\"front-table\"").nth(1).expect("front table");
-    let table = &table[..table.find("</table>").unwrap()];
-    for n in &front {
-        assert!(table.contains(&format!("data-trial=\"{n}\"")), "trial {n}");
+    let mut b = Browser::launch(1400, 1000);
+    b.open(&format!("{}e/two", server.url));
+    assert_eq!(
+        b.eval("!!document.getElementById('front') && !document.getElementById('best')"),
+        json!(true)
+    );
+    let rows = b.eval("Array.prototype.map.call(document.querySelectorAll('#front-table tbody tr'), function (r) { return r.getAttribute('data-trial'); })");
+    let mut got: Vec<i64> = rows.as_array().unwrap().iter().map(int).collect();
+    got.sort();
+    assert_eq!(got, front);
+    assert_eq!(
+        b.eval("document.querySelectorAll('.plot[data-kind=pareto] .front').length"),
+        json!(front.len())
+    );
+    assert_eq!(
+        b.eval("document.querySelector('.plot[data-kind=pareto] .y-label').textContent"),
+        json!("size (minimize, lower is better)")
+    );
+    // The parallel plot shows the front, not a best trial; infeasible trials are marked
+    // in every plot that draws them.
+    let legend = b.eval("Array.prototype.map.call(document.querySelectorAll('.plot[data-kind=parallel] .legend'), function (t) { return t.textContent; }).join('|')");
+    let legend = legend.as_str().unwrap();
+    assert!(
+        legend.contains(&format!("Pareto front ({})", front.len()))
+            && !legend.contains("best trial"),
+        "{legend}"
+    );
+    let infeasible = stored["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "succeeded" && t["values"][1].as_f64().unwrap() > 45.0)
+        .count();
+    assert!(infeasible > 0, "the seed gives infeasible trials");
+    for kind in ["history", "parallel", "slice", "timeline"] {
+        let text = b.eval(&format!(
+            "document.querySelector('.plot[data-kind={kind}] svg').textContent"
+        ));
+        assert!(
+            text.as_str()
+                .unwrap()
+                .contains(&format!("infeasible ({infeasible}")),
+            "{kind}: {text}"
+        );
     }
-    let plot = dom
-        .split("data-plot=\"pareto\"")
-        .nth(1)
-        .expect("pareto plot in the DOM");
-    let plot = &plot[..plot.find("</svg>").unwrap()];
-    assert_eq!(plot.matches("class=\"front\"").count(), front.len());
-    assert!(plot.contains("size (minimize, lower is better)"));
-    assert!(dom.contains("data-app=\"ready\""), "script did not run");
+    // The objective picker: every plot of the page redraws for `size`.
+    assert!(
+        b.eval("document.querySelector('.plot[data-kind=history] svg text').textContent")
+            .as_str()
+            .unwrap()
+            .contains("score (objective 1 of 2) by trial")
+    );
+    b.eval("(function(){ var s = document.querySelector('select[name=objective]'); s.value = 'size'; s.dispatchEvent(new Event('change', {bubbles: true})); })()");
+    b.wait_for("document.querySelector('.plot[data-kind=history] svg text').textContent.indexOf('size (objective 2 of 2) by trial') >= 0", "the history of size");
+    let title =
+        b.eval("document.querySelector('.plot[data-kind=importance] svg text').textContent");
+    assert!(
+        title.as_str().unwrap().contains("importance for size"),
+        "{title}"
+    );
+    b.keep_screenshot(Some("#pareto"), "dashboard-pareto.png");
+    // The Pareto plot's own pickers swap its axes.
+    b.eval("(function(){ var s = document.querySelector('select[name=px]'); s.value = 'size'; s.dispatchEvent(new Event('change', {bubbles: true})); })()");
+    b.wait_for("document.querySelector('.plot[data-kind=pareto] .x-label').textContent.indexOf('size (minimize') === 0 && document.querySelector('.plot[data-kind=pareto] .y-label').textContent.indexOf('score (maximize') === 0", "the Pareto plot with size on x");
+}
+
+/// During a tune with `--dashboard` the page's counts move by themselves (live
+/// updates) and always add up; after the tune it keeps serving until Ctrl-C.
+#[test]
+fn tune_dashboard_shows_live_counts_and_serves_on_until_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "slow.ipynb",
+        &[
+            C::Code(&["imports"], "import time"),
+            C::Code(&["pipeline-parameters"], "x = 0.0"),
+            C::Code(
+                &["step:score"],
+                "time.sleep(1.0)\nif x > 5.0:\n    raise ValueError('too big')\nscore = -(x - 3) ** 2",
+            ),
+            C::Code(&["pipeline-metrics"], "print(score)"),
+        ],
+        None,
+    );
+    let bin = assert_cmd::cargo::cargo_bin("kale");
+    let mut child = Command::new(bin)
+        .env("KALE_PYTHON", crate::support::python())
+        .arg("tune")
+        .arg(&nb)
+        .args([
+            "--objective",
+            "score",
+            "--param",
+            "x=double:0..6",
+            "--algorithm",
+            "random",
+            "--seed",
+            "1",
+            "--max-trials",
+            "8",
+            "--max-failed",
+            "8",
+            "--parallel",
+            "2",
+            "--name",
+            "live",
+            "--dashboard",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let wait_line = |prefix: &str| -> String {
+        loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(120))
+                .expect("tune stopped talking");
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.to_string();
+            }
+        }
+    };
+    let url = wait_line("dashboard: ");
+    assert!(url.contains("/e/live#token="), "{url}");
+    let mut b = Browser::launch(1400, 1000);
+    b.open(&url);
+    let counts = "(function(){ var c = document.querySelector('.counts'); return c && [c.getAttribute('data-finished'), c.getAttribute('data-running'), c.getAttribute('data-failed'), c.getAttribute('data-max'), c.textContent, parseFloat(document.querySelector('.wall').getAttribute('data-wall'))]; })()";
+    // While it runs: trials running, the counts consistent, the wall time real.
+    let during = b.wait_for(
+        &format!(
+            "(function(){{ var v = {counts}; return v && +v[1] > 0 && +v[0] > 0 ? v : null; }})()"
+        ),
+        "a page showing finished and running trials",
+    );
+    let v = during.as_array().unwrap();
+    let (finished, running, max) = (int(&v[0]), int(&v[1]), int(&v[3]));
+    assert_eq!(max, 8);
+    assert!(running <= 2 && finished + running <= max, "{during}");
+    assert!(
+        v[4].as_str()
+            .unwrap()
+            .starts_with(&format!("{finished} of 8 finished · {running} running")),
+        "{during}"
+    );
+    assert!(
+        v[5].as_f64().unwrap() > 0.0,
+        "wall time while running: {during}"
+    );
+    b.keep_screenshot(Some("#facts"), "dashboard-live.png");
+    // The tune ends; the server stays, and the open page shows the end by itself.
+    let still = wait_line("dashboard: still serving ");
+    assert!(still.ends_with("Ctrl-C to stop"), "{still}");
+    let end = b.wait_for(&format!("(function(){{ var v = {counts}; return v && +v[0] === 8 && +v[1] === 0 ? v : null; }})()"), "the page to show the finished tune");
+    let failed = int(&end.as_array().unwrap()[2]);
+    let stored = show(dir.path(), "live");
+    let stored_failed = stored["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "failed")
+        .count() as i64;
+    assert_eq!(failed, stored_failed);
+    assert!(stored["experiment"]["wall_seconds"].as_f64().unwrap() > 0.0);
+    let (status, _, _) = get(url.split('#').next().unwrap());
+    assert_eq!(status, 200);
+    // Ctrl-C ends it, with the tune's own exit status.
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
 /// Width and height of a PNG, `None` unless the bytes start like one.
@@ -432,7 +830,16 @@ fn plots_are_written_as_svg_or_png_by_extension() {
     let nb = notebook(dir.path());
     tune(&nb, "a", "random", "6");
     tune(&nb, "b", "tpe", "6");
-    for kind in ["history", "importance", "parallel", "slice", "contour"] {
+    for kind in [
+        "history",
+        "importance",
+        "parallel",
+        "slice",
+        "contour",
+        "edf",
+        "timeline",
+        "intermediate",
+    ] {
         let png = dir.path().join(format!("{kind}.png"));
         succeed(
             kale()
@@ -454,6 +861,82 @@ fn plots_are_written_as_svg_or_png_by_extension() {
         );
         let text = std::fs::read_to_string(&svg).unwrap();
         assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"));
+    }
+    // The new kinds draw what they are about: a bar per trial, a curve per trial, a
+    // step per value.
+    let text =
+        |kind: &str| std::fs::read_to_string(dir.path().join(format!("{kind}.svg"))).unwrap();
+    assert_eq!(text("timeline").matches("<rect class=\"trial ").count(), 6);
+    assert_eq!(
+        text("intermediate").matches("<g class=\"trial\"").count(),
+        6
+    );
+    assert!(text("edf").contains("class=\"edf-line\""));
+    // --params picks the slice panels and the contour's axes; the edf overlays two.
+    let plot = |args: &[&str], file: &str| {
+        let out = dir.path().join(file);
+        let mut cmd = kale();
+        cmd.args(["experiments", "plot"])
+            .args(args)
+            .arg("-o")
+            .arg(&out)
+            .arg("-C")
+            .arg(dir.path());
+        (cmd.output().unwrap(), out)
+    };
+    let (o, f) = plot(&["a", "--kind", "slice", "--params", "y"], "s.svg");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(f)
+            .unwrap()
+            .matches("class=\"x-label\"")
+            .count(),
+        1
+    );
+    let (o, f) = plot(&["a", "--kind", "contour", "--params", "y,x"], "c.svg");
+    assert!(o.status.success());
+    assert!(
+        std::fs::read_to_string(f)
+            .unwrap()
+            .contains("score over y and x")
+    );
+    let (o, f) = plot(&["a", "b", "--kind", "edf"], "e.svg");
+    assert!(o.status.success());
+    assert_eq!(
+        std::fs::read_to_string(f)
+            .unwrap()
+            .matches("class=\"edf-line\"")
+            .count(),
+        2
+    );
+    // Flags that do not fit are refused with exit status 2, naming what would.
+    for (args, says) in [
+        (
+            &["a", "--kind", "slice", "--params", "nope"][..],
+            "no parameter `nope`",
+        ),
+        (
+            &["a", "--kind", "contour", "--params", "x"][..],
+            "two --params",
+        ),
+        (
+            &["a", "--kind", "timeline", "--params", "x"][..],
+            "--params applies to",
+        ),
+        (&["a", "--objective", "nope"][..], "no objective `nope`"),
+        (
+            &["a", "b", "--kind", "slice"][..],
+            "history and edf overlay several",
+        ),
+    ] {
+        let (o, f) = plot(args, "refused.svg");
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(says),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!f.exists());
     }
     // An extension that names no format written is refused, not silently SVG.
     let out = kale()
@@ -477,67 +960,4 @@ fn plots_are_written_as_svg_or_png_by_extension() {
     let svg = std::fs::read_to_string(&cmp).unwrap();
     assert_eq!(svg.matches("class=\"best-line\"").count(), 2);
     assert!(svg.contains(">a</text>") && svg.contains(">b</text>"));
-}
-
-#[test]
-fn tune_dashboard_serves_the_running_experiment() {
-    let dir = tempfile::tempdir().unwrap();
-    let nb = write_notebook(
-        dir.path(),
-        "slow.ipynb",
-        &[
-            C::Code(&["imports"], "import time"),
-            C::Code(&["pipeline-parameters"], "x = 0.0"),
-            C::Code(&["step:score"], "time.sleep(0.4)\nscore = -(x - 3) ** 2"),
-            C::Code(&["pipeline-metrics"], "print(score)"),
-        ],
-        None,
-    );
-    let bin = assert_cmd::cargo::cargo_bin("kale");
-    let mut child = Command::new(bin)
-        .env("KALE_PYTHON", crate::support::python())
-        .arg("tune")
-        .arg(&nb)
-        .args([
-            "--objective",
-            "score",
-            "--param",
-            "x=double:0..6",
-            "--max-trials",
-            "12",
-            "--parallel",
-            "1",
-            "--name",
-            "live",
-            "--dashboard",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut url = None;
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 {
-        if let Some(u) = line.trim().strip_prefix("dashboard: ") {
-            url = Some(u.to_string());
-            break;
-        }
-        line.clear();
-    }
-    let url = url.expect("tune printed no dashboard URL");
-    assert!(url.ends_with("/e/live"), "{url}");
-    let base = url.trim_end_matches("e/live");
-    // While the tune runs, the experiment is there and `running`.
-    let doc = get_json(&format!("{base}api/experiments/live"));
-    assert_eq!(doc["experiment"]["status"], "running");
-    let (status, _, page) = get(&url);
-    assert_eq!(status, 200);
-    assert!(page.contains("data-plot=\"history\""));
-    // Drain stderr so the tune never blocks on a full pipe, then let it finish.
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        let _ = stderr.read_to_string(&mut sink);
-    });
-    assert!(child.wait().unwrap().success());
 }

@@ -279,8 +279,12 @@ fn the_dashboard_answers_only_for_its_own_host_with_security_headers() {
         &mut line,
     )
     .unwrap();
+    // The address ends in the notes token after `#`.
     let port: u16 = line
         .trim()
+        .split('#')
+        .next()
+        .unwrap()
         .trim_end_matches('/')
         .rsplit(':')
         .next()
@@ -665,6 +669,7 @@ fn a_full_standard_output_is_an_environment_error_and_a_closed_one_ends_quietly(
         vec!["experiments", "show", "out", "-C", d],
         vec!["cache", "stats", "-C", d],
         vec!["run", nbs, "--json"],
+        vec!["run", nbs, "--events", "-"],
         vec!["run", nbs],
         vec![
             "tune",

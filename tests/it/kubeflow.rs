@@ -122,6 +122,9 @@ fn normalised_kfp(text: &str) -> String {
         if label == "exec-kale-runtime" {
             args[0] = json!("<runtime id>");
             args[1] = json!("<runtime bundle>");
+            if args.len() > 5 {
+                args[5] = json!("<shared cells>");
+            }
             continue;
         }
         for i in 0..args.len() {
@@ -861,6 +864,155 @@ fn compiled_pipelines_carry_the_runtime_once() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// The files the runtime task unpacks for the notebook itself: its last argument,
+/// decoded (`shared-<digest>.py` → text).
+fn shared_cells_of(spec: &Value) -> serde_json::Map<String, Value> {
+    use base64::Engine as _;
+    let args = spec["deploymentSpec"]["executors"]["exec-kale-runtime"]["container"]["args"]
+        .as_array()
+        .unwrap();
+    let Some(blob) = args.get(5) else {
+        return serde_json::Map::new();
+    };
+    let packed = base64::engine::general_purpose::STANDARD
+        .decode(blob.as_str().unwrap())
+        .unwrap();
+    let files: Value =
+        serde_json::from_slice(&miniz_oxide::inflate::decompress_to_vec_zlib(&packed).unwrap())
+            .unwrap();
+    files.as_object().unwrap().clone()
+}
+
+/// A notebook with a ~10 KB functions cell and `steps` steps, each calling one of its
+/// functions; the last prints `total`.
+fn many_step_notebook(dir: &Path, steps: usize) -> PathBuf {
+    let mut functions = String::from("def helper_0(v):\n    return v + 1\n");
+    let mut i = 1;
+    while functions.len() < 10_000 {
+        functions.push_str(&format!(
+            "\n\ndef helper_{i}(v):\n    \"\"\"Shared helper number {i}: each step of the pipeline may call it.\"\"\"\n    return helper_{}(v) + {i} % 3\n",
+            i - 1
+        ));
+        i += 1;
+    }
+    let mut cells: Vec<(Vec<String>, String)> = vec![
+        (vec!["imports".into()], "import math".into()),
+        (vec!["functions".into()], functions),
+        (vec!["pipeline-parameters".into()], "start = 2".into()),
+        (vec!["step:s0".into()], "x0 = helper_0(start)".into()),
+    ];
+    for k in 1..steps {
+        let last = if k == steps - 1 {
+            format!("\ntotal = x{k}")
+        } else {
+            String::new()
+        };
+        cells.push((
+            vec![format!("step:s{k}"), format!("prev:s{}", k - 1)],
+            format!("x{k} = helper_{k}(x{}) + math.floor(0.5){last}", k - 1),
+        ));
+    }
+    cells.push((vec!["pipeline-metrics".into()], "print(total)".into()));
+    let owned: Vec<(Vec<&str>, &str)> = cells
+        .iter()
+        .map(|(t, s)| (t.iter().map(String::as_str).collect(), s.as_str()))
+        .collect();
+    let cs: Vec<C> = owned
+        .iter()
+        .map(|(t, s)| C::Code(t.as_slice(), s))
+        .collect();
+    write_notebook(dir, &format!("many{steps}.ipynb"), &cs, None)
+}
+
+/// The imports and functions cells travel once per pipeline, in the runtime task: a
+/// 10 KB functions cell adds ~10 KB to the pipeline, not 10 KB per step, and the steps
+/// still run them (here under the emulated launcher, in kfp_local.rs under KFP's own).
+#[test]
+fn shared_cells_travel_once_per_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sizes = Vec::new();
+    let mut files = Vec::new();
+    for steps in [2, 8] {
+        let nb = many_step_notebook(dir.path(), steps);
+        let out = dir.path().join(format!("many{steps}.yaml"));
+        let res = compile(&nb, &[], &out);
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let text = std::fs::read_to_string(&out).unwrap();
+        // No step carries the functions cell: only the runtime task, compressed.
+        assert!(!text.contains("Shared helper number"), "{steps} steps");
+        let spec = &yaml_docs(&text)[0];
+        let shared = shared_cells_of(spec);
+        assert_eq!(shared.len(), 1, "{:?}", shared.keys());
+        let (name, body) = shared.iter().next().unwrap();
+        let body = body.as_str().unwrap();
+        assert_eq!(body.matches("def helper_0(v):").count(), 1);
+        assert!(body.contains("import math"));
+        let digest = name
+            .strip_prefix("shared-")
+            .and_then(|n| n.strip_suffix(".py"))
+            .unwrap();
+        for (label, exec) in spec["deploymentSpec"]["executors"].as_object().unwrap() {
+            if label == "exec-kale-runtime" {
+                continue;
+            }
+            let args = exec["container"]["args"].as_array().unwrap();
+            let program = args.windows(2).find(|w| w[0] == "--program").unwrap()[1]
+                .as_str()
+                .unwrap();
+            assert_eq!(
+                program
+                    .lines()
+                    .filter(|l| *l == format!("# kale: shared cells {digest}"))
+                    .count(),
+                1,
+                "{label}: {program}"
+            );
+        }
+        // What the steps compute is what the notebook computes.
+        let root = tempfile::tempdir().unwrap();
+        let runs = emulate_kfp(spec, &json!({"start": 5}), root.path());
+        for (task, o) in &runs {
+            assert!(
+                o.status.success(),
+                "task {task} failed:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        let last = format!("s{}", steps - 1);
+        let metrics: Value = serde_json::from_slice(
+            &std::fs::read(root.path().join(&last).join("kale-metrics")).unwrap(),
+        )
+        .unwrap();
+        let run = kale()
+            .args(["run", "--json", "-p", "start=5"])
+            .arg(&nb)
+            .env("KALE_PYTHON", python())
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&run.stdout).unwrap();
+        assert_eq!(metrics["total"], doc["metrics"]["total"], "{doc}");
+        sizes.push(text.len());
+        files.push(out);
+    }
+    let per_extra_step = (sizes[1] - sizes[0]) / 6;
+    eprintln!(
+        "2 steps: {} bytes, 8 steps: {} bytes, {per_extra_step} per extra step",
+        sizes[0], sizes[1]
+    );
+    assert!(per_extra_step < 4_000, "{sizes:?}");
+    let failures = validate("validate_kfp.py", &files);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 /// On a stock Python image the steps install the notebook's third-party packages,
 /// pinned to the local Python's versions; what the local Python lacks is named.
 #[test]
@@ -978,6 +1130,190 @@ fn stock_python_images_get_the_notebooks_packages_pinned_or_a_warning() {
     assert!(!String::from_utf8_lossy(&res.stderr).contains("numpy"));
     let text = std::fs::read_to_string(dir.path().join("custom.yaml")).unwrap();
     assert!(!text.contains("--install"));
+}
+
+/// `kale compile` reads the packages' versions from the interpreter's site directories
+/// and knows the standard library by name: it starts no Python for either. The
+/// interpreter here is a stand-in that leaves a file behind if it is ever run, in a
+/// venv whose site-packages is the test Python's.
+#[test]
+fn compile_pins_packages_without_starting_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("python-ran");
+    let real_venv: PathBuf = String::from_utf8(
+        Command::new(python())
+            .args(["-c", "import sys; print(sys.prefix)"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .into();
+    assert!(
+        real_venv.join("pyvenv.cfg").exists(),
+        "the test Python is a venv"
+    );
+    let venv = dir.path().join("venv");
+    std::fs::create_dir_all(venv.join("bin")).unwrap();
+    std::fs::copy(real_venv.join("pyvenv.cfg"), venv.join("pyvenv.cfg")).unwrap();
+    std::os::unix::fs::symlink(real_venv.join("lib"), venv.join("lib")).unwrap();
+    let stand_in = venv.join("bin/python3");
+    std::fs::write(
+        &stand_in,
+        format!("#!/bin/sh\ntouch '{}'\nexit 1\n", marker.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let version = |module: &str| {
+        let out = Command::new(python())
+            .args([
+                "-c",
+                &format!("import {module}; print({module}.__version__)"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let out = dir.path().join("digits.yaml");
+    let res = kale()
+        .arg("compile")
+        .arg(examples_dir().join("digits.ipynb"))
+        .arg("-o")
+        .arg(&out)
+        .env("KALE_PYTHON", &stand_in)
+        .env_remove("PYTHONPATH")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "install numpy=={}, scikit-learn=={} at start",
+            version("numpy"),
+            version("sklearn")
+        )),
+        "{stderr}"
+    );
+    assert!(!marker.exists(), "compile ran the interpreter");
+
+    // A notebook importing only the standard library needs no interpreter at all.
+    let nb = write_notebook(
+        dir.path(),
+        "stdlib.ipynb",
+        &[
+            C::Code(
+                &["imports"],
+                "import json, math, os.path\nfrom collections import Counter",
+            ),
+            C::Code(&["step:a"], "x = json.dumps(Counter('aab')) + str(math.pi)"),
+        ],
+        None,
+    );
+    let res = kale()
+        .arg("compile")
+        .arg(&nb)
+        .arg("-o")
+        .arg(dir.path().join("stdlib.yaml"))
+        .env("KALE_PYTHON", dir.path().join("no-such-python"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let text = std::fs::read_to_string(dir.path().join("stdlib.yaml")).unwrap();
+    assert!(!text.contains("--install"));
+}
+
+/// A credential-looking pipeline parameter with a default is said to end up in the
+/// YAML in plain text, with KFP's secrets as the way out; the "reads files" warning
+/// names data files, not URLs or the secrets Kubernetes mounts.
+#[test]
+fn credentials_in_parameters_are_warned_about_and_secret_reads_are_not_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "creds.ipynb",
+        &[
+            C::Code(
+                &["pipeline-parameters"],
+                "api_key = \"sk-live-123\"\ndb_password = \"\"\nmax_tokens = 64\nlr = 0.1",
+            ),
+            C::Code(
+                &["step:fetch"],
+                "token = open('/var/run/secrets/kubernetes.io/serviceaccount/token').read()\nremote = open('/etc/secrets/db/password').read()\nimport urllib.request\nimport pandas as pd\ntable = pd.read_csv('https://example.com/data.csv')\nlocal = open('data/train.csv').read()\nn = len(api_key) + len(db_password) + max_tokens + lr",
+            ),
+        ],
+        None,
+    );
+    let out = dir.path().join("p.yaml");
+    let res = compile(&nb, &[], &out);
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: pipeline parameter `api_key` looks like a credential, and its default is written into the pipeline in plain text"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`secret:SECRET_NAME:KEY:ENV_VAR` tag"),
+        "{stderr}"
+    );
+    // An empty default gives nothing away; `max_tokens` is no token.
+    assert!(!stderr.contains("`db_password`"), "{stderr}");
+    assert!(!stderr.contains("`max_tokens`"), "{stderr}");
+    assert!(
+        stderr.contains("step `fetch` reads files (data/train.csv)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("example.com"), "{stderr}");
+    assert!(!stderr.contains("/var/run/secrets"), "{stderr}");
+    let failures = validate("validate_kfp.py", &[out]);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The runtime and the bootstrap ship without their docstrings: Python's own parser
+/// finds the same program in the shipped text as in the source, docstrings aside.
+#[test]
+fn shipped_sources_are_the_same_code_without_docstrings() {
+    let check = r#"
+import ast, sys
+def strip(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+original, shipped = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+assert strip(ast.parse(original)) == strip(ast.parse(shipped)), sys.argv[1]
+assert '"""' not in shipped.split("\n", 3)[0]
+print(len(original), len(shipped))
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, source) in [
+        ("kale_runtime.py", kale::codegen::RUNTIME_SOURCE),
+        ("kfp_bootstrap.py", kale::kubeflow::kfp::BOOTSTRAP_SOURCE),
+    ] {
+        let original = dir.path().join(format!("original-{name}"));
+        let shipped = dir.path().join(format!("shipped-{name}"));
+        std::fs::write(&original, source).unwrap();
+        std::fs::write(&shipped, kale::kubeflow::kfp::shipped_source(source)).unwrap();
+        let out = Command::new(python())
+            .arg("-c")
+            .arg(check)
+            .arg(&original)
+            .arg(&shipped)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// The runtime ships without its comment-only lines: that is only safe while no line of

@@ -1,6 +1,7 @@
 //! The integration-test binary: each module drives the real `kale` binary on real
 //! notebooks (written to temporary directories or taken from `../shared/corpus`).
 
+mod browser;
 mod cache_snapshot;
 mod corpus;
 mod dashboard;

@@ -344,7 +344,7 @@ fn a_version_1_store_is_migrated_in_place_and_its_experiments_still_show() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("best       trial 1: score=-0.25"), "{text}");
 
-    // The store is at version 2 now, with the new columns, and keeps working: a new
+    // The store is at version 3 now, with the new columns, and keeps working: a new
     // multi-objective experiment beside the old one, and the old one resumed.
     let check = "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nprint(c.execute('PRAGMA user_version').fetchone()[0])\nprint(sorted(r[1] for r in c.execute('PRAGMA table_info(trials)')))";
     let out = std::process::Command::new(python())
@@ -353,7 +353,7 @@ fn a_version_1_store_is_migrated_in_place_and_its_experiments_still_show() {
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(printed.starts_with("2\n"), "{printed}");
+    assert!(printed.starts_with("3\n"), "{printed}");
     assert!(printed.contains("'constraint_values'") && printed.contains("'objective_values'"));
     let (code, _, stderr) = tune(
         &nb,
@@ -418,7 +418,7 @@ fn what_several_objectives_cannot_do_is_refused_with_the_reason() {
     }
     let err = tune_with(&["--algorithm", "bayesianoptimization"]);
     assert!(
-        err.contains("--algorithm `bayesianoptimization` cannot search several objectives; use auto (the default), nsga2, motpe"),
+        err.contains("--algorithm `bayesianoptimization` cannot search several objectives\n  hint: use auto (the default), nsga2, motpe"),
         "{err}"
     );
     let err = refused(&[

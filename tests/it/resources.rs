@@ -57,8 +57,9 @@ fn gpu_notebook(dir: &Path) -> std::path::PathBuf {
     )
 }
 
-fn tune_gpus(dir: &Path, nb: &Path, devices: &str, name: &str) {
-    succeed(
+/// Tunes with `devices` as the GPU pool and a CPU budget of `cpus`; the stderr.
+fn tune_gpus(dir: &Path, nb: &Path, devices: &str, name: &str, cpus: &str) -> String {
+    let out = succeed(
         kale_with_python()
             .env("CUDA_VISIBLE_DEVICES", devices)
             .arg("tune")
@@ -75,12 +76,13 @@ fn tune_gpus(dir: &Path, nb: &Path, devices: &str, name: &str) {
                 "--parallel",
                 "4",
                 "--cpus",
-                "8",
+                cpus,
                 "--name",
                 name,
             ])
             .current_dir(dir),
     );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The most intervals that overlap at any moment, and whether two overlapping ones
@@ -108,7 +110,11 @@ fn parallel_trials_hold_distinct_gpus_and_wait_for_free_ones() {
     let dir = tempfile::tempdir().unwrap();
     let nb = gpu_notebook(dir.path());
 
-    tune_gpus(dir.path(), &nb, "0,1,2,3", "four");
+    // Two cores for four trials: the GPU steps do not wait for a share of them while
+    // GPUs are free (a GPU step's threads are its own), and the header says nothing
+    // limits the four.
+    let stderr = tune_gpus(dir.path(), &nb, "0,1,2,3", "four", "2");
+    assert!(stderr.contains(", 4 at once\n"), "{stderr}");
     let four = gpu_intervals(dir.path(), "four");
     assert_eq!(four.len(), 8);
     let (most, shared) = overlaps(&four);
@@ -117,7 +123,11 @@ fn parallel_trials_hold_distinct_gpus_and_wait_for_free_ones() {
     let devices: std::collections::BTreeSet<_> = four.iter().map(|i| i.0.clone()).collect();
     assert_eq!(devices.len(), 4, "{four:?}");
 
-    tune_gpus(dir.path(), &nb, "0,1", "two");
+    let stderr = tune_gpus(dir.path(), &nb, "0,1", "two", "8");
+    assert!(
+        stderr.contains(", 4 at once (at most 2 GPU steps at a time: 2 GPUs, 1 each)\n"),
+        "{stderr}"
+    );
     let two = gpu_intervals(dir.path(), "two");
     let (most, shared) = overlaps(&two);
     assert!(!shared, "{two:?}");

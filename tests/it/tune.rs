@@ -212,7 +212,8 @@ fn random_and_tpe_searches_improve_and_compare_and_plot() {
     // One mark per trial (a dot, or a triangle at the axis edge for an outlier the
     // axis leaves out: which trials are outliers depends on the run's suggestions).
     assert_eq!(
-        text.matches(r#"<g class="trial trial-succeeded">"#).count(),
+        text.matches(r#"<g class="trial trial-succeeded" data-trial="#)
+            .count(),
         24,
         "one mark per trial"
     );
@@ -313,7 +314,7 @@ fn objective_must_be_a_metric_and_params_must_be_pipeline_parameters() {
     assert!(stderr.contains("`lr` is not a pipeline parameter, so it cannot be tuned; the parameters are `x`, `y`, `n`"), "{stderr}");
     let (code, _, stderr) = tune_json(&nb, &["--objective", "score", "--param", "n=double:0..1"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("`n` is an int parameter (default 1), so it cannot take double values; use `int:MIN..MAX`"), "{stderr}");
+    assert!(stderr.contains("`n` is an int parameter (default 1), so it cannot take double values\n  hint: use `--param n=int:MIN..MAX`"), "{stderr}");
     let (code, _, stderr) = tune_json(&nb, &["--objective", "score", "--param", "x=double:1..0"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("x"), "{stderr}");

@@ -201,3 +201,161 @@ fn a_closed_stdout_ends_quietly_instead_of_panicking() {
         "{stderr}"
     );
 }
+
+fn validate_stderr(nb: &std::path::Path) -> (Option<i32>, String) {
+    let out = kale().arg("validate").arg(nb).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A syntax error quotes its line with a caret under the column Python stops at, once
+/// per cell, in Python's terms (no Rust debug text), with no follow-on error about
+/// names the parser's recovery invented.
+#[test]
+fn syntax_errors_quote_the_line_and_point_at_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "syntax.ipynb",
+        &[
+            C::Code(&["pipeline-parameters"], "lr = 0.1\nn = (2"),
+            C::Code(&["step:a"], "a = 1\nb = a +* 2"),
+            C::Code(&["step:b", "prev:a"], "x = 0x\nprint(x)"),
+            C::Code(&["step:c", "prev:b"], "token = ***\nprint(token)"),
+        ],
+        None,
+    );
+    let (code, stderr) = validate_stderr(&nb);
+    assert_eq!(code, Some(2), "{stderr}");
+    let hint = "  hint: fix the line (the notebook's kernel rejects it too), or tag the cell `skip` to leave it out of the pipeline";
+    for expected in [
+        "cell 1, line 2: syntax error: unexpected EOF while parsing\n    n = (2\n          ^\n",
+        "cell 2, line 2: syntax error: Starred expression cannot be used here\n    b = a +* 2\n           ^\n",
+        "cell 3, line 1: syntax error: invalid number literal `0x`\n    x = 0x\n        ^\n",
+        "cell 4, line 1: syntax error: Expected an expression\n    token = ***\n            ^\n",
+    ] {
+        assert!(
+            stderr.contains(&format!("{expected}{hint}")),
+            "{expected}\n--- stderr\n{stderr}"
+        );
+    }
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        4,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("ParseIntError"), "{stderr}");
+    assert!(!stderr.contains("reads ``"), "{stderr}");
+    crate::errors::assert_every_error_has_a_hint(&stderr);
+}
+
+/// Messages about tags and special cells say why, and hint at the fix that applies.
+#[test]
+fn tag_and_cell_problems_say_why_without_follow_on_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "tags.ipynb",
+        &[
+            C::Code(&["parameters"], "lr = 0.1"),
+            C::Code(&["imports"], "import math"),
+            C::Code(&["block:"], "base = 2"),
+            C::Code(&["step:Load-Data", "prev:x"], "a = 1"),
+            C::Code(&["step:load"], "data = [1, 2, 3]\nmodel = None"),
+            C::Code(
+                &["functions"],
+                "def f(v):\n    return v\nfor epoch in range(3):\n    loss = f(epoch)\n    total = loss + math.pi\n    print(epoch, loss, data, model)\nresults = total",
+            ),
+            C::Code(&["step:train", "prev:load"], "out = f(data)\nscore = 1"),
+            C::Code(&["pipeline-metrics"], "final = score\nprint(score)"),
+        ],
+        None,
+    );
+    let (code, stderr) = validate_stderr(&nb);
+    assert_eq!(code, Some(2), "{stderr}");
+    for expected in [
+        // Papermill's parameters cell: kale's tag is suggested, twice where it matters.
+        "cell 1: tag `parameters` belongs to papermill; kale ignores it\n  hint: if this cell holds the notebook's parameters, tag it `pipeline-parameters` as well",
+        "hint: cell 1 is papermill's `parameters` cell: tag it `pipeline-parameters` too",
+        // An empty `block:` after the imports cell joins it: said, with the fix.
+        "cell 3: tag `block:` names no step, so this cell continues the `imports` cell above it and runs at the start of every step\n  hint: write the step's name after the colon (`block:NAME`)",
+        // The invalid step name, and not also its `prev:` as attached to no step.
+        "cell 4: invalid step name `Load-Data`",
+        // One error for the functions cell, saying when it runs.
+        "cell 6, line 6: the `functions` cell reads `data` and `model` at its top level without defining them: that cell runs at the start of every step, once, before the step's own cells and inputs",
+        // The location is said once.
+        "cell 8, line 1: `final = score` is not a metric",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected}\n--- stderr\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("on a cell that declares no step name"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("line 1: line 1"), "{stderr}");
+    assert_eq!(
+        stderr.matches("`functions` cell reads").count(),
+        1,
+        "{stderr}"
+    );
+    crate::errors::assert_every_error_has_a_hint(&stderr);
+}
+
+/// Parallel branches: a warning only when a branch assigns the name (reading it, as
+/// `fit(X)` does, leaves their common ancestor's value), and three branches are not
+/// "both".
+#[test]
+fn branch_warnings_name_assignments_and_count_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = write_notebook(
+        dir.path(),
+        "branches.ipynb",
+        &[
+            C::Code(&["step:load"], "X = [1, 2]\nscore = 0"),
+            C::Code(&["step:a", "prev:load"], "fa = sum(X)\nscore = 1"),
+            C::Code(&["step:b", "prev:load"], "fb = len(X)\nscore = 2"),
+            C::Code(&["step:c", "prev:load"], "fc = max(X)\nscore = 3"),
+            C::Code(
+                &["step:report", "prev:a", "prev:b", "prev:c"],
+                "print(X, fa, fb, fc, score)",
+            ),
+            C::Code(&["pipeline-metrics"], "print(score)"),
+        ],
+        None,
+    );
+    let (code, stderr) = validate_stderr(&nb);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("reads `X`"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "step `report` reads `score`, which parallel steps `a`, `b` and `c` all touch"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("both"), "{stderr}");
+
+    // A metric three branches set, with no step after them.
+    let nb = write_notebook(
+        dir.path(),
+        "metric.ipynb",
+        &[
+            C::Code(&["step:load"], "X = [1, 2]"),
+            C::Code(&["step:a", "prev:load"], "score = sum(X)"),
+            C::Code(&["step:b", "prev:load"], "score = len(X)"),
+            C::Code(&["step:c", "prev:load"], "score = max(X)"),
+            C::Code(&["pipeline-metrics"], "print(score)"),
+        ],
+        None,
+    );
+    let (code, stderr) = validate_stderr(&nb);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("metric `score` is set by parallel steps `a`, `b` and `c`; reporting the value from `c` (the latest in the notebook)\n  hint: "),
+        "{stderr}"
+    );
+}

@@ -149,3 +149,40 @@ def test_an_output_the_step_did_not_save_fails_naming_it(runtime_dir, tmp_path):
     ])
     assert done.returncode == 1
     assert "step `train` did not save `model`, which a later step reads" in done.stderr
+
+
+def test_the_shared_cells_come_from_the_runtime_artifact_and_keep_the_line_map(
+    runtime_dir, tmp_path
+):
+    # As kale compiles it: the imports and functions cells once, in the runtime
+    # artifact; the program holds one placeholder line naming their digest.
+    shared = "# --- cell 1\nimport math\n# --- cell 2\ndef halve(v):\n    return v / 0\n"
+    digest = hashlib.sha256(shared.encode()).hexdigest()[:16]
+    (runtime_dir / ("shared-%s.py" % digest)).write_text(shared)
+    src = "\n".join([
+        "import kale_runtime as _kale",
+        "_kale.start('train')",
+        "# kale: shared cells %s" % digest,
+        "_kale.shared_definitions_done()",
+        "y = halve(math.pi)",
+        "_kale.finish(outputs=[], metrics=[])",
+    ]) + "\n"
+    termination = tmp_path / "termination-log"
+    termination.write_text("")
+    # Lines as in the whole program: cell 2 is lines 6-7, cell 5 line 9.
+    args = ["--step", "train", "--program", src, "--runtime-id", runtime_id(runtime_dir),
+            "--lines", "4:1:1,6:2:2,9:1:5", "--executor-output", str(tmp_path / "out.json")]
+    done = bootstrap(runtime_dir, tmp_path, args, termination=termination)
+    assert done.returncode == 1
+    # The error is in the functions cell, located as `kale run` locates it.
+    assert termination.read_text().startswith(
+        "step `train` failed at cell 2, line 2: ZeroDivisionError"), termination.read_text()
+    # Cells that do not match their digest are refused, not run.
+    (runtime_dir / ("shared-%s.py" % digest)).write_text(shared.replace("/ 0", "/ 2"))
+    done = bootstrap(runtime_dir, tmp_path, args)
+    assert done.returncode == 1
+    assert "do not match digest %s" % digest in done.stderr
+    (runtime_dir / ("shared-%s.py" % digest)).unlink()
+    done = bootstrap(runtime_dir, tmp_path, args)
+    assert done.returncode == 1
+    assert "lacks the notebook's shared cells %s" % digest in done.stderr
