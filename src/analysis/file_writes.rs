@@ -62,7 +62,9 @@ pub fn file_writes(cells: &[CellSource]) -> Vec<FileWriteCall> {
         // Parsing is most of the cost: a cell naming no writer cannot call one.
         let names_one = cell.source.contains("open")
             || cell.source.contains("write")
-            || WRITERS.iter().any(|(name, _, _)| cell.source.contains(name));
+            || WRITERS
+                .iter()
+                .any(|(name, _, _)| cell.source.contains(name));
         if !names_one {
             continue;
         }

@@ -857,7 +857,9 @@ impl Context<'_> {
             {
                 continue;
             }
-            let entry = by_cell.entry(occ.at.cell).or_insert((occ.at.line, BTreeSet::new()));
+            let entry = by_cell
+                .entry(occ.at.cell)
+                .or_insert((occ.at.line, BTreeSet::new()));
             entry.0 = entry.0.min(occ.at.line);
             entry.1.insert(name.as_str());
         }
@@ -893,12 +895,23 @@ impl Context<'_> {
         reporter: &mut Reporter,
         diags: &mut Diagnostics,
     ) {
-        let writers: Vec<usize> = dag.ancestors_of(i).filter(|&a| self.writes(a, name)).collect();
+        let writers: Vec<usize> = dag
+            .ancestors_of(i)
+            .filter(|&a| self.writes(a, name))
+            .collect();
         let parallel = maximal_steps(dag, &writers);
-        if parallel.len() < 2 || !parallel.iter().any(|&t| self.per_step[t].binds.contains_key(name)) {
+        if parallel.len() < 2
+            || !parallel
+                .iter()
+                .any(|&t| self.per_step[t].binds.contains_key(name))
+        {
             return;
         }
-        let last = parallel.iter().copied().max_by_key(|&t| self.position[t]).unwrap_or(i);
+        let last = parallel
+            .iter()
+            .copied()
+            .max_by_key(|&t| self.position[t])
+            .unwrap_or(i);
         let all = if parallel.len() == 2 { "both" } else { "all" };
         reporter.report(
             diags,
