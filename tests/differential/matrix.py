@@ -8,9 +8,9 @@ with each set of overrides its sidecar lists, on:
   truth     the notebook top to bottom in one Jupyter kernel (truth.py)
   validate  `kale validate` (and, for cases listing parallel branches, `kale inspect`)
   run       `kale run --json -p ...`
-  tune      `kale tune` with one trial at exactly those values: every parameter a
-            one-value `categorical` space, `--algorithm grid --max-trials 1`; the trial's
-            metrics come from `kale experiments show --json`
+  tune      `kale tune` with one trial at exactly those values: a `--space` file in
+            which every parameter is a one-value categorical list, `--algorithm grid
+            --max-trials 1`; the trial's metrics come from `kale experiments show --json`
   kfp       `kale compile --target kfp`, executed by KFP's own local engine (kfp.local,
             tests/kfp_local/run_pipeline.py) with each task in a fresh copy of the
             notebook's folder, as every step is a pod of its own on a cluster
@@ -313,13 +313,14 @@ def run_tune(kale, case, nb, params, info, experiment):
         return outcome("n/a", "no pipeline metrics to tune against")
     values = dict(parameters)
     values.update(params)
-    args = ["tune", nb.name, "--name", experiment, "--objective", metrics[0],
+    # A Katib search space of one point: every parameter a one-value categorical list
+    # (a --space file rather than --param flags, whose lists split at commas).
+    space = nb.parent.parent / ("%s-%s.space.json" % (nb.parent.name, experiment))
+    space.write_text(json.dumps([
+        {"name": k, "parameterType": "categorical", "feasibleSpace": {"list": [cli_text(v)]}}
+        for k, v in values.items()]))
+    args = ["tune", nb.name, "--name", experiment, "--objective", metrics[0], "--space", str(space),
             "--algorithm", "grid", "--max-trials", "1", "--parallel", "1", "--ignore-gpu-limits", "--json"]
-    for k, v in values.items():
-        text = cli_text(v)
-        if "," in text:
-            raise SystemExit("%s: parameter %s=%r cannot be a one-value categorical space" % (case.name, k, v))
-        args += ["--param", "%s=categorical:%s" % (k, text)]
     code, _, stderr = kale(args, nb.parent)
     if code == 2:
         return refusal(case, stderr)

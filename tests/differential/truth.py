@@ -85,8 +85,6 @@ def __kale_truth_dump(names, path):
     with open(path, "w", encoding="utf-8") as f:
         _json.dump(out, f)
 
-__kale_truth_dump(NAMES, PATH)
-del __kale_truth_dump
 """
 
 
@@ -129,7 +127,8 @@ def run_job(job, km, scratch):
         nb = nbformat.read(job["notebook"], as_version=4)
         cells, names = plan_cells(nb, job.get("overrides") or {})
         out_path = os.path.join(scratch, "job-%d.metrics.json" % job["index"])
-        dump = nbformat.v4.new_code_cell(DUMP.replace("NAMES", repr(names)).replace("PATH", repr(out_path)))
+        dump = nbformat.v4.new_code_cell(
+            DUMP + "\n__kale_truth_dump(%r, %r)\ndel __kale_truth_dump\n" % (names, out_path))
         run_nb = nbformat.v4.new_notebook(metadata=nb.metadata)
         run_nb.cells = cells + [dump]
         client = NotebookClient(run_nb, km=km, timeout=CELL_TIMEOUT_S, allow_errors=False,
@@ -154,7 +153,13 @@ def main():
     jobs_path, out_path = sys.argv[1], sys.argv[2]
     with open(jobs_path, encoding="utf-8") as f:
         jobs = json.load(f)
-    scratch = tempfile.mkdtemp(prefix="kale-truth-")
+    with tempfile.TemporaryDirectory(prefix="kale-truth-") as scratch:
+        results = run_jobs(jobs, scratch)
+    with open(out_path, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1)
+
+
+def run_jobs(jobs, scratch):
     # A private IPython profile: no user startup files or configuration.
     env = dict(os.environ, IPYTHONDIR=os.path.join(scratch, "ipython"),
                JUPYTER_PLATFORM_DIRS="1", PYDEVD_DISABLE_FILE_VALIDATION="1")
@@ -169,8 +174,7 @@ def main():
                 results[job["id"]] = run_job(dict(job, index=i), km, scratch)
             finally:
                 km.shutdown_kernel(now=True)
-    with open(out_path, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=1)
+    return results
 
 
 if __name__ == "__main__":
