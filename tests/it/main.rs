@@ -6,6 +6,7 @@ mod cache_snapshot;
 mod corpus;
 mod dashboard;
 mod debug;
+mod differential;
 mod errors;
 mod events;
 mod fork_server;

@@ -19,11 +19,25 @@ stderr when the harness starts:
 Usage: run_pipeline.py PLAN.json OUT.json --step-python PATH
 
 PLAN.json: {"pipeline_root": DIR, "runs": [{"pipeline": YAML, "cwd": DIR,
-            "params": {...}}, ...]}. The runs share one kfp.local cache, in order.
+            "params": {...}, "isolate_tasks": bool}, ...]}. The runs share one
+            kfp.local cache, in order.
 OUT.json:  {"runs": [{"status": "succeeded"|"failed", "error": str|null,
             "tasks": {TASK: {"status": "succeeded"|"failed", "cached": bool,
-                             "log": str, "artifacts": {KEY: {"uri", "metadata"}}}},
+                             "log": str, "artifacts": {KEY: {"uri", "metadata"}},
+                             "workdir": DIR (isolated tasks that ran)}},
             "metrics": {NAME: VALUE}}]}
+
+Working directories. kfp.local's SubprocessRunner starts every task in the harness's
+own working directory (the run's "cwd" here), so a file one task writes is there for
+the next. On a cluster that never happens: each step is a pod of its own, which starts
+from its image's file system and sees nothing another pod wrote unless it arrives as
+an input artifact (or on a volume the pipeline declares). A run with
+"isolate_tasks": true gets that: each task that executes starts in a fresh copy of the
+run's "cwd" (the notebook's folder as an image would hold it), made for it alone, so a
+step reading a file an earlier step wrote fails here as it would on the cluster. The
+compiled pipeline and KFP's handling of it are unchanged; only where this stand-in for
+the cluster starts each task's process differs. The differential suite
+(tests/differential) uses it; the other tests keep the shared directory.
 """
 
 import argparse
@@ -32,7 +46,9 @@ import io
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 
 from kfp import components, local
 from kfp.local import subprocess_task_handler, task_dispatcher
@@ -64,6 +80,7 @@ class Recorder:
         self.tasks = {}
         self.current = None
         self.executed = set()
+        self.workdirs = {}
         inner_task = task_executor.execute_single_task
         inner_dispatch = task_dispatcher.run_single_task_implementation
 
@@ -94,6 +111,47 @@ class Recorder:
     def reset(self):
         self.tasks = {}
         self.executed = set()
+        self.workdirs = {}
+
+
+class TaskDirectories:
+    """Starts each executed task in a fresh copy of `image` while a run isolates tasks.
+
+    kfp.local launches a task's process with its own function, which passes no working
+    directory: the child inherits the harness's. Tasks execute one at a time, so the
+    harness changes its own directory around that launch and changes it back.
+    """
+
+    def __init__(self, recorder):
+        self.image = None
+        self.scratch = None
+        self.recorder = recorder
+        inner = subprocess_task_handler.run_local_subprocess
+
+        def run_local_subprocess(full_command, env_vars=None):
+            if self.image is None:
+                return inner(full_command, env_vars)
+            task = self.recorder.current or "task"
+            workdir = tempfile.mkdtemp(prefix=re.sub(r"[^A-Za-z0-9_.-]", "_", task) + "-",
+                                       dir=self.scratch)
+            shutil.copytree(self.image, workdir, dirs_exist_ok=True, symlinks=True)
+            self.recorder.workdirs[task] = workdir
+            home = os.getcwd()
+            os.chdir(workdir)
+            try:
+                return inner(full_command, env_vars)
+            finally:
+                os.chdir(home)
+
+        subprocess_task_handler.run_local_subprocess = run_local_subprocess
+
+    def isolate(self, image, scratch):
+        self.image = image
+        self.scratch = scratch
+        os.makedirs(scratch, exist_ok=True)
+
+    def share(self):
+        self.image = None
 
 
 def main():
@@ -109,13 +167,19 @@ def main():
     local.init(runner=local.SubprocessRunner(use_venv=False),
                pipeline_root=plan["pipeline_root"], raise_on_error=True,
                enable_caching=True)
+    directories = TaskDirectories(recorder)
     results = []
     home = os.getcwd()
-    for run in plan["runs"]:
+    for i, run in enumerate(plan["runs"]):
         recorder.reset()
         pipeline = components.load_component_from_file(run["pipeline"])
         error = None
-        # Steps run in the notebook's directory, as with `kale run`.
+        if run.get("isolate_tasks"):
+            directories.isolate(run["cwd"], os.path.join(plan["pipeline_root"], "tasks-%d" % i))
+        else:
+            directories.share()
+        # Steps run in the notebook's directory, as with `kale run` (or, isolated, in a
+        # copy of it each).
         os.chdir(run.get("cwd") or home)
         try:
             pipeline(**run.get("params", {}))
@@ -123,6 +187,9 @@ def main():
             error = ANSI.sub("", str(e))
         finally:
             os.chdir(home)
+        for task, workdir in recorder.workdirs.items():
+            if task in recorder.tasks:
+                recorder.tasks[task]["workdir"] = workdir
         metrics = {}
         for task in recorder.tasks.values():
             art = task["artifacts"].get(METRICS_KEY)
