@@ -150,8 +150,11 @@ def load_corpus(names):
         # Like a user's checkout: every plain file of the notebook's folder.
         files = sorted(p.name for p in nb.parent.iterdir() if p.is_file() and p != nb)
         cases.append(Case(name=entry["name"], notebook=nb, klass=0,
+                          expect=entry.get("expect", "match"), refused=entry.get("refused", ""),
                           overrides=entry.get("overrides", []), random=entry.get("random", []),
                           files=files, corpus=True))
+        if cases[-1].expect == "refused" and not cases[-1].refused:
+            sys.exit("corpus.toml: %s: expect = \"refused\" needs `refused`" % entry["name"])
     return cases
 
 
