@@ -321,8 +321,13 @@ pub struct KatibArgs {
     /// KFP pipeline version id the trials run (default: the newest version at trial start).
     #[arg(long, value_name = "ID", help_heading = "Katib")]
     pub pipeline_version: Option<String>,
-    /// KFP API endpoint as seen from inside the cluster.
-    #[arg(long, value_name = "URL", help_heading = "Katib")]
+    /// KFP API endpoint as seen from inside the cluster (the trial pods).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "KALE_TRIAL_KFP_ENDPOINT",
+        help_heading = "Katib"
+    )]
     pub trial_kfp_endpoint: Option<String>,
     /// Service account of the trial pods (needs access to the KFP API).
     #[arg(long, value_name = "NAME", help_heading = "Katib")]

@@ -109,7 +109,7 @@ export function HistoryPlot(props: {
 }): JSX.Element {
   const w = 420;
   const h = 180;
-  const m = { l: 48, r: 10, t: 10, b: 28 };
+  const m = { l: 48, r: 10, t: 10, b: 32 };
   const pts = props.points;
   if (pts.length === 0) {
     return <div className="kale-muted">No finished trial yet.</div>;
@@ -137,7 +137,12 @@ export function HistoryPlot(props: {
           {Number(t.toPrecision(3))}
         </text>
       ))}
-      <text x={(m.l + w - m.r) / 2} y={h - 6} textAnchor="middle" className="kale-tick">
+      {[...new Set([x0, Math.round((x0 + x1) / 2), x1])].map(t => (
+        <text key={`x${t}`} x={sx(t)} y={h - m.b + 12} textAnchor="middle" className="kale-tick">
+          {t}
+        </text>
+      ))}
+      <text x={(m.l + w - m.r) / 2} y={h - 3} textAnchor="middle" className="kale-tick">
         trial
       </text>
       <path d={best} className="kale-history-best" />

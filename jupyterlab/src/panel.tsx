@@ -510,7 +510,9 @@ function KubeflowSection({ controller, session }: { controller: Controller; sess
         setResult({ ok: true, text: poll.log.slice(-8).join('\n') })
       );
       const text = last.log.join('\n');
-      const links = [...new Set(text.match(/https?:\/\/\S+/g) ?? [])];
+      const links = [
+        ...new Set((text.match(/https?:\/\/[^\s`'"()]+/g) ?? []).map(l => l.replace(/[.,;:]+$/, '')))
+      ];
       setResult({ ok: last.rc === 0, text: last.log.slice(-12).join('\n'), links });
     } catch (e) {
       setResult({ ok: false, text: String(e instanceof Error ? e.message : e) });

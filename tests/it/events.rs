@@ -286,6 +286,17 @@ fn tune_streams_trials_as_they_start_and_end() {
     );
 }
 
+/// `kale COMMAND NB --stdin --json` with `text` on stdin.
+fn from_stdin(command: &str, nb: &Path, text: String) -> std::process::Output {
+    kale()
+        .arg(command)
+        .arg(nb)
+        .args(["--stdin", "--json"])
+        .write_stdin(text)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn validate_and_inspect_read_an_unsaved_notebook_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
@@ -300,13 +311,7 @@ fn validate_and_inspect_read_an_unsaved_notebook_from_stdin() {
         ],
         None,
     );
-    let out = kale()
-        .arg("validate")
-        .arg(&nb)
-        .args(["--stdin", "--json"])
-        .write_stdin(unsaved.to_string())
-        .output()
-        .unwrap();
+    let out = from_stdin("validate", &nb, unsaved.to_string());
     assert_eq!(out.status.code(), Some(2));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["ok"], false);
@@ -343,13 +348,7 @@ fn validate_and_inspect_read_an_unsaved_notebook_from_stdin() {
         ],
         None,
     );
-    let out = kale()
-        .arg("inspect")
-        .arg(&nb)
-        .args(["--stdin", "--json"])
-        .write_stdin(fixed.to_string())
-        .output()
-        .unwrap();
+    let out = from_stdin("inspect", &nb, fixed.to_string());
     assert!(
         out.status.success(),
         "{}",
@@ -365,13 +364,7 @@ fn validate_and_inspect_read_an_unsaved_notebook_from_stdin() {
     );
 
     // Not a notebook on stdin: located like a bad file, exit 2.
-    let out = kale()
-        .arg("validate")
-        .arg(&nb)
-        .args(["--stdin", "--json"])
-        .write_stdin("{\"cells\": ")
-        .output()
-        .unwrap();
+    let out = from_stdin("validate", &nb, "{\"cells\": ".into());
     assert_eq!(out.status.code(), Some(2));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(

@@ -316,6 +316,39 @@ fn katib_experiments_from_search_flags_validate() {
     assert!(first.contains("goal: 0.2"), "{first}");
 }
 
+/// Where the trial pods reach KFP can come from the environment (a notebook server's
+/// kale, the JupyterLab panel's): `KALE_TRIAL_KFP_ENDPOINT`, the flag winning.
+#[test]
+fn the_trials_kfp_endpoint_comes_from_the_environment_unless_the_flag_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let nb = examples_dir().join("digits.ipynb");
+    let out = dir.path().join("exp.yaml");
+    let env_url = "http://kfp.from-env:8888";
+    let flag_url = "http://kfp.from-flag:8888";
+    for (flag, want) in [(None, env_url), (Some(flag_url), flag_url)] {
+        let mut cmd = kale();
+        cmd.args(["compile", "--target", "katib"])
+            .arg(&nb)
+            .arg("-o")
+            .arg(&out)
+            .env("KALE_TRIAL_KFP_ENDPOINT", env_url);
+        if let Some(url) = flag {
+            cmd.args(["--trial-kfp-endpoint", url]);
+        }
+        let res = cmd.output().unwrap();
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.contains(want), "{want} not in:\n{text}");
+        if flag.is_some() {
+            assert!(!text.contains(env_url), "{text}");
+        }
+    }
+}
+
 /// `--algorithm auto` is settled at compile time: Katib gets the algorithm
 /// `auto` chose for this budget and space (Katib has no `auto`).
 #[test]

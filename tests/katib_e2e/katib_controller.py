@@ -22,8 +22,9 @@ API server is kmock (the test starts it); this process watches it for the Experi
   strategy) and completes it: goal reached, max trials reached, or too many failures.
 
 The trial pods reach the KFP API this process serves on loopback (v2beta1: pipeline
-upload and versions, runs, artifacts), which executes each submitted run with
-`kfp.local`, through tests/kfp_local/run_pipeline.py's relaxed runner.
+upload and versions, experiments, runs, artifacts), which executes each submitted run
+with `kfp.local`, through tests/kfp_local/run_pipeline.py's relaxed runner. (`kale
+submit` from the JupyterLab panel's test uses the same API.)
 
 What differs from a cluster, on purpose, and announced on stderr at start:
 * containers run as local processes; `python3` is --step-python (standing in for the
@@ -105,6 +106,7 @@ class Kfp:
         self.run_lock = threading.Lock()
         self.work = work
         self.pipelines = {}  # id -> {"name", "versions": [(version_id, spec, path)]}
+        self.experiments = {}  # id -> display name
         self.runs = {}
         self.artifacts = {}
         self.recorder = None
@@ -166,6 +168,11 @@ class Kfp:
                     if vid == parts[5]:
                         return 200, {"pipeline_version_id": vid, "pipeline_spec": spec}
                 return 404, {"message": "version not found"}
+            if u.path == "/apis/v2beta1/experiments":
+                name = json.loads(q["filter"])["predicates"][0]["string_value"]
+                return 200, {"experiments": [
+                    {"experiment_id": eid, "display_name": n}
+                    for eid, n in self.experiments.items() if n == name]}
             if parts[:3] == ["apis", "v2beta1", "runs"] and len(parts) == 4:
                 run = self.runs.get(parts[3])
                 return (200, run["doc"]) if run else (404, {"message": "run not found"})
@@ -199,6 +206,10 @@ class Kfp:
                 spec = next(iter(yaml.safe_load_all(text)))
                 versions.append((vid, spec, path))
                 return 200, {"pipeline_id": pid, "pipeline_version_id": vid}
+            if u.path == "/apis/v2beta1/experiments":
+                eid = "e-%d" % (len(self.experiments) + 1)
+                self.experiments[eid] = json.loads(body)["display_name"]
+                return 200, {"experiment_id": eid, "display_name": self.experiments[eid]}
             if u.path == "/apis/v2beta1/runs":
                 req = json.loads(body)
                 ref = req["pipeline_version_reference"]
