@@ -1,7 +1,8 @@
 //! `kale experiments list|show|compare|plot`, read from the experiment store.
 
 use kale::Error;
-use kale::kubeflow::cluster::{ExperimentView, KatibClient};
+use kale::kubeflow::cluster::KatibClient;
+use kale::kubeflow::katib_view::ExperimentView;
 use kale::render::{svg, table};
 use kale::store::{Experiment, Store, TrialRow};
 use kale::tune::{best_trial, pareto_front};

@@ -15,8 +15,10 @@
 //!   `name=value` lines for Katib's StdOut collector. `kale trial` runs the same driver.
 
 pub mod cluster;
-pub mod cluster_tune;
 pub mod katib;
+pub mod katib_tune;
+pub mod katib_view;
 pub mod kfp;
 pub mod kfp_client;
 pub mod packages;
+pub mod pod;

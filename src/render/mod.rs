@@ -3,5 +3,6 @@
 //! [`crate::report`].
 
 pub mod live;
+pub mod summary;
 pub mod svg;
 pub mod table;

@@ -410,7 +410,7 @@ pub fn comparison(columns: &[(Experiment, Vec<TrialRow>)], objective: Option<&st
 }
 
 /// `kale experiments list --katib`.
-pub fn katib_experiments(views: &[crate::kubeflow::cluster::ExperimentView]) -> String {
+pub fn katib_experiments(views: &[crate::kubeflow::katib_view::ExperimentView]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -425,7 +425,7 @@ pub fn katib_experiments(views: &[crate::kubeflow::cluster::ExperimentView]) -> 
             e.phase,
             format!(
                 "{} {}",
-                if e.direction == "minimize" {
+                if e.direction == kale_search::Direction::Minimize {
                     "min"
                 } else {
                     "max"

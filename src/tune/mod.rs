@@ -8,6 +8,7 @@
 //! output lines `<objective>=<number>`, the format of Katib's StdOut collector, so the
 //! same notebook reports progress locally and on a cluster.
 
+pub mod local;
 pub mod outcome;
 pub mod plan;
 pub mod record;
@@ -121,6 +122,13 @@ pub trait TuneReporter: Send + Sync {
     fn notice(&self, _line: &str, _state: &LiveState) {}
     /// Something went wrong that the tune carries on through (a dropped connection).
     fn warning(&self, _line: &str) {}
+    /// A line for whoever watches the tune, about what it does before or beside its
+    /// trials (a notebook changed since the experiment started, a pipeline uploaded).
+    fn say(&self, _line: &str) {}
+    /// A local tune recorded its experiment and is about to start its trials.
+    fn started(&self, _started: &local::Started) {}
+    /// A local tune ended; the report says how.
+    fn finished(&self, _report: &local::LocalReport) {}
 }
 
 #[derive(Clone, Debug)]
