@@ -35,7 +35,6 @@ pub mod output;
 pub mod pipeline;
 pub mod query;
 pub mod render;
-pub mod report;
 pub mod snapshot;
 pub mod store;
 pub mod tune;

@@ -3,9 +3,9 @@
 use kale::Error;
 use kale::kubeflow::cluster::KatibClient;
 use kale::kubeflow::katib_view::ExperimentView;
+use kale::query::{best_trial, pareto_front};
 use kale::render::{svg, table};
 use kale::store::{Experiment, Store, TrialRow};
-use kale::tune::{best_trial, pareto_front};
 use serde_json::json;
 
 use crate::cli::{CompareArgs, ExperimentsCommand, ExperimentsListArgs, PlotArgs, StoreArgs};
@@ -105,7 +105,7 @@ fn show(name: &str, args: &StoreArgs) -> kale::Result<()> {
     let (e, trials) = load(&store, name)?;
     let multi = e.spec.objectives.len() > 1;
     let best = best_trial(&trials, e.spec.direction).filter(|_| !multi);
-    let by_objective = kale::report::importance_by_objective(&e, &trials);
+    let by_objective = kale::query::importance_by_objective(&e, &trials);
     let notes = store.notes(e.id)?;
     if args.json {
         let front: Option<Vec<i64>> = multi.then(|| {
@@ -310,7 +310,7 @@ fn check_params(a: &PlotArgs, kind: svg::Kind, e: &Experiment) -> kale::Result<(
         ))
         .with_hint("leave --params out, or pick --kind slice, parallel or contour"));
     }
-    let known: Vec<String> = kale::report::space(e)
+    let known: Vec<String> = kale::query::space(e)
         .map(|s| s.parameters().iter().map(|p| p.name.clone()).collect())
         .unwrap_or_default();
     if let Some(p) = a.params.iter().find(|p| !known.contains(p)) {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use kale_search::katib::{AlgorithmSetting, sampler_from_katib, stopping_from_katib};
 use kale_search::sampler::Sampler;
 use kale_search::sampler::multi_auto::multi_objective_sampler;
-use kale_search::{Direction, SearchSpace, Trial};
+use kale_search::{SearchSpace, Trial};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -32,6 +32,7 @@ use crate::analysis::PipelineValue;
 use crate::exec::cache::Cache;
 use crate::exec::{self, Interpreter, RunOptions};
 use crate::pipeline::Pipeline;
+use crate::query::{best_trial, pareto_front};
 use crate::store::{
     Experiment, ExperimentStatus, NewExperiment, Objective, Store, TrialRow, TrialStatus,
     direction_text,
@@ -603,7 +604,7 @@ fn live_state(
     (cache_hits, cache_misses): (u64, u64),
     elapsed: f64,
 ) -> LiveState {
-    let count = |s: TrialStatus| rows.iter().filter(|r| r.status == s).count() as u64;
+    let count = |s: TrialStatus| crate::query::count(rows, s) as u64;
     let mut in_flight: Vec<_> = running
         .iter()
         .map(|(n, t)| {
@@ -660,43 +661,6 @@ fn live_state(
         cache_misses,
         elapsed,
     }
-}
-
-/// The best feasible succeeded trial of a single-objective experiment (the earliest
-/// among ties).
-pub fn best_trial(rows: &[TrialRow], direction: Direction) -> Option<&TrialRow> {
-    rows.iter()
-        .filter(|r| r.status == TrialStatus::Succeeded && r.value.is_some() && r.is_feasible())
-        .fold(None, |best: Option<&TrialRow>, r| match best {
-            Some(b) if !direction.better(r.value.unwrap(), b.value.unwrap()) => Some(b),
-            _ => Some(r),
-        })
-}
-
-/// The feasible succeeded trials no other feasible succeeded trial dominates, in
-/// trial order: the results of a multi-objective experiment.
-pub fn pareto_front<'a>(rows: &'a [TrialRow], objectives: &[Objective]) -> Vec<&'a TrialRow> {
-    let directions: Vec<Direction> = objectives.iter().map(|o| o.direction).collect();
-    let candidates: Vec<(&TrialRow, Trial)> = rows
-        .iter()
-        .filter(|r| r.status == TrialStatus::Succeeded && r.values.len() == objectives.len())
-        .map(|r| {
-            let t = Trial::complete_multi(r.number as u64, Default::default(), r.values.clone())
-                .with_constraints(r.constraints.clone());
-            (r, t)
-        })
-        .collect();
-    let trials: Vec<Trial> = candidates.iter().map(|(_, t)| t.clone()).collect();
-    let on_front: std::collections::HashSet<u64> =
-        kale_search::pareto::pareto_front(&trials, &directions)
-            .iter()
-            .map(|t| t.number)
-            .collect();
-    candidates
-        .into_iter()
-        .filter(|(r, _)| on_front.contains(&(r.number as u64)))
-        .map(|(r, _)| r)
-        .collect()
 }
 
 /// `accuracy (maximize), latency_ms (minimize)`.

@@ -35,7 +35,7 @@ pub use importance::importance;
 
 use kale_search::Direction;
 
-use crate::report;
+use crate::query;
 use crate::store::{Experiment, TrialRow, TrialStatus};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,7 +153,7 @@ impl Target {
             None => Target {
                 index: 0,
                 name: e.spec.objective.clone(),
-                direction: report::direction(e),
+                direction: query::direction(e),
                 multi: false,
             },
         }
@@ -219,13 +219,13 @@ pub fn render(kind: Kind, e: &Experiment, trials: &[TrialRow], opts: &Options) -
         Kind::Importance => importance(
             &e.spec.name,
             &target.label(e.spec.objectives.len()),
-            report::importance_for(e, trials, target.index).as_deref(),
+            query::importance_for(e, trials, target.index).as_deref(),
             opts,
         ),
         Kind::Parallel => parallel::parallel(e, trials, &target, opts),
         Kind::Slice => slice::slice(e, trials, &target, opts),
         Kind::Contour => {
-            let imp = report::importance_for(e, trials, target.index);
+            let imp = query::importance_for(e, trials, target.index);
             contour_with(e, trials, imp.as_deref(), opts)
         }
         Kind::Pareto => pareto::pareto(e, trials, opts),
@@ -253,7 +253,7 @@ fn front_numbers(e: &Experiment, trials: &[TrialRow]) -> Vec<i64> {
     if e.spec.objectives.len() < 2 {
         return Vec::new();
     }
-    crate::tune::pareto_front(trials, &e.spec.objectives)
+    crate::query::pareto_front(trials, &e.spec.objectives)
         .iter()
         .map(|t| t.number)
         .collect()
@@ -265,7 +265,7 @@ fn best_number(trials: &[TrialRow], target: &Target) -> Option<i64> {
     if target.multi {
         return None;
     }
-    crate::tune::best_trial(trials, target.direction).map(|b| b.number)
+    crate::query::best_trial(trials, target.direction).map(|b| b.number)
 }
 
 #[cfg(test)]
