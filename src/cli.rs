@@ -556,8 +556,8 @@ pub struct PlotArgs {
     /// pareto: two objectives of a multi-objective experiment against each other, the front
     /// highlighted; edf: the empirical distribution of the objective; timeline: when each
     /// trial ran and how it ended; intermediate: every trial's intermediate values.
-    #[arg(long, value_name = "KIND", default_value = "history", value_parser = ["history", "importance", "parallel", "slice", "contour", "pareto", "edf", "timeline", "intermediate"])]
-    pub kind: String,
+    #[arg(long, value_name = "KIND", default_value = "history")]
+    pub kind: kale::render::svg::Kind,
     /// Parameters to show: slice and parallel (any of them), contour (two: x,y).
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub params: Vec<String>,

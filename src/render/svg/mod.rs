@@ -72,6 +72,7 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.name() == s)
     }
 
+    /// The kind's word: `--kind`'s value, the dashboard's `kind=`, the file names.
     pub fn name(self) -> &'static str {
         match self {
             Kind::History => "history",
@@ -92,6 +93,23 @@ impl Kind {
             self,
             Kind::History | Kind::Pareto | Kind::Edf | Kind::Timeline | Kind::Intermediate
         )
+    }
+}
+
+/// `--kind`, with [`Kind::name`]'s words.
+impl clap::ValueEnum for Kind {
+    fn value_variants<'a>() -> &'a [Kind] {
+        &Kind::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
     }
 }
 
