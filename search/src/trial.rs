@@ -57,6 +57,16 @@ impl Direction {
     }
 
     pub const ALL: [Direction; 2] = [Direction::Maximize, Direction::Minimize];
+
+    /// A direction a person typed: [`Direction::as_str`]'s words, or their
+    /// abbreviations `max` and `min`.
+    pub fn from_flag(text: &str) -> Option<Direction> {
+        match text {
+            "max" => Some(Direction::Maximize),
+            "min" => Some(Direction::Minimize),
+            word => word.parse().ok(),
+        }
+    }
 }
 
 impl std::fmt::Display for Direction {
