@@ -347,8 +347,8 @@ pub struct KatibArgs {
 
 impl KatibArgs {
     /// What the trials run; an empty image means the steps' image.
-    pub fn trial_target(&self) -> kale::kubeflow::katib::TrialTarget {
-        kale::kubeflow::katib::TrialTarget {
+    pub fn trial_target(&self) -> kale::kubeflow::katib_experiment::TrialTarget {
+        kale::kubeflow::katib_experiment::TrialTarget {
             image: self.trial_image.clone().unwrap_or_default(),
             pipeline_id: self.pipeline_id.clone(),
             pipeline_version: self.pipeline_version.clone(),

@@ -22,7 +22,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::cluster::{ClusterError, KatibClient};
-use super::katib::TrialTarget;
+use super::katib_experiment::TrialTarget;
 use super::katib_view::{ExperimentView, Phase, TrialState, TrialView, ordered_trials};
 use super::kfp_client::{KfpClient, KfpError, PipelineVersionRef};
 use crate::pipeline::Pipeline;
@@ -85,14 +85,14 @@ impl KatibTune {
             reporter.say(&line);
         }
         if let Some(n) = &plan.name {
-            super::katib::check_name(n)?;
+            super::katib_experiment::check_name(n)?;
         }
         if !plan.resume {
             // A dry run of the real builder with stand-ins for what only the cluster
             // and the upload decide.
             let mut dry = plan.target.clone();
             dry.pipeline_id.get_or_insert_with(|| "dry-run".into());
-            super::katib::plan(&pipeline, plan.name.as_deref(), &plan.search, dry)?;
+            super::katib_experiment::plan(&pipeline, plan.name.as_deref(), &plan.search, dry)?;
         }
         if plan.local_flags {
             reporter.say(
@@ -182,7 +182,7 @@ async fn create(
         target.pipeline_id = Some(version.pipeline_id);
         target.pipeline_version = Some(version.version_id);
     }
-    let experiment = super::katib::plan(&pipeline, Some(&name), &plan.search, target)?;
+    let experiment = super::katib_experiment::plan(&pipeline, Some(&name), &plan.search, target)?;
     katib.create_experiment(&experiment.value).await?;
     reporter.say(&created_line(katib, &name, &experiment.value["spec"]));
     Ok(name)
@@ -319,7 +319,7 @@ pub async fn free_name(
         }
         return Ok(name);
     }
-    let base = super::katib::default_name(&pipeline.experiment);
+    let base = super::katib_experiment::default_name(&pipeline.experiment);
     let taken: HashSet<String> = katib
         .experiments()
         .await?
@@ -329,7 +329,7 @@ pub async fn free_name(
     let numbered = |n: usize| {
         let suffix = format!("-{n}");
         let mut name = base.clone();
-        name.truncate(super::katib::MAX_NAME_LEN - suffix.len());
+        name.truncate(super::katib_experiment::MAX_NAME_LEN - suffix.len());
         format!("{}{suffix}", name.trim_end_matches('-'))
     };
     // Among len + 1 numbers one is free.
