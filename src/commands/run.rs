@@ -207,7 +207,7 @@ pub fn describe_failure(
     out.push_str(&format!("\n  {}: {}", err.kind, err.message));
     out.push_str(&format!(
         "\n  log: {}",
-        kale::exec::step_dir(run_dir, step)
+        kale::layout::step_dir(run_dir, step)
             .join("stderr.log")
             .display()
     ));

@@ -482,7 +482,7 @@ pub fn trial_doc(trial: &TrialRow) -> Value {
         && let Ok(m) = Manifest::read(dir)
     {
         for s in &m.steps {
-            let log = |f: &str| tail(&dir.join("steps").join(&s.name).join(f));
+            let log = |f: &str| tail(&crate::layout::step_dir(dir, &s.name).join(f));
             steps.push(json!({
                 "name": s.name,
                 "status": s.status.as_str(),
