@@ -162,6 +162,17 @@ pub struct ResourceArgs {
     pub cpus: Option<f64>,
 }
 
+impl ResourceArgs {
+    pub fn settings(&self) -> kale::machine::MachineSettings {
+        kale::machine::MachineSettings {
+            gpus: self.gpus.clone(),
+            cpus: self.cpus,
+            hide_gpus: self.hide_gpus,
+            ignore_gpu_limits: self.ignore_gpu_limits,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CompileTarget {
     /// Kubeflow Pipelines v2 IR YAML (upload it to KFP, or let `kale submit` do it).
@@ -336,8 +347,8 @@ pub struct KatibArgs {
 
 impl KatibArgs {
     /// What the trials run; an empty image means the steps' image.
-    pub fn trial_target(&self) -> kale::kubeflow::katib::TrialTarget {
-        kale::kubeflow::katib::TrialTarget {
+    pub fn trial_target(&self) -> kale::kubeflow::katib_experiment::TrialTarget {
+        kale::kubeflow::katib_experiment::TrialTarget {
             image: self.trial_image.clone().unwrap_or_default(),
             pipeline_id: self.pipeline_id.clone(),
             pipeline_version: self.pipeline_version.clone(),
@@ -416,6 +427,43 @@ pub struct TuneArgs {
     pub kfp_endpoint: Option<String>,
     #[command(flatten)]
     pub katib_target: KatibArgs,
+}
+
+impl TuneArgs {
+    /// What a tune on the cluster is asked to do.
+    pub fn katib_plan(&self) -> kale::kubeflow::katib_tune::KatibPlan {
+        kale::kubeflow::katib_tune::KatibPlan {
+            notebook: self.notebook.clone(),
+            search: self.search.plan(),
+            name: self
+                .name
+                .clone()
+                .or_else(|| self.katib_target.experiment_name.clone()),
+            resume: self.resume,
+            target: self.katib_target.trial_target(),
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+            kfp_endpoint: self.kfp_endpoint.clone(),
+            python: self.python.python.clone(),
+            local_flags: self.trial_timeout.is_some()
+                || self.no_cache
+                || self.python.python.is_some(),
+        }
+    }
+
+    /// What a local tune is asked to do.
+    pub fn local_plan(&self) -> kale::tune::local::LocalPlan {
+        kale::tune::local::LocalPlan {
+            notebook: self.notebook.clone(),
+            search: self.search.plan(),
+            name: self.name.clone(),
+            resume: self.resume,
+            python: self.python.python.clone(),
+            machine: self.resources.settings(),
+            trial_timeout: self.trial_timeout.map(std::time::Duration::from_secs_f64),
+            no_cache: self.no_cache,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -508,8 +556,8 @@ pub struct PlotArgs {
     /// pareto: two objectives of a multi-objective experiment against each other, the front
     /// highlighted; edf: the empirical distribution of the objective; timeline: when each
     /// trial ran and how it ended; intermediate: every trial's intermediate values.
-    #[arg(long, value_name = "KIND", default_value = "history", value_parser = ["history", "importance", "parallel", "slice", "contour", "pareto", "edf", "timeline", "intermediate"])]
-    pub kind: String,
+    #[arg(long, value_name = "KIND", default_value = "history")]
+    pub kind: kale::render::svg::Kind,
     /// Parameters to show: slice and parallel (any of them), contour (two: x,y).
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub params: Vec<String>,

@@ -5,9 +5,9 @@
 //!
 //! [`EventStream`] is a [`Reporter`] and a [`TuneReporter`]: the executor and the tuner
 //! report to it as they do to the terminal views, and [`Both`] sends the same reports
-//! to the two. The first and last events (`run_started`/`run_finished`,
-//! `tune_started`/`tune_finished`) come from the command, which knows the plan and the
-//! outcome.
+//! to the two. `run_started`/`run_finished` come from the command, which knows the plan
+//! and the outcome; `tune_started`/`tune_finished` from the tune operation
+//! ([`crate::tune::local`]), through the same reporter.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::exec::{Reporter, RunStatus, StepError, StepStatus};
 use crate::store::{TrialRow, TrialStatus};
+use crate::tune::local::{LocalReport, Started};
 use crate::tune::{LiveState, TuneReporter};
 
 /// One line of the stream.
@@ -111,7 +112,7 @@ pub enum Event {
     KatibFinished {
         experiment: String,
         namespace: String,
-        phase: String,
+        phase: crate::kubeflow::katib_view::Phase,
         reason: String,
         detached: bool,
         best: Option<KatibBest>,
@@ -130,6 +131,32 @@ pub struct KatibBest {
     pub value: Option<f64>,
     pub params: Value,
     pub metrics: Value,
+}
+
+impl Event {
+    /// `katib_finished`: how the watch of a Katib Experiment ended.
+    pub fn katib_finished(r: &crate::kubeflow::katib_tune::KatibReport) -> Event {
+        let (w, c) = (&r.watched, r.watched.counts());
+        let exp = &w.experiment;
+        Event::KatibFinished {
+            experiment: r.name.clone(),
+            namespace: r.namespace.clone(),
+            phase: exp.phase,
+            reason: r.reason(),
+            detached: w.detached,
+            best: exp.best.as_ref().map(|b| KatibBest {
+                trial: b.trial.clone(),
+                number: w.number_of(&b.trial),
+                value: b.value,
+                params: b.params.clone(),
+                metrics: b.metrics.clone().into(),
+            }),
+            succeeded: c.succeeded,
+            failed: c.failed,
+            early_stopped: c.early_stopped,
+            running: c.running,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -394,6 +421,37 @@ impl TuneReporter for EventStream {
             message: line.into(),
         });
     }
+
+    fn started(&self, s: &Started) {
+        self.emit(&Event::TuneStarted {
+            experiment: s.experiment.clone(),
+            notebook: s.notebook.clone(),
+            resumed: s.resumed,
+            objectives: s.search.objectives.clone(),
+            constraints: s.search.constraints.iter().map(|c| c.to_string()).collect(),
+            algorithm: s.search.algorithm.clone(),
+            parameters: s.search.space.to_katib_json(),
+            max_trials: s.search.max_trials,
+            parallel: s.search.parallel,
+        });
+    }
+
+    fn finished(&self, r: &LocalReport) {
+        let o = &r.outcome;
+        self.emit(&Event::TuneFinished {
+            experiment: r.name().to_string(),
+            status: o.status,
+            reason: o.reason.clone(),
+            best: o.best.as_ref().map(TrialSummary::from),
+            pareto_front: o.front.iter().map(TrialSummary::from).collect(),
+            succeeded: r.count(TrialStatus::Succeeded),
+            failed: r.count(TrialStatus::Failed),
+            early_stopped: r.count(TrialStatus::EarlyStopped),
+            cache_hits: o.cache_hits,
+            cache_misses: o.cache_misses,
+            seconds: o.experiment.wall_seconds,
+        });
+    }
 }
 
 /// Reports to two reporters: the terminal view and the event stream.
@@ -447,6 +505,18 @@ impl<A: TuneReporter, B: TuneReporter> TuneReporter for Both<A, B> {
         self.0.warning(line);
         self.1.warning(line);
     }
+    fn say(&self, line: &str) {
+        self.0.say(line);
+        self.1.say(line);
+    }
+    fn started(&self, s: &Started) {
+        self.0.started(s);
+        self.1.started(s);
+    }
+    fn finished(&self, r: &LocalReport) {
+        self.0.finished(r);
+        self.1.finished(r);
+    }
 }
 
 impl<R: Reporter + ?Sized> Reporter for std::sync::Arc<R> {
@@ -485,6 +555,15 @@ impl<R: TuneReporter + ?Sized> TuneReporter for std::sync::Arc<R> {
     }
     fn warning(&self, line: &str) {
         (**self).warning(line);
+    }
+    fn say(&self, line: &str) {
+        (**self).say(line);
+    }
+    fn started(&self, s: &Started) {
+        (**self).started(s);
+    }
+    fn finished(&self, r: &LocalReport) {
+        (**self).finished(r);
     }
 }
 

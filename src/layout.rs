@@ -92,6 +92,27 @@ impl Layout {
     }
 }
 
+/// A run's `manifest.json` (`runs/<run-id>/manifest.json`).
+pub fn manifest(run_dir: &Path) -> PathBuf {
+    run_dir.join("manifest.json")
+}
+
+/// A step's folder in a run (`runs/<run-id>/steps/<step>`): its program, logs, records.
+pub fn step_dir(run_dir: &Path, step: &str) -> PathBuf {
+    run_dir.join("steps").join(step)
+}
+
+/// The files a step saved its outputs to (`runs/<run-id>/steps/<step>/outputs`).
+pub fn step_outputs(run_dir: &Path, step: &str) -> PathBuf {
+    step_dir(run_dir, step).join("outputs")
+}
+
+/// The step cache's objects, one file per content hash (`cache/objects`), of the
+/// cache at `cache_root`.
+pub fn cache_objects(cache_root: &Path) -> PathBuf {
+    cache_root.join("objects")
+}
+
 /// `dir/name`, where `name` must be one plain path component: not empty, not `.` or
 /// `..`, no `/`, no NUL or other control character, at most 255 bytes (what a file
 /// system takes). Anything else would reach outside `dir` or fail obscurely later.

@@ -46,6 +46,45 @@ impl Direction {
     pub fn better(self, a: f64, b: f64) -> bool {
         self.loss(a) < self.loss(b)
     }
+
+    /// Katib's word for it (`objective.type`), which is also how kale writes and
+    /// stores it: `minimize` or `maximize`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Minimize => "minimize",
+            Direction::Maximize => "maximize",
+        }
+    }
+
+    pub const ALL: [Direction; 2] = [Direction::Maximize, Direction::Minimize];
+
+    /// A direction a person typed: [`Direction::as_str`]'s words, or their
+    /// abbreviations `max` and `min`.
+    pub fn from_flag(text: &str) -> Option<Direction> {
+        match text {
+            "max" => Some(Direction::Maximize),
+            "min" => Some(Direction::Minimize),
+            word => word.parse().ok(),
+        }
+    }
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// [`Direction::as_str`]'s words, exactly.
+impl std::str::FromStr for Direction {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Direction, String> {
+        Direction::ALL
+            .into_iter()
+            .find(|d| d.as_str() == text)
+            .ok_or_else(|| format!("`{text}` is not a direction (`maximize` or `minimize`)"))
+    }
 }
 
 /// Snapshot of one trial.

@@ -20,7 +20,7 @@ pub fn run(args: &CompileArgs) -> kale::Result<()> {
                     kale::kubeflow::kfp::pipeline_name(&pipeline)
                 );
             }
-            kale::kubeflow::katib::plan(
+            kale::kubeflow::katib_experiment::plan(
                 &pipeline,
                 args.katib.experiment_name.as_deref(),
                 &args.search.plan(),

@@ -1,10 +1,11 @@
 //! `kale experiments list|show|compare|plot`, read from the experiment store.
 
 use kale::Error;
-use kale::kubeflow::cluster::{ExperimentView, KatibClient};
+use kale::kubeflow::cluster::KatibClient;
+use kale::kubeflow::katib_view::ExperimentView;
+use kale::query::{best_trial, pareto_front};
 use kale::render::{svg, table};
 use kale::store::{Experiment, Store, TrialRow};
-use kale::tune::{best_trial, pareto_front};
 use serde_json::json;
 
 use crate::cli::{CompareArgs, ExperimentsCommand, ExperimentsListArgs, PlotArgs, StoreArgs};
@@ -104,7 +105,7 @@ fn show(name: &str, args: &StoreArgs) -> kale::Result<()> {
     let (e, trials) = load(&store, name)?;
     let multi = e.spec.objectives.len() > 1;
     let best = best_trial(&trials, e.spec.direction).filter(|_| !multi);
-    let by_objective = kale::report::importance_by_objective(&e, &trials);
+    let by_objective = kale::query::importance_by_objective(&e, &trials);
     let notes = store.notes(e.id)?;
     if args.json {
         let front: Option<Vec<i64>> = multi.then(|| {
@@ -185,10 +186,7 @@ fn compare(a: &CompareArgs) -> kale::Result<()> {
 }
 
 fn plot(a: &PlotArgs) -> kale::Result<()> {
-    let Some(kind) = svg::Kind::parse(&a.kind) else {
-        return Err(Error::bad_input(format!("unknown plot kind `{}`", a.kind))
-            .with_hint("--kind is one of history, importance, parallel, slice, contour, pareto, edf, timeline, intermediate"));
-    };
+    let kind = a.kind;
     if let Err(why) = svg::format_of(&a.output) {
         return Err(bad_plot_file(why, &a.output));
     }
@@ -309,7 +307,7 @@ fn check_params(a: &PlotArgs, kind: svg::Kind, e: &Experiment) -> kale::Result<(
         ))
         .with_hint("leave --params out, or pick --kind slice, parallel or contour"));
     }
-    let known: Vec<String> = kale::report::space(e)
+    let known: Vec<String> = kale::query::space(e)
         .map(|s| s.parameters().iter().map(|p| p.name.clone()).collect())
         .unwrap_or_default();
     if let Some(p) = a.params.iter().find(|p| !known.contains(p)) {

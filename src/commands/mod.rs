@@ -101,64 +101,11 @@ pub fn load_pipeline(notebook: &Path) -> kale::Result<kale::pipeline::Pipeline> 
     }
 }
 
-/// Inside a pod (a Kubeflow notebook server), steps and trials default to the pod's own
-/// image, which has the libraries the notebook ran with: used when the notebook sets no
-/// `base_image` (a step's `image:` tag still wins). Outside a pod, nothing changes.
+/// Inside a pod, steps and trials default to the pod's own image (see
+/// [`kale::kubeflow::pod::default_to_own_pod_image`]); says so, or why it could not.
 pub fn default_to_own_pod_image(p: &mut kale::pipeline::Pipeline) {
-    if p.metadata
-        .base_image
-        .as_deref()
-        .is_some_and(|s| !s.is_empty())
-        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_none()
-    {
-        return;
-    }
-    let found = runtime().map_err(|e| e.to_string()).and_then(|rt| {
-        rt.block_on(async {
-            tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                kale::kubeflow::cluster::own_pod_image(),
-            )
-            .await
-            .unwrap_or_else(|_| Err("the API server did not answer within 10 s".into()))
-        })
-    });
-    match found {
-        Ok(Some(image)) => {
-            kale::errln!(
-                "note: steps and trials run this notebook pod's image `{image}` (set `base_image` to choose another)"
-            );
-            p.metadata.base_image = Some(image);
-        }
-        Ok(None) => {}
-        Err(e) => kale::errln!(
-            "warning: kale runs in a pod but cannot read its image ({e}); steps run `{}` unless the notebook sets `base_image`",
-            kale::kubeflow::kfp::DEFAULT_IMAGE
-        ),
-    }
-}
-
-/// The third-party packages steps on a stock Python image install, pinned to the
-/// versions in the Python `kale run` would use (`python`, else as `kale run` chooses);
-/// it runs only when some step has such an image.
-pub fn step_packages(
-    p: &kale::pipeline::Pipeline,
-    python: Option<&Path>,
-) -> kale::kubeflow::packages::Packages {
-    use kale::kubeflow::{kfp, packages};
-    let stock = p
-        .steps
-        .iter()
-        .any(|s| packages::is_stock_python(&kfp::image_of(p, s)));
-    let modules = if stock {
-        packages::imported_top_level(p)
-    } else {
-        Vec::new()
-    };
-    if modules.is_empty() {
-        packages::Packages::default()
-    } else {
-        packages::resolve(&modules, &kale::exec::python::choose(python).command)
+    if let Some(line) = kale::kubeflow::pod::default_to_own_pod_image_now(p) {
+        kale::errln!("{line}");
     }
 }
 
@@ -167,7 +114,8 @@ pub fn kfp_compile(
     p: &kale::pipeline::Pipeline,
     python: Option<&Path>,
 ) -> kale::Result<kale::kubeflow::kfp::Compiled> {
-    let compiled = kale::kubeflow::kfp::compile_with(p, &step_packages(p, python))?;
+    let packages = kale::kubeflow::packages::for_steps(p, python);
+    let compiled = kale::kubeflow::kfp::compile_with(p, &packages)?;
     for w in &compiled.warnings {
         kale::errln!("warning: {w}");
     }
@@ -175,77 +123,6 @@ pub fn kfp_compile(
         kale::errln!("note: {n}");
     }
     Ok(compiled)
-}
-
-/// Resolves the Python interpreter, or says which one was chosen and why it cannot run
-/// the steps.
-pub fn interpreter(
-    flag: Option<&Path>,
-) -> kale::Result<(kale::exec::Interpreter, kale::exec::python::Source)> {
-    let choice = kale::exec::python::choose(flag);
-    let interpreter = kale::exec::python::resolve(&choice.command).map_err(|e| {
-        Error::from(e).with_hint(format!("this Python came {}", choice.source.describe()))
-    })?;
-    Ok((interpreter, choice.source))
-}
-
-/// The `python ...` part of the `kale run` / `kale tune` headers: which interpreter runs
-/// the steps and why that one.
-pub fn python_header(i: &kale::exec::Interpreter, source: kale::exec::python::Source) -> String {
-    format!(
-        "python {} ({}.{}, {})",
-        i.executable.display(),
-        i.version.0,
-        i.version.1,
-        source.describe()
-    )
-}
-
-/// The same for `--json` output.
-pub fn python_json(
-    i: &kale::exec::Interpreter,
-    source: kale::exec::python::Source,
-) -> serde_json::Value {
-    serde_json::json!({
-        "executable": i.executable,
-        "version": format!("{}.{}", i.version.0, i.version.1),
-        "chosen_by": source.as_str(),
-    })
-}
-
-/// The machine's GPUs and cores for the steps, or the located reason a step cannot
-/// run here.
-pub fn resource_pool(
-    notebook: &Path,
-    pipeline: &kale::pipeline::Pipeline,
-    args: &crate::cli::ResourceArgs,
-    concurrent_runs: usize,
-    jobs_per_run: usize,
-) -> kale::Result<std::sync::Arc<kale::exec::resources::ResourcePool>> {
-    kale::exec::resources::pool_for(
-        pipeline,
-        args.gpus.as_deref(),
-        args.cpus,
-        (args.hide_gpus, args.ignore_gpu_limits),
-        concurrent_runs,
-        jobs_per_run,
-    )
-    .map_err(|e| e.located(notebook))
-}
-
-/// For a step that failed with `ModuleNotFoundError`: the usual cause is running the
-/// steps with a Python that is not the notebook's environment, so say which one ran
-/// them and how to pick another.
-pub fn module_not_found_hint(
-    i: &kale::exec::Interpreter,
-    source: kale::exec::python::Source,
-) -> String {
-    format!(
-        "hint: the steps ran under {} ({}); install the module there (`{} -m pip install ...`), or run them with the notebook's environment: --python PATH or KALE_PYTHON=PATH",
-        i.executable.display(),
-        source.describe(),
-        i.executable.display()
-    )
 }
 
 /// A watch channel that turns true on the first Ctrl-C, SIGTERM (`docker stop`, CI,
@@ -312,6 +189,24 @@ pub async fn wait_for_ctrl_c() {
         return;
     }
     futures::future::select_all(streams.iter_mut().map(|s| Box::pin(s.recv()))).await;
+}
+
+/// Serves the dashboard of the store at `store` from this process and prints the
+/// address of experiment `name`'s page; a dashboard that cannot start is a warning.
+pub async fn serve_dashboard(store: &Path, name: &str, port: u16) -> Option<String> {
+    let path = format!("e/{}", name.replace('%', "%25").replace(' ', "%20"));
+    match kale::dashboard::bind(store, "127.0.0.1", port).await {
+        Ok(dash) => {
+            let url = dash.url_with_token(&path);
+            kale::errln!("dashboard: {url}");
+            tokio::spawn(dash.serve());
+            Some(url)
+        }
+        Err(e) => {
+            kale::errln!("warning: no dashboard: {e}");
+            None
+        }
+    }
 }
 
 pub fn runtime() -> kale::Result<tokio::runtime::Runtime> {

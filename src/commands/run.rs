@@ -26,7 +26,8 @@ pub fn run(args: &RunArgs) -> kale::Result<()> {
             .map_err(|(message, hint)| Error::bad_input(message).with_hint(hint))?;
         overrides.insert(name, value);
     }
-    let (interpreter, python_source) = super::interpreter(args.python.python.as_deref())?;
+    let python = kale::machine::StepPython::find(args.python.python.as_deref())?;
+    let interpreter = python.interpreter.clone();
     if let Some(step) = pipeline.steps.iter().find(|s| s.ipython_at.is_some())
         && !interpreter.has_ipython
     {
@@ -48,11 +49,14 @@ pub fn run(args: &RunArgs) -> kale::Result<()> {
         "run {}: {} steps, {}",
         args.notebook.display(),
         pipeline.steps.len(),
-        super::python_header(&interpreter, python_source)
+        python.header()
     );
-    let python_doc = super::python_json(&interpreter, python_source);
+    let python_doc = python.to_json();
     let jobs = args.jobs.unwrap_or_else(default_jobs);
-    let resources = super::resource_pool(&args.notebook, &pipeline, &args.resources, 1, jobs)?;
+    let resources = args
+        .resources
+        .settings()
+        .pool(&args.notebook, &pipeline, 1, jobs)?;
     let opts = RunOptions {
         values: exec::parameter_values(&pipeline, &overrides),
         interpreter,
@@ -156,10 +160,7 @@ pub fn run(args: &RunArgs) -> kale::Result<()> {
             describe_failure(&args.notebook, step, err, &outcome.run_dir)
         );
         if err.kind == "ModuleNotFoundError" {
-            kale::errln!(
-                "  {}",
-                super::module_not_found_hint(&opts.interpreter, python_source)
-            );
+            kale::errln!("  {}", python.module_not_found_hint());
         }
     }
     kale::errln!(
@@ -206,7 +207,7 @@ pub fn describe_failure(
     out.push_str(&format!("\n  {}: {}", err.kind, err.message));
     out.push_str(&format!(
         "\n  log: {}",
-        kale::exec::step_dir(run_dir, step)
+        kale::layout::step_dir(run_dir, step)
             .join("stderr.log")
             .display()
     ));

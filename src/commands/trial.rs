@@ -1,14 +1,14 @@
 //! `kale trial`: what each Katib trial container runs, from this machine.
 //!
 //! The trial logic lives in one place, the standard-library Python driver the Katib
-//! Experiment ships to the cluster ([`kale::kubeflow::katib::TRIAL_DRIVER_SOURCE`]);
+//! Experiment ships to the cluster ([`kale::kubeflow::katib_experiment::TRIAL_DRIVER_SOURCE`]);
 //! this command hands its arguments to that same driver, run by the Python `kale run`
 //! would use (`KALE_PYTHON`, ...), so what `kale trial` does is what a trial does.
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use kale::kubeflow::katib::TRIAL_DRIVER_SOURCE;
+use kale::kubeflow::katib_experiment::TRIAL_DRIVER_SOURCE;
 
 use crate::cli::TrialArgs;
 

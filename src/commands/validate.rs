@@ -72,7 +72,7 @@ pub fn run(args: &ValidateArgs) -> kale::Result<()> {
 /// What `compile` would warn about the steps' images: a stock Python image and imports
 /// kale cannot pin (the notes about what gets installed are compile's to print).
 fn image_warnings(p: &kale::pipeline::Pipeline) -> Vec<String> {
-    kale::kubeflow::kfp::image_messages(p, &super::step_packages(p, None)).0
+    kale::kubeflow::kfp::image_messages(p, &kale::kubeflow::packages::for_steps(p, None)).0
 }
 
 fn plural(n: usize) -> &'static str {

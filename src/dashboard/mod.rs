@@ -19,7 +19,7 @@ mod html;
 mod notes;
 pub mod view;
 
-use crate::store::{ExperimentStatus, TrialStatus};
+use crate::store::TrialStatus;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,8 +37,8 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::exec::manifest::Manifest;
+use crate::query;
 use crate::render::svg::{self, Kind};
-use crate::report;
 use crate::store::{Experiment, Store, TrialRow};
 
 const STYLE: &str = include_str!("assets/style.css");
@@ -399,47 +399,16 @@ fn all(store: &Store, json: bool) -> Reply<Vec<(Experiment, Vec<TrialRow>)>> {
 /// Trial counts by status.
 pub fn counts(trials: &[TrialRow]) -> Value {
     let mut doc = serde_json::Map::new();
-    doc.insert(
-        "total".into(),
-        json!(
-            trials
-                .iter()
-                .filter(|t| t.status != TrialStatus::Interrupted)
-                .count()
-        ),
-    );
+    doc.insert("total".into(), json!(query::counted(trials)));
     for &status in TrialStatus::ALL {
-        let n = trials.iter().filter(|t| t.status == status).count();
-        doc.insert(status.as_str().into(), json!(n));
+        doc.insert(status.as_str().into(), json!(query::count(trials, status)));
     }
-    let finished = trials
-        .iter()
-        .filter(|t| t.status.counts_toward_budget())
-        .count();
-    doc.insert("finished".into(), json!(finished));
+    doc.insert("finished".into(), json!(query::finished(trials)));
     Value::Object(doc)
 }
 
-/// Seconds left at the mean finished-trial pace, while the experiment runs.
-pub fn eta_seconds(e: &Experiment, trials: &[TrialRow]) -> Option<f64> {
-    if e.status != ExperimentStatus::Running {
-        return None;
-    }
-    let done: Vec<f64> = trials
-        .iter()
-        .filter(|t| t.status.counts_toward_budget())
-        .filter_map(|t| t.seconds)
-        .collect();
-    if done.is_empty() {
-        return None;
-    }
-    let mean = done.iter().sum::<f64>() / done.len() as f64;
-    let left = (e.spec.max_trials - done.len() as i64).max(0) as f64;
-    Some(mean * left / e.spec.parallel.max(1) as f64)
-}
-
 fn summary(e: &Experiment, trials: &[TrialRow]) -> Value {
-    let best = crate::tune::best_trial(trials, report::direction(e));
+    let best = crate::query::best_trial(trials, query::direction(e));
     json!({
         "name": e.spec.name,
         "notebook": e.spec.notebook,
@@ -466,9 +435,9 @@ pub fn experiment_doc(
     filter: &filter::Filter,
 ) -> Value {
     let multi = e.spec.objectives.len() > 1;
-    let best = crate::tune::best_trial(trials, report::direction(e)).filter(|_| !multi);
+    let best = crate::query::best_trial(trials, query::direction(e)).filter(|_| !multi);
     let front: Option<Vec<i64>> = multi.then(|| {
-        crate::tune::pareto_front(trials, &e.spec.objectives)
+        crate::query::pareto_front(trials, &e.spec.objectives)
             .iter()
             .map(|t| t.number)
             .collect()
@@ -478,7 +447,7 @@ pub fn experiment_doc(
         Err(why) => json!({"unavailable": why}),
     };
     let by_objective: Option<serde_json::Map<String, Value>> = multi.then(|| {
-        report::importance_by_objective(e, trials)
+        query::importance_by_objective(e, trials)
             .iter()
             .map(|(name, r)| (name.clone(), as_json(r)))
             .collect()
@@ -491,13 +460,13 @@ pub fn experiment_doc(
         "experiment": e,
         "wall_seconds_now": e.wall_seconds_now(),
         "counts": counts(trials),
-        "eta_seconds": eta_seconds(e, trials),
+        "eta_seconds": query::eta_seconds(e, trials),
         "best": best,
         "pareto_front": front,
-        "space": report::space_rows(e),
-        "importance": as_json(&report::importance(e, trials)),
+        "space": query::space_rows(e),
+        "importance": as_json(&query::importance(e, trials)),
         "importance_by_objective": by_objective,
-        "best_so_far": report::best_so_far(report::direction(e), trials),
+        "best_so_far": query::best_so_far(query::direction(e), trials),
         "notes": {"experiment": notes.get(&None), "trials": trial_notes},
         "matching": filter.is_active().then(|| filter.matching(trials, notes)),
         "filter_errors": filter.errors,
@@ -513,7 +482,7 @@ pub fn trial_doc(trial: &TrialRow) -> Value {
         && let Ok(m) = Manifest::read(dir)
     {
         for s in &m.steps {
-            let log = |f: &str| tail(&dir.join("steps").join(&s.name).join(f));
+            let log = |f: &str| tail(&crate::layout::step_dir(dir, &s.name).join(f));
             steps.push(json!({
                 "name": s.name,
                 "status": s.status.as_str(),
@@ -587,7 +556,7 @@ fn notes_of(store: &Store, e: &Experiment, json: bool) -> Reply<BTreeMap<Option<
 
 /// What the trial filter's conditions may name: parameters and metrics.
 fn filter_names(e: &Experiment, trials: &[TrialRow]) -> Vec<String> {
-    let mut names: Vec<String> = report::space(e)
+    let mut names: Vec<String> = query::space(e)
         .map(|s| s.parameters().iter().map(|p| p.name.clone()).collect())
         .unwrap_or_default();
     for t in trials {
@@ -638,7 +607,7 @@ async fn api_compare(
         for n in &names {
             let (e, t) = load(store, n, true)?;
             let mut doc = summary(&e, &t);
-            doc["best_so_far"] = json!(report::best_so_far(report::direction(&e), &t));
+            doc["best_so_far"] = json!(query::best_so_far(query::direction(&e), &t));
             doc["values"] = json!(
                 t.iter()
                     .map(|t| json!({"trial": t.number, "status": t.status, "value": t.value}))

@@ -35,6 +35,26 @@ pub struct Packages {
     pub error: Option<String>,
 }
 
+/// The third-party packages steps on a stock Python image install, pinned to the
+/// versions in the Python `kale run` would use (`python`, else as `kale run` chooses);
+/// it runs only when some step has such an image.
+pub fn for_steps(p: &Pipeline, python: Option<&std::path::Path>) -> Packages {
+    let stock = p
+        .steps
+        .iter()
+        .any(|s| is_stock_python(&super::kfp::image_of(p, s)));
+    let modules = if stock {
+        imported_top_level(p)
+    } else {
+        Vec::new()
+    };
+    if modules.is_empty() {
+        Packages::default()
+    } else {
+        resolve(&modules, &crate::exec::python::choose(python).command)
+    }
+}
+
 /// `python`, `python:3.12`, `python:3.12-slim`, `docker.io/library/python:3.11`, ...:
 /// images with Python and nothing else.
 pub fn is_stock_python(image: &str) -> bool {

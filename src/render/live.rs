@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::exec::{Reporter, StepStatus};
+use crate::tune::local::Started;
 use crate::tune::{LiveState, TuneReporter};
 
 /// `kale run`'s reporter: a line per step start and end, the steps' output with a
@@ -183,11 +184,28 @@ fn render(s: &LiveState) -> String {
     out
 }
 
+impl LiveView {
+    /// A line above the status block (on stderr without a terminal).
+    fn say_line(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => crate::errln!("{line}"),
+        }
+    }
+}
+
 impl TuneReporter for LiveView {
     fn warning(&self, line: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(format!("warning: {line}")),
-            None => crate::errln!("warning: {line}"),
+        self.say_line(&format!("warning: {line}"));
+    }
+
+    fn say(&self, line: &str) {
+        self.say_line(line);
+    }
+
+    fn started(&self, s: &Started) {
+        for line in super::summary::header(s) {
+            self.say_line(&line);
         }
     }
 

@@ -7,27 +7,20 @@ use serde_json::Value;
 
 use crate::exec::manifest::now;
 use crate::format::human_bytes;
+use crate::query::{self, pareto_front};
 use crate::snapshot::Run;
 use crate::store::{Experiment, TrialRow};
-use crate::tune::{params_text, pareto_front, trial_line};
+use crate::tune::{params_text, trial_line};
 use kale_search::importance::ParamImportance;
 
 /// Succeeded, failed, and all trials but the interrupted ones (which do not count
 /// towards the budget).
 pub fn counts(trials: &[TrialRow]) -> (usize, usize, usize) {
-    let ok = trials
-        .iter()
-        .filter(|t| t.status == TrialStatus::Succeeded)
-        .count();
-    let failed = trials
-        .iter()
-        .filter(|t| t.status == TrialStatus::Failed)
-        .count();
-    let total = trials
-        .iter()
-        .filter(|t| t.status != TrialStatus::Interrupted)
-        .count();
-    (ok, failed, total)
+    (
+        query::count(trials, TrialStatus::Succeeded),
+        query::count(trials, TrialStatus::Failed),
+        query::counted(trials),
+    )
 }
 
 /// `kale experiments list`: one row per experiment with its best value.
@@ -160,11 +153,11 @@ pub fn experiment(
             format!(" ({})", settings.join(", "))
         }
     );
-    let rows = crate::report::space_rows(e);
+    let rows = crate::query::space_rows(e);
     if rows.is_empty() {
         let _ = writeln!(out, "space      {}", e.spec.space);
     } else {
-        let w = |f: &dyn Fn(&crate::report::SpaceRow) -> String, min: usize| {
+        let w = |f: &dyn Fn(&crate::query::SpaceRow) -> String, min: usize| {
             rows.iter()
                 .map(|r| f(r).chars().count())
                 .max()
@@ -410,7 +403,7 @@ pub fn comparison(columns: &[(Experiment, Vec<TrialRow>)], objective: Option<&st
 }
 
 /// `kale experiments list --katib`.
-pub fn katib_experiments(views: &[crate::kubeflow::cluster::ExperimentView]) -> String {
+pub fn katib_experiments(views: &[crate::kubeflow::katib_view::ExperimentView]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -425,7 +418,7 @@ pub fn katib_experiments(views: &[crate::kubeflow::cluster::ExperimentView]) -> 
             e.phase,
             format!(
                 "{} {}",
-                if e.direction == "minimize" {
+                if e.direction == kale_search::Direction::Minimize {
                     "min"
                 } else {
                     "max"

@@ -20,11 +20,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::exec::cache::file_hash;
-use crate::exec::{Manifest, StepRecord, StepStatus, step_dir};
+use crate::exec::{Manifest, StepRecord, StepStatus};
+use crate::layout::{self, Layout, step_dir};
 
 /// `.kale/runs` for a notebook path or for the directory that holds notebooks.
 pub fn runs_dir(base: &Path) -> PathBuf {
-    crate::layout::Layout::for_dir_or_notebook(base).runs()
+    Layout::for_dir_or_notebook(base).runs()
 }
 
 /// The directory the notebook (and so its `.kale/`) lives in, from a runs directory.
@@ -37,9 +38,7 @@ pub fn project_dir(runs_dir: &Path) -> PathBuf {
 }
 
 pub(crate) fn objects_dir(runs_dir: &Path) -> PathBuf {
-    crate::layout::Layout::beside_runs(runs_dir)
-        .cache()
-        .join("objects")
+    layout::cache_objects(&Layout::beside_runs(runs_dir).cache())
 }
 
 /// The notebook a run came from. The manifest records the path as typed, which may be
@@ -105,7 +104,7 @@ pub fn list_runs(runs_dir: &Path) -> Vec<Run> {
 pub fn resolve(runs_dir: &Path, spec: &str) -> crate::Result<Run> {
     use crate::Error;
     let as_path = Path::new(spec);
-    if as_path.join("manifest.json").is_file() {
+    if layout::manifest(as_path).is_file() {
         let manifest =
             Manifest::read(as_path).map_err(|e| Error::environment(format!("{spec}: {e}")))?;
         return Ok(Run {
@@ -173,7 +172,7 @@ pub fn resolve(runs_dir: &Path, spec: &str) -> crate::Result<Run> {
 /// The run id of trial `number` of `experiment`, from the experiment store beside
 /// `runs_dir`; `None` when there is no store or it does not know that trial.
 fn trial_run_id(runs_dir: &Path, experiment: &str, number: u64) -> Option<String> {
-    let db = crate::layout::Layout::beside_runs(runs_dir).database();
+    let db = Layout::beside_runs(runs_dir).database();
     if !db.is_file() {
         return None;
     }
@@ -261,9 +260,7 @@ pub fn step_inputs(runs_dir: &Path, run: &Run, step: &StepRecord, verify: bool) 
                 .file_name()
                 .map(PathBuf::from)
                 .unwrap_or_default();
-            let file = step_dir(&run.dir, &input.from)
-                .join("outputs")
-                .join(file_name);
+            let file = layout::step_outputs(&run.dir, &input.from).join(file_name);
             let bytes = run.manifest.step(&input.from).and_then(|p| {
                 p.outputs
                     .iter()
@@ -287,7 +284,7 @@ pub fn step_outputs(runs_dir: &Path, run: &Run, step: &StepRecord, verify: bool)
     step.outputs
         .iter()
         .map(|o| {
-            let file = step_dir(&run.dir, &step.name).join("outputs").join(&o.file);
+            let file = layout::step_outputs(&run.dir, &step.name).join(&o.file);
             Object {
                 name: o.name.clone(),
                 step: step.name.clone(),
@@ -378,7 +375,7 @@ pub struct Pruned {
 /// their steps saved, read or wrote (which a cache hit restores); the older runs lose
 /// their outputs (`kale debug` then says what is gone) and the cache what only they
 /// used.
-pub fn prune(layout: &crate::layout::Layout, keep_runs: usize) -> std::io::Result<Pruned> {
+pub fn prune(layout: &Layout, keep_runs: usize) -> std::io::Result<Pruned> {
     let mut runs: Vec<(f64, PathBuf, Manifest)> = Vec::new();
     if let Ok(dir) = std::fs::read_dir(layout.runs()) {
         for e in dir.flatten() {
@@ -404,7 +401,7 @@ pub fn prune(layout: &crate::layout::Layout, keep_runs: usize) -> std::io::Resul
         } else {
             let mut any = false;
             for s in &m.steps {
-                let outputs = step_dir(path, &s.name).join("outputs");
+                let outputs = layout::step_outputs(path, &s.name);
                 if outputs.exists() {
                     std::fs::remove_dir_all(&outputs)?;
                     any = true;

@@ -866,24 +866,19 @@ fn check_schema_version(conn: &Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// How a direction is stored: Katib's `objective.type` words.
+/// How a direction is stored: Katib's `objective.type` words ([`Direction::as_str`]).
 pub fn direction_text(d: Direction) -> &'static str {
-    match d {
-        Direction::Minimize => "minimize",
-        Direction::Maximize => "maximize",
-    }
+    d.as_str()
 }
 
 fn parse_direction(text: &str) -> rusqlite::Result<Direction> {
-    match text {
-        "minimize" => Ok(Direction::Minimize),
-        "maximize" => Ok(Direction::Maximize),
-        other => Err(rusqlite::Error::FromSqlConversionFailure(
+    text.parse().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
             0,
             rusqlite::types::Type::Text,
-            format!("unknown direction `{other}`").into(),
-        )),
-    }
+            format!("unknown direction `{text}`").into(),
+        )
+    })
 }
 
 /// Numbers as a JSON list, NaN (a constraint metric never reported) as `null`.

@@ -8,6 +8,7 @@
 //! output lines `<objective>=<number>`, the format of Katib's StdOut collector, so the
 //! same notebook reports progress locally and on a cluster.
 
+pub mod local;
 pub mod outcome;
 pub mod plan;
 pub mod record;
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use kale_search::katib::{AlgorithmSetting, sampler_from_katib, stopping_from_katib};
 use kale_search::sampler::Sampler;
 use kale_search::sampler::multi_auto::multi_objective_sampler;
-use kale_search::{Direction, SearchSpace, Trial};
+use kale_search::{SearchSpace, Trial};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -31,6 +32,7 @@ use crate::analysis::PipelineValue;
 use crate::exec::cache::Cache;
 use crate::exec::{self, Interpreter, RunOptions};
 use crate::pipeline::Pipeline;
+use crate::query::{best_trial, pareto_front};
 use crate::store::{
     Experiment, ExperimentStatus, NewExperiment, Objective, Store, TrialRow, TrialStatus,
     direction_text,
@@ -121,6 +123,13 @@ pub trait TuneReporter: Send + Sync {
     fn notice(&self, _line: &str, _state: &LiveState) {}
     /// Something went wrong that the tune carries on through (a dropped connection).
     fn warning(&self, _line: &str) {}
+    /// A line for whoever watches the tune, about what it does before or beside its
+    /// trials (a notebook changed since the experiment started, a pipeline uploaded).
+    fn say(&self, _line: &str) {}
+    /// A local tune recorded its experiment and is about to start its trials.
+    fn started(&self, _started: &local::Started) {}
+    /// A local tune ended; the report says how.
+    fn finished(&self, _report: &local::LocalReport) {}
 }
 
 #[derive(Clone, Debug)]
@@ -595,7 +604,7 @@ fn live_state(
     (cache_hits, cache_misses): (u64, u64),
     elapsed: f64,
 ) -> LiveState {
-    let count = |s: TrialStatus| rows.iter().filter(|r| r.status == s).count() as u64;
+    let count = |s: TrialStatus| crate::query::count(rows, s) as u64;
     let mut in_flight: Vec<_> = running
         .iter()
         .map(|(n, t)| {
@@ -652,43 +661,6 @@ fn live_state(
         cache_misses,
         elapsed,
     }
-}
-
-/// The best feasible succeeded trial of a single-objective experiment (the earliest
-/// among ties).
-pub fn best_trial(rows: &[TrialRow], direction: Direction) -> Option<&TrialRow> {
-    rows.iter()
-        .filter(|r| r.status == TrialStatus::Succeeded && r.value.is_some() && r.is_feasible())
-        .fold(None, |best: Option<&TrialRow>, r| match best {
-            Some(b) if !direction.better(r.value.unwrap(), b.value.unwrap()) => Some(b),
-            _ => Some(r),
-        })
-}
-
-/// The feasible succeeded trials no other feasible succeeded trial dominates, in
-/// trial order: the results of a multi-objective experiment.
-pub fn pareto_front<'a>(rows: &'a [TrialRow], objectives: &[Objective]) -> Vec<&'a TrialRow> {
-    let directions: Vec<Direction> = objectives.iter().map(|o| o.direction).collect();
-    let candidates: Vec<(&TrialRow, Trial)> = rows
-        .iter()
-        .filter(|r| r.status == TrialStatus::Succeeded && r.values.len() == objectives.len())
-        .map(|r| {
-            let t = Trial::complete_multi(r.number as u64, Default::default(), r.values.clone())
-                .with_constraints(r.constraints.clone());
-            (r, t)
-        })
-        .collect();
-    let trials: Vec<Trial> = candidates.iter().map(|(_, t)| t.clone()).collect();
-    let on_front: std::collections::HashSet<u64> =
-        kale_search::pareto::pareto_front(&trials, &directions)
-            .iter()
-            .map(|t| t.number)
-            .collect();
-    candidates
-        .into_iter()
-        .filter(|(r, _)| on_front.contains(&(r.number as u64)))
-        .map(|(r, _)| r)
-        .collect()
 }
 
 /// `accuracy (maximize), latency_ms (minimize)`.

@@ -33,10 +33,10 @@ impl ResolvedSearch {
 fn parse_objective_flag(text: &str) -> Result<(String, Option<Direction>), (String, String)> {
     let (name, direction) = match text.rsplit_once(':') {
         Some((name, d)) => {
-            let d = match d.trim() {
-                "maximize" | "max" => Direction::Maximize,
-                "minimize" | "min" => Direction::Minimize,
-                other => {
+            let d = match Direction::from_flag(d.trim()) {
+                Some(d) => d,
+                None => {
+                    let other = d.trim();
                     let name = if name.trim().is_empty() {
                         "METRIC"
                     } else {
@@ -221,11 +221,10 @@ pub fn notebook_objectives(
     let mut out = Vec::new();
     for (i, o) in list.iter().enumerate() {
         let name = o.get("objectiveMetricName").and_then(Value::as_str);
-        let direction = match o.get("type").and_then(Value::as_str) {
-            Some("maximize") => Some(Direction::Maximize),
-            Some("minimize") => Some(Direction::Minimize),
-            _ => None,
-        };
+        let direction = o
+            .get("type")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<Direction>().ok());
         match (name, direction) {
             (Some(name), Some(d)) => out.push((name.to_string(), Some(d))),
             _ => errors.push(format!(
@@ -425,17 +424,13 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
             (Some(d), None) if directions_from_notebook => (d, "the notebook's katib_metadata"),
             (Some(d), None) => (d, "--objective"),
             (from_flag, Some(goal)) => {
-                let g = match goal {
-                    "maximize" | "max" => Some(Direction::Maximize),
-                    "minimize" | "min" => Some(Direction::Minimize),
-                    other => {
-                        errors.push(
-                            format!("--goal must be `maximize` or `minimize`, not `{other}`"),
-                            "write `--goal maximize` or `--goal minimize`",
-                        );
-                        None
-                    }
-                };
+                let g = Direction::from_flag(goal);
+                if g.is_none() {
+                    errors.push(
+                        format!("--goal must be `maximize` or `minimize`, not `{goal}`"),
+                        "write `--goal maximize` or `--goal minimize`",
+                    );
+                }
                 if let (Some(f), Some(g)) = (from_flag, g)
                     && f != g
                 {
@@ -456,10 +451,10 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
             (None, None) => match katib
                 .and_then(|k| k.pointer("/objective/type"))
                 .and_then(Value::as_str)
+                .and_then(|t| t.parse::<Direction>().ok())
             {
-                Some("minimize") => (Direction::Minimize, "the notebook's katib_metadata"),
-                Some("maximize") => (Direction::Maximize, "the notebook's katib_metadata"),
-                _ => (Direction::Maximize, "the default"),
+                Some(d) => (d, "the notebook's katib_metadata"),
+                None => (Direction::Maximize, "the default"),
             },
         };
     let objectives: Vec<Objective> = names

@@ -126,7 +126,7 @@ fn table(picked: &[(Experiment, Vec<TrialRow>)], targets: &[Target]) -> String {
         let c = crate::dashboard::counts(t);
         let best = target.best(t);
         let front = if e.spec.objectives.len() > 1 {
-            crate::tune::pareto_front(t, &e.spec.objectives)
+            crate::query::pareto_front(t, &e.spec.objectives)
                 .len()
                 .to_string()
         } else {

@@ -13,8 +13,8 @@ use super::{
 use crate::dashboard::filter::Filter;
 use crate::dashboard::view::View;
 use crate::format::{num, value_text};
+use crate::query;
 use crate::render::svg::{self, Kind, Target, xml};
-use crate::report;
 use crate::store::{Experiment, TrialRow};
 
 /// What the page is drawn from.
@@ -36,7 +36,7 @@ impl Page<'_> {
     }
 
     fn params(&self) -> Vec<String> {
-        report::space(self.e)
+        query::space(self.e)
             .map(|s| s.parameters().iter().map(|p| p.name.clone()).collect())
             .unwrap_or_default()
     }
@@ -64,7 +64,7 @@ pub fn experiment(p: &Page) -> String {
 
 fn header(p: &Page) -> String {
     let e = p.e;
-    let eta = super::super::eta_seconds(e, p.trials)
+    let eta = crate::query::eta_seconds(e, p.trials)
         .map(|s| format!("<div><b>ETA</b> {}</div>", super::duration(s)))
         .unwrap_or_default();
     let goal = e
@@ -101,7 +101,7 @@ fn header(p: &Page) -> String {
 /// Several objectives: the front as a table and the Pareto plot.
 fn front(p: &Page) -> String {
     let (e, name) = (p.e, &p.e.spec.name);
-    let front = crate::tune::pareto_front(p.trials, &e.spec.objectives);
+    let front = crate::query::pareto_front(p.trials, &e.spec.objectives);
     let mut m = format!(
         r#"<section class="card" id="front"><h2>Pareto front</h2><p class="muted">{} feasible trial{} that no other feasible trial dominates (as good on every objective, better on one); run one again with <code>kale run {} --params-from {}/TRIAL</code></p>"#,
         front.len(),
@@ -161,7 +161,7 @@ fn front(p: &Page) -> String {
 fn best(p: &Page) -> String {
     let (e, name) = (p.e, &p.e.spec.name);
     let mut m = String::from(r#"<section class="card" id="best"><h2>Best trial</h2>"#);
-    let Some(b) = crate::tune::best_trial(p.trials, report::direction(e)) else {
+    let Some(b) = crate::query::best_trial(p.trials, query::direction(e)) else {
         m.push_str(r#"<p class="empty">No trial has succeeded yet.</p></section>"#);
         return m;
     };
@@ -216,7 +216,7 @@ fn plot_sections(p: &Page) -> String {
         if p.view.log { " checked" } else { "" }
     );
     // The forest is the costly part of a page: fit it once for both plots using it.
-    let importance = report::importance_for(e, p.trials, target.index);
+    let importance = query::importance_for(e, p.trials, target.index);
     let label = target.label(e.spec.objectives.len());
     let section = |id: &'static str, heading: String, kind: Kind, controls: String, svg: String| {
         plots::section(Section {
@@ -307,7 +307,7 @@ fn space(e: &Experiment) -> String {
     let mut m = String::from(
         r#"<section id="space"><h2>Search space</h2><table class="list"><thead><tr><th>parameter</th><th>type</th><th>values</th><th>step</th><th>distribution</th></tr></thead><tbody>"#,
     );
-    for r in report::space_rows(e) {
+    for r in query::space_rows(e) {
         let _ = writeln!(
             m,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use super::{badge, counts_text, exp_link, layout, objective_text};
 use crate::format::num;
+use crate::query;
 use crate::render::svg::xml;
-use crate::report;
 use crate::store::{Experiment, TrialRow};
 
 pub fn index(db: &str, experiments: &[(Experiment, Vec<TrialRow>)]) -> String {
@@ -44,10 +44,10 @@ fn best_cell(e: &Experiment, trials: &[TrialRow]) -> String {
     if e.spec.objectives.len() > 1 {
         return format!(
             "front {}",
-            crate::tune::pareto_front(trials, &e.spec.objectives).len()
+            crate::query::pareto_front(trials, &e.spec.objectives).len()
         );
     }
-    match crate::tune::best_trial(trials, report::direction(e)) {
+    match crate::query::best_trial(trials, query::direction(e)) {
         Some(b) => format!(
             "{} <span class=muted>(#{})</span>",
             num(b.value.unwrap_or(f64::NAN)),

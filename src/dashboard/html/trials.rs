@@ -47,7 +47,7 @@ pub fn section(p: &Page) -> String {
     m.push_str(
         "<th>duration</th><th>cache hits</th><th>note</th><th>error</th></tr></thead><tbody>",
     );
-    let best = crate::tune::best_trial(p.trials, p.e.spec.direction)
+    let best = crate::query::best_trial(p.trials, p.e.spec.direction)
         .filter(|_| p.e.spec.objectives.len() == 1)
         .map(|b| b.number);
     // A page with every row of a 10 000-trial experiment is megabytes of HTML; the
@@ -79,7 +79,7 @@ pub fn section(p: &Page) -> String {
 }
 
 fn names(p: &Page) -> Vec<String> {
-    crate::report::space(p.e)
+    crate::query::space(p.e)
         .map(|s| s.parameters().iter().map(|x| x.name.clone()).collect())
         .unwrap_or_default()
 }

@@ -6,7 +6,7 @@ use kale_search::space::ParameterType;
 use serde_json::Value;
 
 use crate::format::num;
-use crate::report;
+use crate::query;
 use crate::store::{Experiment, TrialRow};
 
 /// A scale from data to [0, 1] with its tick marks.
@@ -312,7 +312,7 @@ pub fn param_scales(
 
 /// Every parameter's name, with what the stored space says of it.
 fn space_info(e: &Experiment, trials: &[&TrialRow]) -> Vec<(String, Option<SpaceInfo>)> {
-    match report::space(e) {
+    match query::space(e) {
         Some(space) => space
             .parameters()
             .iter()

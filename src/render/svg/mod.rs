@@ -35,7 +35,7 @@ pub use importance::importance;
 
 use kale_search::Direction;
 
-use crate::report;
+use crate::query;
 use crate::store::{Experiment, TrialRow, TrialStatus};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +72,7 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.name() == s)
     }
 
+    /// The kind's word: `--kind`'s value, the dashboard's `kind=`, the file names.
     pub fn name(self) -> &'static str {
         match self {
             Kind::History => "history",
@@ -92,6 +93,23 @@ impl Kind {
             self,
             Kind::History | Kind::Pareto | Kind::Edf | Kind::Timeline | Kind::Intermediate
         )
+    }
+}
+
+/// `--kind`, with [`Kind::name`]'s words.
+impl clap::ValueEnum for Kind {
+    fn value_variants<'a>() -> &'a [Kind] {
+        &Kind::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
     }
 }
 
@@ -153,7 +171,7 @@ impl Target {
             None => Target {
                 index: 0,
                 name: e.spec.objective.clone(),
-                direction: report::direction(e),
+                direction: query::direction(e),
                 multi: false,
             },
         }
@@ -219,13 +237,13 @@ pub fn render(kind: Kind, e: &Experiment, trials: &[TrialRow], opts: &Options) -
         Kind::Importance => importance(
             &e.spec.name,
             &target.label(e.spec.objectives.len()),
-            report::importance_for(e, trials, target.index).as_deref(),
+            query::importance_for(e, trials, target.index).as_deref(),
             opts,
         ),
         Kind::Parallel => parallel::parallel(e, trials, &target, opts),
         Kind::Slice => slice::slice(e, trials, &target, opts),
         Kind::Contour => {
-            let imp = report::importance_for(e, trials, target.index);
+            let imp = query::importance_for(e, trials, target.index);
             contour_with(e, trials, imp.as_deref(), opts)
         }
         Kind::Pareto => pareto::pareto(e, trials, opts),
@@ -253,7 +271,7 @@ fn front_numbers(e: &Experiment, trials: &[TrialRow]) -> Vec<i64> {
     if e.spec.objectives.len() < 2 {
         return Vec::new();
     }
-    crate::tune::pareto_front(trials, &e.spec.objectives)
+    crate::query::pareto_front(trials, &e.spec.objectives)
         .iter()
         .map(|t| t.number)
         .collect()
@@ -265,7 +283,7 @@ fn best_number(trials: &[TrialRow], target: &Target) -> Option<i64> {
     if target.multi {
         return None;
     }
-    crate::tune::best_trial(trials, target.direction).map(|b| b.number)
+    crate::query::best_trial(trials, target.direction).map(|b| b.number)
 }
 
 #[cfg(test)]

@@ -18,7 +18,6 @@ use serde_json::{Map, Value, json};
 
 use crate::pipeline::Pipeline;
 use crate::tune::plan::{ResolvedSearch, SearchArgs};
-use kale_search::Direction;
 
 /// What every trial runs; `kale trial` runs it too, so there is one implementation.
 pub const TRIAL_DRIVER_SOURCE: &str = include_str!("trial_driver.py");
@@ -309,13 +308,7 @@ pub fn experiment(
     }
 
     let mut objective = Map::new();
-    objective.insert(
-        "type".into(),
-        json!(match search.direction {
-            Direction::Maximize => "maximize",
-            Direction::Minimize => "minimize",
-        }),
-    );
+    objective.insert("type".into(), json!(search.direction.as_str()));
     if let Some(g) = search.goal {
         objective.insert("goal".into(), json!(g));
     }

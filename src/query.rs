@@ -1,15 +1,94 @@
-//! What the experiment views (`kale experiments`, the dashboard, the plots) derive
-//! from a stored experiment: the direction, best-so-far series, parameter importance,
-//! the search space as table rows (numbers are written by [`crate::format`]).
+//! Questions about stored experiments and their trials, answered in one place for
+//! every view (the terminal summaries and tables, the `--json` documents, the plots,
+//! the dashboard) and for the tune loop itself: counts by status, the best trial, the
+//! Pareto front, the best value so far, the time left, parameter importance, the search
+//! space as table rows (numbers are written by [`crate::format`]).
 
-use crate::store::TrialStatus;
+use std::collections::HashSet;
+
 use kale_search::importance::{FanovaOptions, ParamImportance, fanova};
 use kale_search::space::{ParameterSpec, ParameterType};
-use kale_search::{Direction, SearchSpace};
+use kale_search::{Direction, SearchSpace, Trial};
 use serde::Serialize;
 
 use crate::format::num;
-use crate::store::{Experiment, TrialRow};
+use crate::store::{Experiment, ExperimentStatus, Objective, TrialRow, TrialStatus};
+
+/// Trials that ended (or are) `status`.
+pub fn count(trials: &[TrialRow], status: TrialStatus) -> usize {
+    trials.iter().filter(|t| t.status == status).count()
+}
+
+/// Trials an experiment counts as made: all but those a stopped session interrupted
+/// (a resumed session runs them again).
+pub fn counted(trials: &[TrialRow]) -> usize {
+    trials
+        .iter()
+        .filter(|t| t.status != TrialStatus::Interrupted)
+        .count()
+}
+
+/// Trials that used up some of the budget (succeeded, failed or stopped early).
+pub fn finished(trials: &[TrialRow]) -> usize {
+    trials
+        .iter()
+        .filter(|t| t.status.counts_toward_budget())
+        .count()
+}
+
+/// The best feasible succeeded trial of a single-objective experiment (the earliest
+/// among ties).
+pub fn best_trial(rows: &[TrialRow], direction: Direction) -> Option<&TrialRow> {
+    rows.iter()
+        .filter(|r| r.status == TrialStatus::Succeeded && r.value.is_some() && r.is_feasible())
+        .fold(None, |best: Option<&TrialRow>, r| match best {
+            Some(b) if !direction.better(r.value.unwrap(), b.value.unwrap()) => Some(b),
+            _ => Some(r),
+        })
+}
+
+/// The feasible succeeded trials no other feasible succeeded trial dominates, in
+/// trial order: the results of a multi-objective experiment.
+pub fn pareto_front<'a>(rows: &'a [TrialRow], objectives: &[Objective]) -> Vec<&'a TrialRow> {
+    let directions: Vec<Direction> = objectives.iter().map(|o| o.direction).collect();
+    let candidates: Vec<(&TrialRow, Trial)> = rows
+        .iter()
+        .filter(|r| r.status == TrialStatus::Succeeded && r.values.len() == objectives.len())
+        .map(|r| {
+            let t = Trial::complete_multi(r.number as u64, Default::default(), r.values.clone())
+                .with_constraints(r.constraints.clone());
+            (r, t)
+        })
+        .collect();
+    let trials: Vec<Trial> = candidates.iter().map(|(_, t)| t.clone()).collect();
+    let on_front: HashSet<u64> = kale_search::pareto::pareto_front(&trials, &directions)
+        .iter()
+        .map(|t| t.number)
+        .collect();
+    candidates
+        .into_iter()
+        .filter(|(r, _)| on_front.contains(&(r.number as u64)))
+        .map(|(r, _)| r)
+        .collect()
+}
+
+/// Seconds left at the mean finished-trial pace, while the experiment runs.
+pub fn eta_seconds(e: &Experiment, trials: &[TrialRow]) -> Option<f64> {
+    if e.status != ExperimentStatus::Running {
+        return None;
+    }
+    let done: Vec<f64> = trials
+        .iter()
+        .filter(|t| t.status.counts_toward_budget())
+        .filter_map(|t| t.seconds)
+        .collect();
+    if done.is_empty() {
+        return None;
+    }
+    let mean = done.iter().sum::<f64>() / done.len() as f64;
+    let left = (e.spec.max_trials - done.len() as i64).max(0) as f64;
+    Some(mean * left / e.spec.parallel.max(1) as f64)
+}
 
 pub fn direction(e: &Experiment) -> Direction {
     e.spec.direction
