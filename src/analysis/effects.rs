@@ -73,6 +73,9 @@ pub struct Share {
     pub target: String,
     pub sources: BTreeSet<String>,
     pub at: Location,
+    /// The target keeps what it held and now also holds the sources' objects
+    /// (`h.data = xs`, `d["k"] = xs`, `models.append(m)`), instead of being rebound.
+    pub joins: bool,
 }
 
 /// A call of a plain name at module level (`f(a, b)`), kept so the data-flow analysis
@@ -341,6 +344,25 @@ fn builtin_changes_args(name: &str) -> bool {
     matches!(name, "setattr" | "delattr" | "next" | "exec")
 }
 
+/// Methods of containers that keep a reference to their arguments in the receiver
+/// (`models.append(m)`, `d.update(k=xs)`): after them the receiver holds those objects.
+pub(crate) fn stores_arguments(name: &str) -> bool {
+    matches!(
+        name,
+        "append"
+            | "appendleft"
+            | "extend"
+            | "extendleft"
+            | "insert"
+            | "add"
+            | "update"
+            | "setdefault"
+            | "put"
+            | "put_nowait"
+            | "__setitem__"
+    )
+}
+
 pub(crate) fn is_pure_method(name: &str) -> bool {
     PURE_METHODS.binary_search(&name).is_ok()
 }
@@ -491,6 +513,7 @@ pub(crate) fn state_of_call(path: &[&str]) -> Option<StateKind> {
                 || last.starts_with("disable_")
                 || last == "setLevel"
                 || last == "setlocale"
+                || is_interpreter_setter(p)
                 || (framework && last.contains("seed"))
             {
                 StateKind::Unknown
@@ -500,6 +523,29 @@ pub(crate) fn state_of_call(path: &[&str]) -> Option<StateKind> {
         }
     };
     Some(kind)
+}
+
+/// Process-wide settings of the interpreter and the standard library whose names follow
+/// no `set_` pattern; kale does not carry them, so a step calling one is warned about.
+fn is_interpreter_setter(path: &str) -> bool {
+    matches!(
+        path,
+        "sys.setrecursionlimit"
+            | "sys.setswitchinterval"
+            | "sys.setprofile"
+            | "sys.settrace"
+            | "sys.set_int_max_str_digits"
+            | "socket.setdefaulttimeout"
+            | "gc.disable"
+            | "gc.enable"
+            | "gc.freeze"
+            | "os.umask"
+            | "os.nice"
+            | "logging.disable"
+            | "logging.captureWarnings"
+            | "threading.stack_size"
+            | "faulthandler.enable"
+    )
 }
 
 /// The state an assignment to `path` (`os.environ[...]`, `pd.options.x.y`) changes.
@@ -553,6 +599,11 @@ mod tests {
             state_of_call(&["tensorflow", "random", "set_seed"]),
             Some(StateKind::Unknown)
         );
+        assert_eq!(
+            state_of_call(&["sys", "setrecursionlimit"]),
+            Some(StateKind::Unknown)
+        );
+        assert_eq!(state_of_call(&["sys", "getrecursionlimit"]), None);
         assert_eq!(state_of_call(&["numpy", "mean"]), None);
         assert_eq!(
             state_of_target(&["os", "environ"], true),

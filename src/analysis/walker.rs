@@ -853,6 +853,9 @@ impl Analyzer<'_> {
                 if let Some(root) = effects::root_name(target) {
                     let root = root.to_owned();
                     self.changed(&root, at);
+                    if let Some(v) = value {
+                        self.stores_into(&root, v, at);
+                    }
                 }
             }
             _ => {}
@@ -891,11 +894,43 @@ impl Analyzer<'_> {
                     target: name,
                     sources: src,
                     at,
+                    joins: false,
                 });
             } else if self.acc.is_some() && !self.is_global(&name) && !src.is_empty() {
                 self.local_alias.entry(name).or_default().extend(src);
             }
         }
+    }
+
+    /// `root.attr = value`, `root[k] = value`, `root.append(value)`: the object `root`
+    /// names now also holds the objects of what `value` refers to.
+    fn stores_into(&mut self, root: &str, value: &Expr, at: Location) {
+        if self.target != Target::Module || !self.is_global(root) || self.is_import(root) {
+            return;
+        }
+        let mut sources = BTreeSet::new();
+        let mut calls = Vec::new();
+        effects::share_sources(value, &mut sources, &mut calls);
+        for c in calls {
+            if let Expr::Name(f) = &*c.func {
+                sources.insert(f.id.to_string());
+            }
+            for a in c.arguments.args.iter() {
+                let mut calls2 = Vec::new();
+                effects::share_sources(a, &mut sources, &mut calls2);
+            }
+        }
+        sources.remove(root);
+        sources.retain(|s| !self.is_import(s));
+        if sources.is_empty() {
+            return;
+        }
+        self.facts.shares.push(Share {
+            target: root.to_owned(),
+            sources,
+            at,
+            joins: true,
+        });
     }
 
     /// Module-level `name = <value that cannot leave the process>`.
@@ -994,6 +1029,16 @@ impl Analyzer<'_> {
                     }
                     if !effects::is_pure_method(method) || inplace {
                         self.changed(&root, at);
+                    }
+                    if effects::stores_arguments(method) {
+                        let values = call
+                            .arguments
+                            .args
+                            .iter()
+                            .chain(call.arguments.keywords.iter().map(|k| &k.value));
+                        for v in values {
+                            self.stores_into(&root, v, at);
+                        }
                     }
                 } else if let Expr::Call(inner) = &*a.value
                     && let Some(path) = effects::dotted(&inner.func)

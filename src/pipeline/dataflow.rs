@@ -71,8 +71,8 @@ struct StepFacts {
     binds: BTreeMap<String, Location>,
     /// Names whose objects it may change in place, with where.
     changes: BTreeMap<String, Location>,
-    /// `target` may hold objects of `sources`.
-    shares: Vec<(String, BTreeSet<String>)>,
+    /// `target` may hold objects of `sources` (bool: besides what it held).
+    shares: Vec<(String, BTreeSet<String>, bool)>,
     state: Vec<StateUse>,
     unsaveable: BTreeMap<String, (UnsaveableKind, Location)>,
     /// Names whose values may share objects at the step's end have the same number.
@@ -263,7 +263,7 @@ fn step_facts(
         .shares
         .iter()
         .filter(|sh| own(&sh.at))
-        .map(|sh| (sh.target.clone(), sh.sources.clone()))
+        .map(|sh| (sh.target.clone(), sh.sources.clone(), sh.joins))
         .collect();
     let state = facts.state.iter().filter(|u| own(&u.at)).cloned().collect();
     // `helper.calls.append(x)` changes a module beside the notebook, which every step
@@ -549,12 +549,20 @@ fn close_over_sharing(
         .filter(|sh| prelude_cells.contains(&sh.at.cell))
     {
         let sources: Vec<&String> = sh.sources.iter().filter(|s| !not_value(s)).collect();
-        sharing.bind(&sh.target, sources);
+        if sh.joins {
+            sharing.join(&sh.target, sources);
+        } else {
+            sharing.bind(&sh.target, sources);
+        }
     }
     for &i in order {
         let start = sharing.clone();
         let own_shares = per_step[i].shares.clone();
-        let targets: BTreeSet<&String> = own_shares.iter().map(|(t, _)| t).collect();
+        let targets: BTreeSet<&String> = own_shares
+            .iter()
+            .filter(|(_, _, joins)| !joins)
+            .map(|(t, _, _)| t)
+            .collect();
         let bound_here: BTreeSet<String> = per_step[i].binds.keys().cloned().collect();
         // Names bound otherwise (`def`, `class`, `import`) first: what the assignments
         // make from them (`acc = Acc()`) shares with them. `x += y` rebinds `x` to the
@@ -566,8 +574,13 @@ fn close_over_sharing(
         {
             sharing.bind(name, Vec::new());
         }
-        for (target, sources) in &own_shares {
-            sharing.bind(target, sources.iter().filter(|s| !not_value(s)).collect());
+        for (target, sources, joins) in &own_shares {
+            let sources = sources.iter().filter(|s| !not_value(s)).collect();
+            if *joins {
+                sharing.join(target, sources);
+            } else {
+                sharing.bind(target, sources);
+            }
         }
         let changed: Vec<(String, Location)> = per_step[i]
             .changes
@@ -629,6 +642,21 @@ impl Sharing {
             }
         }
         self.current.insert(name.to_owned(), node);
+    }
+
+    /// `name`'s value now also holds the objects of `sources` (it keeps what it held).
+    fn join(&mut self, name: &str, sources: Vec<&String>) {
+        let Some(&node) = self.current.get(name) else {
+            return self.bind(name, sources);
+        };
+        for src in sources {
+            if let Some(&s) = self.current.get(src.as_str()) {
+                let (a, b) = (self.find(node), self.find(s));
+                if a != b {
+                    self.parent[a] = b;
+                }
+            }
+        }
     }
 
     /// The names whose values may share objects with `name`'s (itself included).
