@@ -274,7 +274,7 @@ def run_case(key, args):
         for label, kale in kales:
             work = tempfile.mkdtemp(prefix="kale-bench-overhead-", dir=args.scratch)
             case["notebook"](work)
-            measured = kale_round(kale, args.python, work, case, "%s-%d" % (key, r),
+            measured = kale_round(kale, args.python, work, case, "overhead-%s-%d" % (key, r),
                                   args.trials, env)
             for into, value in zip(runs[label], measured):
                 into.append(value)
