@@ -363,6 +363,55 @@ pub(crate) fn stores_arguments(name: &str) -> bool {
     )
 }
 
+/// Methods that change nothing but return an object sharing the receiver's memory or
+/// elements: a numpy view (`a.reshape(2, 3)`, `a.ravel()`, `t.detach()`), a dict's entry or
+/// view (`cfg.get("opt")`, `d.values()`), a frame's array (`df.to_numpy()`).
+fn returns_shared(name: &str) -> bool {
+    matches!(
+        name,
+        "detach"
+            | "get"
+            | "items"
+            | "keys"
+            | "numpy"
+            | "pipe"
+            | "ravel"
+            | "reshape"
+            | "squeeze"
+            | "swapaxes"
+            | "to_numpy"
+            | "transpose"
+            | "values"
+            | "view"
+    )
+}
+
+/// Library functions that return a view of (or the very object) their first argument.
+fn returns_view_of_argument(name: &str) -> bool {
+    matches!(
+        name,
+        "as_strided"
+            | "as_tensor"
+            | "asanyarray"
+            | "asarray"
+            | "ascontiguousarray"
+            | "asfortranarray"
+            | "atleast_1d"
+            | "atleast_2d"
+            | "atleast_3d"
+            | "broadcast_to"
+            | "expand_dims"
+            | "from_numpy"
+            | "frombuffer"
+            | "moveaxis"
+            | "ravel"
+            | "reshape"
+            | "squeeze"
+            | "swapaxes"
+            | "transpose"
+    )
+}
+
 pub(crate) fn is_pure_method(name: &str) -> bool {
     PURE_METHODS.binary_search(&name).is_ok()
 }
@@ -444,8 +493,17 @@ pub(crate) fn share_sources<'e>(
             .for_each(|g| share_sources(&g.iter, out, calls)),
         Expr::Call(call) => match &*call.func {
             // `model.fit(X)` returns the model itself; `df.copy()` a new frame.
-            Expr::Attribute(a) if !is_pure_method(a.attr.id.as_str()) => {
-                share_sources(&a.value, out, calls)
+            Expr::Attribute(a) => {
+                let method = a.attr.id.as_str();
+                if !is_pure_method(method) || returns_shared(method) {
+                    share_sources(&a.value, out, calls)
+                }
+                // `np.asarray(a)`, `torch.from_numpy(a)`, `np.reshape(a, ...)`: a view of `a`.
+                if returns_view_of_argument(method)
+                    && let Some(first) = call.arguments.args.first()
+                {
+                    share_sources(first, out, calls)
+                }
             }
             Expr::Name(_) => calls.push(call),
             _ => {}

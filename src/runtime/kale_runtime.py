@@ -657,11 +657,34 @@ def _kale_class_state(cls, attrs):
         setattr(cls, key, value)
 
 
+def _kale_enum(metaclass, name, bases, members, qualname):
+    # The enum machinery makes the members while the class is made: they go in its
+    # namespace, the methods after (they may name the class itself).
+    namespace = metaclass.__prepare__(name, bases)
+    for member, value in members:
+        namespace[member] = value
+    namespace["__module__"] = "__main__"
+    namespace["__qualname__"] = qualname
+    return metaclass(name, bases, namespace)
+
+
+def _reduce_enum(cls):
+    import types
+
+    members = [(name, member._value_) for name, member in cls.__members__.items()]
+    code = (types.FunctionType, property, staticmethod, classmethod)
+    methods = {k: v for k, v in cls.__dict__.items()
+               if isinstance(v, code) and k not in ("__new__", "_new_member_", "_value_repr_")
+               and k not in cls.__members__}
+    return (_kale_enum, (type(cls), cls.__name__, cls.__bases__, members, cls.__qualname__),
+            methods, None, None, _kale_class_state)
+
+
 def _reduce_class(cls):
     import enum
 
     if isinstance(cls, enum.EnumMeta):
-        return NotImplemented  # members are made by the metaclass; not rebuilt here
+        return _reduce_enum(cls)
     slots = cls.__dict__.get("__slots__", ())
     if isinstance(slots, str):
         slots = (slots,)

@@ -154,6 +154,35 @@ class StateTest(TempDirTest):
         self.assertEqual(proc.stdout.split(), ["7", "120", "9", "6", "child", "of", "base",
                                                "True", "True"])
 
+    def test_enums_defined_in_a_step_travel_with_their_members_and_methods(self):
+        _, saved = self.run_step("a", """\
+            import sys
+            sys.modules["dill"] = None
+            import enum
+            class Color(enum.Enum):
+                RED = 1
+                BLUE = 2
+                CRIMSON = 1
+                def describe(self):
+                    return self.name.lower()
+                @property
+                def twice(self):
+                    return self.value * 2
+            class Perm(enum.IntFlag):
+                R = 4
+                W = 2
+            c = Color.BLUE
+            rw = Perm.R | Perm.W
+            """, saves=["Color", "c", "Perm", "rw"], groups=[["Color", "c"], ["Perm", "rw"]])
+        proc, _ = self.run_step("b", """\
+            import sys
+            sys.modules["dill"] = None
+            print(c is Color.BLUE, c.describe(), c.twice, Color.CRIMSON is Color.RED,
+                  [m.name for m in Color], int(rw), Perm.W in rw)
+            """, loads=saved)
+        self.assertEqual(proc.stdout.split(), ["True", "blue", "4", "True", "['RED',", "'BLUE']",
+                                               "6", "True"], proc.stderr)
+
 
 class ResetTest(TempDirTest):
     @unittest.skipUnless(HAS_SKLEARN and HAS_NUMPY, "scikit-learn and numpy needed")
