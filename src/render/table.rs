@@ -83,8 +83,75 @@ pub fn experiment(
     importance: &[(String, Result<Vec<ParamImportance>, String>)],
     notes: &std::collections::BTreeMap<Option<i64>, String>,
 ) -> String {
-    let (ok, failed, total) = counts(trials);
     let mut out = String::new();
+    settings_block(&mut out, e);
+    space_block(&mut out, e);
+    let (ok, failed, total) = counts(trials);
+    let _ = writeln!(
+        out,
+        "trials     {total} of {} ({ok} succeeded, {failed} failed), {} at once, {:.1}s",
+        e.spec.max_trials,
+        e.spec.parallel,
+        e.wall_seconds_now()
+    );
+    let multi = e.spec.objectives.len() > 1;
+    let names: Vec<String> = e.spec.objectives.iter().map(|o| o.name.clone()).collect();
+    let front = if multi {
+        pareto_front(trials, &e.spec.objectives)
+    } else {
+        Vec::new()
+    };
+    if multi {
+        front_block(&mut out, &front, &names);
+    }
+    if let Some(b) = best.filter(|_| !multi) {
+        let _ = writeln!(
+            out,
+            "best       trial {}: {}={} {}",
+            b.number,
+            e.spec.objective,
+            crate::format::num(b.value.unwrap_or(f64::NAN)),
+            params_text(&b.params)
+        );
+        if let Some(dir) = &b.run_dir {
+            let _ = writeln!(out, "           {dir}");
+        }
+    }
+    let several = importance.len() > 1;
+    for (objective, result) in importance {
+        let of = if several {
+            format!(" of {objective}")
+        } else {
+            String::new()
+        };
+        importance_lines(&mut out, &of, result);
+    }
+    if let Some(note) = notes.get(&None) {
+        let _ = writeln!(out, "note       {}", note.replace('\n', "\n           "));
+    }
+    for (trial, note) in notes.iter().filter_map(|(k, v)| Some((k.as_ref()?, v))) {
+        let _ = writeln!(out, "note       trial {trial}: {}", note.replace('\n', " "));
+    }
+    let _ = writeln!(out);
+    for t in trials {
+        let mark = if multi {
+            if front.iter().any(|f| f.number == t.number) {
+                "◆"
+            } else {
+                " "
+            }
+        } else if Some(t.number) == best.map(|b| b.number) {
+            "*"
+        } else {
+            " "
+        };
+        let _ = writeln!(out, "{mark}{}", trial_line(t, &names));
+    }
+    out
+}
+
+/// The experiment's name and state, notebook, objectives, constraints and algorithm.
+fn settings_block(out: &mut String, e: &Experiment) {
     let _ = writeln!(
         out,
         "experiment {}  ({}{})",
@@ -96,8 +163,7 @@ pub fn experiment(
             .unwrap_or_default()
     );
     let _ = writeln!(out, "notebook   {}", e.spec.notebook);
-    let multi = e.spec.objectives.len() > 1;
-    if multi {
+    if e.spec.objectives.len() > 1 {
         let _ = writeln!(
             out,
             "objectives {}",
@@ -153,119 +219,68 @@ pub fn experiment(
             format!(" ({})", settings.join(", "))
         }
     );
+}
+
+/// The search space as a table (the stored JSON when it no longer parses).
+fn space_block(out: &mut String, e: &Experiment) {
     let rows = crate::query::space_rows(e);
     if rows.is_empty() {
         let _ = writeln!(out, "space      {}", e.spec.space);
-    } else {
-        let w = |f: &dyn Fn(&crate::query::SpaceRow) -> String, min: usize| {
-            rows.iter()
-                .map(|r| f(r).chars().count())
-                .max()
-                .unwrap_or(0)
-                .max(min)
-        };
-        let (wn, wt, wv, ws) = (
-            w(&|r| r.name.clone(), 9),
-            w(&|r| r.kind.clone(), 4),
-            w(&|r| r.values.clone(), 6),
-            w(&|r| r.step.clone().unwrap_or_else(|| "-".into()), 4),
-        );
-        let _ = writeln!(
-            out,
-            "space      {:<wn$}  {:<wt$}  {:<wv$}  {:<ws$}  distribution",
-            "parameter", "type", "values", "step"
-        );
-        for r in &rows {
-            let _ = writeln!(
-                out,
-                "           {:<wn$}  {:<wt$}  {:<wv$}  {:<ws$}  {}",
-                r.name,
-                r.kind,
-                r.values,
-                r.step.as_deref().unwrap_or("-"),
-                r.distribution
-            );
-        }
+        return;
     }
+    let w = |f: &dyn Fn(&crate::query::SpaceRow) -> String, min: usize| {
+        rows.iter()
+            .map(|r| f(r).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(min)
+    };
+    let (wn, wt, wv, ws) = (
+        w(&|r| r.name.clone(), 9),
+        w(&|r| r.kind.clone(), 4),
+        w(&|r| r.values.clone(), 6),
+        w(&|r| r.step.clone().unwrap_or_else(|| "-".into()), 4),
+    );
     let _ = writeln!(
         out,
-        "trials     {total} of {} ({ok} succeeded, {failed} failed), {} at once, {:.1}s",
-        e.spec.max_trials,
-        e.spec.parallel,
-        e.wall_seconds_now()
+        "space      {:<wn$}  {:<wt$}  {:<wv$}  {:<ws$}  distribution",
+        "parameter", "type", "values", "step"
     );
-    let names: Vec<String> = e.spec.objectives.iter().map(|o| o.name.clone()).collect();
-    let front = if multi {
-        pareto_front(trials, &e.spec.objectives)
-    } else {
-        Vec::new()
-    };
-    if multi {
+    for r in &rows {
         let _ = writeln!(
             out,
-            "front      {} trial{} (feasible, non-dominated; marked ◆ below)",
-            front.len(),
-            if front.len() == 1 { "" } else { "s" }
+            "           {:<wn$}  {:<wt$}  {:<wv$}  {:<ws$}  {}",
+            r.name,
+            r.kind,
+            r.values,
+            r.step.as_deref().unwrap_or("-"),
+            r.distribution
         );
-        for t in &front {
-            let values: Vec<String> = names
-                .iter()
-                .zip(&t.values)
-                .map(|(n, v)| format!("{n}={}", crate::format::num(*v)))
-                .collect();
-            let _ = writeln!(
-                out,
-                "           trial {}: {}  {}",
-                t.number,
-                values.join(" "),
-                params_text(&t.params)
-            );
-        }
     }
-    if let Some(b) = best.filter(|_| !multi) {
+}
+
+/// The Pareto front of a multi-objective experiment, one line per trial.
+fn front_block(out: &mut String, front: &[&TrialRow], names: &[String]) {
+    let _ = writeln!(
+        out,
+        "front      {} trial{} (feasible, non-dominated; marked ◆ below)",
+        front.len(),
+        if front.len() == 1 { "" } else { "s" }
+    );
+    for t in front {
+        let values: Vec<String> = names
+            .iter()
+            .zip(&t.values)
+            .map(|(n, v)| format!("{n}={}", crate::format::num(*v)))
+            .collect();
         let _ = writeln!(
             out,
-            "best       trial {}: {}={} {}",
-            b.number,
-            e.spec.objective,
-            crate::format::num(b.value.unwrap_or(f64::NAN)),
-            params_text(&b.params)
+            "           trial {}: {}  {}",
+            t.number,
+            values.join(" "),
+            params_text(&t.params)
         );
-        if let Some(dir) = &b.run_dir {
-            let _ = writeln!(out, "           {dir}");
-        }
     }
-    let several = importance.len() > 1;
-    for (objective, result) in importance {
-        let of = if several {
-            format!(" of {objective}")
-        } else {
-            String::new()
-        };
-        importance_lines(&mut out, &of, result);
-    }
-    if let Some(note) = notes.get(&None) {
-        let _ = writeln!(out, "note       {}", note.replace('\n', "\n           "));
-    }
-    for (trial, note) in notes.iter().filter_map(|(k, v)| Some((k.as_ref()?, v))) {
-        let _ = writeln!(out, "note       trial {trial}: {}", note.replace('\n', " "));
-    }
-    let _ = writeln!(out);
-    for t in trials {
-        let mark = if multi {
-            if front.iter().any(|f| f.number == t.number) {
-                "◆"
-            } else {
-                " "
-            }
-        } else if Some(t.number) == best.map(|b| b.number) {
-            "*"
-        } else {
-            " "
-        };
-        let _ = writeln!(out, "{mark}{}", trial_line(t, &names));
-    }
-    out
 }
 
 fn hit_rate(trials: &[TrialRow]) -> String {
