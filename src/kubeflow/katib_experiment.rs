@@ -109,7 +109,7 @@ pub fn plan(
             search.objectives = saved
                 .iter()
                 .map(|(name, d)| match d {
-                    Some(d) => format!("{name}:{}", crate::store::direction_text(*d)),
+                    Some(d) => format!("{name}:{}", d.as_str()),
                     None => name.clone(),
                 })
                 .collect();

@@ -26,7 +26,7 @@ pub fn header(s: &Started) -> Vec<String> {
     } else {
         format!(
             "{} `{}` (direction from {})",
-            crate::store::direction_text(search.direction),
+            search.direction.as_str(),
             search.objective,
             search.direction_source,
         )

@@ -173,7 +173,7 @@ fn settings_block(out: &mut String, e: &Experiment) {
         let _ = writeln!(
             out,
             "objective  {} {}{}",
-            crate::store::direction_text(e.spec.direction),
+            e.spec.direction.as_str(),
             e.spec.objective,
             e.spec
                 .goal
@@ -340,13 +340,7 @@ pub fn comparison(columns: &[(Experiment, Vec<TrialRow>)], objective: Option<&st
         ("algorithm", each(&|i| columns[i].0.spec.algorithm.clone())),
         (
             "objective",
-            each(&|i| {
-                format!(
-                    "{} {}",
-                    crate::store::direction_text(targets[i].direction),
-                    targets[i].name
-                )
-            }),
+            each(&|i| format!("{} {}", targets[i].direction.as_str(), targets[i].name)),
         ),
     ];
     if any_multi {

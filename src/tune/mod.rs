@@ -38,7 +38,6 @@ use crate::pipeline::Pipeline;
 use crate::query::{best_trial, pareto_front};
 use crate::store::{
     Experiment, ExperimentStatus, NewExperiment, Objective, Store, TrialRow, TrialStatus,
-    direction_text,
 };
 use record::TrialLog;
 use scheduler::{Event, Running};
@@ -786,7 +785,7 @@ fn live_state(
         direction: if multi {
             "Pareto front of".into()
         } else {
-            direction_text(search.direction).into()
+            search.direction.as_str().into()
         },
         max_trials: search.max_trials,
         succeeded: count(TrialStatus::Succeeded),
@@ -825,7 +824,7 @@ fn live_state(
 pub fn objectives_text(objectives: &[Objective]) -> String {
     objectives
         .iter()
-        .map(|o| format!("{} ({})", o.name, direction_text(o.direction)))
+        .map(|o| format!("{} ({})", o.name, o.direction.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
 }
