@@ -167,7 +167,7 @@ pub async fn run(
 ) -> std::io::Result<RunOutcome> {
     let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
     let run_dir = crate::layout::child(&opts.runs_dir, &run_id)?;
-    std::fs::create_dir_all(run_dir.join("steps"))
+    std::fs::create_dir_all(crate::layout::run_steps(&run_dir))
         .map_err(|e| crate::error::at_path(&run_dir, e))?;
     let run_dir = run_dir.canonicalize()?;
     trace::event("run.start", || run_id.clone());
@@ -502,9 +502,7 @@ fn resolve_inputs(
             var.clone(),
             manifest::InputRef {
                 from: provider.clone(),
-                file: step_dir(run_dir, provider)
-                    .join("outputs")
-                    .join(&saved.file),
+                file: crate::layout::step_outputs(run_dir, provider).join(&saved.file),
                 hash: saved.hash.clone(),
             },
         );
@@ -512,9 +510,7 @@ fn resolve_inputs(
     Ok(out)
 }
 
-pub fn step_dir(run_dir: &Path, step: &str) -> PathBuf {
-    run_dir.join("steps").join(step)
-}
+pub use crate::layout::step_dir;
 
 /// Step-name → record lookup for callers that want the outcome by name.
 pub fn records_by_name(m: &Manifest) -> HashMap<&str, &StepRecord> {
