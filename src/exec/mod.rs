@@ -39,6 +39,9 @@ pub use python::Interpreter;
 use step::StepTask;
 pub use step::{SNAPSHOT_FILE, read_snapshot};
 
+#[cfg(test)]
+mod dag_tests;
+
 /// What a caller sees while a run progresses. Called from several tasks at once.
 pub trait Reporter: Send + Sync {
     fn step_started(&self, _step: &str) {}
@@ -184,8 +187,205 @@ pub async fn run(
         untracked_dirs.push(c.root().to_path_buf());
     }
 
-    let mut manifest = Manifest {
-        run_id: run_id.clone(),
+    let mut manifest = new_manifest(pipeline, opts, &run_id);
+
+    let jobs = opts.jobs.max(1);
+    let mut running: JoinSet<Finished> = JoinSet::new();
+    let mut stopping = false;
+    let mut interrupted = *cancel.borrow();
+    let mut failure: Option<(String, StepError)> = None;
+    // A change to the manifest waits for the next write (see MANIFEST_INTERVAL); the
+    // first is due one interval after the start (a trial often ends before).
+    let mut unwritten = true;
+    let mut written_at = tokio::time::Instant::now();
+    // In a tune, a trial's step may run in the process of a step it reads from,
+    // which then hands its outputs on in memory: one process start, save-and-load
+    // and teardown less per link of the trial's chain. Processes no step took in
+    // the turn after theirs ended are let go.
+    let hand_on =
+        opts.experiment.is_some() && std::env::var_os("KALE_STEP_REUSE").is_none_or(|v| v != "0");
+    let mut idle: HashMap<String, fork_server::IdleChild> = HashMap::new();
+    let launch = Launch {
+        pipeline,
+        opts,
+        run_dir: &run_dir,
+        runtime_dir: &runtime_dir,
+        workdir: &workdir,
+        untracked_dirs: &untracked_dirs,
+        hand_on,
+        reporter: &reporter,
+    };
+
+    loop {
+        if !stopping && !interrupted {
+            let free = jobs.saturating_sub(running.len());
+            for step in ready_steps(pipeline, &manifest).into_iter().take(free) {
+                let inputs = match resolve_inputs(step, &manifest, &run_dir) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        if unwritten {
+                            let _ = manifest.write(&run_dir);
+                        }
+                        return Err(e);
+                    }
+                };
+                unwritten = true;
+                let task = launch.task(step, inputs, &mut manifest, &mut idle, &cancel);
+                running.spawn(task.run());
+            }
+        }
+        idle.clear();
+        if running.is_empty() {
+            break;
+        }
+        // At most one write per interval while the run goes on: a trial's steps reused
+        // from the cache finish within a millisecond or two of each other, and each
+        // write is a new file and a rename. The last state is always written.
+        let write_due = written_at + MANIFEST_INTERVAL;
+        if unwritten && tokio::time::Instant::now() >= write_due {
+            manifest.write(&run_dir)?;
+            unwritten = false;
+            written_at = tokio::time::Instant::now();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(write_due), if unwritten => {
+                manifest.write(&run_dir)?;
+                unwritten = false;
+                written_at = tokio::time::Instant::now();
+            }
+            joined = running.join_next() => {
+                let Some(joined) = joined else { continue };
+                let finished = joined.map_err(std::io::Error::other)?;
+                trace::event("step.joined", || finished.step.clone());
+                reporter.step_finished(
+                    &finished.step,
+                    finished.record.status,
+                    finished.record.seconds.unwrap_or(0.0),
+                );
+                if let Some(child) = finished.idle {
+                    idle.insert(finished.step.clone(), child);
+                }
+                match record_finished(&mut manifest, finished.step, finished.record) {
+                    Ended::Failed(step, err) if failure.is_none() => {
+                        failure = Some((step, err));
+                        stopping = true;
+                    }
+                    Ended::Interrupted => interrupted = true,
+                    _ => {}
+                }
+                unwritten = true;
+            }
+            changed = cancel.changed(), if !interrupted => {
+                if changed.is_err() || *cancel.borrow() {
+                    interrupted = true;
+                }
+            }
+        }
+    }
+
+    close(&mut manifest, interrupted, failure.is_some());
+    manifest.write(&run_dir)?;
+    trace::event("run.end", || run_id.clone());
+    Ok(RunOutcome {
+        manifest,
+        run_dir,
+        failure,
+    })
+}
+
+/// How often, at most, the manifest of a running run is rewritten.
+/// What every step of a run starts from: the pipeline and options, the run's
+/// folders, whether a step's process may go on to the next step (in a tune), and
+/// where the steps report.
+struct Launch<'a> {
+    pipeline: &'a Pipeline,
+    opts: &'a RunOptions,
+    run_dir: &'a Path,
+    runtime_dir: &'a Path,
+    workdir: &'a Path,
+    untracked_dirs: &'a [PathBuf],
+    hand_on: bool,
+    reporter: &'a Arc<dyn Reporter>,
+}
+
+impl Launch<'_> {
+    /// Marks `step` running in the manifest (with its inputs and cache key), tells
+    /// the reporter, and returns the task that runs it (in the idle process of a step
+    /// it reads from, when there is one).
+    fn task(
+        &self,
+        step: &Step,
+        inputs: BTreeMap<String, manifest::InputRef>,
+        manifest: &mut Manifest,
+        idle: &mut HashMap<String, fork_server::IdleChild>,
+        cancel: &watch::Receiver<bool>,
+    ) -> StepTask {
+        let program = codegen::step_program(self.pipeline, step, &self.opts.values);
+        // In a tune, what a step reads from a step reused from the cache is
+        // the same in every trial: the fork server may hold it for all of them.
+        let warm = if self.opts.experiment.is_some() {
+            inputs
+                .values()
+                .filter(|i| {
+                    manifest
+                        .step(&i.from)
+                        .is_some_and(|r| r.status == StepStatus::Cached)
+                })
+                .map(|i| (i.hash.clone(), i.file.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let key =
+            (self.opts.cache.is_some() && self.opts.reuse && step.config.cache != Some(false))
+                .then(|| cache::Cache::key(&program.source, &manifest.runtime_version, &inputs));
+        let record = manifest.step_mut(&step.name);
+        record.key = key.clone();
+        record.status = StepStatus::Running;
+        record.started_at = Some(manifest::now());
+        record.inputs = inputs.clone();
+        self.reporter.step_started(&step.name);
+        trace::event("step.launch", || step.name.clone());
+        let continue_in = step
+            .inputs
+            .values()
+            .chain(step.depends_on.iter())
+            .find_map(|provider| idle.remove(provider));
+        StepTask {
+            step: step.clone(),
+            program,
+            inputs,
+            warm,
+            run_dir: self.run_dir.to_path_buf(),
+            runtime_dir: self.runtime_dir.to_path_buf(),
+            workdir: self.workdir.to_path_buf(),
+            interpreter: self.opts.interpreter.clone(),
+            fork_server: self.opts.fork_server.clone(),
+            fork_server_log: fork_server::log_path(&self.opts.runs_dir),
+            sources: self.pipeline.sources.clone(),
+            reporter: self.reporter.clone(),
+            cancel: cancel.clone(),
+            record: manifest.step(&step.name).cloned().unwrap(),
+            cache: self.opts.cache.clone(),
+            key,
+            python: self.opts.interpreter.identity(),
+            untracked_dirs: self.untracked_dirs.to_vec(),
+            pool: self.opts.resources.clone(),
+            hand_on: self.hand_on
+                && self.pipeline.steps.iter().any(|s| {
+                    s.depends_on.contains(&step.name) || s.inputs.values().any(|p| p == &step.name)
+                }),
+            continue_in,
+            idle: None,
+        }
+    }
+}
+
+/// The manifest of a run about to start: every step pending, with the values of
+/// the parameters it reads.
+fn new_manifest(pipeline: &Pipeline, opts: &RunOptions, run_id: &str) -> Manifest {
+    Manifest {
+        run_id: run_id.to_string(),
         notebook: pipeline.notebook.clone(),
         notebook_hash: String::new(),
         pipeline: pipeline.name.clone(),
@@ -227,172 +427,64 @@ pub async fn run(
                 cache_check_seconds: None,
             })
             .collect(),
-    };
+    }
+}
 
-    let jobs = opts.jobs.max(1);
-    let mut running: JoinSet<Finished> = JoinSet::new();
-    let mut stopping = false;
-    let mut interrupted = *cancel.borrow();
-    let mut failure: Option<(String, StepError)> = None;
-    // A change to the manifest waits for the next write (see MANIFEST_INTERVAL); the
-    // first is due one interval after the start (a trial often ends before).
-    let mut unwritten = true;
-    let mut written_at = tokio::time::Instant::now();
-    // In a tune, a trial's step may run in the process of a step it reads from,
-    // which then hands its outputs on in memory: one process start, save-and-load
-    // and teardown less per link of the trial's chain. Processes no step took in
-    // the turn after theirs ended are let go.
-    let hand_on =
-        opts.experiment.is_some() && std::env::var_os("KALE_STEP_REUSE").is_none_or(|v| v != "0");
-    let mut idle: HashMap<String, fork_server::IdleChild> = HashMap::new();
-
-    loop {
-        if !stopping && !interrupted {
-            for step in &pipeline.steps {
-                if running.len() >= jobs {
-                    break;
-                }
-                if manifest.step(&step.name).map(|r| r.status) != Some(StepStatus::Pending) {
-                    continue;
-                }
-                let ready = step
+/// The steps that may start now, in the pipeline's order: pending, and every step
+/// they depend on or read from has succeeded (or was reused from the cache).
+fn ready_steps<'p>(pipeline: &'p Pipeline, manifest: &Manifest) -> Vec<&'p Step> {
+    pipeline
+        .steps
+        .iter()
+        .filter(|step| {
+            manifest.step(&step.name).map(|r| r.status) == Some(StepStatus::Pending)
+                && step
                     .depends_on
                     .iter()
                     .chain(step.inputs.values())
-                    .all(|p| manifest.step(p).is_some_and(|r| r.status.is_success()));
-                if !ready {
-                    continue;
-                }
-                let inputs = match resolve_inputs(step, &manifest, &run_dir) {
-                    Ok(i) => i,
-                    Err(e) => {
-                        if unwritten {
-                            let _ = manifest.write(&run_dir);
-                        }
-                        return Err(e);
-                    }
-                };
-                let program = codegen::step_program(pipeline, step, &opts.values);
-                // In a tune, what a step reads from a step reused from the cache is
-                // the same in every trial: the fork server may hold it for all of them.
-                let warm = if opts.experiment.is_some() {
-                    inputs
-                        .values()
-                        .filter(|i| {
-                            manifest
-                                .step(&i.from)
-                                .is_some_and(|r| r.status == StepStatus::Cached)
-                        })
-                        .map(|i| (i.hash.clone(), i.file.clone()))
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let key = (opts.cache.is_some() && opts.reuse && step.config.cache != Some(false))
-                    .then(|| {
-                        cache::Cache::key(&program.source, &manifest.runtime_version, &inputs)
-                    });
-                let record = manifest.step_mut(&step.name);
-                record.key = key.clone();
-                record.status = StepStatus::Running;
-                record.started_at = Some(manifest::now());
-                record.inputs = inputs.clone();
-                unwritten = true;
-                reporter.step_started(&step.name);
-                trace::event("step.launch", || step.name.clone());
-                let continue_in = step
-                    .inputs
-                    .values()
-                    .chain(step.depends_on.iter())
-                    .find_map(|provider| idle.remove(provider));
-                let task = StepTask {
-                    step: step.clone(),
-                    program,
-                    inputs,
-                    warm,
-                    run_dir: run_dir.clone(),
-                    runtime_dir: runtime_dir.clone(),
-                    workdir: workdir.clone(),
-                    interpreter: opts.interpreter.clone(),
-                    fork_server: opts.fork_server.clone(),
-                    fork_server_log: fork_server::log_path(&opts.runs_dir),
-                    sources: pipeline.sources.clone(),
-                    reporter: reporter.clone(),
-                    cancel: cancel.clone(),
-                    record: manifest.step(&step.name).cloned().unwrap(),
-                    cache: opts.cache.clone(),
-                    key,
-                    python: opts.interpreter.identity(),
-                    untracked_dirs: untracked_dirs.clone(),
-                    pool: opts.resources.clone(),
-                    hand_on: hand_on
-                        && pipeline.steps.iter().any(|s| {
-                            s.depends_on.contains(&step.name)
-                                || s.inputs.values().any(|p| p == &step.name)
-                        }),
-                    continue_in,
-                    idle: None,
-                };
-                running.spawn(task.run());
-            }
-        }
-        idle.clear();
-        if running.is_empty() {
-            break;
-        }
-        // At most one write per interval while the run goes on: a trial's steps reused
-        // from the cache finish within a millisecond or two of each other, and each
-        // write is a new file and a rename. The last state is always written.
-        let write_due = written_at + MANIFEST_INTERVAL;
-        if unwritten && tokio::time::Instant::now() >= write_due {
-            manifest.write(&run_dir)?;
-            unwritten = false;
-            written_at = tokio::time::Instant::now();
-        }
-        tokio::select! {
-            _ = tokio::time::sleep_until(write_due), if unwritten => {
-                manifest.write(&run_dir)?;
-                unwritten = false;
-                written_at = tokio::time::Instant::now();
-            }
-            joined = running.join_next() => {
-                let Some(joined) = joined else { continue };
-                let finished = joined.map_err(std::io::Error::other)?;
-                trace::event("step.joined", || finished.step.clone());
-                let status = finished.record.status;
-                reporter.step_finished(&finished.step, status, finished.record.seconds.unwrap_or(0.0));
-                if status == StepStatus::Failed && failure.is_none() {
-                    let err = finished.record.error.clone().unwrap_or(StepError {
-                        kind: "Error".into(),
-                        message: "the step failed".into(),
-                        cell: None,
-                        line: None,
-                        code: None,
-                        variable: None,
-                    });
-                    failure = Some((finished.step.clone(), err));
-                    stopping = true;
-                }
-                if status == StepStatus::Interrupted {
-                    interrupted = true;
-                }
-                for (k, v) in &finished.record.metrics {
-                    manifest.metrics.insert(k.clone(), v.clone());
-                }
-                if let Some(child) = finished.idle {
-                    idle.insert(finished.step.clone(), child);
-                }
-                *manifest.step_mut(&finished.step) = finished.record;
-                unwritten = true;
-            }
-            changed = cancel.changed(), if !interrupted => {
-                if changed.is_err() || *cancel.borrow() {
-                    interrupted = true;
-                }
-            }
-        }
-    }
+                    .all(|p| manifest.step(p).is_some_and(|r| r.status.is_success()))
+        })
+        .collect()
+}
 
+/// How a step that finished ended, for the run.
+#[derive(Debug, PartialEq)]
+enum Ended {
+    /// It failed, with its error (a generic one when it recorded none).
+    Failed(String, StepError),
+    Interrupted,
+    Other,
+}
+
+/// Records a finished step in the manifest (its record; its metrics become the
+/// run's) and says how it ended.
+fn record_finished(manifest: &mut Manifest, step: String, record: StepRecord) -> Ended {
+    let ended = match record.status {
+        StepStatus::Failed => Ended::Failed(
+            step.clone(),
+            record.error.clone().unwrap_or(StepError {
+                kind: "Error".into(),
+                message: "the step failed".into(),
+                cell: None,
+                line: None,
+                code: None,
+                variable: None,
+            }),
+        ),
+        StepStatus::Interrupted => Ended::Interrupted,
+        _ => Ended::Other,
+    };
+    for (k, v) in &record.metrics {
+        manifest.metrics.insert(k.clone(), v.clone());
+    }
+    *manifest.step_mut(&step) = record;
+    ended
+}
+
+/// Ends the run's record once no step is running: steps that never started did
+/// not run; the run was interrupted, failed (a step failed or did not run) or
+/// succeeded.
+fn close(manifest: &mut Manifest, interrupted: bool, failed: bool) {
     for record in &mut manifest.steps {
         if record.status == StepStatus::Pending {
             record.status = StepStatus::NotRun;
@@ -400,22 +492,14 @@ pub async fn run(
     }
     manifest.status = if interrupted {
         RunStatus::Interrupted
-    } else if failure.is_some() || manifest.steps.iter().any(|s| !s.status.is_success()) {
+    } else if failed || manifest.steps.iter().any(|s| !s.status.is_success()) {
         RunStatus::Failed
     } else {
         RunStatus::Succeeded
     };
     manifest.finished_at = Some(manifest::now());
-    manifest.write(&run_dir)?;
-    trace::event("run.end", || run_id.clone());
-    Ok(RunOutcome {
-        manifest,
-        run_dir,
-        failure,
-    })
 }
 
-/// How often, at most, the manifest of a running run is rewritten.
 const MANIFEST_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Writes the embedded runtime once per kale version under `.kale/runtime/<version>/`
