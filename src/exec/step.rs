@@ -62,69 +62,25 @@ impl StepTask {
             (Some(c), Some(k)) => Some(c.lock(k).await),
             _ => None,
         };
-        if let (Some(c), Some(k)) = (&cache, &key) {
-            let check = cache::HitCheck {
-                python: &self.python,
-                base: &self.workdir,
-                trust_untracked: self.step.config.cache == Some(true),
+        if let (Some(c), Some(k)) = (&cache, &key)
+            && self.reuse_cached(c, k, &dir, started)
+        {
+            return Finished {
+                step: self.step.name.clone(),
+                record: self.record,
+                idle: None,
             };
-            let checking = std::time::Instant::now();
-            let lookup = c.lookup(k, &check);
-            trace::event("step.lookup", || {
-                let what = match &lookup {
-                    cache::Lookup::Hit(_) => "hit",
-                    cache::Lookup::Miss => "miss",
-                    cache::Lookup::Stale(_) => "stale",
-                    cache::Lookup::Corrupt(_) => "corrupt",
-                };
-                format!("{} {what}", self.step.name)
-            });
-            self.record.cache_check_seconds = Some(checking.elapsed().as_secs_f64());
-            match lookup {
-                cache::Lookup::Hit(entry) => {
-                    let mut record = self.record;
-                    let materialized = std::fs::create_dir_all(&dir)
-                        .and_then(|_| std::fs::write(dir.join("program.py"), &self.program.source))
-                        .and_then(|_| c.materialize(&entry, &dir))
-                        .and_then(|_| write_snapshot(&dir, k, &entry.provenance));
-                    if materialized.is_ok() {
-                        trace::event("step.materialized", || self.step.name.clone());
-                        record.status = StepStatus::Cached;
-                        record.outputs = entry.outputs;
-                        record.metrics = entry.metrics;
-                        record.seconds = Some(started.elapsed().as_secs_f64());
-                        record.finished_at = Some(manifest::now());
-                        return Finished {
-                            step: self.step.name.clone(),
-                            record,
-                            idle: None,
-                        };
-                    }
-                    self.record = record;
-                }
-                cache::Lookup::Stale(why) => {
-                    self.reporter.step_cache_note(&self.step.name, &why);
-                    self.record.cache_note = Some(why);
-                }
-                cache::Lookup::Corrupt(why) => {
-                    let why = format!("{why}; running the step again");
-                    self.reporter.step_cache_note(&self.step.name, &why);
-                    self.record.cache_note = Some(why);
-                }
-                cache::Lookup::Miss => {}
-            }
         }
         let result = self.execute(&dir).await;
         trace::event("step.exited", || self.step.name.clone());
-        let mut record = self.record;
-        record.seconds = Some(started.elapsed().as_secs_f64());
-        record.finished_at = Some(manifest::now());
+        self.record.seconds = Some(started.elapsed().as_secs_f64());
+        self.record.finished_at = Some(manifest::now());
         match result {
             Ok(Exit::Interrupted) => {
-                record.status = StepStatus::Interrupted;
+                self.record.status = StepStatus::Interrupted;
             }
             Ok(Exit::Code(code)) => {
-                record.exit_code = code;
+                self.record.exit_code = code;
                 let status = read_json(&dir.join("status.json"));
                 let succeeded = code == Some(0)
                     && status
@@ -133,76 +89,15 @@ impl StepTask {
                         .and_then(Value::as_str)
                         == Some("succeeded");
                 if succeeded {
-                    record.outputs = read_json(&dir.join("outputs.json"))
-                        .and_then(|v| serde_json::from_value(v).ok())
-                        .unwrap_or_default();
-                    record.metrics = read_json(&dir.join("metrics.json"))
-                        .and_then(|v| v.as_object().cloned())
-                        .map(|m| m.into_iter().collect())
-                        .unwrap_or_default();
-                    record.status = StepStatus::Succeeded;
-                    trace::event("step.results_read", || self.step.name.clone());
-                    if let Some(c) = &cache {
-                        let seconds = started.elapsed().as_secs_f64();
-                        let snapshot = key.as_ref().map(|k| {
-                            let recorded =
-                                provenance::Provenance::record(&dir, &self.workdir, &mut |path| {
-                                    c.keep_copy(path)
-                                });
-                            if let Ok(p) = &recorded {
-                                let _ = write_snapshot(&dir, k, p);
-                            }
-                            trace::event("step.snapshot_recorded", || self.step.name.clone());
-                            recorded
-                        });
-                        let stored = match (&key, snapshot) {
-                            (Some(k), Some(Ok(provenance))) => c.store(
-                                k,
-                                &dir,
-                                cache::StepResult {
-                                    step: &self.step.name,
-                                    outputs: &record.outputs,
-                                    metrics: &record.metrics,
-                                    seconds,
-                                    provenance,
-                                },
-                            ),
-                            (_, Some(Err(why))) => {
-                                let why = format!("not cached: {why}");
-                                self.reporter.step_cache_note(&self.step.name, &why);
-                                record.cache_note = Some(why);
-                                c.store_objects(&self.step.name, &dir, &record.outputs)
-                            }
-                            _ => c.store_objects(&self.step.name, &dir, &record.outputs),
-                        };
-                        trace::event("step.stored", || self.step.name.clone());
-                        if let Err(e) = stored {
-                            self.reporter.step_output(
-                                &self.step.name,
-                                &format!("kale: could not cache the step's outputs: {e}"),
-                                true,
-                            );
-                        }
-                    }
+                    self.record_success(&dir, cache.as_deref(), key.as_deref(), started);
                 } else {
-                    record.status = StepStatus::Failed;
-                    let mut error = step_error(&dir, &self.program.line_map, &self.sources, code);
-                    if let Ok(r) = resources::StepResources::of(&self.step.config)
-                        && let Some(limit) = r.memory_text
-                        && (error.kind.ends_with("MemoryError") || code.is_none())
-                    {
-                        error.message = format!(
-                            "step `{}` exceeded its memory limit ({limit}): {}",
-                            self.step.name, error.message
-                        );
-                        error.kind = "MemoryLimitExceeded".into();
-                    }
-                    record.error = Some(error);
+                    self.record.status = StepStatus::Failed;
+                    self.record.error = Some(self.failure(&dir, code));
                 }
             }
             Err(e) => {
-                record.status = StepStatus::Failed;
-                record.error = Some(StepError {
+                self.record.status = StepStatus::Failed;
+                self.record.error = Some(StepError {
                     kind: "KaleError".into(),
                     message: format!("could not run the step: {e}"),
                     cell: None,
@@ -215,12 +110,149 @@ impl StepTask {
         let idle = self
             .idle
             .take()
-            .filter(|_| record.status == StepStatus::Succeeded);
+            .filter(|_| self.record.status == StepStatus::Succeeded);
         Finished {
             step: self.step.name.clone(),
-            record,
+            record: self.record,
             idle,
         }
+    }
+
+    /// The cache's result for this step, when it has a usable one: its outputs put
+    /// where the step would have written them, and the record says `cached`. A stale
+    /// or corrupt entry is a note, and the step runs.
+    fn reuse_cached(
+        &mut self,
+        c: &cache::Cache,
+        k: &str,
+        dir: &Path,
+        started: std::time::Instant,
+    ) -> bool {
+        let check = cache::HitCheck {
+            python: &self.python,
+            base: &self.workdir,
+            trust_untracked: self.step.config.cache == Some(true),
+        };
+        let checking = std::time::Instant::now();
+        let lookup = c.lookup(k, &check);
+        trace::event("step.lookup", || {
+            let what = match &lookup {
+                cache::Lookup::Hit(_) => "hit",
+                cache::Lookup::Miss => "miss",
+                cache::Lookup::Stale(_) => "stale",
+                cache::Lookup::Corrupt(_) => "corrupt",
+            };
+            format!("{} {what}", self.step.name)
+        });
+        self.record.cache_check_seconds = Some(checking.elapsed().as_secs_f64());
+        match lookup {
+            cache::Lookup::Hit(entry) => {
+                let materialized = std::fs::create_dir_all(dir)
+                    .and_then(|_| std::fs::write(dir.join("program.py"), &self.program.source))
+                    .and_then(|_| c.materialize(&entry, dir))
+                    .and_then(|_| write_snapshot(dir, k, &entry.provenance));
+                if materialized.is_ok() {
+                    trace::event("step.materialized", || self.step.name.clone());
+                    let record = &mut self.record;
+                    record.status = StepStatus::Cached;
+                    record.outputs = entry.outputs;
+                    record.metrics = entry.metrics;
+                    record.seconds = Some(started.elapsed().as_secs_f64());
+                    record.finished_at = Some(manifest::now());
+                    return true;
+                }
+            }
+            cache::Lookup::Stale(why) => {
+                self.reporter.step_cache_note(&self.step.name, &why);
+                self.record.cache_note = Some(why);
+            }
+            cache::Lookup::Corrupt(why) => {
+                let why = format!("{why}; running the step again");
+                self.reporter.step_cache_note(&self.step.name, &why);
+                self.record.cache_note = Some(why);
+            }
+            cache::Lookup::Miss => {}
+        }
+        false
+    }
+
+    /// A step that succeeded: its outputs and metrics into the record, and (with a
+    /// cache) its result stored under its key with the snapshot it ran with, or at
+    /// least its objects.
+    fn record_success(
+        &mut self,
+        dir: &Path,
+        cache: Option<&cache::Cache>,
+        key: Option<&str>,
+        started: std::time::Instant,
+    ) {
+        self.record.outputs = read_json(&dir.join("outputs.json"))
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        self.record.metrics = read_json(&dir.join("metrics.json"))
+            .and_then(|v| v.as_object().cloned())
+            .map(|m| m.into_iter().collect())
+            .unwrap_or_default();
+        self.record.status = StepStatus::Succeeded;
+        trace::event("step.results_read", || self.step.name.clone());
+        let Some(c) = cache else {
+            return;
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let snapshot = key.map(|k| {
+            let recorded =
+                provenance::Provenance::record(dir, &self.workdir, &mut |path| c.keep_copy(path));
+            if let Ok(p) = &recorded {
+                let _ = write_snapshot(dir, k, p);
+            }
+            trace::event("step.snapshot_recorded", || self.step.name.clone());
+            recorded
+        });
+        let stored = match (key, snapshot) {
+            (Some(k), Some(Ok(provenance))) => c.store(
+                k,
+                dir,
+                cache::StepResult {
+                    step: &self.step.name,
+                    outputs: &self.record.outputs,
+                    metrics: &self.record.metrics,
+                    seconds,
+                    provenance,
+                },
+            ),
+            (_, Some(Err(why))) => {
+                let why = format!("not cached: {why}");
+                self.reporter.step_cache_note(&self.step.name, &why);
+                self.record.cache_note = Some(why);
+                c.store_objects(&self.step.name, dir, &self.record.outputs)
+            }
+            _ => c.store_objects(&self.step.name, dir, &self.record.outputs),
+        };
+        trace::event("step.stored", || self.step.name.clone());
+        if let Err(e) = stored {
+            self.reporter.step_output(
+                &self.step.name,
+                &format!("kale: could not cache the step's outputs: {e}"),
+                true,
+            );
+        }
+    }
+
+    /// What a failed step's error was, mapped to the notebook; a step over its memory
+    /// limit says so.
+    fn failure(&self, dir: &Path, code: Option<i32>) -> StepError {
+        let mut error = step_error(dir, &self.program.line_map, &self.sources, code);
+        if let Ok(r) = resources::StepResources::of(&self.step.config)
+            && let Some(limit) = r.memory_text
+            && (error.kind.ends_with("MemoryError") || code.is_none())
+        {
+            error.message = format!(
+                "step `{}` exceeded its memory limit ({limit}): {}",
+                self.step.name, error.message
+            );
+            error.kind = "MemoryLimitExceeded".into();
+        }
+        error
     }
 
     async fn execute(&mut self, dir: &Path) -> std::io::Result<Exit> {
