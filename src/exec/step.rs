@@ -256,6 +256,58 @@ impl StepTask {
     }
 
     async fn execute(&mut self, dir: &Path) -> std::io::Result<Exit> {
+        let (program_path, fresh) = self.write_step_files(dir)?;
+        let asked = resources::StepResources::of(&self.step.config).unwrap_or_default();
+        let asked = match &self.pool {
+            Some(pool) => pool.effective(asked),
+            None => asked,
+        };
+        // Held until the step ends: its GPUs and CPU share are its own meanwhile.
+        let Some(lease) = self.share(&asked).await else {
+            return Ok(Exit::Interrupted);
+        };
+        let mut env: Vec<(String, String)> =
+            vec![("KALE_STEP_DIR".into(), dir.display().to_string())];
+        if let Some(lease) = &lease {
+            env.extend(lease.environment(asked.gpus > 0));
+            if asked.gpus > 0 {
+                self.reporter.step_gpus(&self.step.name, &lease.gpu_ids());
+            }
+        }
+        for stale in (!fresh)
+            .then_some([
+                "status.json",
+                "error.json",
+                "outputs.json",
+                "metrics.json",
+                "reads.json",
+                SNAPSHOT_FILE,
+            ])
+            .into_iter()
+            .flatten()
+        {
+            let _ = std::fs::remove_file(dir.join(stale));
+        }
+
+        trace::event("step.prepared", || self.step.name.clone());
+        let fork_server = self
+            .fork_server
+            .clone()
+            .filter(|_| !asked.needs_own_process());
+        if let Some(slot) = fork_server
+            && let Some(exit) = self
+                .run_forked(&slot, &env, lease.as_ref(), &asked, &program_path, dir)
+                .await
+        {
+            return exit;
+        }
+        self.run_spawned(&env, &asked, &program_path, dir).await
+    }
+
+    /// The step's folder with its program, line map and `context.json` (what the
+    /// runtime reads: the inputs' files and hashes, what it need not snapshot);
+    /// returns the program's path and whether the folder is new.
+    fn write_step_files(&self, dir: &Path) -> std::io::Result<(PathBuf, bool)> {
         // A new directory holds nothing left from an earlier attempt.
         let fresh = match std::fs::create_dir(dir) {
             Ok(()) => true,
@@ -293,117 +345,118 @@ impl StepTask {
                 "track": self.key.is_some(),
             }),
         )?;
-        let asked = resources::StepResources::of(&self.step.config).unwrap_or_default();
-        let asked = match &self.pool {
-            Some(pool) => pool.effective(asked),
-            None => asked,
-        };
-        // Held until the step ends: its GPUs and CPU share are its own meanwhile.
-        let lease = match &self.pool {
+        Ok((program_path, fresh))
+    }
+
+    /// The step's share of the machine (`None` without a pool), once it is free;
+    /// `None` when the run is stopped while the step waits for it.
+    async fn share(
+        &mut self,
+        asked: &resources::StepResources,
+    ) -> Option<Option<resources::Lease>> {
+        match &self.pool {
             Some(pool) => {
-                let acquire = pool.acquire(&asked);
+                let acquire = pool.acquire(asked);
                 tokio::pin!(acquire);
                 loop {
                     tokio::select! {
-                        lease = &mut acquire => break Some(lease),
+                        lease = &mut acquire => break Some(Some(lease)),
                         changed = self.cancel.changed() => {
                             if changed.is_err() || *self.cancel.borrow() {
-                                return Ok(Exit::Interrupted);
+                                return None;
                             }
                         }
                     }
                 }
             }
-            None => None,
-        };
-        let mut env: Vec<(String, String)> =
-            vec![("KALE_STEP_DIR".into(), dir.display().to_string())];
-        if let Some(lease) = &lease {
-            env.extend(lease.environment(asked.gpus > 0));
-            if asked.gpus > 0 {
-                self.reporter.step_gpus(&self.step.name, &lease.gpu_ids());
-            }
+            None => Some(None),
         }
-        for stale in (!fresh)
-            .then_some([
-                "status.json",
-                "error.json",
-                "outputs.json",
-                "metrics.json",
-                "reads.json",
-                SNAPSHOT_FILE,
-            ])
-            .into_iter()
-            .flatten()
-        {
-            let _ = std::fs::remove_file(dir.join(stale));
-        }
+    }
 
-        trace::event("step.prepared", || self.step.name.clone());
-        let fork_server = self
-            .fork_server
-            .as_ref()
-            .filter(|_| !asked.needs_own_process());
-        if let Some(slot) = fork_server {
-            let (server_env, forked_env) = match (&self.pool, &lease) {
-                (Some(pool), Some(lease)) => {
-                    let default = pool.default_threads();
-                    let mut env = env.clone();
-                    if lease.threads() != default {
-                        // The server's thread pools were sized for the default share;
-                        // the runtime resizes them in this step (threadpoolctl).
-                        env.push(("KALE_CPU_THREADS".into(), lease.threads().to_string()));
-                    }
-                    (resources::thread_environment(default), env)
+    /// Runs the step in a child of the fork server; `None` when the server cannot
+    /// take it (it could not start, or just died), which leaves it to a plain process.
+    async fn run_forked(
+        &mut self,
+        slot: &fork_server::ForkServerSlot,
+        env: &[(String, String)],
+        lease: Option<&resources::Lease>,
+        asked: &resources::StepResources,
+        program_path: &Path,
+        dir: &Path,
+    ) -> Option<std::io::Result<Exit>> {
+        let (server_env, forked_env) = match (&self.pool, &lease) {
+            (Some(pool), Some(lease)) => {
+                let default = pool.default_threads();
+                let mut env = env.to_vec();
+                if lease.threads() != default {
+                    // The server's thread pools were sized for the default share;
+                    // the runtime resizes them in this step (threadpoolctl).
+                    env.push(("KALE_CPU_THREADS".into(), lease.threads().to_string()));
                 }
-                _ => (Vec::new(), env.clone()),
-            };
-            let server = slot
-                .get(
-                    &self.interpreter,
-                    &self.runtime_dir,
-                    &self.workdir,
-                    &self.fork_server_log,
-                    &server_env,
-                )
-                .await;
-            if let Some(server) = server {
-                if !self.warm.is_empty() {
-                    // Best effort: whatever the server does not hold, the step loads.
-                    let _ = server.warm(&self.warm).await;
-                }
-                // A process goes on to another step only with the resources every
-                // such step has: no GPUs it initialised, no thread limits of its own.
-                let plain = asked.gpus == 0 && forked_env.len() == env.len();
-                // A step that changed a library setting kale does not carry must not hand its
-                // process on: the next step would see it under `tune` and not under `run`.
-                let keep = self.hand_on && plain && !self.step.unknown_state;
-                let continue_in = self.continue_in.take().filter(|_| plain);
-                // A server that cannot take the step (it just died) leaves it to
-                // a plain process below.
-                if let Ok(forked) = server
-                    .spawn(&program_path, &self.workdir, &forked_env, keep, continue_in)
+                (resources::thread_environment(default), env)
+            }
+            _ => (Vec::new(), env.to_vec()),
+        };
+        let server = slot
+            .get(
+                &self.interpreter,
+                &self.runtime_dir,
+                &self.workdir,
+                &self.fork_server_log,
+                &server_env,
+            )
+            .await;
+        if let Some(server) = server {
+            if !self.warm.is_empty() {
+                // Best effort: whatever the server does not hold, the step loads.
+                let _ = server.warm(&self.warm).await;
+            }
+            // A process goes on to another step only with the resources every
+            // such step has: no GPUs it initialised, no thread limits of its own.
+            let plain = asked.gpus == 0 && forked_env.len() == env.len();
+            // A step that changed a library setting kale does not carry must not hand its
+            // process on: the next step would see it under `tune` and not under `run`.
+            let keep = self.hand_on && plain && !self.step.unknown_state;
+            let continue_in = self.continue_in.take().filter(|_| plain);
+            // A server that cannot take the step (it just died) leaves it to
+            // a plain process below.
+            if let Ok(forked) = server
+                .spawn(&program_path, &self.workdir, &forked_env, keep, continue_in)
+                .await
+            {
+                trace::event("step.forked", || {
+                    format!("{} {}", self.step.name, forked.pid)
+                });
+                let pid = forked.pid;
+                let process = StepProcess::Forked {
+                    pid,
+                    end: forked.end,
+                    idle: false,
+                };
+                let (exit, idle) = match self
+                    .supervise(process, forked.stdout, forked.stderr, dir)
                     .await
                 {
-                    trace::event("step.forked", || {
-                        format!("{} {}", self.step.name, forked.pid)
-                    });
-                    let pid = forked.pid;
-                    let process = StepProcess::Forked {
-                        pid,
-                        end: forked.end,
-                        idle: false,
-                    };
-                    let (exit, idle) = self
-                        .supervise(process, forked.stdout, forked.stderr, dir)
-                        .await?;
-                    if idle {
-                        self.idle = Some(fork_server::IdleChild::new(server, pid));
-                    }
-                    return Ok(exit);
+                    Ok(ended) => ended,
+                    Err(e) => return Some(Err(e)),
+                };
+                if idle {
+                    self.idle = Some(fork_server::IdleChild::new(server, pid));
                 }
+                return Some(Ok(exit));
             }
         }
+        None
+    }
+
+    /// Runs the step in a Python process of its own, in its own process group.
+    async fn run_spawned(
+        &mut self,
+        env: &[(String, String)],
+        asked: &resources::StepResources,
+        program_path: &Path,
+        dir: &Path,
+    ) -> std::io::Result<Exit> {
         let pythonpath = python::python_path(&self.runtime_dir);
         let mut child = Command::new(&self.interpreter.executable);
         child
