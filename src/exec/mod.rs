@@ -169,23 +169,8 @@ pub async fn run(
     mut cancel: watch::Receiver<bool>,
 ) -> std::io::Result<RunOutcome> {
     let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
-    let run_dir = crate::layout::child(&opts.runs_dir, &run_id)?;
-    std::fs::create_dir_all(crate::layout::run_steps(&run_dir))
-        .map_err(|e| crate::error::at_path(&run_dir, e))?;
-    let run_dir = run_dir.canonicalize()?;
-    trace::event("run.start", || run_id.clone());
-    let runtime_dir = install_runtime(&opts.runs_dir, Some(&opts.interpreter))?;
-    let workdir = notebook_dir(&pipeline.notebook).canonicalize()?;
-    // What the steps read there is covered by input and output hashes, not snapshots.
-    let mut untracked_dirs = vec![
-        crate::layout::Layout::beside_runs(&opts.runs_dir)
-            .root()
-            .canonicalize()?,
-        runtime_dir.clone(),
-    ];
-    if let Some(c) = &opts.cache {
-        untracked_dirs.push(c.root().to_path_buf());
-    }
+    let places = RunPlaces::make(pipeline, opts, &run_id)?;
+    let run_dir = places.run_dir.clone();
 
     let mut manifest = new_manifest(pipeline, opts, &run_id);
 
@@ -208,10 +193,7 @@ pub async fn run(
     let launch = Launch {
         pipeline,
         opts,
-        run_dir: &run_dir,
-        runtime_dir: &runtime_dir,
-        workdir: &workdir,
-        untracked_dirs: &untracked_dirs,
+        places: &places,
         hand_on,
         reporter: &reporter,
     };
@@ -294,16 +276,52 @@ pub async fn run(
 }
 
 /// How often, at most, the manifest of a running run is rewritten.
+/// Where a run's files go, and what its steps need not snapshot.
+struct RunPlaces {
+    run_dir: PathBuf,
+    runtime_dir: PathBuf,
+    /// The notebook's folder: the steps' working directory.
+    workdir: PathBuf,
+    /// What the steps read there is covered by input and output hashes, not
+    /// snapshots: `.kale/`, the runtime, the cache.
+    untracked_dirs: Vec<PathBuf>,
+}
+
+impl RunPlaces {
+    /// Makes the run's folder, installs the runtime and finds the notebook's folder.
+    fn make(pipeline: &Pipeline, opts: &RunOptions, run_id: &str) -> std::io::Result<RunPlaces> {
+        let run_dir = crate::layout::child(&opts.runs_dir, run_id)?;
+        std::fs::create_dir_all(crate::layout::run_steps(&run_dir))
+            .map_err(|e| crate::error::at_path(&run_dir, e))?;
+        let run_dir = run_dir.canonicalize()?;
+        trace::event("run.start", || run_id.to_string());
+        let runtime_dir = install_runtime(&opts.runs_dir, Some(&opts.interpreter))?;
+        let workdir = notebook_dir(&pipeline.notebook).canonicalize()?;
+        let mut untracked_dirs = vec![
+            crate::layout::Layout::beside_runs(&opts.runs_dir)
+                .root()
+                .canonicalize()?,
+            runtime_dir.clone(),
+        ];
+        if let Some(c) = &opts.cache {
+            untracked_dirs.push(c.root().to_path_buf());
+        }
+        Ok(RunPlaces {
+            run_dir,
+            runtime_dir,
+            workdir,
+            untracked_dirs,
+        })
+    }
+}
+
 /// What every step of a run starts from: the pipeline and options, the run's
 /// folders, whether a step's process may go on to the next step (in a tune), and
 /// where the steps report.
 struct Launch<'a> {
     pipeline: &'a Pipeline,
     opts: &'a RunOptions,
-    run_dir: &'a Path,
-    runtime_dir: &'a Path,
-    workdir: &'a Path,
-    untracked_dirs: &'a [PathBuf],
+    places: &'a RunPlaces,
     hand_on: bool,
     reporter: &'a Arc<dyn Reporter>,
 }
@@ -356,9 +374,9 @@ impl Launch<'_> {
             program,
             inputs,
             warm,
-            run_dir: self.run_dir.to_path_buf(),
-            runtime_dir: self.runtime_dir.to_path_buf(),
-            workdir: self.workdir.to_path_buf(),
+            run_dir: self.places.run_dir.clone(),
+            runtime_dir: self.places.runtime_dir.clone(),
+            workdir: self.places.workdir.clone(),
             interpreter: self.opts.interpreter.clone(),
             fork_server: self.opts.fork_server.clone(),
             fork_server_log: fork_server::log_path(&self.opts.runs_dir),
@@ -369,7 +387,7 @@ impl Launch<'_> {
             cache: self.opts.cache.clone(),
             key,
             python: self.opts.interpreter.identity(),
-            untracked_dirs: self.untracked_dirs.to_vec(),
+            untracked_dirs: self.places.untracked_dirs.clone(),
             pool: self.opts.resources.clone(),
             hand_on: self.hand_on
                 && self.pipeline.steps.iter().any(|s| {
