@@ -162,6 +162,21 @@ pub struct ResourceArgs {
     pub cpus: Option<f64>,
 }
 
+impl RunArgs {
+    /// What `kale run` is asked to do.
+    pub fn plan(&self) -> kale::run::RunPlan {
+        kale::run::RunPlan {
+            notebook: self.notebook.clone(),
+            params_from: self.params_from.clone(),
+            params: self.params.clone(),
+            python: self.python.python.clone(),
+            machine: self.resources.settings(),
+            jobs: self.jobs,
+            no_cache: self.no_cache,
+        }
+    }
+}
+
 impl ResourceArgs {
     pub fn settings(&self) -> kale::machine::MachineSettings {
         kale::machine::MachineSettings {

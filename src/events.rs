@@ -134,6 +134,48 @@ pub struct KatibBest {
 }
 
 impl Event {
+    /// `run_started`: the steps `kale run` is about to run.
+    pub fn run_started(notebook: &std::path::Path, p: &crate::pipeline::Pipeline) -> Event {
+        Event::RunStarted {
+            notebook: notebook.to_path_buf(),
+            steps: p
+                .steps
+                .iter()
+                .map(|s| PlannedStep {
+                    name: s.name.clone(),
+                    depends_on: s.depends_on.clone(),
+                    cells: s.cells.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// `run_finished`: how a run ended.
+    pub fn run_finished(r: &crate::run::RunReport) -> Event {
+        let (o, m) = (&r.outcome, &r.outcome.manifest);
+        Event::RunFinished {
+            run_id: m.run_id.clone(),
+            status: m.status,
+            seconds: r.seconds(),
+            metrics: m.metrics.clone(),
+            steps: m
+                .steps
+                .iter()
+                .map(|s| FinishedStep {
+                    name: s.name.clone(),
+                    status: s.status,
+                    seconds: s.seconds,
+                    cache_note: s.cache_note.clone(),
+                })
+                .collect(),
+            error: o
+                .failure
+                .as_ref()
+                .map(|(step, err)| Failure::new(step, err)),
+            run_dir: o.run_dir.clone(),
+        }
+    }
+
     /// `katib_finished`: how the watch of a Katib Experiment ended.
     pub fn katib_finished(r: &crate::kubeflow::katib_tune::KatibReport) -> Event {
         let (w, c) = (&r.watched, r.watched.counts());

@@ -97,20 +97,35 @@ pub fn manifest(run_dir: &Path) -> PathBuf {
     run_dir.join("manifest.json")
 }
 
+/// The folder of a run's steps (`runs/<run-id>/steps`).
+pub fn run_steps(run_dir: &Path) -> PathBuf {
+    run_dir.join("steps")
+}
+
 /// A step's folder in a run (`runs/<run-id>/steps/<step>`): its program, logs, records.
 pub fn step_dir(run_dir: &Path, step: &str) -> PathBuf {
-    run_dir.join("steps").join(step)
+    run_steps(run_dir).join(step)
 }
 
 /// The files a step saved its outputs to (`runs/<run-id>/steps/<step>/outputs`).
 pub fn step_outputs(run_dir: &Path, step: &str) -> PathBuf {
-    step_dir(run_dir, step).join("outputs")
+    outputs_dir(&step_dir(run_dir, step))
+}
+
+/// The outputs folder of the step whose folder is `step_dir`.
+pub fn outputs_dir(step_dir: &Path) -> PathBuf {
+    step_dir.join("outputs")
 }
 
 /// The step cache's objects, one file per content hash (`cache/objects`), of the
 /// cache at `cache_root`.
 pub fn cache_objects(cache_root: &Path) -> PathBuf {
     cache_root.join("objects")
+}
+
+/// The step cache's entries, one `<key>.json` each (`cache/steps`).
+pub fn cache_entries(cache_root: &Path) -> PathBuf {
+    cache_root.join("steps")
 }
 
 /// `dir/name`, where `name` must be one plain path component: not empty, not `.` or

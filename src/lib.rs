@@ -35,6 +35,7 @@ pub mod output;
 pub mod pipeline;
 pub mod query;
 pub mod render;
+pub mod run;
 pub mod snapshot;
 pub mod store;
 pub mod tune;

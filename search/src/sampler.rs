@@ -5,9 +5,9 @@
 //! The driver (for example [`crate::Study`] or `kale tune`) owns the trials and
 //! repeats:
 //!
-//! 1. **ask**: [`Sampler::ask`] gets the search space, a snapshot of *all* trials
-//!    so far (finished ones and those still running) and the objective direction,
-//!    and returns parameters for one new trial, or [`Suggestion::Exhausted`] when
+//! 1. **ask**: [`Sampler::ask_multi`] (or [`Sampler::ask`], its one-objective
+//!    form) gets the search space, a snapshot of *all* trials so far (finished ones
+//!    and those still running) and the objectives' directions, and returns parameters for one new trial, or [`Suggestion::Exhausted`] when
 //!    it has nothing new to offer (grid search after the last point). The driver
 //!    records the new trial as `Running` before asking again, which is how
 //!    samplers avoid handing out a point that is already being evaluated.
@@ -70,32 +70,27 @@ pub trait Sampler: Send {
     /// Katib algorithm name of this sampler.
     fn name(&self) -> &'static str;
 
-    /// Parameters for one new trial.
-    fn ask(
-        &mut self,
-        space: &SearchSpace,
-        trials: &[Trial],
-        direction: Direction,
-    ) -> Result<Suggestion, SamplerError>;
-
     /// Parameters for one new trial of a study with one objective per entry of
-    /// `directions` (finished trials carry their values in [`Trial::values`]).
-    /// The default serves one objective through [`Sampler::ask`] and refuses
-    /// several; `random`, `grid`, `tpe` (as MOTPE) and `nsga2` take any number.
+    /// `directions`: one for most studies (finished trials carry their value in
+    /// [`Trial::value`]), several for a Pareto search (in [`Trial::values`]).
+    /// This is the one method each sampler implements; `random`, `grid`, `tpe` (as
+    /// MOTPE) and `nsga2` take any number of objectives, the others refuse several
+    /// ([`one_objective`]).
     fn ask_multi(
         &mut self,
         space: &SearchSpace,
         trials: &[Trial],
         directions: &[Direction],
+    ) -> Result<Suggestion, SamplerError>;
+
+    /// [`Sampler::ask_multi`] for a study with one objective.
+    fn ask(
+        &mut self,
+        space: &SearchSpace,
+        trials: &[Trial],
+        direction: Direction,
     ) -> Result<Suggestion, SamplerError> {
-        match directions {
-            [d] => self.ask(space, trials, *d),
-            _ => Err(SamplerError::Other(format!(
-                "{} supports one objective, not {}",
-                self.name(),
-                directions.len()
-            ))),
-        }
+        self.ask_multi(space, trials, &[direction])
     }
 
     /// Called once when a trial has finished. Default: nothing.
@@ -105,6 +100,18 @@ pub trait Sampler: Send {
     /// a seeded study reseeds from the seed and the trials already made, so the second
     /// session neither replays the first one's draws nor depends on the clock.
     fn reseed(&mut self, seed: u64);
+}
+
+/// The one direction of a study, for a sampler that searches one objective only;
+/// several (or none) is an error that names the sampler.
+pub fn one_objective(sampler: &str, directions: &[Direction]) -> Result<Direction, SamplerError> {
+    match directions {
+        [d] => Ok(*d),
+        _ => Err(SamplerError::Other(format!(
+            "{sampler} supports one objective, not {}",
+            directions.len()
+        ))),
+    }
 }
 
 /// The history as a single-objective model-based sampler should see it under

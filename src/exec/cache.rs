@@ -16,6 +16,7 @@
 //! still holds. Checking costs a stat per file: objects and read files are hashed
 //! again only when their size, mtime or inode changed.
 
+use crate::layout;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -96,7 +97,7 @@ pub struct CacheStats {
 
 impl Cache {
     pub fn open(root: &Path) -> std::io::Result<Cache> {
-        for dir in [root.join("objects"), root.join("steps")] {
+        for dir in [layout::cache_objects(root), layout::cache_entries(root)] {
             std::fs::create_dir_all(&dir).map_err(|e| crate::error::at_path(&dir, e))?;
         }
         Ok(Cache {
@@ -146,13 +147,11 @@ impl Cache {
     }
 
     fn entry_path(&self, key: &str) -> PathBuf {
-        self.root.join("steps").join(format!("{key}.json"))
+        layout::cache_entries(&self.root).join(format!("{key}.json"))
     }
 
     pub fn object_path(&self, hash: &str) -> PathBuf {
-        self.root
-            .join("objects")
-            .join(hash.strip_prefix("sha256:").unwrap_or(hash))
+        layout::cache_objects(&self.root).join(hash.strip_prefix("sha256:").unwrap_or(hash))
     }
 
     pub fn lookup(&self, key: &str, check: &HitCheck) -> Lookup {
@@ -236,7 +235,7 @@ impl Cache {
     /// Puts a hit's outputs where the step would have written them: hard links into
     /// `<step_dir>/outputs/`, plus `outputs.json` and `metrics.json`.
     pub fn materialize(&self, entry: &Entry, step_dir: &Path) -> std::io::Result<()> {
-        let outputs = step_dir.join("outputs");
+        let outputs = layout::outputs_dir(step_dir);
         std::fs::create_dir_all(&outputs)?;
         for object in &entry.outputs {
             let target = outputs.join(&object.file);
@@ -326,7 +325,7 @@ impl Cache {
         outputs: &[SavedObject],
     ) -> std::io::Result<()> {
         for object in outputs {
-            let source = step_dir.join("outputs").join(&object.file);
+            let source = layout::outputs_dir(step_dir).join(&object.file);
             let target = self.object_path(&object.hash);
             if target.exists() {
                 continue;
@@ -347,7 +346,7 @@ impl Cache {
 
     pub fn stats(&self) -> CacheStats {
         let mut stats = CacheStats::default();
-        if let Ok(dir) = std::fs::read_dir(self.root.join("steps")) {
+        if let Ok(dir) = std::fs::read_dir(layout::cache_entries(&self.root)) {
             for e in dir.flatten() {
                 if let Ok(text) = std::fs::read_to_string(e.path())
                     && let Ok(entry) = serde_json::from_str::<Entry>(&text)
@@ -357,7 +356,7 @@ impl Cache {
                 }
             }
         }
-        if let Ok(dir) = std::fs::read_dir(self.root.join("objects")) {
+        if let Ok(dir) = std::fs::read_dir(layout::cache_objects(&self.root)) {
             for e in dir.flatten() {
                 if let Ok(m) = e.metadata() {
                     stats.objects += 1;
@@ -375,7 +374,7 @@ impl Cache {
         keep: &std::collections::HashSet<String>,
     ) -> std::io::Result<(usize, usize, u64)> {
         let mut entries = 0;
-        for e in std::fs::read_dir(self.root.join("steps"))?.flatten() {
+        for e in std::fs::read_dir(layout::cache_entries(&self.root))?.flatten() {
             let keep_entry = std::fs::read_to_string(e.path())
                 .ok()
                 .and_then(|t| serde_json::from_str::<Entry>(&t).ok())
@@ -394,7 +393,7 @@ impl Cache {
         }
         let mut objects = 0;
         let mut bytes = 0;
-        for e in std::fs::read_dir(self.root.join("objects"))?.flatten() {
+        for e in std::fs::read_dir(layout::cache_objects(&self.root))?.flatten() {
             let name = format!("sha256:{}", e.file_name().to_string_lossy());
             if !keep.contains(&name) {
                 bytes += e.metadata().map(|m| m.len()).unwrap_or(0);

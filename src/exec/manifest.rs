@@ -164,13 +164,13 @@ impl Manifest {
 
     pub fn write(&self, run_dir: &Path) -> std::io::Result<()> {
         write_json_atomic(
-            &run_dir.join("manifest.json"),
+            &crate::layout::manifest(run_dir),
             &serde_json::to_value(self).unwrap(),
         )
     }
 
     pub fn read(run_dir: &Path) -> std::io::Result<Manifest> {
-        let text = std::fs::read_to_string(run_dir.join("manifest.json"))?;
+        let text = std::fs::read_to_string(crate::layout::manifest(run_dir))?;
         serde_json::from_str(&text).map_err(std::io::Error::other)
     }
 }

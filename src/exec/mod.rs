@@ -7,6 +7,10 @@
 //! `outputs/` + `outputs.json`, `metrics.json`, `status.json` and, on failure,
 //! `error.json`. Step processes come from the [`fork_server`] where it can run,
 //! else are spawned one by one; both behave the same to the step.
+//!
+//! This file is the DAG runner ([`run`]: which steps may start, the manifest, the
+//! cache keys, the inputs each step reads); `step.rs` runs one step (its process,
+//! output, leftovers and record).
 
 pub mod cache;
 pub mod distributions;
@@ -15,26 +19,28 @@ pub mod manifest;
 pub mod provenance;
 pub mod python;
 pub mod resources;
+mod step;
 mod tmpname;
 pub mod trace;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
-use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::analysis::PipelineValue;
-use crate::codegen::{self, LineMap, StepProgram};
+use crate::codegen;
 use crate::pipeline::{Pipeline, Step};
 
 pub use manifest::{Manifest, RunStatus, SavedObject, StepError, StepRecord, StepStatus};
 pub use python::Interpreter;
+use step::StepTask;
+pub use step::{SNAPSHOT_FILE, read_snapshot};
+
+#[cfg(test)]
+mod dag_tests;
 
 /// What a caller sees while a run progresses. Called from several tasks at once.
 pub trait Reporter: Send + Sync {
@@ -163,26 +169,241 @@ pub async fn run(
     mut cancel: watch::Receiver<bool>,
 ) -> std::io::Result<RunOutcome> {
     let run_id = opts.run_id.clone().unwrap_or_else(new_run_id);
-    let run_dir = crate::layout::child(&opts.runs_dir, &run_id)?;
-    std::fs::create_dir_all(run_dir.join("steps"))
-        .map_err(|e| crate::error::at_path(&run_dir, e))?;
-    let run_dir = run_dir.canonicalize()?;
-    trace::event("run.start", || run_id.clone());
-    let runtime_dir = install_runtime(&opts.runs_dir, Some(&opts.interpreter))?;
-    let workdir = notebook_dir(&pipeline.notebook).canonicalize()?;
-    // What the steps read there is covered by input and output hashes, not snapshots.
-    let mut untracked_dirs = vec![
-        crate::layout::Layout::beside_runs(&opts.runs_dir)
-            .root()
-            .canonicalize()?,
-        runtime_dir.clone(),
-    ];
-    if let Some(c) = &opts.cache {
-        untracked_dirs.push(c.root().to_path_buf());
+    let places = RunPlaces::make(pipeline, opts, &run_id)?;
+    let run_dir = places.run_dir.clone();
+
+    let mut manifest = new_manifest(pipeline, opts, &run_id);
+
+    let jobs = opts.jobs.max(1);
+    let mut running: JoinSet<Finished> = JoinSet::new();
+    let mut stopping = false;
+    let mut interrupted = *cancel.borrow();
+    let mut failure: Option<(String, StepError)> = None;
+    // A change to the manifest waits for the next write (see MANIFEST_INTERVAL); the
+    // first is due one interval after the start (a trial often ends before).
+    let mut unwritten = true;
+    let mut written_at = tokio::time::Instant::now();
+    // In a tune, a trial's step may run in the process of a step it reads from,
+    // which then hands its outputs on in memory: one process start, save-and-load
+    // and teardown less per link of the trial's chain. Processes no step took in
+    // the turn after theirs ended are let go.
+    let hand_on =
+        opts.experiment.is_some() && std::env::var_os("KALE_STEP_REUSE").is_none_or(|v| v != "0");
+    let mut idle: HashMap<String, fork_server::IdleChild> = HashMap::new();
+    let launch = Launch {
+        pipeline,
+        opts,
+        places: &places,
+        hand_on,
+        reporter: &reporter,
+    };
+
+    loop {
+        if !stopping && !interrupted {
+            let free = jobs.saturating_sub(running.len());
+            for step in ready_steps(pipeline, &manifest).into_iter().take(free) {
+                let inputs = match resolve_inputs(step, &manifest, &run_dir) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        if unwritten {
+                            let _ = manifest.write(&run_dir);
+                        }
+                        return Err(e);
+                    }
+                };
+                unwritten = true;
+                let task = launch.task(step, inputs, &mut manifest, &mut idle, &cancel);
+                running.spawn(task.run());
+            }
+        }
+        idle.clear();
+        if running.is_empty() {
+            break;
+        }
+        // At most one write per interval while the run goes on: a trial's steps reused
+        // from the cache finish within a millisecond or two of each other, and each
+        // write is a new file and a rename. The last state is always written.
+        let write_due = written_at + MANIFEST_INTERVAL;
+        if unwritten && tokio::time::Instant::now() >= write_due {
+            manifest.write(&run_dir)?;
+            unwritten = false;
+            written_at = tokio::time::Instant::now();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(write_due), if unwritten => {
+                manifest.write(&run_dir)?;
+                unwritten = false;
+                written_at = tokio::time::Instant::now();
+            }
+            joined = running.join_next() => {
+                let Some(joined) = joined else { continue };
+                let finished = joined.map_err(std::io::Error::other)?;
+                trace::event("step.joined", || finished.step.clone());
+                reporter.step_finished(
+                    &finished.step,
+                    finished.record.status,
+                    finished.record.seconds.unwrap_or(0.0),
+                );
+                if let Some(child) = finished.idle {
+                    idle.insert(finished.step.clone(), child);
+                }
+                match record_finished(&mut manifest, finished.step, finished.record) {
+                    Ended::Failed(step, err) if failure.is_none() => {
+                        failure = Some((step, err));
+                        stopping = true;
+                    }
+                    Ended::Interrupted => interrupted = true,
+                    _ => {}
+                }
+                unwritten = true;
+            }
+            changed = cancel.changed(), if !interrupted => {
+                if changed.is_err() || *cancel.borrow() {
+                    interrupted = true;
+                }
+            }
+        }
     }
 
-    let mut manifest = Manifest {
-        run_id: run_id.clone(),
+    close(&mut manifest, interrupted, failure.is_some());
+    manifest.write(&run_dir)?;
+    trace::event("run.end", || run_id.clone());
+    Ok(RunOutcome {
+        manifest,
+        run_dir,
+        failure,
+    })
+}
+
+/// How often, at most, the manifest of a running run is rewritten.
+/// Where a run's files go, and what its steps need not snapshot.
+struct RunPlaces {
+    run_dir: PathBuf,
+    runtime_dir: PathBuf,
+    /// The notebook's folder: the steps' working directory.
+    workdir: PathBuf,
+    /// What the steps read there is covered by input and output hashes, not
+    /// snapshots: `.kale/`, the runtime, the cache.
+    untracked_dirs: Vec<PathBuf>,
+}
+
+impl RunPlaces {
+    /// Makes the run's folder, installs the runtime and finds the notebook's folder.
+    fn make(pipeline: &Pipeline, opts: &RunOptions, run_id: &str) -> std::io::Result<RunPlaces> {
+        let run_dir = crate::layout::child(&opts.runs_dir, run_id)?;
+        std::fs::create_dir_all(crate::layout::run_steps(&run_dir))
+            .map_err(|e| crate::error::at_path(&run_dir, e))?;
+        let run_dir = run_dir.canonicalize()?;
+        trace::event("run.start", || run_id.to_string());
+        let runtime_dir = install_runtime(&opts.runs_dir, Some(&opts.interpreter))?;
+        let workdir = notebook_dir(&pipeline.notebook).canonicalize()?;
+        let mut untracked_dirs = vec![
+            crate::layout::Layout::beside_runs(&opts.runs_dir)
+                .root()
+                .canonicalize()?,
+            runtime_dir.clone(),
+        ];
+        if let Some(c) = &opts.cache {
+            untracked_dirs.push(c.root().to_path_buf());
+        }
+        Ok(RunPlaces {
+            run_dir,
+            runtime_dir,
+            workdir,
+            untracked_dirs,
+        })
+    }
+}
+
+/// What every step of a run starts from: the pipeline and options, the run's
+/// folders, whether a step's process may go on to the next step (in a tune), and
+/// where the steps report.
+struct Launch<'a> {
+    pipeline: &'a Pipeline,
+    opts: &'a RunOptions,
+    places: &'a RunPlaces,
+    hand_on: bool,
+    reporter: &'a Arc<dyn Reporter>,
+}
+
+impl Launch<'_> {
+    /// Marks `step` running in the manifest (with its inputs and cache key), tells
+    /// the reporter, and returns the task that runs it (in the idle process of a step
+    /// it reads from, when there is one).
+    fn task(
+        &self,
+        step: &Step,
+        inputs: BTreeMap<String, manifest::InputRef>,
+        manifest: &mut Manifest,
+        idle: &mut HashMap<String, fork_server::IdleChild>,
+        cancel: &watch::Receiver<bool>,
+    ) -> StepTask {
+        let program = codegen::step_program(self.pipeline, step, &self.opts.values);
+        // In a tune, what a step reads from a step reused from the cache is
+        // the same in every trial: the fork server may hold it for all of them.
+        let warm = if self.opts.experiment.is_some() {
+            inputs
+                .values()
+                .filter(|i| {
+                    manifest
+                        .step(&i.from)
+                        .is_some_and(|r| r.status == StepStatus::Cached)
+                })
+                .map(|i| (i.hash.clone(), i.file.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let key =
+            (self.opts.cache.is_some() && self.opts.reuse && step.config.cache != Some(false))
+                .then(|| cache::Cache::key(&program.source, &manifest.runtime_version, &inputs));
+        let record = manifest.step_mut(&step.name);
+        record.key = key.clone();
+        record.status = StepStatus::Running;
+        record.started_at = Some(manifest::now());
+        record.inputs = inputs.clone();
+        self.reporter.step_started(&step.name);
+        trace::event("step.launch", || step.name.clone());
+        let continue_in = step
+            .inputs
+            .values()
+            .chain(step.depends_on.iter())
+            .find_map(|provider| idle.remove(provider));
+        StepTask {
+            step: step.clone(),
+            program,
+            inputs,
+            warm,
+            run_dir: self.places.run_dir.clone(),
+            runtime_dir: self.places.runtime_dir.clone(),
+            workdir: self.places.workdir.clone(),
+            interpreter: self.opts.interpreter.clone(),
+            fork_server: self.opts.fork_server.clone(),
+            fork_server_log: fork_server::log_path(&self.opts.runs_dir),
+            sources: self.pipeline.sources.clone(),
+            reporter: self.reporter.clone(),
+            cancel: cancel.clone(),
+            record: manifest.step(&step.name).cloned().unwrap(),
+            cache: self.opts.cache.clone(),
+            key,
+            python: self.opts.interpreter.identity(),
+            untracked_dirs: self.places.untracked_dirs.clone(),
+            pool: self.opts.resources.clone(),
+            hand_on: self.hand_on
+                && self.pipeline.steps.iter().any(|s| {
+                    s.depends_on.contains(&step.name) || s.inputs.values().any(|p| p == &step.name)
+                }),
+            continue_in,
+            idle: None,
+        }
+    }
+}
+
+/// The manifest of a run about to start: every step pending, with the values of
+/// the parameters it reads.
+fn new_manifest(pipeline: &Pipeline, opts: &RunOptions, run_id: &str) -> Manifest {
+    Manifest {
+        run_id: run_id.to_string(),
         notebook: pipeline.notebook.clone(),
         notebook_hash: String::new(),
         pipeline: pipeline.name.clone(),
@@ -224,172 +445,64 @@ pub async fn run(
                 cache_check_seconds: None,
             })
             .collect(),
-    };
+    }
+}
 
-    let jobs = opts.jobs.max(1);
-    let mut running: JoinSet<Finished> = JoinSet::new();
-    let mut stopping = false;
-    let mut interrupted = *cancel.borrow();
-    let mut failure: Option<(String, StepError)> = None;
-    // A change to the manifest waits for the next write (see MANIFEST_INTERVAL); the
-    // first is due one interval after the start (a trial often ends before).
-    let mut unwritten = true;
-    let mut written_at = tokio::time::Instant::now();
-    // In a tune, a trial's step may run in the process of a step it reads from,
-    // which then hands its outputs on in memory: one process start, save-and-load
-    // and teardown less per link of the trial's chain. Processes no step took in
-    // the turn after theirs ended are let go.
-    let hand_on =
-        opts.experiment.is_some() && std::env::var_os("KALE_STEP_REUSE").is_none_or(|v| v != "0");
-    let mut idle: HashMap<String, fork_server::IdleChild> = HashMap::new();
-
-    loop {
-        if !stopping && !interrupted {
-            for step in &pipeline.steps {
-                if running.len() >= jobs {
-                    break;
-                }
-                if manifest.step(&step.name).map(|r| r.status) != Some(StepStatus::Pending) {
-                    continue;
-                }
-                let ready = step
+/// The steps that may start now, in the pipeline's order: pending, and every step
+/// they depend on or read from has succeeded (or was reused from the cache).
+fn ready_steps<'p>(pipeline: &'p Pipeline, manifest: &Manifest) -> Vec<&'p Step> {
+    pipeline
+        .steps
+        .iter()
+        .filter(|step| {
+            manifest.step(&step.name).map(|r| r.status) == Some(StepStatus::Pending)
+                && step
                     .depends_on
                     .iter()
                     .chain(step.inputs.values())
-                    .all(|p| manifest.step(p).is_some_and(|r| r.status.is_success()));
-                if !ready {
-                    continue;
-                }
-                let inputs = match resolve_inputs(step, &manifest, &run_dir) {
-                    Ok(i) => i,
-                    Err(e) => {
-                        if unwritten {
-                            let _ = manifest.write(&run_dir);
-                        }
-                        return Err(e);
-                    }
-                };
-                let program = codegen::step_program(pipeline, step, &opts.values);
-                // In a tune, what a step reads from a step reused from the cache is
-                // the same in every trial: the fork server may hold it for all of them.
-                let warm = if opts.experiment.is_some() {
-                    inputs
-                        .values()
-                        .filter(|i| {
-                            manifest
-                                .step(&i.from)
-                                .is_some_and(|r| r.status == StepStatus::Cached)
-                        })
-                        .map(|i| (i.hash.clone(), i.file.clone()))
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let key = (opts.cache.is_some() && opts.reuse && step.config.cache != Some(false))
-                    .then(|| {
-                        cache::Cache::key(&program.source, &manifest.runtime_version, &inputs)
-                    });
-                let record = manifest.step_mut(&step.name);
-                record.key = key.clone();
-                record.status = StepStatus::Running;
-                record.started_at = Some(manifest::now());
-                record.inputs = inputs.clone();
-                unwritten = true;
-                reporter.step_started(&step.name);
-                trace::event("step.launch", || step.name.clone());
-                let continue_in = step
-                    .inputs
-                    .values()
-                    .chain(step.depends_on.iter())
-                    .find_map(|provider| idle.remove(provider));
-                let task = StepTask {
-                    step: step.clone(),
-                    program,
-                    inputs,
-                    warm,
-                    run_dir: run_dir.clone(),
-                    runtime_dir: runtime_dir.clone(),
-                    workdir: workdir.clone(),
-                    interpreter: opts.interpreter.clone(),
-                    fork_server: opts.fork_server.clone(),
-                    fork_server_log: fork_server::log_path(&opts.runs_dir),
-                    sources: pipeline.sources.clone(),
-                    reporter: reporter.clone(),
-                    cancel: cancel.clone(),
-                    record: manifest.step(&step.name).cloned().unwrap(),
-                    cache: opts.cache.clone(),
-                    key,
-                    python: opts.interpreter.identity(),
-                    untracked_dirs: untracked_dirs.clone(),
-                    pool: opts.resources.clone(),
-                    hand_on: hand_on
-                        && pipeline.steps.iter().any(|s| {
-                            s.depends_on.contains(&step.name)
-                                || s.inputs.values().any(|p| p == &step.name)
-                        }),
-                    continue_in,
-                    idle: None,
-                };
-                running.spawn(task.run());
-            }
-        }
-        idle.clear();
-        if running.is_empty() {
-            break;
-        }
-        // At most one write per interval while the run goes on: a trial's steps reused
-        // from the cache finish within a millisecond or two of each other, and each
-        // write is a new file and a rename. The last state is always written.
-        let write_due = written_at + MANIFEST_INTERVAL;
-        if unwritten && tokio::time::Instant::now() >= write_due {
-            manifest.write(&run_dir)?;
-            unwritten = false;
-            written_at = tokio::time::Instant::now();
-        }
-        tokio::select! {
-            _ = tokio::time::sleep_until(write_due), if unwritten => {
-                manifest.write(&run_dir)?;
-                unwritten = false;
-                written_at = tokio::time::Instant::now();
-            }
-            joined = running.join_next() => {
-                let Some(joined) = joined else { continue };
-                let finished = joined.map_err(std::io::Error::other)?;
-                trace::event("step.joined", || finished.step.clone());
-                let status = finished.record.status;
-                reporter.step_finished(&finished.step, status, finished.record.seconds.unwrap_or(0.0));
-                if status == StepStatus::Failed && failure.is_none() {
-                    let err = finished.record.error.clone().unwrap_or(StepError {
-                        kind: "Error".into(),
-                        message: "the step failed".into(),
-                        cell: None,
-                        line: None,
-                        code: None,
-                        variable: None,
-                    });
-                    failure = Some((finished.step.clone(), err));
-                    stopping = true;
-                }
-                if status == StepStatus::Interrupted {
-                    interrupted = true;
-                }
-                for (k, v) in &finished.record.metrics {
-                    manifest.metrics.insert(k.clone(), v.clone());
-                }
-                if let Some(child) = finished.idle {
-                    idle.insert(finished.step.clone(), child);
-                }
-                *manifest.step_mut(&finished.step) = finished.record;
-                unwritten = true;
-            }
-            changed = cancel.changed(), if !interrupted => {
-                if changed.is_err() || *cancel.borrow() {
-                    interrupted = true;
-                }
-            }
-        }
-    }
+                    .all(|p| manifest.step(p).is_some_and(|r| r.status.is_success()))
+        })
+        .collect()
+}
 
+/// How a step that finished ended, for the run.
+#[derive(Debug, PartialEq)]
+enum Ended {
+    /// It failed, with its error (a generic one when it recorded none).
+    Failed(String, StepError),
+    Interrupted,
+    Other,
+}
+
+/// Records a finished step in the manifest (its record; its metrics become the
+/// run's) and says how it ended.
+fn record_finished(manifest: &mut Manifest, step: String, record: StepRecord) -> Ended {
+    let ended = match record.status {
+        StepStatus::Failed => Ended::Failed(
+            step.clone(),
+            record.error.clone().unwrap_or(StepError {
+                kind: "Error".into(),
+                message: "the step failed".into(),
+                cell: None,
+                line: None,
+                code: None,
+                variable: None,
+            }),
+        ),
+        StepStatus::Interrupted => Ended::Interrupted,
+        _ => Ended::Other,
+    };
+    for (k, v) in &record.metrics {
+        manifest.metrics.insert(k.clone(), v.clone());
+    }
+    *manifest.step_mut(&step) = record;
+    ended
+}
+
+/// Ends the run's record once no step is running: steps that never started did
+/// not run; the run was interrupted, failed (a step failed or did not run) or
+/// succeeded.
+fn close(manifest: &mut Manifest, interrupted: bool, failed: bool) {
     for record in &mut manifest.steps {
         if record.status == StepStatus::Pending {
             record.status = StepStatus::NotRun;
@@ -397,22 +510,14 @@ pub async fn run(
     }
     manifest.status = if interrupted {
         RunStatus::Interrupted
-    } else if failure.is_some() || manifest.steps.iter().any(|s| !s.status.is_success()) {
+    } else if failed || manifest.steps.iter().any(|s| !s.status.is_success()) {
         RunStatus::Failed
     } else {
         RunStatus::Succeeded
     };
     manifest.finished_at = Some(manifest::now());
-    manifest.write(&run_dir)?;
-    trace::event("run.end", || run_id.clone());
-    Ok(RunOutcome {
-        manifest,
-        run_dir,
-        failure,
-    })
 }
 
-/// How often, at most, the manifest of a running run is rewritten.
 const MANIFEST_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Writes the embedded runtime once per kale version under `.kale/runtime/<version>/`
@@ -499,9 +604,7 @@ fn resolve_inputs(
             var.clone(),
             manifest::InputRef {
                 from: provider.clone(),
-                file: step_dir(run_dir, provider)
-                    .join("outputs")
-                    .join(&saved.file),
+                file: crate::layout::step_outputs(run_dir, provider).join(&saved.file),
                 hash: saved.hash.clone(),
             },
         );
@@ -509,850 +612,7 @@ fn resolve_inputs(
     Ok(out)
 }
 
-pub fn step_dir(run_dir: &Path, step: &str) -> PathBuf {
-    run_dir.join("steps").join(step)
-}
-
-struct StepTask {
-    step: Step,
-    program: StepProgram,
-    inputs: BTreeMap<String, manifest::InputRef>,
-    /// Inputs (content hash, file) to offer the fork server to hold for later trials.
-    warm: Vec<(String, PathBuf)>,
-    run_dir: PathBuf,
-    runtime_dir: PathBuf,
-    workdir: PathBuf,
-    interpreter: python::Interpreter,
-    fork_server: Option<Arc<fork_server::ForkServerSlot>>,
-    fork_server_log: PathBuf,
-    sources: BTreeMap<usize, String>,
-    reporter: Arc<dyn Reporter>,
-    cancel: watch::Receiver<bool>,
-    record: StepRecord,
-    cache: Option<Arc<cache::Cache>>,
-    key: Option<String>,
-    python: provenance::PythonIdentity,
-    untracked_dirs: Vec<PathBuf>,
-    pool: Option<Arc<resources::ResourcePool>>,
-    /// Whether the step's process may go on to a next step of the trial.
-    hand_on: bool,
-    /// The process of a step this one reads from, waiting for it.
-    continue_in: Option<fork_server::IdleChild>,
-    /// This step's process, when it waits for a next step.
-    idle: Option<fork_server::IdleChild>,
-}
-
-impl StepTask {
-    async fn run(mut self) -> Finished {
-        let started = std::time::Instant::now();
-        let dir = step_dir(&self.run_dir, &self.step.name);
-        // Hold the key while computing it, so a parallel trial needing the same step
-        // waits and then reuses the result instead of running it too.
-        let cache = self.cache.clone();
-        let key = self.key.clone();
-        let _guard = match (&cache, &key) {
-            (Some(c), Some(k)) => Some(c.lock(k).await),
-            _ => None,
-        };
-        if let (Some(c), Some(k)) = (&cache, &key) {
-            let check = cache::HitCheck {
-                python: &self.python,
-                base: &self.workdir,
-                trust_untracked: self.step.config.cache == Some(true),
-            };
-            let checking = std::time::Instant::now();
-            let lookup = c.lookup(k, &check);
-            trace::event("step.lookup", || {
-                let what = match &lookup {
-                    cache::Lookup::Hit(_) => "hit",
-                    cache::Lookup::Miss => "miss",
-                    cache::Lookup::Stale(_) => "stale",
-                    cache::Lookup::Corrupt(_) => "corrupt",
-                };
-                format!("{} {what}", self.step.name)
-            });
-            self.record.cache_check_seconds = Some(checking.elapsed().as_secs_f64());
-            match lookup {
-                cache::Lookup::Hit(entry) => {
-                    let mut record = self.record;
-                    let materialized = std::fs::create_dir_all(&dir)
-                        .and_then(|_| std::fs::write(dir.join("program.py"), &self.program.source))
-                        .and_then(|_| c.materialize(&entry, &dir))
-                        .and_then(|_| write_snapshot(&dir, k, &entry.provenance));
-                    if materialized.is_ok() {
-                        trace::event("step.materialized", || self.step.name.clone());
-                        record.status = StepStatus::Cached;
-                        record.outputs = entry.outputs;
-                        record.metrics = entry.metrics;
-                        record.seconds = Some(started.elapsed().as_secs_f64());
-                        record.finished_at = Some(manifest::now());
-                        return Finished {
-                            step: self.step.name.clone(),
-                            record,
-                            idle: None,
-                        };
-                    }
-                    self.record = record;
-                }
-                cache::Lookup::Stale(why) => {
-                    self.reporter.step_cache_note(&self.step.name, &why);
-                    self.record.cache_note = Some(why);
-                }
-                cache::Lookup::Corrupt(why) => {
-                    let why = format!("{why}; running the step again");
-                    self.reporter.step_cache_note(&self.step.name, &why);
-                    self.record.cache_note = Some(why);
-                }
-                cache::Lookup::Miss => {}
-            }
-        }
-        let result = self.execute(&dir).await;
-        trace::event("step.exited", || self.step.name.clone());
-        let mut record = self.record;
-        record.seconds = Some(started.elapsed().as_secs_f64());
-        record.finished_at = Some(manifest::now());
-        match result {
-            Ok(Exit::Interrupted) => {
-                record.status = StepStatus::Interrupted;
-            }
-            Ok(Exit::Code(code)) => {
-                record.exit_code = code;
-                let status = read_json(&dir.join("status.json"));
-                let succeeded = code == Some(0)
-                    && status
-                        .as_ref()
-                        .and_then(|s| s.get("status"))
-                        .and_then(Value::as_str)
-                        == Some("succeeded");
-                if succeeded {
-                    record.outputs = read_json(&dir.join("outputs.json"))
-                        .and_then(|v| serde_json::from_value(v).ok())
-                        .unwrap_or_default();
-                    record.metrics = read_json(&dir.join("metrics.json"))
-                        .and_then(|v| v.as_object().cloned())
-                        .map(|m| m.into_iter().collect())
-                        .unwrap_or_default();
-                    record.status = StepStatus::Succeeded;
-                    trace::event("step.results_read", || self.step.name.clone());
-                    if let Some(c) = &cache {
-                        let seconds = started.elapsed().as_secs_f64();
-                        let snapshot = key.as_ref().map(|k| {
-                            let recorded =
-                                provenance::Provenance::record(&dir, &self.workdir, &mut |path| {
-                                    c.keep_copy(path)
-                                });
-                            if let Ok(p) = &recorded {
-                                let _ = write_snapshot(&dir, k, p);
-                            }
-                            trace::event("step.snapshot_recorded", || self.step.name.clone());
-                            recorded
-                        });
-                        let stored = match (&key, snapshot) {
-                            (Some(k), Some(Ok(provenance))) => c.store(
-                                k,
-                                &dir,
-                                cache::StepResult {
-                                    step: &self.step.name,
-                                    outputs: &record.outputs,
-                                    metrics: &record.metrics,
-                                    seconds,
-                                    provenance,
-                                },
-                            ),
-                            (_, Some(Err(why))) => {
-                                let why = format!("not cached: {why}");
-                                self.reporter.step_cache_note(&self.step.name, &why);
-                                record.cache_note = Some(why);
-                                c.store_objects(&self.step.name, &dir, &record.outputs)
-                            }
-                            _ => c.store_objects(&self.step.name, &dir, &record.outputs),
-                        };
-                        trace::event("step.stored", || self.step.name.clone());
-                        if let Err(e) = stored {
-                            self.reporter.step_output(
-                                &self.step.name,
-                                &format!("kale: could not cache the step's outputs: {e}"),
-                                true,
-                            );
-                        }
-                    }
-                } else {
-                    record.status = StepStatus::Failed;
-                    let mut error = step_error(&dir, &self.program.line_map, &self.sources, code);
-                    if let Ok(r) = resources::StepResources::of(&self.step.config)
-                        && let Some(limit) = r.memory_text
-                        && (error.kind.ends_with("MemoryError") || code.is_none())
-                    {
-                        error.message = format!(
-                            "step `{}` exceeded its memory limit ({limit}): {}",
-                            self.step.name, error.message
-                        );
-                        error.kind = "MemoryLimitExceeded".into();
-                    }
-                    record.error = Some(error);
-                }
-            }
-            Err(e) => {
-                record.status = StepStatus::Failed;
-                record.error = Some(StepError {
-                    kind: "KaleError".into(),
-                    message: format!("could not run the step: {e}"),
-                    cell: None,
-                    line: None,
-                    code: None,
-                    variable: None,
-                });
-            }
-        }
-        let idle = self
-            .idle
-            .take()
-            .filter(|_| record.status == StepStatus::Succeeded);
-        Finished {
-            step: self.step.name.clone(),
-            record,
-            idle,
-        }
-    }
-
-    async fn execute(&mut self, dir: &Path) -> std::io::Result<Exit> {
-        // A new directory holds nothing left from an earlier attempt.
-        let fresh = match std::fs::create_dir(dir) {
-            Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-            Err(_) => {
-                std::fs::create_dir_all(dir)?;
-                false
-            }
-        };
-        let program_path = dir.join("program.py");
-        std::fs::write(&program_path, &self.program.source)?;
-        std::fs::write(
-            dir.join("linemap.json"),
-            serde_json::to_vec(&self.program.line_map).unwrap(),
-        )?;
-        let inputs: serde_json::Map<String, Value> = self
-            .inputs
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.file.display().to_string())))
-            .collect();
-        let input_hashes: serde_json::Map<String, Value> = self
-            .inputs
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.hash.clone())))
-            .collect();
-        manifest::write_json_atomic(
-            &dir.join("context.json"),
-            &json!({
-                "step": self.step.name,
-                "inputs": inputs,
-                // Lets the runtime take an input the fork server holds (see `warm`).
-                "input_hashes": input_hashes,
-                "untracked_dirs": self.untracked_dirs,
-                // Only a step whose result may be reused needs its snapshot.
-                "track": self.key.is_some(),
-            }),
-        )?;
-        let asked = resources::StepResources::of(&self.step.config).unwrap_or_default();
-        let asked = match &self.pool {
-            Some(pool) => pool.effective(asked),
-            None => asked,
-        };
-        // Held until the step ends: its GPUs and CPU share are its own meanwhile.
-        let lease = match &self.pool {
-            Some(pool) => {
-                let acquire = pool.acquire(&asked);
-                tokio::pin!(acquire);
-                loop {
-                    tokio::select! {
-                        lease = &mut acquire => break Some(lease),
-                        changed = self.cancel.changed() => {
-                            if changed.is_err() || *self.cancel.borrow() {
-                                return Ok(Exit::Interrupted);
-                            }
-                        }
-                    }
-                }
-            }
-            None => None,
-        };
-        let mut env: Vec<(String, String)> =
-            vec![("KALE_STEP_DIR".into(), dir.display().to_string())];
-        if let Some(lease) = &lease {
-            env.extend(lease.environment(asked.gpus > 0));
-            if asked.gpus > 0 {
-                self.reporter.step_gpus(&self.step.name, &lease.gpu_ids());
-            }
-        }
-        for stale in (!fresh)
-            .then_some([
-                "status.json",
-                "error.json",
-                "outputs.json",
-                "metrics.json",
-                "reads.json",
-                SNAPSHOT_FILE,
-            ])
-            .into_iter()
-            .flatten()
-        {
-            let _ = std::fs::remove_file(dir.join(stale));
-        }
-
-        trace::event("step.prepared", || self.step.name.clone());
-        let fork_server = self
-            .fork_server
-            .as_ref()
-            .filter(|_| !asked.needs_own_process());
-        if let Some(slot) = fork_server {
-            let (server_env, forked_env) = match (&self.pool, &lease) {
-                (Some(pool), Some(lease)) => {
-                    let default = pool.default_threads();
-                    let mut env = env.clone();
-                    if lease.threads() != default {
-                        // The server's thread pools were sized for the default share;
-                        // the runtime resizes them in this step (threadpoolctl).
-                        env.push(("KALE_CPU_THREADS".into(), lease.threads().to_string()));
-                    }
-                    (resources::thread_environment(default), env)
-                }
-                _ => (Vec::new(), env.clone()),
-            };
-            let server = slot
-                .get(
-                    &self.interpreter,
-                    &self.runtime_dir,
-                    &self.workdir,
-                    &self.fork_server_log,
-                    &server_env,
-                )
-                .await;
-            if let Some(server) = server {
-                if !self.warm.is_empty() {
-                    // Best effort: whatever the server does not hold, the step loads.
-                    let _ = server.warm(&self.warm).await;
-                }
-                // A process goes on to another step only with the resources every
-                // such step has: no GPUs it initialised, no thread limits of its own.
-                let plain = asked.gpus == 0 && forked_env.len() == env.len();
-                // A step that changed a library setting kale does not carry must not hand its
-                // process on: the next step would see it under `tune` and not under `run`.
-                let keep = self.hand_on && plain && !self.step.unknown_state;
-                let continue_in = self.continue_in.take().filter(|_| plain);
-                // A server that cannot take the step (it just died) leaves it to
-                // a plain process below.
-                if let Ok(forked) = server
-                    .spawn(&program_path, &self.workdir, &forked_env, keep, continue_in)
-                    .await
-                {
-                    trace::event("step.forked", || {
-                        format!("{} {}", self.step.name, forked.pid)
-                    });
-                    let pid = forked.pid;
-                    let process = StepProcess::Forked {
-                        pid,
-                        end: forked.end,
-                        idle: false,
-                    };
-                    let (exit, idle) = self
-                        .supervise(process, forked.stdout, forked.stderr, dir)
-                        .await?;
-                    if idle {
-                        self.idle = Some(fork_server::IdleChild::new(server, pid));
-                    }
-                    return Ok(exit);
-                }
-            }
-        }
-        let pythonpath = python::python_path(&self.runtime_dir);
-        let mut child = Command::new(&self.interpreter.executable);
-        child
-            .arg(&program_path)
-            .current_dir(&self.workdir)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("PYTHONPATH", pythonpath)
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            // Own process group: a Ctrl-C at the terminal reaches kale, which then stops
-            // the step (and anything it started) deliberately and records it.
-            .process_group(0);
-        #[cfg(target_os = "linux")]
-        {
-            let memory = asked.memory;
-            // SAFETY: prctl and setrlimit are async-signal-safe. PDEATHSIG kills the step
-            // if kale itself dies (kill -9), so no orphan keeps computing; the
-            // address-space limit is the ceiling of `limit:memory:` (an allocation past
-            // it fails with MemoryError in the step instead of taking the machine down).
-            unsafe {
-                child.pre_exec(move || {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    if let Some(bytes) = memory {
-                        let limit = libc::rlimit {
-                            rlim_cur: bytes as libc::rlim_t,
-                            rlim_max: bytes as libc::rlim_t,
-                        };
-                        if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                    }
-                    Ok(())
-                });
-            }
-        }
-        let mut child = child.spawn()?;
-        let stdout = child.stdout.take().expect("piped");
-        let stderr = child.stderr.take().expect("piped");
-        let (exit, _) = self
-            .supervise(StepProcess::Spawned(child), stdout, stderr, dir)
-            .await?;
-        Ok(exit)
-    }
-
-    /// Copies the step's output to its logs and the reporter while waiting for
-    /// it to exit, or stops it when the run is cancelled. The flag: the process
-    /// did not exit but waits for a next step.
-    async fn supervise<O, E>(
-        &mut self,
-        mut process: StepProcess,
-        stdout: O,
-        stderr: E,
-        dir: &Path,
-    ) -> std::io::Result<(Exit, bool)>
-    where
-        O: tokio::io::AsyncRead + Unpin + Send + 'static,
-        E: tokio::io::AsyncRead + Unpin + Send + 'static,
-    {
-        let out_task = tokio::spawn(pump(
-            stdout,
-            dir.join("stdout.log"),
-            self.step.name.clone(),
-            false,
-            self.reporter.clone(),
-        ));
-        let err_task = tokio::spawn(pump(
-            stderr,
-            dir.join("stderr.log"),
-            self.step.name.clone(),
-            true,
-            self.reporter.clone(),
-        ));
-        // The step's process group (its pid): a spawned child forgets its pid once
-        // reaped.
-        let group = process.pid();
-        let exit = loop {
-            tokio::select! {
-                code = process.wait() => {
-                    trace::event("step.exit_seen", || self.step.name.clone());
-                    break Exit::Code(code?)
-                }
-                changed = self.cancel.changed() => {
-                    if changed.is_err() || *self.cancel.borrow() {
-                        process.terminate().await;
-                        break Exit::Interrupted;
-                    }
-                }
-            }
-        };
-        let idle = matches!(exit, Exit::Code(Some(0)))
-            && matches!(process, StepProcess::Forked { idle: true, .. });
-        let (mut out_task, mut err_task) = (out_task, err_task);
-        let drained = tokio::time::timeout(OUTPUT_GRACE, async {
-            let _ = (&mut out_task).await;
-            let _ = (&mut err_task).await;
-        })
-        .await
-        .is_ok();
-        // What the step started and left behind (in its process group) ends with it;
-        // the step's own process stays when it waits for the trial's next step.
-        let mut note = None;
-        if let Some(group) = group
-            && (!drained || may_have_leftovers(group))
-        {
-            let ended = end_leftovers(group, group).await;
-            if !ended.is_empty() {
-                note = Some(format!(
-                    "kale: the step ended, leaving {} process{} it started running (pid {}); kale ended {}",
-                    ended.len(),
-                    if ended.len() == 1 { "" } else { "es" },
-                    ended
-                        .iter()
-                        .map(i32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    if ended.len() == 1 { "it" } else { "them" },
-                ));
-            }
-        }
-        if !drained {
-            // Ended above, the holders of the pipes are gone and the pumps see the
-            // end; one outside the group (it started a session of its own) is left,
-            // and so is the rest of its output.
-            let finished = tokio::time::timeout(OUTPUT_GRACE, async {
-                let _ = (&mut out_task).await;
-                let _ = (&mut err_task).await;
-            })
-            .await
-            .is_ok();
-            if !finished {
-                out_task.abort();
-                err_task.abort();
-                let _ = out_task.await;
-                let _ = err_task.await;
-                let stopped = format!(
-                    "kale: the step ended but a process it started still holds its output; kale stopped reading it after {}s",
-                    OUTPUT_GRACE.as_secs()
-                );
-                note = Some(match note {
-                    Some(n) => format!("{n}\n{stopped}"),
-                    None => stopped,
-                });
-            }
-        }
-        if let Some(note) = note {
-            use std::io::Write;
-            if let Ok(mut log) = std::fs::OpenOptions::new()
-                .append(true)
-                .open(dir.join("stderr.log"))
-            {
-                let _ = writeln!(log, "{note}");
-            }
-            for line in note.lines() {
-                self.reporter.step_output(&self.step.name, line, true);
-            }
-        }
-        trace::event("step.output_drained", || self.step.name.clone());
-        Ok((exit, idle))
-    }
-}
-
-/// The snapshot a step's result was cached with, beside its outputs:
-/// `kale cache explain` reads it.
-pub const SNAPSHOT_FILE: &str = "snapshot.json";
-
-/// The key and snapshot a step of a run was cached with, if it was.
-pub fn read_snapshot(step_dir: &Path) -> Option<(String, provenance::Provenance)> {
-    let doc = read_json(&step_dir.join(SNAPSHOT_FILE))?;
-    let key = doc.get("key")?.as_str()?.to_string();
-    Some((key, serde_json::from_value(doc).ok()?))
-}
-
-fn write_snapshot(
-    dir: &Path,
-    key: &str,
-    provenance: &provenance::Provenance,
-) -> std::io::Result<()> {
-    let mut doc = serde_json::to_value(provenance).map_err(std::io::Error::other)?;
-    doc["key"] = Value::String(key.to_string());
-    manifest::write_json_atomic(&dir.join(SNAPSHOT_FILE), &doc)
-}
-
-enum Exit {
-    Code(Option<i32>),
-    Interrupted,
-}
-
-/// A running step: a process kale spawned, or a child of the fork server.
-enum StepProcess {
-    Spawned(tokio::process::Child),
-    Forked {
-        pid: i32,
-        end: tokio::sync::oneshot::Receiver<fork_server::StepEnd>,
-        /// Set when it ended its step waiting for the next one.
-        idle: bool,
-    },
-}
-
-impl StepProcess {
-    fn pid(&self) -> Option<i32> {
-        match self {
-            StepProcess::Spawned(child) => child.id().map(|p| p as i32),
-            StepProcess::Forked { pid, .. } => Some(*pid),
-        }
-    }
-
-    /// The exit code, `None` when a signal ended it (or the fork server died).
-    /// Cancel-safe; not to be awaited again once it has returned.
-    async fn wait(&mut self) -> std::io::Result<Option<i32>> {
-        match self {
-            StepProcess::Spawned(child) => Ok(child.wait().await?.code()),
-            StepProcess::Forked { end, idle, .. } => match end.await {
-                Ok(ended) => {
-                    *idle = ended.idle;
-                    Ok(ended.code)
-                }
-                Err(_) => Ok(None),
-            },
-        }
-    }
-
-    /// SIGTERM first so Python can run its exit handlers (the runtime records the
-    /// step as failed); SIGKILL if it has not gone after a grace period. Both go
-    /// to the step's process group, so whatever it started stops too.
-    async fn terminate(&mut self) {
-        let grace = std::time::Duration::from_secs(3);
-        if let Some(pid) = self.pid() {
-            signal_group(pid, libc::SIGTERM);
-        }
-        if tokio::time::timeout(grace, self.wait()).await.is_err() {
-            if let Some(pid) = self.pid() {
-                signal_group(pid, libc::SIGKILL);
-            }
-            match self {
-                StepProcess::Spawned(child) => {
-                    let _ = child.kill().await;
-                }
-                StepProcess::Forked { .. } => {
-                    let _ = tokio::time::timeout(grace, self.wait()).await;
-                }
-            }
-        }
-    }
-}
-
-fn signal_group(pid: i32, signal: libc::c_int) {
-    // SAFETY: plain FFI call; a negative pid addresses the step's process group.
-    unsafe {
-        libc::kill(-pid, signal);
-    }
-}
-
-/// Copies a step's output to its log and, line by line, to the reporter. It reads
-/// whatever the pipe holds at once (up to 64 KiB), so a step printing many short
-/// lines costs one wake-up and one write per block, not per line; the log gets the
-/// bytes as the step wrote them (invalid UTF-8 included).
-async fn pump<R: tokio::io::AsyncRead + Unpin>(
-    mut reader: R,
-    log: PathBuf,
-    step: String,
-    is_stderr: bool,
-    reporter: Arc<dyn Reporter>,
-) {
-    use std::io::Write;
-    // Blocking writes to a local file, one per block read: cheaper than handing each
-    // to tokio's blocking pool.
-    let Ok(file) = std::fs::File::create(&log) else {
-        // Still drain the pipe, or the step would block once it fills.
-        let mut sink = vec![0u8; 1 << 16];
-        while matches!(reader.read(&mut sink).await, Ok(n) if n > 0) {}
-        return;
-    };
-    let mut file = std::io::BufWriter::with_capacity(1 << 16, file);
-    let mut block = vec![0u8; 1 << 16];
-    let mut partial: Vec<u8> = Vec::new();
-    loop {
-        let n = match reader.read(&mut block).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let chunk = &block[..n];
-        let _ = file.write_all(chunk);
-        let mut start = 0;
-        for (i, _) in chunk.iter().enumerate().filter(|(_, b)| **b == b'\n') {
-            let line = if partial.is_empty() {
-                &chunk[start..i]
-            } else {
-                partial.extend_from_slice(&chunk[start..i]);
-                &partial[..]
-            };
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            reporter.step_output(&step, &String::from_utf8_lossy(line), is_stderr);
-            partial.clear();
-            start = i + 1;
-        }
-        partial.extend_from_slice(&chunk[start..]);
-        // A "line" that never ends (a progress bar redrawn with `\r`) is passed on in
-        // pieces rather than held whole.
-        if partial.len() > 1 << 20 {
-            reporter.step_output(&step, &String::from_utf8_lossy(&partial), is_stderr);
-            partial.clear();
-        }
-        // The log stays current for `tail -f` and the dashboard.
-        let _ = file.flush();
-    }
-    if !partial.is_empty() {
-        reporter.step_output(&step, &String::from_utf8_lossy(&partial), is_stderr);
-    }
-    let _ = file.flush();
-}
-
-/// How long kale keeps reading a step's output after the step's process ended: what
-/// it wrote last is still in the pipe, but a process the step started that inherited
-/// the pipe (a TensorBoard, a data loader's worker) would keep it open for ever.
-const OUTPUT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The live processes of process group `group` other than `leader` (Linux: from
-/// /proc; elsewhere none are found).
-fn group_members(group: i32, leader: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != leader)
-        .filter(|&pid| {
-            // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                return false;
-            };
-            let mut fields = rest.split_whitespace();
-            let state = fields.next();
-            let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
-            pgrp == Some(group) && !matches!(state, Some("Z" | "X"))
-        })
-        .collect()
-}
-
-/// Whether a finished step may have left processes in its group, checked without
-/// reading every process's /proc entry (that costs a millisecond and more per step):
-/// the group is empty (the common case for a spawned step), or its only member is
-/// the step's own process (a forked step on its way out, or waiting for the trial's
-/// next step) with no child. A process that outlived its parent inside the group is
-/// found this way only once the step's process is gone; one holding the step's
-/// output is found anyway (the output does not end).
-fn may_have_leftovers(group: i32) -> bool {
-    // SAFETY: signal 0 only probes for existence.
-    if unsafe { libc::kill(-group, 0) } != 0 {
-        return false;
-    }
-    let leader_alive = std::fs::read_to_string(format!("/proc/{group}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let (_, rest) = stat.rsplit_once(')')?;
-            Some(!matches!(rest.split_whitespace().next(), Some("Z" | "X")))
-        })
-        .unwrap_or(false);
-    if !leader_alive {
-        return true;
-    }
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{group}/task")) else {
-        return true;
-    };
-    tasks.flatten().any(|task| {
-        std::fs::read_to_string(task.path().join("children"))
-            .map(|c| !c.trim().is_empty())
-            .unwrap_or(true)
-    })
-}
-
-/// Ends the processes a finished step left in its group: SIGTERM, then SIGKILL for
-/// those still there a moment later. Returns their pids.
-async fn end_leftovers(group: i32, leader: i32) -> Vec<i32> {
-    let left = group_members(group, leader);
-    if left.is_empty() {
-        return left;
-    }
-    for &pid in &left {
-        // SAFETY: plain FFI calls on pids of the step's own group.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-    }
-    for _ in 0..20 {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        if group_members(group, leader).is_empty() {
-            return left;
-        }
-    }
-    for pid in group_members(group, leader) {
-        // SAFETY: as above.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-    left
-}
-
-fn read_json(path: &Path) -> Option<Value> {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-}
-
-/// Reads `error.json` and maps its innermost frame in the user's code to the notebook.
-fn step_error(
-    dir: &Path,
-    line_map: &LineMap,
-    sources: &BTreeMap<usize, String>,
-    code: Option<i32>,
-) -> StepError {
-    let Some(err) = read_json(&dir.join("error.json")) else {
-        let tail = std::fs::read_to_string(dir.join("stderr.log"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .map(str::to_string)
-            })
-            .unwrap_or_default();
-        let message = match code {
-            Some(c) => format!("the step's Python process exited with status {c}"),
-            None => "the step's Python process was killed by a signal".to_string(),
-        };
-        return StepError {
-            kind: "ProcessExit".into(),
-            message: if tail.is_empty() {
-                message
-            } else {
-                format!("{message}: {tail}")
-            },
-            cell: None,
-            line: None,
-            code: None,
-            variable: None,
-        };
-    };
-    let program = dir.join("program.py");
-    let mut location = None;
-    if let Some(frames) = err.get("frames").and_then(Value::as_array) {
-        for frame in frames.iter().rev() {
-            let file = frame.get("file").and_then(Value::as_str).unwrap_or("");
-            let line = frame.get("line").and_then(Value::as_u64).unwrap_or(0) as u32;
-            if let Some(cell) = file
-                .strip_prefix("<cell ")
-                .and_then(|r| r.strip_suffix('>'))
-                .and_then(|n| n.parse::<usize>().ok())
-            {
-                location = Some((cell, line));
-                break;
-            }
-            if Path::new(file) == program {
-                if let Some(found) = line_map.locate(line) {
-                    location = Some(found);
-                }
-                break;
-            }
-        }
-    }
-    let code_line = location.and_then(|(cell, line)| {
-        sources
-            .get(&cell)
-            .and_then(|s| s.lines().nth(line.saturating_sub(1) as usize))
-            .map(|l| l.trim().to_string())
-    });
-    StepError {
-        kind: err
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("Error")
-            .to_string(),
-        message: err
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-        cell: location.map(|l| l.0),
-        line: location.map(|l| l.1),
-        code: code_line,
-        variable: err
-            .get("variable")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-    }
-}
+pub use crate::layout::step_dir;
 
 /// Step-name → record lookup for callers that want the outcome by name.
 pub fn records_by_name(m: &Manifest) -> HashMap<&str, &StepRecord> {

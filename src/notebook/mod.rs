@@ -168,96 +168,100 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Result<Noteboo
     let Value::Array(raw_cells) = cells_value else {
         return Err(Diagnostic::error("the notebook's `cells` is not a list"));
     };
-    let mut cells = Vec::with_capacity(raw_cells.len());
-    for (index, raw) in raw_cells.iter().enumerate() {
-        let number = index + 1;
-        let Value::Object(obj) = raw else {
-            diags.push(
-                Diagnostic::error("this cell is not a JSON object; it is ignored").in_cell(number),
-            );
-            continue;
-        };
-        let kind = match obj.get("cell_type").and_then(Value::as_str) {
-            Some("code") => CellKind::Code,
-            Some("markdown") => CellKind::Markdown,
-            Some("raw") => CellKind::Raw,
-            other => {
-                diags.push(
-                    Diagnostic::error(format!(
-                        "unknown cell type {}; expected `code`, `markdown` or `raw`",
-                        other
-                            .map(|s| format!("`{s}`"))
-                            .unwrap_or_else(|| "(missing)".into())
-                    ))
-                    .in_cell(number),
-                );
-                continue;
-            }
-        };
-        let source = match obj.get("source") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Array(parts)) => {
-                let mut s = String::new();
-                for part in parts {
-                    match part {
-                        Value::String(p) => s.push_str(p),
-                        _ => {
-                            diags.push(
-                                Diagnostic::error("the cell's source contains a non-string line")
-                                    .in_cell(number),
-                            );
-                        }
-                    }
-                }
-                s
-            }
-            None | Some(Value::Null) => String::new(),
-            Some(_) => {
-                diags.push(
-                    Diagnostic::error(
-                        "the cell's `source` is neither a string nor a list of strings",
-                    )
-                    .in_cell(number),
-                );
-                String::new()
-            }
-        };
-        let mut tags = Vec::new();
-        if let Some(raw_tags) = obj.get("metadata").and_then(|m| m.get("tags")) {
-            match raw_tags {
-                Value::Array(list) => {
-                    for tag in list {
-                        match tag {
-                            Value::String(t) => tags.push(t.clone()),
-                            other => diags.push(
-                                Diagnostic::error(format!("tags must be strings, found {other}"))
-                                    .in_cell(number),
-                            ),
-                        }
-                    }
-                }
-                Value::Null => {}
-                other => diags.push(
-                    Diagnostic::error(format!(
-                        "`metadata.tags` must be a list of strings, found {other}"
-                    ))
-                    .in_cell(number),
-                ),
-            }
-        }
-        cells.push(Cell {
-            number,
-            kind,
-            source,
-            tags,
-        });
-    }
+    let cells = raw_cells
+        .iter()
+        .enumerate()
+        .filter_map(|(index, raw)| parse_cell(index + 1, raw, diags))
+        .collect();
     let metadata = top.get("metadata").cloned().unwrap_or(Value::Null);
     Ok(Notebook {
         path: path.to_path_buf(),
         cells,
         metadata,
         content: content_hash(text.as_bytes()),
+    })
+}
+
+/// Cell `number` of the notebook, or `None` (reported) when it is not a cell kale can
+/// read; a bad source line or tag is reported and left out.
+fn parse_cell(number: usize, raw: &Value, diags: &mut Diagnostics) -> Option<Cell> {
+    let Value::Object(obj) = raw else {
+        diags.push(
+            Diagnostic::error("this cell is not a JSON object; it is ignored").in_cell(number),
+        );
+        return None;
+    };
+    let kind = match obj.get("cell_type").and_then(Value::as_str) {
+        Some("code") => CellKind::Code,
+        Some("markdown") => CellKind::Markdown,
+        Some("raw") => CellKind::Raw,
+        other => {
+            diags.push(
+                Diagnostic::error(format!(
+                    "unknown cell type {}; expected `code`, `markdown` or `raw`",
+                    other
+                        .map(|s| format!("`{s}`"))
+                        .unwrap_or_else(|| "(missing)".into())
+                ))
+                .in_cell(number),
+            );
+            return None;
+        }
+    };
+    let source = match obj.get("source") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => {
+            let mut s = String::new();
+            for part in parts {
+                match part {
+                    Value::String(p) => s.push_str(p),
+                    _ => {
+                        diags.push(
+                            Diagnostic::error("the cell's source contains a non-string line")
+                                .in_cell(number),
+                        );
+                    }
+                }
+            }
+            s
+        }
+        None | Some(Value::Null) => String::new(),
+        Some(_) => {
+            diags.push(
+                Diagnostic::error("the cell's `source` is neither a string nor a list of strings")
+                    .in_cell(number),
+            );
+            String::new()
+        }
+    };
+    let mut tags = Vec::new();
+    if let Some(raw_tags) = obj.get("metadata").and_then(|m| m.get("tags")) {
+        match raw_tags {
+            Value::Array(list) => {
+                for tag in list {
+                    match tag {
+                        Value::String(t) => tags.push(t.clone()),
+                        other => diags.push(
+                            Diagnostic::error(format!("tags must be strings, found {other}"))
+                                .in_cell(number),
+                        ),
+                    }
+                }
+            }
+            Value::Null => {}
+            other => diags.push(
+                Diagnostic::error(format!(
+                    "`metadata.tags` must be a list of strings, found {other}"
+                ))
+                .in_cell(number),
+            ),
+        }
+    }
+    Some(Cell {
+        number,
+        kind,
+        source,
+        tags,
     })
 }
 

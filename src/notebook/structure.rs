@@ -103,222 +103,23 @@ pub fn structure(nb: &Notebook, diags: &mut Diagnostics) -> NotebookStructure {
         metadata: metadata::read(&nb.metadata, diags),
         ..Default::default()
     };
-
-    // Where each step name first appears, to explain a `prev:` that points forward.
-    let mut first_definition: HashMap<String, usize> = HashMap::new();
-    for cell in nb.code_cells() {
-        for tag in &cell.tags {
-            if let Ok(Tag::Step { name, .. }) = parse_tag(tag)
-                && !name.is_empty()
-            {
-                first_definition.entry(name).or_insert(cell.number);
-            }
-        }
-    }
-
+    let first_definition = first_definitions(nb);
     let mut current: Option<Current> = None;
     for cell in nb.code_cells() {
         let n = cell.number;
-        let mut parsed = Vec::new();
-        // A step name kale refused: the cell's other tags are not reported again as
-        // attached to no step.
-        let mut refused_step_name = false;
-        for raw in &cell.tags {
-            match parse_tag(raw) {
-                Ok(tag) => parsed.push(tag),
-                Err(problem) => {
-                    refused_step_name |=
-                        problem.is_error && (raw.starts_with("step:") || raw.starts_with("block:"));
-                    let mut d = if problem.is_error {
-                        Diagnostic::error(problem.message)
-                    } else {
-                        Diagnostic::warning(problem.message)
-                    }
-                    .in_cell(n);
-                    if let Some(h) = problem.hint {
-                        d = d.with_hint(h);
-                    }
-                    diags.push(d);
-                }
-            }
-        }
-
+        let (parsed, refused_step_name) = cell_tags(cell, diags);
         if let Some(special) = parsed.iter().find(|t| t.is_special()).cloned() {
-            let ignored: Vec<String> = cell
-                .tags
-                .iter()
-                .filter(|t| parse_tag(t).map(|p| p != special).unwrap_or(false))
-                .map(|t| format!("`{t}`"))
-                .collect();
-            if !ignored.is_empty() && special != Tag::Skip {
-                diags.push(
-                    Diagnostic::warning(format!(
-                        "this cell is tagged `{}`, so its other tags ({}) are ignored",
-                        special_name(&special),
-                        ignored.join(", ")
-                    ))
-                    .in_cell(n),
-                );
-            }
-            match special {
-                Tag::Skip => out.skipped.push(n),
-                Tag::Imports => {
-                    out.imports.push(n);
-                    current = Some(Current::Imports);
-                }
-                Tag::Functions => {
-                    out.functions.push(n);
-                    current = Some(Current::Functions);
-                }
-                Tag::PipelineParameters => {
-                    out.parameters.push(n);
-                    current = Some(Current::Parameters);
-                }
-                Tag::PipelineMetrics => {
-                    out.metrics.push(n);
-                    current = Some(Current::Metrics);
-                }
-                _ => unreachable!("is_special covers exactly these"),
-            }
+            special_cell(&mut out, &mut current, cell, special, diags);
             continue;
         }
-
-        let mut names: Vec<String> = parsed
-            .iter()
-            .filter_map(|t| match t {
-                Tag::Step { name, .. } if !name.is_empty() => Some(name.clone()),
-                _ => None,
-            })
-            .collect();
-        names.dedup();
-        if names.len() > 1 {
-            diags.push(
-                Diagnostic::error(format!(
-                    "a cell can belong to one step only, but this one names {}",
-                    names
-                        .iter()
-                        .map(|s| format!("`step:{s}`"))
-                        .collect::<Vec<_>>()
-                        .join(" and ")
-                ))
-                .in_cell(n)
-                .with_hint("split the cell, or keep one `step:` tag"),
-            );
-        }
-        for tag in &parsed {
-            if let Tag::Notebook(name) = tag {
-                diags.push(
-                    Diagnostic::error(format!(
-                        "`notebook:{name}` (Kale 2.3 multi-notebook composition) is not supported by kale"
-                    ))
-                    .in_cell(n)
-                    .with_hint("merge the referenced notebook's cells into this one, or run each notebook on its own"),
-                );
-            }
-        }
-
-        let Some(name) = names.first().cloned() else {
+        let names = step_names(&parsed, n, diags);
+        let Some(name) = names.first() else {
             // No step name: config tags have nothing to attach to.
-            let orphan: Vec<String> = parsed
-                .iter()
-                .filter(|t| !matches!(t, Tag::Step { .. } | Tag::Notebook(_)))
-                .map(tag_display)
-                .collect();
-            let empty_name = parsed.iter().find_map(|t| match t {
-                Tag::Step { legacy, .. } => Some(if *legacy { "block:" } else { "step:" }),
-                _ => None,
-            });
-            if !orphan.is_empty() && !refused_step_name {
-                diags.push(match empty_name {
-                    Some(tag) => Diagnostic::error(format!(
-                        "{} on a cell whose `{tag}` tag has no step name",
-                        orphan.join(", ")
-                    ))
-                    .in_cell(n)
-                    .with_hint(format!(
-                        "write the step's name after the colon (`{tag}NAME`); an empty name only continues the previous cell's step"
-                    )),
-                    None => Diagnostic::error(format!(
-                        "{} on a cell that declares no step name",
-                        orphan.join(", ")
-                    ))
-                    .in_cell(n)
-                    .with_hint("add a `step:NAME` tag to this cell"),
-                });
-            }
-            // Kale writes an empty `block:` to continue the step above; continuing
-            // anything else is rarely what was meant.
-            if let Some(tag) = empty_name {
-                let continues = match current {
-                    Some(Current::Step(_)) => None,
-                    Some(Current::Imports) => Some(
-                        "continues the `imports` cell above it and runs at the start of every step",
-                    ),
-                    Some(Current::Functions) => Some(
-                        "continues the `functions` cell above it and runs at the start of every step",
-                    ),
-                    Some(Current::Parameters) => Some(
-                        "continues the `pipeline-parameters` cell above it, whose lines must all be `name = value`",
-                    ),
-                    Some(Current::Metrics) => Some(
-                        "continues the `pipeline-metrics` cell above it, whose lines must all be `print(metric)`",
-                    ),
-                    None => Some(
-                        "belongs to no step: it comes before the first tagged cell, so it is not part of the pipeline",
-                    ),
-                };
-                if let Some(what) = continues {
-                    diags.push(
-                        Diagnostic::warning(format!(
-                            "tag `{tag}` names no step, so this cell {what}"
-                        ))
-                        .in_cell(n)
-                        .with_hint(format!(
-                            "write the step's name after the colon (`{tag}NAME`), or tag the cell `skip` to leave it out"
-                        )),
-                    );
-                }
-            }
-            match current {
-                Some(Current::Imports) => out.imports.push(n),
-                Some(Current::Functions) => out.functions.push(n),
-                Some(Current::Parameters) => out.parameters.push(n),
-                Some(Current::Metrics) => out.metrics.push(n),
-                Some(Current::Step(i)) => out.steps[i].cells.push(n),
-                None => out.unassigned.push(n),
-            }
+            unnamed_cell(&mut out, &current, n, &parsed, refused_step_name, diags);
             continue;
         };
-
-        if !out.metrics.is_empty() {
-            diags.push(
-                Diagnostic::error(format!(
-                    "step `{name}` comes after the `pipeline-metrics` cell (cell {})",
-                    out.metrics[0]
-                ))
-                .in_cell(n)
-                .with_hint("the `pipeline-metrics` cell must be the last tagged cell of the notebook; move it to the end"),
-            );
-        }
-
-        let name = name.as_str();
-        let index = match out.step_index(name) {
-            Some(i) => {
-                out.steps[i].cells.push(n);
-                i
-            }
-            None => {
-                out.steps.push(StepDecl {
-                    name: name.to_string(),
-                    cells: vec![n],
-                    parents: Vec::new(),
-                    config: StepConfig::default(),
-                });
-                out.steps.len() - 1
-            }
-        };
+        let index = step_cell(&mut out, name, n, diags);
         current = Some(Current::Step(index));
-
         for tag in parsed {
             match tag {
                 Tag::Prev(parents) => {
@@ -330,7 +131,256 @@ pub fn structure(nb: &Notebook, diags: &mut Diagnostics) -> NotebookStructure {
             }
         }
     }
+    apply_steps_defaults(&mut out, diags);
+    warn_unassigned(nb, &out, diags);
+    out
+}
 
+/// Where each step name first appears, to explain a `prev:` that points forward.
+fn first_definitions(nb: &Notebook) -> HashMap<String, usize> {
+    let mut first_definition: HashMap<String, usize> = HashMap::new();
+    for cell in nb.code_cells() {
+        for tag in &cell.tags {
+            if let Ok(Tag::Step { name, .. }) = parse_tag(tag)
+                && !name.is_empty()
+            {
+                first_definition.entry(name).or_insert(cell.number);
+            }
+        }
+    }
+    first_definition
+}
+
+/// The cell's tags that parse (the others reported), and whether one of those
+/// refused was a step name: the cell's other tags are then not reported again as
+/// attached to no step.
+fn cell_tags(cell: &super::Cell, diags: &mut Diagnostics) -> (Vec<Tag>, bool) {
+    let mut parsed = Vec::new();
+    let mut refused_step_name = false;
+    for raw in &cell.tags {
+        match parse_tag(raw) {
+            Ok(tag) => parsed.push(tag),
+            Err(problem) => {
+                refused_step_name |=
+                    problem.is_error && (raw.starts_with("step:") || raw.starts_with("block:"));
+                let mut d = if problem.is_error {
+                    Diagnostic::error(problem.message)
+                } else {
+                    Diagnostic::warning(problem.message)
+                }
+                .in_cell(cell.number);
+                if let Some(h) = problem.hint {
+                    d = d.with_hint(h);
+                }
+                diags.push(d);
+            }
+        }
+    }
+    (parsed, refused_step_name)
+}
+
+/// A `skip`, `imports`, `functions`, `pipeline-parameters` or `pipeline-metrics`
+/// cell (its other tags ignored, with a warning).
+fn special_cell(
+    out: &mut NotebookStructure,
+    current: &mut Option<Current>,
+    cell: &super::Cell,
+    special: Tag,
+    diags: &mut Diagnostics,
+) {
+    let n = cell.number;
+    let ignored: Vec<String> = cell
+        .tags
+        .iter()
+        .filter(|t| parse_tag(t).map(|p| p != special).unwrap_or(false))
+        .map(|t| format!("`{t}`"))
+        .collect();
+    if !ignored.is_empty() && special != Tag::Skip {
+        diags.push(
+            Diagnostic::warning(format!(
+                "this cell is tagged `{}`, so its other tags ({}) are ignored",
+                special_name(&special),
+                ignored.join(", ")
+            ))
+            .in_cell(n),
+        );
+    }
+    match special {
+        Tag::Skip => out.skipped.push(n),
+        Tag::Imports => {
+            out.imports.push(n);
+            *current = Some(Current::Imports);
+        }
+        Tag::Functions => {
+            out.functions.push(n);
+            *current = Some(Current::Functions);
+        }
+        Tag::PipelineParameters => {
+            out.parameters.push(n);
+            *current = Some(Current::Parameters);
+        }
+        Tag::PipelineMetrics => {
+            out.metrics.push(n);
+            *current = Some(Current::Metrics);
+        }
+        _ => unreachable!("is_special covers exactly these"),
+    }
+}
+
+/// The step names the cell's tags give (one is allowed), with `notebook:` refused.
+fn step_names(parsed: &[Tag], n: usize, diags: &mut Diagnostics) -> Vec<String> {
+    let mut names: Vec<String> = parsed
+        .iter()
+        .filter_map(|t| match t {
+            Tag::Step { name, .. } if !name.is_empty() => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    names.dedup();
+    if names.len() > 1 {
+        diags.push(
+            Diagnostic::error(format!(
+                "a cell can belong to one step only, but this one names {}",
+                names
+                    .iter()
+                    .map(|s| format!("`step:{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ))
+            .in_cell(n)
+            .with_hint("split the cell, or keep one `step:` tag"),
+        );
+    }
+    for tag in parsed {
+        if let Tag::Notebook(name) = tag {
+            diags.push(
+                Diagnostic::error(format!(
+                    "`notebook:{name}` (Kale 2.3 multi-notebook composition) is not supported by kale"
+                ))
+                .in_cell(n)
+                .with_hint("merge the referenced notebook's cells into this one, or run each notebook on its own"),
+            );
+        }
+    }
+    names
+}
+
+/// A cell that names no step continues what the cell above it started (an empty
+/// `block:` is Kale's way to continue a step); config tags on it have nothing to
+/// attach to.
+fn unnamed_cell(
+    out: &mut NotebookStructure,
+    current: &Option<Current>,
+    n: usize,
+    parsed: &[Tag],
+    refused_step_name: bool,
+    diags: &mut Diagnostics,
+) {
+    let orphan: Vec<String> = parsed
+        .iter()
+        .filter(|t| !matches!(t, Tag::Step { .. } | Tag::Notebook(_)))
+        .map(tag_display)
+        .collect();
+    let empty_name = parsed.iter().find_map(|t| match t {
+        Tag::Step { legacy, .. } => Some(if *legacy { "block:" } else { "step:" }),
+        _ => None,
+    });
+    if !orphan.is_empty() && !refused_step_name {
+        diags.push(match empty_name {
+            Some(tag) => Diagnostic::error(format!(
+                "{} on a cell whose `{tag}` tag has no step name",
+                orphan.join(", ")
+            ))
+            .in_cell(n)
+            .with_hint(format!(
+                "write the step's name after the colon (`{tag}NAME`); an empty name only continues the previous cell's step"
+            )),
+            None => Diagnostic::error(format!(
+                "{} on a cell that declares no step name",
+                orphan.join(", ")
+            ))
+            .in_cell(n)
+            .with_hint("add a `step:NAME` tag to this cell"),
+        });
+    }
+    // Kale writes an empty `block:` to continue the step above; continuing anything
+    // else is rarely what was meant.
+    if let Some(tag) = empty_name
+        && let Some(what) = continued(current)
+    {
+        diags.push(
+            Diagnostic::warning(format!("tag `{tag}` names no step, so this cell {what}"))
+                .in_cell(n)
+                .with_hint(format!(
+                    "write the step's name after the colon (`{tag}NAME`), or tag the cell `skip` to leave it out"
+                )),
+        );
+    }
+    match current {
+        Some(Current::Imports) => out.imports.push(n),
+        Some(Current::Functions) => out.functions.push(n),
+        Some(Current::Parameters) => out.parameters.push(n),
+        Some(Current::Metrics) => out.metrics.push(n),
+        Some(Current::Step(i)) => out.steps[*i].cells.push(n),
+        None => out.unassigned.push(n),
+    }
+}
+
+/// What a cell with an empty step name continues, when that is not a step.
+fn continued(current: &Option<Current>) -> Option<&'static str> {
+    match current {
+        Some(Current::Step(_)) => None,
+        Some(Current::Imports) => {
+            Some("continues the `imports` cell above it and runs at the start of every step")
+        }
+        Some(Current::Functions) => {
+            Some("continues the `functions` cell above it and runs at the start of every step")
+        }
+        Some(Current::Parameters) => Some(
+            "continues the `pipeline-parameters` cell above it, whose lines must all be `name = value`",
+        ),
+        Some(Current::Metrics) => Some(
+            "continues the `pipeline-metrics` cell above it, whose lines must all be `print(metric)`",
+        ),
+        None => Some(
+            "belongs to no step: it comes before the first tagged cell, so it is not part of the pipeline",
+        ),
+    }
+}
+
+/// Cell `n` of step `name`: the step is declared by its first cell; a step after
+/// the metrics cell is an error. Returns the step's index.
+fn step_cell(out: &mut NotebookStructure, name: &str, n: usize, diags: &mut Diagnostics) -> usize {
+    if !out.metrics.is_empty() {
+        diags.push(
+            Diagnostic::error(format!(
+                "step `{name}` comes after the `pipeline-metrics` cell (cell {})",
+                out.metrics[0]
+            ))
+            .in_cell(n)
+            .with_hint("the `pipeline-metrics` cell must be the last tagged cell of the notebook; move it to the end"),
+        );
+    }
+    match out.step_index(name) {
+        Some(i) => {
+            out.steps[i].cells.push(n);
+            i
+        }
+        None => {
+            out.steps.push(StepDecl {
+                name: name.to_string(),
+                cells: vec![n],
+                parents: Vec::new(),
+                config: StepConfig::default(),
+            });
+            out.steps.len() - 1
+        }
+    }
+}
+
+/// `kubeflow_notebook.steps_defaults`: config tags every step gets unless it sets
+/// its own.
+fn apply_steps_defaults(out: &mut NotebookStructure, diags: &mut Diagnostics) {
     let mut default_config = StepConfig::default();
     for raw in out.metadata.steps_defaults.clone() {
         match parse_tag(&raw) {
@@ -353,34 +403,38 @@ pub fn structure(nb: &Notebook, diags: &mut Diagnostics) -> NotebookStructure {
     for step in &mut out.steps {
         merge_defaults(&mut step.config, &default_config);
     }
+}
 
-    if !out.unassigned.is_empty() && !out.steps.is_empty() {
-        let cells = out
-            .unassigned
-            .iter()
-            .map(|c| c.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        // Papermill's `parameters` cell is where a notebook's parameters already are.
-        let papermill = out.unassigned.iter().copied().find(|&c| {
-            nb.cell(c)
-                .is_some_and(|cell| cell.tags.iter().any(|t| t == "parameters"))
-        });
-        let hint = match papermill {
-            Some(c) => format!(
-                "cell {c} is papermill's `parameters` cell: tag it `pipeline-parameters` too so kale tunes and passes its values; tag the others `imports`, `skip` or `step:NAME`"
-            ),
-            None => "tag them `imports`, `skip` or `step:NAME` to make the intent explicit".into(),
-        };
-        diags.push(
-            Diagnostic::warning(format!(
-                "untagged code cell(s) {cells} come before the first tagged cell and are not part of the pipeline"
-            ))
-            .in_cell(out.unassigned[0])
-            .with_hint(hint),
-        );
+/// Untagged cells before the first tagged one are not part of the pipeline: say so
+/// (naming papermill's `parameters` cell, whose values a user usually means to tune).
+fn warn_unassigned(nb: &Notebook, out: &NotebookStructure, diags: &mut Diagnostics) {
+    if out.unassigned.is_empty() || out.steps.is_empty() {
+        return;
     }
-    out
+    let cells = out
+        .unassigned
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Papermill's `parameters` cell is where a notebook's parameters already are.
+    let papermill = out.unassigned.iter().copied().find(|&c| {
+        nb.cell(c)
+            .is_some_and(|cell| cell.tags.iter().any(|t| t == "parameters"))
+    });
+    let hint = match papermill {
+        Some(c) => format!(
+            "cell {c} is papermill's `parameters` cell: tag it `pipeline-parameters` too so kale tunes and passes its values; tag the others `imports`, `skip` or `step:NAME`"
+        ),
+        None => "tag them `imports`, `skip` or `step:NAME` to make the intent explicit".into(),
+    };
+    diags.push(
+        Diagnostic::warning(format!(
+            "untagged code cell(s) {cells} come before the first tagged cell and are not part of the pipeline"
+        ))
+        .in_cell(out.unassigned[0])
+        .with_hint(hint),
+    );
 }
 
 fn add_parent(

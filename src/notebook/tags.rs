@@ -122,11 +122,6 @@ fn foreign_tool(tag: &str) -> Option<&'static str> {
 }
 
 pub fn parse_tag(tag: &str) -> Result<Tag, TagProblem> {
-    let error = |message: String, hint: Option<String>| TagProblem {
-        is_error: true,
-        message,
-        hint,
-    };
     match tag {
         "imports" => return Ok(Tag::Imports),
         "functions" => return Ok(Tag::Functions),
@@ -149,14 +144,11 @@ pub fn parse_tag(tag: &str) -> Result<Tag, TagProblem> {
             }),
         });
     }
-    let (kind, rest) = match tag.split_once(':') {
-        Some(parts) => parts,
-        None => {
-            return Err(error(
-                format!("unknown tag `{tag}`"),
-                Some(known_tags_hint(tag)),
-            ));
-        }
+    let Some((kind, rest)) = tag.split_once(':') else {
+        return Err(tag_error(
+            format!("unknown tag `{tag}`"),
+            Some(known_tags_hint(tag)),
+        ));
     };
     match kind {
         "block" if matches!(rest, "imports" | "functions" | "skip") => Ok(match rest {
@@ -186,12 +178,29 @@ pub fn parse_tag(tag: &str) -> Result<Tag, TagProblem> {
             Ok(Tag::Prev(parents))
         }
         "notebook" => Ok(Tag::Notebook(rest.to_string())),
+        _ => config_tag(tag, kind, rest),
+    }
+}
+
+fn tag_error(message: String, hint: Option<String>) -> TagProblem {
+    TagProblem {
+        is_error: true,
+        message,
+        hint,
+    }
+}
+
+/// A step's configuration tag (`limit:`, `label:`, `annotation:`, `image:`, `cache:`,
+/// `report:`, `secret:`), `kind` and `rest` being the parts of `tag` around its
+/// first colon.
+fn config_tag(tag: &str, kind: &str, rest: &str) -> Result<Tag, TagProblem> {
+    match kind {
         "limit" => match LIMIT.captures(tag) {
             Some(c) => Ok(Tag::Limit {
                 resource: c[1].to_string(),
                 value: c[2].to_string(),
             }),
-            None => Err(error(
+            None => Err(tag_error(
                 format!("malformed limit tag `{tag}`"),
                 Some("write `limit:RESOURCE:VALUE`, e.g. `limit:nvidia.com/gpu:1`, `limit:memory:4Gi` or `limit:cpu:500m`".into()),
             )),
@@ -206,7 +215,7 @@ pub fn parse_tag(tag: &str) -> Result<Tag, TagProblem> {
                     Tag::Annotation { key, value }
                 })
             }
-            None => Err(error(
+            None => Err(tag_error(
                 format!("malformed {kind} tag `{tag}`"),
                 Some(format!(
                     "write `{kind}:KEY:VALUE` with a Kubernetes key such as `example.com/team`"
@@ -215,7 +224,7 @@ pub fn parse_tag(tag: &str) -> Result<Tag, TagProblem> {
         },
         "image" => {
             if rest.trim().is_empty() {
-                Err(error(
+                Err(tag_error(
                     format!("image tag `{tag}` names no image"),
                     Some("write `image:REF`, e.g. `image:python:3.12-slim`".into()),
                 ))
@@ -223,7 +232,7 @@ pub fn parse_tag(tag: &str) -> Result<Tag, TagProblem> {
                 Ok(Tag::Image(rest.to_string()))
             }
         }
-        "cache" | "report" => Err(error(
+        "cache" | "report" => Err(tag_error(
             format!("malformed {kind} tag `{tag}`"),
             Some(format!("write `{kind}:enabled` or `{kind}:disabled`")),
         )),
@@ -233,12 +242,12 @@ pub fn parse_tag(tag: &str) -> Result<Tag, TagProblem> {
                 key: c[2].to_string(),
                 env: c[3].to_string(),
             }),
-            None => Err(error(
+            None => Err(tag_error(
                 format!("malformed secret tag `{tag}`"),
                 Some("write `secret:SECRET_NAME:KEY:ENV_VAR`, e.g. `secret:db-creds:password:DB_PASSWORD`".into()),
             )),
         },
-        _ => Err(error(
+        _ => Err(tag_error(
             format!("unknown tag `{tag}`"),
             Some(known_tags_hint(tag)),
         )),

@@ -2,6 +2,7 @@
 //! last (the summary), locally and on Katib.
 
 use crate::kubeflow::katib_tune::KatibReport;
+use crate::run::RunReport;
 use crate::store::{ExperimentStatus, TrialStatus};
 use crate::tune::local::{LocalReport, Started};
 use crate::tune::{objectives_text, params_text, trial_line};
@@ -25,7 +26,7 @@ pub fn header(s: &Started) -> Vec<String> {
     } else {
         format!(
             "{} `{}` (direction from {})",
-            crate::store::direction_text(search.direction),
+            search.direction.as_str(),
             search.objective,
             search.direction_source,
         )
@@ -192,5 +193,54 @@ pub fn katib(r: &KatibReport) -> Vec<String> {
     if w.detached {
         out.push(format!("reattach with: {}", r.reattach));
     }
+    out
+}
+
+/// How `kale run` ended: the failed step with its cell, line and log (and, for a
+/// missing module, which Python ran the steps), then the run's one-line summary.
+pub fn run(r: &RunReport) -> Vec<String> {
+    let (o, m) = (&r.outcome, &r.outcome.manifest);
+    let mut out = Vec::new();
+    if let Some((step, err)) = &o.failure {
+        out.push(step_failure(&r.notebook, step, err, &o.run_dir));
+        if err.kind == "ModuleNotFoundError" {
+            out.push(format!("  {}", r.python.module_not_found_hint()));
+        }
+    }
+    out.push(format!(
+        "run {} {} in {:.2}s — {}",
+        m.run_id,
+        m.status.as_str(),
+        r.seconds(),
+        o.run_dir.display()
+    ));
+    out
+}
+
+/// `error: step `train` failed at nb.ipynb: cell 4, line 2`, the line's code, the
+/// error and where the step's log is.
+pub fn step_failure(
+    notebook: &std::path::Path,
+    step: &str,
+    err: &crate::exec::StepError,
+    run_dir: &std::path::Path,
+) -> String {
+    let mut out = match (err.cell, err.line) {
+        (Some(cell), Some(line)) => format!(
+            "error: step `{step}` failed at {}: cell {cell}, line {line}",
+            notebook.display()
+        ),
+        _ => format!("error: step `{step}` failed ({})", notebook.display()),
+    };
+    if let Some(code) = &err.code {
+        out.push_str(&format!("\n    {code}"));
+    }
+    out.push_str(&format!("\n  {}: {}", err.kind, err.message));
+    out.push_str(&format!(
+        "\n  log: {}",
+        crate::layout::step_dir(run_dir, step)
+            .join("stderr.log")
+            .display()
+    ));
     out
 }

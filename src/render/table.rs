@@ -83,110 +83,10 @@ pub fn experiment(
     importance: &[(String, Result<Vec<ParamImportance>, String>)],
     notes: &std::collections::BTreeMap<Option<i64>, String>,
 ) -> String {
-    let (ok, failed, total) = counts(trials);
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "experiment {}  ({}{})",
-        e.spec.name,
-        e.status,
-        e.reason
-            .as_deref()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default()
-    );
-    let _ = writeln!(out, "notebook   {}", e.spec.notebook);
-    let multi = e.spec.objectives.len() > 1;
-    if multi {
-        let _ = writeln!(
-            out,
-            "objectives {}",
-            crate::tune::objectives_text(&e.spec.objectives)
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "objective  {} {}{}",
-            crate::store::direction_text(e.spec.direction),
-            e.spec.objective,
-            e.spec
-                .goal
-                .map(|g| format!(" (goal {g})"))
-                .unwrap_or_default()
-        );
-    }
-    if !e.spec.constraints.is_empty() {
-        let _ = writeln!(
-            out,
-            "constraints {}",
-            e.spec
-                .constraints
-                .iter()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    let settings: Vec<String> = e
-        .spec
-        .settings
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|s| {
-                    format!(
-                        "{}={}",
-                        s["name"].as_str().unwrap_or("?"),
-                        crate::format::value_text(&s["value"])
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "algorithm  {}{}",
-        e.spec.algorithm,
-        if settings.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", settings.join(", "))
-        }
-    );
-    let rows = crate::query::space_rows(e);
-    if rows.is_empty() {
-        let _ = writeln!(out, "space      {}", e.spec.space);
-    } else {
-        let w = |f: &dyn Fn(&crate::query::SpaceRow) -> String, min: usize| {
-            rows.iter()
-                .map(|r| f(r).chars().count())
-                .max()
-                .unwrap_or(0)
-                .max(min)
-        };
-        let (wn, wt, wv, ws) = (
-            w(&|r| r.name.clone(), 9),
-            w(&|r| r.kind.clone(), 4),
-            w(&|r| r.values.clone(), 6),
-            w(&|r| r.step.clone().unwrap_or_else(|| "-".into()), 4),
-        );
-        let _ = writeln!(
-            out,
-            "space      {:<wn$}  {:<wt$}  {:<wv$}  {:<ws$}  distribution",
-            "parameter", "type", "values", "step"
-        );
-        for r in &rows {
-            let _ = writeln!(
-                out,
-                "           {:<wn$}  {:<wt$}  {:<wv$}  {:<ws$}  {}",
-                r.name,
-                r.kind,
-                r.values,
-                r.step.as_deref().unwrap_or("-"),
-                r.distribution
-            );
-        }
-    }
+    settings_block(&mut out, e);
+    space_block(&mut out, e);
+    let (ok, failed, total) = counts(trials);
     let _ = writeln!(
         out,
         "trials     {total} of {} ({ok} succeeded, {failed} failed), {} at once, {:.1}s",
@@ -194,6 +94,7 @@ pub fn experiment(
         e.spec.parallel,
         e.wall_seconds_now()
     );
+    let multi = e.spec.objectives.len() > 1;
     let names: Vec<String> = e.spec.objectives.iter().map(|o| o.name.clone()).collect();
     let front = if multi {
         pareto_front(trials, &e.spec.objectives)
@@ -201,26 +102,7 @@ pub fn experiment(
         Vec::new()
     };
     if multi {
-        let _ = writeln!(
-            out,
-            "front      {} trial{} (feasible, non-dominated; marked ◆ below)",
-            front.len(),
-            if front.len() == 1 { "" } else { "s" }
-        );
-        for t in &front {
-            let values: Vec<String> = names
-                .iter()
-                .zip(&t.values)
-                .map(|(n, v)| format!("{n}={}", crate::format::num(*v)))
-                .collect();
-            let _ = writeln!(
-                out,
-                "           trial {}: {}  {}",
-                t.number,
-                values.join(" "),
-                params_text(&t.params)
-            );
-        }
+        front_block(&mut out, &front, &names);
     }
     if let Some(b) = best.filter(|_| !multi) {
         let _ = writeln!(
@@ -266,6 +148,139 @@ pub fn experiment(
         let _ = writeln!(out, "{mark}{}", trial_line(t, &names));
     }
     out
+}
+
+/// The experiment's name and state, notebook, objectives, constraints and algorithm.
+fn settings_block(out: &mut String, e: &Experiment) {
+    let _ = writeln!(
+        out,
+        "experiment {}  ({}{})",
+        e.spec.name,
+        e.status,
+        e.reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(out, "notebook   {}", e.spec.notebook);
+    if e.spec.objectives.len() > 1 {
+        let _ = writeln!(
+            out,
+            "objectives {}",
+            crate::tune::objectives_text(&e.spec.objectives)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "objective  {} {}{}",
+            e.spec.direction.as_str(),
+            e.spec.objective,
+            e.spec
+                .goal
+                .map(|g| format!(" (goal {g})"))
+                .unwrap_or_default()
+        );
+    }
+    if !e.spec.constraints.is_empty() {
+        let _ = writeln!(
+            out,
+            "constraints {}",
+            e.spec
+                .constraints
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let settings: Vec<String> = e
+        .spec
+        .settings
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    format!(
+                        "{}={}",
+                        s["name"].as_str().unwrap_or("?"),
+                        crate::format::value_text(&s["value"])
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "algorithm  {}{}",
+        e.spec.algorithm,
+        if settings.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", settings.join(", "))
+        }
+    );
+}
+
+/// The search space as a table (the stored JSON when it no longer parses).
+fn space_block(out: &mut String, e: &Experiment) {
+    let rows = crate::query::space_rows(e);
+    if rows.is_empty() {
+        let _ = writeln!(out, "space      {}", e.spec.space);
+        return;
+    }
+    let w = |f: &dyn Fn(&crate::query::SpaceRow) -> String, min: usize| {
+        rows.iter()
+            .map(|r| f(r).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(min)
+    };
+    let (wn, wt, wv, ws) = (
+        w(&|r| r.name.clone(), 9),
+        w(&|r| r.kind.clone(), 4),
+        w(&|r| r.values.clone(), 6),
+        w(&|r| r.step.clone().unwrap_or_else(|| "-".into()), 4),
+    );
+    let _ = writeln!(
+        out,
+        "space      {:<wn$}  {:<wt$}  {:<wv$}  {:<ws$}  distribution",
+        "parameter", "type", "values", "step"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            out,
+            "           {:<wn$}  {:<wt$}  {:<wv$}  {:<ws$}  {}",
+            r.name,
+            r.kind,
+            r.values,
+            r.step.as_deref().unwrap_or("-"),
+            r.distribution
+        );
+    }
+}
+
+/// The Pareto front of a multi-objective experiment, one line per trial.
+fn front_block(out: &mut String, front: &[&TrialRow], names: &[String]) {
+    let _ = writeln!(
+        out,
+        "front      {} trial{} (feasible, non-dominated; marked ◆ below)",
+        front.len(),
+        if front.len() == 1 { "" } else { "s" }
+    );
+    for t in front {
+        let values: Vec<String> = names
+            .iter()
+            .zip(&t.values)
+            .map(|(n, v)| format!("{n}={}", crate::format::num(*v)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "           trial {}: {}  {}",
+            t.number,
+            values.join(" "),
+            params_text(&t.params)
+        );
+    }
 }
 
 fn hit_rate(trials: &[TrialRow]) -> String {
@@ -325,13 +340,7 @@ pub fn comparison(columns: &[(Experiment, Vec<TrialRow>)], objective: Option<&st
         ("algorithm", each(&|i| columns[i].0.spec.algorithm.clone())),
         (
             "objective",
-            each(&|i| {
-                format!(
-                    "{} {}",
-                    crate::store::direction_text(targets[i].direction),
-                    targets[i].name
-                )
-            }),
+            each(&|i| format!("{} {}", targets[i].direction.as_str(), targets[i].name)),
         ),
     ];
     if any_multi {

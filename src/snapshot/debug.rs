@@ -130,59 +130,10 @@ pub fn debug_notebook(
     output: Option<&Path>,
 ) -> Result<DebugNotebook, DebugError> {
     let m = &run.manifest;
-    let record = match step {
-        Some(name) => m.step(name).ok_or_else(|| {
-            DebugError::Usage(format!(
-                "run `{}` has no step `{name}`; its steps: {}",
-                m.run_id,
-                step_names(m)
-            ))
-        })?,
-        None => run.failing_step().ok_or_else(|| {
-            DebugError::Usage(format!(
-                "no step failed in run `{}`; name the step to debug (one of: {})",
-                m.run_id,
-                step_names(m)
-            ))
-        })?,
-    };
+    let record = chosen_step(run, step)?;
     let sdir = step_dir(&run.dir, &record.name);
     let program_path = sdir.join("program.py");
-    if matches!(record.status, StepStatus::NotRun | StepStatus::Pending) || !program_path.exists() {
-        let hint = run
-            .failing_step()
-            .map(|f| {
-                format!(
-                    "; `kale debug {} {}` opens the step that failed",
-                    m.run_id, f.name
-                )
-            })
-            .unwrap_or_default();
-        return Err(DebugError::Usage(format!(
-            "step `{}` did not start in run `{}`, so there is nothing to reopen{hint}",
-            record.name, m.run_id
-        )));
-    }
-
-    let inputs = step_inputs(runs_dir, run, record, true);
-    let missing: Vec<Object> = inputs
-        .iter()
-        .filter(|o| o.location == ObjectLocation::Missing)
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        return Err(DebugError::Pruned {
-            run: m.run_id.clone(),
-            step: record.name.clone(),
-            missing,
-        });
-    }
-    for o in inputs
-        .iter()
-        .filter(|o| o.location == ObjectLocation::Store)
-    {
-        restore(runs_dir, o)?;
-    }
+    let inputs = restored_inputs(runs_dir, run, record)?;
 
     let program = std::fs::read_to_string(&program_path)?;
     let line_map: Option<LineMap> = std::fs::read_to_string(sdir.join("linemap.json"))
@@ -210,58 +161,17 @@ pub fn debug_notebook(
     let project = project_dir(runs_dir);
     // The notebook imports its loader from the runtime `kale run` installs.
     let runtime_dir = crate::exec::install_runtime(runs_dir, None)?;
-    let stem = nb_path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "notebook".into());
     let path = match output {
         Some(p) => p.to_path_buf(),
-        None => {
-            let name = format!("{stem}.kale-debug-{}-{}.ipynb", record.name, m.run_id);
-            // `./x.ipynb` reads worse than `x.ipynb` in the printed command.
-            if project == Path::new(".") {
-                PathBuf::from(name)
-            } else {
-                project.join(name)
-            }
-        }
+        None => default_path(&project, &nb_path, record, m),
     };
     let rel = |p: &Path| relative_to(&project, p);
 
     let mut nb = NotebookWriter::default();
     nb.markdown(&header(run, record, &nb_path));
     let loader = loader_cell(run, record, &inputs, &rel(&runtime_dir), &rel);
-    let mut loaded = false;
-    let role_of = |cell: usize| match &pipeline {
-        Some(p) if !changed && p.imports_cells.contains(&cell) => "imports",
-        Some(p) if !changed && p.functions_cells.contains(&cell) => "functions",
-        Some(_) if !changed => "step",
-        _ => "code",
-    };
-    let mut last_role = "";
-    for c in &cells {
-        let role = role_of(c.cell);
-        // As in the step program: the inputs are loaded once the imports and
-        // functions cells have defined what their objects refer to.
-        if !loaded && !matches!(role, "imports" | "functions") {
-            nb.markdown("## Inputs and parameters");
-            nb.code(&loader, json!({"role": "snapshot"}));
-            loaded = true;
-        }
-        if role != last_role {
-            nb.markdown(&match role {
-                "imports" => "## Imports".to_string(),
-                "functions" => "## Functions".to_string(),
-                "step" => format!("## Step `{}`", record.name),
-                _ => format!("## Code step `{}` ran", record.name),
-            });
-            last_role = role;
-        }
-        nb.code(&c.source, json!({"role": role, "cell": c.cell}));
-    }
-    if !loaded {
-        nb.code(&loader, json!({"role": "snapshot"}));
-    }
+    let roles = (!changed).then_some(pipeline.as_ref()).flatten();
+    step_cells(&mut nb, &cells, roles, record, &loader);
     if record.status.is_success() && !record.outputs.is_empty() {
         nb.markdown(&format!(
             "## Check\nSaves the step's outputs as the run did and compares their content hashes with the ones run `{}` recorded.",
@@ -290,6 +200,133 @@ pub fn debug_notebook(
         status: record.status,
         warnings,
     })
+}
+
+/// The step to reopen: the one named, else the one that failed; it must have
+/// started (its program is in the run).
+fn chosen_step<'r>(run: &'r Run, step: Option<&str>) -> Result<&'r StepRecord, DebugError> {
+    let m = &run.manifest;
+    let record = match step {
+        Some(name) => m.step(name).ok_or_else(|| {
+            DebugError::Usage(format!(
+                "run `{}` has no step `{name}`; its steps: {}",
+                m.run_id,
+                step_names(m)
+            ))
+        })?,
+        None => run.failing_step().ok_or_else(|| {
+            DebugError::Usage(format!(
+                "no step failed in run `{}`; name the step to debug (one of: {})",
+                m.run_id,
+                step_names(m)
+            ))
+        })?,
+    };
+    let program_path = step_dir(&run.dir, &record.name).join("program.py");
+    if matches!(record.status, StepStatus::NotRun | StepStatus::Pending) || !program_path.exists() {
+        let hint = run
+            .failing_step()
+            .map(|f| {
+                format!(
+                    "; `kale debug {} {}` opens the step that failed",
+                    m.run_id, f.name
+                )
+            })
+            .unwrap_or_default();
+        return Err(DebugError::Usage(format!(
+            "step `{}` did not start in run `{}`, so there is nothing to reopen{hint}",
+            record.name, m.run_id
+        )));
+    }
+    Ok(record)
+}
+
+/// The step's inputs, those the run's folder no longer holds restored from the
+/// cache's objects; an input gone from both is the error.
+fn restored_inputs(
+    runs_dir: &Path,
+    run: &Run,
+    record: &StepRecord,
+) -> Result<Vec<Object>, DebugError> {
+    let m = &run.manifest;
+    let inputs = step_inputs(runs_dir, run, record, true);
+    let missing: Vec<Object> = inputs
+        .iter()
+        .filter(|o| o.location == ObjectLocation::Missing)
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(DebugError::Pruned {
+            run: m.run_id.clone(),
+            step: record.name.clone(),
+            missing,
+        });
+    }
+    for o in inputs
+        .iter()
+        .filter(|o| o.location == ObjectLocation::Store)
+    {
+        restore(runs_dir, o)?;
+    }
+    Ok(inputs)
+}
+
+/// `<notebook>.kale-debug-<step>-<run>.ipynb` beside the notebook.
+fn default_path(project: &Path, nb_path: &Path, record: &StepRecord, m: &Manifest) -> PathBuf {
+    let stem = nb_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "notebook".into());
+    let name = format!("{stem}.kale-debug-{}-{}.ipynb", record.name, m.run_id);
+    // `./x.ipynb` reads worse than `x.ipynb` in the printed command.
+    if project == Path::new(".") {
+        PathBuf::from(name)
+    } else {
+        project.join(name)
+    }
+}
+
+/// The code the step ran, cell by cell under headings by role (imports, functions,
+/// the step; plain code when the notebook changed since the run), with the cell
+/// loading the inputs once the imports and functions are defined.
+fn step_cells(
+    nb: &mut NotebookWriter,
+    cells: &[ProgramCell],
+    pipeline: Option<&pipeline::Pipeline>,
+    record: &StepRecord,
+    loader: &str,
+) {
+    let role_of = |cell: usize| match pipeline {
+        Some(p) if p.imports_cells.contains(&cell) => "imports",
+        Some(p) if p.functions_cells.contains(&cell) => "functions",
+        Some(_) => "step",
+        None => "code",
+    };
+    let mut loaded = false;
+    let mut last_role = "";
+    for c in cells {
+        let role = role_of(c.cell);
+        // As in the step program: the inputs are loaded once the imports and
+        // functions cells have defined what their objects refer to.
+        if !loaded && !matches!(role, "imports" | "functions") {
+            nb.markdown("## Inputs and parameters");
+            nb.code(loader, json!({"role": "snapshot"}));
+            loaded = true;
+        }
+        if role != last_role {
+            nb.markdown(&match role {
+                "imports" => "## Imports".to_string(),
+                "functions" => "## Functions".to_string(),
+                "step" => format!("## Step `{}`", record.name),
+                _ => format!("## Code step `{}` ran", record.name),
+            });
+            last_role = role;
+        }
+        nb.code(&c.source, json!({"role": role, "cell": c.cell}));
+    }
+    if !loaded {
+        nb.code(loader, json!({"role": "snapshot"}));
+    }
 }
 
 fn step_names(m: &Manifest) -> String {

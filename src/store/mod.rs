@@ -540,7 +540,7 @@ impl Store {
                     e.notebook,
                     e.notebook_hash,
                     e.objective,
-                    direction_text(e.direction),
+                    e.direction.as_str(),
                     e.goal,
                     e.algorithm,
                     e.settings.to_string(),
@@ -864,11 +864,6 @@ fn check_schema_version(conn: &Connection, path: &Path) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// How a direction is stored: Katib's `objective.type` words ([`Direction::as_str`]).
-pub fn direction_text(d: Direction) -> &'static str {
-    d.as_str()
 }
 
 fn parse_direction(text: &str) -> rusqlite::Result<Direction> {

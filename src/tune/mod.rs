@@ -15,6 +15,9 @@ pub mod record;
 pub mod rules;
 pub mod scheduler;
 
+#[cfg(test)]
+mod loop_tests;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,7 +38,6 @@ use crate::pipeline::Pipeline;
 use crate::query::{best_trial, pareto_front};
 use crate::store::{
     Experiment, ExperimentStatus, NewExperiment, Objective, Store, TrialRow, TrialStatus,
-    direction_text,
 };
 use record::TrialLog;
 use scheduler::{Event, Running};
@@ -322,258 +324,413 @@ pub async fn tune(
     reporter: Arc<dyn TuneReporter>,
     mut cancel: watch::Receiver<bool>,
 ) -> Result<TuneOutcome, TuneError> {
-    let session_start = Instant::now();
     let store = Store::open(&opts.store_path)?;
-    let log = TrialLog::new(&store, &experiment);
-    let mut rows = store.trials(experiment.id)?;
-    let mut next_number = store.next_trial_number(experiment.id)?;
-    let mut sampler = sampler_for(search)?;
-    let directions = search.directions();
-    let multi = search.is_multi();
-    let objective_names: Vec<String> = search.objectives.iter().map(|o| o.name.clone()).collect();
-    // A resumed session must not replay the suggestions of the first one: a fresh but
-    // reproducible seed from the user's seed and the trials already made.
-    if next_number > 0
-        && let Some(seed) = search
-            .settings
-            .iter()
-            .find(|s| s.name == "random_state")
-            .and_then(|s| s.value.trim().parse::<u64>().ok())
-    {
-        sampler.reseed(seed.wrapping_add((next_number as u64).wrapping_mul(0x9E37_79B9)));
-    }
-    let stopping = match &search.early_stopping {
-        Some((name, settings)) => {
-            Some(stopping_from_katib(name, settings).map_err(|e| TuneError::Setup(e.to_string()))?)
-        }
-        None => None,
-    };
-    let limits = rules::Limits {
-        direction: search.direction,
-        goal: search.goal,
-        max_failed: search.max_failed,
-        max_trials: search.max_trials,
-    };
-    let mut history = record::history(&search.space, &rows, multi);
+    let interrupted = *cancel.borrow();
+    let mut s = Session::open(&store, pipeline, &experiment, search, opts, reporter)?;
+    s.interrupted = interrupted;
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
-    let mut running: HashMap<i64, Running> = HashMap::new();
     let mut tasks: JoinSet<()> = JoinSet::new();
-    let mut ended: Option<(ExperimentStatus, String)> = None;
-    let mut interrupted = *cancel.borrow();
-    let mut exhausted = false;
-    let mut cache_hits: u64 = rows.iter().map(|r| r.cache_hits as u64).sum();
-    let mut cache_misses: u64 = rows.iter().map(|r| r.cache_misses as u64).sum();
-    let mut cache_notes = Vec::new();
-    // One fork server for the whole session: the notebook's imports are paid
-    // once, not once per step of every trial.
-    let fork_server = exec::fork_server::ForkServerSlot::for_pipeline(pipeline);
-    // Run directories are named after the experiment; one recorded by an older kale
-    // under a name that is not a DNS label gets the nearest name that is.
-    let run_prefix = match crate::names::problem(&experiment.spec.name) {
-        None => experiment.spec.name.clone(),
-        Some(_) => {
-            crate::names::suggestion(&experiment.spec.name).unwrap_or_else(|| "trial".into())
-        }
-    };
-    let elapsed = || experiment.wall_seconds + session_start.elapsed().as_secs_f64();
-    let live = |rows: &[TrialRow], running: &HashMap<i64, Running>, hits, misses| {
-        live_state(
-            &experiment.spec.name,
-            search,
-            rows,
-            running,
-            (hits, misses),
-            elapsed(),
-        )
-    };
-
     loop {
-        if ended.is_none() {
-            ended = rules::end_condition(&rows, &limits);
-        }
-        while ended.is_none()
-            && !interrupted
-            && !exhausted
-            && rules::free_slots(&rows, running.len(), search.parallel, search.max_trials) > 0
-        {
-            let mut snapshot = history.clone();
-            for (n, t) in &running {
-                snapshot.push(Trial::running(*n as u64, t.params.clone()));
-            }
-            let suggestion = sampler
-                .ask_multi(&search.space, &snapshot, &directions)
-                .map_err(|e| TuneError::Setup(e.to_string()))?;
-            let Some(params) = suggestion.params() else {
-                exhausted = true;
-                break;
-            };
-            let values = trial_values(pipeline, &params)?;
-            let number = next_number;
-            next_number += 1;
-            let run_id = format!("{run_prefix}-t{number}-{}", &exec::new_run_id()[16..]);
-            let run_dir = crate::layout::child(&opts.runs_dir, &run_id)?
-                .display()
-                .to_string();
-            let started = log.start(number, &params, &run_dir)?;
-            reporter.trial_started(&started);
-            rows.push(started);
-            let tuned: BTreeMap<String, PipelineValue> = values
-                .iter()
-                .filter(|(k, _)| params.contains_key(*k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let run_opts = RunOptions {
-                interpreter: opts.interpreter.clone(),
-                values,
-                jobs: opts.jobs_per_trial,
-                runs_dir: opts.runs_dir.clone(),
-                run_id: Some(run_id),
-                cache: opts.cache.clone(),
-                reuse: opts.reuse,
-                experiment: Some((experiment.spec.name.clone(), number as u64)),
-                fork_server: fork_server.clone(),
-                resources: opts.resources.clone(),
-            };
-            let trial = scheduler::launch(
-                &mut tasks,
-                &events_tx,
-                pipeline,
-                number,
-                params,
-                &tuned,
-                run_opts,
-                &search.objective,
-                opts.trial_timeout,
-            );
-            running.insert(number, trial);
-        }
-        reporter.update(&live(&rows, &running, cache_hits, cache_misses));
-        if running.is_empty() {
+        s.start_trials(&mut tasks, &events_tx)?;
+        s.reporter.update(&s.live());
+        if s.running.is_empty() {
             break;
         }
         let event = tokio::select! {
             e = events.recv() => e,
-            changed = cancel.changed(), if !interrupted => {
+            changed = cancel.changed(), if !s.interrupted => {
                 if changed.is_err() || *cancel.borrow() {
-                    interrupted = true;
-                    for t in running.values() {
-                        t.cancel();
-                    }
+                    s.interrupted = true;
+                    s.cancel_running();
                 }
                 continue;
             }
             _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
         };
         let Some(event) = event else { break };
+        match s.on_event(event) {
+            Ok(()) => {}
+            Err(Halt::StoreGone(gone)) => {
+                s.cancel_running();
+                while tasks.join_next().await.is_some() {}
+                return Err(gone.into());
+            }
+            Err(Halt::Error(e)) => return Err(e),
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    s.finish()
+}
+
+/// One session of the tune loop: what it knows of the experiment's trials (the rows
+/// the store holds, the sampler's history, the trials in flight) and how it ends.
+/// [`tune`] waits on the events; the session decides what each one means.
+struct Session<'a> {
+    store: &'a Store,
+    log: TrialLog<'a>,
+    pipeline: &'a Pipeline,
+    experiment: &'a Experiment,
+    search: &'a ResolvedSearch,
+    opts: &'a TuneOptions,
+    reporter: Arc<dyn TuneReporter>,
+    sampler: Box<dyn Sampler>,
+    stopping: Option<Box<dyn kale_search::stopping::StoppingRule>>,
+    limits: rules::Limits,
+    objective_names: Vec<String>,
+    /// The experiment's trials as stored, this session's included.
+    rows: Vec<TrialRow>,
+    /// Finished trials as the sampler and the stopping rule see them.
+    history: Vec<Trial>,
+    running: HashMap<i64, Running>,
+    next_number: i64,
+    ended: Option<(ExperimentStatus, String)>,
+    interrupted: bool,
+    /// The sampler has nothing left to suggest.
+    exhausted: bool,
+    cache_hits: u64,
+    cache_misses: u64,
+    cache_notes: Vec<(i64, String, String)>,
+    /// One fork server for the whole session: the notebook's imports are paid once,
+    /// not once per step of every trial.
+    fork_server: Option<Arc<exec::fork_server::ForkServerSlot>>,
+    /// What run directories are named after.
+    run_prefix: String,
+    started: Instant,
+}
+
+/// Why the loop stops early: the store went away under it (the trials in flight are
+/// stopped first), or any other error.
+enum Halt {
+    StoreGone(crate::store::StoreError),
+    Error(TuneError),
+}
+
+impl From<TuneError> for Halt {
+    fn from(e: TuneError) -> Halt {
+        Halt::Error(e)
+    }
+}
+
+impl From<crate::store::StoreError> for Halt {
+    fn from(e: crate::store::StoreError) -> Halt {
+        Halt::Error(e.into())
+    }
+}
+
+impl<'a> Session<'a> {
+    fn open(
+        store: &'a Store,
+        pipeline: &'a Pipeline,
+        experiment: &'a Experiment,
+        search: &'a ResolvedSearch,
+        opts: &'a TuneOptions,
+        reporter: Arc<dyn TuneReporter>,
+    ) -> Result<Session<'a>, TuneError> {
+        let started = Instant::now();
+        let rows = store.trials(experiment.id)?;
+        let next_number = store.next_trial_number(experiment.id)?;
+        let mut sampler = sampler_for(search)?;
+        // A resumed session must not replay the suggestions of the first one: a fresh
+        // but reproducible seed from the user's seed and the trials already made.
+        if next_number > 0
+            && let Some(seed) = search
+                .settings
+                .iter()
+                .find(|s| s.name == "random_state")
+                .and_then(|s| s.value.trim().parse::<u64>().ok())
+        {
+            sampler.reseed(seed.wrapping_add((next_number as u64).wrapping_mul(0x9E37_79B9)));
+        }
+        let stopping = match &search.early_stopping {
+            Some((name, settings)) => Some(
+                stopping_from_katib(name, settings).map_err(|e| TuneError::Setup(e.to_string()))?,
+            ),
+            None => None,
+        };
+        // Run directories are named after the experiment; one recorded by an older kale
+        // under a name that is not a DNS label gets the nearest name that is.
+        let run_prefix = match crate::names::problem(&experiment.spec.name) {
+            None => experiment.spec.name.clone(),
+            Some(_) => {
+                crate::names::suggestion(&experiment.spec.name).unwrap_or_else(|| "trial".into())
+            }
+        };
+        Ok(Session {
+            store,
+            log: TrialLog::new(store, experiment),
+            pipeline,
+            experiment,
+            search,
+            opts,
+            reporter,
+            sampler,
+            stopping,
+            limits: rules::Limits {
+                direction: search.direction,
+                goal: search.goal,
+                max_failed: search.max_failed,
+                max_trials: search.max_trials,
+            },
+            objective_names: search.objectives.iter().map(|o| o.name.clone()).collect(),
+            history: record::history(&search.space, &rows, search.is_multi()),
+            cache_hits: rows.iter().map(|r| r.cache_hits as u64).sum(),
+            cache_misses: rows.iter().map(|r| r.cache_misses as u64).sum(),
+            rows,
+            running: HashMap::new(),
+            next_number,
+            ended: None,
+            interrupted: false,
+            exhausted: false,
+            cache_notes: Vec::new(),
+            fork_server: exec::fork_server::ForkServerSlot::for_pipeline(pipeline),
+            run_prefix,
+            started,
+        })
+    }
+
+    /// Starts trials while the experiment has not ended and there is room for them.
+    fn start_trials(
+        &mut self,
+        tasks: &mut JoinSet<()>,
+        events: &mpsc::UnboundedSender<Event>,
+    ) -> Result<(), TuneError> {
+        if self.ended.is_none() {
+            self.ended = rules::end_condition(&self.rows, &self.limits);
+        }
+        while self.ended.is_none() && !self.interrupted && !self.exhausted && self.free_slots() > 0
+        {
+            let Some(params) = self.ask()? else {
+                self.exhausted = true;
+                break;
+            };
+            self.launch(tasks, events, params)?;
+        }
+        Ok(())
+    }
+
+    fn free_slots(&self) -> usize {
+        rules::free_slots(
+            &self.rows,
+            self.running.len(),
+            self.search.parallel,
+            self.search.max_trials,
+        )
+    }
+
+    /// The sampler's next parameters, given the finished trials and those still
+    /// running (so parallel trials do not all get the same suggestion); `None` when
+    /// the space is exhausted.
+    fn ask(&mut self) -> Result<Option<kale_search::Params>, TuneError> {
+        let mut snapshot = self.history.clone();
+        for (n, t) in &self.running {
+            snapshot.push(Trial::running(*n as u64, t.params.clone()));
+        }
+        let suggestion = self
+            .sampler
+            .ask_multi(&self.search.space, &snapshot, &self.search.directions())
+            .map_err(|e| TuneError::Setup(e.to_string()))?;
+        Ok(suggestion.params())
+    }
+
+    /// Records trial `next_number` as running and starts its pipeline run.
+    fn launch(
+        &mut self,
+        tasks: &mut JoinSet<()>,
+        events: &mpsc::UnboundedSender<Event>,
+        params: kale_search::Params,
+    ) -> Result<(), TuneError> {
+        let (pipeline, opts) = (self.pipeline, self.opts);
+        let values = trial_values(pipeline, &params)?;
+        let number = self.next_number;
+        self.next_number += 1;
+        let run_id = format!(
+            "{}-t{number}-{}",
+            self.run_prefix,
+            &exec::new_run_id()[16..]
+        );
+        let run_dir = crate::layout::child(&opts.runs_dir, &run_id)?
+            .display()
+            .to_string();
+        let started = self.log.start(number, &params, &run_dir)?;
+        self.reporter.trial_started(&started);
+        self.rows.push(started);
+        let tuned: BTreeMap<String, PipelineValue> = values
+            .iter()
+            .filter(|(k, _)| params.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let run_opts = RunOptions {
+            interpreter: opts.interpreter.clone(),
+            values,
+            jobs: opts.jobs_per_trial,
+            runs_dir: opts.runs_dir.clone(),
+            run_id: Some(run_id),
+            cache: opts.cache.clone(),
+            reuse: opts.reuse,
+            experiment: Some((self.experiment.spec.name.clone(), number as u64)),
+            fork_server: self.fork_server.clone(),
+            resources: opts.resources.clone(),
+        };
+        let trial = scheduler::launch(
+            tasks,
+            events,
+            pipeline,
+            number,
+            params,
+            &tuned,
+            run_opts,
+            &self.search.objective,
+            opts.trial_timeout,
+        );
+        self.running.insert(number, trial);
+        Ok(())
+    }
+
+    fn cancel_running(&self) {
+        for t in self.running.values() {
+            t.cancel();
+        }
+    }
+
+    fn on_event(&mut self, event: Event) -> Result<(), Halt> {
         match event {
             Event::Gpus { number, gpus } => {
-                if let Some(t) = running.get_mut(&number) {
+                if let Some(t) = self.running.get_mut(&number) {
                     t.gpus = gpus;
                 }
             }
             Event::CacheNote { number, step, note } => {
-                reporter.notice(
-                    &format!("trial {number} · {step}: {note}"),
-                    &live(&rows, &running, cache_hits, cache_misses),
-                );
-                cache_notes.push((number, step, note));
+                self.reporter
+                    .notice(&format!("trial {number} · {step}: {note}"), &self.live());
+                self.cache_notes.push((number, step, note));
             }
-            Event::Intermediate { number, value } => {
-                let Some(t) = running.get_mut(&number) else {
-                    continue;
-                };
-                t.intermediate.push(value);
-                log.report(number, &t.intermediate)?;
-                if let Some(rule) = &stopping
-                    && !t.pruned
-                {
-                    let mut me = Trial::running(number as u64, t.params.clone());
-                    me.intermediate_values = record::by_step(&t.intermediate);
-                    if rule.should_stop(&me, &history, search.direction) {
-                        t.pruned = true;
-                        t.cancel();
-                    }
-                }
-            }
+            Event::Intermediate { number, value } => self.on_intermediate(number, value)?,
             Event::Finished {
                 number,
                 run,
                 timed_out,
-            } => {
-                let Some(t) = running.remove(&number) else {
-                    continue;
-                };
-                exec::trace::event("trial.finished", || number.to_string());
-                let result = outcome::classify(&outcome::Ended {
-                    run: &run,
-                    pruned: t.pruned,
-                    intermediate: &t.intermediate,
-                    timed_out,
-                    trial_timeout: opts.trial_timeout,
-                    objectives: &objective_names,
-                    constraints: &search.constraints,
-                });
-                cache_hits += result.cache_hits as u64;
-                cache_misses += result.cache_misses as u64;
-                let row = log.finish(number, &result, t.started.elapsed().as_secs_f64())?;
-                if let Err(gone) = store.check_still_there() {
-                    for t in running.values() {
-                        t.cancel();
-                    }
-                    while tasks.join_next().await.is_some() {}
-                    return Err(gone.into());
-                }
-                exec::trace::event("trial.stored", || number.to_string());
-                if let Some(slot) = rows.iter_mut().find(|r| r.number == number) {
-                    *slot = row.clone();
-                }
-                reporter.trial_result(&row);
-                if let Some(done) =
-                    record::sampler_trial(number, t.params, &result, &t.intermediate, multi)
-                {
-                    sampler.tell(&done);
-                    history.push(done);
-                    reporter.trial_finished(
-                        &trial_line(&row, &objective_names),
-                        &live(&rows, &running, cache_hits, cache_misses),
-                    );
-                }
+            } => self.on_finished(number, &run, timed_out)?,
+        }
+        Ok(())
+    }
+
+    /// Records a trial's intermediate report, and stops the trial when the
+    /// early-stopping rule says so.
+    fn on_intermediate(&mut self, number: i64, value: f64) -> Result<(), TuneError> {
+        let Some(t) = self.running.get_mut(&number) else {
+            return Ok(());
+        };
+        t.intermediate.push(value);
+        self.log.report(number, &t.intermediate)?;
+        if let Some(rule) = &self.stopping
+            && !t.pruned
+        {
+            let mut me = Trial::running(number as u64, t.params.clone());
+            me.intermediate_values = record::by_step(&t.intermediate);
+            if rule.should_stop(&me, &self.history, self.search.direction) {
+                t.pruned = true;
+                t.cancel();
             }
         }
+        Ok(())
     }
-    while tasks.join_next().await.is_some() {}
 
-    store.check_still_there()?;
-    let trials = store.trials(experiment.id)?;
-    let (status, reason) = rules::final_status(interrupted, ended, exhausted, &trials);
-    store.finish_experiment(
-        experiment.id,
-        status,
-        &reason,
-        session_start.elapsed().as_secs_f64(),
-    )?;
-    Ok(TuneOutcome {
-        experiment: store.experiment(&experiment.spec.name)?,
-        best: if multi {
-            None
-        } else {
-            best_trial(&trials, search.direction).cloned()
-        },
-        front: if multi {
-            pareto_front(&trials, &search.objectives)
-                .into_iter()
-                .cloned()
-                .collect()
-        } else {
-            Vec::new()
-        },
-        status,
-        reason,
-        trials,
-        cache_hits,
-        cache_misses,
-        cache_notes,
-    })
+    /// Records how a trial's run ended, and tells the sampler.
+    fn on_finished(
+        &mut self,
+        number: i64,
+        run: &std::io::Result<exec::RunOutcome>,
+        timed_out: bool,
+    ) -> Result<(), Halt> {
+        let Some(t) = self.running.remove(&number) else {
+            return Ok(());
+        };
+        exec::trace::event("trial.finished", || number.to_string());
+        let result = outcome::classify(&outcome::Ended {
+            run,
+            pruned: t.pruned,
+            intermediate: &t.intermediate,
+            timed_out,
+            trial_timeout: self.opts.trial_timeout,
+            objectives: &self.objective_names,
+            constraints: &self.search.constraints,
+        });
+        self.cache_hits += result.cache_hits as u64;
+        self.cache_misses += result.cache_misses as u64;
+        let row = self
+            .log
+            .finish(number, &result, t.started.elapsed().as_secs_f64())?;
+        if let Err(gone) = self.store.check_still_there() {
+            return Err(Halt::StoreGone(gone));
+        }
+        exec::trace::event("trial.stored", || number.to_string());
+        if let Some(slot) = self.rows.iter_mut().find(|r| r.number == number) {
+            *slot = row.clone();
+        }
+        self.reporter.trial_result(&row);
+        if let Some(done) = record::sampler_trial(
+            number,
+            t.params,
+            &result,
+            &t.intermediate,
+            self.search.is_multi(),
+        ) {
+            self.sampler.tell(&done);
+            self.history.push(done);
+            self.reporter
+                .trial_finished(&trial_line(&row, &self.objective_names), &self.live());
+        }
+        Ok(())
+    }
+
+    fn live(&self) -> LiveState {
+        live_state(
+            &self.experiment.spec.name,
+            self.search,
+            &self.rows,
+            &self.running,
+            (self.cache_hits, self.cache_misses),
+            self.experiment.wall_seconds + self.started.elapsed().as_secs_f64(),
+        )
+    }
+
+    /// Records how the session ended, once no trial is running.
+    fn finish(self) -> Result<TuneOutcome, TuneError> {
+        let (store, search) = (self.store, self.search);
+        store.check_still_there()?;
+        let trials = store.trials(self.experiment.id)?;
+        let (status, reason) =
+            rules::final_status(self.interrupted, self.ended, self.exhausted, &trials);
+        store.finish_experiment(
+            self.experiment.id,
+            status,
+            &reason,
+            self.started.elapsed().as_secs_f64(),
+        )?;
+        let multi = search.is_multi();
+        Ok(TuneOutcome {
+            experiment: store.experiment(&self.experiment.spec.name)?,
+            best: if multi {
+                None
+            } else {
+                best_trial(&trials, search.direction).cloned()
+            },
+            front: if multi {
+                pareto_front(&trials, &search.objectives)
+                    .into_iter()
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            status,
+            reason,
+            trials,
+            cache_hits: self.cache_hits,
+            cache_misses: self.cache_misses,
+            cache_notes: self.cache_notes,
+        })
+    }
 }
 
 /// The pipeline's parameter values for a trial: the notebook's, with the suggested
@@ -628,7 +785,7 @@ fn live_state(
         direction: if multi {
             "Pareto front of".into()
         } else {
-            direction_text(search.direction).into()
+            search.direction.as_str().into()
         },
         max_trials: search.max_trials,
         succeeded: count(TrialStatus::Succeeded),
@@ -667,7 +824,7 @@ fn live_state(
 pub fn objectives_text(objectives: &[Objective]) -> String {
     objectives
         .iter()
-        .map(|o| format!("{} ({})", o.name, direction_text(o.direction)))
+        .map(|o| format!("{} ({})", o.name, o.direction.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -293,48 +293,202 @@ const FROM_NOTEBOOK: &str = "the notebook's katib_metadata";
 const NOTEBOOK_SETTINGS_HINT: &str = "fix it in the notebook's katib_metadata (kale's JupyterLab panel writes it), or pass --objective/--constraint flags, which take its place";
 
 pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, SearchErrors> {
-    let mut errors = Problems::default();
-    let katib = p.metadata.katib_metadata.as_ref().map(|k| &k.0);
-    let metrics: Vec<&str> = p.metrics.iter().map(|m| m.name.as_str()).collect();
-
-    // Objectives. MiniKF saves `"objectiveMetricName": ""` until one is chosen: that
-    // names no objective.
-    let from_notebook = katib
-        .and_then(|k| k.pointer("/objective/objectiveMetricName"))
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.to_string());
-    let mut flags: Vec<(String, Option<Direction>)> = Vec::new();
-    for text in &args.objectives {
-        match parse_objective_flag(text) {
-            Ok(o) => flags.push(o),
-            Err((message, hint)) => errors.push(message, hint),
-        }
-    }
-    let objective_origin = if args.objectives.is_empty() {
-        Origin::Notebook
-    } else {
-        Origin::Flags
+    let mut r = Resolver {
+        p,
+        args,
+        katib: p.metadata.katib_metadata.as_ref().map(|k| &k.0),
+        metrics: p.metrics.iter().map(|m| m.name.as_str()).collect(),
+        errors: Problems::default(),
     };
-    // Several objectives saved in the notebook (kale's panel writes them beside Katib's
-    // one `objective`); flags win, as for every other setting.
-    let mut directions_from_notebook = false;
-    if flags.is_empty() && args.objectives.is_empty() {
-        let mut saved_errors = Vec::new();
-        let saved = notebook_objectives(katib, &mut saved_errors);
-        for e in saved_errors {
-            errors.push(e, NOTEBOOK_SETTINGS_HINT);
+    let asked = r.objectives();
+    let multi = asked.flags.len() > 1;
+    let objective = asked.names.first().cloned().unwrap_or_default();
+    let (direction, direction_source) = r.direction(&asked, multi);
+    let objectives: Vec<Objective> = asked
+        .names
+        .iter()
+        .zip(&asked.flags)
+        .enumerate()
+        .map(|(i, (name, (_, d)))| Objective {
+            name: name.clone(),
+            direction: if i == 0 {
+                direction
+            } else {
+                d.unwrap_or(Direction::Maximize)
+            },
+        })
+        .collect();
+    if multi {
+        r.refuse_single_objective_flags();
+    }
+    let goal = if multi { None } else { r.goal() };
+    let constraints = r.constraints();
+    let (space, space_source) = r.space();
+    let algorithm = r.algorithm(multi);
+    let early_stopping = r.early_stopping();
+    let (max_trials, max_failed, parallel) = r.budget();
+    let Algorithm {
+        name: algorithm,
+        origin: algorithm_origin,
+        settings,
+    } = algorithm;
+    let (algorithm, algorithm_reason) = match &space {
+        Some(space) if algorithm == "auto" => r
+            .settle_auto(space, objectives.len(), &settings, max_trials, parallel)
+            .unwrap_or((algorithm, None)),
+        _ => (algorithm, None),
+    };
+
+    // Every path that leaves no space has said why; this only guards the invariant.
+    let Some(space) = space.filter(|_| r.errors.is_empty()) else {
+        if r.errors.is_empty() {
+            r.errors.push("no search space", no_space_hint(p));
         }
-        if saved.len() > 1 {
-            flags = saved;
-            directions_from_notebook = true;
-        } else if let Some(o) = from_notebook {
-            flags.push((o, None));
+        return Err(SearchErrors(r.errors.0));
+    };
+    Ok(ResolvedSearch {
+        additional_metrics: r
+            .metrics
+            .iter()
+            .filter(|m| **m != objective)
+            .map(|m| m.to_string())
+            .collect(),
+        objective,
+        objectives,
+        constraints,
+        direction,
+        direction_source,
+        goal,
+        algorithm,
+        algorithm_reason,
+        algorithm_from_notebook: algorithm_origin == Origin::Notebook,
+        settings,
+        space,
+        space_source,
+        max_trials,
+        parallel,
+        max_failed,
+        early_stopping,
+    })
+}
+
+/// [`resolve`]'s state: what it reads (the pipeline, the flags, the notebook's
+/// katib_metadata, the metrics) and every problem found so far, so that one pass
+/// reports them all.
+struct Resolver<'a> {
+    p: &'a Pipeline,
+    args: &'a SearchArgs,
+    katib: Option<&'a Value>,
+    metrics: Vec<&'a str>,
+    errors: Problems,
+}
+
+/// The objectives asked for, before their directions are settled.
+struct AskedObjectives {
+    /// Each objective as given, with the direction given beside it, if any.
+    flags: Vec<(String, Option<Direction>)>,
+    /// The same objectives as the pipeline's metric names.
+    names: Vec<String>,
+    /// The directions came with the objectives the notebook saved.
+    directions_from_notebook: bool,
+}
+
+/// The search algorithm as asked for (`auto` not yet settled), and its settings.
+struct Algorithm {
+    name: String,
+    origin: Origin,
+    settings: Vec<AlgorithmSetting>,
+}
+
+impl Resolver<'_> {
+    /// `--objective` flags, else the objectives the notebook saved (several beside
+    /// Katib's one, or Katib's `objectiveMetricName`), each checked against the metrics.
+    fn objectives(&mut self) -> AskedObjectives {
+        let args = self.args;
+        // MiniKF saves `"objectiveMetricName": ""` until one is chosen: that names no
+        // objective.
+        let from_notebook = self
+            .katib
+            .and_then(|k| k.pointer("/objective/objectiveMetricName"))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_string());
+        let mut flags: Vec<(String, Option<Direction>)> = Vec::new();
+        for text in &args.objectives {
+            match parse_objective_flag(text) {
+                Ok(o) => flags.push(o),
+                Err((message, hint)) => self.errors.push(message, hint),
+            }
+        }
+        let origin = if args.objectives.is_empty() {
+            Origin::Notebook
+        } else {
+            Origin::Flags
+        };
+        // Several objectives saved in the notebook (kale's panel writes them beside
+        // Katib's one `objective`); flags win, as for every other setting.
+        let mut directions_from_notebook = false;
+        if flags.is_empty() && args.objectives.is_empty() {
+            let mut saved_errors = Vec::new();
+            let saved = notebook_objectives(self.katib, &mut saved_errors);
+            for e in saved_errors {
+                self.errors.push(e, NOTEBOOK_SETTINGS_HINT);
+            }
+            if saved.len() > 1 {
+                flags = saved;
+                directions_from_notebook = true;
+            } else if let Some(o) = from_notebook {
+                flags.push((o, None));
+            }
+        }
+        let mut names: Vec<String> = Vec::new();
+        for (o, _) in &flags {
+            let name = self.check_metric(o, "objective", origin);
+            if names.contains(&name) {
+                self.errors.push(
+                    format!("objective `{name}` is given twice"),
+                    "give each --objective once",
+                );
+            }
+            names.push(name);
+        }
+        // An --objective that did not parse has been reported; it is not also missing.
+        if flags.is_empty() && args.objectives.is_empty() {
+            self.no_objective();
+        }
+        AskedObjectives {
+            flags,
+            names,
+            directions_from_notebook,
         }
     }
-    let multi = flags.len() > 1;
-    let check_metric = |o: &str, what: &str, origin: Origin, errors: &mut Problems| -> String {
+
+    fn no_objective(&mut self) {
+        let metrics = &self.metrics;
+        if metrics.is_empty() {
+            self.errors.push(
+                "no objective: the notebook has no `pipeline-metrics` cell",
+                "add a cell tagged `pipeline-metrics` that prints the metric to tune (`print(accuracy)`), then pass --objective accuracy",
+            );
+        } else {
+            self.errors.push(
+                format!(
+                    "no objective: the notebook's metrics are {}",
+                    quoted(metrics)
+                ),
+                format!(
+                    "pass --objective with one of them, e.g. `--objective {}`",
+                    metrics[0]
+                ),
+            );
+        }
+    }
+
+    /// The pipeline metric `o` names (`what`: an objective, a constraint metric), or
+    /// `o` itself once the problem is recorded.
+    fn check_metric(&mut self, o: &str, what: &str, origin: Origin) -> String {
+        let metrics = &self.metrics;
         // Kale's Katib dialog stores sanitised names (`test-accuracy`).
         let candidate = if metrics.contains(&o) {
             o.to_string()
@@ -369,7 +523,7 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
             (
                 format!(
                     "{what} `{o}`{from} is not a pipeline metric; the metrics are {}",
-                    quoted(&metrics)
+                    quoted(metrics)
                 ),
                 match origin {
                     Origin::Notebook => format!(
@@ -382,51 +536,24 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
                 },
             )
         };
-        errors.push(message, hint);
+        self.errors.push(message, hint);
         o.to_string()
-    };
-    let mut names: Vec<String> = Vec::new();
-    for (o, _) in &flags {
-        let name = check_metric(o, "objective", objective_origin, &mut errors);
-        if names.contains(&name) {
-            errors.push(
-                format!("objective `{name}` is given twice"),
-                "give each --objective once",
-            );
-        }
-        names.push(name);
     }
-    // An --objective that did not parse has been reported; it is not also missing.
-    if flags.is_empty() && args.objectives.is_empty() {
-        if metrics.is_empty() {
-            errors.push(
-                "no objective: the notebook has no `pipeline-metrics` cell",
-                "add a cell tagged `pipeline-metrics` that prints the metric to tune (`print(accuracy)`), then pass --objective accuracy",
-            );
-        } else {
-            errors.push(
-                format!(
-                    "no objective: the notebook's metrics are {}",
-                    quoted(&metrics)
-                ),
-                format!(
-                    "pass --objective with one of them, e.g. `--objective {}`",
-                    metrics[0]
-                ),
-            );
-        }
-    }
-    let objective = names.first().cloned().unwrap_or_default();
 
-    let (direction, direction_source) =
-        match (flags.first().and_then(|f| f.1), args.goal.as_deref()) {
+    /// The first objective's direction and where it came from: its `:DIRECTION`,
+    /// `--goal`, the notebook's, else maximize.
+    fn direction(&mut self, asked: &AskedObjectives, multi: bool) -> (Direction, &'static str) {
+        let args = self.args;
+        match (asked.flags.first().and_then(|f| f.1), args.goal.as_deref()) {
             (_, Some(_)) if multi => (Direction::Maximize, "--objective"),
-            (Some(d), None) if directions_from_notebook => (d, "the notebook's katib_metadata"),
+            (Some(d), None) if asked.directions_from_notebook => {
+                (d, "the notebook's katib_metadata")
+            }
             (Some(d), None) => (d, "--objective"),
             (from_flag, Some(goal)) => {
                 let g = Direction::from_flag(goal);
                 if g.is_none() {
-                    errors.push(
+                    self.errors.push(
                         format!("--goal must be `maximize` or `minimize`, not `{goal}`"),
                         "write `--goal maximize` or `--goal minimize`",
                     );
@@ -434,7 +561,7 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
                 if let (Some(f), Some(g)) = (from_flag, g)
                     && f != g
                 {
-                    errors.push(
+                    self.errors.push(
                         format!(
                             "--objective `{}` and --goal `{goal}` disagree on the direction",
                             args.objectives
@@ -448,7 +575,8 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
                 (g.unwrap_or(Direction::Maximize), "--goal")
             }
             (None, None) if multi => (Direction::Maximize, "the default"),
-            (None, None) => match katib
+            (None, None) => match self
+                .katib
                 .and_then(|k| k.pointer("/objective/type"))
                 .and_then(Value::as_str)
                 .and_then(|t| t.parse::<Direction>().ok())
@@ -456,30 +584,20 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
                 Some(d) => (d, "the notebook's katib_metadata"),
                 None => (Direction::Maximize, "the default"),
             },
-        };
-    let objectives: Vec<Objective> = names
-        .iter()
-        .zip(&flags)
-        .enumerate()
-        .map(|(i, (name, (_, d)))| Objective {
-            name: name.clone(),
-            direction: if i == 0 {
-                direction
-            } else {
-                d.unwrap_or(Direction::Maximize)
-            },
-        })
-        .collect();
-    if multi {
-        // Optuna neither prunes nor stops at a goal in multi-objective studies: no
-        // single value says one trial is further along than another.
+        }
+    }
+
+    /// Optuna neither prunes nor stops at a goal in multi-objective studies: no single
+    /// value says one trial is further along than another.
+    fn refuse_single_objective_flags(&mut self) {
+        let args = self.args;
         for (given, flag) in [
             (args.goal.is_some(), "--goal"),
             (args.target_value.is_some(), "--target-value"),
             (args.early_stopping.is_some(), "--early-stopping"),
         ] {
             if given {
-                errors.push(
+                self.errors.push(
                     format!(
                         "{flag} applies to one objective; with several there is no goal or early stopping (no single value ranks the trials)"
                     ),
@@ -490,131 +608,80 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
             }
         }
     }
-    let goal = if multi {
-        None
-    } else {
-        args.target_value.or_else(|| {
-            katib
+
+    /// `--target-value`, else the notebook's `objective.goal`.
+    fn goal(&self) -> Option<f64> {
+        self.args.target_value.or_else(|| {
+            self.katib
                 .and_then(|k| k.pointer("/objective/goal"))
                 .and_then(|g| {
                     g.as_f64()
                         .or_else(|| g.as_str().and_then(|s| s.parse().ok()))
                 })
         })
-    };
-
-    let mut constraints = Vec::new();
-    let (constraint_texts, constraint_origin) = if args.constraints.is_empty() {
-        let mut saved_errors = Vec::new();
-        let saved = notebook_constraints(katib, &mut saved_errors);
-        for e in saved_errors {
-            errors.push(e, NOTEBOOK_SETTINGS_HINT);
-        }
-        (saved, Origin::Notebook)
-    } else {
-        (args.constraints.clone(), Origin::Flags)
-    };
-    for text in &constraint_texts {
-        match parse_constraint_flag(text) {
-            Ok(mut c) => {
-                c.metric = check_metric(
-                    &c.metric,
-                    "constraint metric",
-                    constraint_origin,
-                    &mut errors,
-                );
-                constraints.push(c);
-            }
-            Err(e) => errors.push(
-                if constraint_origin == Origin::Notebook {
-                    format!("{e} (from {FROM_NOTEBOOK})")
-                } else {
-                    e
-                },
-                if constraint_origin == Origin::Notebook {
-                    "write it as `METRIC<=VALUE` or `METRIC>=VALUE` in the notebook's katib_metadata `constraints`, or pass --constraint flags, which take their place"
-                } else {
-                    "write `METRIC<=VALUE` or `METRIC>=VALUE`, e.g. `--constraint 'model_kb<=50'`"
-                },
-            ),
-        }
     }
 
-    // Search space. MiniKF saves `"parameters": []` until parameters are chosen: that
-    // is no search space, as is a --space file with an empty list.
-    let (specs, space_source, space_origin): (Vec<ParameterSpec>, String, Origin) = if !args
-        .params
-        .is_empty()
-    {
-        let mut specs = Vec::new();
-        for text in &args.params {
-            match parse_param_flag(text) {
-                Ok(s) => specs.push(s),
-                Err(e) => errors.push(e, PARAM_EXAMPLES),
+    /// `--constraint` flags, else the notebook's, their metrics checked.
+    fn constraints(&mut self) -> Vec<Constraint> {
+        let args = self.args;
+        let mut constraints = Vec::new();
+        let (texts, origin) = if args.constraints.is_empty() {
+            let mut saved_errors = Vec::new();
+            let saved = notebook_constraints(self.katib, &mut saved_errors);
+            for e in saved_errors {
+                self.errors.push(e, NOTEBOOK_SETTINGS_HINT);
+            }
+            (saved, Origin::Notebook)
+        } else {
+            (args.constraints.clone(), Origin::Flags)
+        };
+        for text in &texts {
+            match parse_constraint_flag(text) {
+                Ok(mut c) => {
+                    c.metric = self.check_metric(&c.metric, "constraint metric", origin);
+                    constraints.push(c);
+                }
+                Err(e) => self.errors.push(
+                    if origin == Origin::Notebook {
+                        format!("{e} (from {FROM_NOTEBOOK})")
+                    } else {
+                        e
+                    },
+                    if origin == Origin::Notebook {
+                        "write it as `METRIC<=VALUE` or `METRIC>=VALUE` in the notebook's katib_metadata `constraints`, or pass --constraint flags, which take their place"
+                    } else {
+                        "write `METRIC<=VALUE` or `METRIC>=VALUE`, e.g. `--constraint 'model_kb<=50'`"
+                    },
+                ),
             }
         }
-        (specs, "--param flags".into(), Origin::Flags)
-    } else if let Some(file) = &args.space_file {
-        let shown = file.display().to_string();
-        match read_space_file(file) {
-            Ok(s) if s.is_empty() => {
-                errors.push(
-                    format!("no search space: {shown} lists no parameters"),
-                    no_space_hint(p),
-                );
-                (s, shown, Origin::SpaceFile)
-            }
-            Ok(s) => (s, shown, Origin::SpaceFile),
-            Err(e) => {
-                errors.push(e, SPACE_FILE_SHAPE);
-                (Vec::new(), String::new(), Origin::SpaceFile)
-            }
-        }
-    } else if let Some(params) = katib.and_then(|k| k.get("parameters")) {
-        match serde_json::from_value::<Vec<ParameterSpec>>(params.clone()) {
-            Ok(s) if s.is_empty() => {
-                errors.push(
-                        format!(
-                            "no search space: {FROM_NOTEBOOK} lists no parameters (MiniKF saves an empty list until parameters are chosen in Kale's Katib dialog)"
-                        ),
-                        no_space_hint(p),
-                    );
-                (s, String::new(), Origin::Notebook)
-            }
-            Ok(s) => (s, FROM_NOTEBOOK.into(), Origin::Notebook),
-            Err(e) => {
-                errors.push(
-                        format!(
-                            "{FROM_NOTEBOOK}: its `parameters` are not a valid Katib search space: {e}"
-                        ),
-                        "fix them in Kale's Katib dialog, or pass --param NAME=SPEC flags, which take the place of the notebook's parameters",
-                    );
-                (Vec::new(), String::new(), Origin::Notebook)
-            }
-        }
-    } else {
-        errors.push("no search space", no_space_hint(p));
-        (Vec::new(), String::new(), Origin::Flags)
-    };
-    for spec in &specs {
-        if let Err((message, hint)) = check_against_parameter(p, spec, space_origin) {
-            errors.push(message, hint);
-        }
+        constraints
     }
-    let space = if specs.is_empty() {
-        None
-    } else {
+
+    /// The search space and where it came from (`--param` flags, a `--space` file, the
+    /// notebook), checked against the pipeline's parameters; `None` once the problem
+    /// is recorded.
+    fn space(&mut self) -> (Option<SearchSpace>, String) {
+        let (specs, source, origin) = self.parameter_specs();
+        for spec in &specs {
+            if let Err((message, hint)) = check_against_parameter(self.p, spec, origin) {
+                self.errors.push(message, hint);
+            }
+        }
+        if specs.is_empty() {
+            return (None, source);
+        }
         match SearchSpace::new(specs) {
-            Ok(s) => Some(s),
+            Ok(s) => (Some(s), source),
             Err(e) => {
-                let (what, hint) = match space_origin {
+                let (what, hint) = match origin {
                     Origin::Notebook => (
                         format!("{FROM_NOTEBOOK}: invalid search space"),
                         "fix it in Kale's Katib dialog, or pass --param NAME=SPEC flags instead"
                             .to_string(),
                     ),
                     Origin::SpaceFile => (
-                        format!("{space_source}: invalid search space"),
+                        format!("{source}: invalid search space"),
                         "fix the file, or pass --param NAME=SPEC flags instead".to_string(),
                     ),
                     Origin::Flags => (
@@ -622,65 +689,170 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
                         PARAM_EXAMPLES.to_string(),
                     ),
                 };
-                errors.push(format!("{what}: {e}"), hint);
-                None
+                self.errors.push(format!("{what}: {e}"), hint);
+                (None, source)
             }
         }
-    };
+    }
 
-    // Algorithm and its settings.
-    let notebook_algorithm = katib
-        .and_then(|k| k.pointer("/algorithm/algorithmName"))
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string);
-    let (algorithm, algorithm_origin) = match (&args.algorithm, notebook_algorithm) {
-        (Some(a), _) => (a.clone(), Origin::Flags),
-        // The notebook's Katib algorithm is for its one objective.
-        (None, Some(a)) if !multi => (a, Origin::Notebook),
-        _ => ("auto".to_string(), Origin::Flags),
-    };
-    let mut settings: Vec<AlgorithmSetting> = if args.algorithm.is_none() && !multi {
-        katib
-            .and_then(|k| k.pointer("/algorithm/algorithmSettings"))
-            .and_then(|s| serde_json::from_value::<Vec<AlgorithmSetting>>(s.clone()).ok())
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    for text in &args.settings {
-        match text.split_once('=') {
-            Some((k, v)) => {
-                settings.retain(|s| s.name != k.trim());
-                settings.push(AlgorithmSetting::new(k.trim(), v.trim()));
+    /// The parameters to search as given. MiniKF saves `"parameters": []` until
+    /// parameters are chosen: that is no search space, as is a --space file with an
+    /// empty list.
+    fn parameter_specs(&mut self) -> (Vec<ParameterSpec>, String, Origin) {
+        let (args, p) = (self.args, self.p);
+        if !args.params.is_empty() {
+            let mut specs = Vec::new();
+            for text in &args.params {
+                match parse_param_flag(text) {
+                    Ok(s) => specs.push(s),
+                    Err(e) => self.errors.push(e, PARAM_EXAMPLES),
+                }
             }
-            None => errors.push(
-                format!("--setting `{text}` is not of the form NAME=VALUE"),
-                "write e.g. `--setting random_state=7`",
-            ),
+            (specs, "--param flags".into(), Origin::Flags)
+        } else if let Some(file) = &args.space_file {
+            let shown = file.display().to_string();
+            match read_space_file(file) {
+                Ok(s) if s.is_empty() => {
+                    self.errors.push(
+                        format!("no search space: {shown} lists no parameters"),
+                        no_space_hint(p),
+                    );
+                    (s, shown, Origin::SpaceFile)
+                }
+                Ok(s) => (s, shown, Origin::SpaceFile),
+                Err(e) => {
+                    self.errors.push(e, SPACE_FILE_SHAPE);
+                    (Vec::new(), String::new(), Origin::SpaceFile)
+                }
+            }
+        } else if let Some(params) = self.katib.and_then(|k| k.get("parameters")) {
+            match serde_json::from_value::<Vec<ParameterSpec>>(params.clone()) {
+                Ok(s) if s.is_empty() => {
+                    self.errors.push(
+                        format!(
+                            "no search space: {FROM_NOTEBOOK} lists no parameters (MiniKF saves an empty list until parameters are chosen in Kale's Katib dialog)"
+                        ),
+                        no_space_hint(p),
+                    );
+                    (s, String::new(), Origin::Notebook)
+                }
+                Ok(s) => (s, FROM_NOTEBOOK.into(), Origin::Notebook),
+                Err(e) => {
+                    self.errors.push(
+                        format!(
+                            "{FROM_NOTEBOOK}: its `parameters` are not a valid Katib search space: {e}"
+                        ),
+                        "fix them in Kale's Katib dialog, or pass --param NAME=SPEC flags, which take the place of the notebook's parameters",
+                    );
+                    (Vec::new(), String::new(), Origin::Notebook)
+                }
+            }
+        } else {
+            self.errors.push("no search space", no_space_hint(p));
+            (Vec::new(), String::new(), Origin::Flags)
         }
     }
-    if let Some(seed) = args.seed {
-        settings.retain(|s| s.name != "random_state");
-        settings.push(AlgorithmSetting::new("random_state", seed));
+
+    /// `--algorithm` (else the notebook's, for one objective, else `auto`) with its
+    /// settings, checked against the algorithm unless it is `auto`.
+    fn algorithm(&mut self, multi: bool) -> Algorithm {
+        let args = self.args;
+        let notebook_algorithm = self
+            .katib
+            .and_then(|k| k.pointer("/algorithm/algorithmName"))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        let (name, origin) = match (&args.algorithm, notebook_algorithm) {
+            (Some(a), _) => (a.clone(), Origin::Flags),
+            // The notebook's Katib algorithm is for its one objective.
+            (None, Some(a)) if !multi => (a, Origin::Notebook),
+            _ => ("auto".to_string(), Origin::Flags),
+        };
+        let settings = self.algorithm_settings(&name, multi);
+        let a = Algorithm {
+            name,
+            origin,
+            settings,
+        };
+        self.check_algorithm(&a, multi);
+        a
     }
-    // Settings Kale's dialog saves for scikit-optimize's BO have no meaning for other
-    // algorithms; drop them instead of failing on notebooks saved that way.
-    if algorithm != "bayesianoptimization" {
-        settings.retain(|s| {
-            !matches!(
-                s.name.as_str(),
-                "acq_optimizer" | "acq_func" | "base_estimator" | "n_initial_points"
-            )
-        });
+
+    /// The notebook's settings (when its algorithm is used), `--setting` flags over
+    /// them, `--seed` as `random_state`.
+    fn algorithm_settings(&mut self, algorithm: &str, multi: bool) -> Vec<AlgorithmSetting> {
+        let args = self.args;
+        let mut settings: Vec<AlgorithmSetting> = if args.algorithm.is_none() && !multi {
+            self.katib
+                .and_then(|k| k.pointer("/algorithm/algorithmSettings"))
+                .and_then(|s| serde_json::from_value::<Vec<AlgorithmSetting>>(s.clone()).ok())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for text in &args.settings {
+            match text.split_once('=') {
+                Some((k, v)) => {
+                    settings.retain(|s| s.name != k.trim());
+                    settings.push(AlgorithmSetting::new(k.trim(), v.trim()));
+                }
+                None => self.errors.push(
+                    format!("--setting `{text}` is not of the form NAME=VALUE"),
+                    "write e.g. `--setting random_state=7`",
+                ),
+            }
+        }
+        if let Some(seed) = args.seed {
+            settings.retain(|s| s.name != "random_state");
+            settings.push(AlgorithmSetting::new("random_state", seed));
+        }
+        // Settings Kale's dialog saves for scikit-optimize's BO have no meaning for
+        // other algorithms; drop them instead of failing on notebooks saved that way.
+        if algorithm != "bayesianoptimization" {
+            settings.retain(|s| {
+                !matches!(
+                    s.name.as_str(),
+                    "acq_optimizer" | "acq_func" | "base_estimator" | "n_initial_points"
+                )
+            });
+        }
+        settings
     }
-    let algorithm_label = match algorithm_origin {
-        Origin::Notebook => format!("algorithm `{algorithm}` (from {FROM_NOTEBOOK})"),
-        _ => format!("--algorithm `{algorithm}`"),
-    };
-    let config_error = |e: &kale_search::katib::ConfigError, errors: &mut Problems| {
+
+    /// `auto` is settled in [`Resolver::settle_auto`], once the budget is known; its
+    /// settings are checked against the algorithm it picks.
+    fn check_algorithm(&mut self, a: &Algorithm, multi: bool) {
+        let (algorithm, label) = (a.name.as_str(), algorithm_label(a));
+        if multi && algorithm != "auto" {
+            if !matches!(algorithm, "nsga2" | "motpe" | "tpe" | "random" | "grid") {
+                self.errors.push(
+                    format!("{label} cannot search several objectives"),
+                    format!("use {MULTI_OBJECTIVE_ALGORITHMS}, or pass one --objective"),
+                );
+            } else if let Err(e) =
+                kale_search::sampler::multi_auto::multi_objective_sampler(algorithm, &a.settings)
+            {
+                self.config_error(&e, a);
+            }
+        } else if !multi && matches!(algorithm, "nsga2" | "motpe") {
+            self.errors.push(
+                format!("{label} searches several objectives; this search has one"),
+                format!(
+                    "use {SINGLE_OBJECTIVE_ALGORITHMS} (`tpe` is MOTPE's one-objective form), or pass a second `--objective METRIC:DIRECTION`"
+                ),
+            );
+        } else if algorithm != "auto"
+            && let Err(e) = kale_search::katib::sampler_from_katib(algorithm, &a.settings)
+        {
+            self.config_error(&e, a);
+        }
+    }
+
+    fn config_error(&mut self, e: &kale_search::katib::ConfigError, a: &Algorithm) {
         use kale_search::katib::ConfigError;
+        let label = algorithm_label(a);
         let hint = match e {
             ConfigError::UnknownAlgorithm(..) => format!(
                 "use one of {SINGLE_OBJECTIVE_ALGORITHMS}; with several --objective, {MULTI_OBJECTIVE_ALGORITHMS}"
@@ -690,7 +862,7 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
             }
             ConfigError::BadValue { .. } => "give the setting a value of that kind".to_string(),
         };
-        let hint = if algorithm_origin == Origin::Notebook {
+        let hint = if a.origin == Origin::Notebook {
             format!(
                 "{hint}; the notebook's choice is in its katib_metadata (Kale's Katib dialog), and --algorithm overrides it"
             )
@@ -699,155 +871,122 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
         };
         let message = match e {
             ConfigError::UnknownAlgorithm(..) => {
-                format!("{algorithm_label} is not an algorithm kale knows")
+                format!("{label} is not an algorithm kale knows")
             }
-            e => format!("{algorithm_label}: {e}"),
+            e => format!("{label}: {e}"),
         };
-        errors.push(message, hint);
-    };
-    // `auto` is settled below, once the budget is known; its settings are
-    // checked against the algorithm it picks.
-    if multi && algorithm != "auto" {
-        if !matches!(
-            algorithm.as_str(),
-            "nsga2" | "motpe" | "tpe" | "random" | "grid"
-        ) {
-            errors.push(
-                format!("{algorithm_label} cannot search several objectives"),
-                format!("use {MULTI_OBJECTIVE_ALGORITHMS}, or pass one --objective"),
-            );
-        } else if let Err(e) =
-            kale_search::sampler::multi_auto::multi_objective_sampler(&algorithm, &settings)
-        {
-            config_error(&e, &mut errors);
-        }
-    } else if !multi && matches!(algorithm.as_str(), "nsga2" | "motpe") {
-        errors.push(
-            format!("{algorithm_label} searches several objectives; this search has one"),
-            format!(
-                "use {SINGLE_OBJECTIVE_ALGORITHMS} (`tpe` is MOTPE's one-objective form), or pass a second `--objective METRIC:DIRECTION`"
-            ),
-        );
-    } else if algorithm != "auto"
-        && let Err(e) = kale_search::katib::sampler_from_katib(&algorithm, &settings)
-    {
-        config_error(&e, &mut errors);
+        self.errors.push(message, hint);
     }
 
-    let early_stopping = args.early_stopping.as_ref().map(|name| {
+    /// `--early-stopping` with its settings, checked.
+    fn early_stopping(&mut self) -> Option<(String, Vec<AlgorithmSetting>)> {
+        let args = self.args;
+        let name = args.early_stopping.as_ref()?;
         let mut es = Vec::new();
         for text in &args.early_stopping_settings {
             match text.split_once('=') {
                 Some((k, v)) => es.push(AlgorithmSetting::new(k.trim(), v.trim())),
-                None => errors.push(
+                None => self.errors.push(
                     format!("--early-stopping-setting `{text}` is not of the form NAME=VALUE"),
                     "write e.g. `--early-stopping-setting start_step=4`",
                 ),
             }
         }
         if let Err(e) = kale_search::katib::stopping_from_katib(name, &es) {
-            errors.push(
+            self.errors.push(
                 format!("--early-stopping `{name}`: {e}"),
                 "use `--early-stopping medianstop` or `asha`; settings: medianstop takes min_trials_required and start_step, asha min_resource, reduction_factor and max_resource",
             );
         }
-        (name.clone(), es)
-    });
-
-    let count = |key: &str| katib.and_then(|k| k.get(key)).and_then(Value::as_u64);
-    let max_trials = args
-        .max_trials
-        .or_else(|| count("maxTrialCount"))
-        .unwrap_or(DEFAULT_MAX_TRIALS);
-    let max_failed = args
-        .max_failed
-        .or_else(|| count("maxFailedTrialCount"))
-        .unwrap_or(DEFAULT_MAX_FAILED);
-    let parallel = args
-        .parallel
-        .or_else(|| count("parallelTrialCount").map(|n| n as usize))
-        .unwrap_or_else(default_parallel);
-    let count_origin = |flag: bool| {
-        if flag {
-            "pass a number of 1 or more".to_string()
-        } else {
-            format!("{FROM_NOTEBOOK} sets it to 0; pass the flag to override it")
-        }
-    };
-    if max_trials == 0 {
-        errors.push(
-            "--max-trials must be at least 1",
-            count_origin(args.max_trials.is_some()),
-        );
-    }
-    if parallel == 0 {
-        errors.push(
-            "--parallel must be at least 1",
-            count_origin(args.parallel.is_some()),
-        );
+        Some((name.clone(), es))
     }
 
-    let (algorithm, algorithm_reason) = match (&space, algorithm.as_str()) {
-        (Some(space), "auto") if multi && max_trials > 0 => {
-            let choice = kale_search::sampler::multi_auto::choose_multi(
-                space,
-                objectives.len(),
-                Some(max_trials),
+    /// Trials in all, failed trials allowed, trials at once: the flags, else the
+    /// notebook's counts, else the defaults.
+    fn budget(&mut self) -> (u64, u64, usize) {
+        let args = self.args;
+        let count = |key: &str| self.katib.and_then(|k| k.get(key)).and_then(Value::as_u64);
+        let max_trials = args
+            .max_trials
+            .or_else(|| count("maxTrialCount"))
+            .unwrap_or(DEFAULT_MAX_TRIALS);
+        let max_failed = args
+            .max_failed
+            .or_else(|| count("maxFailedTrialCount"))
+            .unwrap_or(DEFAULT_MAX_FAILED);
+        let parallel = args
+            .parallel
+            .or_else(|| count("parallelTrialCount").map(|n| n as usize))
+            .unwrap_or_else(default_parallel);
+        let count_origin = |flag: bool| {
+            if flag {
+                "pass a number of 1 or more".to_string()
+            } else {
+                format!("{FROM_NOTEBOOK} sets it to 0; pass the flag to override it")
+            }
+        };
+        if max_trials == 0 {
+            self.errors.push(
+                "--max-trials must be at least 1",
+                count_origin(args.max_trials.is_some()),
             );
-            if let Err(e) = kale_search::sampler::multi_auto::multi_objective_sampler(
-                choice.algorithm,
-                &settings,
-            ) {
-                errors.push(
-                    format!("{e} (`auto` chose {})", choice.algorithm),
-                    "pass --algorithm to pick one yourself, or drop the setting",
-                );
-            }
-            (choice.algorithm.to_string(), Some(choice.reason))
         }
-        (Some(space), "auto") if max_trials > 0 && parallel > 0 => {
-            let choice = kale_search::sampler::auto::choose(space, Some(max_trials), parallel);
-            if let Err(e) = kale_search::katib::sampler_from_katib(choice.algorithm, &settings) {
-                errors.push(
-                    format!("{e} (`auto` chose {})", choice.algorithm),
-                    "pass --algorithm to pick one yourself, or drop the setting",
-                );
-            }
-            (choice.algorithm.to_string(), Some(choice.reason))
+        if parallel == 0 {
+            self.errors.push(
+                "--parallel must be at least 1",
+                count_origin(args.parallel.is_some()),
+            );
         }
-        _ => (algorithm, None),
-    };
+        (max_trials, max_failed, parallel)
+    }
 
-    // Every path that leaves no space has said why; this only guards the invariant.
-    let Some(space) = space.filter(|_| errors.is_empty()) else {
-        if errors.is_empty() {
-            errors.push("no search space", no_space_hint(p));
+    /// What `auto` picks for this space and budget, and why; `None` when the budget is
+    /// unusable (already reported).
+    fn settle_auto(
+        &mut self,
+        space: &SearchSpace,
+        objectives: usize,
+        settings: &[AlgorithmSetting],
+        max_trials: u64,
+        parallel: usize,
+    ) -> Option<(String, Option<String>)> {
+        let (algorithm, reason, checked) = if objectives > 1 {
+            if max_trials == 0 {
+                return None;
+            }
+            let choice =
+                kale_search::sampler::multi_auto::choose_multi(space, objectives, Some(max_trials));
+            let checked = kale_search::sampler::multi_auto::multi_objective_sampler(
+                choice.algorithm,
+                settings,
+            )
+            .map(|_| ());
+            (choice.algorithm, choice.reason, checked)
+        } else {
+            if max_trials == 0 || parallel == 0 {
+                return None;
+            }
+            let choice = kale_search::sampler::auto::choose(space, Some(max_trials), parallel);
+            let checked =
+                kale_search::katib::sampler_from_katib(choice.algorithm, settings).map(|_| ());
+            (choice.algorithm, choice.reason, checked)
+        };
+        if let Err(e) = checked {
+            self.errors.push(
+                format!("{e} (`auto` chose {algorithm})"),
+                "pass --algorithm to pick one yourself, or drop the setting",
+            );
         }
-        return Err(SearchErrors(errors.0));
-    };
-    Ok(ResolvedSearch {
-        additional_metrics: metrics
-            .iter()
-            .filter(|m| **m != objective)
-            .map(|m| m.to_string())
-            .collect(),
-        objective,
-        objectives,
-        constraints,
-        direction,
-        direction_source,
-        goal,
-        algorithm,
-        algorithm_reason,
-        algorithm_from_notebook: algorithm_origin == Origin::Notebook,
-        settings,
-        space,
-        space_source,
-        max_trials,
-        parallel,
-        max_failed,
-        early_stopping,
-    })
+        Some((algorithm.to_string(), Some(reason)))
+    }
+}
+
+/// How an error names the algorithm: the flag, or where in the notebook it came from.
+fn algorithm_label(a: &Algorithm) -> String {
+    match a.origin {
+        Origin::Notebook => format!("algorithm `{}` (from {FROM_NOTEBOOK})", a.name),
+        _ => format!("--algorithm `{}`", a.name),
+    }
 }
 
 /// The algorithms for one objective, as `--algorithm` takes them.

@@ -58,6 +58,25 @@ impl Running {
     }
 }
 
+#[cfg(test)]
+impl Running {
+    /// A trial in flight with no run behind it, and what its cancellation sends: the
+    /// tune loop's tests play the run's part themselves.
+    pub fn without_run(params: Params) -> (Running, watch::Receiver<bool>) {
+        let (cancel, cancelled) = watch::channel(false);
+        let running = Running {
+            label: String::new(),
+            params,
+            started: Instant::now(),
+            cancel,
+            intermediate: Vec::new(),
+            pruned: false,
+            gpus: Vec::new(),
+        };
+        (running, cancelled)
+    }
+}
+
 /// Starts `run_opts`' run of `pipeline` as trial `number`; its events go to `events`.
 /// The run is cancelled when [`Running::cancel`] is called or after `timeout`.
 #[allow(clippy::too_many_arguments)] // the trial's identity, its run and where it reports
@@ -179,5 +198,75 @@ impl Reporter for TrialReporter {
                 value,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reporter() -> (TrialReporter, mpsc::UnboundedReceiver<Event>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        let r = TrialReporter {
+            number: 7,
+            objective_prefix: "acc=".into(),
+            events,
+        };
+        (r, rx)
+    }
+
+    #[test]
+    fn objective_lines_are_intermediate_reports_and_other_lines_are_not() {
+        let (r, mut rx) = reporter();
+        for line in [
+            "acc=0.5",
+            "  acc= 0.75 ",
+            "loss=0.1",
+            "acc=nan",
+            "acc=high",
+            "acc=inf",
+        ] {
+            r.step_output("train", line, false);
+        }
+        let mut values = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            match e {
+                Event::Intermediate { number, value } => {
+                    assert_eq!(number, 7);
+                    values.push(value);
+                }
+                _ => panic!("only intermediate reports"),
+            }
+        }
+        assert_eq!(values, [0.5, 0.75]);
+    }
+
+    #[test]
+    fn gpus_and_cache_notes_reach_the_loop_with_the_trial_number() {
+        let (r, mut rx) = reporter();
+        r.step_gpus("train", &["0".into(), "1".into()]);
+        r.step_cache_note("prep", "ran again: its input changed");
+        match rx.try_recv().unwrap() {
+            Event::Gpus { number, gpus } => {
+                assert_eq!((number, gpus), (7, vec!["0".into(), "1".into()]))
+            }
+            _ => panic!("gpus first"),
+        }
+        match rx.try_recv().unwrap() {
+            Event::CacheNote { number, step, note } => {
+                assert_eq!((number, step.as_str()), (7, "prep"));
+                assert_eq!(note, "ran again: its input changed");
+            }
+            _ => panic!("then the cache note"),
+        }
+    }
+
+    #[test]
+    fn a_running_trial_is_labelled_with_its_tuned_values() {
+        let tuned = BTreeMap::from([
+            ("lr".to_string(), PipelineValue::Float(0.001)),
+            ("kernel".to_string(), PipelineValue::Str("rbf".into())),
+        ]);
+        assert_eq!(label(&tuned), "kernel=rbf lr=0.001");
     }
 }

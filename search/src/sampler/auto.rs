@@ -20,7 +20,7 @@
 //!   worse on the mixed spaces.
 
 use crate::katib::{AlgorithmSetting, sampler_from_katib};
-use crate::sampler::{Sampler, SamplerError, Suggestion};
+use crate::sampler::{Sampler, SamplerError, Suggestion, one_objective};
 use crate::space::{Dim, SearchSpace};
 use crate::trial::{Direction, Trial};
 
@@ -179,12 +179,13 @@ impl Sampler for AutoSampler {
         self.deferred.reseed(seed);
     }
 
-    fn ask(
+    fn ask_multi(
         &mut self,
         space: &SearchSpace,
         trials: &[Trial],
-        direction: Direction,
+        directions: &[Direction],
     ) -> Result<Suggestion, SamplerError> {
+        let direction = one_objective(self.name(), directions)?;
         let (max_trials, parallel) = (self.max_trials, self.parallel);
         self.deferred
             .sampler(|| choose(space, max_trials, parallel), sampler_from_katib)?

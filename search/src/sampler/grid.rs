@@ -141,20 +141,7 @@ impl Sampler for GridSampler {
         &mut self,
         space: &SearchSpace,
         trials: &[Trial],
-        directions: &[Direction],
-    ) -> Result<Suggestion, SamplerError> {
-        self.ask(
-            space,
-            trials,
-            directions.first().copied().unwrap_or_default(),
-        )
-    }
-
-    fn ask(
-        &mut self,
-        space: &SearchSpace,
-        trials: &[Trial],
-        _: Direction,
+        _: &[Direction],
     ) -> Result<Suggestion, SamplerError> {
         let sizes = Self::axis_sizes(space)?;
         let total = Self::grid_len(space)?;

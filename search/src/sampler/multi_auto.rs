@@ -198,15 +198,6 @@ impl Sampler for MultiAutoSampler {
         self.deferred.reseed(seed);
     }
 
-    fn ask(
-        &mut self,
-        space: &SearchSpace,
-        trials: &[Trial],
-        direction: Direction,
-    ) -> Result<Suggestion, SamplerError> {
-        self.ask_multi(space, trials, &[direction])
-    }
-
     fn ask_multi(
         &mut self,
         space: &SearchSpace,

@@ -220,15 +220,6 @@ impl Sampler for Nsga2Sampler {
         self.rng = make_rng(Some(seed));
     }
 
-    fn ask(
-        &mut self,
-        space: &SearchSpace,
-        trials: &[Trial],
-        direction: Direction,
-    ) -> Result<Suggestion, SamplerError> {
-        self.ask_multi(space, trials, &[direction])
-    }
-
     fn ask_multi(
         &mut self,
         space: &SearchSpace,

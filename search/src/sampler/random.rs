@@ -44,21 +44,8 @@ impl Sampler for RandomSampler {
     fn ask_multi(
         &mut self,
         space: &SearchSpace,
-        trials: &[Trial],
-        directions: &[Direction],
-    ) -> Result<Suggestion, SamplerError> {
-        self.ask(
-            space,
-            trials,
-            directions.first().copied().unwrap_or_default(),
-        )
-    }
-
-    fn ask(
-        &mut self,
-        space: &SearchSpace,
         _: &[Trial],
-        _: Direction,
+        _: &[Direction],
     ) -> Result<Suggestion, SamplerError> {
         let dims = space.dims();
         // Drawn as values, not coordinates: an int's draw stays an exact integer.

@@ -142,7 +142,7 @@ fn table(picked: &[(Experiment, Vec<TrialRow>)], targets: &[Target]) -> String {
             c["succeeded"],
             c["failed"],
             xml(&target.name),
-            crate::store::direction_text(target.direction),
+            target.direction.as_str(),
             best.map(|(_, v)| num(v)).unwrap_or_else(|| "-".into()),
             best.map(|(b, _)| xml(&crate::tune::params_text(&b.params)))
                 .unwrap_or_default(),

@@ -105,11 +105,7 @@ fn objective_text(e: &Experiment) -> String {
     if e.spec.objectives.len() > 1 {
         crate::tune::objectives_text(&e.spec.objectives)
     } else {
-        format!(
-            "{} {}",
-            crate::store::direction_text(e.spec.direction),
-            e.spec.objective
-        )
+        format!("{} {}", e.spec.direction.as_str(), e.spec.objective)
     }
 }
 

@@ -140,7 +140,7 @@ fn axis_label(t: &Target) -> String {
     format!(
         "{} ({}{})",
         t.name,
-        crate::store::direction_text(t.direction),
+        t.direction.as_str(),
         match t.direction {
             Direction::Maximize => ", higher is better",
             Direction::Minimize => ", lower is better",

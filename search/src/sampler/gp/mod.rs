@@ -214,12 +214,13 @@ impl Sampler for GpSampler {
         self.rng = make_rng(Some(seed));
     }
 
-    fn ask(
+    fn ask_multi(
         &mut self,
         space: &SearchSpace,
         trials: &[Trial],
-        direction: Direction,
+        directions: &[Direction],
     ) -> Result<Suggestion, SamplerError> {
+        let direction = super::one_objective(self.name(), directions)?;
         // Constraints: infeasible trials enter the model at the worst feasible value.
         let penalised = super::penalise_infeasible(trials, direction);
         let trials: &[Trial] = &penalised;

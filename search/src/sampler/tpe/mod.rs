@@ -241,15 +241,6 @@ impl Sampler for TpeSampler {
         self.rng = make_rng(Some(seed));
     }
 
-    fn ask(
-        &mut self,
-        space: &SearchSpace,
-        trials: &[Trial],
-        direction: Direction,
-    ) -> Result<Suggestion, SamplerError> {
-        self.suggest(space, trials, &[direction])
-    }
-
     /// Several objectives: MOTPE, see [the module docs](self).
     fn ask_multi(
         &mut self,
