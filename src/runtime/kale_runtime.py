@@ -583,6 +583,25 @@ def _needs_value(o):
     return getattr(o, "__module__", None) == "__main__" and not _is_shared(o)
 
 
+def _reference_is_wrong(f):
+    """Whether pickle's reference to ``f`` (its module and qualified name) would not find
+    it: a namedtuple's ``__new__`` names the module ``namedtuple_Pt``, which does not
+    exist, and its ``_make`` the name ``Pt._make`` in ``collections``. Those travel by
+    value. (A function defined inside another, ``<locals>``, of an importable module is
+    left to dill, as before.)"""
+    obj = sys.modules.get(getattr(f, "__module__", None) or "")
+    if obj is None:
+        return True
+    qualname = getattr(f, "__qualname__", "")
+    if "<locals>" in qualname:
+        return False
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return True
+    return obj is not f
+
+
 def _code_global_names(code):
     import types
 
@@ -761,7 +780,7 @@ def _value_pickler_class():
         def reducer_override(self, o):
             t = type(o)
             if t is types.FunctionType:
-                if _needs_value(o) or o is self.force:
+                if _needs_value(o) or o is self.force or _reference_is_wrong(o):
                     return _reduce_function(o)
                 return NotImplemented
             if isinstance(o, type):

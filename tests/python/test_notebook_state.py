@@ -154,7 +154,7 @@ class StateTest(TempDirTest):
         self.assertEqual(proc.stdout.split(), ["7", "120", "9", "6", "child", "of", "base",
                                                "True", "True"])
 
-    def test_enums_defined_in_a_step_travel_with_their_members_and_methods(self):
+    def test_enums_and_namedtuples_defined_in_a_step_travel_by_value(self):
         _, saved = self.run_step("a", """\
             import sys
             sys.modules["dill"] = None
@@ -173,15 +173,25 @@ class StateTest(TempDirTest):
                 W = 2
             c = Color.BLUE
             rw = Perm.R | Perm.W
-            """, saves=["Color", "c", "Perm", "rw"], groups=[["Color", "c"], ["Perm", "rw"]])
+            import collections, typing
+            Pt = collections.namedtuple("Pt", "x y")
+            class Pt3(typing.NamedTuple):
+                x: int
+                z: int = 5
+            p = Pt(1, 2)
+            q = Pt3(1)
+            """, saves=["Color", "c", "Perm", "rw", "p", "q"],
+            groups=[["Color", "c"], ["Perm", "rw"]])
         proc, _ = self.run_step("b", """\
             import sys
             sys.modules["dill"] = None
             print(c is Color.BLUE, c.describe(), c.twice, Color.CRIMSON is Color.RED,
-                  [m.name for m in Color], int(rw), Perm.W in rw)
+                  [m.name for m in Color], int(rw), Perm.W in rw, p.x + p.y, q.z,
+                  type(p)._fields)
             """, loads=saved)
         self.assertEqual(proc.stdout.split(), ["True", "blue", "4", "True", "['RED',", "'BLUE']",
-                                               "6", "True"], proc.stderr)
+                                               "6", "True", "3", "5", "('x',", "'y')"],
+                         proc.stderr)
 
 
 class ResetTest(TempDirTest):
