@@ -24,6 +24,7 @@ pub mod diagnostics;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod experiments;
 pub mod format;
 pub mod inspect;
 pub mod kubeflow;

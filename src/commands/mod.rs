@@ -104,25 +104,7 @@ pub fn load_pipeline(notebook: &Path) -> kale::Result<kale::pipeline::Pipeline> 
 /// Inside a pod, steps and trials default to the pod's own image (see
 /// [`kale::kubeflow::pod::default_to_own_pod_image`]); says so, or why it could not.
 pub fn default_to_own_pod_image(p: &mut kale::pipeline::Pipeline) {
-    if let Some(line) = kale::kubeflow::pod::default_to_own_pod_image_now(p) {
-        kale::errln!("{line}");
-    }
-}
-
-/// Compiles for KFP, printing the compiler's warnings and notes.
-pub fn kfp_compile(
-    p: &kale::pipeline::Pipeline,
-    python: Option<&Path>,
-) -> kale::Result<kale::kubeflow::kfp::Compiled> {
-    let packages = kale::kubeflow::packages::for_steps(p, python);
-    let compiled = kale::kubeflow::kfp::compile_with(p, &packages)?;
-    for w in &compiled.warnings {
-        kale::errln!("warning: {w}");
-    }
-    for n in &compiled.notes {
-        kale::errln!("note: {n}");
-    }
-    Ok(compiled)
+    kale::kubeflow::compile::default_to_own_pod_image(p, &|line| kale::errln!("{line}"));
 }
 
 /// A watch channel that turns true on the first Ctrl-C, SIGTERM (`docker stop`, CI,

@@ -13,7 +13,7 @@ use super::load_pipeline;
 pub fn run(args: &SubmitArgs) -> kale::Result<()> {
     let mut pipeline = load_pipeline(&args.notebook)?;
     super::default_to_own_pod_image(&mut pipeline);
-    let compiled = super::kfp_compile(&pipeline, None)?;
+    let compiled = kale::kubeflow::compile::kfp(&pipeline, None, &|line| kale::errln!("{line}"))?;
     // Overrides are typed as the pipeline declares them: the KFP API rejects a number
     // sent as a string.
     let mut params = Map::new();

@@ -21,6 +21,7 @@
 //! stopping rules from an Experiment's `algorithm` and `earlyStopping` blocks.)
 
 pub mod cluster;
+pub mod compile;
 pub mod katib_experiment;
 pub mod katib_tune;
 pub mod katib_view;

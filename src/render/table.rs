@@ -24,7 +24,7 @@ pub fn counts(trials: &[TrialRow]) -> (usize, usize, usize) {
 }
 
 /// `kale experiments list`: one row per experiment with its best value.
-pub fn experiments(rows: &[(&Experiment, Vec<TrialRow>, Option<f64>)]) -> String {
+pub fn experiments(rows: &[(Experiment, Vec<TrialRow>, Option<f64>)]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -11,6 +11,7 @@
 //! loads the step's inputs from the snapshot and sets the parameters it ran with, then
 //! the imports, functions and the step's own cells, as the run executed them.
 
+pub mod cache_view;
 pub mod debug;
 
 use std::collections::BTreeMap;
