@@ -235,8 +235,9 @@ pub struct SearchFlags {
     #[arg(long, help_heading = "Katib")]
     pub katib_first_objective: bool,
     /// `maximize` or `minimize` (default: the notebook's katib_metadata, else maximize).
-    #[arg(long, value_name = "DIRECTION", help_heading = "Search")]
-    pub goal: Option<String>,
+    #[arg(long, value_name = "DIRECTION", help_heading = "Search",
+          value_parser = KaleValue(kale::tune::plan::goal_flag))]
+    pub goal: Option<kale_search::Direction>,
     /// Stop once a trial's objective reaches this value.
     #[arg(
         long,
@@ -249,8 +250,9 @@ pub struct SearchFlags {
     /// the budget, the parameters and --parallel), random, grid, tpe, multivariate-tpe,
     /// bayesianoptimization; with several --objective: auto (grid, motpe or nsga2),
     /// nsga2, motpe, tpe, random, grid.
-    #[arg(long, value_name = "NAME", help_heading = "Search")]
-    pub algorithm: Option<String>,
+    #[arg(long, value_name = "NAME", help_heading = "Search",
+          value_parser = KaleValue(kale::tune::plan::algorithm_flag))]
+    pub algorithm: Option<kale_search::katib::AlgorithmName>,
     /// An algorithm setting (repeatable): `--setting random_state=7`.
     #[arg(long = "setting", value_name = "NAME=VALUE", help_heading = "Search")]
     pub algorithm_settings: Vec<String>,
@@ -289,8 +291,9 @@ Examples:\n\
     #[arg(long, value_name = "N", help_heading = "Search")]
     pub max_failed: Option<u64>,
     /// Early-stopping algorithm: `medianstop` or `asha`.
-    #[arg(long, value_name = "NAME", help_heading = "Search")]
-    pub early_stopping: Option<String>,
+    #[arg(long, value_name = "NAME", help_heading = "Search",
+          value_parser = KaleValue(kale::tune::plan::early_stopping_flag))]
+    pub early_stopping: Option<kale_search::katib::StoppingName>,
     /// An early-stopping setting (repeatable): `--early-stopping-setting start_step=4`.
     #[arg(
         long = "early-stopping-setting",
@@ -303,6 +306,29 @@ Examples:\n\
     pub seed: Option<u64>,
 }
 
+/// A flag's value parsed by kale's own function, whose refusal clap prints as kale
+/// prints its errors (the message and its hint) rather than as clap's "invalid value".
+#[derive(Clone)]
+struct KaleValue<T>(fn(&str) -> Result<T, (String, String)>);
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for KaleValue<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        (self.0)(&value.to_string_lossy()).map_err(|(message, hint)| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("{message}\n  hint: {hint}\n"),
+            )
+        })
+    }
+}
+
 impl SearchFlags {
     /// The search plan local tuning and Katib share, built once from the flags.
     pub fn plan(&self) -> kale::tune::plan::SearchArgs {
@@ -310,16 +336,16 @@ impl SearchFlags {
             objectives: self.objective.clone(),
             constraints: self.constraints.clone(),
             katib_first_objective: self.katib_first_objective,
-            goal: self.goal.clone(),
+            goal: self.goal,
             target_value: self.target_value,
-            algorithm: self.algorithm.clone(),
+            algorithm: self.algorithm.map(|a| a.as_str().to_string()),
             settings: self.algorithm_settings.clone(),
             params: self.params.clone(),
             space_file: self.space_file.clone(),
             max_trials: self.max_trials,
             parallel: self.parallel,
             max_failed: self.max_failed,
-            early_stopping: self.early_stopping.clone(),
+            early_stopping: self.early_stopping.map(|s| s.as_str().to_string()),
             early_stopping_settings: self.early_stopping_settings.clone(),
             seed: self.seed,
         }

@@ -30,6 +30,103 @@ use crate::sampler::random::RandomSampler;
 use crate::sampler::tpe::{TpeConfig, TpeSampler};
 use crate::stopping::{Asha, MedianStop, StoppingRule};
 
+/// The search algorithms kale runs, by the names Katib's `algorithmName` and kale's
+/// `--algorithm` give them: their words are [`AlgorithmName::as_str`] alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlgorithmName {
+    /// Picked from the space and the budget (grid, GP-BO or TPE; with several
+    /// objectives grid, MOTPE or NSGA-II).
+    Auto,
+    Random,
+    Grid,
+    Tpe,
+    MultivariateTpe,
+    BayesianOptimization,
+    /// Several objectives only.
+    Nsga2,
+    /// Several objectives only (TPE's multi-objective form).
+    Motpe,
+}
+
+impl AlgorithmName {
+    pub const ALL: [AlgorithmName; 8] = [
+        AlgorithmName::Auto,
+        AlgorithmName::Random,
+        AlgorithmName::Grid,
+        AlgorithmName::Tpe,
+        AlgorithmName::MultivariateTpe,
+        AlgorithmName::BayesianOptimization,
+        AlgorithmName::Nsga2,
+        AlgorithmName::Motpe,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlgorithmName::Auto => "auto",
+            AlgorithmName::Random => "random",
+            AlgorithmName::Grid => "grid",
+            AlgorithmName::Tpe => "tpe",
+            AlgorithmName::MultivariateTpe => "multivariate-tpe",
+            AlgorithmName::BayesianOptimization => "bayesianoptimization",
+            AlgorithmName::Nsga2 => "nsga2",
+            AlgorithmName::Motpe => "motpe",
+        }
+    }
+}
+
+impl FromStr for AlgorithmName {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, ConfigError> {
+        AlgorithmName::ALL
+            .into_iter()
+            .find(|a| a.as_str() == text)
+            .ok_or_else(|| ConfigError::UnknownAlgorithm(text.to_string(), ALGORITHMS))
+    }
+}
+
+impl std::fmt::Display for AlgorithmName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// The early-stopping rules kale runs, by the names Katib's `earlyStopping` block and
+/// kale's `--early-stopping` give them: their words are [`StoppingName::as_str`] alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoppingName {
+    MedianStop,
+    Asha,
+}
+
+impl StoppingName {
+    pub const ALL: [StoppingName; 2] = [StoppingName::MedianStop, StoppingName::Asha];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoppingName::MedianStop => "medianstop",
+            StoppingName::Asha => "asha",
+        }
+    }
+}
+
+impl FromStr for StoppingName {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, ConfigError> {
+        StoppingName::ALL
+            .into_iter()
+            .find(|a| a.as_str() == text)
+            .ok_or_else(|| ConfigError::UnknownAlgorithm(text.to_string(), STOPPERS))
+    }
+}
+
+impl std::fmt::Display for StoppingName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// One `{name, value}` entry of `algorithmSettings`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlgorithmSetting {
@@ -66,6 +163,8 @@ pub enum ConfigError {
 
 const SAMPLERS: &str = "auto, random, grid, tpe, multivariate-tpe, bayesianoptimization";
 const STOPPERS: &str = "medianstop, asha";
+const ALGORITHMS: &str =
+    "auto, random, grid, tpe, multivariate-tpe, bayesianoptimization, nsga2, motpe";
 
 fn parse<T: FromStr>(
     s: &AlgorithmSetting,
@@ -114,8 +213,9 @@ pub fn sampler_from_katib(
         name: s.name.clone(),
         known,
     };
-    match algorithm {
-        "auto" => {
+    use AlgorithmName as A;
+    match algorithm.parse::<AlgorithmName>() {
+        Ok(A::Auto) => {
             let (mut random_state, mut max_trials, mut parallel) = (None, None, 1);
             for s in settings {
                 match s.name.as_str() {
@@ -133,7 +233,7 @@ pub fn sampler_from_katib(
                 parallel,
             )))
         }
-        "random" | "grid" => {
+        Ok(name @ (A::Random | A::Grid)) => {
             let mut random_state = None;
             for s in settings {
                 match s.name.as_str() {
@@ -141,13 +241,13 @@ pub fn sampler_from_katib(
                     _ => return Err(unknown(s, "random_state")),
                 }
             }
-            Ok(if algorithm == "random" {
+            Ok(if name == A::Random {
                 Box::new(RandomSampler::new(random_state))
             } else {
                 Box::new(GridSampler::new(random_state))
             })
         }
-        "tpe" | "multivariate-tpe" => {
+        Ok(A::Tpe | A::MultivariateTpe) => {
             const KNOWN: &str = "random_state, n_startup_trials, n_ei_candidates, gamma, prior_weight, consider_magic_clip, constant_liar, multivariate";
             let mut cfg = TpeConfig::default();
             for s in settings {
@@ -181,7 +281,7 @@ pub fn sampler_from_katib(
             }
             Ok(Box::new(TpeSampler::new(cfg)))
         }
-        "bayesianoptimization" => {
+        Ok(A::BayesianOptimization) => {
             const KNOWN: &str =
                 "random_state, n_initial_points, acq_func, base_estimator, acq_optimizer";
             let mut cfg = GpConfig::default();
@@ -236,8 +336,8 @@ pub fn stopping_from_katib(
         name: s.name.clone(),
         known,
     };
-    match algorithm {
-        "medianstop" => {
+    match algorithm.parse::<StoppingName>() {
+        Ok(StoppingName::MedianStop) => {
             let mut rule = MedianStop::default();
             for s in settings {
                 match s.name.as_str() {
@@ -252,7 +352,7 @@ pub fn stopping_from_katib(
             }
             Ok(Box::new(rule))
         }
-        "asha" => {
+        Ok(StoppingName::Asha) => {
             let mut rule = Asha::default();
             for s in settings {
                 match s.name.as_str() {
@@ -280,5 +380,32 @@ pub fn stopping_from_katib(
             algorithm.to_string(),
             STOPPERS,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_name_reads_back_from_its_words_and_others_are_katibs_unknown_algorithm() {
+        for a in AlgorithmName::ALL {
+            assert_eq!(a.as_str().parse::<AlgorithmName>(), Ok(a));
+        }
+        for s in StoppingName::ALL {
+            assert_eq!(s.as_str().parse::<StoppingName>(), Ok(s));
+        }
+        assert!(matches!(
+            "hyperband".parse::<AlgorithmName>(),
+            Err(ConfigError::UnknownAlgorithm(..))
+        ));
+        assert_eq!(
+            "median".parse::<StoppingName>().unwrap_err().to_string(),
+            r#"unknown algorithm "median" (known: medianstop, asha)"#
+        );
+        // The samplers kale builds from Katib's names are those the names say.
+        assert!(sampler_from_katib("nsga2", &[]).is_err());
+        assert_eq!(sampler_from_katib("random", &[]).unwrap().name(), "random");
+        assert_eq!(sampler_from_katib("grid", &[]).unwrap().name(), "grid");
     }
 }

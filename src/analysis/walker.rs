@@ -546,59 +546,9 @@ impl Analyzer<'_> {
         match stmt {
             Stmt::FunctionDef(f) => self.function_def(f),
             Stmt::ClassDef(c) => self.class_def(c),
-            Stmt::Assign(a) => match (&*a.value, a.targets.as_slice()) {
-                (Expr::Lambda(l), [Expr::Name(n)])
-                    if self.at_module_level() && self.acc.is_none() =>
-                {
-                    self.named_lambda(n, l);
-                }
-                _ => {
-                    self.visit_expr(&a.value);
-                    for t in &a.targets {
-                        self.visit_expr(t);
-                        self.assigned(t, Some(&a.value));
-                    }
-                }
-            },
-            Stmt::AnnAssign(a) => {
-                let evaluates_annotation = !self.in_function_scope();
-                match (&a.value, &*a.target) {
-                    (Some(v), Expr::Name(n)) if self.at_module_level() && self.acc.is_none() => {
-                        if let Expr::Lambda(l) = &**v {
-                            self.named_lambda(n, l);
-                        } else {
-                            self.visit_expr(v);
-                            self.visit_expr(&a.target);
-                            self.assigned(&a.target, Some(v));
-                        }
-                    }
-                    (Some(v), _) => {
-                        self.visit_expr(v);
-                        self.visit_expr(&a.target);
-                        self.assigned(&a.target, Some(v));
-                    }
-                    // `x: int` binds nothing; `obj.x: int` still evaluates `obj`.
-                    (None, Expr::Name(_)) => {}
-                    (None, t) => self.visit_expr(t),
-                }
-                if evaluates_annotation {
-                    self.visit_expr(&a.annotation);
-                }
-            }
-            Stmt::AugAssign(a) => {
-                if let Expr::Name(n) = &*a.target {
-                    let at = self.at(n.start());
-                    self.read(&n.id, at);
-                    self.visit_expr(&a.value);
-                    self.bind(&n.id, at);
-                    // `x += [1]` extends a list in place: whoever shares it sees the change.
-                    self.changed(&n.id, at);
-                } else {
-                    self.visit_expr(&a.target);
-                    self.visit_expr(&a.value);
-                    self.assigned(&a.target, None);
-                }
-            }
+            Stmt::Assign(a) => self.assign(a),
+            Stmt::AnnAssign(a) => self.ann_assign(a),
+            Stmt::AugAssign(a) => self.aug_assign(a),
             Stmt::TypeAlias(t) => {
                 // The value is lazy and may refer to the alias itself.
                 self.visit_expr(&t.name);
@@ -646,71 +596,9 @@ impl Analyzer<'_> {
                     self.stmts(&case.body);
                 }
             }
-            Stmt::Try(t) => {
-                self.stmts(&t.body);
-                for h in &t.handlers {
-                    let ast::ExceptHandler::ExceptHandler(h) = h;
-                    if let Some(e) = &h.type_ {
-                        self.visit_expr(e);
-                    }
-                    let name = h
-                        .name
-                        .as_ref()
-                        .map(|n| (n.id.to_string(), self.at(n.start())));
-                    if let Some((n, at)) = &name {
-                        self.bind(n, *at);
-                    }
-                    self.stmts(&h.body);
-                    // Python deletes the name when the handler ends.
-                    if let Some((n, _)) = &name
-                        && self
-                            .scopes
-                            .last()
-                            .is_some_and(|s| s.kind == ScopeKind::Module)
-                    {
-                        self.next_seq();
-                        self.facts.deleted.insert(n.clone());
-                    }
-                }
-                self.stmts(&t.orelse);
-                self.stmts(&t.finalbody);
-            }
-            Stmt::Import(i) => {
-                for alias in &i.names {
-                    let at = self.at(alias.start());
-                    let name = import_binding(alias);
-                    let module = if alias.asname.is_some() {
-                        alias.name.id.to_string()
-                    } else {
-                        name.to_owned()
-                    };
-                    self.facts.imports.insert(name.to_owned(), module);
-                    self.bind(name, at);
-                }
-            }
-            Stmt::ImportFrom(i) => {
-                for alias in &i.names {
-                    let at = self.at(alias.start());
-                    if alias.name.id.as_str() == "*" {
-                        let module = format!(
-                            "{}{}",
-                            ".".repeat(i.level as usize),
-                            i.module.as_ref().map_or("", |m| m.id.as_str())
-                        );
-                        self.dynamic(DynamicKind::WildcardImport { module }, at);
-                    } else {
-                        let name = alias.asname.as_ref().unwrap_or(&alias.name);
-                        if i.level == 0
-                            && let Some(m) = &i.module
-                        {
-                            self.facts
-                                .imports
-                                .insert(name.id.to_string(), format!("{}.{}", m.id, alias.name.id));
-                        }
-                        self.bind(&name.id, at);
-                    }
-                }
-            }
+            Stmt::Try(t) => self.try_stmt(t),
+            Stmt::Import(i) => self.import(i),
+            Stmt::ImportFrom(i) => self.import_from(i),
             Stmt::Global(g) => {
                 // In function scopes the pre-pass already saw it; at module
                 // level it is a no-op.
@@ -732,6 +620,136 @@ impl Analyzer<'_> {
             }
             Stmt::Return(_) | Stmt::Raise(_) | Stmt::Assert(_) | Stmt::Expr(_) => {
                 visitor::walk_stmt(self, stmt);
+            }
+        }
+    }
+
+    /// `x = ...`; `name = lambda ...` at module level is a definition.
+    fn assign(&mut self, a: &ast::StmtAssign) {
+        match (&*a.value, a.targets.as_slice()) {
+            (Expr::Lambda(l), [Expr::Name(n)]) if self.at_module_level() && self.acc.is_none() => {
+                self.named_lambda(n, l);
+            }
+            _ => {
+                self.visit_expr(&a.value);
+                for t in &a.targets {
+                    self.visit_expr(t);
+                    self.assigned(t, Some(&a.value));
+                }
+            }
+        }
+    }
+
+    /// `x: T = ...`; the annotation is evaluated outside functions.
+    fn ann_assign(&mut self, a: &ast::StmtAnnAssign) {
+        let evaluates_annotation = !self.in_function_scope();
+        match (&a.value, &*a.target) {
+            (Some(v), Expr::Name(n)) if self.at_module_level() && self.acc.is_none() => {
+                if let Expr::Lambda(l) = &**v {
+                    self.named_lambda(n, l);
+                } else {
+                    self.visit_expr(v);
+                    self.visit_expr(&a.target);
+                    self.assigned(&a.target, Some(v));
+                }
+            }
+            (Some(v), _) => {
+                self.visit_expr(v);
+                self.visit_expr(&a.target);
+                self.assigned(&a.target, Some(v));
+            }
+            // `x: int` binds nothing; `obj.x: int` still evaluates `obj`.
+            (None, Expr::Name(_)) => {}
+            (None, t) => self.visit_expr(t),
+        }
+        if evaluates_annotation {
+            self.visit_expr(&a.annotation);
+        }
+    }
+
+    /// `x += ...`: a read, a bind, and a change in place.
+    fn aug_assign(&mut self, a: &ast::StmtAugAssign) {
+        if let Expr::Name(n) = &*a.target {
+            let at = self.at(n.start());
+            self.read(&n.id, at);
+            self.visit_expr(&a.value);
+            self.bind(&n.id, at);
+            // `x += [1]` extends a list in place: whoever shares it sees the change.
+            self.changed(&n.id, at);
+        } else {
+            self.visit_expr(&a.target);
+            self.visit_expr(&a.value);
+            self.assigned(&a.target, None);
+        }
+    }
+
+    /// `try`: its blocks, and each handler's `as` name, bound and then deleted.
+    fn try_stmt(&mut self, t: &ast::StmtTry) {
+        self.stmts(&t.body);
+        for h in &t.handlers {
+            let ast::ExceptHandler::ExceptHandler(h) = h;
+            if let Some(e) = &h.type_ {
+                self.visit_expr(e);
+            }
+            let name = h
+                .name
+                .as_ref()
+                .map(|n| (n.id.to_string(), self.at(n.start())));
+            if let Some((n, at)) = &name {
+                self.bind(n, *at);
+            }
+            self.stmts(&h.body);
+            // Python deletes the name when the handler ends.
+            if let Some((n, _)) = &name
+                && self
+                    .scopes
+                    .last()
+                    .is_some_and(|s| s.kind == ScopeKind::Module)
+            {
+                self.next_seq();
+                self.facts.deleted.insert(n.clone());
+            }
+        }
+        self.stmts(&t.orelse);
+        self.stmts(&t.finalbody);
+    }
+
+    /// `import a.b as c`: the names bound, and the modules they stand for.
+    fn import(&mut self, i: &ast::StmtImport) {
+        for alias in &i.names {
+            let at = self.at(alias.start());
+            let name = import_binding(alias);
+            let module = if alias.asname.is_some() {
+                alias.name.id.to_string()
+            } else {
+                name.to_owned()
+            };
+            self.facts.imports.insert(name.to_owned(), module);
+            self.bind(name, at);
+        }
+    }
+
+    /// `from m import x`: the names bound; `*` is a dynamic use.
+    fn import_from(&mut self, i: &ast::StmtImportFrom) {
+        for alias in &i.names {
+            let at = self.at(alias.start());
+            if alias.name.id.as_str() == "*" {
+                let module = format!(
+                    "{}{}",
+                    ".".repeat(i.level as usize),
+                    i.module.as_ref().map_or("", |m| m.id.as_str())
+                );
+                self.dynamic(DynamicKind::WildcardImport { module }, at);
+            } else {
+                let name = alias.asname.as_ref().unwrap_or(&alias.name);
+                if i.level == 0
+                    && let Some(m) = &i.module
+                {
+                    self.facts
+                        .imports
+                        .insert(name.id.to_string(), format!("{}.{}", m.id, alias.name.id));
+                }
+                self.bind(&name.id, at);
             }
         }
     }
@@ -991,149 +1009,170 @@ impl Analyzer<'_> {
             .and_then(effects::root_name)
             .map(str::to_owned);
         match &*call.func {
-            Expr::Attribute(a) => {
-                let method = a.attr.id.as_str();
-                let path = effects::dotted(&call.func);
-                let resolved = path.as_deref().and_then(|p| self.resolve(p));
-                if let Some(resolved) = resolved {
-                    // A module's function (`np.random.seed`, `os.chdir`, `random.shuffle`).
-                    let refs: Vec<&str> = resolved.iter().map(String::as_str).collect();
-                    if let Some(kind) = effects::state_of_call(&refs) {
-                        self.state(kind, resolved.join("."), at);
-                    }
-                    if effects::changes_first_argument(method)
-                        && let Some(root) = first_arg_root
-                    {
-                        self.changed(&root, at);
-                    }
-                    if let Some(path) = &path
-                        && path.len() >= 3
-                        && !effects::is_pure_method(method)
-                        && self.target == Target::Module
-                    {
-                        let module = self.facts.imports.get(path[0]).cloned().unwrap_or_default();
-                        let use_ = StateUse {
-                            kind: StateKind::Unknown,
-                            what: path.join("."),
-                            at,
-                        };
-                        self.facts.module_calls.push((module, use_));
-                    }
-                    return;
-                }
-                if let Some(root) = effects::root_name(&a.value) {
-                    let root = root.to_owned();
-                    if let Some(kind) = self.state_handle(&root) {
-                        self.state(kind, format!("{root}.{method}"), at);
-                        return;
-                    }
-                    if !effects::is_pure_method(method) || inplace {
-                        self.changed(&root, at);
-                    }
-                    if effects::stores_arguments(method) {
-                        let values = call
-                            .arguments
-                            .args
-                            .iter()
-                            .chain(call.arguments.keywords.iter().map(|k| &k.value));
-                        for v in values {
-                            self.stores_into(&root, v, at);
-                        }
-                    }
-                } else if let Expr::Call(inner) = &*a.value
-                    && let Some(path) = effects::dotted(&inner.func)
-                    && let Some(resolved) = self.resolve(&path)
-                {
-                    // `logging.getLogger().setLevel(...)`, `decimal.getcontext().clear_flags()`
-                    let mut refs: Vec<String> = resolved;
-                    refs.push(method.to_owned());
-                    let joined = refs.join(".");
-                    if joined.starts_with("decimal.getcontext.") {
-                        self.state(StateKind::Decimal, joined, at);
-                    } else {
-                        let r: Vec<&str> = refs.iter().map(String::as_str).collect();
-                        if let Some(kind) = effects::state_of_call(&r) {
-                            self.state(kind, joined, at);
-                        }
-                    }
-                }
-                if effects::changes_first_argument(method)
-                    && let Some(root) = first_arg_root
-                {
-                    self.changed(&root, at);
-                }
+            Expr::Attribute(a) => self.attribute_call(call, a, at, inplace, first_arg_root),
+            Expr::Name(f) => self.name_call(call, f, bound_to, at, first_arg_root),
+            _ => {}
+        }
+    }
+
+    /// A method's call (`x.append(1)`) or a module's function's (`np.random.seed(0)`).
+    fn attribute_call(
+        &mut self,
+        call: &ast::ExprCall,
+        a: &ast::ExprAttribute,
+        at: Location,
+        inplace: bool,
+        first_arg_root: Option<String>,
+    ) {
+        let method = a.attr.id.as_str();
+        let path = effects::dotted(&call.func);
+        let resolved = path.as_deref().and_then(|p| self.resolve(p));
+        if let Some(resolved) = resolved {
+            // A module's function (`np.random.seed`, `os.chdir`, `random.shuffle`).
+            let refs: Vec<&str> = resolved.iter().map(String::as_str).collect();
+            if let Some(kind) = effects::state_of_call(&refs) {
+                self.state(kind, resolved.join("."), at);
             }
-            Expr::Name(f) => {
-                let name = f.id.as_str();
-                if let Some(resolved) = self.resolve(&[name]) {
-                    // `from random import shuffle`, `from os import chdir`
-                    let refs: Vec<&str> = resolved.iter().map(String::as_str).collect();
-                    if let Some(kind) = effects::state_of_call(&refs) {
-                        self.state(kind, resolved.join("."), at);
-                    }
-                    if effects::changes_first_argument(name)
-                        && let Some(root) = first_arg_root
-                    {
-                        self.changed(&root, at);
-                    }
-                    return;
-                }
-                if is_builtin(name) && !self.facts.first_bind.contains_key(name) {
-                    if effects::builtin_changes(name)
-                        && let Some(root) = first_arg_root
-                    {
-                        self.changed(&root, at);
-                    }
-                    return;
-                }
-                let args: Vec<Option<String>> = call
+            if effects::changes_first_argument(method)
+                && let Some(root) = first_arg_root
+            {
+                self.changed(&root, at);
+            }
+            if let Some(path) = &path
+                && path.len() >= 3
+                && !effects::is_pure_method(method)
+                && self.target == Target::Module
+            {
+                let module = self.facts.imports.get(path[0]).cloned().unwrap_or_default();
+                let use_ = StateUse {
+                    kind: StateKind::Unknown,
+                    what: path.join("."),
+                    at,
+                };
+                self.facts.module_calls.push((module, use_));
+            }
+            return;
+        }
+        if let Some(root) = effects::root_name(&a.value) {
+            let root = root.to_owned();
+            if let Some(kind) = self.state_handle(&root) {
+                self.state(kind, format!("{root}.{method}"), at);
+                return;
+            }
+            if !effects::is_pure_method(method) || inplace {
+                self.changed(&root, at);
+            }
+            if effects::stores_arguments(method) {
+                let values = call
                     .arguments
                     .args
                     .iter()
-                    .map(|a| effects::root_name(a).map(str::to_owned))
-                    .collect();
-                let keywords: Vec<(String, String)> = call
-                    .arguments
-                    .keywords
+                    .chain(call.arguments.keywords.iter().map(|k| &k.value));
+                for v in values {
+                    self.stores_into(&root, v, at);
+                }
+            }
+        } else if let Expr::Call(inner) = &*a.value
+            && let Some(path) = effects::dotted(&inner.func)
+            && let Some(resolved) = self.resolve(&path)
+        {
+            // `logging.getLogger().setLevel(...)`, `decimal.getcontext().clear_flags()`
+            let mut refs: Vec<String> = resolved;
+            refs.push(method.to_owned());
+            let joined = refs.join(".");
+            if joined.starts_with("decimal.getcontext.") {
+                self.state(StateKind::Decimal, joined, at);
+            } else {
+                let r: Vec<&str> = refs.iter().map(String::as_str).collect();
+                if let Some(kind) = effects::state_of_call(&r) {
+                    self.state(kind, joined, at);
+                }
+            }
+        }
+        if effects::changes_first_argument(method)
+            && let Some(root) = first_arg_root
+        {
+            self.changed(&root, at);
+        }
+    }
+
+    /// A call of a plain name: an imported function's, a builtin's, or one the data-flow
+    /// analysis resolves (recorded with the roots of its arguments).
+    fn name_call(
+        &mut self,
+        call: &ast::ExprCall,
+        f: &ast::ExprName,
+        bound_to: Option<&str>,
+        at: Location,
+        first_arg_root: Option<String>,
+    ) {
+        let name = f.id.as_str();
+        if let Some(resolved) = self.resolve(&[name]) {
+            // `from random import shuffle`, `from os import chdir`
+            let refs: Vec<&str> = resolved.iter().map(String::as_str).collect();
+            if let Some(kind) = effects::state_of_call(&refs) {
+                self.state(kind, resolved.join("."), at);
+            }
+            if effects::changes_first_argument(name)
+                && let Some(root) = first_arg_root
+            {
+                self.changed(&root, at);
+            }
+            return;
+        }
+        if is_builtin(name) && !self.facts.first_bind.contains_key(name) {
+            if effects::builtin_changes(name)
+                && let Some(root) = first_arg_root
+            {
+                self.changed(&root, at);
+            }
+            return;
+        }
+        let args: Vec<Option<String>> = call
+            .arguments
+            .args
+            .iter()
+            .map(|a| effects::root_name(a).map(str::to_owned))
+            .collect();
+        let keywords: Vec<(String, String)> = call
+            .arguments
+            .keywords
+            .iter()
+            .filter_map(|k| {
+                Some((
+                    k.arg.as_ref()?.id.to_string(),
+                    effects::root_name(&k.value)?.to_owned(),
+                ))
+            })
+            .collect();
+        match (self.target, self.acc.is_some()) {
+            (Target::Function, true) => {
+                // Inside a definition the callee is resolved later, by the step
+                // that calls the definition (`pipeline::dataflow`): what the
+                // callee changes of its parameters, the caller passed.
+                let args: Vec<Vec<String>> = args
                     .iter()
-                    .filter_map(|k| {
-                        Some((
-                            k.arg.as_ref()?.id.to_string(),
-                            effects::root_name(&k.value)?.to_owned(),
-                        ))
-                    })
+                    .map(|a| a.as_deref().map(|n| self.roots_of(n)).unwrap_or_default())
                     .collect();
-                match (self.target, self.acc.is_some()) {
-                    (Target::Function, true) => {
-                        // Inside a definition the callee is resolved later, by the step
-                        // that calls the definition (`pipeline::dataflow`): what the
-                        // callee changes of its parameters, the caller passed.
-                        let args: Vec<Vec<String>> = args
-                            .iter()
-                            .map(|a| a.as_deref().map(|n| self.roots_of(n)).unwrap_or_default())
-                            .collect();
-                        let keywords: Vec<(String, Vec<String>)> = keywords
-                            .iter()
-                            .map(|(k, v)| (k.clone(), self.roots_of(v)))
-                            .collect();
-                        if let Some(acc) = &mut self.acc {
-                            acc.calls.push(InnerCall {
-                                callee: name.to_owned(),
-                                args,
-                                keywords,
-                            });
-                        }
-                    }
-                    _ => self.facts.calls.push(CallFact {
+                let keywords: Vec<(String, Vec<String>)> = keywords
+                    .iter()
+                    .map(|(k, v)| (k.clone(), self.roots_of(v)))
+                    .collect();
+                if let Some(acc) = &mut self.acc {
+                    acc.calls.push(InnerCall {
                         callee: name.to_owned(),
                         args,
                         keywords,
-                        bound_to: bound_to.map(str::to_owned),
-                        at,
-                    }),
+                    });
                 }
             }
-            _ => {}
+            _ => self.facts.calls.push(CallFact {
+                callee: name.to_owned(),
+                args,
+                keywords,
+                bound_to: bound_to.map(str::to_owned),
+                at,
+            }),
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use kale_search::katib::AlgorithmSetting;
+use kale_search::katib::{AlgorithmName, AlgorithmSetting, StoppingName};
 use kale_search::space::{Distribution, FeasibleSpace, ParameterSpec, ParameterType};
 use kale_search::{Direction, SearchSpace};
 use serde_json::Value;
@@ -108,8 +108,8 @@ pub struct SearchArgs {
     /// Katib only: with several objectives, compile the first as the objective and
     /// record the others as additional metrics instead of refusing.
     pub katib_first_objective: bool,
-    /// `maximize` or `minimize`.
-    pub goal: Option<String>,
+    /// `--goal`.
+    pub goal: Option<Direction>,
     pub target_value: Option<f64>,
     pub algorithm: Option<String>,
     /// `name=value` algorithm settings.
@@ -125,6 +125,42 @@ pub struct SearchArgs {
     pub early_stopping_settings: Vec<String>,
     pub seed: Option<u64>,
 }
+
+/// `--goal`: [`Direction::from_flag`]'s words, or the message and hint kale gives.
+pub fn goal_flag(text: &str) -> Result<Direction, (String, String)> {
+    Direction::from_flag(text).ok_or_else(|| {
+        (
+            format!("--goal must be `maximize` or `minimize`, not `{text}`"),
+            "write `--goal maximize` or `--goal minimize`".into(),
+        )
+    })
+}
+
+/// `--algorithm`: one of [`AlgorithmName`]'s words, or the message and hint kale gives.
+/// (Whether it searches this many objectives is settled with the objectives.)
+pub fn algorithm_flag(text: &str) -> Result<AlgorithmName, (String, String)> {
+    text.parse().map_err(|_| {
+        (
+            format!("--algorithm `{text}` is not an algorithm kale knows"),
+            format!(
+                "use one of {SINGLE_OBJECTIVE_ALGORITHMS}; with several --objective, {MULTI_OBJECTIVE_ALGORITHMS}"
+            ),
+        )
+    })
+}
+
+/// `--early-stopping`: one of [`StoppingName`]'s words, or the message and hint kale
+/// gives.
+pub fn early_stopping_flag(text: &str) -> Result<StoppingName, (String, String)> {
+    text.parse().map_err(|e| {
+        (
+            format!("--early-stopping `{text}`: {e}"),
+            EARLY_STOPPING_HINT.into(),
+        )
+    })
+}
+
+const EARLY_STOPPING_HINT: &str = "use `--early-stopping medianstop` or `asha`; settings: medianstop takes min_trials_required and start_step, asha min_resource, reduction_factor and max_resource";
 
 /// Every setting of an experiment, resolved and checked against the notebook.
 #[derive(Clone, Debug)]
@@ -333,7 +369,7 @@ pub fn resolve(p: &Pipeline, args: &SearchArgs) -> Result<ResolvedSearch, Search
         settings,
     } = algorithm;
     let (algorithm, algorithm_reason) = match &space {
-        Some(space) if algorithm == "auto" => r
+        Some(space) if algorithm == AlgorithmName::Auto.as_str() => r
             .settle_auto(space, objectives.len(), &settings, max_trials, parallel)
             .unwrap_or((algorithm, None)),
         _ => (algorithm, None),
@@ -544,22 +580,15 @@ impl Resolver<'_> {
     /// `--goal`, the notebook's, else maximize.
     fn direction(&mut self, asked: &AskedObjectives, multi: bool) -> (Direction, &'static str) {
         let args = self.args;
-        match (asked.flags.first().and_then(|f| f.1), args.goal.as_deref()) {
+        match (asked.flags.first().and_then(|f| f.1), args.goal) {
             (_, Some(_)) if multi => (Direction::Maximize, "--objective"),
             (Some(d), None) if asked.directions_from_notebook => {
                 (d, "the notebook's katib_metadata")
             }
             (Some(d), None) => (d, "--objective"),
             (from_flag, Some(goal)) => {
-                let g = Direction::from_flag(goal);
-                if g.is_none() {
-                    self.errors.push(
-                        format!("--goal must be `maximize` or `minimize`, not `{goal}`"),
-                        "write `--goal maximize` or `--goal minimize`",
-                    );
-                }
-                if let (Some(f), Some(g)) = (from_flag, g)
-                    && f != g
+                if let Some(f) = from_flag
+                    && f != goal
                 {
                     self.errors.push(
                         format!(
@@ -572,7 +601,7 @@ impl Resolver<'_> {
                         "give the direction once: drop --goal, or the `:DIRECTION` of --objective",
                     );
                 }
-                (g.unwrap_or(Direction::Maximize), "--goal")
+                (goal, "--goal")
             }
             (None, None) if multi => (Direction::Maximize, "the default"),
             (None, None) => match self
@@ -768,7 +797,7 @@ impl Resolver<'_> {
             (Some(a), _) => (a.clone(), Origin::Flags),
             // The notebook's Katib algorithm is for its one objective.
             (None, Some(a)) if !multi => (a, Origin::Notebook),
-            _ => ("auto".to_string(), Origin::Flags),
+            _ => (AlgorithmName::Auto.as_str().to_string(), Origin::Flags),
         };
         let settings = self.algorithm_settings(&name, multi);
         let a = Algorithm {
@@ -810,7 +839,7 @@ impl Resolver<'_> {
         }
         // Settings Kale's dialog saves for scikit-optimize's BO have no meaning for
         // other algorithms; drop them instead of failing on notebooks saved that way.
-        if algorithm != "bayesianoptimization" {
+        if algorithm != AlgorithmName::BayesianOptimization.as_str() {
             settings.retain(|s| {
                 !matches!(
                     s.name.as_str(),
@@ -824,9 +853,14 @@ impl Resolver<'_> {
     /// `auto` is settled in [`Resolver::settle_auto`], once the budget is known; its
     /// settings are checked against the algorithm it picks.
     fn check_algorithm(&mut self, a: &Algorithm, multi: bool) {
+        use AlgorithmName as A;
         let (algorithm, label) = (a.name.as_str(), algorithm_label(a));
-        if multi && algorithm != "auto" {
-            if !matches!(algorithm, "nsga2" | "motpe" | "tpe" | "random" | "grid") {
+        let name = algorithm.parse::<AlgorithmName>().ok();
+        if multi && name != Some(A::Auto) {
+            if !matches!(
+                name,
+                Some(A::Nsga2 | A::Motpe | A::Tpe | A::Random | A::Grid)
+            ) {
                 self.errors.push(
                     format!("{label} cannot search several objectives"),
                     format!("use {MULTI_OBJECTIVE_ALGORITHMS}, or pass one --objective"),
@@ -836,14 +870,14 @@ impl Resolver<'_> {
             {
                 self.config_error(&e, a);
             }
-        } else if !multi && matches!(algorithm, "nsga2" | "motpe") {
+        } else if !multi && matches!(name, Some(A::Nsga2 | A::Motpe)) {
             self.errors.push(
                 format!("{label} searches several objectives; this search has one"),
                 format!(
                     "use {SINGLE_OBJECTIVE_ALGORITHMS} (`tpe` is MOTPE's one-objective form), or pass a second `--objective METRIC:DIRECTION`"
                 ),
             );
-        } else if algorithm != "auto"
+        } else if name != Some(A::Auto)
             && let Err(e) = kale_search::katib::sampler_from_katib(algorithm, &a.settings)
         {
             self.config_error(&e, a);
@@ -895,7 +929,7 @@ impl Resolver<'_> {
         if let Err(e) = kale_search::katib::stopping_from_katib(name, &es) {
             self.errors.push(
                 format!("--early-stopping `{name}`: {e}"),
-                "use `--early-stopping medianstop` or `asha`; settings: medianstop takes min_trials_required and start_step, asha min_resource, reduction_factor and max_resource",
+                EARLY_STOPPING_HINT,
             );
         }
         Some((name.clone(), es))

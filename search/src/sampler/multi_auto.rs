@@ -102,8 +102,9 @@ pub fn multi_objective_sampler(
             .filter(|v| (0.0..=1.0).contains(v))
             .ok_or_else(|| bad(s, "expected a number in [0, 1]"))
     };
-    match name {
-        "auto" => {
+    use crate::katib::AlgorithmName as A;
+    match name.parse::<A>() {
+        Ok(A::Auto) => {
             let (mut seed_v, mut max_trials) = (None, None);
             for s in settings {
                 match s.name.as_str() {
@@ -123,7 +124,7 @@ pub fn multi_objective_sampler(
             }
             Ok(Box::new(MultiAutoSampler::new(seed_v, max_trials)))
         }
-        "nsga2" => {
+        Ok(A::Nsga2) => {
             const KNOWN: &str = "random_state, population_size, crossover, crossover_prob, swapping_prob, mutation_prob, sbx_eta";
             let mut cfg = Nsga2Config::default();
             for s in settings {
@@ -162,8 +163,8 @@ pub fn multi_objective_sampler(
             }
             Ok(Box::new(Nsga2Sampler::new(cfg)))
         }
-        "motpe" | "tpe" => sampler_from_katib("tpe", settings),
-        "random" | "grid" => sampler_from_katib(name, settings),
+        Ok(A::Motpe | A::Tpe) => sampler_from_katib(A::Tpe.as_str(), settings),
+        Ok(A::Random | A::Grid) => sampler_from_katib(name, settings),
         _ => Err(ConfigError::UnknownAlgorithm(name.to_string(), NAMES)),
     }
 }
