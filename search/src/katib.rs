@@ -213,9 +213,8 @@ pub fn sampler_from_katib(
         name: s.name.clone(),
         known,
     };
-    use AlgorithmName as A;
     match algorithm.parse::<AlgorithmName>() {
-        Ok(A::Auto) => {
+        Ok(AlgorithmName::Auto) => {
             let (mut random_state, mut max_trials, mut parallel) = (None, None, 1);
             for s in settings {
                 match s.name.as_str() {
@@ -233,7 +232,7 @@ pub fn sampler_from_katib(
                 parallel,
             )))
         }
-        Ok(name @ (A::Random | A::Grid)) => {
+        Ok(name @ (AlgorithmName::Random | AlgorithmName::Grid)) => {
             let mut random_state = None;
             for s in settings {
                 match s.name.as_str() {
@@ -241,13 +240,13 @@ pub fn sampler_from_katib(
                     _ => return Err(unknown(s, "random_state")),
                 }
             }
-            Ok(if name == A::Random {
+            Ok(if name == AlgorithmName::Random {
                 Box::new(RandomSampler::new(random_state))
             } else {
                 Box::new(GridSampler::new(random_state))
             })
         }
-        Ok(A::Tpe | A::MultivariateTpe) => {
+        Ok(AlgorithmName::Tpe | AlgorithmName::MultivariateTpe) => {
             const KNOWN: &str = "random_state, n_startup_trials, n_ei_candidates, gamma, prior_weight, consider_magic_clip, constant_liar, multivariate";
             let mut cfg = TpeConfig::default();
             for s in settings {
@@ -281,7 +280,7 @@ pub fn sampler_from_katib(
             }
             Ok(Box::new(TpeSampler::new(cfg)))
         }
-        Ok(A::BayesianOptimization) => {
+        Ok(AlgorithmName::BayesianOptimization) => {
             const KNOWN: &str =
                 "random_state, n_initial_points, acq_func, base_estimator, acq_optimizer";
             let mut cfg = GpConfig::default();

@@ -29,3 +29,4 @@ pub mod kfp;
 pub mod kfp_client;
 pub mod packages;
 pub mod pod;
+pub mod submit;
