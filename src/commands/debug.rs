@@ -5,10 +5,8 @@ use serde_json::json;
 
 use crate::cli::DebugArgs;
 
-use super::find_run;
-
 pub fn run(args: &DebugArgs) -> kale::Result<()> {
-    let (runs_dir, run) = find_run(&args.run, &args.store)?;
+    let (runs_dir, run) = snapshot::runs_view::find(&args.store.dir, &args.run)?;
     let written = snapshot::debug::debug_notebook(
         &runs_dir,
         &run,

@@ -196,13 +196,3 @@ pub fn runtime() -> kale::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
-
-/// The run a `RUN` argument names, and the directory it was looked up in.
-pub fn find_run(
-    spec: &str,
-    store: &crate::cli::StoreArgs,
-) -> kale::Result<(std::path::PathBuf, kale::snapshot::Run)> {
-    let runs_dir = kale::snapshot::runs_dir(&store.dir);
-    let run = kale::snapshot::resolve(&runs_dir, spec)?;
-    Ok((runs_dir, run))
-}

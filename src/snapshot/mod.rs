@@ -13,6 +13,7 @@
 
 pub mod cache_view;
 pub mod debug;
+pub mod runs_view;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
