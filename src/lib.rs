@@ -40,5 +40,6 @@ pub mod run;
 pub mod snapshot;
 pub mod store;
 pub mod tune;
+pub mod validate;
 
 pub use error::{Error, ErrorKind, Result};

@@ -101,12 +101,6 @@ pub fn load_pipeline(notebook: &Path) -> kale::Result<kale::pipeline::Pipeline> 
     }
 }
 
-/// Inside a pod, steps and trials default to the pod's own image (see
-/// [`kale::kubeflow::pod::default_to_own_pod_image`]); says so, or why it could not.
-pub fn default_to_own_pod_image(p: &mut kale::pipeline::Pipeline) {
-    kale::kubeflow::compile::default_to_own_pod_image(p, &|line| kale::errln!("{line}"));
-}
-
 /// A watch channel that turns true on the first Ctrl-C, SIGTERM (`docker stop`, CI,
 /// `timeout`) or SIGHUP (a closed terminal), saying what happens now (`what`); the
 /// command then ends as interrupted, with the signal's exit status (130, 143, 129).
