@@ -76,7 +76,7 @@ impl Validation {
     }
 
     /// After the notebook's problems: the images' warnings and the summary line.
-    pub fn lines(&self) -> Vec<String> {
+    pub fn summary(&self) -> Vec<String> {
         let notebook = self.notebook.display();
         let Some(p) = &self.pipeline else {
             let errors = self.diags.errors().count();

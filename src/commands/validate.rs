@@ -20,7 +20,7 @@ pub fn run(args: &ValidateArgs) -> kale::Result<()> {
         if let Some(line) = validation.pod_image_line() {
             kale::errln!("{line}");
         }
-        for line in validation.lines() {
+        for line in validation.summary() {
             kale::errln!("{line}");
         }
     }
