@@ -232,54 +232,25 @@ impl Sampler for GpSampler {
         }
         let d = dims.len();
         let scaler = Scaler { dims: &dims };
-        let is_cat: Vec<bool> = dims.iter().map(|d| matches!(d, Dim::Choice(_))).collect();
-        let n_choices: Vec<usize> = dims
-            .iter()
-            .map(|d| {
-                if let Dim::Choice(c) = d {
-                    c.labels.len()
-                } else {
-                    0
-                }
-            })
-            .collect();
-
-        let mut xs = Vec::new();
-        let mut losses = Vec::new();
-        let mut running = Vec::new();
-        let mut visited = HashSet::new();
-        for t in trials {
-            let Some(x) = encode(space, &dims, &t.params) else {
-                continue;
-            };
-            visited.insert(key(&x));
-            match (t.state, t.completed_value()) {
-                (TrialState::Complete, Some(v)) => {
-                    xs.extend(scaler.to_unit(&x));
-                    losses.push(direction.loss(v));
-                }
-                (TrialState::Running, _) => running.push(scaler.to_unit(&x)),
-                _ => {}
-            }
-        }
-        let n = losses.len();
+        let coords = Coords::of(&dims);
+        let seen = Observed::of(space, &dims, &scaler, trials, direction);
+        let n = seen.losses.len();
         if n < self.cfg.n_initial_points.max(2) {
             let start = self.start.get_or_insert_with(|| {
                 LatinStart::new(self.cfg.n_initial_points, d, &mut self.rng)
             });
             let x = start.point_or_fresh(trials.len(), &dims, &mut self.rng, |x| {
-                !visited.contains(&key(x))
+                !seen.visited.contains(&key(x))
             });
             return Ok(Suggestion::Params(decode(space, &dims, &x)));
         }
 
-        let y = transform_losses(&losses);
-
+        let y = transform_losses(&seen.losses);
         let data = Data {
-            x: &xs,
+            x: &seen.xs,
             y: &y,
             d,
-            is_cat: &is_cat,
+            is_cat: &coords.is_cat,
         };
         let mut starts = vec![Hyper::initial(d)];
         if let Some(h) = self.hyper.take() {
@@ -287,34 +258,23 @@ impl Sampler for GpSampler {
         }
         let hyper = fit_hyper(&data, &starts, 60);
         self.hyper = Some(hyper.clone());
-        let Some(mut gp) = Gp::new(&data, hyper.clone()) else {
+        let Some(gp) = Gp::new(&data, hyper.clone()) else {
             let x: Vec<f64> = dims.iter().map(|d| d.sample(&mut self.rng)).collect();
             return Ok(Suggestion::Params(decode(space, &dims, &x)));
         };
-        if !running.is_empty() {
-            let mut buf = Vec::new();
-            let mut terms = vec![0.0; d];
-            let mut xs2 = xs.clone();
-            let mut y2 = y.clone();
-            for r in &running {
-                let (m, v) = gp.predict(r, &mut buf, &mut terms);
-                xs2.extend_from_slice(r);
-                y2.push(m + v.sqrt());
-            }
-            let data2 = Data {
-                x: &xs2,
-                y: &y2,
-                d,
-                is_cat: &is_cat,
-            };
-            if let Some(g) = Gp::new(&data2, hyper.clone()) {
-                gp = g;
-            }
-        }
-        let n_num = is_cat.iter().filter(|c| !**c).count();
+        let gp = with_running_lied(gp, &data, &seen.running, &hyper);
+        let n_num = coords.is_cat.iter().filter(|c| !**c).count();
         let n_init = self.cfg.n_initial_points.max(2);
         let owed = if n_num >= TR_MIN_DIMS {
-            owed_level(&xs, &losses, &running, d, n_init, &is_cat, &n_choices)
+            owed_level(
+                &seen.xs,
+                &seen.losses,
+                &seen.running,
+                d,
+                n_init,
+                &coords.is_cat,
+                &coords.n_choices,
+            )
         } else {
             None
         };
@@ -322,7 +282,7 @@ impl Sampler for GpSampler {
         // best: the question is where this level does best, and against the
         // overall best its expected improvement is tiny everywhere.
         let best_y = (0..n)
-            .filter(|&i| owed.is_none_or(|(j, c)| xs[i * d + j] == c as f64))
+            .filter(|&i| owed.is_none_or(|(j, c)| seen.xs[i * d + j] == c as f64))
             .map(|i| y[i])
             .fold(f64::INFINITY, f64::min);
         let mut acq = Acq {
@@ -333,36 +293,179 @@ impl Sampler for GpSampler {
             terms: vec![0.0; d],
             evals: 0,
         };
-
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| y[a].total_cmp(&y[b]));
-        let best_u = &xs[order[0] * d..(order[0] + 1) * d];
-
-        // Anchors for local candidates: the best trials (inside the region), and
-        // for each level of each categorical the best trial with that level, so
-        // that every level is tried near its own best settings. (Near the
-        // overall best point another level is usually judged where it is not at
-        // its best, and the model settles on whichever level the start design
-        // favoured.) Each anchor gets a region of its own, of the same size.
         let side = if n_num >= TR_MIN_DIMS {
-            Some(trust_region_side(&losses, n_init, n_num))
+            Some(trust_region_side(&seen.losses, n_init, n_num))
         } else {
             None
         };
+        let neighbourhoods = Neighbourhoods::around_the_best(&seen.xs, &y, &coords, side, &hyper);
+        let search = CandidateSearch {
+            coords: &coords,
+            scaler: &scaler,
+            owed,
+        };
+        let pool = search.pool(
+            &mut self.rng,
+            self.cfg.n_candidates,
+            &neighbourhoods,
+            &seen.xs,
+            &mut acq,
+        );
+        let refined = search.refine(pool, &neighbourhoods.regions, &mut acq);
+        let pick = refined
+            .iter()
+            .filter(|(_, u)| !seen.near_running(u, &coords.is_cat))
+            .map(|(_, u)| scaler.value_at_unit(u))
+            .find(|x| !seen.visited.contains(&key(x)))
+            .or_else(|| {
+                fresh_random_point(&dims, &mut self.rng, |x| !seen.visited.contains(&key(x)))
+            })
+            .unwrap_or_else(|| scaler.value_at_unit(&refined[0].1));
+        Ok(Suggestion::Params(decode(space, &dims, &pick)))
+    }
+}
+
+/// Which coordinates are categorical, and how many levels each has.
+struct Coords {
+    d: usize,
+    is_cat: Vec<bool>,
+    n_choices: Vec<usize>,
+}
+
+impl Coords {
+    fn of(dims: &[Dim]) -> Coords {
+        Coords {
+            d: dims.len(),
+            is_cat: dims.iter().map(|d| matches!(d, Dim::Choice(_))).collect(),
+            n_choices: dims
+                .iter()
+                .map(|d| match d {
+                    Dim::Choice(c) => c.labels.len(),
+                    _ => 0,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The trials as the model sees them: completed points (unit cube, row after row) with
+/// their losses, running points, and every point tried.
+struct Observed {
+    xs: Vec<f64>,
+    losses: Vec<f64>,
+    running: Vec<Vec<f64>>,
+    visited: HashSet<Vec<u64>>,
+}
+
+impl Observed {
+    fn of(
+        space: &SearchSpace,
+        dims: &[Dim],
+        scaler: &Scaler,
+        trials: &[Trial],
+        direction: Direction,
+    ) -> Observed {
+        let mut seen = Observed {
+            xs: Vec::new(),
+            losses: Vec::new(),
+            running: Vec::new(),
+            visited: HashSet::new(),
+        };
+        for t in trials {
+            let Some(x) = encode(space, dims, &t.params) else {
+                continue;
+            };
+            seen.visited.insert(key(&x));
+            match (t.state, t.completed_value()) {
+                (TrialState::Complete, Some(v)) => {
+                    seen.xs.extend(scaler.to_unit(&x));
+                    seen.losses.push(direction.loss(v));
+                }
+                (TrialState::Running, _) => seen.running.push(scaler.to_unit(&x)),
+                _ => {}
+            }
+        }
+        seen
+    }
+
+    /// The liar shrinks the uncertainty around a running trial but does not forbid its
+    /// neighbourhood; two workers a hair apart learn nothing the one would not, so a
+    /// candidate that close to a running trial is passed.
+    fn near_running(&self, u: &[f64], is_cat: &[bool]) -> bool {
+        let d = is_cat.len();
+        self.running.iter().any(|r| {
+            (0..d).all(|j| !is_cat[j] || r[j] == u[j])
+                && (0..d)
+                    .filter(|&j| !is_cat[j])
+                    .map(|j| (r[j] - u[j]).powi(2))
+                    .sum::<f64>()
+                    < 1e-6
+        })
+    }
+}
+
+/// The model refitted with each running trial at its optimistic guess (mean plus one
+/// standard deviation), so that parallel workers spread out.
+fn with_running_lied(gp: Gp, data: &Data, running: &[Vec<f64>], hyper: &Hyper) -> Gp {
+    if running.is_empty() {
+        return gp;
+    }
+    let d = data.d;
+    let mut buf = Vec::new();
+    let mut terms = vec![0.0; d];
+    let mut xs2 = data.x.to_vec();
+    let mut y2 = data.y.to_vec();
+    for r in running {
+        let (m, v) = gp.predict(r, &mut buf, &mut terms);
+        xs2.extend_from_slice(r);
+        y2.push(m + v.sqrt());
+    }
+    let data2 = Data {
+        x: &xs2,
+        y: &y2,
+        d,
+        is_cat: data.is_cat,
+    };
+    Gp::new(&data2, hyper.clone()).unwrap_or(gp)
+}
+
+/// Anchors for local candidates: the best trials (inside the region), and for each
+/// level of each categorical the best trial with that level, so that every level is
+/// tried near its own best settings. (Near the overall best point another level is
+/// usually judged where it is not at its best, and the model settles on whichever level
+/// the start design favoured.) Each anchor gets a region of its own, of the same size.
+struct Neighbourhoods {
+    regions: Vec<Region>,
+    /// (anchor trial, region index, categorical coordinate kept fixed)
+    anchors: Vec<(usize, usize, Option<usize>)>,
+}
+
+impl Neighbourhoods {
+    fn around_the_best(
+        xs: &[f64],
+        y: &[f64],
+        coords: &Coords,
+        side: Option<f64>,
+        hyper: &Hyper,
+    ) -> Neighbourhoods {
+        let d = coords.d;
+        let is_cat = &coords.is_cat;
+        let mut order: Vec<usize> = (0..y.len()).collect();
+        order.sort_by(|&a, &b| y[a].total_cmp(&y[b]));
+        let best_u = &xs[order[0] * d..(order[0] + 1) * d];
         let region_at = |c: &[f64]| match side {
-            Some(s) => Region::around(c, s, &hyper.log_ls, &is_cat),
+            Some(s) => Region::around(c, s, &hyper.log_ls, is_cat),
             None => Region::whole(d),
         };
         let mut regions = vec![region_at(best_u)];
-        // (anchor trial, region index, categorical coordinate kept fixed)
         let mut anchors: Vec<(usize, usize, Option<usize>)> = order
             .iter()
             .take(5)
-            .filter(|&&i| regions[0].contains(&xs[i * d..(i + 1) * d], &is_cat))
+            .filter(|&&i| regions[0].contains(&xs[i * d..(i + 1) * d], is_cat))
             .map(|&i| (i, 0, None))
             .collect();
         for j in (0..d).filter(|&j| is_cat[j]) {
-            for c in 0..n_choices[j] {
+            for c in 0..coords.n_choices[j] {
                 let Some(&i) = order.iter().find(|&&i| xs[i * d + j] == c as f64) else {
                     continue;
                 };
@@ -373,20 +476,45 @@ impl Sampler for GpSampler {
                 anchors.push((i, regions.len() - 1, Some(j)));
             }
         }
+        Neighbourhoods { regions, anchors }
+    }
+}
 
-        let fix = |u: &mut Vec<f64>| {
-            if let Some((j, c)) = owed {
-                u[j] = c as f64;
-            }
-        };
+/// Where the acquisition function is maximised: a pool of scored candidates, the best
+/// few refined by pattern search.
+struct CandidateSearch<'a> {
+    coords: &'a Coords,
+    scaler: &'a Scaler<'a>,
+    /// A categorical level owed a trial: every candidate takes it.
+    owed: Option<(usize, usize)>,
+}
 
-        // Candidate pool: uniform points of the main region plus perturbations
-        // of the anchors inside theirs.
-        let mut pool: Vec<(f64, Vec<f64>, usize)> =
-            Vec::with_capacity(self.cfg.n_candidates + 1000);
-        let rng = &mut self.rng;
-        let region = &regions[0];
-        for _ in 0..self.cfg.n_candidates {
+impl CandidateSearch<'_> {
+    fn fix(&self, u: &mut [f64]) {
+        if let Some((j, c)) = self.owed {
+            u[j] = c as f64;
+        }
+    }
+
+    /// Uniform points of the main region plus perturbations of the anchors inside
+    /// theirs, each with its score and region, best first.
+    fn pool(
+        &self,
+        rng: &mut Xoshiro256PlusPlus,
+        n_candidates: usize,
+        near: &Neighbourhoods,
+        xs: &[f64],
+        acq: &mut Acq,
+    ) -> Vec<(f64, Vec<f64>, usize)> {
+        let Coords {
+            d,
+            is_cat,
+            n_choices,
+        } = self.coords;
+        let d = *d;
+        let mut pool: Vec<(f64, Vec<f64>, usize)> = Vec::with_capacity(n_candidates + 1000);
+        let region = &near.regions[0];
+        for _ in 0..n_candidates {
             let mut u: Vec<f64> = (0..d)
                 .map(|j| {
                     if is_cat[j] {
@@ -396,14 +524,14 @@ impl Sampler for GpSampler {
                     }
                 })
                 .collect();
-            fix(&mut u);
-            scaler.snap_unit(&mut u);
+            self.fix(&mut u);
+            self.scaler.snap_unit(&mut u);
             let s = acq.score(&u);
             pool.push((s, u, 0));
         }
-        for &(i, ri, keep) in &anchors {
+        for &(i, ri, keep) in &near.anchors {
             let base = &xs[i * d..(i + 1) * d];
-            let region = &regions[ri];
+            let region = &near.regions[ri];
             let count = if keep.is_some() { 40 } else { 100 };
             for k in 0..count {
                 let scale = [0.2, 0.05, 0.01, 0.002][k % 4];
@@ -418,22 +546,33 @@ impl Sampler for GpSampler {
                         u[j] = region.reflect(j, u[j] + scale * w * std_normal(rng));
                     }
                 }
-                fix(&mut u);
-                scaler.snap_unit(&mut u);
+                self.fix(&mut u);
+                self.scaler.snap_unit(&mut u);
                 let s = acq.score(&u);
                 pool.push((s, u, ri));
             }
         }
         pool.sort_by(|a, b| b.0.total_cmp(&a.0));
+        pool
+    }
+
+    /// The five best of the pool refined by pattern search, then the next fifty as they
+    /// are, best first.
+    fn refine(
+        &self,
+        pool: Vec<(f64, Vec<f64>, usize)>,
+        regions: &[Region],
+        acq: &mut Acq,
+    ) -> Vec<(f64, Vec<f64>)> {
         let mut refined: Vec<(f64, Vec<f64>)> = Vec::new();
         for (s, u, ri) in pool.iter().take(5) {
             refined.push(pattern_search(
-                &mut acq,
-                &scaler,
+                acq,
+                self.scaler,
                 &regions[*ri],
-                &is_cat,
-                &n_choices,
-                owed.map(|(j, _)| j),
+                &self.coords.is_cat,
+                &self.coords.n_choices,
+                self.owed.map(|(j, _)| j),
                 u.clone(),
                 *s,
                 400,
@@ -441,27 +580,7 @@ impl Sampler for GpSampler {
         }
         refined.extend(pool.into_iter().skip(5).take(50).map(|(s, u, _)| (s, u)));
         refined.sort_by(|a, b| b.0.total_cmp(&a.0));
-        // The liar shrinks the uncertainty around a running trial but does not
-        // forbid its neighbourhood; two workers a hair apart learn nothing the
-        // one would not, so a candidate that close to a running trial is passed.
-        let near_running = |u: &[f64]| {
-            running.iter().any(|r| {
-                (0..d).all(|j| !is_cat[j] || r[j] == u[j])
-                    && (0..d)
-                        .filter(|&j| !is_cat[j])
-                        .map(|j| (r[j] - u[j]).powi(2))
-                        .sum::<f64>()
-                        < 1e-6
-            })
-        };
-        let pick = refined
-            .iter()
-            .filter(|(_, u)| !near_running(u))
-            .map(|(_, u)| scaler.value_at_unit(u))
-            .find(|x| !visited.contains(&key(x)))
-            .or_else(|| fresh_random_point(&dims, rng, |x| !visited.contains(&key(x))))
-            .unwrap_or_else(|| scaler.value_at_unit(&refined[0].1));
-        Ok(Suggestion::Params(decode(space, &dims, &pick)))
+        refined
     }
 }
 

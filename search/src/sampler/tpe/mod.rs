@@ -262,7 +262,6 @@ impl TpeSampler {
         trials: &[Trial],
         directions: &[Direction],
     ) -> Result<Suggestion, SamplerError> {
-        let direction = directions[0];
         let multi = directions.len() > 1;
         let multivariate = self.cfg.multivariate.unwrap_or(!multi);
         let dims = space.dims();
@@ -271,16 +270,113 @@ impl TpeSampler {
             self.cache_space = space.parameters().to_vec();
             self.start = None;
         }
-
-        // Rank finished trials: completed by loss, then pruned ones, deeper first.
-        // Finished trials are encoded once and kept in the cache; the ranking
-        // refers to them by index to avoid copying a thousand vectors per ask.
         let mut cache = std::mem::take(&mut self.cache);
-        let mut ranked: Vec<((u8, f64, f64), u64)> = Vec::new();
-        let mut running: Vec<Vec<f64>> = Vec::new();
-        let mut visited: HashSet<u64> = HashSet::with_capacity(trials.len());
-        let mut n_complete = 0;
-        let mut mo_losses: HashMap<u64, Vec<f64>> = HashMap::new();
+        let mut seen = Ranking::of(space, &dims, trials, directions, &mut cache);
+        let coords =
+            |number: u64| -> &[f64] { &cache[&number].as_ref().expect("ranked trials encode").1 };
+
+        if seen.n_complete < self.cfg.n_startup_trials {
+            let start = self.start.get_or_insert_with(|| {
+                LatinStart::new(self.cfg.n_startup_trials, dims.len(), &mut self.rng)
+            });
+            // A design point that repeats a trial (small discrete spaces) is
+            // replaced by a fresh random one when there is one.
+            let x = start.point_or_fresh(trials.len(), &dims, &mut self.rng, |x| {
+                !seen.visited.contains(&point_hash(x))
+            });
+            self.cache = cache;
+            return Ok(Suggestion::Params(decode(space, &dims, &x)));
+        }
+
+        if multi {
+            let pos = multi_order(&seen.mo_losses, self.n_below(seen.ranked.len()));
+            for r in seen.ranked.iter_mut().filter(|r| r.0.0 == 0) {
+                r.0.1 = pos[&r.1] as f64;
+            }
+        }
+        seen.sort();
+        let ranked = &seen.ranked;
+        let nb = self.n_below(ranked.len());
+        let (below, above) = ranked.split_at(nb);
+        let axes = axes_of(&dims);
+        let priors = priors_of(&dims);
+        let pcfg = ParzenConfig {
+            prior_weight: self.cfg.prior_weight,
+            magic_clip: self.cfg.consider_magic_clip,
+        };
+        let below_x: Vec<&[f64]> = below.iter().map(|g| coords(g.1)).collect();
+        let wb = if multi && multivariate {
+            multi_below_weights(below, &seen.mo_losses)
+        } else {
+            below_weights(below, above)
+        };
+        let l = Parzen::new(&axes, &below_x, &wb, &priors, pcfg);
+        let liars = if self.cfg.constant_liar {
+            seen.running.len()
+        } else {
+            0
+        };
+        let mut above_x: Vec<&[f64]> = above.iter().map(|g| coords(g.1)).collect();
+        above_x.extend(seen.running.iter().take(liars).map(|r| r.as_slice()));
+        let wa = weights_by_recency(above, liars);
+        let visited = &seen.visited;
+        let x = if multivariate {
+            let g = Parzen::new(&axes, &above_x, &wa, &priors, pcfg);
+            self.best_of_candidates(&dims, &l, &g, visited)
+        } else {
+            let x = self.independent(
+                &dims,
+                &axes,
+                &priors,
+                pcfg,
+                (&below_x, &wb),
+                (&above_x, &wa),
+            );
+            if visited.contains(&point_hash(&x)) {
+                fresh_random_point(&dims, &mut self.rng, |x| !visited.contains(&point_hash(x)))
+                    .unwrap_or(x)
+            } else {
+                x
+            }
+        };
+        self.cache = cache;
+        Ok(Suggestion::Params(decode(space, &dims, &x)))
+    }
+}
+
+/// A finished trial's rank key (group: 0 complete, 1 pruned, 2 infeasible; then loss or
+/// depth) and its number.
+type Ranked = ((u8, f64, f64), u64);
+
+/// The trials as TPE splits them: finished ones ranked (completed by loss, then pruned
+/// ones, deeper first), running points, and every point tried.
+struct Ranking {
+    ranked: Vec<Ranked>,
+    running: Vec<Vec<f64>>,
+    visited: HashSet<u64>,
+    n_complete: usize,
+    mo_losses: HashMap<u64, Vec<f64>>,
+}
+
+impl Ranking {
+    /// Finished trials are encoded once and kept in `cache`; the ranking refers to them
+    /// by number to avoid copying a thousand vectors per ask.
+    fn of(
+        space: &SearchSpace,
+        dims: &[Dim],
+        trials: &[Trial],
+        directions: &[Direction],
+        cache: &mut HashMap<u64, Option<(u64, Vec<f64>)>>,
+    ) -> Ranking {
+        let direction = directions[0];
+        let multi = directions.len() > 1;
+        let mut seen = Ranking {
+            ranked: Vec::new(),
+            running: Vec::new(),
+            visited: HashSet::with_capacity(trials.len()),
+            n_complete: 0,
+            mo_losses: HashMap::new(),
+        };
         for t in trials {
             let finished_key = match t.state {
                 // Constraints as in Optuna's TPE: infeasible trials rank after
@@ -297,7 +393,8 @@ impl TpeSampler {
                     .completed_values()
                     .filter(|v| v.len() == directions.len())
                     .map(|v| {
-                        mo_losses.insert(t.number, crate::pareto::to_losses(v, directions));
+                        seen.mo_losses
+                            .insert(t.number, crate::pareto::to_losses(v, directions));
                         (0, 0.0, 0.0)
                     }),
                 TrialState::Complete => t.completed_value().map(|v| (0, direction.loss(v), 0.0)),
@@ -308,124 +405,81 @@ impl TpeSampler {
             };
             if t.state.is_finished() {
                 let entry = cache.entry(t.number).or_insert_with(|| {
-                    encode(space, &dims, &t.params).map(|x| {
+                    encode(space, dims, &t.params).map(|x| {
                         let mut w = x.clone();
-                        to_working(&dims, &mut w);
+                        to_working(dims, &mut w);
                         (point_hash(&x), w)
                     })
                 });
                 let Some((h, _)) = entry else { continue };
-                visited.insert(*h);
+                seen.visited.insert(*h);
                 if let Some(k) = finished_key {
-                    n_complete += (k.0 == 0 || k.0 == 2) as usize;
-                    ranked.push((k, t.number));
+                    seen.n_complete += (k.0 == 0 || k.0 == 2) as usize;
+                    seen.ranked.push((k, t.number));
                 }
-            } else if let Some(mut x) = encode(space, &dims, &t.params) {
-                visited.insert(point_hash(&x));
-                to_working(&dims, &mut x);
-                running.push(x);
+            } else if let Some(mut x) = encode(space, dims, &t.params) {
+                seen.visited.insert(point_hash(&x));
+                to_working(dims, &mut x);
+                seen.running.push(x);
             }
         }
-        let coords =
-            |number: u64| -> &[f64] { &cache[&number].as_ref().expect("ranked trials encode").1 };
+        seen
+    }
 
-        if n_complete < self.cfg.n_startup_trials {
-            let start = self.start.get_or_insert_with(|| {
-                LatinStart::new(self.cfg.n_startup_trials, dims.len(), &mut self.rng)
-            });
-            // A design point that repeats a trial (small discrete spaces) is
-            // replaced by a fresh random one when there is one.
-            let x = start.point_or_fresh(trials.len(), &dims, &mut self.rng, |x| {
-                !visited.contains(&point_hash(x))
-            });
-            self.cache = cache;
-            return Ok(Suggestion::Params(decode(space, &dims, &x)));
-        }
-
-        if multi {
-            let pos = multi_order(&mo_losses, self.n_below(ranked.len()));
-            for r in ranked.iter_mut().filter(|r| r.0.0 == 0) {
-                r.0.1 = pos[&r.1] as f64;
-            }
-        }
-        // The trial number breaks ties, so the order is total and an unstable
-        // sort gives the same result as a stable one.
-        ranked.sort_unstable_by(|a, b| {
+    /// The trial number breaks ties, so the order is total and an unstable sort gives
+    /// the same result as a stable one.
+    fn sort(&mut self) {
+        self.ranked.sort_unstable_by(|a, b| {
             (a.0.0.cmp(&b.0.0))
                 .then(a.0.1.total_cmp(&b.0.1))
                 .then(a.0.2.total_cmp(&b.0.2))
                 .then(a.1.cmp(&b.1))
         });
-        let ranked = ranked;
-        let nb = self.n_below(ranked.len());
-        let (below, above) = ranked.split_at(nb);
-        // Recency weights follow trial order, not rank.
-        let weights_for = |group: &[((u8, f64, f64), u64)], extra: usize| -> Vec<f64> {
-            let mut order: Vec<(u64, usize)> =
-                group.iter().enumerate().map(|(i, g)| (g.1, i)).collect();
-            order.sort_unstable();
-            let ramp = recency_weights(group.len() + extra);
-            let mut w = vec![0.0; group.len() + extra];
-            for (pos, (_, i)) in order.iter().enumerate() {
-                w[*i] = ramp[pos];
-            }
-            // Running trials are the newest.
-            for (i, r) in ramp.iter().enumerate().skip(group.len()) {
-                w[i] = *r;
-            }
-            w
-        };
-        let axes = axes_of(&dims);
-        let priors = priors_of(&dims);
-        let pcfg = ParzenConfig {
-            prior_weight: self.cfg.prior_weight,
-            magic_clip: self.cfg.consider_magic_clip,
-        };
-        let below_x: Vec<&[f64]> = below.iter().map(|g| coords(g.1)).collect();
-        // Below-group kernels also weighted by improvement over the split:
-        // from 1.1 for the best trial down to 0.1 at the threshold (the best
-        // "above" loss), so l(x) leans towards the best region it knows.
-        let mut wb = weights_for(below, 0);
-        if multi && multivariate {
-            wb = multi_below_weights(below, &mo_losses);
-        } else if let Some(first_above) = above.first() {
-            let (thr, best) = (first_above.0.1, below[0].0.1);
-            let all_complete = below.iter().chain([first_above]).all(|b| b.0.0 == 0);
-            if all_complete && thr > best {
-                for (w, b) in wb.iter_mut().zip(below) {
-                    *w *= 0.1 + (thr - b.0.1) / (thr - best);
-                }
-            }
-        }
-        let l = Parzen::new(&axes, &below_x, &wb, &priors, pcfg);
-        let liars = if self.cfg.constant_liar {
-            running.len()
-        } else {
-            0
-        };
-        let mut above_x: Vec<&[f64]> = above.iter().map(|g| coords(g.1)).collect();
-        above_x.extend(running.iter().take(liars).map(|r| r.as_slice()));
-        let wa = weights_for(above, liars);
-        if !multivariate {
-            let x = self.independent(
-                &dims,
-                &axes,
-                &priors,
-                pcfg,
-                (&below_x, &wb),
-                (&above_x, &wa),
-            );
-            let x = if visited.contains(&point_hash(&x)) {
-                fresh_random_point(&dims, &mut self.rng, |x| !visited.contains(&point_hash(x)))
-                    .unwrap_or(x)
-            } else {
-                x
-            };
-            self.cache = cache;
-            return Ok(Suggestion::Params(decode(space, &dims, &x)));
-        }
-        let g = Parzen::new(&axes, &above_x, &wa, &priors, pcfg);
+    }
+}
 
+/// Recency weights follow trial order, not rank; `extra` running trials are the newest.
+fn weights_by_recency(group: &[Ranked], extra: usize) -> Vec<f64> {
+    let mut order: Vec<(u64, usize)> = group.iter().enumerate().map(|(i, g)| (g.1, i)).collect();
+    order.sort_unstable();
+    let ramp = recency_weights(group.len() + extra);
+    let mut w = vec![0.0; group.len() + extra];
+    for (pos, (_, i)) in order.iter().enumerate() {
+        w[*i] = ramp[pos];
+    }
+    for (i, r) in ramp.iter().enumerate().skip(group.len()) {
+        w[i] = *r;
+    }
+    w
+}
+
+/// Below-group kernels weighted by recency and by improvement over the split: from 1.1
+/// for the best trial down to 0.1 at the threshold (the best "above" loss), so l(x)
+/// leans towards the best region it knows.
+fn below_weights(below: &[Ranked], above: &[Ranked]) -> Vec<f64> {
+    let mut wb = weights_by_recency(below, 0);
+    if let Some(first_above) = above.first() {
+        let (thr, best) = (first_above.0.1, below[0].0.1);
+        let all_complete = below.iter().chain([first_above]).all(|b| b.0.0 == 0);
+        if all_complete && thr > best {
+            for (w, b) in wb.iter_mut().zip(below) {
+                *w *= 0.1 + (thr - b.0.1) / (thr - best);
+            }
+        }
+    }
+    wb
+}
+
+impl TpeSampler {
+    /// Multivariate TPE: the best of `n_ei_candidates` joint draws from l(x) by
+    /// `ln l − ln g`, preferring points no trial has tried.
+    fn best_of_candidates(
+        &mut self,
+        dims: &[Dim],
+        l: &Parzen,
+        g: &Parzen,
+        visited: &HashSet<u64>,
+    ) -> Vec<f64> {
         let mut best: Option<(f64, Vec<f64>)> = None;
         let mut fallback: Option<(f64, Vec<f64>)> = None;
         // Extra rounds only matter in small discrete spaces, where every
@@ -434,7 +488,7 @@ impl TpeSampler {
             for _ in 0..self.cfg.n_ei_candidates.max(1) {
                 let w = l.sample(&mut self.rng);
                 let score = l.log_pdf(&w, &mut self.scratch) - g.log_pdf(&w, &mut self.scratch);
-                let x = from_working(&dims, &w);
+                let x = from_working(dims, &w);
                 let slot = if visited.contains(&point_hash(&x)) {
                     &mut fallback
                 } else {
@@ -448,18 +502,16 @@ impl TpeSampler {
                 break;
             }
         }
-        let x = match (best, fallback) {
+        match (best, fallback) {
             (Some((_, x)), _) => x,
+            // Every candidate repeats a trial: try plain random draws for a new point
+            // before accepting a repeat.
             (None, fb) => {
-                // Every candidate repeats a trial: try plain random draws for a new
-                // point before accepting a repeat.
-                fresh_random_point(&dims, &mut self.rng, |x| !visited.contains(&point_hash(x)))
+                fresh_random_point(dims, &mut self.rng, |x| !visited.contains(&point_hash(x)))
                     .or(fb.map(|f| f.1))
                     .expect("at least one candidate was drawn")
             }
-        };
-        self.cache = cache;
-        Ok(Suggestion::Params(decode(space, &dims, &x)))
+        }
     }
 }
 
