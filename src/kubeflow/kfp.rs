@@ -500,28 +500,7 @@ pub fn credential_warnings(p: &Pipeline) -> Vec<String> {
 pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, CompileError> {
     let (mut warnings, mut notes) = image_messages(p, packages);
     warnings.extend(credential_warnings(p));
-    for (from, to, paths) in handed_files(p) {
-        let named = if paths.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "{}, and ",
-                paths
-                    .iter()
-                    .map(|p| format!("`{p}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        notes.push(format!(
-            "files travel from step `{from}` to step `{to}` as an artifact: {named}whatever else `{from}` writes in its working directory"
-        ));
-    }
-    for (step, path) in files_from_outside(p) {
-        notes.push(format!(
-            "step `{step}` reads `{path}`, which no step writes: the step's image or a mounted volume must have it"
-        ));
-    }
+    notes.extend(file_notes(p));
     let name = pipeline_name(p);
     if name != p.name {
         warnings.push(format!(
@@ -538,28 +517,7 @@ pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, Compi
     let mut platform_executors = Map::new();
 
     let consumed = consumed_outputs(p);
-    {
-        let (comp, exec) = (
-            format!("comp-{RUNTIME_TASK}"),
-            format!("exec-{RUNTIME_TASK}"),
-        );
-        components.insert(
-            comp.clone(),
-            json!({
-                "executorLabel": exec,
-                "outputDefinitions": {"artifacts": {RUNTIME_TASK: artifact_type("system.Artifact")}},
-            }),
-        );
-        executors.insert(exec, json!({ "container": runtime_container(p) }));
-        tasks.insert(
-            RUNTIME_TASK.into(),
-            json!({
-                "taskInfo": {"name": RUNTIME_TASK},
-                "componentRef": {"name": comp},
-                "cachingOptions": {"enableCache": true},
-            }),
-        );
-    }
+    insert_runtime_task(p, &mut components, &mut executors, &mut tasks);
 
     let mut shared = SharedCells::default();
     for step in &p.steps {
@@ -600,18 +558,7 @@ pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, Compi
     let mut root = Map::new();
     root.insert("dag".into(), json!({ "tasks": tasks }));
     if !p.parameters.is_empty() {
-        let mut params = Map::new();
-        for param in &p.parameters {
-            params.insert(
-                param.name.clone(),
-                json!({
-                    "parameterType": parameter_type(&param.value),
-                    "defaultValue": parameter_json(&param.name, &param.value)?,
-                    "isOptional": true,
-                }),
-            );
-        }
-        root.insert("inputDefinitions".into(), json!({ "parameters": params }));
+        root.insert("inputDefinitions".into(), input_definitions(p)?);
     }
 
     let spec = json!({
@@ -638,6 +585,81 @@ pub fn compile_with(p: &Pipeline, packages: &Packages) -> Result<Compiled, Compi
         warnings,
         notes,
     })
+}
+
+/// What `kale compile` says about files: each one handed from a step to a later one as an
+/// artifact, and each one a step reads that no step writes.
+fn file_notes(p: &Pipeline) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (from, to, paths) in handed_files(p) {
+        let named = if paths.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "{}, and ",
+                paths
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        notes.push(format!(
+            "files travel from step `{from}` to step `{to}` as an artifact: {named}whatever else `{from}` writes in its working directory"
+        ));
+    }
+    for (step, path) in files_from_outside(p) {
+        notes.push(format!(
+            "step `{step}` reads `{path}`, which no step writes: the step's image or a mounted volume must have it"
+        ));
+    }
+    notes
+}
+
+/// The task that publishes kale's runtime (and the shared cells) as an artifact every
+/// step reads.
+fn insert_runtime_task(
+    p: &Pipeline,
+    components: &mut Map<String, Value>,
+    executors: &mut Map<String, Value>,
+    tasks: &mut Map<String, Value>,
+) {
+    let (comp, exec) = (
+        format!("comp-{RUNTIME_TASK}"),
+        format!("exec-{RUNTIME_TASK}"),
+    );
+    components.insert(
+        comp.clone(),
+        json!({
+            "executorLabel": exec,
+            "outputDefinitions": {"artifacts": {RUNTIME_TASK: artifact_type("system.Artifact")}},
+        }),
+    );
+    executors.insert(exec, json!({ "container": runtime_container(p) }));
+    tasks.insert(
+        RUNTIME_TASK.into(),
+        json!({
+            "taskInfo": {"name": RUNTIME_TASK},
+            "componentRef": {"name": comp},
+            "cachingOptions": {"enableCache": true},
+        }),
+    );
+}
+
+/// The pipeline's parameters with their types and defaults.
+fn input_definitions(p: &Pipeline) -> Result<Value, CompileError> {
+    let mut params = Map::new();
+    for param in &p.parameters {
+        params.insert(
+            param.name.clone(),
+            json!({
+                "parameterType": parameter_type(&param.value),
+                "defaultValue": parameter_json(&param.name, &param.value)?,
+                "isOptional": true,
+            }),
+        );
+    }
+    Ok(json!({ "parameters": params }))
 }
 
 fn header(p: &Pipeline, name: &str) -> String {
