@@ -174,6 +174,12 @@ impl Browser {
 
     /// Waits until `expr` is truthy in the page and returns its value.
     pub fn wait_for(&mut self, expr: &str, what: &str) -> Value {
+        self.wait_up_to(expr, PATIENCE)
+            .unwrap_or_else(|| panic!("waited in vain for {what} ({expr})"))
+    }
+
+    /// `expr`'s value once it is truthy, or None after `patience`.
+    pub fn wait_up_to(&mut self, expr: &str, patience: Duration) -> Option<Value> {
         let start = Instant::now();
         loop {
             let v = self.eval(&format!(
@@ -182,12 +188,11 @@ impl Browser {
             let truthy =
                 !matches!(&v, Value::Null | Value::Bool(false)) && v != json!(0) && v != json!("");
             if truthy {
-                return v;
+                return Some(v);
             }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "waited in vain for {what} ({expr})"
-            );
+            if start.elapsed() >= patience {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
