@@ -882,20 +882,7 @@ impl Analyzer<'_> {
 
     /// `target` (names, tuples of names) may hold objects of what `value` refers to.
     fn shares_with(&mut self, target: &Expr, value: &Expr) {
-        let mut sources = BTreeSet::new();
-        let mut calls = Vec::new();
-        effects::share_sources(value, &mut sources, &mut calls);
-        // A plain-named callee may be the user's function returning its argument; the
-        // data-flow analysis decides once it knows the callee (see `CallFact`).
-        for c in calls {
-            if let Expr::Name(f) = &*c.func {
-                sources.insert(f.id.to_string());
-            }
-            for a in c.arguments.args.iter() {
-                let mut calls2 = Vec::new();
-                effects::share_sources(a, &mut sources, &mut calls2);
-            }
-        }
+        let sources = value_sources(value);
         // An instance holds its class (`acc = Acc()`): a class the steps define travels
         // by value, so the two must travel together to stay one class.
         let mut names = Vec::new();
@@ -926,18 +913,7 @@ impl Analyzer<'_> {
         if self.target != Target::Module || !self.is_global(root) || self.is_import(root) {
             return;
         }
-        let mut sources = BTreeSet::new();
-        let mut calls = Vec::new();
-        effects::share_sources(value, &mut sources, &mut calls);
-        for c in calls {
-            if let Expr::Name(f) = &*c.func {
-                sources.insert(f.id.to_string());
-            }
-            for a in c.arguments.args.iter() {
-                let mut calls2 = Vec::new();
-                effects::share_sources(a, &mut sources, &mut calls2);
-            }
-        }
+        let mut sources = value_sources(value);
         sources.remove(root);
         sources.retain(|s| !self.is_import(s));
         if sources.is_empty() {
@@ -1417,6 +1393,25 @@ fn positional_params(p: Option<&Parameters>) -> Vec<String> {
             .collect()
     })
     .unwrap_or_default()
+}
+
+/// The names whose objects the value of `value` may hold. A plain-named callee may be
+/// the user's function returning its argument; the data-flow analysis decides once it
+/// knows the callee (see `CallFact`), so the callee and its arguments count.
+fn value_sources(value: &Expr) -> BTreeSet<String> {
+    let mut sources = BTreeSet::new();
+    let mut calls = Vec::new();
+    effects::share_sources(value, &mut sources, &mut calls);
+    for c in calls {
+        if let Expr::Name(f) = &*c.func {
+            sources.insert(f.id.to_string());
+        }
+        for a in c.arguments.args.iter() {
+            let mut calls2 = Vec::new();
+            effects::share_sources(a, &mut sources, &mut calls2);
+        }
+    }
+    sources
 }
 
 fn collect_target_names(target: &Expr, out: &mut Vec<String>) {
