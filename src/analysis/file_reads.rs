@@ -3,7 +3,7 @@
 //! a KFP cache cannot, so `kale compile --target kfp` names these reads.
 
 use ruff_python_ast::visitor::{Visitor, walk_expr};
-use ruff_python_ast::{Expr, Mod};
+use ruff_python_ast::{Expr, ExprCall, Mod};
 use ruff_python_parser::Mode;
 use ruff_text_size::Ranged;
 
@@ -50,10 +50,52 @@ const READERS: &[&str] = &[
 
 /// Every file-reading call in these cells, in order.
 pub fn file_reads(cells: &[CellSource]) -> Vec<FileReadCall> {
+    // A cell naming no reader cannot call one.
+    let may_name = |source: &str| READERS.iter().any(|name| source.contains(name));
+    calls_in_cells(cells, may_name, read_path)
+        .into_iter()
+        .map(|(at, call, path)| FileReadCall { at, call, path })
+        .collect()
+}
+
+/// `Some(path)` when the call reads a file (`path` None when not a literal).
+fn read_path(call: &ExprCall, _name: &str, last: &str) -> Option<Option<String>> {
+    // `Path("x").read_text()`: the path is the receiver, not an argument.
+    let path_arg = match (&*call.func, last) {
+        (Expr::Attribute(a), "read_text" | "read_bytes") => match &*a.value {
+            Expr::Call(path) => path.arguments.args.first().and_then(literal),
+            other => literal(other),
+        },
+        _ => call.arguments.args.first().and_then(literal).or_else(|| {
+            call.arguments
+                .keywords
+                .iter()
+                .find(|k| {
+                    k.arg.as_ref().is_some_and(|a| {
+                        matches!(
+                            a.as_str(),
+                            "file" | "fname" | "filepath_or_buffer" | "path" | "io"
+                        )
+                    })
+                })
+                .and_then(|k| literal(&k.value))
+        }),
+    };
+    (READERS.contains(&last) && !writes(&call.arguments, last) && reads_path(&call.func, last))
+        .then_some(path_arg)
+}
+
+/// Every call in these cells that `found` recognises (its location, the callee as
+/// written, the path `found` gives), in order. `may_name` skips the cells whose text
+/// cannot hold such a call: parsing is most of the cost.
+pub(super) fn calls_in_cells(
+    cells: &[CellSource],
+    may_name: impl Fn(&str) -> bool,
+    found: impl Fn(&ExprCall, &str, &str) -> Option<Option<String>>,
+) -> Vec<(Location, String, Option<String>)> {
     let mut out = Vec::new();
     for cell in cells {
-        // Parsing is most of the cost: a cell naming no reader cannot call one.
-        if !READERS.iter().any(|name| cell.source.contains(name)) {
+        if !may_name(cell.source) {
             continue;
         }
         let Ok(parsed) = parse(cell.source, Mode::Ipython) else {
@@ -65,6 +107,7 @@ pub fn file_reads(cells: &[CellSource]) -> Vec<FileReadCall> {
         let mut finder = Finder {
             index: LineIndex::new(cell.source),
             cell: cell.number,
+            recognise: &found,
             found: Vec::new(),
         };
         for stmt in &module.body {
@@ -75,50 +118,26 @@ pub fn file_reads(cells: &[CellSource]) -> Vec<FileReadCall> {
     out
 }
 
-struct Finder<'s> {
+type Recognise<'f> = &'f dyn Fn(&ExprCall, &str, &str) -> Option<Option<String>>;
+
+struct Finder<'s, 'f> {
     index: LineIndex<'s>,
     cell: usize,
-    found: Vec<FileReadCall>,
+    recognise: Recognise<'f>,
+    found: Vec<(Location, String, Option<String>)>,
 }
 
-impl<'a> Visitor<'a> for Finder<'_> {
+impl<'a> Visitor<'a> for Finder<'_, '_> {
     fn visit_expr(&mut self, expr: &'a Expr) {
         if let Expr::Call(call) = expr
             && let Some(name) = dotted(&call.func)
         {
             let last = name.rsplit('.').next().unwrap_or(&name);
-            // `Path("x").read_text()`: the path is the receiver, not an argument.
-            let path_arg = match (&*call.func, last) {
-                (Expr::Attribute(a), "read_text" | "read_bytes") => match &*a.value {
-                    Expr::Call(path) => path.arguments.args.first().and_then(literal),
-                    other => literal(other),
-                },
-                _ => call.arguments.args.first().and_then(literal).or_else(|| {
-                    call.arguments
-                        .keywords
-                        .iter()
-                        .find(|k| {
-                            k.arg.as_ref().is_some_and(|a| {
-                                matches!(
-                                    a.as_str(),
-                                    "file" | "fname" | "filepath_or_buffer" | "path" | "io"
-                                )
-                            })
-                        })
-                        .and_then(|k| literal(&k.value))
-                }),
-            };
-            if READERS.contains(&last)
-                && !writes(&call.arguments, last)
-                && reads_path(&call.func, last)
-            {
-                self.found.push(FileReadCall {
-                    at: self
-                        .index
-                        .location(self.cell, usize::from(call.range().start())),
-                    call: name.clone(),
-                    path: path_arg,
-                });
+            if let Some(path) = (self.recognise)(call, &name, last) {
+                let at = self
+                    .index
+                    .location(self.cell, usize::from(call.range().start()));
+                self.found.push((at, name.clone(), path));
             }
         }
         walk_expr(self, expr);
@@ -154,14 +173,14 @@ fn writes(arguments: &ruff_python_ast::Arguments, last: &str) -> bool {
     mode.is_some_and(|m| m.contains(['w', 'a', 'x']) && !m.contains('+'))
 }
 
-fn literal(expr: &Expr) -> Option<String> {
+pub(super) fn literal(expr: &Expr) -> Option<String> {
     match expr {
         Expr::StringLiteral(s) => Some(s.value.to_str().to_string()),
         _ => None,
     }
 }
 
-fn dotted(expr: &Expr) -> Option<String> {
+pub(super) fn dotted(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Name(n) => Some(n.id.to_string()),
         Expr::Attribute(a) => Some(format!(

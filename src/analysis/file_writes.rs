@@ -3,12 +3,9 @@
 //! later step reads orders the two (the notebook ran them in that order) and, on
 //! Kubeflow, where every step has a file system of its own, travels between them.
 
-use ruff_python_ast::visitor::{Visitor, walk_expr};
-use ruff_python_ast::{Expr, ExprCall, Mod};
-use ruff_python_parser::Mode;
-use ruff_text_size::Ranged;
+use ruff_python_ast::{Expr, ExprCall};
 
-use super::source::{LineIndex, parse};
+use super::file_reads::{calls_in_cells, dotted, literal};
 use super::{CellSource, Location};
 
 /// One call that writes a file or directory.
@@ -57,60 +54,16 @@ const WRITERS: &[(&str, usize, &[&str])] = &[
 
 /// Every file-writing call in these cells, in order.
 pub fn file_writes(cells: &[CellSource]) -> Vec<FileWriteCall> {
-    let mut out = Vec::new();
-    for cell in cells {
-        // Parsing is most of the cost: a cell naming no writer cannot call one.
-        let names_one = cell.source.contains("open")
-            || cell.source.contains("write")
-            || WRITERS
-                .iter()
-                .any(|(name, _, _)| cell.source.contains(name));
-        if !names_one {
-            continue;
-        }
-        let Ok(parsed) = parse(cell.source, Mode::Ipython) else {
-            continue;
-        };
-        let Mod::Module(module) = parsed.syntax() else {
-            continue;
-        };
-        let mut finder = Finder {
-            index: LineIndex::new(cell.source),
-            cell: cell.number,
-            found: Vec::new(),
-        };
-        for stmt in &module.body {
-            finder.visit_stmt(stmt);
-        }
-        out.extend(finder.found);
-    }
-    out
-}
-
-struct Finder<'s> {
-    index: LineIndex<'s>,
-    cell: usize,
-    found: Vec<FileWriteCall>,
-}
-
-impl<'a> Visitor<'a> for Finder<'_> {
-    fn visit_expr(&mut self, expr: &'a Expr) {
-        if let Expr::Call(call) = expr
-            && let Some(name) = dotted(&call.func)
-        {
-            let last = name.rsplit('.').next().unwrap_or(&name).to_owned();
-            if let Some(path) = written_path(call, &name, &last) {
-                self.found.push(FileWriteCall {
-                    at: self
-                        .index
-                        .location(self.cell, usize::from(call.range().start())),
-                    call: name,
-                    path,
-                });
-            }
-        }
-        walk_expr(self, expr);
-    }
+    // A cell naming no writer cannot call one.
+    let may_name = |source: &str| {
+        source.contains("open")
+            || source.contains("write")
+            || WRITERS.iter().any(|(name, _, _)| source.contains(name))
+    };
+    calls_in_cells(cells, may_name, written_path)
+        .into_iter()
+        .map(|(at, call, path)| FileWriteCall { at, call, path })
+        .collect()
 }
 
 /// `Some(path)` when the call writes (`path` None when not a literal).
@@ -175,27 +128,6 @@ fn written_path(call: &ExprCall, name: &str, last: &str) -> Option<Option<String
                     .and_then(literal),
             )
         }
-    }
-}
-
-fn literal(expr: &Expr) -> Option<String> {
-    match expr {
-        Expr::StringLiteral(s) => Some(s.value.to_str().to_string()),
-        _ => None,
-    }
-}
-
-fn dotted(expr: &Expr) -> Option<String> {
-    match expr {
-        Expr::Name(n) => Some(n.id.to_string()),
-        Expr::Attribute(a) => Some(format!(
-            "{}.{}",
-            dotted(&a.value).unwrap_or_default(),
-            a.attr.as_str()
-        ))
-        .map(|s| s.trim_start_matches('.').to_string()),
-        Expr::Call(c) => dotted(&c.func).map(|f| format!("{f}()")),
-        _ => None,
     }
 }
 
