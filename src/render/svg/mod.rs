@@ -377,8 +377,16 @@ mod tests {
             .collect();
         trials.push(trial(6, &[0.85, 100_000.0], 99_950.0));
         let svg = render(Kind::Pareto, &e, &trials, &Options::default());
-        let y = svg.split("class=\"zoom-area\"").nth(1).unwrap();
-        let hi: f64 = y
+        let hi = zoom_area_y_max(&svg);
+        assert!(hi < 100.0, "the y axis reaches {hi}");
+        assert_eq!(marked(&svg, "infeasible"), [6]);
+        assert!(svg.contains("1 beyond the axes"));
+    }
+
+    /// The upper end of the y range a plot's zoomable area declares (`data-y="lo hi"`).
+    fn zoom_area_y_max(svg: &str) -> f64 {
+        let frame = svg.split("class=\"zoom-area\"").nth(1).unwrap();
+        frame
             .split("data-y=\"")
             .nth(1)
             .unwrap()
@@ -386,10 +394,7 @@ mod tests {
             .nth(1)
             .unwrap()
             .parse()
-            .unwrap();
-        assert!(hi < 100.0, "the y axis reaches {hi}");
-        assert_eq!(marked(&svg, "infeasible"), [6]);
-        assert!(svg.contains("1 beyond the axes"));
+            .unwrap()
     }
 
     #[test]
@@ -425,16 +430,7 @@ mod tests {
         let history = render(Kind::History, &e, &trials, &Options::default());
         assert!(history.contains("infeasible (1, breaks a constraint)"));
         // The best line steps to 0.6 at trial 2, never to 0.99.
-        let frame = history.split("class=\"zoom-area\"").nth(1).unwrap();
-        let hi: f64 = frame
-            .split("data-y=\"")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let hi = zoom_area_y_max(&history);
         assert!(hi < 0.99, "the axis spans the feasible values: {hi}");
         let timeline = render(Kind::Timeline, &e, &trials, &Options::default());
         assert!(
